@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, configuration, provider adapters, sessions, limits, health, CLI."""

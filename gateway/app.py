@@ -1,0 +1,63 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .config import Settings
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Blueprints by module; each module exposes ``bp``. Modules not present in this build are skipped.
+BLUEPRINTS = (
+    "gateway.health",
+    "gateway.ussd.routes",
+    "gateway.sms.routes",
+    "gateway.metrics",
+    "gateway.simulator",
+)
+
+
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, *, start_embedded_worker: bool = False
+) -> Flask:
+    """Build the web app. Pass ``runtime`` to share one with tests; ``start_embedded_worker`` runs
+    the SMS worker in a thread of this process (embedded Redis only)."""
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    runtime = runtime or Runtime.build(settings)
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.extensions["elimu"] = runtime
+
+    for module_name in BLUEPRINTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        register = getattr(module, "init_app", None)
+        if register is not None:
+            register(app)
+        else:
+            app.register_blueprint(module.bp)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return jsonify(error=exc.name, reason=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception):  # pragma: no cover - last resort; routes answer their own errors
+        log.exception("unhandled error")
+        return jsonify(error="Service Unavailable", reason="temporary failure, retry later"), 503
+
+    if start_embedded_worker and settings.embedded_redis:
+        from workers.embedded import start_embedded_worker as start
+
+        start(runtime)
+    return app

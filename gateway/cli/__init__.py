@@ -1,0 +1,77 @@
+"""The ``elimu`` command line. Command groups live in modules named in ``COMMAND_MODULES``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..config import ConfigError, Settings
+from ..runtime import Runtime
+
+# Each module exposes ``commands``: a list of click commands or groups to add to ``elimu``.
+COMMAND_MODULES = (
+    "gateway.cli.serve",
+    "gateway.cli.database",
+    "gateway.cli.registry",
+    "gateway.cli.results",
+    "gateway.cli.demo",
+    "gateway.cli.sms",
+    "gateway.cli.audit",
+    "gateway.cli.simulate",
+)
+
+
+class Context:
+    """Lazily built runtime, so ``elimu --help`` needs no database."""
+
+    def __init__(self) -> None:
+        self._runtime: Runtime | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            try:
+                self._runtime = Runtime.build(Settings.from_env())
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._runtime
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="elimu-gateway")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Elimu Gateway: USSD and SMS access to Kenya's education registry."""
+    ctx.ensure_object(Context)
+
+
+def _load() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        for command in module.commands:
+            cli.add_command(command)
+
+
+_load()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="elimu")
+    except ConfigError as exc:  # raised outside a command's own handling
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,58 @@
+"""``elimu serve``: the web service under gunicorn (Flask's development server only with --debug)."""
+
+from __future__ import annotations
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from . import Context, pass_context
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app_factory, options: dict[str, object]) -> None:
+        self._factory = app_factory
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self._factory()
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="gunicorn worker processes (embedded mode: always 1)")
+@click.option("--debug", is_flag=True, help="Flask's development server with the debugger (never in production)")
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) -> None:
+    """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
+    from ..app import create_app
+
+    settings = ctx.settings
+    embedded = settings.embedded_redis
+    if embedded:
+        workers = 1  # the in-process Redis lives in this one process
+    if debug:
+        if not settings.dev_mode:
+            raise click.ClickException("--debug is refused outside development mode")
+        create_app(runtime=ctx.runtime, start_embedded_worker=embedded).run(host=host, port=port, debug=True,
+                                                                            use_reloader=False)
+        return
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers or 2,
+        "threads": 8 if embedded else 4,
+        "worker_class": "gthread",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+    }
+    click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
+    _Gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
+
+
+commands = [serve]

@@ -1,0 +1,190 @@
+"""Settings read from the environment (see shared CONTRACT.md), validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import warnings
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEV_SECRET_KEY = "elimu-dev-only-secret-do-not-use-in-production"
+SMS_BACKENDS = ("outbox", "africastalking")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+def _default_instance_path() -> Path:
+    return Path(os.environ.get("ELIMU_INSTANCE_PATH") or Path.cwd() / "instance")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads. Build with :meth:`from_env`."""
+
+    database_url: str
+    redis_url: str | None = None
+    sms_backend: str = "outbox"
+    env: str = "development"
+    secret_key: str = DEV_SECRET_KEY
+    webhook_token: str | None = None
+    ussd_code: str = "*384*1234#"
+    instance_path: Path = field(default_factory=_default_instance_path)
+    # Africa's Talking
+    at_username: str | None = None
+    at_api_key: str | None = None
+    at_sender_id: str | None = None
+    at_short_code: str | None = None
+    at_api_base_url: str | None = None
+    # SMS pipeline
+    sms_rate_per_second: float = 50.0
+    # Edge hardening
+    trusted_proxies: int = 0
+    allowed_networks: tuple[str, ...] = ()
+    max_body_bytes: int = 16 * 1024
+    # Operator experience
+    simulator_enabled: bool = True
+    log_format: str = "text"
+
+    @property
+    def dev_mode(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Read and validate the environment; raise ConfigError with a one-line reason."""
+        env = dict(os.environ if environ is None else environ)
+        instance_path = Path(env.get("ELIMU_INSTANCE_PATH") or Path.cwd() / "instance")
+
+        database_url = env.get("DATABASE_URL") or ""
+        if database_url:
+            database_url = _check_database_url(database_url)
+        else:
+            database_url = f"sqlite:///{instance_path / 'elimu.sqlite3'}"
+
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url:
+            _check_redis_url(redis_url)
+
+        mode = (env.get("ELIMU_ENV") or ("production" if env.get("DATABASE_URL") else "development")).lower()
+        if mode not in ("development", "production"):
+            raise ConfigError(f"ELIMU_ENV must be 'development' or 'production', not {mode!r}")
+
+        secret = env.get("ELIMU_SECRET_KEY") or ""
+        if not secret:
+            if mode != "development":
+                raise ConfigError("ELIMU_SECRET_KEY is required outside development mode (ELIMU_ENV=production)")
+            warnings.warn("ELIMU_SECRET_KEY is unset: using a development-only key", stacklevel=2)
+            secret = DEV_SECRET_KEY
+        elif len(secret) < 16:
+            raise ConfigError("ELIMU_SECRET_KEY must be at least 16 characters")
+
+        backend = (env.get("SMS_BACKEND") or "outbox").lower()
+        if backend not in SMS_BACKENDS:
+            raise ConfigError(f"SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}, not {backend!r}")
+        if backend == "africastalking" and not (env.get("AT_USERNAME") and env.get("AT_API_KEY")):
+            raise ConfigError("SMS_BACKEND=africastalking needs AT_USERNAME and AT_API_KEY")
+
+        base_url = env.get("AT_API_BASE_URL") or None
+        if base_url and urlparse(base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"AT_API_BASE_URL must be an http(s) URL, not {base_url!r}")
+
+        values: dict[str, object] = dict(
+            database_url=database_url,
+            redis_url=redis_url,
+            sms_backend=backend,
+            env=mode,
+            secret_key=secret,
+            webhook_token=env.get("ELIMU_WEBHOOK_TOKEN") or None,
+            ussd_code=env.get("ELIMU_USSD_CODE") or "*384*1234#",
+            instance_path=instance_path,
+            at_username=env.get("AT_USERNAME") or None,
+            at_api_key=env.get("AT_API_KEY") or None,
+            at_sender_id=env.get("AT_SENDER_ID") or None,
+            at_short_code=env.get("AT_SHORT_CODE") or None,
+            at_api_base_url=base_url,
+            sms_rate_per_second=_number(env, "ELIMU_SMS_RATE", 50.0),
+            trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
+            allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
+            max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
+            simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),
+            log_format=(env.get("ELIMU_LOG_FORMAT") or ("text" if mode == "development" else "json")).lower(),
+        )
+        known = {f.name for f in fields(cls)}
+        for key, value in overrides.items():
+            if key not in known:
+                raise TypeError(f"unknown setting {key!r}")
+            values[key] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _check_database_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a valid SQLAlchemy URL: {url!r}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"DATABASE_URL must point to PostgreSQL or SQLite, not {parsed.get_backend_name()!r}")
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        # psycopg 3 is the driver we ship; plain postgresql:// would look for psycopg2.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def _check_redis_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, not {url!r}")
+    try:
+        parsed.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError(f"REDIS_URL has a malformed port: {url!r}") from None
+    if parsed.scheme != "unix" and not parsed.hostname:
+        raise ConfigError(f"REDIS_URL has no host: {url!r}")
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    nets = []
+    for part in raw.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"ELIMU_ALLOWED_NETWORKS has an invalid network: {part!r}") from None
+    return tuple(nets)

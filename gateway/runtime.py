@@ -1,0 +1,71 @@
+"""The process-wide services every entry point needs: settings, database, Redis.
+
+The web app, the CLI and the workers all build one ``Runtime`` from the same settings, so the
+embedded defaults (SQLite, in-process Redis, outbox SMS) and production (PostgreSQL, Redis, AT)
+run the same code.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import fakeredis
+import redis as redis_lib
+
+from registry.db import Database
+
+from .config import Settings
+
+_EMBEDDED_SERVER: fakeredis.FakeServer | None = None
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def embedded_redis_server() -> fakeredis.FakeServer:
+    """The one in-process Redis server of this process (shared by the web app and the SMS worker)."""
+    global _EMBEDDED_SERVER
+    with _EMBEDDED_LOCK:
+        if _EMBEDDED_SERVER is None:
+            _EMBEDDED_SERVER = fakeredis.FakeServer()
+        return _EMBEDDED_SERVER
+
+
+def connect_redis(settings: Settings, server: fakeredis.FakeServer | None = None) -> redis_lib.Redis:
+    if settings.redis_url is None:
+        return fakeredis.FakeRedis(server=server or embedded_redis_server())
+    return redis_lib.Redis.from_url(
+        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    redis: redis_lib.Redis
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, *, db: Database | None = None, redis: redis_lib.Redis | None = None
+    ) -> Runtime:
+        """Assemble from settings; tests pass their own ``db``/``redis``."""
+        runtime = cls(
+            settings=settings,
+            db=db or Database(settings.database_url),
+            redis=redis if redis is not None else connect_redis(settings),
+        )
+        _wire_sms(runtime)
+        return runtime
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _wire_sms(runtime: Runtime) -> None:
+    """Hand committed outbox rows to the SMS queues (see ``workers.dispatch``)."""
+    try:
+        from workers.dispatch import make_dispatcher
+    except ImportError:  # the SMS pipeline is not installed in this build
+        return
+    runtime.db.dispatch = make_dispatcher(runtime)

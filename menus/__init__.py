@@ -1,0 +1,1 @@
+"""The USSD conversation: screens, texts in English and Kiswahili, the menu engine. Pure Python."""

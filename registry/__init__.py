@@ -1,0 +1,1 @@
+"""The registry: models, identifiers and services for schools, learners, guardians, UPIs, transfers and results."""

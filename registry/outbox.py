@@ -1,0 +1,40 @@
+"""Queue an outbound SMS: a database row in the caller's transaction, dispatched to workers after commit."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from .db import PendingMessage, add_pending
+from .models import PRIORITY_BY_KIND, MessageKind, MessageStatus, OutboundMessage, utcnow
+
+
+def queue_sms(
+    session: Session,
+    recipient: str,
+    kind: MessageKind | str,
+    body: str,
+    *,
+    secret: str | None = None,
+    link_id: str | None = None,
+    announcement_id: int | None = None,
+) -> OutboundMessage:
+    """Write one outbox row; the job is enqueued only once the surrounding transaction commits.
+
+    For secrets (OTPs) pass ``body`` with the secret replaced by ``{code}``-free redacted text and
+    the clear text in ``secret``: the database keeps only ``body``, the clear text rides in the job.
+    """
+    kind = MessageKind(kind)
+    message = OutboundMessage(
+        recipient=recipient,
+        kind=kind,
+        body=body,
+        priority=PRIORITY_BY_KIND[kind],
+        status=MessageStatus.QUEUED,
+        link_id=link_id,
+        announcement_id=announcement_id,
+        next_attempt_at=utcnow(),
+    )
+    session.add(message)
+    session.flush()
+    add_pending(session, PendingMessage(message.id, message.priority.value, secret))
+    return message

@@ -1,0 +1,173 @@
+"""Shared fixtures.
+
+Fast unit tests use SQLite and fakeredis. Integration tests use real PostgreSQL and Redis: each test
+session gets its own PostgreSQL database and its own Redis database number, so parallel runs
+(pytest-xdist, several developers) never see each other's data. With ``CI`` or
+``ELIMU_REQUIRE_SERVICES`` set, a missing server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fakeredis
+import pytest
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.config import Settings
+from gateway.runtime import Runtime
+from registry.db import Database
+from registry.models import Base
+
+PG_URL = os.environ.get("ELIMU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("ELIMU_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"))
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    reason = f"{what} is not reachable ({type(exc).__name__}: {exc}".splitlines()[0] + ")"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}; CI requires it (start it: see .ci/run)", pytrace=False)
+    pytest.skip(reason)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped at the end)."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"elimu_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        _unavailable("PostgreSQL", exc)
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_schema(pg_url: str) -> Iterator[Database]:
+    database = Database(pg_url, pool_size=5, max_overflow=5)
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def _truncate_all(database: Database) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with database.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def pg_database(_pg_schema: Database) -> Iterator[Database]:
+    """Real PostgreSQL with the full schema, emptied after each test."""
+    _pg_schema.dispatch = None
+    yield _pg_schema
+    _pg_schema.dispatch = None
+    _truncate_all(_pg_schema)
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Database:
+    """The same test on SQLite and on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis database number reserved for this test session."""
+    try:
+        admin = redis_lib.Redis.from_url(REDIS_URL, db=0, socket_connect_timeout=2)
+        admin.ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis", exc)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    for number in range(1, 16):
+        if admin.set(f"elimu:test-db-lock:{number}", token, nx=True, ex=3 * 3600):
+            break
+    else:
+        pytest.fail("all Redis databases 1-15 are reserved by other test runs", pytrace=False)
+    url = f"{REDIS_URL.rstrip('/')}/{number}"
+    redis_lib.Redis.from_url(url).flushdb()
+    yield url
+    redis_lib.Redis.from_url(url).flushdb()
+    if admin.get(f"elimu:test-db-lock:{number}") == token.encode():
+        admin.delete(f"elimu:test-db-lock:{number}")
+
+
+@pytest.fixture
+def real_redis(redis_url: str) -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+# --- Settings, runtime, app ---------------------------------------------------------------------
+
+
+def make_settings(tmp_path: Path, database: Database, redis_url: str | None = None, **overrides) -> Settings:
+    env = {"ELIMU_ENV": "development", "ELIMU_SECRET_KEY": TEST_SECRET, "ELIMU_INSTANCE_PATH": str(tmp_path)}
+    return Settings.from_env(env, database_url=database.url, redis_url=redis_url, **overrides)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, sqlite_database: Database, fake_redis) -> Iterator[Runtime]:
+    """Fast runtime: SQLite + fakeredis + outbox SMS."""
+    rt = Runtime.build(make_settings(tmp_path, sqlite_database), db=sqlite_database, redis=fake_redis)
+    yield rt
+
+
+@pytest.fixture
+def integration_runtime(tmp_path: Path, pg_database: Database, real_redis, redis_url: str) -> Iterator[Runtime]:
+    """Production-shaped runtime: PostgreSQL + real Redis + outbox SMS."""
+    rt = Runtime.build(make_settings(tmp_path, pg_database, redis_url), db=pg_database, redis=real_redis)
+    yield rt
+
+
+@pytest.fixture
+def app(runtime: Runtime):
+    from gateway.app import create_app
+
+    application = create_app(runtime=runtime)
+    application.config.update(TESTING=True)
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,1 @@
+"""RQ jobs: sending SMS, inbound-SMS handling, delivery reconciliation."""
