@@ -8,7 +8,9 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from . import logs, security
 from .config import Settings
+from .logs import configure_logging
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ def create_app(
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["elimu"] = runtime
+    configure_logging(settings.log_format)
+    logs.init_app(app)
+    security.init_app(app)
 
     for module_name in BLUEPRINTS:
         try:

@@ -1,0 +1,97 @@
+"""Logging: JSON lines (production) or text (development), with request and session ids.
+
+Log records never carry personal data: the code logs ids and outcomes, not names, UPIs, OTPs or
+PINs, and ``RedactingFilter`` masks phone numbers and long digit runs as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+from flask import Flask, g, request
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+session_id_var: ContextVar[str | None] = ContextVar("session_id", default=None)
+
+_PHONE = re.compile(r"\+?254\d{9}|\b0[17]\d{8}\b")
+_DIGITS = re.compile(r"\b\d{6,}\b")
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """Mask phone numbers (keep the last 3 digits) and other runs of 6+ digits (OTPs, index numbers)."""
+    text = _PHONE.sub(lambda m: "+254******" + m.group(0)[-3:], text)
+    return _DIGITS.sub(lambda m: "#" * len(m.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        for key, value in list(record.__dict__.items()):
+            if key not in _RESERVED and isinstance(value, str):
+                setattr(record, key, redact(value))
+        record.request_id = request_id_var.get()
+        record.session_id = session_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and value is not None and not key.startswith("_"):
+                entry[key] = value if isinstance(value, (int, float, bool)) else str(value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
+    """Install one handler on the root logger (idempotent)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_elimu", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._elimu = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id (``X-Request-ID`` if the proxy set one) and echo it back."""
+
+    @app.before_request
+    def _request_id() -> None:
+        rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:16]
+        g.request_id = rid
+        g._request_token = request_id_var.set(rid)
+        g._session_token = session_id_var.set(request.form.get("sessionId", "")[:64] or None)
+
+    @app.after_request
+    def _echo(response):
+        rid = g.get("request_id")
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        return response

@@ -1,0 +1,86 @@
+"""Edge checks shared by every callback: webhook token, source networks, body size, request ids, metrics."""
+
+import logging
+
+import pytest
+
+from gateway.app import create_app
+from gateway.logs import RedactingFilter, redact
+from gateway.runtime import Runtime
+from tests.conftest import make_settings
+
+
+def _client(runtime: Runtime, tmp_path, **overrides):
+    settings = make_settings(tmp_path, runtime.db, **overrides)
+    rt = Runtime.build(settings, db=runtime.db, redis=runtime.redis)
+    return create_app(runtime=rt).test_client()
+
+
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/ussd/africastalking/events",
+                                  "/sms/africastalking/inbound", "/sms/africastalking/delivery"])
+def test_token_required_on_every_callback(runtime, tmp_path, path):
+    client = _client(runtime, tmp_path, webhook_token="s3cret-token-value")
+    for query in ("", "?token=wrong", "?token=s3cret-token-valu", "?token="):
+        response = client.post(path + query, data={"sessionId": "x"})
+        assert response.status_code == 403, query
+        assert response.data == b"Forbidden\n"
+
+
+def test_right_token_passes_the_edge(runtime, tmp_path):
+    client = _client(runtime, tmp_path, webhook_token="s3cret-token-value")
+    response = client.post("/ussd/africastalking?token=s3cret-token-value", data={})
+    assert response.status_code != 403
+
+
+def test_health_is_not_a_callback(runtime, tmp_path):
+    client = _client(runtime, tmp_path, webhook_token="s3cret-token-value")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_network_allow_list(runtime, tmp_path):
+    client = _client(runtime, tmp_path, allowed_networks=("10.0.0.0/8",))
+    assert client.post("/sms/africastalking/delivery", data={}).status_code == 403
+    allowed = client.post("/sms/africastalking/delivery", data={}, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert allowed.status_code != 403
+
+
+def test_allow_list_behind_a_trusted_proxy(runtime, tmp_path):
+    client = _client(runtime, tmp_path, allowed_networks=("10.0.0.0/8",), trusted_proxies=1)
+    headers = {"X-Forwarded-For": "10.9.9.9"}
+    assert client.post("/sms/africastalking/delivery", data={}, headers=headers).status_code != 403
+    spoofed = {"X-Forwarded-For": "10.9.9.9, 8.8.8.8"}  # only the last hop is trusted
+    assert client.post("/sms/africastalking/delivery", data={}, headers=spoofed).status_code == 403
+
+
+def test_oversized_body_is_413(runtime, tmp_path):
+    client = _client(runtime, tmp_path, max_body_bytes=1024)
+    response = client.post("/ussd/africastalking", data={"text": "1" * 5000, "sessionId": "s"})
+    assert response.status_code == 413
+
+
+def test_request_id_echoed(client):
+    response = client.get("/healthz", headers={"X-Request-ID": "abc123"})
+    assert response.headers["X-Request-ID"] == "abc123"
+    assert len(client.get("/healthz").headers["X-Request-ID"]) == 16
+
+
+def test_redaction_masks_phones_and_codes():
+    assert redact("to +254712345678 code 482913") == "to +254******678 code ######"
+    assert redact("from 0712345678") == "from +254******678"
+    assert redact("year 2025, 3 hops") == "year 2025, 3 hops"
+
+
+def test_redacting_filter_on_args_and_extras():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent to %s", ("+254712345678",), None)
+    record.phone = "+254799999999"
+    RedactingFilter().filter(record)
+    assert "712345678" not in record.getMessage()
+    assert record.phone == "+254******999"
+
+
+def test_metrics_endpoint_serves_prometheus_text(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert b"elimu_ussd_hops_total" in response.data or b"# HELP elimu_ussd_hops" in response.data
+    assert b'elimu_queue_depth{queue="sms-otp"}' in response.data
