@@ -95,7 +95,7 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest) -> Database:
     """The same test on SQLite and on PostgreSQL."""
-    return request.getfixturevalue(f"{request.param}_database")
+    return request.getfixturevalue({"sqlite": "sqlite_database", "postgresql": "pg_database"}[request.param])
 
 
 # --- Redis --------------------------------------------------------------------------------------
