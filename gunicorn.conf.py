@@ -1,0 +1,35 @@
+"""gunicorn settings for production: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Environment overrides: ELIMU_BIND, WEB_CONCURRENCY (processes), ELIMU_THREADS.
+Prometheus metrics are merged across processes through PROMETHEUS_MULTIPROC_DIR.
+"""
+
+import os
+import shutil
+import tempfile
+
+bind = os.environ.get("ELIMU_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2 + 1))
+threads = int(os.environ.get("ELIMU_THREADS", "4"))
+worker_class = "gthread"
+timeout = 30  # a USSD hop must answer within AT's 10 s; anything near 30 s is a stuck worker
+graceful_timeout = 20
+keepalive = 5
+max_requests = 20000
+max_requests_jitter = 2000
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'  # no query string: it may hold the token
+proc_name = "elimu-web"
+
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "elimu-metrics"))
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

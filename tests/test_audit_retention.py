@@ -1,0 +1,85 @@
+"""The audit trail and the purge, on SQLite and PostgreSQL, and through the CLI."""
+
+import json
+from datetime import date, timedelta
+
+from click.testing import CliRunner
+
+from registry.models import (
+    Institution,
+    Learner,
+    MessageKind,
+    OutboundMessage,
+    Priority,
+    UssdSessionEvent,
+    utcnow,
+)
+from registry.services.audit import history, record_disclosure
+from registry.services.retention import PURGED, purge
+
+
+def _learner(session, upi="ABC234"):
+    school = Institution(code="WE4T", name="Kamukunji High", county_code="047")
+    learner = Learner(upi=upi, first_name="Jane", last_name="Wanjiku", date_of_birth=date(2010, 1, 2),
+                      gender="F", grade="Form 3", institution=school)
+    session.add(learner)
+    session.flush()
+    return learner
+
+
+def test_history_by_learner_and_phone(database):
+    with database.transaction() as s:
+        learner = _learner(s)
+        record_disclosure(s, phone="+254712345678", learner_id=learner.id, action="upi_sent", channel="ussd",
+                          reference="sess-1")
+        record_disclosure(s, phone="+254700000001", learner_id=learner.id, action="results_replied",
+                          channel="sms", reference="msg-9")
+    with database.session() as s:
+        by_learner = history(s, upi="abc234")
+        assert [e.action for e, _ in by_learner] == ["results_replied", "upi_sent"]
+        assert all(upi == "ABC234" for _, upi in by_learner)
+        by_phone = history(s, phone="+254712345678")
+        assert [(e.action, e.reference) for e, _ in by_phone] == [("upi_sent", "sess-1")]
+
+
+def test_purge_removes_old_bodies_and_events_only(database):
+    old = utcnow() - timedelta(days=100)
+    with database.transaction() as s:
+        s.add_all([
+            UssdSessionEvent(session_id="old", created_at=old, updated_at=old),
+            UssdSessionEvent(session_id="new"),
+            OutboundMessage(recipient="+254712345678", kind=MessageKind.REPLY, body="KCSE 2025 Jane W. mean B+",
+                            priority=Priority.REPLY, created_at=old, updated_at=old),
+            OutboundMessage(recipient="+254712345678", kind=MessageKind.REPLY, body="recent",
+                            priority=Priority.REPLY),
+        ])
+    with database.transaction() as s:
+        counts = purge(s, timedelta(days=90))
+    assert (counts.session_events, counts.outbound_bodies) == (1, 1)
+    with database.session() as s:
+        assert [e.session_id for e in s.query(UssdSessionEvent)] == ["new"]
+        assert sorted(m.body for m in s.query(OutboundMessage)) == [PURGED, "recent"]
+    with database.transaction() as s:  # idempotent
+        assert purge(s, timedelta(days=90)).outbound_bodies == 0
+
+
+def test_audit_cli(runtime, monkeypatch):
+    from gateway import cli as cli_module
+
+    with runtime.db.transaction() as s:
+        learner = _learner(s)
+        record_disclosure(s, phone="+254712345678", learner_id=learner.id, action="status_shown",
+                          channel="ussd", reference="sess-7")
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    runner = CliRunner()
+    result = runner.invoke(cli_module.cli, ["audit", "--phone", "0712 345 678", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["action"] == "status_shown"
+    text = runner.invoke(cli_module.cli, ["audit", "--learner", "ABC234"])
+    assert "status_shown" in text.output and "sess-7" in text.output
+    bad = runner.invoke(cli_module.cli, ["audit", "--phone", "020 2222222"])
+    assert bad.exit_code == 2 and "landline" in bad.output
+    none = runner.invoke(cli_module.cli, ["audit"])
+    assert none.exit_code == 2
+    purged = runner.invoke(cli_module.cli, ["purge", "--older-than", "30"])
+    assert purged.exit_code == 0 and "purged:" in purged.output
