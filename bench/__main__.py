@@ -1,0 +1,86 @@
+"""``python -m bench [--smoke] [--only B1,B2]``: run the benchmarks, print the table, write JSON.
+
+See bench/README.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import datagen
+from .figures import FULL, INBOUND_BASE, OTP_BASE, SMOKE, Row, b1, b2, b3, b4, prepare
+from .harness import ROOT, Stack, drop_database, fresh_database, release_redis_db, reserve_redis_db
+
+ANNOUNCE_BASE = 3_000_000
+
+
+def seed(url: str, scale) -> None:
+    database = prepare(url)
+    with database.transaction() as session:
+        school = datagen.institution(session, "BSCH", "Bench Secondary School")
+        datagen.learners_with_guardians(session, scale.linked_phones, school)
+        datagen.learners_with_guardians(session, scale.otp_flows, school, start=OTP_BASE)
+        announced = datagen.institution(session, "BANN", "Bench Announcement School")
+        datagen.learners_with_guardians(session, scale.announcement, announced, start=ANNOUNCE_BASE)
+        datagen.results(session, scale.results)
+    database.dispose()
+    assert ANNOUNCE_BASE + scale.announcement < INBOUND_BASE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run at toy scale (CI)")
+    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated figures")
+    args = parser.parse_args(argv)
+    scale = SMOKE if args.smoke else FULL
+    wanted = {f.strip().upper() for f in args.only.split(",")}
+    rows: list[Row] = []
+    redis_db = reserve_redis_db()
+    began = time.time()
+    try:
+        url = fresh_database("elimu_bench")
+        print(f"seeding: {scale.linked_phones + scale.announcement:,} learners, {scale.results:,} results",
+              file=sys.stderr)
+        seed(url, scale)
+        stack = Stack(database_url=url, redis_db=redis_db)
+        for name, figure in (("B1", b1), ("B2", b2), ("B3", b3)):
+            if name in wanted:
+                print(f"running {name}", file=sys.stderr)
+                rows += figure(stack, scale)
+        if "B4" in wanted:
+            print("running B4", file=sys.stderr)
+            rows += b4(lambda u: Stack(database_url=u, redis_db=redis_db), scale)
+        drop_database("elimu_bench")
+    finally:
+        release_redis_db(redis_db)
+    report(rows, scale, args.smoke, time.time() - began)
+    failed = [r for r in rows if r.ok is False]
+    return 1 if failed and not args.smoke else 0
+
+
+def report(rows: list[Row], scale, smoke: bool, seconds: float) -> None:
+    width = max(len(r.figure) for r in rows) if rows else 10
+    print(f"\n{'figure':<{width}}  {'value':>12}  {'unit':<8} {'target':<10} {'floor':<10} result")
+    for r in rows:
+        verdict = "-" if r.ok is None else ("met" if r.ok else "MISSED")
+        print(f"{r.figure:<{width}}  {r.value:>12,.2f}  {r.unit:<8} {r.target:<10} {r.floor:<10} {verdict}")
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{'smoke' if smoke else 'bench'}-{stamp}.json"
+    path.write_text(json.dumps({
+        "when": stamp, "smoke": smoke, "seconds": round(seconds, 1), "scale": scale.__dict__,
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "rows": [r.as_dict() for r in rows],
+    }, indent=2))
+    print(f"\nwritten: {Path(path).relative_to(ROOT)} ({seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
