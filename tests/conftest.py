@@ -171,3 +171,24 @@ def app(runtime: Runtime):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- Figures printed at the end of the run (fault and fuzz suites) ------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        from tests import figures
+
+        figures.reset()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    from tests import figures
+
+    rows = figures.read()
+    if not rows:
+        return
+    terminalreporter.section("elimu figures (fault and fuzz suites)")
+    for row in rows:
+        terminalreporter.write_line(f"{row['suite']:<8} {row['name']:<60} {row['value']}")
