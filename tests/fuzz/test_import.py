@@ -98,4 +98,5 @@ def test_result_rows(cli, runtime, tmp_path, tally, rows):
 def test_arbitrary_bytes(cli, tmp_path, tally, content):
     result = _run(cli, tmp_path, "import-learners", content)
     tally[result.exit_code] = tally.get(result.exit_code, 0) + 1
-    assert result.exit_code in (1, 2) or not content.strip() or result.exit_code == 0
+    assert result.exit_code == 2, "a file without the contract's header is unreadable"
+    assert result.output.strip(), "exit 2 needs a one-line reason"
