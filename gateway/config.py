@@ -36,6 +36,8 @@ class Settings:
     webhook_token: str | None = None
     ussd_code: str = "*384*1234#"
     instance_path: Path = field(default_factory=_default_instance_path)
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "mymaster"
     # Africa's Talking
     at_username: str | None = None
     at_api_key: str | None = None
@@ -58,7 +60,7 @@ class Settings:
 
     @property
     def embedded_redis(self) -> bool:
-        return self.redis_url is None
+        return self.redis_url is None and not self.redis_sentinels
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -75,6 +77,8 @@ class Settings:
         redis_url = env.get("REDIS_URL") or None
         if redis_url:
             _check_redis_url(redis_url)
+
+        sentinels = _sentinels(env.get("ELIMU_REDIS_SENTINELS", ""))
 
         mode = (env.get("ELIMU_ENV") or ("production" if env.get("DATABASE_URL") else "development")).lower()
         if mode not in ("development", "production"):
@@ -102,6 +106,8 @@ class Settings:
         values: dict[str, object] = dict(
             database_url=database_url,
             redis_url=redis_url,
+            redis_sentinels=sentinels,
+            redis_sentinel_master=env.get("ELIMU_REDIS_SENTINEL_MASTER") or "mymaster",
             sms_backend=backend,
             env=mode,
             secret_key=secret,
@@ -151,6 +157,19 @@ def _check_redis_url(url: str) -> None:
         raise ConfigError(f"REDIS_URL has a malformed port: {url!r}") from None
     if parsed.scheme != "unix" and not parsed.hostname:
         raise ConfigError(f"REDIS_URL has no host: {url!r}")
+
+
+def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
+    nodes = []
+    for part in raw.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"ELIMU_REDIS_SENTINELS entries must be host:port, not {part!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return tuple(nodes)
 
 
 def _number(env: dict[str, str], name: str, default: float) -> float:

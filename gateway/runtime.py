@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import fakeredis
 import redis as redis_lib
@@ -30,12 +31,21 @@ def embedded_redis_server() -> fakeredis.FakeServer:
         return _EMBEDDED_SERVER
 
 
+REDIS_OPTIONS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 30}
+
+
 def connect_redis(settings: Settings, server: fakeredis.FakeServer | None = None) -> redis_lib.Redis:
+    """Real Redis (directly, or the master that Sentinel names), else the embedded one."""
+    if settings.redis_sentinels:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs={"socket_timeout": 1.0}, **REDIS_OPTIONS)
+        path = urlparse(settings.redis_url or "").path.strip("/")
+        db = int(path) if path.isdigit() else 0
+        return sentinel.master_for(settings.redis_sentinel_master, db=db)
     if settings.redis_url is None:
         return fakeredis.FakeRedis(server=server or embedded_redis_server())
-    return redis_lib.Redis.from_url(
-        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
-    )
+    return redis_lib.Redis.from_url(settings.redis_url, **REDIS_OPTIONS)
 
 
 @dataclass

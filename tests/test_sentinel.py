@@ -1,0 +1,57 @@
+"""Redis through Sentinel: a real ``redis-server --sentinel`` watching the local Redis."""
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from gateway.config import ConfigError, Settings
+from gateway.runtime import connect_redis
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sentinel(tmp_path, redis_url):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    conf = tmp_path / "sentinel.conf"
+    host_port = redis_url.split("//", 1)[1].rsplit("/", 1)[0]
+    host, master_port = host_port.split(":")
+    conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor elimu {host} {master_port} 1\n"
+                    f"dir {tmp_path}\n")
+    proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(5)
+
+
+def test_redis_through_sentinel(sentinel, redis_url):
+    db = redis_url.rsplit("/", 1)[1]
+    settings = Settings.from_env({"ELIMU_REDIS_SENTINELS": f"127.0.0.1:{sentinel}",
+                                  "ELIMU_REDIS_SENTINEL_MASTER": "elimu", "REDIS_URL": f"redis://sentinel/{db}",
+                                  "ELIMU_SECRET_KEY": "x" * 32})
+    assert not settings.embedded_redis
+    client = connect_redis(settings)
+    client.set("elimu:sentinel-test", "1")
+    assert client.get("elimu:sentinel-test") == b"1"
+    assert client.connection_pool.connection_kwargs["db"] == int(db)
+
+
+def test_bad_sentinel_list_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="ELIMU_REDIS_SENTINELS"):
+        Settings.from_env({"ELIMU_REDIS_SENTINELS": "nohost", "ELIMU_SECRET_KEY": "x" * 32})
