@@ -1,0 +1,1 @@
+"""The conversation flows, each a module of screens."""

@@ -1,0 +1,94 @@
+"""Activation: identify a learner linked to this phone, prove it with a code, choose a PIN."""
+
+from __future__ import annotations
+
+from ..engine import Back, Context, Go, Outcome, Retry, Screen, Stop, View
+from ..services import ActivationResult, Purpose
+from .common import ChoosePin, ConfirmPin, OtpEntry, clean_identifier, parse_ddmmyyyy
+
+MAX_MISSES = 3
+MISSES = "_misses"  # survives ``00`` (home): three misses per session, not per attempt
+
+
+def begin(ctx: Context) -> Outcome:
+    """From the main menu: an unlinked phone learns only to ask its school; an active one adds a learner."""
+    account = ctx.services.account(ctx.phone)
+    if not account.linked:
+        return Stop(ctx.t("act.not_linked"))
+    if account.active:
+        ctx.data.update(adding=True, after="act.id")
+        return Go("pin")
+    return Go("act.id")
+
+
+class Identifier(Screen):
+    name = "act.id"
+    resumable = True
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        if ctx.data.get("adding") and not ctx.data.get("pin_ok"):
+            return Go("pin", push=False)
+        return None
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t("act.identifier"),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        identifier = clean_identifier(value)
+        if identifier is None:
+            return Retry(ctx.t("hint.identifier"))
+        ctx.data["identifier"] = identifier
+        return Go("act.dob")
+
+
+class BirthDate(Screen):
+    name = "act.dob"
+    resumable = True
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        return None if ctx.data.get("identifier") else Back()
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t("act.dob"),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        born = parse_ddmmyyyy(value)
+        if born is None:
+            return Retry(ctx.t("hint.date"))
+        outcome = ctx.services.start_activation(ctx.phone, ctx.data.pop("identifier", ""), born)
+        result = outcome.result
+        if result is ActivationResult.MATCH:
+            ctx.data["learner"] = outcome.learner_id
+            return Go("act.otp", push=False)
+        if result is ActivationResult.MISS:
+            misses = ctx.data.get(MISSES, 0) + 1
+            ctx.data[MISSES] = misses
+            if misses >= MAX_MISSES:
+                return Stop(ctx.t("act.too_many_misses"))
+            return Back(ctx.t("act.miss"))
+        if result is ActivationResult.TOO_SOON:
+            return Stop(ctx.t("otp.wait"))
+        if result is ActivationResult.LIMIT:
+            return Stop(ctx.t("otp.limit"))
+        return Stop(ctx.t("act.not_linked"))
+
+
+def _after_code(ctx: Context) -> Outcome:
+    if ctx.data.get("adding"):
+        done = ctx.services.activate(ctx.phone, int(ctx.data["learner"]), None, ctx.session_id)
+        return Stop(ctx.t("act.added" if done else "learners.gone"))
+    return Go("act.pin", push=False)
+
+
+def _finish(ctx: Context, pin: str) -> Outcome:
+    done = ctx.services.activate(ctx.phone, int(ctx.data["learner"]), pin, ctx.session_id)
+    return Stop(ctx.t("act.done" if done else "learners.gone"))
+
+
+SCREENS = (
+    Identifier(),
+    BirthDate(),
+    OtpEntry("act.otp", Purpose.ACTIVATE, _after_code),
+    ChoosePin("act.pin", "pin.choose", "act.pin2", needs="otp_ok", resumable=True),
+    ConfirmPin("act.pin2", _finish, resumable=True),
+)

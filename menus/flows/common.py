@@ -1,0 +1,189 @@
+"""Screens shared by several flows: PIN entry, one-time code entry, choosing a PIN, learner lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+
+from .. import layout
+from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay, Stop, View
+from ..services import LearnerChoice, OtpResult, PinResult, Purpose
+
+IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
+
+
+def is_digits(value: str, count: int) -> bool:
+    return len(value) == count and value.isascii() and value.isdigit()
+
+
+def parse_ddmmyyyy(value: str) -> date | None:
+    """``05092014`` -> 2014-09-05; None for anything else (wrong length, impossible date)."""
+    if not is_digits(value, 8):
+        return None
+    try:
+        return date(int(value[4:]), int(value[2:4]), int(value[:2]))
+    except ValueError:
+        return None
+
+
+def clean_identifier(value: str) -> str | None:
+    """A birth certificate, assessment or index number as typed, upper-cased; None if implausible."""
+    value = value.replace(" ", "").upper()
+    return value if IDENTIFIER.match(value) else None
+
+
+class PinEntry(Screen):
+    """Asks for the account PIN, then goes to ``data['after']``. Wrong PINs have their own limit."""
+
+    name = "pin"
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        account = ctx.services.account(ctx.phone)
+        if not account.active:
+            return Stop(ctx.t("need_active"))
+        if account.locked_minutes:
+            return Stop(ctx.t("pin.locked", minutes=account.locked_minutes))
+        return None
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t("pin.enter"),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        if not is_digits(value, 4):
+            return Retry(ctx.t("hint.digits", n=4))
+        check = ctx.services.check_pin(ctx.phone, value)
+        if check.result is PinResult.OK:
+            ctx.data["pin_ok"] = True
+            return Go(ctx.data.get("after") or "main", push=False)
+        if check.result is PinResult.WRONG:
+            return Stay(ctx.t("pin.wrong", left=check.tries_left))
+        if check.result is PinResult.LOCKED_NOW:
+            return Stop(ctx.t("pin.locked_now"))
+        if check.result is PinResult.LOCKED:
+            return Stop(ctx.t("pin.locked", minutes=check.locked_minutes))
+        return Stop(ctx.t("need_active"))
+
+
+class OtpEntry(Screen):
+    """Asks for the 6-digit code of ``purpose``; on success calls ``on_ok``."""
+
+    resumable = True
+
+    def __init__(self, name: str, purpose: Purpose, on_ok: Callable[[Context], Outcome]) -> None:
+        self.name = name
+        self.purpose = purpose
+        self.on_ok = on_ok
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t("otp.enter"),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        if not is_digits(value, 6):
+            return Retry(ctx.t("hint.digits", n=6))
+        check = ctx.services.check_otp(ctx.phone, self.purpose, value, ctx.data.get("learner"))
+        if check.result is OtpResult.OK:
+            ctx.data["otp_ok"] = True
+            return self.on_ok(ctx)
+        if check.result is OtpResult.WRONG:
+            return Stay(ctx.t("otp.wrong", left=check.tries_left))
+        if check.result is OtpResult.EXHAUSTED:
+            return Stop(ctx.t("otp.exhausted"))
+        return Stop(ctx.t("otp.expired"))
+
+
+class ChoosePin(Screen):
+    """Asks for a new PIN, refuses easy ones, keeps only a sealed token, then goes to ``confirm``."""
+
+    def __init__(self, name: str, prompt: str, confirm: str, *, needs: str, resumable: bool) -> None:
+        self.name = name
+        self.prompt = prompt
+        self.confirm = confirm
+        self.needs = needs  # the data flag that proves the step before (otp_ok or pin_ok)
+        self.resumable = resumable
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        return None if ctx.data.get(self.needs) else Home()
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t(self.prompt),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        if not is_digits(value, 4):
+            return Retry(ctx.t("hint.digits", n=4))
+        if ctx.services.pin_refused(ctx.phone, value):
+            return Retry(ctx.t("pin.trivial"))
+        ctx.data["sealed_pin"] = ctx.services.seal_pin(value)
+        return Go(self.confirm)
+
+
+class ConfirmPin(Screen):
+    """Asks for the new PIN again; a mismatch goes back to choosing; a match calls ``finish``."""
+
+    def __init__(self, name: str, finish: Callable[[Context, str], Outcome], *, resumable: bool) -> None:
+        self.name = name
+        self.finish = finish
+        self.resumable = resumable
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        return None if ctx.data.get("sealed_pin") else Home()
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.t("pin.confirm"),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        if not is_digits(value, 4):
+            return Retry(ctx.t("hint.digits", n=4))
+        sealed = ctx.data.pop("sealed_pin", "")
+        if not ctx.services.sealed_pin_matches(sealed, value):
+            return Back(ctx.t("pin.mismatch"))
+        return self.finish(ctx, value)
+
+
+def learner_label(choice: LearnerChoice) -> str:
+    return f"{layout.short_person(choice.masked_name, 18)} ({layout.shorten(choice.grade, 10)})"
+
+
+class LearnerList(Screen):
+    """The learners this phone verified, masked, paged with ``98. More``; one learner is chosen at once."""
+
+    def __init__(self, name: str, on_pick: Callable[[Context, int], Outcome]) -> None:
+        self.name = name
+        self.on_pick = on_pick
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        if not ctx.data.get("pin_ok"):
+            return Home()
+        choices = ctx.services.my_learners(ctx.phone)
+        if not choices:
+            return Stop(ctx.t("learners.none"))
+        ctx.data["choices"] = [[c.learner_id, learner_label(c)] for c in choices]
+        ctx.data["page"] = 0
+        if len(choices) == 1:
+            return self.on_pick(ctx, choices[0].learner_id)
+        return None
+
+    def _pages(self, ctx: Context) -> tuple[list[str], list[list[int]]]:
+        items = [f"{i + 1}. {label}" for i, (_, label) in enumerate(ctx.data.get("choices", []))]
+        nav = layout.options_block([("0", ctx.t("nav.back")), ("00", ctx.t("nav.home"))])
+        fixed = len(ctx.t("learners.choose")) + 1 + len(ctx.t("hint.choice")) + 1 + sum(len(n) + 1 for n in nav)
+        more = f"{MORE}. {ctx.t('nav.more')}"
+        return items, layout.paginate(items, fixed, more)
+
+    def render(self, ctx: Context) -> View:
+        items, pages = self._pages(ctx)
+        page = min(ctx.data.get("page", 0), len(pages) - 1)
+        lines = [ctx.t("learners.choose")] + [items[i] for i in pages[page]]
+        if page < len(pages) - 1:
+            lines.append(f"{MORE}. {ctx.t('nav.more')}")
+        return View(lines=tuple(lines))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        choices = ctx.data.get("choices", [])
+        _, pages = self._pages(ctx)
+        if value == MORE and ctx.data.get("page", 0) < len(pages) - 1:
+            ctx.data["page"] = ctx.data.get("page", 0) + 1
+            return Stay()
+        if value.isascii() and value.isdigit() and 1 <= int(value) <= len(choices):
+            return self.on_pick(ctx, int(choices[int(value) - 1][0]))
+        return Retry(ctx.t("hint.choice"))

@@ -1,0 +1,157 @@
+"""What the menus ask of the registry: a ``Services`` protocol and the plain values it returns.
+
+The registry implements it (``registry.services.ussd_services``); tests implement fakes. Every
+method takes the caller's E.164 phone and decides itself what that phone may see, so the menus
+never hold more than they show.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+
+class Purpose(enum.StrEnum):
+    """What a one-time code unlocks."""
+
+    ACTIVATE = "activate"
+    UPI = "upi"
+    PIN_RESET = "pin_reset"
+
+
+@dataclass(frozen=True)
+class Account:
+    """The caller's standing: linked to any learner, activated (has a PIN), PIN lock minutes left."""
+
+    linked: bool
+    active: bool
+    locked_minutes: int = 0
+
+
+class PinResult(enum.StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED_NOW = "locked_now"  # this try used the last chance
+    LOCKED = "locked"  # already locked before this try
+    INACTIVE = "inactive"
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    result: PinResult
+    tries_left: int = 0
+    locked_minutes: int = 0
+
+
+class SendResult(enum.StrEnum):
+    SENT = "sent"
+    TOO_SOON = "too_soon"  # less than a minute since the last code
+    LIMIT = "limit"  # hourly or daily ceiling reached
+
+
+class ActivationResult(enum.StrEnum):
+    MATCH = "match"  # the code is sent
+    MISS = "miss"  # identity or date wrong, or not this phone's learner: one answer for all
+    NOT_LINKED = "not_linked"
+    TOO_SOON = "too_soon"
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True)
+class Activation:
+    result: ActivationResult
+    learner_id: int | None = None
+
+
+class OtpResult(enum.StrEnum):
+    OK = "ok"
+    WRONG = "wrong"
+    EXPIRED = "expired"  # none outstanding, used, or older than 5 minutes
+    EXHAUSTED = "exhausted"  # third wrong try
+
+
+@dataclass(frozen=True)
+class OtpCheck:
+    result: OtpResult
+    tries_left: int = 0
+
+
+@dataclass(frozen=True)
+class LearnerChoice:
+    """One line of a learner list: an opaque id and the masked name (``Jane W.``)."""
+
+    learner_id: int
+    masked_name: str
+    grade: str
+
+
+class Enrolment(enum.StrEnum):
+    ENROLLED = "enrolled"
+    REQUESTED = "requested"  # another school asked for a transfer
+    RELEASED = "released"  # released by the old school, awaiting admission
+    ADMITTED = "admitted"  # admitted after a transfer
+
+
+@dataclass(frozen=True)
+class LearnerStatus:
+    masked_name: str
+    grade: str
+    school: str
+    enrolment: Enrolment
+    other_school: str | None = None  # the requesting or releasing school
+    admitted_on: date | None = None
+    released_results: list[str] = field(default_factory=list)  # e.g. ["KCSE 2025"], newest first
+
+
+class Services(Protocol):
+    """The registry operations the menus call. Implementations do their own transactions."""
+
+    def language(self, phone: str) -> str | None:
+        """The language stored for this phone, or None."""
+        ...
+
+    def set_language(self, phone: str, language: str) -> None: ...
+
+    def account(self, phone: str) -> Account: ...
+
+    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
+        """Match a learner linked to ``phone`` by identifier and birth date; on a match send an OTP."""
+        ...
+
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult: ...
+
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck: ...
+
+    def check_pin(self, phone: str, pin: str) -> PinCheck: ...
+
+    def pin_refused(self, phone: str, pin: str) -> bool:
+        """Whether the PIN policy refuses this PIN (trivial, or the learner's birth year)."""
+        ...
+
+    def seal_pin(self, pin: str) -> str:
+        """A keyed one-way token of a PIN, to hold in session state between choose and confirm."""
+        ...
+
+    def sealed_pin_matches(self, sealed: str, pin: str) -> bool: ...
+
+    def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
+        """Finish activation after a good OTP: verify the link, set the PIN (None keeps it), SMS the UPI."""
+        ...
+
+    def set_pin(self, phone: str, pin: str) -> bool:
+        """Replace the PIN of an active account and clear its lock."""
+        ...
+
+    def my_learners(self, phone: str) -> list[LearnerChoice]:
+        """Learners this phone has verified (through activation)."""
+        ...
+
+    def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
+        """Queue the learner's UPI by SMS to this phone and audit it; False when not allowed."""
+        ...
+
+    def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:
+        """The learner's status for this phone (audited), or None when not allowed."""
+        ...

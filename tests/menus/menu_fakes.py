@@ -1,0 +1,148 @@
+"""A scripted ``Services`` fake: every registry answer is chosen by the input, so one menu walk can
+reach every branch. Names and schools are worst-case long. Fixtures are in ``conftest.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from menus.engine import Context, Engine, Reply, State
+from menus.services import (
+    Account,
+    Activation,
+    ActivationResult,
+    Enrolment,
+    LearnerChoice,
+    LearnerStatus,
+    OtpCheck,
+    OtpResult,
+    PinCheck,
+    PinResult,
+    Purpose,
+    SendResult,
+)
+
+LONG_SCHOOL = "St. Bakhita Kiambu Mixed Day and Boarding Comprehensive Secondary School of the Holy Ghost Fathers"
+OTHER_SCHOOL = "Our Lady of Perpetual Help Nyandarua Girls' Junior Secondary Academy and Boarding Primary School"
+# Codes and PINs that make the fake answer each way.
+OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED = "111111", "222222", "333333", "444444"
+PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY = "1357", "2468", "3579", "4680", "1234"
+ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE = "BC1", "SOON", "LIMIT", "GONE"
+DOB = "05012015"
+
+
+def long_learners(count: int) -> list[LearnerChoice]:
+    names = ["Wanjikumuthonimainawairimu Nyawira-Kamau", "Jane Wanjiku", "Achiengatieno Odhiambo",
+             "Muthonimaryanne Kariuki", "Kiplagatkipchumba Rotich", "Nafulanekesa Wafula", "Zawadiamani Said"]
+    return [
+        LearnerChoice(i + 1, f"{names[i % len(names)].split()[0]} {names[i % len(names)].split()[-1][0]}.",
+                      ["Grade 12", "Form 4", "PP1", "Grade 6"][i % 4])
+        for i in range(count)
+    ]
+
+
+@dataclass
+class FakeServices:
+    linked: bool = True
+    active: bool = True
+    locked_minutes: int = 0
+    learner_count: int = 7
+    stored_language: str | None = None
+    calls: list[tuple] = field(default_factory=list)
+
+    def language(self, phone: str) -> str | None:
+        return self.stored_language
+
+    def set_language(self, phone: str, language: str) -> None:
+        self.calls.append(("set_language", language))
+        self.stored_language = language
+
+    def account(self, phone: str) -> Account:
+        return Account(self.linked, self.active, self.locked_minutes)
+
+    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
+        self.calls.append(("start_activation", identifier, born))
+        if identifier == ID_SOON:
+            return Activation(ActivationResult.TOO_SOON)
+        if identifier == ID_LIMIT:
+            return Activation(ActivationResult.LIMIT)
+        if identifier in (ID_MATCH, ID_GONE) and born == date(2015, 1, 5):
+            return Activation(ActivationResult.MATCH, 1 if identifier == ID_MATCH else 99)
+        return Activation(ActivationResult.MISS)
+
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
+        self.calls.append(("send_otp", purpose, learner_id))
+        return {3: SendResult.TOO_SOON, 4: SendResult.LIMIT}.get(learner_id or 0, SendResult.SENT)
+
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
+        return {
+            OTP_OK: OtpCheck(OtpResult.OK),
+            OTP_WRONG: OtpCheck(OtpResult.WRONG, 2),
+            OTP_EXHAUSTED: OtpCheck(OtpResult.EXHAUSTED),
+        }.get(code, OtpCheck(OtpResult.EXPIRED))
+
+    def check_pin(self, phone: str, pin: str) -> PinCheck:
+        return {
+            PIN_OK: PinCheck(PinResult.OK),
+            PIN_WRONG: PinCheck(PinResult.WRONG, tries_left=2),
+            PIN_LOCK_NOW: PinCheck(PinResult.LOCKED_NOW, locked_minutes=30),
+            PIN_LOCKED: PinCheck(PinResult.LOCKED, locked_minutes=29),
+        }.get(pin, PinCheck(PinResult.WRONG, tries_left=1))
+
+    def pin_refused(self, phone: str, pin: str) -> bool:
+        return pin == PIN_EASY
+
+    def seal_pin(self, pin: str) -> str:
+        return f"sealed:{pin}"
+
+    def sealed_pin_matches(self, sealed: str, pin: str) -> bool:
+        return sealed == f"sealed:{pin}"
+
+    def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
+        self.calls.append(("activate", learner_id, pin is not None))
+        return learner_id != 99
+
+    def set_pin(self, phone: str, pin: str) -> bool:
+        self.calls.append(("set_pin",))
+        return True
+
+    def my_learners(self, phone: str) -> list[LearnerChoice]:
+        return long_learners(self.learner_count)
+
+    def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
+        self.calls.append(("send_upi", learner_id))
+        return learner_id != 6
+
+    def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:
+        if learner_id == 6:
+            return None
+        choice = long_learners(7)[(learner_id - 1) % 7]
+        enrolment = list(Enrolment)[learner_id % 4]
+        return LearnerStatus(
+            masked_name=choice.masked_name, grade=choice.grade, school=LONG_SCHOOL, enrolment=enrolment,
+            other_school=OTHER_SCHOOL, admitted_on=date(2026, 1, 12),
+            released_results=["KJSEA 2025", "KCSE 2025", "KPSEA 2022", "KCPE 2021", "KNEC 2020"],
+        )
+
+
+@dataclass
+class Conversation:
+    """Drives an engine hop by hop, as the gateway does, keeping the state between hops."""
+
+    engine: Engine
+    services: FakeServices
+    phone: str = "+254712345678"
+    state: State | None = None
+    last: Reply | None = None
+
+    def ctx(self) -> Context:
+        return Context(phone=self.phone, session_id="test-session", services=self.services, ussd_code="*384*1234#")
+
+    def dial(self, saved: State | None = None) -> Reply:
+        self.last, self.state = self.engine.start(self.ctx(), saved)
+        return self.last
+
+    def send(self, value: str) -> Reply:
+        assert self.state is not None and not (self.last and self.last.end), "session already ended"
+        self.last, self.state = self.engine.step(self.ctx(), self.state, value)
+        return self.last

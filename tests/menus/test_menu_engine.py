@@ -1,0 +1,160 @@
+"""Engine mechanics through the real screens with a scripted registry: navigation, hints, limits,
+paging, resume, language."""
+
+from __future__ import annotations
+
+import json
+
+from tests.menus.menu_fakes import DOB, ID_MATCH, OTP_OK, OTP_WRONG, PIN_EASY, PIN_OK, PIN_WRONG
+
+MAIN_EN = "Welcome to Elimu\n1. Activate account\n2. Get learner UPI\n3. Learner status\n4. My account"
+MAIN_SW = "Karibu Elimu\n1. Fungua akaunti\n2. Pata UPI ya mwanafunzi\n3. Hali ya mwanafunzi\n4. Akaunti yangu"
+NAV = "\n0. Back\n00. Home"
+
+
+def test_main_menu_has_no_back_and_home(talk):
+    reply = talk.dial()
+    assert reply.text == MAIN_EN and not reply.end
+
+
+def test_stored_language_is_used_from_the_first_screen(talk, fake):
+    fake.stored_language = "sw"
+    assert talk.dial().text == MAIN_SW
+
+
+def test_back_and_home_on_every_later_screen(talk):
+    talk.dial()
+    assert talk.send("4").text == "My account\n1. Change PIN\n2. Language\n3. Forgot PIN" + NAV
+    assert talk.send("2").text == "Choose language:\n1. English\n2. Kiswahili" + NAV
+    assert talk.send("0").text.startswith("My account")
+    talk.send("2")
+    assert talk.send("00").text == MAIN_EN
+    assert talk.state["stack"] == []
+
+
+def test_zero_on_the_main_menu_is_just_invalid(talk):
+    talk.dial()
+    assert talk.send("0").text == "Invalid choice.\n" + MAIN_EN
+
+
+def test_three_invalid_answers_end_politely(talk):
+    talk.dial()
+    talk.send("9")
+    assert talk.send("x").text.startswith("Invalid choice.\n")
+    reply = talk.send("")
+    assert reply.end and reply.text == "Too many invalid answers. Please dial *384*1234# again."
+
+
+def test_a_valid_answer_resets_the_invalid_count(talk):
+    talk.dial()
+    talk.send("9")
+    talk.send("9")
+    talk.send("4")
+    talk.send("9")
+    assert not talk.send("9").end
+
+
+def test_language_choice_is_stored_and_switches_at_once(talk, fake):
+    talk.dial()
+    talk.send("4")
+    talk.send("2")
+    assert talk.send("2").text == MAIN_SW
+    assert fake.calls == [("set_language", "sw")]
+    assert talk.send("4").text.endswith("\n0. Rudi\n00. Mwanzo")
+
+
+def test_learner_list_pages_with_more(talk):
+    talk.dial()
+    talk.send("3")
+    first = talk.send(PIN_OK).text
+    assert first.startswith("Choose a learner:\n1. ")
+    assert "\n98. More\n0. Back\n00. Home" in first
+    second = talk.send("98").text
+    shown_first = [line for line in first.splitlines() if line[:1].isdigit() and not line.startswith(("98", "0"))]
+    assert second.splitlines()[1].startswith(f"{len(shown_first) + 1}. ")
+    # The last learner can be chosen from the last page.
+    while "98. More" in talk.last.text:
+        talk.send("98")
+    assert talk.send("7").end
+
+
+def test_wrong_pin_reasks_without_counting_as_invalid(talk):
+    talk.dial()
+    talk.send("2")
+    talk.send(PIN_WRONG)
+    talk.send(PIN_WRONG)
+    reply = talk.send(PIN_WRONG)
+    assert reply.text.startswith("Wrong PIN. 2 tries left.\nEnter your 4-digit PIN:") and not reply.end
+
+
+def test_activation_misses_end_after_three_even_across_home(talk, fake):
+    fake.active = False
+    talk.dial()
+    for _ in range(2):
+        talk.send("1")
+        talk.send("NOPE1")
+        assert talk.send(DOB).text.startswith("Details do not match our records.\nEnter the learner's birth")
+        talk.send("00")
+    talk.send("1")
+    talk.send("NOPE1")
+    reply = talk.send(DOB)
+    assert reply.end and "3 times" in reply.text
+
+
+def test_pin_mismatch_goes_back_to_choosing(talk, fake):
+    fake.active = False
+    talk.dial()
+    for value in ("1", ID_MATCH, DOB, OTP_OK):
+        talk.send(value)
+    assert talk.send(PIN_EASY).text.startswith("That PIN is too easy to guess.\nChoose a 4-digit PIN:")
+    talk.send("8264")
+    assert talk.send("8265").text.startswith("The PINs did not match.\nChoose a 4-digit PIN:")
+    talk.send("8264")
+    reply = talk.send("8264")
+    assert reply.end and reply.text.startswith("Your account is active.")
+    assert ("activate", 1, True) in fake.calls
+
+
+def test_wrong_code_reasks_then_right_code_continues(talk, fake):
+    fake.active = False
+    talk.dial()
+    for value in ("1", ID_MATCH, DOB):
+        talk.send(value)
+    assert talk.send(OTP_WRONG).text.startswith("Wrong code. 2 tries left.\nWe sent a 6-digit code")
+    assert talk.send(OTP_OK).text.startswith("Choose a 4-digit PIN:")
+
+
+def test_resume_offer_continue_restores_the_screen(talk, fake, engine):
+    fake.active = False
+    talk.dial()
+    for value in ("1", ID_MATCH, DOB):
+        talk.send(value)
+    saved = json.loads(json.dumps(talk.state))
+    assert engine.resumable(saved)
+    again = type(talk)(engine, fake)
+    assert again.dial(saved).text == "Your last session did not finish.\n1. Continue where you left off\n2. Start over"
+    assert again.send("1").text.startswith("We sent a 6-digit code by SMS. Enter it:")
+    assert again.send(OTP_OK).text.startswith("Choose a 4-digit PIN:")
+
+
+def test_resume_offer_start_over_goes_home(talk, fake, engine):
+    fake.active = False
+    talk.dial()
+    talk.send("1")
+    saved = talk.state
+    again = type(talk)(engine, fake)
+    again.dial(saved)
+    assert again.send("2").text == MAIN_EN
+
+
+def test_main_menu_is_not_resumable(talk, engine):
+    talk.dial()
+    assert not engine.resumable(talk.state)
+    assert type(talk)(engine, talk.services).dial(talk.state).text == MAIN_EN
+
+
+def test_unknown_screen_in_state_starts_over(talk):
+    talk.dial()
+    talk.state["screen"] = "gone.screen"
+    talk.state["stack"] = ["main"]
+    assert talk.send("1").text == MAIN_EN
