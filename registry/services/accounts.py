@@ -1,0 +1,386 @@
+"""USSD accounts: activation, one-time codes, PINs, and what an activated phone may see.
+
+Every function takes an open SQLAlchemy session (the caller commits) and ``now`` (an aware UTC
+datetime), so tests control time. Rules:
+
+- a phone sees a learner only through a ``GuardianLink`` it has verified (identity + date of birth + code);
+- codes: 6 digits, 5 minutes, 3 tries, single use, at least 60 s apart, at most 5 an hour and 10 a day
+  per phone, stored only as keyed hashes (``secrets.OtpHasher``);
+- PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes;
+- every disclosure (UPI sent, status shown) writes an ``AuditEvent``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, joinedload
+
+from menus.services import (
+    Account,
+    Activation,
+    ActivationResult,
+    Enrolment,
+    LearnerChoice,
+    LearnerStatus,
+    OtpCheck,
+    OtpResult,
+    PinCheck,
+    PinResult,
+    Purpose,
+    SendResult,
+)
+from menus.texts import DEFAULT_LANGUAGE, LANGUAGES, text
+
+from ..models import (
+    ExamResult,
+    ExamSeries,
+    Guardian,
+    GuardianLink,
+    Learner,
+    MessageKind,
+    OneTimeCode,
+    PhoneSetting,
+    Transfer,
+    TransferState,
+)
+from ..outbox import queue_sms
+from .audit import record_disclosure
+from .learners import find_guardian
+from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
+
+OTP_VALID = timedelta(minutes=5)
+OTP_TRIES = 3
+OTP_GAP = timedelta(seconds=60)
+OTP_PER_HOUR = 5
+OTP_PER_DAY = 10
+PIN_TRIES = 3
+PIN_LOCK = timedelta(minutes=30)
+PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up step this long
+CHANNEL = "ussd"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The hashers built from the service secret."""
+
+    otp: OtpHasher
+    pin: PinHasher
+
+    @classmethod
+    def from_secret(cls, secret_key: str) -> Keys:
+        return cls(OtpHasher(secret_key), PinHasher(secret_key))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _minutes_left(until: datetime | None, now: datetime) -> int:
+    until = _aware(until)
+    if until is None or until <= now:
+        return 0
+    return max(1, -(-int((until - now).total_seconds()) // 60))
+
+
+# --- language -----------------------------------------------------------------------------------
+
+
+def language(session: Session, phone: str) -> str | None:
+    return session.scalar(select(PhoneSetting.language).where(PhoneSetting.phone == phone))
+
+
+def set_language(session: Session, phone: str, lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}")
+    setting = session.get(PhoneSetting, phone)
+    if setting is None:
+        session.add(PhoneSetting(phone=phone, language=lang))
+    else:
+        setting.language = lang
+
+
+def _sms_text(session: Session, phone: str, key: str, **values: object) -> str:
+    return text(language(session, phone) or DEFAULT_LANGUAGE, key, **values)
+
+
+# --- account standing ---------------------------------------------------------------------------
+
+
+def account(session: Session, phone: str, now: datetime) -> Account:
+    guardian = find_guardian(session, phone)
+    if guardian is None:
+        return Account(linked=False, active=False)
+    linked = bool(session.scalar(select(exists().where(GuardianLink.guardian_id == guardian.id))))
+    return Account(linked=linked, active=guardian.is_active,
+                   locked_minutes=_minutes_left(guardian.pin_locked_until, now))
+
+
+# --- one-time codes -----------------------------------------------------------------------------
+
+
+def send_allowance(session: Session, phone: str, now: datetime) -> SendResult:
+    """Whether another code may go to ``phone`` now (gap, hourly and daily ceilings)."""
+    times = [_aware(t) for t in session.scalars(
+        select(OneTimeCode.created_at)
+        .where(OneTimeCode.phone == phone, OneTimeCode.created_at > now - timedelta(days=1))
+        .order_by(OneTimeCode.created_at.desc())
+    )]
+    if times and now - times[0] < OTP_GAP:  # type: ignore[operator]
+        return SendResult.TOO_SOON
+    if len(times) >= OTP_PER_DAY or sum(1 for t in times if now - t < timedelta(hours=1)) >= OTP_PER_HOUR:  # type: ignore[operator]
+        return SendResult.LIMIT
+    return SendResult.SENT
+
+
+def issue_otp(
+    session: Session, keys: Keys, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None
+) -> SendResult:
+    """Create a code and queue its SMS (redacted in the database, clear only in the job)."""
+    allowed = send_allowance(session, phone, now)
+    if allowed is not SendResult.SENT:
+        return allowed
+    code = generate_otp()
+    session.add(OneTimeCode(phone=phone, purpose=purpose.value, learner_id=learner_id,
+                            code_hash=keys.otp.hash(code), expires_at=now + OTP_VALID, attempts=0,
+                            created_at=now, updated_at=now))
+    clear = _sms_text(session, phone, "sms.otp", otp=code)
+    queue_sms(session, phone, MessageKind.OTP, _sms_text(session, phone, "sms.otp", otp="******"), secret=clear)
+    return SendResult.SENT
+
+
+def check_otp(
+    session: Session, keys: Keys, phone: str, purpose: Purpose, code: str, now: datetime,
+    learner_id: int | None = None,
+) -> OtpCheck:
+    """Check the newest code of ``purpose`` for ``phone``; a good one is used up."""
+    row = session.scalars(
+        select(OneTimeCode)
+        .where(OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value)
+        .order_by(OneTimeCode.id.desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if row is None or row.used_at is not None or _aware(row.expires_at) <= now:  # type: ignore[operator]
+        return OtpCheck(OtpResult.EXPIRED)
+    if row.attempts >= OTP_TRIES:
+        return OtpCheck(OtpResult.EXHAUSTED)
+    if learner_id is not None and row.learner_id != learner_id:
+        return OtpCheck(OtpResult.EXPIRED)
+    if keys.otp.verify(row.code_hash, code):
+        row.used_at = now
+        return OtpCheck(OtpResult.OK)
+    row.attempts += 1
+    if row.attempts >= OTP_TRIES:
+        return OtpCheck(OtpResult.EXHAUSTED)
+    return OtpCheck(OtpResult.WRONG, tries_left=OTP_TRIES - row.attempts)
+
+
+def _proved(session: Session, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None) -> bool:
+    """Whether ``phone`` used a code of ``purpose`` (for ``learner_id``) within the proof window."""
+    query = select(OneTimeCode.id).where(
+        OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value,
+        OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
+    )
+    if learner_id is not None:
+        query = query.where(OneTimeCode.learner_id == learner_id)
+    return session.scalars(query.limit(1)).first() is not None
+
+
+# --- activation ---------------------------------------------------------------------------------
+
+
+def _same(a: str | None, b: str) -> bool:
+    return hmac.compare_digest((a or "").replace(" ", "").upper().encode(), b.encode())
+
+
+def match_learner(session: Session, phone: str, identifier: str, born: date) -> Learner | None:
+    """The learner linked to ``phone`` whose birth certificate, assessment or index number is
+    ``identifier`` and who was born on ``born``; every candidate is compared, no early exit."""
+    candidates = list(session.scalars(
+        select(Learner).join(GuardianLink, GuardianLink.learner_id == Learner.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id).where(Guardian.phone == phone)
+    ))
+    if not candidates:
+        return None
+    index_numbers: dict[int, list[str]] = {}
+    for learner_id, number in session.execute(
+        select(ExamResult.learner_id, ExamResult.index_number)
+        .where(ExamResult.learner_id.in_([c.id for c in candidates]))
+    ):
+        index_numbers.setdefault(learner_id, []).append(number)
+    found = None
+    for learner in candidates:
+        numbers = [learner.birth_certificate_no, learner.assessment_no, *index_numbers.get(learner.id, [])]
+        known = any([_same(n, identifier) for n in numbers if n])  # noqa: C419 - compare them all
+        if known and learner.date_of_birth == born and found is None:
+            found = learner
+    return found
+
+
+def start_activation(
+    session: Session, keys: Keys, phone: str, identifier: str, born: date, now: datetime
+) -> Activation:
+    """Identity + date of birth for a learner linked to this phone; a match gets a code by SMS.
+
+    The send limits are checked first, so "wait" never reveals that the details matched.
+    """
+    if not account(session, phone, now).linked:
+        return Activation(ActivationResult.NOT_LINKED)
+    allowed = send_allowance(session, phone, now)
+    if allowed is SendResult.TOO_SOON:
+        return Activation(ActivationResult.TOO_SOON)
+    if allowed is SendResult.LIMIT:
+        return Activation(ActivationResult.LIMIT)
+    learner = match_learner(session, phone, identifier, born)
+    if learner is None:
+        return Activation(ActivationResult.MISS)
+    issue_otp(session, keys, phone, Purpose.ACTIVATE, now, learner.id)
+    return Activation(ActivationResult.MATCH, learner.id)
+
+
+def _link(session: Session, phone: str, learner_id: int, *, verified: bool) -> GuardianLink | None:
+    query = (
+        select(GuardianLink).join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Guardian.phone == phone, GuardianLink.learner_id == learner_id)
+        .options(joinedload(GuardianLink.guardian), joinedload(GuardianLink.learner))
+    )
+    if verified:
+        query = query.where(GuardianLink.verified_at.is_not(None))
+    return session.scalars(query.limit(1)).first()
+
+
+def activate(
+    session: Session, keys: Keys, phone: str, learner_id: int, pin: str | None, session_id: str, now: datetime
+) -> bool:
+    """After a good activation code: verify the link, set the PIN if given, and SMS the UPI."""
+    link = _link(session, phone, learner_id, verified=False)
+    if link is None or not _proved(session, phone, Purpose.ACTIVATE, now, learner_id):
+        return False
+    guardian = link.guardian
+    if pin is not None:
+        guardian.pin_hash = keys.pin.hash(pin)
+        guardian.pin_failures = 0
+        guardian.pin_locked_until = None
+        guardian.activated_at = guardian.activated_at or now
+    elif not guardian.is_active:
+        return False
+    link.verified_at = link.verified_at or now
+    _send_upi(session, phone, link.learner, session_id, now)
+    return True
+
+
+# --- PINs ---------------------------------------------------------------------------------------
+
+
+def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> PinCheck:
+    guardian = session.scalars(select(Guardian).where(Guardian.phone == phone).with_for_update()).first()
+    if guardian is None or not guardian.is_active:
+        return PinCheck(PinResult.INACTIVE)
+    locked = _minutes_left(guardian.pin_locked_until, now)
+    if locked:
+        return PinCheck(PinResult.LOCKED, locked_minutes=locked)
+    if keys.pin.verify(guardian.pin_hash, pin):
+        guardian.pin_failures = 0
+        return PinCheck(PinResult.OK)
+    guardian.pin_failures += 1
+    if guardian.pin_failures >= PIN_TRIES:
+        guardian.pin_failures = 0
+        guardian.pin_locked_until = now + PIN_LOCK
+        return PinCheck(PinResult.LOCKED_NOW, locked_minutes=int(PIN_LOCK.total_seconds() // 60))
+    return PinCheck(PinResult.WRONG, tries_left=PIN_TRIES - guardian.pin_failures)
+
+
+def pin_refused(session: Session, phone: str, pin: str) -> bool:
+    """The PIN policy, with the birth years and dates of this phone's learners as personal PINs."""
+    births = session.scalars(
+        select(Learner.date_of_birth).join(GuardianLink, GuardianLink.learner_id == Learner.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id).where(Guardian.phone == phone)
+    )
+    personal = {f(b) for b in births for f in (lambda d: f"{d.year}", lambda d: d.strftime("%d%m"),
+                                               lambda d: d.strftime("%m%d"))}
+    return pin_is_trivial(pin, personal)
+
+
+def set_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> bool:
+    """Replace the PIN of an active account (after the current PIN or a reset code) and unlock it."""
+    guardian = find_guardian(session, phone)
+    if guardian is None or not guardian.is_active:
+        return False
+    guardian.pin_hash = keys.pin.hash(pin)
+    guardian.pin_failures = 0
+    guardian.pin_locked_until = None
+    return True
+
+
+# --- disclosures --------------------------------------------------------------------------------
+
+
+def my_learners(session: Session, phone: str) -> list[LearnerChoice]:
+    rows = session.scalars(
+        select(Learner).join(GuardianLink, GuardianLink.learner_id == Learner.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Guardian.phone == phone, GuardianLink.verified_at.is_not(None))
+        .order_by(Learner.first_name, Learner.id)
+    )
+    return [LearnerChoice(learner.id, learner.masked_name, learner.grade) for learner in rows]
+
+
+def _audit(session: Session, phone: str, learner_id: int, action: str, session_id: str, now: datetime) -> None:
+    record_disclosure(session, phone=phone, learner_id=learner_id, action=action, channel=CHANNEL,
+                      reference=session_id[:100]).at = now
+
+
+def _send_upi(session: Session, phone: str, learner: Learner, session_id: str, now: datetime) -> None:
+    body = _sms_text(session, phone, "sms.upi", name=learner.masked_name, upi=learner.upi)
+    queue_sms(session, phone, MessageKind.UPI, body)
+    _audit(session, phone, learner.id, "upi_sent", session_id, now)
+
+
+def send_upi(session: Session, phone: str, learner_id: int, session_id: str, now: datetime) -> bool:
+    """SMS a verified learner's UPI to this phone, after a UPI code used within the proof window."""
+    link = _link(session, phone, learner_id, verified=True)
+    if link is None or not _proved(session, phone, Purpose.UPI, now, learner_id):
+        return False
+    _send_upi(session, phone, link.learner, session_id, now)
+    return True
+
+
+def learner_status(session: Session, phone: str, learner_id: int, session_id: str, now: datetime) -> LearnerStatus | None:
+    """A verified learner's school, enrolment and released results, audited as shown."""
+    link = _link(session, phone, learner_id, verified=True)
+    if link is None:
+        return None
+    learner = session.scalars(
+        select(Learner).where(Learner.id == learner_id)
+        .options(joinedload(Learner.institution), joinedload(Learner.transfers))
+    ).unique().one()
+    enrolment, other, admitted = Enrolment.ENROLLED, None, None
+    transfer: Transfer | None = next(
+        (t for t in reversed(learner.transfers) if t.state is not TransferState.CANCELLED), None
+    )
+    if transfer is not None:
+        if transfer.state is TransferState.REQUESTED:
+            enrolment = Enrolment.REQUESTED
+            other = transfer.to_institution.name if transfer.to_institution else None
+        elif transfer.state is TransferState.RELEASED:
+            enrolment, other = Enrolment.RELEASED, transfer.from_institution.name
+        elif transfer.state is TransferState.ADMITTED and transfer.admitted_at:
+            enrolment, admitted = Enrolment.ADMITTED, _aware(transfer.admitted_at).date()  # type: ignore[union-attr]
+    released = [
+        f"{exam} {year}" for exam, year in session.execute(
+            select(ExamSeries.exam, ExamSeries.year).join(ExamResult, ExamResult.series_id == ExamSeries.id)
+            .where(ExamResult.learner_id == learner_id, ExamSeries.released_at.is_not(None))
+            .group_by(ExamSeries.exam, ExamSeries.year)
+            .order_by(func.max(ExamSeries.year).desc(), ExamSeries.exam)
+        )
+    ]
+    _audit(session, phone, learner_id, "status_shown", session_id, now)
+    return LearnerStatus(
+        masked_name=learner.masked_name, grade=learner.grade, school=learner.institution.name,
+        enrolment=enrolment, other_school=other, admitted_on=admitted, released_results=released,
+    )

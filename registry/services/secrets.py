@@ -1,0 +1,120 @@
+"""Hashing one-time codes and PINs with a server pepper; generating codes; the PIN policy.
+
+The pepper is derived from ``ELIMU_SECRET_KEY`` (``settings.secret_key``), one key per use, so a
+database dump alone lets nobody test guesses offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Iterable
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+OTP_DIGITS = 6
+PIN_DIGITS = 4
+
+# The most chosen 4-digit PINs (public studies of leaked PIN sets), on top of the patterns below.
+COMMON_PINS = frozenset(
+    {"1234", "1111", "0000", "1212", "7777", "1004", "2000", "4444", "2222", "6969", "9999", "3333", "5555",
+     "6666", "1122", "1313", "8888", "4321", "2001", "1010"}
+)
+
+
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (``otp``, ``pin``, ``seal``) from the service secret."""
+    return hmac.new(secret_key.encode(), f"elimu:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def generate_otp() -> str:
+    """Six random digits from the OS's CSPRNG, leading zeros kept."""
+    return f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+
+
+class OtpHasher:
+    """One-time codes as ``hmac-sha256$<salt>$<mac>``, mac = HMAC-SHA256(pepper, salt || code).
+
+    Why a fast keyed hash and not argon2: a code lives 5 minutes, allows 3 tries and is checked on
+    a USSD hop that must answer in well under a second. A slow hash would not protect it anyway:
+    there are only 10^6 codes, so its strength is the pepper (an attacker with the database but
+    not the key cannot test a single guess) plus the try and time limits, not the hash cost.
+    """
+
+    scheme = "hmac-sha256"
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = derive_key(secret_key, "otp")
+
+    def _mac(self, salt: bytes, code: str) -> bytes:
+        return hmac.new(self._key, salt + code.encode(), hashlib.sha256).digest()
+
+    def hash(self, code: str) -> str:
+        salt = os.urandom(16)
+        return f"{self.scheme}${salt.hex()}${self._mac(salt, code).hex()}"
+
+    def verify(self, stored: str, code: str) -> bool:
+        """Constant-time check of ``code`` against a stored hash; False for malformed hashes."""
+        try:
+            scheme, salt_hex, mac_hex = stored.split("$")
+            salt, mac = bytes.fromhex(salt_hex), bytes.fromhex(mac_hex)
+        except ValueError:
+            return False
+        return scheme == self.scheme and hmac.compare_digest(mac, self._mac(salt, code))
+
+
+class PinHasher:
+    """PINs with argon2id over HMAC-SHA256(pepper, PIN): slow to guess even with the database,
+    impossible to guess without the key. Parameters are OWASP's minimum for argon2id
+    (19 MiB, 2 passes), about 20 ms a check."""
+
+    def __init__(self, secret_key: str, *, time_cost: int = 2, memory_cost: int = 19 * 1024) -> None:
+        self._key = derive_key(secret_key, "pin")
+        self._seal_key = derive_key(secret_key, "seal")
+        self._argon = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=1)
+
+    def _peppered(self, pin: str) -> str:
+        return hmac.new(self._key, pin.encode(), hashlib.sha256).hexdigest()
+
+    def hash(self, pin: str) -> str:
+        return self._argon.hash(self._peppered(pin))
+
+    def verify(self, stored: str | None, pin: str) -> bool:
+        if not stored:
+            return False
+        try:
+            return self._argon.verify(stored, self._peppered(pin))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def seal(self, pin: str) -> str:
+        """A salted keyed token of a PIN to keep in session state between "choose" and "confirm"."""
+        salt = os.urandom(8)
+        mac = hmac.new(self._seal_key, salt + pin.encode(), hashlib.sha256).hexdigest()
+        return f"{salt.hex()}${mac}"
+
+    def seal_matches(self, sealed: str, pin: str) -> bool:
+        try:
+            salt_hex, mac = sealed.split("$")
+            salt = bytes.fromhex(salt_hex)
+        except ValueError:
+            return False
+        expected = hmac.new(self._seal_key, salt + pin.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(mac, expected)
+
+
+def pin_is_trivial(pin: str, personal: Iterable[str] = ()) -> bool:
+    """Whether a 4-digit PIN is too easy: one digit repeated, a run up or down (``0123``, ``9876``),
+    two pairs (``1212``, ``1122``), a very common PIN, or a ``personal`` one (a birth year, DDMM)."""
+    if len(pin) != PIN_DIGITS or not pin.isdigit():
+        return True
+    digits = [int(d) for d in pin]
+    steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}
+    if len(steps) == 1 and steps <= {-1, 0, 1}:
+        return True
+    if pin[:2] == pin[2:] or (pin[0] == pin[1] and pin[2] == pin[3]):
+        return True
+    return pin in COMMON_PINS or pin in set(personal)

@@ -1,0 +1,94 @@
+"""The registry's implementation of the menus' ``Services`` protocol: one transaction per call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from menus.services import (
+    Account,
+    Activation,
+    LearnerChoice,
+    LearnerStatus,
+    OtpCheck,
+    PinCheck,
+    Purpose,
+    SendResult,
+)
+
+from ..db import Database
+from . import accounts
+from .accounts import Keys
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RegistryServices:
+    """``menus.services.Services`` over the registry database. ``clock`` is injectable for tests."""
+
+    def __init__(self, db: Database, keys: Keys, clock: Clock = utc_now) -> None:
+        self.db = db
+        self.keys = keys
+        self.clock = clock
+
+    def language(self, phone: str) -> str | None:
+        with self.db.transaction() as session:
+            return accounts.language(session, phone)
+
+    def set_language(self, phone: str, language: str) -> None:
+        with self.db.transaction() as session:
+            accounts.set_language(session, phone, language)
+
+    def account(self, phone: str) -> Account:
+        with self.db.transaction() as session:
+            return accounts.account(session, phone, self.clock())
+
+    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
+        with self.db.transaction() as session:
+            return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock())
+
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
+        with self.db.transaction() as session:
+            return accounts.issue_otp(session, self.keys, phone, purpose, self.clock(), learner_id)
+
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
+        with self.db.transaction() as session:
+            return accounts.check_otp(session, self.keys, phone, purpose, code, self.clock(), learner_id)
+
+    def check_pin(self, phone: str, pin: str) -> PinCheck:
+        with self.db.transaction() as session:
+            return accounts.check_pin(session, self.keys, phone, pin, self.clock())
+
+    def pin_refused(self, phone: str, pin: str) -> bool:
+        with self.db.transaction() as session:
+            return accounts.pin_refused(session, phone, pin)
+
+    def seal_pin(self, pin: str) -> str:
+        return self.keys.pin.seal(pin)
+
+    def sealed_pin_matches(self, sealed: str, pin: str) -> bool:
+        return self.keys.pin.seal_matches(sealed, pin)
+
+    def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
+        with self.db.transaction() as session:
+            return accounts.activate(session, self.keys, phone, learner_id, pin, session_id, self.clock())
+
+    def set_pin(self, phone: str, pin: str) -> bool:
+        with self.db.transaction() as session:
+            return accounts.set_pin(session, self.keys, phone, pin, self.clock())
+
+    def my_learners(self, phone: str) -> list[LearnerChoice]:
+        with self.db.transaction() as session:
+            return accounts.my_learners(session, phone)
+
+    def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
+        with self.db.transaction() as session:
+            return accounts.send_upi(session, phone, learner_id, session_id, self.clock())
+
+    def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:
+        with self.db.transaction() as session:
+            return accounts.learner_status(session, phone, learner_id, session_id, self.clock())
