@@ -1,0 +1,1 @@
+"""The USSD edge: provider adapters, Redis sessions, and the hop handler that drives the menus."""

@@ -1,0 +1,70 @@
+"""AT's end-of-session notifications, stored one row per session (upserted, so replays are harmless)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from registry.db import Database
+from registry.identifiers import InvalidMsisdn, normalize_msisdn
+from registry.models import UssdSessionEvent
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        number = int((value or "").strip())
+    except ValueError:
+        return None
+    return number if 0 <= number < 2**31 else None
+
+
+def _cut(value: str | None, length: int | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    return value[:length] if length else value[:4000]
+
+
+def event_fields(form: Mapping[str, str]) -> dict[str, object] | None:
+    """The columns to store from AT's form; None without a session id."""
+    session_id = _cut(form.get("sessionId"), 100)
+    if session_id is None:
+        return None
+    raw_phone = form.get("phoneNumber") or ""
+    try:
+        phone: str | None = normalize_msisdn(raw_phone[:64])
+    except InvalidMsisdn:
+        phone = _cut(raw_phone, 32)
+    return {
+        "session_id": session_id,
+        "phone": phone,
+        "service_code": _cut(form.get("serviceCode"), 32),
+        "network_code": _cut(form.get("networkCode"), 16),
+        "status": _cut(form.get("status"), 16),
+        "duration_ms": _int(form.get("durationInMillis")),
+        "hops_count": _int(form.get("hopsCount")),
+        "last_input": _cut(form.get("input"), None),
+        "error_message": _cut(form.get("errorMessage"), None),
+        "cost": _cut(form.get("cost"), 32),
+        "event_date": _cut(form.get("date"), 32),
+    }
+
+
+def record_event(db: Database, fields: dict[str, object]) -> None:
+    """Insert or update the session's row (a concurrent insert of the same session turns into an update)."""
+    for _ in range(2):
+        try:
+            with db.transaction() as session:
+                row = session.scalars(
+                    select(UssdSessionEvent).where(UssdSessionEvent.session_id == fields["session_id"])
+                ).first()
+                if row is None:
+                    session.add(UssdSessionEvent(**fields))
+                else:
+                    for name, value in fields.items():
+                        setattr(row, name, value)
+            return
+        except IntegrityError:
+            continue

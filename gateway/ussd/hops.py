@@ -1,0 +1,114 @@
+"""One USSD hop, provider-neutral: session lookup, retry detection, locking, the menu step, saving.
+
+Rules: an answer already given for (session id, text) is returned again with no side effect; two
+concurrent identical hops act once (the loser waits for the winner's answer); state is never
+rebuilt by replaying ``text`` through screens; a new session of a phone whose last one dropped
+mid-flow within 5 minutes is offered to continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from menus.app import build_engine
+from menus.engine import Context, Engine
+from menus.services import Services
+from menus.texts import DEFAULT_LANGUAGE, text
+
+from .messages import UssdAnswer, UssdRequest
+from .sessions import ResumeAction, SessionRecord, SessionStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def new_input(last_text: str, text_now: str) -> str | None:
+    """The input this hop adds to ``last_text``; None when ``text_now`` does not extend it.
+
+    The input is everything after the separator, so a ``*`` the caller typed stays in it.
+    """
+    if not last_text:
+        return text_now
+    if text_now.startswith(last_text + "*"):
+        return text_now[len(last_text) + 1 :]
+    return None
+
+
+class HopHandler:
+    def __init__(
+        self, store: SessionStore, services: Services, ussd_code: str, *, engine: Engine | None = None,
+    ) -> None:
+        self.store = store
+        self.services = services
+        self.ussd_code = ussd_code
+        self.engine = engine or build_engine()
+
+    def handle(self, request: UssdRequest) -> UssdAnswer:
+        """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error."""
+        if request.phone is None:
+            return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
+        try:
+            return self._handle(request, request.phone)
+        except Exception as exc:  # noqa: BLE001 - the caller must always get a well-formed answer
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+            # Type and place only: messages of database errors can carry phone numbers or UPIs.
+            log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
+            return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
+
+    def _handle(self, request: UssdRequest, phone: str) -> UssdAnswer:
+        record = self.store.load(request.session_id)
+        if record is not None and record.phone == phone and (known := record.answer_for(request.text)):
+            return known  # a retried hop: same answer, no second side effect
+        token = self.store.acquire(request.session_id)
+        if token is None:
+            return self.store.wait_for_answer(request.session_id, request.text) or UssdAnswer(
+                text(DEFAULT_LANGUAGE, "end.busy"), end=True
+            )
+        saved = False
+        try:
+            record = self.store.load(request.session_id)
+            if record is not None and record.phone != phone:
+                return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
+            if record is not None and (known := record.answer_for(request.text)):
+                return known
+            answer, record, resume = self._step(request, phone, record)
+            self.store.save(record, resume)
+            saved = True
+            return answer
+        finally:
+            if not saved:
+                self.store.release(request.session_id, token)
+
+    def _step(
+        self, request: UssdRequest, phone: str, record: SessionRecord | None
+    ) -> tuple[UssdAnswer, SessionRecord, ResumeAction]:
+        ctx = Context(phone=phone, session_id=request.session_id, services=self.services, ussd_code=self.ussd_code)
+        value = new_input(record.last_text, request.text) if record is not None and not record.ended else None
+        if record is None or record.ended:
+            # A new (or expired, or finished) session starts at the top: the text is not replayed.
+            resume_from = self.store.resume_point(phone, request.session_id)
+            reply, state = self.engine.start(ctx, resume_from)
+            record = SessionRecord(session_id=request.session_id, phone=phone, state=state)
+        elif value is None:
+            reply, state = self.engine.show(ctx, record.state)
+        else:
+            reply, state = self.engine.step(ctx, record.state, value)
+        answer = UssdAnswer(reply.text, reply.end)
+        record.record(request.text, answer, state, self.store.clock())
+        resume: ResumeAction
+        if reply.end:
+            resume = "drop"
+        elif state["screen"] == self.engine.resume_screen:
+            resume = "keep"  # the offer itself: the saved point stays until the caller chooses
+        else:
+            resume = "set" if self.engine.resumable(state) else "drop"
+        return answer, record, resume
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,82 @@
+"""USSD HTTP endpoints: one hop route per provider adapter, and AT's end-of-session events.
+
+The webhook token and network checks for every ``/ussd/`` path are done at the edge
+(``gateway.security``), before these views run.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from registry.services.accounts import Keys
+from registry.services.ussd_services import RegistryServices
+
+from ..runtime import Runtime
+from . import africastalking
+from .events import event_fields, record_event
+from .hops import HopHandler, utc_now
+from .messages import BadUssdRequest
+from .sessions import SessionStore
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ussd", __name__)
+
+# Provider adapters by URL name; each has NAME, parse_hop(form) and render(answer).
+ADAPTERS: dict[str, ModuleType] = {africastalking.NAME: africastalking}
+HANDLER_KEY = "elimu.ussd"
+
+
+def hop_handler(runtime: Runtime) -> HopHandler:
+    """The app's hop handler, built once. ``runtime.extras['clock']`` (a UTC-datetime callable)
+    replaces the wall clock, for tests."""
+    handler = runtime.extras.get(HANDLER_KEY)
+    if isinstance(handler, HopHandler):
+        return handler
+
+    def clock():
+        return runtime.extras.get("clock", utc_now)()  # type: ignore[operator]
+
+    services = RegistryServices(runtime.db, Keys.from_secret(runtime.settings.secret_key), clock)
+    store = SessionStore(runtime.redis, clock=lambda: clock().timestamp())
+    handler = HopHandler(store, services, runtime.settings.ussd_code)
+    runtime.extras[HANDLER_KEY] = handler
+    return handler
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["elimu"]
+
+
+def _plain(body: str, status: int, content_type: str = "text/plain; charset=utf-8") -> Response:
+    return Response(body, status=status, content_type=content_type)
+
+
+@bp.post("/ussd/<provider>")
+def hop(provider: str) -> Response:
+    adapter = ADAPTERS.get(provider)
+    if adapter is None:
+        abort(404)
+    runtime = _runtime()
+    try:
+        ussd_request = adapter.parse_hop(request.form)
+    except BadUssdRequest as exc:
+        return _plain(f"{exc}\n", 400)
+    answer = hop_handler(runtime).handle(ussd_request)
+    body, content_type = adapter.render(answer)
+    return _plain(body, 200, content_type)
+
+
+@bp.post("/ussd/africastalking/events")
+def session_event() -> Response:
+    """Always 200: a malformed or unstorable event is logged and dropped."""
+    runtime = _runtime()
+    fields = event_fields(request.form)
+    if fields is not None:
+        try:
+            record_event(runtime.db, fields)
+        except Exception as exc:  # noqa: BLE001 - the provider gets 200 whatever happens here
+            log.error("ussd session event not stored: %s", type(exc).__name__)
+    return _plain("OK", 200)

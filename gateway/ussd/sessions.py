@@ -1,0 +1,155 @@
+"""USSD sessions in Redis.
+
+- ``ussd:s:<session id>``: one JSON value per session (phone, menu state, the text last acted on,
+  hop count, last-touched time, and the answers already given by text), TTL ``SESSION_TTL``,
+  refreshed on every hop. Writing the new state and its answer is one ``SET``, so a retried hop
+  either finds its answer or finds the state from before it: never half of each.
+- ``ussd:lock:<session id>``: ``SET NX PX`` while one hop acts; a concurrent twin waits for its answer.
+- ``ussd:resume:<phone>``: the state of a session that was mid-flow, for ``RESUME_WINDOW`` seconds.
+
+Expiry is judged by the injected clock (the Redis TTL is the backstop), so tests move time
+without sleeping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import redis as redis_lib
+
+from .messages import UssdAnswer
+
+SESSION_TTL = 200  # seconds: a little over the telcos' 180 s
+RESUME_WINDOW = 300  # seconds: "dial again within 5 minutes"
+LOCK_MS = 5000
+MAX_ANSWERS = 12
+WAIT_STEP = 0.05
+
+ResumeAction = Literal["set", "keep", "drop"]
+
+
+def text_key(text: str) -> str:
+    """A short digest of a hop's full text, to key its answer."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:20]
+
+
+@dataclass
+class SessionRecord:
+    session_id: str
+    phone: str
+    state: dict[str, Any]
+    last_text: str = ""
+    hops: int = 0
+    touched: float = 0.0
+    ended: bool = False
+    answers: dict[str, list[Any]] = field(default_factory=dict)  # text digest -> [end, text]
+
+    def answer_for(self, text: str) -> UssdAnswer | None:
+        found = self.answers.get(text_key(text))
+        return UssdAnswer(text=found[1], end=bool(found[0])) if found else None
+
+    def record(self, text: str, answer: UssdAnswer, state: dict[str, Any], now: float) -> None:
+        self.state = state
+        self.last_text = text
+        self.hops += 1
+        self.touched = now
+        self.ended = answer.end
+        self.answers[text_key(text)] = [answer.end, answer.text]
+        while len(self.answers) > MAX_ANSWERS:
+            self.answers.pop(next(iter(self.answers)))
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> SessionRecord:
+        return cls(**json.loads(raw))
+
+
+class SessionStore:
+    def __init__(self, redis: redis_lib.Redis, clock: Callable[[], float] = time.time, prefix: str = "ussd") -> None:
+        self.redis = redis
+        self.clock = clock
+        self.prefix = prefix
+
+    def _session_key(self, session_id: str) -> str:
+        return f"{self.prefix}:s:{session_id}"
+
+    def _lock_key(self, session_id: str) -> str:
+        return f"{self.prefix}:lock:{session_id}"
+
+    def _resume_key(self, phone: str) -> str:
+        return f"{self.prefix}:resume:{phone}"
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        """The live session, or None when unknown or idle longer than ``SESSION_TTL``."""
+        raw = self.redis.get(self._session_key(session_id))
+        if raw is None:
+            return None
+        try:
+            record = SessionRecord.loads(raw)
+        except (ValueError, TypeError):
+            return None
+        if self.clock() - record.touched > SESSION_TTL:
+            return None
+        return record
+
+    def acquire(self, session_id: str) -> str | None:
+        """Take the session's lock; returns its token, or None when another hop holds it."""
+        token = secrets.token_hex(8)
+        return token if self.redis.set(self._lock_key(session_id), token, nx=True, px=LOCK_MS) else None
+
+    def release(self, session_id: str, token: str) -> None:
+        key = self._lock_key(session_id)
+        if self.redis.get(key) == token.encode():
+            self.redis.delete(key)
+
+    def wait_for_answer(self, session_id: str, text: str, timeout: float = 3.0) -> UssdAnswer | None:
+        """For the losing twin of a concurrent hop: the winner's answer once stored, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.load(session_id)
+            found = record.answer_for(text) if record else None
+            if found is not None:
+                return found
+            if not self.redis.exists(self._lock_key(session_id)):
+                record = self.load(session_id)
+                return record.answer_for(text) if record else None
+            time.sleep(WAIT_STEP)
+        return None
+
+    def save(self, record: SessionRecord, resume: ResumeAction) -> None:
+        """Store the session and its resume point and release the lock, in one round trip.
+
+        The lock is deleted without checking its token: it lives ``LOCK_MS`` (5 s), far longer
+        than a hop may take (AT gives up after 10 s and telcos well before)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._session_key(record.session_id), record.dumps(), ex=SESSION_TTL)
+        resume_key = self._resume_key(record.phone)
+        if resume == "set":
+            saved = {"state": record.state, "saved_at": record.touched, "session_id": record.session_id}
+            pipe.set(resume_key, json.dumps(saved, separators=(",", ":")), ex=RESUME_WINDOW)
+        elif resume == "drop":
+            pipe.delete(resume_key)
+        pipe.delete(self._lock_key(record.session_id))
+        pipe.execute()
+
+    def resume_point(self, phone: str, session_id: str) -> dict[str, Any] | None:
+        """The state of this phone's dropped session if it was saved within ``RESUME_WINDOW``."""
+        raw = self.redis.get(self._resume_key(phone))
+        if raw is None:
+            return None
+        try:
+            saved = json.loads(raw)
+        except ValueError:
+            return None
+        if saved.get("session_id") == session_id or self.clock() - saved.get("saved_at", 0) > RESUME_WINDOW:
+            return None
+        state = saved.get("state")
+        return state if isinstance(state, dict) else None
