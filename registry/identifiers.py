@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import re
+import secrets
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
@@ -37,3 +41,109 @@ def normalize_msisdn(raw: str) -> str:
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         raise InvalidMsisdn("not a mobile number (landlines cannot receive SMS or use USSD)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# --- UPI ------------------------------------------------------------------------------------------
+#
+# Assigned UPIs are five random characters and one check character over a 31-character alphabet:
+# the digits 2-9 and the letters without I, L and O (no 0/O or 1/I/L look-alikes). 31 is prime, so
+# with position weights 6, 5, 4, 3, 2, 1 and the rule  sum(weight * value) = 0 (mod 31):
+#  - a single wrong character at position i changes the sum by w_i * (v' - v), which is not 0 mod 31
+#    because w_i is in 1..6 and v' != v are both in 0..30;
+#  - swapping neighbours i, i+1 changes it by (w_i - w_{i+1}) * (v_{i+1} - v_i) = v_{i+1} - v_i,
+#    which is not 0 unless the two characters are equal (then the swap changes nothing).
+# Both hold for every position, the check character included (its weight is 1).
+
+UPI_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+UPI_LENGTH = 6
+_UPI_VALUE = {ch: i for i, ch in enumerate(UPI_ALPHABET)}
+_UPI_WEIGHTS = tuple(range(UPI_LENGTH, 0, -1))  # 6, 5, 4, 3, 2, 1
+_UPI_MAX_LENGTH = 32
+_UPI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/")
+
+
+class InvalidUpi(ValueError):
+    """A UPI we cannot use, with a reason a person can act on."""
+
+
+def upi_check_char(body: str) -> str:
+    """The check character that completes a five-character body from ``UPI_ALPHABET``."""
+    if len(body) != UPI_LENGTH - 1 or any(ch not in _UPI_VALUE for ch in body):
+        raise ValueError(f"a UPI body is {UPI_LENGTH - 1} characters from {UPI_ALPHABET}")
+    total = sum(w * _UPI_VALUE[ch] for w, ch in zip(_UPI_WEIGHTS, body, strict=False))
+    return UPI_ALPHABET[-total % len(UPI_ALPHABET)]
+
+
+def generate_upi(rng: random.Random | None = None) -> str:
+    """A fresh assigned UPI (cryptographically random unless a seeded ``rng`` is given).
+
+    Uniqueness is the database's job: callers insert under the unique constraint and retry.
+    """
+    size = len(UPI_ALPHABET)
+    number = rng.randrange(size ** (UPI_LENGTH - 1)) if rng is not None else secrets.randbelow(size ** (UPI_LENGTH - 1))
+    body = ""
+    for _ in range(UPI_LENGTH - 1):
+        number, digit = divmod(number, size)
+        body += UPI_ALPHABET[digit]
+    return body + upi_check_char(body)
+
+
+def is_valid_assigned_upi(text: str) -> bool:
+    """Whether ``text`` (case and surrounding blanks ignored) is a well-formed assigned UPI."""
+    code = (text or "").strip().upper()
+    if len(code) != UPI_LENGTH or any(ch not in _UPI_VALUE for ch in code):
+        return False
+    return sum(w * _UPI_VALUE[ch] for w, ch in zip(_UPI_WEIGHTS, code, strict=True)) % len(UPI_ALPHABET) == 0
+
+
+def normalize_upi(raw: str) -> str:
+    """A UPI as stored: stripped and upper-cased. Imported UPIs keep their own format.
+
+    Raises InvalidUpi when empty, too long, or holding characters no UPI has.
+    """
+    code = (raw or "").strip().upper()
+    if not code:
+        raise InvalidUpi("UPI is empty")
+    if len(code) > _UPI_MAX_LENGTH:
+        raise InvalidUpi(f"UPI is longer than {_UPI_MAX_LENGTH} characters")
+    bad = sorted({ch for ch in code if ch not in _UPI_CHARS})
+    if bad:
+        raise InvalidUpi(f"UPI has characters a UPI cannot have: {''.join(bad)!r}")
+    return code
+
+
+# --- Exam index and assessment numbers ----------------------------------------------------------
+
+INDEX_NUMBER_EXAMS = ("KCSE", "KCPE")  # 11-digit index numbers: 8-digit centre code + 3-digit serial
+ASSESSMENT_NUMBER_EXAMS = ("KPSEA", "KJSEA")  # the KNEC assessment number (format unconfirmed)
+_INDEX_RE = re.compile(r"\d{11}")
+_ASSESSMENT_RE = re.compile(r"[A-Z0-9/-]{4,20}")
+
+
+class InvalidIndexNumber(ValueError):
+    """An exam index or assessment number we cannot use, with a reason."""
+
+
+def is_index_number(text: str) -> bool:
+    """Whether ``text`` is a KCSE/KCPE index number: exactly 11 digits."""
+    return bool(_INDEX_RE.fullmatch(text or ""))
+
+
+def normalize_index_number(raw: str, exam: str) -> str:
+    """The candidate number of ``exam`` as stored: text, leading zeros kept.
+
+    KCSE/KCPE: 11 digits (spaces inside are dropped). KPSEA/KJSEA: the assessment number, 4-20
+    letters, digits, ``/`` or ``-``, upper-cased.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidIndexNumber("index number is empty")
+    if exam.upper() in INDEX_NUMBER_EXAMS:
+        digits = text.replace(" ", "")
+        if not is_index_number(digits):
+            raise InvalidIndexNumber(f"{exam.upper()} index number must be 11 digits, not {text!r}")
+        return digits
+    code = text.upper()
+    if not _ASSESSMENT_RE.fullmatch(code):
+        raise InvalidIndexNumber(f"assessment number must be 4-20 letters or digits, not {text!r}")
+    return code

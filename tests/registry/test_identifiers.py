@@ -1,0 +1,227 @@
+"""Phone numbers, UPIs, index numbers, counties, class levels and exam grades."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from registry.counties import COUNTIES, InvalidCounty, normalize_county_code
+from registry.exams import (
+    EXAMS,
+    InvalidExamData,
+    check_grade,
+    check_points,
+    check_subjects,
+    check_year,
+    exam_named,
+)
+from registry.identifiers import (
+    UPI_ALPHABET,
+    InvalidIndexNumber,
+    InvalidMsisdn,
+    InvalidUpi,
+    generate_upi,
+    is_valid_assigned_upi,
+    normalize_index_number,
+    normalize_msisdn,
+    normalize_upi,
+    upi_check_char,
+)
+from registry.importer.fields import phone as fast_phone
+from registry.levels import SCHOOL_GRADES, InvalidGrade, normalize_school_grade
+
+# --- MSISDN -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["0712 345 678", "712345678", "254712345678", "+254712345678", "+254 712-345-678"])
+def test_usual_forms_give_one_e164_number(raw):
+    assert normalize_msisdn(raw) == "+254712345678"
+    assert fast_phone(raw) == "+254712345678"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("020 2345678", "not a mobile number"),  # Nairobi landline
+        ("+14155552671", "not a Kenyan number"),
+        ("+255712345678", "not a Kenyan number"),  # Tanzania
+        ("07123", "not a valid Kenyan number"),
+        ("", "empty"),
+        ("hello", "not a phone number"),
+    ],
+)
+def test_refused_numbers_say_why(raw, reason):
+    with pytest.raises(InvalidMsisdn, match=reason):
+        normalize_msisdn(raw)
+    if raw:
+        with pytest.raises(InvalidMsisdn, match=reason):
+            fast_phone(raw)
+
+
+def test_new_01xx_ranges_are_mobile():
+    assert normalize_msisdn("0110 200300") == "+254110200300"
+    assert normalize_msisdn("0100456789") == "+254100456789"
+
+
+_phone_text = st.one_of(
+    st.from_regex(r"(\+?254|0)?[17][0-9]{8}", fullmatch=True),
+    st.from_regex(r"(\+?254 ?|0)?[17][0-9]{2}[ -]?[0-9]{3}[ -]?[0-9]{3}", fullmatch=True),
+    st.text(alphabet="+0123456789 -", max_size=16),
+)
+
+
+@settings(max_examples=400)
+@given(_phone_text)
+def test_import_fast_path_agrees_with_normalize_msisdn(raw):
+    try:
+        expected = normalize_msisdn(raw)
+    except InvalidMsisdn:
+        expected = None
+    try:
+        got = fast_phone(raw)
+    except InvalidMsisdn:
+        got = None
+    assert got == (expected if raw else None)
+
+
+# --- UPI ----------------------------------------------------------------------------------------
+
+
+def test_alphabet_has_no_look_alikes_and_prime_size():
+    assert not set("01OIL") & set(UPI_ALPHABET)
+    assert len(UPI_ALPHABET) == len(set(UPI_ALPHABET)) == 31
+
+
+def test_generated_upis_are_valid_and_random():
+    upis = {generate_upi() for _ in range(2000)}
+    assert len(upis) > 1990
+    assert all(len(u) == 6 and is_valid_assigned_upi(u) for u in upis)
+
+
+def test_seeded_generation_is_deterministic():
+    assert [generate_upi(random.Random(7)) for _ in range(3)] == [generate_upi(random.Random(7))] * 3
+
+
+def test_check_char_completes_a_body():
+    body = "ZQ6NF"
+    assert body + upi_check_char(body) == "ZQ6NFN"
+    assert is_valid_assigned_upi(" zq6nfn ")
+    with pytest.raises(ValueError):
+        upi_check_char("ZQ6N0")
+
+
+_upis = st.randoms(use_true_random=False).map(generate_upi)
+
+
+@settings(max_examples=300)
+@given(_upis, st.integers(0, 5), st.sampled_from(UPI_ALPHABET + "01OIL"))
+def test_every_single_character_change_is_detected(upi, position, replacement):
+    if upi[position] == replacement:
+        replacement = UPI_ALPHABET[(UPI_ALPHABET.index(replacement) + 1) % len(UPI_ALPHABET)]
+    changed = upi[:position] + replacement + upi[position + 1 :]
+    assert is_valid_assigned_upi(upi)
+    assert not is_valid_assigned_upi(changed)
+
+
+@settings(max_examples=300)
+@given(_upis, st.integers(0, 4))
+def test_every_adjacent_swap_is_detected(upi, position):
+    a, b = upi[position], upi[position + 1]
+    swapped = upi[:position] + b + a + upi[position + 2 :]
+    assert is_valid_assigned_upi(swapped) == (a == b)
+
+
+def test_all_changes_of_one_upi_exhaustively():
+    """Every position, every other character, every neighbour swap: none passes the check."""
+    for upi in ("ZQ6NFN", "9EP5BA", generate_upi(random.Random(1))):
+        for i in range(6):
+            for ch in UPI_ALPHABET:
+                if ch != upi[i]:
+                    assert not is_valid_assigned_upi(upi[:i] + ch + upi[i + 1 :])
+            if i < 5 and upi[i] != upi[i + 1]:
+                assert not is_valid_assigned_upi(upi[:i] + upi[i + 1] + upi[i] + upi[i + 2 :])
+
+
+def test_imported_upis_keep_their_format():
+    assert normalize_upi("  ab12cd34 ") == "AB12CD34"
+    assert normalize_upi("KE-0001/7") == "KE-0001/7"
+    with pytest.raises(InvalidUpi, match="empty"):
+        normalize_upi("  ")
+    with pytest.raises(InvalidUpi, match="cannot have"):
+        normalize_upi("AB 12")
+    with pytest.raises(InvalidUpi, match="longer"):
+        normalize_upi("A" * 33)
+
+
+# --- index numbers, counties, grades, exams -------------------------------------------------------
+
+
+def test_kcse_index_numbers_are_eleven_digits_kept_as_text():
+    assert normalize_index_number("03611030002", "KCSE") == "03611030002"
+    assert normalize_index_number("366 1103 0002", "kcpe") == "36611030002"
+    for bad in ("3661103000", "366110300021", "3661103000A", ""):
+        with pytest.raises(InvalidIndexNumber):
+            normalize_index_number(bad, "KCSE")
+
+
+def test_assessment_numbers_for_cbc_exams():
+    assert normalize_index_number("a304719011", "KJSEA") == "A304719011"
+    with pytest.raises(InvalidIndexNumber):
+        normalize_index_number("12", "KPSEA")
+
+
+def test_county_codes():
+    assert len(COUNTIES) == 47
+    assert COUNTIES["047"] == "Nairobi City" and COUNTIES["026"] == "Trans Nzoia" and COUNTIES["027"] == "Uasin Gishu"
+    assert normalize_county_code("47") == "047"
+    assert normalize_county_code("001") == "001"
+    for bad, reason in (("000", "001-047"), ("048", "001-047"), ("147", "NEMIS code"), ("Nairobi", "001-047")):
+        with pytest.raises(InvalidCounty, match=reason):
+            normalize_county_code(bad)
+
+
+def test_school_grades():
+    assert len(SCHOOL_GRADES) == 18
+    assert normalize_school_grade("grade 4") == "Grade 4"
+    assert normalize_school_grade("FORM4") == "Form 4"
+    assert normalize_school_grade("pp1") == "PP1"
+    for bad in ("Grade 13", "Form 5", "Class 8", "PP3"):
+        with pytest.raises(InvalidGrade):
+            normalize_school_grade(bad)
+
+
+def test_exam_grades_keep_their_sign_and_case():
+    kcse = exam_named("kcse")
+    assert check_grade(kcse, "A-") == "A-"
+    for bad in ("a-", "A+", "A -", "E-"):
+        with pytest.raises(InvalidExamData):
+            check_grade(kcse, bad)
+    assert check_grade(EXAMS["KJSEA"], "EE1") == "EE1"
+    assert check_grade(EXAMS["KPSEA"], "ME") == "ME"
+    with pytest.raises(InvalidExamData):
+        check_grade(EXAMS["KJSEA"], "B+")
+
+
+def test_subjects_are_validated_and_returned_unchanged():
+    kcse = EXAMS["KCSE"]
+    assert check_subjects(kcse, "ENG:B+;KIS:A-;MAT:A") == "ENG:B+;KIS:A-;MAT:A"
+    assert check_subjects(EXAMS["KCPE"], "ENG:73 B+;MAT:A") == "ENG:73 B+;MAT:A"
+    for bad, reason in (("ENG:B+;ENG:A", "twice"), ("ENG-B+", "CODE:GRADE"), ("ENG:Q", "not a KCSE grade"),
+                        ("english:A", "capital")):  # fmt: skip
+        with pytest.raises(InvalidExamData, match=reason):
+            check_subjects(kcse, bad)
+
+
+def test_exam_years_and_points():
+    assert check_year(EXAMS["KCSE"], "2025") == 2025
+    for exam, year, reason in (("KCPE", "2024", "last sat in 2023"), ("KJSEA", "2024", "first sat in 2025"),
+                               ("KCSE", "25", "four digits"), ("KCSE", "2999", "future")):  # fmt: skip
+        with pytest.raises(InvalidExamData, match=reason):
+            check_year(EXAMS[exam], year)
+    assert check_points(EXAMS["KCSE"], "") is None
+    assert check_points(EXAMS["KCSE"], "84") == 84
+    with pytest.raises(InvalidExamData, match="maximum"):
+        check_points(EXAMS["KJSEA"], "73")
