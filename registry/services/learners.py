@@ -16,7 +16,11 @@ def find_learner(
     assessment_no: str | None = None,
     index_number: str | None = None,
 ) -> Learner | None:
-    """One learner by exactly one identifier; None when unknown."""
+    """One learner by exactly one identifier; None when unknown.
+
+    Identifiers are compared as the importer stores them: stripped and upper-cased (index
+    numbers are digits).
+    """
     given = [v for v in (upi, birth_certificate_no, assessment_no, index_number) if v]
     if len(given) != 1:
         raise ValueError("give exactly one identifier")
@@ -24,9 +28,9 @@ def find_learner(
     if upi:
         query = query.where(Learner.upi == upi.strip().upper())
     elif birth_certificate_no:
-        query = query.where(Learner.birth_certificate_no == birth_certificate_no.strip())
+        query = query.where(Learner.birth_certificate_no == " ".join(birth_certificate_no.split()).upper())
     elif assessment_no:
-        query = query.where(Learner.assessment_no == assessment_no.strip())
+        query = query.where(Learner.assessment_no == " ".join(assessment_no.split()).upper())
     else:
         query = (
             query.join(ExamResult, ExamResult.learner_id == Learner.id)

@@ -1,0 +1,328 @@
+"""Import learners.csv: one row per learner-guardian pair, written in batches of upserts.
+
+Each batch takes a handful of statements whatever its size: look up the batch's institutions,
+learners, guardians and links by key (``IN`` lists), then insert and update in bulk. A batch is one
+transaction; when a concurrent import wins a race on a unique key (a UPI, a phone, an institution
+code) the batch is rolled back and redone against what that import committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from ..counties import normalize_county_code
+from ..db import Database
+from ..identifiers import InvalidMsisdn, generate_upi, normalize_upi
+from ..levels import normalize_school_grade
+from ..models import Guardian, GuardianLink, Institution, Learner
+from . import fields as f
+from .batches import BatchWriter, Record, run_import
+from .bulk import Bulk
+from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected
+
+COLUMNS = (
+    "upi", "first_name", "middle_name", "last_name", "date_of_birth", "gender", "birth_certificate_no",
+    "assessment_no", "institution_code", "institution_name", "county_code", "grade", "guardian_name",
+    "guardian_phone", "guardian_relationship",
+)  # fmt: skip
+LEARNER_FIELDS = (
+    "first_name", "middle_name", "last_name", "date_of_birth", "gender", "birth_certificate_no",
+    "assessment_no", "grade",
+)  # fmt: skip
+
+_learners = Learner.__table__
+_institutions = Institution.__table__
+_guardians = Guardian.__table__
+_links = GuardianLink.__table__
+
+
+@dataclass(slots=True)
+class LearnerRow:
+    """One validated row of learners.csv."""
+
+    line: int
+    upi: str | None
+    first_name: str
+    middle_name: str | None
+    last_name: str
+    date_of_birth: date
+    gender: str
+    birth_certificate_no: str | None
+    assessment_no: str | None
+    institution_code: str
+    institution_name: str
+    county_code: str
+    grade: str
+    guardian_name: str | None
+    guardian_phone: str | None
+    relationship: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes rows one learner: the UPI, else the birth certificate, else the assessment number."""
+        if self.upi:
+            return ("upi", self.upi)
+        if self.birth_certificate_no:
+            return ("birth_certificate_no", self.birth_certificate_no)
+        return ("assessment_no", self.assessment_no or "")
+
+    def learner_values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in LEARNER_FIELDS) + (self.institution_code,)
+
+
+def parse_learner(line: int, record: dict[str, str], today: date) -> LearnerRow:
+    """Validate one record; RowRejected names every problem in it."""
+    check = Problems()
+
+    upi = check(normalize_upi, record["upi"]) if record["upi"] else None
+    row = LearnerRow(
+        line=line,
+        upi=upi,
+        first_name=check(f.text, record["first_name"], "first_name", 80, required=True),
+        middle_name=check(f.text, record["middle_name"], "middle_name", 80),
+        last_name=check(f.text, record["last_name"], "last_name", 80, required=True),
+        date_of_birth=check(f.iso_date, record["date_of_birth"], "date_of_birth", today),
+        gender=check(f.gender, record["gender"]),
+        birth_certificate_no=check(f.identifier, record["birth_certificate_no"], "birth_certificate_no"),
+        assessment_no=check(f.identifier, record["assessment_no"], "assessment_no"),
+        institution_code=check(f.code, record["institution_code"], "institution_code"),
+        institution_name=check(f.text, record["institution_name"], "institution_name", 200, required=True),
+        county_code=check(normalize_county_code, record["county_code"]),
+        grade=check(normalize_school_grade, record["grade"]),
+        guardian_name=check(f.text, record["guardian_name"], "guardian_name", 160),
+        guardian_phone=check(_phone, record["guardian_phone"]),
+        relationship=check(f.relationship, record["guardian_relationship"]),
+    )
+    if not (row.upi or row.birth_certificate_no or row.assessment_no) and not check.reasons:
+        check.reasons.append("a row without upi needs birth_certificate_no or assessment_no to identify the learner")
+    check.raise_any()
+    return row
+
+
+def _phone(value: str) -> str | None:
+    try:
+        return f.phone(value)
+    except InvalidMsisdn as exc:
+        raise ValueError(f"guardian_phone {value!r}: {exc}") from None
+
+
+class LearnerWriter(BatchWriter[LearnerRow]):
+    """Writes batches of learner rows; remembers institutions across batches."""
+
+    def __init__(self, upi_factory: Callable[[], str] = generate_upi) -> None:
+        self.upi_factory = upi_factory
+        self.institutions: dict[str, int] = {}  # code -> id, for codes this import already wrote
+        self._staged: dict[str, int] = {}
+
+    def parse(self, line: int, record: Record, today: date) -> LearnerRow:
+        return parse_learner(line, record, today)
+
+    def group_key(self, row: LearnerRow) -> object:
+        return row.key
+
+    def committed(self) -> None:
+        self.institutions.update(self._staged)
+        self._staged = {}
+
+    def write(self, session: Session, rows: list[LearnerRow]) -> dict[int, Outcome | RowRejected]:
+        self._staged = {}
+        bulk = Bulk(session)
+        bulk.relax_durability()
+        institution_ids = self._upsert_institutions(bulk, rows)
+        outcomes: dict[int, Outcome | RowRejected] = {}
+        groups: dict[tuple[str, str], list[LearnerRow]] = {}
+        for row in rows:
+            group = groups.setdefault(row.key, [])
+            if group and row.learner_values() != group[0].learner_values():
+                first = group[0]
+                differ = [n for n in (*LEARNER_FIELDS, "institution_code") if getattr(row, n) != getattr(first, n)]
+                outcomes[row.line] = RowRejected(
+                    f"learner details differ from line {first.line} (same {first.key[0]}): {', '.join(differ)}"
+                )
+                continue
+            group.append(row)
+
+        learner_ids, learner_outcomes = self._upsert_learners(bulk, groups, institution_ids)
+        accepted = [row for group in groups.values() for row in group]
+        link_outcomes = self._upsert_links(bulk, [r for r in accepted if r.guardian_phone], learner_ids)
+        for row in accepted:
+            mine = [learner_outcomes[row.key]] if row is groups[row.key][0] else []
+            link = link_outcomes.get(row.line, Outcome.UNCHANGED)
+            if isinstance(link, RowRejected):
+                outcomes[row.line] = link
+                continue
+            mine.append(link)
+            outcomes[row.line] = next((o for o in (Outcome.ADDED, Outcome.UPDATED) if o in mine), Outcome.UNCHANGED)
+        return outcomes
+
+    def _upsert_institutions(self, bulk: Bulk, rows: list[LearnerRow]) -> dict[str, int]:
+        """Ids by code; the first row naming a code in this import sets its name and county."""
+        ids = dict(self.institutions)
+        new: dict[str, LearnerRow] = {}
+        for row in rows:
+            if row.institution_code not in ids and row.institution_code not in new:
+                new[row.institution_code] = row
+        if not new:
+            return ids
+        t = _institutions
+        changes = []
+        for inst_id, code, name, county in bulk.select_in((t.c.id, t.c.code, t.c.name, t.c.county_code), t.c.code, new):
+            row = new.pop(code)
+            ids[code] = inst_id
+            if (name, county) != (row.institution_name, row.county_code):
+                changes.append({"id": inst_id, "name": row.institution_name, "county_code": row.county_code})
+        bulk.update_by_id(t, changes)
+        inserted = bulk.insert(
+            t,
+            [{"code": c, "name": r.institution_name, "county_code": r.county_code} for c, r in new.items()],
+            returning=("id", "code"),
+        )
+        ids.update({code: inst_id for inst_id, code in inserted})
+        self._staged = {code: ids[code] for code in ids if code not in self.institutions}
+        return ids
+
+    def _upsert_learners(
+        self, bulk: Bulk, groups: dict[tuple[str, str], list[LearnerRow]], institution_ids: dict[str, int]
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], Outcome]]:
+        """Learner ids and outcomes by learner key."""
+        t = _learners
+        columns = (t.c.id, t.c.upi, *(t.c[n] for n in LEARNER_FIELDS), t.c.institution_id)
+        existing: dict[tuple[str, str], Row[Any]] = {}
+        for kind in ("upi", "birth_certificate_no", "assessment_no"):
+            values = [key[1] for key in groups if key[0] == kind]
+            for found in sorted(bulk.select_in(columns, t.c[kind], values), key=lambda r: -r.id):
+                existing[(kind, getattr(found, kind))] = found  # the oldest learner wins when several match
+
+        ids: dict[tuple[str, str], int] = {}
+        outcome: dict[tuple[str, str], Outcome] = {}
+        changes: list[dict[str, Any]] = []
+        new: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        for key, group in groups.items():
+            row = group[0]
+            values: dict[str, Any] = {n: getattr(row, n) for n in LEARNER_FIELDS}
+            values["institution_id"] = institution_ids[row.institution_code]
+            found = existing.get(key)
+            if found is None:
+                new.append((key, values))
+                continue
+            ids[key] = found.id
+            if all(getattr(found, n) == v for n, v in values.items()):
+                outcome[key] = Outcome.UNCHANGED
+            else:
+                outcome[key] = Outcome.UPDATED
+                changes.append({"id": found.id, **values})
+        bulk.update_by_id(t, changes)
+        if new:
+            upis = self._assign_upis(bulk, [key for key, _ in new])
+            key_of = {upis[key]: key for key, _ in new}
+            inserted = bulk.insert(t, [{"upi": upis[key], **values} for key, values in new], returning=("id", "upi"))
+            for learner_id, upi in inserted:
+                ids[key_of[upi]] = learner_id
+                outcome[key_of[upi]] = Outcome.ADDED
+        return ids, outcome
+
+    def _assign_upis(self, bulk: Bulk, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Given UPIs as they are; fresh ones for the rest, checked against the table (the unique
+        constraint catches a concurrent import taking the same one: the batch is then redone)."""
+        upis = {key: key[1] for key in keys if key[0] == "upi"}
+        taken = set(upis.values())
+        wanted = [key for key in keys if key[0] != "upi"]
+        for _attempt in range(100):
+            if not wanted:
+                return upis
+            candidates: dict[str, tuple[str, str]] = {}
+            for key in wanted:
+                upi = self.upi_factory()
+                if upi not in taken and upi not in candidates:
+                    candidates[upi] = key
+            clash = {r.upi for r in bulk.select_in((_learners.c.upi,), _learners.c.upi, candidates)}
+            for upi, key in candidates.items():
+                if upi not in clash:
+                    upis[key] = upi
+                    taken.add(upi)
+            wanted = [key for key in wanted if key not in upis]
+        raise RuntimeError("no free UPI found in 100 attempts: is the UPI space exhausted?")
+
+    def _upsert_guardians(self, bulk: Bulk, rows: list[LearnerRow]) -> tuple[dict[str, int], set[str]]:
+        """Guardian ids by phone, and the phones whose missing name this batch filled in."""
+        names: dict[str, str | None] = {}
+        for row in rows:
+            if not names.get(row.guardian_phone):  # type: ignore[arg-type]
+                names[row.guardian_phone] = row.guardian_name  # type: ignore[index]
+        t = _guardians
+        ids: dict[str, int] = {}
+        fills: dict[str, dict[str, Any]] = {}
+        for gid, phone, name in bulk.select_in((t.c.id, t.c.phone, t.c.name), t.c.phone, names):
+            ids[phone] = gid
+            if name is None and names[phone]:
+                fills[phone] = {"id": gid, "name": names[phone]}
+        bulk.update_by_id(t, list(fills.values()))
+        inserted = bulk.insert(
+            t, [{"phone": p, "name": n} for p, n in names.items() if p not in ids], returning=("id", "phone")
+        )
+        ids.update({phone: gid for gid, phone in inserted})
+        return ids, set(fills)
+
+    def _upsert_links(
+        self, bulk: Bulk, rows: list[LearnerRow], learner_ids: dict[tuple[str, str], int]
+    ) -> dict[int, Outcome | RowRejected]:
+        """Learner-guardian links; the outcome of each row that has a phone."""
+        if not rows:
+            return {}
+        guardian_ids, named = self._upsert_guardians(bulk, rows)
+        t = _links
+        links = {
+            (r.learner_id, r.guardian_id): (r.id, r.relationship)
+            for r in bulk.select_in(
+                (t.c.id, t.c.learner_id, t.c.guardian_id, t.c.relationship),
+                t.c.learner_id,
+                {learner_ids[r.key] for r in rows},
+            )
+        }
+        outcomes: dict[int, Outcome | RowRejected] = {}
+        seen: dict[tuple[int, int], LearnerRow] = {}
+        inserts, changes = [], []
+        for row in rows:
+            pair = (learner_ids[row.key], guardian_ids[row.guardian_phone])  # type: ignore[index]
+            earlier = seen.setdefault(pair, row)
+            if earlier is not row:
+                outcomes[row.line] = (
+                    Outcome.UNCHANGED
+                    if earlier.relationship == row.relationship
+                    else RowRejected(f"guardian_relationship differs from line {earlier.line} (same learner and phone)")
+                )
+            elif pair not in links:
+                inserts.append({"learner_id": pair[0], "guardian_id": pair[1], "relationship": row.relationship})
+                outcomes[row.line] = Outcome.ADDED
+            elif links[pair][1] != row.relationship:
+                changes.append({"id": links[pair][0], "relationship": row.relationship})
+                outcomes[row.line] = Outcome.UPDATED
+            elif row.guardian_phone in named:
+                outcomes[row.line] = Outcome.UPDATED
+        bulk.insert(t, inserts)
+        bulk.update_by_id(t, changes)
+        return outcomes
+
+
+def import_learners(
+    db: Database,
+    records: Iterable[tuple[int, Record | str]],
+    *,
+    batch_size: int = 1000,
+    on_reject: RejectHandler | None = None,
+    progress: ProgressHandler | None = None,
+    upi_factory: Callable[[], str] = generate_upi,
+    today: date | None = None,
+) -> ImportReport:
+    """Import learner records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
+    writer = LearnerWriter(upi_factory)
+    return run_import(db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today)
+
+
+__all__ = ["COLUMNS", "LearnerRow", "import_learners", "parse_learner"]

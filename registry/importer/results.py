@@ -1,0 +1,172 @@
+"""Import results.csv: one row per candidate per exam sitting, written in batches of upserts.
+
+A result is keyed by exam, year and index number; grades and subject lists are stored exactly as
+KNEC wrote them once they pass validation (signs included: ``A-`` is not ``A``). A ``upi`` links the
+result to a learner when the registry knows that UPI (import learners first). Imported series
+stay unreleased until ``elimu results release EXAM YEAR``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db import Database
+from ..exams import check_grade, check_points, check_subjects, check_year, exam_named
+from ..identifiers import normalize_index_number, normalize_upi
+from ..models import ExamResult, ExamSeries, Learner
+from . import fields as f
+from .batches import BatchWriter, Record, run_import
+from .bulk import Bulk
+from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected
+
+COLUMNS = ("exam", "year", "index_number", "upi", "candidate_name", "mean_grade", "points", "subjects")
+RESULT_FIELDS = ("upi", "candidate_name", "mean_grade", "points", "subjects")
+
+_results = ExamResult.__table__
+_series = ExamSeries.__table__
+_learners = Learner.__table__
+
+
+@dataclass(slots=True)
+class ResultRow:
+    """One validated row of results.csv."""
+
+    line: int
+    exam: str
+    year: int
+    index_number: str
+    upi: str | None
+    candidate_name: str
+    mean_grade: str
+    points: int | None
+    subjects: str
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.exam, self.year, self.index_number)
+
+    def values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in RESULT_FIELDS)
+
+
+def parse_result(line: int, record: dict[str, str], today: date) -> ResultRow:
+    """Validate one record; RowRejected names every problem in it."""
+    check = Problems()
+    exam = check(exam_named, record["exam"])
+    if exam is None:
+        check.raise_any()
+    row = ResultRow(
+        line=line,
+        exam=exam.name,
+        year=check(check_year, exam, record["year"], today),
+        index_number=check(normalize_index_number, record["index_number"], exam.name),
+        upi=check(normalize_upi, record["upi"]) if record["upi"] else None,
+        candidate_name=check(f.text, record["candidate_name"], "candidate_name", 200, required=True),
+        mean_grade=check(check_grade, exam, record["mean_grade"]) if record["mean_grade"] else None,
+        points=check(check_points, exam, record["points"]),
+        subjects=check(check_subjects, exam, record["subjects"]),
+    )
+    if not record["mean_grade"]:
+        check.reasons.append("mean_grade is required")
+    check.raise_any()
+    return row
+
+
+class ResultWriter(BatchWriter[ResultRow]):
+    """Writes batches of result rows; remembers exam series across batches."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, int], int] = {}
+        self._staged: dict[tuple[str, int], int] = {}
+
+    def parse(self, line: int, record: Record, today: date) -> ResultRow:
+        return parse_result(line, record, today)
+
+    def group_key(self, row: ResultRow) -> object:
+        return row.key
+
+    def committed(self) -> None:
+        self.series.update(self._staged)
+        self._staged = {}
+
+    def write(self, session: Session, rows: list[ResultRow]) -> dict[int, Outcome | RowRejected]:
+        bulk = Bulk(session)
+        bulk.relax_durability()
+        series_ids = self._series_ids(session, {(r.exam, r.year) for r in rows})
+        outcomes: dict[int, Outcome | RowRejected] = {}
+        firsts: dict[tuple[str, int, str], ResultRow] = {}
+        for row in rows:
+            first = firsts.setdefault(row.key, row)
+            if first is not row:
+                differ = [n for n in RESULT_FIELDS if getattr(row, n) != getattr(first, n)]
+                outcomes[row.line] = (
+                    RowRejected(f"differs from line {first.line} (same exam, year and index_number): {', '.join(differ)}")
+                    if differ
+                    else Outcome.UNCHANGED
+                )
+        learner_ids = {
+            r.upi: r.id
+            for r in bulk.select_in((_learners.c.id, _learners.c.upi), _learners.c.upi, {r.upi for r in firsts.values() if r.upi})
+        }
+        wanted_series = set(series_ids.values())
+        columns = (_results.c.id, _results.c.series_id, _results.c.index_number, _results.c.learner_id,
+                   *(_results.c[n] for n in RESULT_FIELDS))  # fmt: skip
+        existing = {
+            (r.series_id, r.index_number): r
+            for r in bulk.select_in(columns, _results.c.index_number, {r.index_number for r in firsts.values()})
+            if r.series_id in wanted_series
+        }
+        inserts: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        for row in firsts.values():
+            values: dict[str, Any] = {n: getattr(row, n) for n in RESULT_FIELDS}
+            values["learner_id"] = learner_ids.get(row.upi) if row.upi else None
+            if values["subjects"] is None:
+                values["subjects"] = ""
+            series_id = series_ids[(row.exam, row.year)]
+            found = existing.get((series_id, row.index_number))
+            if found is None:
+                inserts.append({"series_id": series_id, "index_number": row.index_number, **values})
+                outcomes[row.line] = Outcome.ADDED
+            elif all(getattr(found, n) == v for n, v in values.items()):
+                outcomes[row.line] = Outcome.UNCHANGED
+            else:
+                changes.append({"id": found.id, **values})
+                outcomes[row.line] = Outcome.UPDATED
+        bulk.insert(_results, inserts)
+        bulk.update_by_id(_results, changes)
+        return outcomes
+
+    def _series_ids(self, session: Session, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        ids = {key: self.series[key] for key in wanted if key in self.series}
+        self._staged = {}
+        for exam, year in wanted - set(ids):
+            found = session.scalar(select(_series.c.id).where(_series.c.exam == exam, _series.c.year == year))
+            if found is None:
+                found = session.execute(_series.insert().values(exam=exam, year=year).returning(_series.c.id)).scalar_one()
+            ids[(exam, year)] = self._staged[(exam, year)] = found
+        return ids
+
+
+def import_results(
+    db: Database,
+    records: Iterable[tuple[int, Record | str]],
+    *,
+    batch_size: int = 1000,
+    on_reject: RejectHandler | None = None,
+    progress: ProgressHandler | None = None,
+    today: date | None = None,
+) -> ImportReport:
+    """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
+    return run_import(
+        db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress, today=today
+    )
+
+
+__all__ = ["COLUMNS", "ResultRow", "import_results", "parse_result"]

@@ -1,0 +1,54 @@
+"""Exam results: the lookup the SMS and USSD services make, and their release (end of embargo)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, contains_eager
+
+from ..exams import exam_named
+from ..models import ExamResult, ExamSeries, utcnow
+
+
+class UnknownSeries(LookupError):
+    """No results were imported for that exam and year."""
+
+
+def find_result(session: Session, exam: str, index_number: str, year: int | None = None) -> ExamResult | None:
+    """The result of one candidate, or None when unknown.
+
+    With ``year``, that year's result. Without, the latest released year; when none of the
+    candidate's years is released yet, the latest year (the caller checks ``.released`` and says
+    the results are not out yet).
+    """
+    query = (
+        select(ExamResult)
+        .join(ExamResult.series)
+        .options(contains_eager(ExamResult.series))
+        .where(ExamSeries.exam == exam.strip().upper(), ExamResult.index_number == index_number.strip())
+    )
+    if year is not None:
+        return session.scalars(query.where(ExamSeries.year == year).limit(1)).first()
+    results = list(session.scalars(query.order_by(ExamSeries.year.desc())))
+    released = [r for r in results if r.series.released]
+    if released:
+        return released[0]
+    return results[0] if results else None
+
+
+def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries, int, bool]:
+    """Publish one series: ``(series, number of results, whether it was already released)``.
+
+    Releasing twice keeps the first release time.
+    """
+    name = exam_named(exam).name
+    series = session.scalars(
+        select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
+    ).first()
+    if series is None:
+        raise UnknownSeries(f"no {name} {year} results have been imported")
+    count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
+    already = series.released
+    if not already:
+        series.released_at = utcnow()
+        session.flush()
+    return series, count, already

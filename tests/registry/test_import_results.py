@@ -1,0 +1,83 @@
+"""results.csv import: grades kept exactly, index numbers as text, links to learners, rejected lines."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from registry.models import ExamResult, ExamSeries
+
+from .support import learner, run_learners, run_results, snapshot, write_learners, write_results
+
+
+def result(**changes: str) -> dict[str, str]:
+    base = {"exam": "KCSE", "year": "2025", "index_number": "03611030002", "upi": "", "candidate_name": "Jane Kamau",
+            "mean_grade": "A-", "points": "78", "subjects": "ENG:B+;KIS:A-;MAT:A"}  # fmt: skip
+    return {**base, **changes}
+
+
+def test_results_import_keeps_grades_and_index_numbers_exactly(database, tmp_path):
+    run_learners(database, write_learners(tmp_path / "l.csv", [learner(upi="KE77XZ")]))
+    path = write_results(
+        tmp_path / "r.csv",
+        [
+            result(upi="ke77xz"),
+            result(index_number="03611030003", mean_grade="B+", subjects="ENG:B-;KIS:C+;MAT:D-", upi="NOSUCH"),
+            result(exam="kjsea", index_number="3047190112", mean_grade="EE1", points="72", subjects="ENG:EE1;MAT:EE2"),
+            result(exam="KPSEA", index_number="3047190113", mean_grade="ME", points="", subjects=""),
+            result(year="2024", mean_grade="C", points="42", subjects="ENG:C"),
+        ],
+    )
+    report, rejected = run_results(database, path)
+    assert rejected == [] and report.added == 5
+    with database.session() as session:
+        rows = {(r.series.exam, r.series.year, r.index_number): r for r in session.scalars(select(ExamResult))}
+        assert not any(s.released for s in session.scalars(select(ExamSeries)))
+        jane = rows[("KCSE", 2025, "03611030002")]
+        assert (jane.mean_grade, jane.points, jane.subjects) == ("A-", 78, "ENG:B+;KIS:A-;MAT:A")
+        assert jane.upi == "KE77XZ" and jane.learner is not None and jane.learner.first_name == "Jane"
+        unknown = rows[("KCSE", 2025, "03611030003")]
+        assert unknown.upi == "NOSUCH" and unknown.learner_id is None
+        assert rows[("KJSEA", 2025, "3047190112")].mean_grade == "EE1"
+        assert rows[("KPSEA", 2025, "3047190113")].points is None
+        assert rows[("KCSE", 2024, "03611030002")].mean_grade == "C"
+
+    before = snapshot(database)
+    again, _ = run_results(database, path)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 5)
+    assert snapshot(database) == before
+
+
+def test_bad_result_rows_are_named_by_line(database, tmp_path):
+    path = write_results(
+        tmp_path / "r.csv",
+        [
+            result(),  # 2 good
+            result(index_number="3661103000", mean_grade="a-"),  # 3
+            result(exam="KCPE", year="2024"),  # 4: KCPE ended in 2023
+            result(exam="KJSEA", index_number="3047190112", mean_grade="B+"),  # 5
+            result(exam="GCSE"),  # 6
+            result(index_number="03611030009", subjects="ENG:B+;ENG:A"),  # 7
+            result(index_number="03611030010", candidate_name="", points="99"),  # 8
+            result(mean_grade="B"),  # 9: same candidate as line 2, different grade
+            result(),  # 10: exact repeat of line 2
+        ],
+    )
+    report, rejected = run_results(database, path)
+    reasons = dict(rejected)
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9]
+    assert "index number must be 11 digits" in reasons[3] and "mean_grade 'a-' is not a KCSE grade" in reasons[3]
+    assert "KCPE was last sat in 2023" in reasons[4]
+    assert "not a KJSEA grade" in reasons[5]
+    assert "exam must be one of KCSE, KCPE, KPSEA, KJSEA" in reasons[6]
+    assert "subject ENG appears twice" in reasons[7]
+    assert "candidate_name is required" in reasons[8] and "above the KCSE maximum of 84" in reasons[8]
+    assert reasons[9] == "differs from line 2 (same exam, year and index_number): mean_grade"
+    assert (report.added, report.unchanged, report.rejected) == (1, 1, 7)
+
+
+def test_a_correction_is_an_update(database, tmp_path):
+    run_results(database, write_results(tmp_path / "a.csv", [result(), result(index_number="03611030003")]))
+    report, _ = run_results(database, write_results(tmp_path / "b.csv", [result(mean_grade="A"), result(index_number="03611030003")]))
+    assert (report.updated, report.unchanged) == (1, 1)
+    with database.session() as session:
+        assert session.scalars(select(ExamResult.mean_grade).where(ExamResult.index_number == "03611030002")).one() == "A"
