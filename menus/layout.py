@@ -29,6 +29,10 @@ _ABBREVIATIONS = (
 )
 
 
+# Words a shortened name should not end on (English and Kiswahili).
+_DANGLING = frozenset({"and", "of", "the", "for", "&", "na", "ya", "wa", "la", "cha", "za", "-"})
+
+
 def ascii_text(value: str) -> str:
     """Printable ASCII: accents dropped (``Nyawĩra`` -> ``Nyawira``), other characters removed.
 
@@ -70,7 +74,10 @@ def shorten(value: str, limit: int) -> str:
         kept = candidate
     if not kept:  # one very long word
         return value[: max(limit - 1, 1)].rstrip(".") + "."
-    return kept.rstrip(".,;:-") + "."
+    kept_words = kept.rstrip(".,;:-'").split(" ")
+    while len(kept_words) > 1 and kept_words[-1].lower() in _DANGLING:
+        kept_words.pop()
+    return " ".join(kept_words).rstrip(".,;:-'") + "."
 
 
 def short_person(masked_name: str, limit: int = 18) -> str:

@@ -56,7 +56,7 @@ TEXTS: dict[str, str] = {
     "upi.done": "The UPI of {name} will come by SMS.",
     "status.state.enrolled": "Enrolled",
     "status.state.requested": "Transfer asked by {school}",
-    "status.state.released": "Released by {school}, awaiting admission",
+    "status.state.released": "Awaiting admission, released by {school}",
     "status.state.admitted": "Admitted on {date}",
     "status.results": "Results: {exams}",
     "status.no_results": "Results: none released",

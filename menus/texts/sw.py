@@ -56,7 +56,7 @@ TEXTS: dict[str, str] = {
     "upi.done": "UPI ya {name} itakuja kwa SMS.",
     "status.state.enrolled": "Amesajiliwa",
     "status.state.requested": "Uhamisho umeombwa na {school}",
-    "status.state.released": "Ameachiliwa na {school}, anasubiri kupokelewa",
+    "status.state.released": "Anasubiri kupokelewa, ameachiliwa na {school}",
     "status.state.admitted": "Alipokelewa tarehe {date}",
     "status.results": "Matokeo: {exams}",
     "status.no_results": "Matokeo: hakuna yaliyotolewa",

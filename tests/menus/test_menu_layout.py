@@ -51,3 +51,8 @@ def test_paginate_fills_pages_and_reserves_the_more_line():
             used += len("98. More") + 1
         assert used <= 156
     assert len(pages) == 3
+
+
+def test_shorten_does_not_end_on_a_joining_word():
+    assert layout.shorten("Kiambu Day and Boarding Academy", 16) == "Kiambu Day."
+    assert layout.shorten("Shule ya Msingi ya Kilimani Mashariki", 20) == "Shule ya Msingi."
