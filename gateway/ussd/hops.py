@@ -79,6 +79,8 @@ class HopHandler:
             answer, record, resume = self._step(request, phone, record)
             self.store.save(record, resume)
             saved = True
+            log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40],
+                      record.state.get("screen"), " (end)" if answer.end else "")
             return answer
         finally:
             if not saved:

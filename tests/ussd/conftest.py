@@ -63,3 +63,9 @@ def real_stack(integration_runtime):
     app = create_app(runtime=integration_runtime)
     app.config.update(TESTING=True)
     return clock, sms, World(integration_runtime.db, TEST_SECRET), app.test_client()
+
+
+@pytest.fixture
+def real_ussd(real_stack):
+    _, sms, _, client = real_stack
+    return lambda phone=None: Phone(client, sms, phone or "+254712345678")

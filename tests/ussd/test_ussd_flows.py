@@ -338,7 +338,7 @@ def test_learner_status_released_transfer_and_results(world, ussd):
     > {PIN}
     < END Jane W. (Grade 6)
     < Kilimani Primary School
-    < Released by Kilimani Primary School, awaiting admission
+    < Awaiting admission, released by Kilimani Primary School
     < Results: KPSEA 2024
     """)
     [event] = audit(world, "status_shown")

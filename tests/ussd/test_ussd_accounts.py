@@ -1,0 +1,157 @@
+"""Registry accounts without the menus: hashing, PIN policy, code limits and checks, disclosure guards.
+
+Runs on SQLite and PostgreSQL (``database`` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from menus.services import ActivationResult, OtpResult, PinResult, Purpose, SendResult
+from registry.models import OneTimeCode
+from registry.services import accounts
+from registry.services.accounts import Keys
+from registry.services.secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
+from tests.conftest import TEST_SECRET
+from tests.ussd.support import PHONE, STRANGER, World
+
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+KEYS = Keys.from_secret(TEST_SECRET)
+
+
+def test_otp_hashes_are_salted_keyed_and_checked():
+    hasher = OtpHasher(TEST_SECRET)
+    first, second = hasher.hash("042917"), hasher.hash("042917")
+    assert first != second and "042917" not in first and first.startswith("hmac-sha256$")
+    assert hasher.verify(first, "042917") and not hasher.verify(first, "042918")
+    assert not OtpHasher("another-secret-key-0123456789").verify(first, "042917")
+    assert not hasher.verify("garbage", "042917") and not hasher.verify("hmac-sha256$zz$zz", "042917")
+
+
+def test_pins_use_argon2id_with_a_pepper():
+    hasher = PinHasher(TEST_SECRET)
+    stored = hasher.hash("5821")
+    assert stored.startswith("$argon2id$") and hasher.verify(stored, "5821") and not hasher.verify(stored, "5822")
+    assert not PinHasher("another-secret-key-0123456789").verify(stored, "5821")
+    assert not hasher.verify(None, "5821") and not hasher.verify("not a hash", "5821")
+    sealed = hasher.seal("5821")
+    assert "5821" not in sealed and hasher.seal_matches(sealed, "5821") and not hasher.seal_matches(sealed, "5812")
+    assert not hasher.seal_matches("nonsense", "5821")
+
+
+def test_generated_codes_are_six_digits():
+    codes = {generate_otp() for _ in range(200)}
+    assert all(len(c) == 6 and c.isdigit() for c in codes) and len(codes) > 150
+
+
+@pytest.mark.parametrize("pin", ["0000", "1111", "9999", "1234", "4321", "0123", "9876", "6789", "3210", "1212",
+                                 "1122", "2000", "6969", "12a4", "123"])
+def test_trivial_pins_are_refused(pin):
+    assert pin_is_trivial(pin)
+
+
+@pytest.mark.parametrize("pin", ["4826", "5803", "7391", "2580", "0918"])
+def test_ordinary_pins_are_accepted(pin):
+    assert not pin_is_trivial(pin)
+
+
+def test_personal_pins_are_refused():
+    assert pin_is_trivial("2014", {"2014", "0509"}) and pin_is_trivial("0509", {"2014", "0509"})
+
+
+@pytest.fixture
+def world(database):
+    return World(database, TEST_SECRET)
+
+
+def codes_sent(db, now: datetime, count: int, phone: str = PHONE) -> list[SendResult]:
+    results = []
+    for i in range(count):
+        with db.transaction() as session:
+            results.append(accounts.issue_otp(session, KEYS, phone, Purpose.PIN_RESET, now + timedelta(seconds=61 * i)))
+    return results
+
+
+def test_code_limits_gap_hour_day(world):
+    db = world.db
+    with db.transaction() as session:
+        assert accounts.issue_otp(session, KEYS, PHONE, Purpose.UPI, NOW) is SendResult.SENT
+        assert accounts.issue_otp(session, KEYS, PHONE, Purpose.UPI, NOW + timedelta(seconds=59)) is SendResult.TOO_SOON
+    assert codes_sent(db, NOW + timedelta(seconds=60), 5) == [SendResult.SENT] * 4 + [SendResult.LIMIT]
+    assert codes_sent(db, NOW + timedelta(hours=1, seconds=1), 6) == [SendResult.SENT] * 5 + [SendResult.LIMIT]
+    assert codes_sent(db, NOW + timedelta(hours=3), 1) == [SendResult.LIMIT]  # 10 today
+    assert codes_sent(db, NOW + timedelta(days=1, seconds=1), 1) == [SendResult.SENT]
+    assert codes_sent(db, NOW, 1, phone=STRANGER) == [SendResult.SENT]  # per phone
+
+
+def latest_code(db) -> OneTimeCode:
+    with db.transaction() as session:
+        return session.query(OneTimeCode).order_by(OneTimeCode.id.desc()).first()
+
+
+def test_codes_are_single_use_limited_and_expire(world, monkeypatch):
+    db = world.db
+    monkeypatch.setattr(accounts, "generate_otp", lambda: "314159")
+    with db.transaction() as session:
+        accounts.issue_otp(session, KEYS, PHONE, Purpose.PIN_RESET, NOW)
+    assert "314159" not in latest_code(db).code_hash
+
+    def check(code: str, at: datetime = NOW) -> OtpResult:
+        with db.transaction() as session:
+            return accounts.check_otp(session, KEYS, PHONE, Purpose.PIN_RESET, code, at).result
+
+    assert check("314159", NOW) is OtpResult.OK
+    assert check("314159") is OtpResult.EXPIRED  # used
+    with db.transaction() as session:
+        accounts.issue_otp(session, KEYS, PHONE, Purpose.PIN_RESET, NOW + timedelta(minutes=2))
+    assert [check("000000"), check("000001"), check("000002"), check("314159")] == [
+        OtpResult.WRONG, OtpResult.WRONG, OtpResult.EXHAUSTED, OtpResult.EXHAUSTED]
+    with db.transaction() as session:
+        accounts.issue_otp(session, KEYS, PHONE, Purpose.PIN_RESET, NOW + timedelta(minutes=4))
+    assert check("314159", NOW + timedelta(minutes=9, seconds=1)) is OtpResult.EXPIRED
+    assert check("314159", NOW + timedelta(minutes=8, seconds=59)) is OtpResult.OK
+
+
+def test_activation_matches_only_this_phones_learner(world):
+    world.learner()
+    world.learner(first="Otieno", upi="Z9Y8X7", birth_cert="99990000", assessment=None, phones=(STRANGER,))
+    db = world.db
+
+    def attempt(identifier: str, born: date, phone: str = PHONE, at: datetime = NOW) -> ActivationResult:
+        with db.transaction() as session:
+            return accounts.start_activation(session, KEYS, phone, identifier, born, at).result
+
+    assert attempt("99990000", date(2014, 9, 5)) is ActivationResult.MISS
+    assert attempt("12345678", date(2014, 9, 6)) is ActivationResult.MISS
+    assert attempt("12345678", date(2014, 9, 5)) is ActivationResult.MATCH
+    assert attempt("12345678", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.TOO_SOON
+    assert attempt("12345678", date(2014, 9, 5), phone="+254799000000") is ActivationResult.NOT_LINKED
+
+
+def test_disclosures_need_a_used_code_and_a_verified_link(world):
+    learner = world.learner()
+    db = world.db
+    with db.transaction() as session:
+        assert not accounts.activate(session, KEYS, PHONE, learner, "4826", "s", NOW)
+        assert not accounts.send_upi(session, PHONE, learner, "s", NOW)
+        assert accounts.learner_status(session, PHONE, learner, "s", NOW) is None
+        assert accounts.my_learners(session, PHONE) == []
+
+
+def test_pin_lock_after_three_wrong_tries(world):
+    world.learner(verified=True)
+    world.activate(pin="4826")
+    db = world.db
+
+    def check(pin: str, at: datetime = NOW):
+        with db.transaction() as session:
+            return accounts.check_pin(session, KEYS, PHONE, pin, at)
+
+    assert [check("1111").tries_left, check("2222").tries_left] == [2, 1]
+    assert check("3333").result is PinResult.LOCKED_NOW
+    locked = check("4826", NOW + timedelta(minutes=29))
+    assert (locked.result, locked.locked_minutes) == (PinResult.LOCKED, 1)
+    assert check("4826", NOW + timedelta(minutes=30)).result is PinResult.OK
+    with db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, STRANGER, "4826", NOW).result is PinResult.INACTIVE

@@ -1,0 +1,105 @@
+"""The Africa's Talking edge: request checks, answer format, and the end-of-session events."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from gateway.ussd import africastalking
+from gateway.ussd.messages import BadUssdRequest, UssdAnswer
+from registry.models import UssdSessionEvent
+
+
+def test_parse_hop_normalises_the_phone_and_splits_inputs():
+    request = africastalking.parse_hop({"sessionId": "ATUid_1", "phoneNumber": "254712345678",
+                                        "serviceCode": "*384*1234#", "networkCode": "63902", "text": "1*2*3"})
+    assert (request.session_id, request.phone, request.service_code, request.network) == (
+        "ATUid_1", "+254712345678", "*384*1234#", "63902")
+    assert request.inputs == ["1", "2", "3"] and request.text == "1*2*3"
+
+
+def test_parse_hop_first_hop_has_no_inputs():
+    assert africastalking.parse_hop({"sessionId": "a", "phoneNumber": "+254712345678"}).inputs == []
+
+
+@pytest.mark.parametrize("form, reason", [
+    ({"phoneNumber": "+254712345678"}, "sessionId is required"),
+    ({"sessionId": "a"}, "phoneNumber is required"),
+    ({"sessionId": "  ", "phoneNumber": "+254712345678"}, "sessionId is required"),
+])
+def test_parse_hop_refuses_missing_fields(form, reason):
+    with pytest.raises(BadUssdRequest, match=reason):
+        africastalking.parse_hop(form)
+
+
+def test_render_prefixes():
+    assert africastalking.render(UssdAnswer("Hi", end=False))[0] == "CON Hi"
+    assert africastalking.render(UssdAnswer("Bye", end=True))[0] == "END Bye"
+
+
+@pytest.mark.parametrize("missing", ["sessionId", "phoneNumber"])
+def test_missing_field_is_400_with_a_one_line_reason(client, missing):
+    form = {"sessionId": "x1", "phoneNumber": "+254712345678", "text": ""}
+    del form[missing]
+    response = client.post("/ussd/africastalking", data=form)
+    assert response.status_code == 400
+    assert response.get_data(as_text=True) == f"{missing} is required\n"
+
+
+@pytest.mark.parametrize("phone", ["+14155552671", "0202222222", "07123", "not a phone"])
+def test_not_a_kenyan_mobile_gets_a_polite_end(client, phone):
+    response = client.post("/ussd/africastalking", data={"sessionId": "x2", "phoneNumber": phone, "text": ""})
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert response.get_data(as_text=True) == "END Sorry, this service is only for Kenyan mobile numbers."
+
+
+def test_unknown_provider_is_404(client):
+    assert client.post("/ussd/nobody", data={"sessionId": "a", "phoneNumber": "+254712345678"}).status_code == 404
+
+
+def test_redis_down_gets_a_polite_end_not_an_error(runtime, client):
+    import redis
+
+    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.extras.pop("elimu.ussd", None)
+    response = client.post("/ussd/africastalking", data={"sessionId": "x3", "phoneNumber": "+254712345678"})
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "END Service busy. Please try again in a few minutes."
+
+
+EVENT = {"sessionId": "ATUid_ev1", "phoneNumber": "+254712345678", "serviceCode": "*384*1234#",
+         "networkCode": "63902", "status": "Incomplete", "durationInMillis": "41230", "hopsCount": "4",
+         "input": "1*12345678*05092014", "cost": "KES 1.00", "date": "2026-03-02 08:01:00",
+         "lastAppResponse": "CON We sent a code"}
+
+
+def events(runtime) -> list[UssdSessionEvent]:
+    with runtime.db.transaction() as session:
+        return list(session.scalars(select(UssdSessionEvent)))
+
+
+def test_session_event_is_stored(runtime, client):
+    assert client.post("/ussd/africastalking/events", data=EVENT).status_code == 200
+    [row] = events(runtime)
+    assert (row.session_id, row.phone, row.status, row.duration_ms, row.hops_count, row.last_input, row.cost) == (
+        "ATUid_ev1", "+254712345678", "Incomplete", 41230, 4, "1*12345678*05092014", "KES 1.00")
+
+
+def test_session_event_is_upserted(runtime, client):
+    client.post("/ussd/africastalking/events", data=EVENT)
+    client.post("/ussd/africastalking/events", data=EVENT)
+    client.post("/ussd/africastalking/events", data=dict(EVENT, status="Failed", errorMessage="timeout"))
+    [row] = events(runtime)
+    assert (row.status, row.error_message) == ("Failed", "timeout")
+
+
+@pytest.mark.parametrize("form", [
+    {},
+    {"sessionId": ""},
+    {"sessionId": "x" * 500, "hopsCount": "many", "durationInMillis": "-5", "status": "S" * 100,
+     "phoneNumber": "garbage" * 20},
+])
+def test_malformed_events_still_get_200(runtime, client, form):
+    assert client.post("/ussd/africastalking/events", data=form).status_code == 200
+    for row in events(runtime):
+        assert row.hops_count is None and row.duration_ms is None and len(row.session_id) <= 100

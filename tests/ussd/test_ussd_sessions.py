@@ -1,0 +1,177 @@
+"""Sessions: retried hops, concurrent twins, expiry, resume, and text that does not add up."""
+
+from __future__ import annotations
+
+import threading
+
+from gateway.ussd.routes import hop_handler
+from gateway.ussd.sessions import SessionStore
+from tests.ussd.support import PHONE, STRANGER
+
+
+def post(client, session_id: str, text: str, phone: str = PHONE) -> str:
+    response = client.post("/ussd/africastalking", data={"sessionId": session_id, "phoneNumber": phone,
+                                                        "serviceCode": "*384*1234#", "text": text})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def test_replayed_hop_gets_the_same_answer_and_one_code(world, stack, sms):
+    world.learner()
+    client = stack[3]
+    post(client, "s1", "")
+    post(client, "s1", "1")
+    post(client, "s1", "1*12345678")
+    first = post(client, "s1", "1*12345678*05092014")
+    again = post(client, "s1", "1*12345678*05092014")
+    assert first == again and first.startswith("CON We sent a 6-digit code")
+    assert len(sms.otps(PHONE)) == 1
+    # A replay of an older hop also gets its old answer, and the conversation goes on from the newest.
+    assert post(client, "s1", "1*12345678").startswith("CON Enter the learner's date of birth")
+    assert post(client, "s1", "1*12345678*05092014*000000").startswith("CON Wrong code. 2 tries left.")
+
+
+def test_two_simultaneous_identical_hops_act_once(world, stack, sms, runtime):
+    """The first hop holds the lock inside the registry call until the second is waiting for its answer."""
+    world.learner()
+    app_client = stack[3]
+    post(app_client, "s2", "")
+    post(app_client, "s2", "1")
+    post(app_client, "s2", "1*12345678")
+    handler = hop_handler(runtime)
+    inside, waiting = threading.Event(), threading.Event()
+    real_start, real_wait = handler.services.start_activation, handler.store.wait_for_answer
+
+    def slow_start(*args, **kwargs):
+        inside.set()
+        assert waiting.wait(10), "the twin never waited"
+        return real_start(*args, **kwargs)
+
+    def wait_for_answer(*args, **kwargs):
+        waiting.set()
+        return real_wait(*args, **kwargs)
+
+    handler.services.start_activation = slow_start
+    handler.store.wait_for_answer = wait_for_answer
+    answers: dict[str, str] = {}
+
+    def hop(name: str) -> None:
+        answers[name] = post(app_client.application.test_client(), "s2", "1*12345678*05092014")
+
+    first = threading.Thread(target=hop, args=("first",))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=hop, args=("second",))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert answers["first"] == answers["second"]
+    assert answers["first"].startswith("CON We sent a 6-digit code")
+    assert len(sms.otps(PHONE)) == 1
+
+
+def test_an_expired_session_starts_fresh(world, stack, clock):
+    world.learner()
+    client = stack[3]
+    post(client, "s3", "")
+    post(client, "s3", "4")
+    clock.advance(seconds=201)
+    assert post(client, "s3", "4*2").startswith("CON Welcome to Elimu")
+    # ... and goes on from there: the stale text is not replayed through the screens.
+    assert post(client, "s3", "4*2*4").startswith("CON My account")
+
+
+def test_resume_within_five_minutes(world, ussd, clock):
+    world.learner()
+    phone = ussd()
+    phone.script("dial\n> 1\n> 12345678")
+    clock.advance(minutes=4, seconds=59)
+    phone.script("""
+    dial
+    < CON Your last session did not finish.
+    < 1. Continue where you left off
+    < 2. Start over
+    > 1
+    < CON Enter the learner's date of birth (DDMMYYYY):
+    < 0. Back
+    < 00. Home
+    > 05092014
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > {otp}
+    < CON Choose a 4-digit PIN:
+    < ...
+    """)
+
+
+def test_resume_offer_in_kiswahili_and_start_over(world, ussd, clock):
+    world.learner()
+    phone = ussd()
+    phone.script("dial\n> 4\n> 2\n> 2\n> 1\n> 12345678")
+    phone.script("""
+    dial
+    < CON Kikao chako cha mwisho hakikukamilika.
+    < 1. Endelea ulipoachia
+    < 2. Anza upya
+    > 2
+    < CON Karibu Elimu
+    < ...
+    dial
+    < CON Karibu Elimu
+    < ...
+    """)
+
+
+def test_no_resume_after_five_minutes(world, ussd, clock):
+    world.learner()
+    phone = ussd()
+    phone.script("dial\n> 1\n> 12345678")
+    clock.advance(minutes=5, seconds=1)
+    phone.script("dial\n< CON Welcome to Elimu\n< ...")
+
+
+def test_no_resume_after_a_finished_session_or_from_the_main_menu(world, ussd):
+    world.learner()
+    phone = ussd()
+    phone.script("dial\n> 1\n> 12345678\n> 0\n> 00\n> 7\n> 7\n> 7")  # ends: too many invalid answers
+    phone.script("dial\n< CON Welcome to Elimu\n< ...")
+    phone.script("dial\n> 4")  # dropped on a menu, not mid-flow
+    phone.script("dial\n< CON Welcome to Elimu\n< ...")
+
+
+def test_resume_is_only_for_the_same_phone(world, ussd):
+    world.learner()
+    ussd().script("dial\n> 1\n> 12345678")
+    ussd(STRANGER).script("dial\n< CON Welcome to Elimu\n< ...")
+
+
+def test_a_star_typed_by_the_caller_stays_in_the_input(world, stack):
+    world.learner()
+    client = stack[3]
+    post(client, "s4", "")
+    post(client, "s4", "1")
+    assert post(client, "s4", "1*12*34").startswith("CON Enter the number only.")
+
+
+def test_text_that_does_not_extend_the_last_one_shows_the_screen_again(world, stack):
+    client = stack[3]
+    post(client, "s5", "")
+    assert post(client, "s5", "4").startswith("CON My account")
+    assert post(client, "s5", "9*9").startswith("CON My account")
+    assert post(client, "s5", "9*9*2").startswith("CON Choose language:")
+
+
+def test_a_session_id_reused_by_another_phone_is_refused(stack):
+    client = stack[3]
+    post(client, "s6", "")
+    assert post(client, "s6", "", phone=STRANGER).startswith("END ")
+
+
+def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
+    client = stack[3]
+    post(client, "s7", "")
+    post(client, "s7", "4")
+    assert runtime.redis.ttl("ussd:s:s7") > 0
+    record = SessionStore(runtime.redis, clock=lambda: stack[0]().timestamp()).load("s7")
+    assert record is not None and record.hops == 2 and record.state["screen"] == "acct"
+    assert not runtime.redis.exists("ussd:lock:s7")
