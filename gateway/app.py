@@ -8,7 +8,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from . import logs, security
+from . import degraded, logs, security
 from .config import Settings
 from .logs import configure_logging
 from .runtime import Runtime
@@ -38,6 +38,7 @@ def create_app(
     configure_logging(settings.log_format)
     logs.init_app(app)
     security.init_app(app)
+    degraded.init_app(app)
 
     for module_name in BLUEPRINTS:
         try:
@@ -55,11 +56,6 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return jsonify(error=exc.name, reason=exc.description), exc.code
-
-    @app.errorhandler(Exception)
-    def _crash(exc: Exception):  # pragma: no cover - last resort; routes answer their own errors
-        log.exception("unhandled error")
-        return jsonify(error="Service Unavailable", reason="temporary failure, retry later"), 503
 
     if start_embedded_worker and settings.embedded_redis:
         from workers.embedded import start_embedded_worker as start

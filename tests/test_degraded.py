@@ -1,0 +1,98 @@
+"""Degraded mode: PostgreSQL or Redis down gives deliberate answers, never a 500, and recovers by itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from gateway.app import create_app
+from gateway.degraded import replay_spool, spool_dir
+from registry.db import Database
+from registry.models import MessageKind, MessageStatus, OutboundMessage, Priority
+
+DOWN_DB = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+INBOUND = {"from": "+254712345678", "to": "22252", "text": "HELP", "id": "in-1", "date": "2026-01-09 10:00:00"}
+
+
+@pytest.fixture
+def down_db():
+    database = Database(DOWN_DB, connect_args={"connect_timeout": 1})
+    yield database
+    database.dispose()
+
+
+def _message(database, provider_id="ATXid_1") -> int:
+    with database.transaction() as s:
+        row = OutboundMessage(recipient="+254712345678", kind=MessageKind.REPLY, body="hello",
+                              priority=Priority.REPLY, status=MessageStatus.SENT, provider_message_id=provider_id)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def test_redis_down(runtime):
+    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    client = create_app(runtime=runtime).test_client()
+    hop = client.post("/ussd/africastalking", data={"sessionId": "s1", "phoneNumber": "0712345678", "text": ""})
+    assert hop.status_code == 200 and hop.data.startswith(b"END ") and b"busy" in hop.data
+    inbound = client.post("/sms/africastalking/inbound", data=INBOUND)
+    assert inbound.status_code == 200  # stored in the database; handed to the workers by the reconciler
+    assert client.get("/readyz").status_code == 503
+
+
+def test_database_down(runtime, down_db):
+    good = runtime.db
+    runtime.db = down_db
+    client = create_app(runtime=runtime).test_client()
+    hop = client.post("/ussd/africastalking", data={"sessionId": "s2", "phoneNumber": "0712345678", "text": ""})
+    assert hop.status_code == 200 and hop.data.startswith(b"END ")
+    inbound = client.post("/sms/africastalking/inbound", data=INBOUND)
+    assert inbound.status_code == 503 and inbound.headers["Retry-After"] == "60"
+    report = {"id": "ATXid_1", "status": "Success", "phoneNumber": "+254712345678", "networkCode": "63902"}
+    delivery = client.post("/sms/africastalking/delivery", data=report)
+    assert delivery.status_code == 200 and delivery.data.startswith(b"OK (spooled)")
+    spooled = (spool_dir(runtime) / "delivery.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in spooled] == ["ATXid_1"]
+    assert client.get("/readyz").status_code == 503
+
+    # the database returns: the next delivery report that succeeds replays the spool
+    runtime.db = good
+    message_id = _message(good, "ATXid_1")
+    _message(good, "ATXid_2")
+    later = client.post("/sms/africastalking/delivery", data={**report, "id": "ATXid_2", "status": "Sent"})
+    assert later.status_code == 200
+    with good.session() as s:
+        assert s.get(OutboundMessage, message_id).status is MessageStatus.DELIVERED
+    assert not list(spool_dir(runtime).glob("*.jsonl"))
+    assert client.get("/readyz").status_code == 200
+
+
+def test_replay_keeps_what_it_cannot_apply(runtime, down_db):
+    from gateway.degraded import spool
+
+    spool(runtime, "delivery", {"id": "ATXid_9", "status": "Success", "phoneNumber": "+254712345678"})
+    good = runtime.db
+    runtime.db = down_db
+    assert replay_spool(runtime) == 0
+    assert (spool_dir(runtime) / "delivery.jsonl").exists()
+    runtime.db = good
+    message_id = _message(good, "ATXid_9")
+    assert replay_spool(runtime) == 1
+    with good.session() as s:
+        assert s.get(OutboundMessage, message_id).status is MessageStatus.DELIVERED
+
+
+def test_a_crash_is_never_a_500(runtime, monkeypatch):
+    import workers.inbound
+
+    def boom(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr("gateway.sms.routes.receive", boom)
+    client = create_app(runtime=runtime).test_client()
+    inbound = client.post("/sms/africastalking/inbound", data=INBOUND)
+    assert inbound.status_code == 503 and inbound.headers["Retry-After"] == "60"
+    assert b"Traceback" not in inbound.data
+    assert workers.inbound.receive is not boom
