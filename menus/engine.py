@@ -220,6 +220,9 @@ class Engine:
                 state["note"] = outcome.note
                 return self._show(ctx, state)
             if isinstance(outcome, Restore):
+                if outcome.state.get("screen") not in self.screens:
+                    outcome = Home()
+                    continue
                 saved = _copy(outcome.state)
                 saved["lang"] = state["lang"]
                 saved["invalid"] = 0

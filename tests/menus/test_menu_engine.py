@@ -158,3 +158,11 @@ def test_unknown_screen_in_state_starts_over(talk):
     talk.state["screen"] = "gone.screen"
     talk.state["stack"] = ["main"]
     assert talk.send("1").text == MAIN_EN
+
+
+def test_resuming_a_state_whose_screen_no_longer_exists_goes_home(talk, fake, engine):
+    saved = {"lang": "en", "screen": "act.otp", "stack": ["main"], "data": {}, "invalid": 0, "note": None}
+    talk.dial(saved)
+    saved["screen"] = "renamed.screen"
+    talk.state["data"]["saved"] = saved
+    assert talk.send("1").text == MAIN_EN

@@ -103,3 +103,25 @@ def test_malformed_events_still_get_200(runtime, client, form):
     assert client.post("/ussd/africastalking/events", data=form).status_code == 200
     for row in events(runtime):
         assert row.hops_count is None and row.duration_ms is None and len(row.session_id) <= 100
+
+
+def test_a_second_aggregator_is_one_more_adapter(client, monkeypatch):
+    """Another gateway's field names (Crossgate-style), plugged in without touching menus or registry."""
+    import types
+
+    from gateway.ussd import routes
+    from gateway.ussd.messages import UssdRequest
+    from registry.identifiers import normalize_msisdn
+
+    other = types.ModuleType("crossgate")
+    other.NAME = "crossgate"
+    other.parse_hop = lambda form: UssdRequest(
+        provider="crossgate", session_id=form["session_id"], phone=normalize_msisdn(form["msisdn"]),
+        service_code=form.get("service_code", ""), network=form.get("network_code", ""),
+        text=form.get("ussd_string", ""), inputs=form.get("ussd_string", "").split("*"))
+    other.render = africastalking.render
+    monkeypatch.setitem(routes.ADAPTERS, "crossgate", other)
+    first = client.post("/ussd/crossgate", data={"session_id": "cg1", "msisdn": "254712345678", "ussd_string": ""})
+    assert first.get_data(as_text=True).startswith("CON Welcome to Elimu")
+    again = client.post("/ussd/crossgate", data={"session_id": "cg1", "msisdn": "254712345678", "ussd_string": "4"})
+    assert again.get_data(as_text=True).startswith("CON My account")
