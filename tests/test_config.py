@@ -1,0 +1,92 @@
+"""Settings from the environment: defaults, and one-line errors naming the variable."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import DEV_SECRET_KEY, ConfigError, Settings
+
+SECRET = "s" * 32
+
+
+def test_embedded_defaults(tmp_path):
+    with pytest.warns(UserWarning, match="ELIMU_SECRET_KEY is unset"):
+        settings = Settings.from_env({"ELIMU_INSTANCE_PATH": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'elimu.sqlite3'}"
+    assert settings.embedded_redis and settings.redis_url is None
+    assert settings.sms_backend == "outbox"
+    assert settings.dev_mode and settings.secret_key == DEV_SECRET_KEY
+    assert settings.ussd_code == "*384*1234#"
+
+
+def test_plain_postgresql_urls_use_psycopg():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db:5432/elimu", "ELIMU_SECRET_KEY": SECRET})
+    assert settings.database_url == "postgresql+psycopg://u:p@db:5432/elimu"
+    assert not settings.dev_mode  # a real database means production unless ELIMU_ENV says otherwise
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://u@h/db"}, "DATABASE_URL"),
+        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://localhost:port"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://"}, "REDIS_URL"),
+        ({"ELIMU_ENV": "production"}, "ELIMU_SECRET_KEY"),
+        ({"DATABASE_URL": "postgresql://u@h/db"}, "ELIMU_SECRET_KEY"),
+        ({"ELIMU_SECRET_KEY": "short"}, "ELIMU_SECRET_KEY"),
+        ({"ELIMU_ENV": "staging"}, "ELIMU_ENV"),
+        ({"SMS_BACKEND": "carrier-pigeon"}, "SMS_BACKEND"),
+        ({"SMS_BACKEND": "africastalking"}, "AT_USERNAME"),
+        ({"AT_API_BASE_URL": "ftp://x"}, "AT_API_BASE_URL"),
+        ({"ELIMU_SMS_RATE": "fast"}, "ELIMU_SMS_RATE"),
+        ({"ELIMU_ALLOWED_NETWORKS": "10.0.0.0/33"}, "ELIMU_ALLOWED_NETWORKS"),
+    ],
+)
+def test_bad_settings_give_one_line_naming_the_variable(env, variable):
+    base = {} if variable == "ELIMU_SECRET_KEY" else {"ELIMU_SECRET_KEY": SECRET}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**base, **env})
+    message = str(caught.value)
+    assert variable in message and "\n" not in message
+
+
+def _elimu(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ELIMU_", "DATABASE_URL", "REDIS_URL", "SMS_", "AT_"))}
+    clean.update(ELIMU_INSTANCE_PATH=str(tmp_path), **env)
+    elimu = Path(sys.executable).with_name("elimu")
+    return subprocess.run([str(elimu), "db", "upgrade"], env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_refuses_production_without_a_secret_key_in_one_line(tmp_path):
+    done = _elimu(tmp_path, ELIMU_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0 and "ELIMU_SECRET_KEY" in done.stderr
+    assert not (tmp_path / "x.sqlite3").exists()
+
+
+def test_cli_names_a_bad_database_url_in_one_line(tmp_path):
+    done = _elimu(tmp_path, DATABASE_URL="mysql://nobody@nowhere/db", ELIMU_SECRET_KEY=SECRET)
+    assert done.returncode != 0
+    assert done.stderr.strip().count("\n") == 0 and "DATABASE_URL" in done.stderr
+
+
+def test_cli_upgrades_an_embedded_database(tmp_path):
+    done = _elimu(tmp_path, ELIMU_ENV="development", ELIMU_SECRET_KEY=SECRET)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "elimu.sqlite3").exists()
+
+
+def test_readme_documents_every_variable_the_settings_read():
+    source = (Path(__file__).resolve().parents[1] / "gateway" / "config.py").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    names = set(re.findall(r'(?:env\.get|_number|_flag)\((?:env, )?"([A-Z_]+)"', source))
+    assert {"DATABASE_URL", "REDIS_URL", "ELIMU_SECRET_KEY"} <= names
+    assert [n for n in sorted(names) if f"`{n}`" not in readme] == []
