@@ -71,12 +71,9 @@ def hop(provider: str) -> Response:
 
 @bp.post("/ussd/africastalking/events")
 def session_event() -> Response:
-    """Always 200: a malformed or unstorable event is logged and dropped."""
-    runtime = _runtime()
+    """200 for every event: one without a session id is ignored; one that cannot be stored now
+    (database down) propagates to ``gateway.degraded``, which spools it, answers 200, and replays it."""
     fields = event_fields(request.form)
     if fields is not None:
-        try:
-            record_event(runtime.db, fields)
-        except Exception as exc:  # noqa: BLE001 - the provider gets 200 whatever happens here
-            log.error("ussd session event not stored: %s", type(exc).__name__)
+        record_event(_runtime().db, fields)
     return _plain("OK", 200)

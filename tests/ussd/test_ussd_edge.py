@@ -125,3 +125,15 @@ def test_a_second_aggregator_is_one_more_adapter(client, monkeypatch):
     assert first.get_data(as_text=True).startswith("CON Welcome to Elimu")
     again = client.post("/ussd/crossgate", data={"session_id": "cg1", "msisdn": "254712345678", "ussd_string": "4"})
     assert again.get_data(as_text=True).startswith("CON My account")
+
+
+def test_events_while_the_database_is_down_are_spooled_then_stored(runtime, client):
+    from registry.db import Database
+
+    working = runtime.db
+    runtime.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    assert client.post("/ussd/africastalking/events", data=EVENT).status_code == 200
+    runtime.db = working
+    assert events(runtime) == []
+    assert client.post("/ussd/africastalking/events", data=dict(EVENT, sessionId="ATUid_ev2")).status_code == 200
+    assert sorted(row.session_id for row in events(runtime)) == ["ATUid_ev1", "ATUid_ev2"]
