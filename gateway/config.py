@@ -50,6 +50,7 @@ class Settings:
     trusted_proxies: int = 0
     allowed_networks: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024
+    generic_ussd_fields: str = ""  # role=name pairs for the generic CON/END adapter
     # Operator experience
     simulator_enabled: bool = True
     log_format: str = "text"
@@ -123,6 +124,7 @@ class Settings:
             trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
             allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
             max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
+            generic_ussd_fields=_generic_fields(env.get("ELIMU_GENERIC_USSD_FIELDS", "")),
             simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),
             log_format=(env.get("ELIMU_LOG_FORMAT") or ("text" if mode == "development" else "json")).lower(),
         )
@@ -170,6 +172,16 @@ def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
             raise ConfigError(f"ELIMU_REDIS_SENTINELS entries must be host:port, not {part!r}")
         nodes.append((host.strip("[]"), int(port)))
     return tuple(nodes)
+
+
+def _generic_fields(raw: str) -> str:
+    from .ussd.generic import parse_fields
+
+    try:
+        parse_fields(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return raw
 
 
 def _number(env: dict[str, str], name: str, default: float) -> float:
