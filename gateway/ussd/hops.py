@@ -18,6 +18,7 @@ from menus.engine import Context, Engine
 from menus.services import Services
 from menus.texts import DEFAULT_LANGUAGE, text
 
+from ..metrics import USSD_HOPS
 from .messages import UssdAnswer, UssdRequest
 from .sessions import ResumeAction, SessionRecord, SessionStore
 
@@ -50,6 +51,7 @@ class HopHandler:
     def handle(self, request: UssdRequest) -> UssdAnswer:
         """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error."""
         if request.phone is None:
+            USSD_HOPS.labels("none", "not_kenyan").inc()
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
         try:
             return self._handle(request, request.phone)
@@ -58,11 +60,13 @@ class HopHandler:
             where = f"{frame.filename}:{frame.lineno}" if frame else "?"
             # Type and place only: messages of database errors can carry phone numbers or UPIs.
             log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
+            USSD_HOPS.labels("none", "busy").inc()
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
 
     def _handle(self, request: UssdRequest, phone: str) -> UssdAnswer:
         record = self.store.load(request.session_id)
         if record is not None and record.phone == phone and (known := record.answer_for(request.text)):
+            USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
             return known  # a retried hop: same answer, no second side effect
         token = self.store.acquire(request.session_id)
         if token is None:
@@ -79,8 +83,10 @@ class HopHandler:
             answer, record, resume = self._step(request, phone, record)
             self.store.save(record, resume)
             saved = True
-            log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40],
-                      record.state.get("screen"), " (end)" if answer.end else "")
+            screen = str(record.state.get("screen"))
+            USSD_HOPS.labels(screen, "end" if answer.end else "con").inc()
+            log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40], screen,
+                      " (end)" if answer.end else "")
             return answer
         finally:
             if not saved:

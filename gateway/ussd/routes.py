@@ -6,7 +6,6 @@ The webhook token and network checks for every ``/ussd/`` path are done at the e
 
 from __future__ import annotations
 
-import logging
 from types import ModuleType
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -14,6 +13,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from registry.services.accounts import Keys
 from registry.services.ussd_services import RegistryServices
 
+from ..metrics import USSD_HOP_SECONDS
 from ..runtime import Runtime
 from . import africastalking
 from .events import event_fields, record_event
@@ -21,7 +21,6 @@ from .hops import HopHandler, utc_now
 from .messages import BadUssdRequest
 from .sessions import SessionStore
 
-log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
 
 # Provider adapters by URL name; each has NAME, parse_hop(form) and render(answer).
@@ -64,7 +63,8 @@ def hop(provider: str) -> Response:
         ussd_request = adapter.parse_hop(request.form)
     except BadUssdRequest as exc:
         return _plain(f"{exc}\n", 400)
-    answer = hop_handler(runtime).handle(ussd_request)
+    with USSD_HOP_SECONDS.time():
+        answer = hop_handler(runtime).handle(ussd_request)
     body, content_type = adapter.render(answer)
     return _plain(body, 200, content_type)
 

@@ -137,3 +137,14 @@ def test_events_while_the_database_is_down_are_spooled_then_stored(runtime, clie
     assert events(runtime) == []
     assert client.post("/ussd/africastalking/events", data=dict(EVENT, sessionId="ATUid_ev2")).status_code == 200
     assert sorted(row.session_id for row in events(runtime)) == ["ATUid_ev1", "ATUid_ev2"]
+
+
+def test_hops_are_counted_in_metrics(client):
+    from gateway.metrics import USSD_HOPS
+
+    before = USSD_HOPS.labels("acct", "con")._value.get()
+    client.post("/ussd/africastalking", data={"sessionId": "m1", "phoneNumber": "+254712345678", "text": ""})
+    client.post("/ussd/africastalking", data={"sessionId": "m1", "phoneNumber": "+254712345678", "text": "4"})
+    client.post("/ussd/africastalking", data={"sessionId": "m1", "phoneNumber": "+254712345678", "text": "4"})
+    assert USSD_HOPS.labels("acct", "con")._value.get() == before + 1
+    assert USSD_HOPS.labels("acct", "replayed")._value.get() >= 1
