@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from menus.layout import short_person
 from menus.services import (
     Account,
     Activation,
@@ -61,6 +62,7 @@ PIN_TRIES = 3
 PIN_LOCK = timedelta(minutes=30)
 PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up step this long
 CHANNEL = "ussd"
+SMS_NAME_LIMIT = 24
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,9 @@ def _audit(session: Session, phone: str, learner_id: int, action: str, session_i
 
 
 def _send_upi(session: Session, phone: str, learner: Learner, session_id: str, now: datetime) -> None:
-    body = _sms_text(session, phone, "sms.upi", name=learner.masked_name, upi=learner.upi)
+    # The masked name, shortened and in plain ASCII: one GSM-7 segment whatever the registry holds.
+    name = short_person(learner.masked_name, SMS_NAME_LIMIT)
+    body = _sms_text(session, phone, "sms.upi", name=name, upi=learner.upi)
     queue_sms(session, phone, MessageKind.UPI, body)
     _audit(session, phone, learner.id, "upi_sent", session_id, now)
 

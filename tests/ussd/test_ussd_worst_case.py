@@ -83,4 +83,8 @@ def test_worst_case_codes_and_upi_screens(crowded, ussd, clock, sms):
             well_formed(screen)
         assert screens[-1].startswith("END ")
         clock.advance(seconds=61)
-    assert all(len(body) <= 160 for body in sms.clear_bodies("+254712345678"))
+    bodies = sms.clear_bodies("+254712345678")
+    assert [m.kind.value for m in sms.messages("+254712345678")] == ["otp", "upi", "otp"]
+    for body in bodies:
+        assert len(body) <= 160 and all(" " <= ch <= "~" for ch in body), body
+    assert bodies[1] == "Elimu: the UPI of Wanjikumuthonimainaw. K. is UPI007. Keep it safe."
