@@ -195,6 +195,8 @@ class Engine:
         """The current screen again, with no input and no side effect."""
         state = _copy(state)
         ctx.lang = state.get("lang", DEFAULT_LANGUAGE)
+        if state.get("screen") not in self.screens:
+            state = new_state(ctx.lang, self.home)
         return self._show(ctx, state)
 
     def resumable(self, state: State) -> bool:

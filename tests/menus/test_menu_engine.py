@@ -166,3 +166,10 @@ def test_resuming_a_state_whose_screen_no_longer_exists_goes_home(talk, fake, en
     saved["screen"] = "renamed.screen"
     talk.state["data"]["saved"] = saved
     assert talk.send("1").text == MAIN_EN
+
+
+def test_showing_a_state_with_an_unknown_screen_shows_the_main_menu(talk, engine):
+    talk.dial()
+    talk.state["screen"] = "gone.screen"
+    reply, state = engine.show(talk.ctx(), talk.state)
+    assert reply.text == MAIN_EN and state["screen"] == "main"
