@@ -6,7 +6,8 @@ The webhook token and network checks for every ``/ussd/`` path are done at the e
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Mapping
+from typing import Protocol
 
 from flask import Blueprint, Response, abort, current_app, request
 
@@ -18,13 +19,21 @@ from ..runtime import Runtime
 from . import africastalking
 from .events import event_fields, record_event
 from .hops import HopHandler, utc_now
-from .messages import BadUssdRequest
+from .messages import BadUssdRequest, UssdAnswer, UssdRequest
 from .sessions import SessionStore
 
 bp = Blueprint("ussd", __name__)
 
-# Provider adapters by URL name; each has NAME, parse_hop(form) and render(answer).
-ADAPTERS: dict[str, ModuleType] = {africastalking.NAME: africastalking}
+class UssdAdapter(Protocol):
+    """A provider's wire format: a module (like ``africastalking``) or an object with these two."""
+
+    def parse_hop(self, form: Mapping[str, str]) -> UssdRequest: ...
+
+    def render(self, answer: UssdAnswer) -> tuple[str, str]: ...
+
+
+# Provider adapters by URL name (``/ussd/<name>``).
+ADAPTERS: dict[str, UssdAdapter] = {africastalking.NAME: africastalking}  # type: ignore[dict-item]
 HANDLER_KEY = "elimu.ussd"
 
 
