@@ -93,6 +93,12 @@ def add_pending(session: Session, pending: PendingMessage) -> None:
     session.info.setdefault(PENDING_KEY, []).append(pending)
 
 
+def take_pending(session: Session) -> list[PendingMessage]:
+    """Take this session's outbox rows out of the after-commit dispatch, for a caller (an SMS
+    worker) that sends them itself once it has committed."""
+    return list(session.info.pop(PENDING_KEY, None) or ())
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.orm import Session
 
 from .db import PendingMessage, add_pending
@@ -38,3 +40,27 @@ def queue_sms(
     session.flush()
     add_pending(session, PendingMessage(message.id, message.priority.value, secret))
     return message
+
+
+def queue_many(
+    session: Session,
+    messages: Iterable[tuple[str, MessageKind | str, str, str | None]],
+    *,
+    announcement_id: int | None = None,
+) -> list[OutboundMessage]:
+    """Write several outbox rows with one flush (a multi-row INSERT): ``(recipient, kind, body,
+    link_id)`` each. Not for secrets: an OTP goes through ``queue_sms(secret=...)``."""
+    now = utcnow()
+    rows = [
+        OutboundMessage(
+            recipient=recipient, kind=MessageKind(kind), body=body, priority=PRIORITY_BY_KIND[MessageKind(kind)],
+            status=MessageStatus.QUEUED, link_id=link_id, announcement_id=announcement_id, next_attempt_at=now,
+        )
+        for recipient, kind, body, link_id in messages
+    ]
+    if rows:
+        session.add_all(rows)
+        session.flush()
+        for row in rows:
+            add_pending(session, PendingMessage(row.id, row.priority.value))
+    return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, String, Text
+from sqlalchemy import Enum, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Timestamped
@@ -74,14 +74,24 @@ class OutboundMessage(Timestamped, Base):
     failure_reason: Mapped[str | None] = mapped_column(String(200))
     link_id: Mapped[str | None] = mapped_column(String(100))
     announcement_id: Mapped[int | None]
-    submitted_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]  # handed to the provider (claimed by a worker)
+    accepted_at: Mapped[datetime | None]  # the provider accepted it: it is never submitted again
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
 
 
 class InboundMessage(Timestamped, Base):
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_messages_sender", "sender", "created_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_sender", "sender", "created_at"),
+        # Unhandled messages only: the reconciler's scan stays small however many are handled.
+        Index(
+            "ix_inbound_messages_unhandled",
+            "created_at",
+            postgresql_where=text("handled_at IS NULL"),
+            sqlite_where=text("handled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider_id: Mapped[str] = mapped_column(String(100), unique=True)  # AT's id: dedupe key

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:58:04.397006
+Create Date: 2026-11-25 01:06:12.187321
 """
 from alembic import op
 import sqlalchemy as sa
@@ -67,6 +67,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
         batch_op.create_index('ix_inbound_messages_sender', ['sender', 'created_at'], unique=False)
+        batch_op.create_index('ix_inbound_messages_unhandled', ['created_at'], unique=False, postgresql_where=sa.text('handled_at IS NULL'), sqlite_where=sa.text('handled_at IS NULL'))
 
     op.create_table('institutions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -95,6 +96,7 @@ def upgrade() -> None:
     sa.Column('link_id', sa.String(length=100), nullable=True),
     sa.Column('announcement_id', sa.Integer(), nullable=True),
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -290,6 +292,7 @@ def downgrade() -> None:
     op.drop_table('outbound_messages')
     op.drop_table('institutions')
     with op.batch_alter_table('inbound_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_inbound_messages_unhandled', postgresql_where=sa.text('handled_at IS NULL'), sqlite_where=sa.text('handled_at IS NULL'))
         batch_op.drop_index('ix_inbound_messages_sender')
 
     op.drop_table('inbound_messages')
