@@ -1,0 +1,115 @@
+"""Parsing inbound SMS commands (CONTRACT "SMS commands"): case-insensitive, English and Kiswahili.
+
+- ``KCSE 36611030002 Wanjiku [2024]``, also the legacy ``36611030002KCSE`` and ``KCSE36611030002``
+  forms and ``36611030002 KCSE``; the same for KCPE, and KPSEA/KJSEA with assessment numbers;
+- ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from dataclasses import dataclass
+
+EXAMS = ("KCSE", "KCPE", "KPSEA", "KJSEA")
+INDEX_EXAMS = ("KCSE", "KCPE")  # 11-digit KNEC index numbers; KPSEA/KJSEA use assessment numbers
+MAX_NAMES = 4  # more names than this in one request are refused: no spraying every name at once
+
+
+class CommandKind(enum.StrEnum):
+    RESULTS = "results"
+    UPI = "upi"
+    HELP = "help"
+    STOP = "stop"
+    START = "start"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: CommandKind
+    language: str | None = None  # the keyword's own language (MSAADA -> sw); None: the phone's choice
+    exam: str | None = None
+    number: str | None = None  # index or assessment number, exactly as typed (leading zeros kept)
+    names: tuple[str, ...] = ()
+    year: int | None = None
+
+    @property
+    def valid_number(self) -> bool:
+        """Whether ``number`` has the shape of the exam's identifier."""
+        if not self.number or not self.exam:
+            return False
+        if self.exam in INDEX_EXAMS:
+            return _INDEX.fullmatch(self.number) is not None
+        return _ASSESSMENT.fullmatch(self.number) is not None
+
+
+KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
+    "HELP": (CommandKind.HELP, "en"),
+    "MSAADA": (CommandKind.HELP, "sw"),
+    "STOP": (CommandKind.STOP, "en"),
+    "SITISHA": (CommandKind.STOP, "sw"),
+    "START": (CommandKind.START, "en"),
+    "ANZA": (CommandKind.START, "sw"),
+    "UPI": (CommandKind.UPI, None),
+}
+
+_EXAM = "|".join(EXAMS)
+_EXAM_FIRST = re.compile(rf"({_EXAM})([0-9][0-9A-Z/-]*)")  # KCSE36611030002
+_EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})")  # 36611030002KCSE
+_INDEX = re.compile(r"\d{6,15}")
+_ASSESSMENT = re.compile(r"[0-9A-Z][0-9A-Z/-]{3,31}")
+_YEAR = re.compile(r"(19|20)\d\d")
+_SEPARATORS = re.compile(r"[,;:#*.\"()]+")
+MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
+
+
+def parse(text: str) -> Command:
+    """The command in an inbound SMS text. Never raises."""
+    tokens = _SEPARATORS.sub(" ", (text or "")[:MAX_TEXT]).split()
+    if not tokens:
+        return Command(CommandKind.UNKNOWN)
+    head = tokens[0].upper()
+    if head in KEYWORDS:
+        kind, language = KEYWORDS[head]
+        return Command(kind, language)
+    return _parse_results(tokens) or Command(CommandKind.UNKNOWN)
+
+
+def _parse_results(tokens: list[str]) -> Command | None:
+    head = tokens[0].upper()
+    second = tokens[1].upper() if len(tokens) > 1 else ""
+    if head in EXAMS:
+        exam, number, rest = head, (second or None), tokens[2:]
+    elif (match := _EXAM_FIRST.fullmatch(head)) is not None:
+        exam, number, rest = match.group(1), match.group(2), tokens[1:]
+    elif (match := _EXAM_LAST.fullmatch(head)) is not None:
+        exam, number, rest = match.group(2), match.group(1), tokens[1:]
+    elif second in EXAMS and head[:1].isdigit():
+        exam, number, rest = second, head, tokens[2:]
+    else:
+        return None
+    year = None
+    if rest and _YEAR.fullmatch(rest[-1]):
+        year, rest = int(rest[-1]), rest[:-1]
+    names = tuple(rest)
+    return Command(CommandKind.RESULTS, exam=exam, number=number, names=names, year=year)
+
+
+def name_key(name: str) -> str:
+    """A name as compared: case, accents, spaces and punctuation ignored (``O'Brien`` == ``obrien``)."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
+
+
+def name_keys(full_name: str) -> set[str]:
+    """Every name in a full name, also each part of a hyphenated one (``Mary-Anne`` gives ``maryanne``,
+    ``mary`` and ``anne``)."""
+    keys: set[str] = set()
+    for word in full_name.split():
+        keys.add(name_key(word))
+        for part in re.split(r"[-']", word):
+            keys.add(name_key(part))
+    keys.discard("")
+    return keys

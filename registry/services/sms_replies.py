@@ -1,0 +1,215 @@
+"""Answers to inbound SMS commands, with the results disclosure policy.
+
+Results go only to a sender who gives one of the candidate's names (every name given must be one of
+them) or who is an activated guardian of that learner; before ``elimu results release`` the answer is
+that they are not yet out. A results reply carries the mean grade and every subject grade exactly as
+imported, in GSM-7, within two SMS segments. Every disclosure is an audit event in the same
+transaction as the reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .. import gsm
+from ..models import ExamResult, Learner, MessageKind, PhoneSetting, utcnow
+from .audit import record_disclosure
+from .learners import find_guardian, is_linked, learners_for_phone
+from .results import find_result
+from .sms_commands import EXAMS, INDEX_EXAMS, MAX_NAMES, Command, CommandKind, name_key, name_keys
+from .sms_texts import text
+
+MAX_SEGMENTS = 2
+MAX_UPIS = 6
+
+
+class Gate(Protocol):
+    """Per-phone limits kept outside the database (Redis in production)."""
+
+    def first_unknown_reply(self, phone: str) -> bool:
+        """True at most once per phone per 10 minutes (the help answer to an unknown text)."""
+
+    def results_allowed(self, phone: str) -> bool:
+        """Whether this phone may make one more results query now."""
+
+
+class OpenGate:
+    """No limits (tests and tools)."""
+
+    def first_unknown_reply(self, phone: str) -> bool:
+        return True
+
+    def results_allowed(self, phone: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    kind: MessageKind = MessageKind.REPLY
+
+
+def reply_language(command: Command, stored: str | None) -> str:
+    """The keyword's own language (MSAADA, SITISHA: Kiswahili; HELP, STOP: English), else the phone's."""
+    return command.language or stored or "en"
+
+
+def respond(
+    session: Session,
+    *,
+    message_id: int,
+    phone: str,
+    command: Command,
+    stored_language: str | None,
+    gate: Gate,
+    ussd_code: str,
+) -> Reply | None:
+    """The reply to one inbound command from ``phone`` (E.164), or None when none is due."""
+    language = reply_language(command, stored_language)
+    if command.kind is CommandKind.HELP:
+        return Reply(text("help", language, ussd=ussd_code))
+    if command.kind in (CommandKind.STOP, CommandKind.START):
+        set_opted_out(session, phone, command.kind is CommandKind.STOP)
+        return Reply(text("stopped" if command.kind is CommandKind.STOP else "started", language))
+    if command.kind is CommandKind.UPI:
+        return _upi_reply(session, phone, message_id, language, ussd_code)
+    if command.kind is CommandKind.RESULTS:
+        return _results_reply(session, phone, message_id, command, language, gate)
+    if gate.first_unknown_reply(phone):
+        return Reply(text("unknown", language, ussd=ussd_code))
+    return None
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def _results_reply(
+    session: Session, phone: str, message_id: int, command: Command, language: str, gate: Gate
+) -> Reply:
+    exam = command.exam or EXAMS[0]
+    if not command.valid_number:
+        example = "36611030002" if exam in INDEX_EXAMS else "<assessment no>"
+        return Reply(text("results_usage", language, exam=exam, example=example))
+    assert command.number is not None
+    if not gate.results_allowed(phone):
+        return Reply(text("results_limited", language))
+    result = find_result(session, exam, command.number, command.year)
+    if result is None:
+        year = f" {command.year}" if command.year else ""
+        return Reply(text("results_not_found", language, exam=exam, year=year, number=command.number))
+    if not result.series.released:
+        return Reply(text("results_embargoed", language, exam=exam, year=result.series.year))
+    if not _may_see(session, phone, result, command.names):
+        return Reply(text("results_need_name", language, exam=exam, number=command.number))
+    record_disclosure(
+        session, phone=phone, learner_id=result.learner_id, action="results_replied", channel="sms",
+        reference=str(message_id), detail=f"{exam} {result.series.year}",
+    )
+    return Reply(format_results(result, language))
+
+
+def _may_see(session: Session, phone: str, result: ExamResult, names: tuple[str, ...]) -> bool:
+    if names and names_match(names, result):
+        return True
+    if result.learner_id is None:
+        return False
+    guardian = find_guardian(session, phone)
+    return guardian is not None and guardian.is_active and is_linked(session, phone, result.learner_id)
+
+
+def names_match(given: tuple[str, ...], result: ExamResult) -> bool:
+    """Every name given is one of the candidate's (case, spaces and accents ignored); at most
+    MAX_NAMES of them, each of two letters or more, so initials or a list of guesses do not pass."""
+    if not given or len(given) > MAX_NAMES:
+        return False
+    keys = [name_key(name) for name in given]
+    if any(len(key) < 2 for key in keys):
+        return False
+    known = name_keys(result.candidate_name)
+    if all(key in known for key in keys):
+        return True
+    learner: Learner | None = result.learner if result.learner_id is not None else None
+    if learner is None:
+        return False
+    known |= name_keys(" ".join(filter(None, (learner.first_name, learner.middle_name, learner.last_name))))
+    return all(key in known for key in keys)
+
+
+def subject_grades(subjects: str) -> list[tuple[str, str]]:
+    """``ENG:B+;KIS:A-`` as ``[("ENG", "B+"), ("KIS", "A-")]``, grades untouched."""
+    pairs = []
+    for item in subjects.split(";"):
+        code, sep, grade = item.partition(":")
+        if sep and code.strip() and grade.strip():
+            pairs.append((code.strip(), grade.strip()))
+    return pairs
+
+
+def format_results(result: ExamResult, language: str) -> str:
+    """The results reply: mean grade, points and every subject grade, GSM-7, within two segments.
+
+    Compact spacing is used when the roomy layout is too long; only an import with an implausible
+    number of subjects would be cut, and then the cut is marked with ``...``.
+    """
+    points = "" if result.points is None else text("results_points", language, points=result.points)
+    pairs = subject_grades(result.subjects or "")
+
+    def compose(separator: str, items: list[tuple[str, str]], tail: str = "") -> str:
+        subjects = separator.join(f"{code}:{grade}" for code, grade in items) + tail
+        return gsm.to_gsm7(text(
+            "results", language, exam=result.series.exam, year=result.series.year,
+            number=result.index_number, mean=result.mean_grade, points=points, subjects=subjects,
+        ).rstrip())
+
+    for separator in (", ", " "):
+        reply = compose(separator, pairs)
+        if gsm.fits(reply, MAX_SEGMENTS):
+            return reply
+    kept = list(pairs)
+    while kept:
+        kept.pop()
+        reply = compose(" ", kept, " ...")
+        if gsm.fits(reply, MAX_SEGMENTS):
+            return reply
+    return compose(" ", [], "...")
+
+
+# --- UPI -----------------------------------------------------------------------------------------
+
+
+def _upi_reply(session: Session, phone: str, message_id: int, language: str, ussd_code: str) -> Reply:
+    guardian = find_guardian(session, phone)
+    if guardian is None or not guardian.is_active:
+        return Reply(text("upi_inactive", language, ussd=ussd_code))
+    learners = learners_for_phone(session, phone)
+    if not learners:
+        return Reply(text("upi_none", language, ussd=ussd_code))
+    shown = learners[:MAX_UPIS]
+    items = "; ".join(f"{gsm.to_gsm7(learner.masked_name)} {learner.upi}" for learner in shown)
+    more = len(learners) - len(shown)
+    if more:
+        items += text("upi_more", language, count=more, ussd=ussd_code)
+    for learner in shown:
+        record_disclosure(session, phone=phone, learner_id=learner.id, action="upi_sent", channel="sms",
+                          reference=str(message_id))
+    return Reply(text("upi_list", language, items=items), MessageKind.UPI)
+
+
+# --- STOP / START --------------------------------------------------------------------------------
+
+
+def set_opted_out(session: Session, phone: str, opted_out: bool) -> None:
+    """STOP/START for a phone, linked or not: one upsert, safe when two arrive at once."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = insert(PhoneSetting).values(phone=phone, opted_out=opted_out, language="en",
+                                            created_at=now, updated_at=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[PhoneSetting.phone], set_={"opted_out": opted_out, "updated_at": now}
+    )
+    session.execute(statement)

@@ -1,0 +1,67 @@
+"""The texts of SMS replies, in English and Kiswahili. GSM-7 only (plain ASCII), so none switches to UCS-2."""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "sw")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "help": {
+        "en": "Elimu: for results send KCSE <index no> <one of the candidate's names> (also KCPE, KPSEA, "
+              "KJSEA). UPI: your learners' UPIs. STOP: no announcements. More: dial {ussd}",
+        "sw": "Elimu: kwa matokeo tuma KCSE <nambari ya mtihani> <jina moja la mtahiniwa> (pia KCPE, KPSEA, "
+              "KJSEA). UPI: UPI za wanafunzi wako. SITISHA: acha matangazo. Zaidi: piga {ussd}",
+    },
+    "unknown": {
+        "en": "Sorry, we did not understand that. Send HELP for the commands or dial {ussd}",
+        "sw": "Samahani, hatukuelewa. Tuma MSAADA kupata maagizo au piga {ussd}",
+    },
+    "stopped": {
+        "en": "You will no longer get announcements from Elimu. Send START to get them again.",
+        "sw": "Hutapokea matangazo ya Elimu tena. Tuma START kuyapata tena.",
+    },
+    "started": {
+        "en": "You will get Elimu announcements again. Send STOP to stop them.",
+        "sw": "Utapokea matangazo ya Elimu tena. Tuma SITISHA kuyasitisha.",
+    },
+    "results_usage": {
+        "en": "For results send: {exam} <index no> <one of the candidate's names>, e.g. {exam} {example} Wanjiku",
+        "sw": "Kwa matokeo tuma: {exam} <nambari ya mtihani> <jina moja la mtahiniwa>, mfano {exam} {example} Wanjiku",
+    },
+    "results_not_found": {
+        "en": "No {exam}{year} results were found for {number}. Check the number and try again.",
+        "sw": "Hakuna matokeo ya {exam}{year} ya {number}. Hakikisha nambari kisha ujaribu tena.",
+    },
+    "results_embargoed": {
+        "en": "{exam} {year} results are not yet released. Please try again after the official release.",
+        "sw": "Matokeo ya {exam} {year} bado hayajatolewa. Tafadhali jaribu tena baada ya kutolewa rasmi.",
+    },
+    "results_need_name": {
+        "en": "For privacy, results are sent only with one of the candidate's names. Send: {exam} {number} <name>",
+        "sw": "Kwa usiri, matokeo hutumwa tu pamoja na jina moja la mtahiniwa. Tuma: {exam} {number} <jina>",
+    },
+    "results_limited": {
+        "en": "Too many results requests from this number. Please try again later.",
+        "sw": "Maombi mengi mno ya matokeo kutoka nambari hii. Tafadhali jaribu tena baadaye.",
+    },
+    "results": {
+        "en": "{exam} {year} {number}: Mean grade {mean}{points}. {subjects}",
+        "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
+    },
+    "results_points": {"en": " ({points} pts)", "sw": " (alama {points})"},
+    "upi_inactive": {
+        "en": "UPIs are sent only to activated accounts. Dial {ussd} to activate yours.",
+        "sw": "UPI hutumwa tu kwa akaunti zilizoamilishwa. Piga {ussd} kuamilisha yako.",
+    },
+    "upi_none": {
+        "en": "No learners are linked to this number. Dial {ussd} for help.",
+        "sw": "Hakuna wanafunzi waliounganishwa na nambari hii. Piga {ussd} kwa msaada.",
+    },
+    "upi_list": {"en": "UPI: {items}", "sw": "UPI: {items}"},
+    "upi_more": {"en": " (+{count} more: dial {ussd})", "sw": " (+{count} zaidi: piga {ussd})"},
+}
+
+
+def text(key: str, language: str, **values: object) -> str:
+    """The text ``key`` in ``language`` (English when unknown), filled with ``values``."""
+    variants = TEXTS[key]
+    return variants.get(language, variants["en"]).format(**values)

@@ -1,0 +1,198 @@
+"""The real AT SDK against a fake AT server, through the real send job on RQ (fakeredis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.models import MessageKind, MessageStatus
+from registry.outbox import queue_many, queue_sms
+from tests.sms.support import FakeAT, Scripted, at_settings, job_runtime, outbox_rows, work_queues
+from workers.backends import Outgoing
+from workers.backends.africastalking import AfricasTalkingBackend, sms_service
+
+PHONE = "+254712345678"
+
+
+def queue(runtime, *messages, kind=MessageKind.NOTICE, body="Elimu: school opens on Monday."):
+    with runtime.db.transaction() as session:
+        return [queue_sms(session, phone, kind, body).id for phone in messages]
+
+
+def test_success_records_the_provider_id_cost_and_code(at_runtime, fake_at: FakeAT):
+    [message_id] = queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.id, row.status, row.attempts, row.status_code) == (message_id, MessageStatus.SUBMITTED, 1, 101)
+    assert row.provider_message_id == "ATXid_1" and row.cost == "KES 0.8000" and row.accepted_at is not None
+    [seen] = fake_at.requests
+    assert seen.path == "/version1/messaging"
+    assert seen.form == {"username": "elimu", "to": PHONE, "message": "Elimu: school opens on Monday.",
+                         "bulkSMSMode": "1", "from": "ELIMU"}
+    assert seen.headers["Apikey"] == "test-api-key"
+
+
+def test_http_500_then_success_is_retried_by_rq(at_runtime, fake_at, quick_retries):
+    fake_at.then(Scripted(status=500, body="Internal Server Error", content_type="text/plain"))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.provider_message_id) == (MessageStatus.SUBMITTED, 2, "ATXid_1")
+    assert len(fake_at.requests) == 2
+
+
+def test_recipient_status_500_then_success(at_runtime, fake_at, quick_retries):
+    fake_at.then(Scripted(codes={PHONE: 500}))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.status_code) == (MessageStatus.SUBMITTED, 2, 101)
+
+
+def test_403_invalid_number_fails_after_one_attempt(at_runtime, fake_at, quick_retries):
+    fake_at.then(Scripted(codes={PHONE: 403}))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.status_code) == (MessageStatus.FAILED, 1, 403)
+    assert row.failure_reason == "AT 403 InvalidPhoneNumber"
+    assert len(fake_at.requests) == 1
+
+
+@pytest.mark.parametrize("code", [401, 402, 404, 405, 406, 407, 409])
+def test_every_refusal_code_is_final(at_runtime, fake_at, quick_retries, code):
+    fake_at.then(Scripted(codes={PHONE: code}))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.status_code) == (MessageStatus.FAILED, 1, code)
+    assert row.failure_reason.startswith(f"AT {code} ")
+
+
+@pytest.mark.parametrize("code", [500, 501, 502])
+def test_server_side_codes_are_retried_until_attempts_run_out(at_runtime, fake_at, quick_retries, code):
+    fake_at.then(*[Scripted(codes={PHONE: code})] * 3)
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.FAILED, 3)
+    assert row.failure_reason.startswith("gave up after 3 attempts: AT ")
+    assert len(fake_at.requests) == 3
+
+
+def test_a_timeout_is_retried(tmp_path, sqlite_database, fake_redis, fake_at, quick_retries, monkeypatch):
+    monkeypatch.setattr("workers.backends.africastalking.DEFAULT_TIMEOUT", (2.0, 0.2))
+    fake_at.then(Scripted(delay=1.0))
+    with job_runtime(tmp_path, sqlite_database, fake_redis, **at_settings(fake_at)) as runtime:
+        queue(runtime, PHONE)
+        work_queues(runtime)
+        [row] = outbox_rows(runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 2)
+    assert row.provider_message_id.startswith("ATXid_") and row.failure_reason is None
+    # The slow first request may have reached the phone too: the one in-flight duplicate.
+    assert fake_at.sent_to(PHONE) == 2
+
+
+def test_a_connection_error_is_retried_then_fails(tmp_path, sqlite_database, fake_redis, quick_retries):
+    settings = dict(sms_backend="africastalking", at_username="elimu", at_api_key="k",
+                    at_api_base_url="http://127.0.0.1:9/version1", sms_rate_per_second=0.0)
+    with job_runtime(tmp_path, sqlite_database, fake_redis, **settings) as runtime:
+        queue(runtime, PHONE)
+        work_queues(runtime)
+        [row] = outbox_rows(runtime)
+    assert (row.status, row.attempts) == (MessageStatus.FAILED, 3)
+    assert "connection error: ConnectionError" in row.failure_reason
+
+
+def test_wrong_api_key_is_retried_then_fails_with_the_providers_text(
+    tmp_path, sqlite_database, fake_redis, fake_at, quick_retries
+):
+    with job_runtime(tmp_path, sqlite_database, fake_redis, **at_settings(fake_at, at_api_key="wrong")) as runtime:
+        queue(runtime, PHONE)
+        work_queues(runtime)
+        [row] = outbox_rows(runtime)
+    assert (row.status, row.attempts, row.provider_message_id) == (MessageStatus.FAILED, 3, None)
+    assert row.failure_reason.endswith("provider refused the request: The supplied authentication is invalid")
+    assert len(fake_at.requests) == 3
+
+
+def test_a_json_answer_with_a_charset_is_still_read(at_runtime, fake_at):
+    # The SDK returns a str unless the content type is exactly application/json.
+    fake_at.then(Scripted(content_type="application/json; charset=utf-8"))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.provider_message_id, row.status_code) == (MessageStatus.SUBMITTED, "ATXid_1", 101)
+
+
+def test_an_unreadable_2xx_counts_as_accepted_and_is_never_sent_again(at_runtime, fake_at, quick_retries):
+    fake_at.then(Scripted(body="<html>ok</html>", content_type="text/html"))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.provider_message_id, row.attempts) == (MessageStatus.SUBMITTED, None, 1)
+    assert row.accepted_at is not None and "unreadable" in row.failure_reason
+    assert len(fake_at.requests) == 1
+
+
+def test_an_invalid_number_fails_without_a_request(at_runtime, fake_at):
+    queue(at_runtime, "0712345678")
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.failure_reason) == (MessageStatus.FAILED, "invalid phone number")
+    assert fake_at.requests == []
+
+
+def test_a_bulk_notice_goes_as_one_request_per_batch(at_runtime, fake_at):
+    phones = [f"+2547{n:08d}" for n in range(250)]
+    with at_runtime.db.transaction() as session:
+        queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Closing day is Friday.", None) for p in phones],
+                   announcement_id=7)
+    work_queues(at_runtime)
+    assert [len(seen.recipients) for seen in fake_at.requests] == [100, 100, 50]
+    assert all(seen.form["enqueue"] == "1" for seen in fake_at.requests)
+    assert sorted(n for seen in fake_at.requests for n in seen.recipients) == phones
+    rows = outbox_rows(at_runtime)
+    assert {row.status for row in rows} == {MessageStatus.SUBMITTED}
+    assert len({row.provider_message_id for row in rows}) == 250
+
+
+def test_one_refused_recipient_of_a_batch_fails_alone(at_runtime, fake_at):
+    phones = [f"+2547{n:08d}" for n in range(3)]
+    fake_at.then(Scripted(codes={phones[1]: 406}))
+    with at_runtime.db.transaction() as session:
+        queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Hello", None) for p in phones], announcement_id=1)
+    work_queues(at_runtime)
+    assert [row.status for row in outbox_rows(at_runtime)] == [
+        MessageStatus.SUBMITTED, MessageStatus.FAILED, MessageStatus.SUBMITTED]
+    assert len(fake_at.requests) == 1
+
+
+def test_a_reply_with_a_link_id_goes_premium_from_the_short_code(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.REPLY, "Your results", link_id="SampleLinkId123")
+    work_queues(at_runtime)
+    [seen] = fake_at.requests
+    assert seen.form == {"username": "elimu", "to": PHONE, "from": "22384", "message": "Your results",
+                         "bulkSMSMode": "0", "linkId": "SampleLinkId123"}
+
+
+def test_an_otp_goes_out_in_clear_and_stays_redacted_in_the_database(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.OTP, "Elimu code: ******", secret="Elimu code: 493021")
+    work_queues(at_runtime)
+    [seen] = fake_at.requests
+    assert seen.form["message"] == "Elimu code: 493021"
+    [row] = outbox_rows(at_runtime)
+    assert row.body == "Elimu code: ******" and row.status is MessageStatus.SUBMITTED
+
+
+def test_the_sdk_service_is_built_once_per_process_and_points_at_the_base_url(fake_at):
+    first = sms_service("elimu", "k", fake_at.url)
+    assert sms_service("elimu", "k", fake_at.url) is first
+    assert first._baseUrl == fake_at.url and first._contentUrl == fake_at.url
+
+
+def test_the_backend_classifies_without_raising_on_a_refused_request(fake_at):
+    backend = AfricasTalkingBackend(sms_service("elimu", "wrong", fake_at.url))
+    [result] = backend.send([Outgoing(1, PHONE, "hi", "notice")])
+    assert result.outcome == "retry" and "authentication is invalid" in result.reason

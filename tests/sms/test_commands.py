@@ -1,0 +1,69 @@
+"""Parsing inbound SMS commands (CONTRACT: case-insensitive, Kiswahili words too, legacy forms)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry.services.sms_commands import Command, CommandKind, name_key, name_keys, parse
+
+R = CommandKind.RESULTS
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("KCSE 36611030002 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("kcse 36611030002 wanjiku", Command(R, exam="KCSE", number="36611030002", names=("wanjiku",))),
+    ("  KCSE   36611030002  Jane  Wanjiku ", Command(R, exam="KCSE", number="36611030002", names=("Jane", "Wanjiku"))),
+    ("KCSE 36611030002 Wanjiku 2024", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
+    ("KCSE 36611030002", Command(R, exam="KCSE", number="36611030002")),
+    ("KCSE 36611030002 2023", Command(R, exam="KCSE", number="36611030002", year=2023)),
+    ("36611030002KCSE", Command(R, exam="KCSE", number="36611030002")),
+    ("36611030002kcpe Otieno", Command(R, exam="KCPE", number="36611030002", names=("Otieno",))),
+    ("KCPE36611030002", Command(R, exam="KCPE", number="36611030002")),
+    ("KCSE36611030002 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("36611030002 KCSE Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("KCSE, 36611030002, Wanjiku.", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("KCSE#36611030002#Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("KPSEA A1234567 Achieng", Command(R, exam="KPSEA", number="A1234567", names=("Achieng",))),
+    ("kjsea 20251234567 achieng 2025", Command(R, exam="KJSEA", number="20251234567", names=("achieng",), year=2025)),
+    ("KCSE", Command(R, exam="KCSE")),
+    ("0036611030002KCSE", Command(R, exam="KCSE", number="0036611030002")),
+    ("UPI", Command(CommandKind.UPI)),
+    ("upi please", Command(CommandKind.UPI)),
+    ("HELP", Command(CommandKind.HELP, "en")),
+    ("msaada", Command(CommandKind.HELP, "sw")),
+    ("Stop", Command(CommandKind.STOP, "en")),
+    ("SITISHA", Command(CommandKind.STOP, "sw")),
+    ("start", Command(CommandKind.START, "en")),
+    ("ANZA", Command(CommandKind.START, "sw")),
+    ("", Command(CommandKind.UNKNOWN)),
+    ("hello there", Command(CommandKind.UNKNOWN)),
+    ("36611030002", Command(CommandKind.UNKNOWN)),
+    ("KCSEE 36611030002", Command(CommandKind.UNKNOWN)),
+])
+def test_parse(text, expected):
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize(("text", "valid"), [
+    ("KCSE 36611030002 Jane", True),
+    ("KCSE 3661103000X Jane", False),
+    ("KCSE 12 Jane", False),
+    ("KPSEA A1234567 Jane", True),
+    ("KPSEA A1 Jane", False),
+    ("KCSE", False),
+])
+def test_the_number_must_have_the_exams_shape(text, valid):
+    assert parse(text).valid_number is valid
+
+
+@given(st.text(max_size=2000))
+def test_parse_never_raises(text):
+    assert isinstance(parse(text), Command)
+
+
+def test_names_compare_without_case_accents_or_punctuation():
+    assert name_key(" O'Brien ") == name_key("obrien") == "obrien"
+    assert name_key("Wambüi") == "wambui"
+    assert name_keys("Mary-Anne  Wanjiku") == {"maryanne", "mary", "anne", "wanjiku"}

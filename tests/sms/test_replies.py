@@ -1,0 +1,219 @@
+"""Answers to SMS commands: the results disclosure policy, UPI, STOP/START, help, languages."""
+
+from __future__ import annotations
+
+import re
+
+import fakeredis
+import pytest
+
+from registry import gsm
+from registry.models import AuditEvent, MessageKind, PhoneSetting
+from registry.services.sms_commands import parse
+from registry.services.sms_replies import OpenGate, format_results, respond
+from tests.sms.support import add_guardian, add_institution, add_learner, add_result
+from workers.inbound import RedisGate
+
+PHONE = "+254712345678"
+OTHER = "+254722000111"
+
+
+@pytest.fixture
+def session(sqlite_database):
+    with sqlite_database.transaction() as session:
+        yield session
+
+
+def ask(session, text, phone=PHONE, language=None, gate=None, message_id=1):
+    return respond(session, message_id=message_id, phone=phone, command=parse(text), stored_language=language,
+                   gate=gate or OpenGate(), ussd_code="*384*1234#")
+
+
+def audits(session):
+    return [(a.action, a.channel, a.reference, a.learner_id, a.phone) for a in session.query(AuditEvent)]
+
+
+# --- results: embargo, name check, guardian exemption ------------------------------------------
+
+
+def test_results_with_one_of_the_candidates_names(session):
+    learner = add_learner(session, add_institution(session))
+    add_result(session, learner=learner)
+    reply = ask(session, "KCSE 36611030002 wanjiku", message_id=41)
+    assert reply.text == "KCSE 2025 36611030002: Mean grade B+ (62 pts). ENG:B+, KIS:A-, MAT:A"
+    assert reply.kind is MessageKind.REPLY
+    assert audits(session) == [("results_replied", "sms", "41", learner.id, PHONE)]
+
+
+def test_before_release_the_reply_says_not_yet_out(session):
+    add_result(session, released=False)
+    reply = ask(session, "KCSE 36611030002 Wanjiku")
+    assert reply.text == "KCSE 2025 results are not yet released. Please try again after the official release."
+    assert "B+" not in reply.text and audits(session) == []
+
+
+@pytest.mark.parametrize("text", [
+    "KCSE 36611030002",  # no name, not a guardian
+    "KCSE 36611030002 Akinyi",  # not one of the names
+    "KCSE 36611030002 Wanjiku Akinyi",  # every name given must match
+    "KCSE 36611030002 J",  # an initial is not a name
+    "KCSE 36611030002 Jane Wambui Wanjiku Jane Wanjiku",  # no spraying many names at once
+])
+def test_without_a_right_name_no_grades(session, text):
+    add_result(session)
+    reply = ask(session, text)
+    assert reply.text == ("For privacy, results are sent only with one of the candidate's names. "
+                          "Send: KCSE 36611030002 <name>")
+    assert audits(session) == []
+
+
+@pytest.mark.parametrize("name", ["Jane", "WAMBUI", "  wanjiku ", "Jane Wanjiku"])
+def test_any_of_the_names_case_and_space_insensitive(session, name):
+    add_result(session)
+    assert "Mean grade B+" in ask(session, f"KCSE 36611030002 {name}").text
+
+
+def test_the_learners_registry_names_count_too(session):
+    learner = add_learner(session, add_institution(session), first="Janet", last="Kamau")
+    add_result(session, learner=learner, name="J. W. Wanjiku")
+    assert "Mean grade" in ask(session, "KCSE 36611030002 kamau").text
+
+
+def test_an_activated_guardian_needs_no_name(session):
+    learner = add_learner(session, add_institution(session))
+    add_guardian(session, PHONE, learner, active=True)
+    add_result(session, learner=learner)
+    assert "Mean grade B+" in ask(session, "KCSE 36611030002").text
+    assert [a[0] for a in audits(session)] == ["results_replied"]
+
+
+def test_a_linked_but_not_activated_phone_still_needs_a_name(session):
+    learner = add_learner(session, add_institution(session))
+    add_guardian(session, PHONE, learner, active=False)
+    add_result(session, learner=learner)
+    assert "one of the candidate's names" in ask(session, "KCSE 36611030002").text
+
+
+def test_an_activated_guardian_of_another_learner_needs_a_name(session):
+    institution = add_institution(session)
+    add_guardian(session, PHONE, add_learner(session, institution, first="Otieno"), active=True)
+    add_result(session, learner=add_learner(session, institution))
+    assert "one of the candidate's names" in ask(session, "KCSE 36611030002").text
+
+
+def test_the_latest_released_year_answers_and_a_trailing_year_picks_one(session):
+    add_result(session, year=2023, mean="C+", subjects="ENG:C+")
+    add_result(session, year=2024, mean="B-", subjects="ENG:B-")
+    add_result(session, year=2025, mean="A", subjects="ENG:A", released=False)
+    assert ask(session, "KCSE 36611030002 Jane").text.startswith("KCSE 2024 36611030002: Mean grade B-")
+    assert ask(session, "KCSE 36611030002 Jane 2023").text.startswith("KCSE 2023 36611030002: Mean grade C+")
+    assert "not yet released" in ask(session, "KCSE 36611030002 Jane 2025").text
+
+
+def test_unknown_index_and_malformed_number(session):
+    assert ask(session, "KCSE 36611039999 Jane").text.startswith("No KCSE results were found for 36611039999")
+    assert ask(session, "KCSE 2024 Jane Wanjiku").text.startswith("For results send: KCSE <index no>")
+    assert ask(session, "KCSE Jane").text.startswith("For results send: KCSE <index no>")
+
+
+def test_assessment_numbers_for_kpsea(session):
+    add_result(session, exam="KPSEA", year=2024, index="A1234567", name="Achieng Atieno", mean="ME",
+               points=None, subjects="ENG:ME2;MAT:EE1")
+    assert ask(session, "kpsea A1234567 achieng").text == "KPSEA 2024 A1234567: Mean grade ME. ENG:ME2, MAT:EE1"
+
+
+def test_results_queries_are_limited_per_phone(session):
+    add_result(session)
+
+    class Closed(OpenGate):
+        def results_allowed(self, phone):
+            return False
+
+    reply = ask(session, "KCSE 36611030002 Jane", gate=Closed())
+    assert reply.text.startswith("Too many results requests") and audits(session) == []
+
+
+# --- the worst case fits two GSM-7 segments, every sign intact ---------------------------------
+
+WORST_KCSE = ";".join(f"{code}:{grade}" for code, grade in zip(
+    ["ENGLISH1", "KISWAHIL", "MATHEMAT", "BIOLOGY1", "CHEMISTR", "PHYSICS1", "HISTORY1", "GEOGRAPH", "BUSINESS"],
+    ["A-", "B+", "B-", "C+", "C-", "D+", "D-", "A-", "B+"], strict=True))
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+@pytest.mark.parametrize(("exam", "mean", "points", "subjects"), [
+    ("KCSE", "B+", 84, WORST_KCSE),
+    ("KCPE", "B+", 500, ";".join(f"SUBJECT{i}:100 B+" for i in range(1, 8))),
+    ("KJSEA", "EE1", 72, ";".join(f"SUBJECT{i}:EE1" for i in range(1, 10))),
+])
+def test_the_worst_case_reply_fits_two_segments_with_every_sign(session, language, exam, mean, points, subjects):
+    result = add_result(session, exam=exam, index="366110300021234", mean=mean, points=points, subjects=subjects)
+    reply = format_results(result, language)
+    assert gsm.is_gsm7(reply) and gsm.segments(reply) <= 2 and gsm.septets(reply) <= 306
+    for item in subjects.split(";"):
+        assert item in reply  # code and grade exactly as imported
+    assert reply.count("+") == subjects.count("+") + mean.count("+")
+    assert reply.count("-") == subjects.count("-") + mean.count("-")
+    assert "..." not in reply
+
+
+def test_an_implausible_subject_list_is_cut_visibly_within_two_segments(session):
+    subjects = ";".join(f"SUBJEC{i:02d}:B+" for i in range(40))
+    reply = format_results(add_result(session, subjects=subjects), "en")
+    assert gsm.segments(reply) <= 2 and reply.endswith("...")
+    assert all(re.fullmatch(r"SUBJEC\d\d:B\+", item) for item in reply.split(". ", 1)[1][:-4].split())
+
+
+# --- UPI, STOP/START, help, languages -----------------------------------------------------------
+
+
+def test_upi_only_for_an_activated_account(session):
+    learner = add_learner(session, add_institution(session), upi="ABC234")
+    add_guardian(session, PHONE, learner, active=False)
+    assert ask(session, "UPI").text == "UPIs are sent only to activated accounts. Dial *384*1234# to activate yours."
+    assert audits(session) == []
+
+
+def test_upi_lists_the_linked_learners_and_is_audited(session):
+    institution = add_institution(session)
+    jane = add_learner(session, institution, upi="ABC234")
+    otieno = add_learner(session, institution, first="Otieno", last="Kamau", upi="XYZ789")
+    add_guardian(session, PHONE, jane, otieno, active=True)
+    reply = ask(session, "upi", message_id=9)
+    assert reply.text == "UPI: Jane W. ABC234; Otieno K. XYZ789"
+    assert reply.kind is MessageKind.UPI
+    assert sorted(audits(session)) == sorted([("upi_sent", "sms", "9", jane.id, PHONE),
+                                              ("upi_sent", "sms", "9", otieno.id, PHONE)])
+
+
+def test_stop_and_start_set_the_opt_out(session):
+    assert ask(session, "STOP").text.startswith("You will no longer get announcements")
+    assert session.get(PhoneSetting, PHONE).opted_out is True
+    assert ask(session, "sitisha").text.startswith("Hutapokea matangazo")
+    assert ask(session, "START").text.startswith("You will get Elimu announcements again")
+    session.expire_all()
+    assert session.get(PhoneSetting, PHONE).opted_out is False
+
+
+def test_replies_follow_the_keywords_language_else_the_phones(session):
+    assert ask(session, "MSAADA").text.startswith("Elimu: kwa matokeo tuma KCSE")
+    assert ask(session, "HELP", language="sw").text.startswith("Elimu: for results send KCSE")
+    assert ask(session, "KCSE 1234567 Jane", language="sw").text.startswith("Hakuna matokeo ya KCSE")
+    assert ask(session, "habari", language="sw").text.startswith("Samahani")
+
+
+def test_an_unknown_text_gets_help_at_most_once_per_ten_minutes(session):
+    gate = RedisGate(fakeredis.FakeRedis(server=fakeredis.FakeServer()))
+    assert ask(session, "hello", gate=gate).text.startswith("Sorry, we did not understand")
+    assert ask(session, "hello again", gate=gate) is None
+    assert ask(session, "hi", phone=OTHER, gate=gate) is not None
+    assert ask(session, "HELP", gate=gate) is not None  # asking for help always answers
+
+
+@pytest.mark.parametrize("text", ["HELP", "MSAADA", "STOP", "SITISHA", "START", "ANZA", "UPI", "xyz",
+                                  "KCSE 36611030002 Jane", "KCSE Jane"])
+@pytest.mark.parametrize("language", ["en", "sw"])
+def test_every_reply_is_gsm7_within_two_segments(session, text, language):
+    add_result(session)
+    reply = ask(session, text, language=language)
+    assert gsm.is_gsm7(reply.text) and gsm.segments(reply.text) <= 2

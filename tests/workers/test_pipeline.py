@@ -1,0 +1,244 @@
+"""The outbound pipeline on fakeredis: dispatch, priorities, idempotent jobs, retries, the reconciler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import fakeredis
+import pytest
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
+from registry.outbox import queue_many, queue_sms
+from tests.sms.support import Scripted, job_runtime, outbox_rows, work_queues
+from workers import jobs
+from workers.backends.outbox import INBOX_KEY, read_inbox
+from workers.embedded import EmbeddedWorker
+from workers.inbound import receive
+from workers.reconcile import reconcile
+
+PHONE = "+254712345678"
+LATER = timedelta(hours=1)
+
+
+def queued(runtime, *phones, kind=MessageKind.NOTICE, body="Notice"):
+    with runtime.db.transaction() as session:
+        return [queue_sms(session, phone, kind, body).id for phone in phones]
+
+
+def queue_length(runtime, name):
+    return Queue(name, connection=runtime.redis).count
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def test_each_message_gets_one_job_on_its_prioritys_queue(sms_runtime):
+    with sms_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 482913")
+        reply = queue_sms(session, PHONE, MessageKind.REPLY, "hello")
+        [bulk] = queue_many(session, [(PHONE, MessageKind.ANNOUNCEMENT, "notice", None)], announcement_id=3)
+        assert queue_length(sms_runtime, "sms-otp") == 0  # nothing before the commit
+    assert Queue("sms-otp", connection=sms_runtime.redis).job_ids == [f"sms-{otp.id}"]
+    assert Queue("sms-reply", connection=sms_runtime.redis).job_ids == [f"sms-{reply.id}"]
+    assert Queue("sms-bulk", connection=sms_runtime.redis).job_ids == [f"sms-{bulk.id}"]
+    job = Job.fetch(f"sms-{otp.id}", connection=sms_runtime.redis)
+    assert job.args == (otp.id, "code 482913")  # the clear text rides only in the job
+    assert "482913" not in job.description
+    assert "482913" not in outbox_rows(sms_runtime)[0].body
+
+
+def test_a_rolled_back_transaction_enqueues_nothing(sms_runtime):
+    with pytest.raises(RuntimeError), sms_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.NOTICE, "never")
+        raise RuntimeError
+    assert queue_length(sms_runtime, "sms-reply") == 0
+
+
+def test_redis_down_at_dispatch_keeps_the_row_for_the_reconciler(tmp_path, sqlite_database, caplog):
+    import redis
+
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with job_runtime(tmp_path, sqlite_database, broken) as runtime, caplog.at_level(logging.WARNING):
+        queued(runtime, PHONE)
+        assert [r.status for r in outbox_rows(runtime)] == [MessageStatus.QUEUED]
+    assert "the reconciler will" in caplog.text
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def test_an_accepted_message_is_never_submitted_again(at_runtime, fake_at):
+    [message_id] = queued(at_runtime, PHONE)
+    jobs.send_message(message_id)
+    jobs.send_message(message_id)  # a duplicate job, e.g. re-enqueued by hand
+    assert len(fake_at.requests) == 1
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 1)
+
+
+def test_otps_go_before_a_bulk_backlog(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        queue_many(session, [(f"+2547{n:08d}", MessageKind.ANNOUNCEMENT, "Bulk", None) for n in range(300)],
+                   announcement_id=1)
+        queue_sms(session, "+254799999999", MessageKind.REPLY, "A reply")
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    work_queues(at_runtime)
+    assert fake_at.requests[0].recipients == [PHONE]
+    assert fake_at.requests[1].recipients == ["+254799999999"]
+    assert sum(len(seen.recipients) for seen in fake_at.requests) == 302
+
+
+def test_a_retry_waits_its_interval_in_rqs_scheduled_registry(at_runtime, fake_at):
+    fake_at.then(Scripted(codes={PHONE: 500}))
+    [message_id] = queued(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.failure_reason) == (MessageStatus.QUEUED, 1, "AT 500 InternalServerError")
+    assert row.next_attempt_at > row.submitted_at
+    assert ScheduledJobRegistry("sms-reply", connection=at_runtime.redis).get_job_ids() == [f"sms-{message_id}"]
+
+
+def test_a_recipient_retried_inside_a_batch_gets_a_job_of_its_own(at_runtime, fake_at):
+    phones = [f"+2547{n:08d}" for n in range(3)]
+    fake_at.then(Scripted(codes={phones[2]: 502}))
+    with at_runtime.db.transaction() as session:
+        rows = queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Bulk", None) for p in phones], announcement_id=1)
+    work_queues(at_runtime)
+    assert [r.status for r in outbox_rows(at_runtime)] == [
+        MessageStatus.SUBMITTED, MessageStatus.SUBMITTED, MessageStatus.QUEUED]
+    assert ScheduledJobRegistry("sms-bulk", connection=at_runtime.redis).get_job_ids() == [f"sms-{rows[2].id}-retry1"]
+
+
+# --- the outbox backend -------------------------------------------------------------------------
+
+
+def test_the_outbox_keeps_a_dev_inbox_with_the_clear_code(sms_runtime):
+    with sms_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+        queue_sms(session, PHONE, MessageKind.NOTICE, "hello")
+    work_queues(sms_runtime)
+    assert [(m["kind"], m["text"]) for m in read_inbox(sms_runtime.redis, PHONE)] == [
+        ("notice", "hello"), ("otp", "code 123456")]
+    assert 0 < sms_runtime.redis.ttl(INBOX_KEY.format(phone=PHONE)) <= 24 * 3600
+    assert {r.status for r in outbox_rows(sms_runtime)} == {MessageStatus.DELIVERED}
+
+
+def test_outside_development_the_outbox_keeps_no_inbox(tmp_path, sqlite_database, fake_redis):
+    with job_runtime(tmp_path, sqlite_database, fake_redis, env="production") as runtime:
+        with runtime.db.transaction() as session:
+            queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+        work_queues(runtime)
+        assert read_inbox(runtime.redis, PHONE) == []
+        assert [r.status for r in outbox_rows(runtime)] == [MessageStatus.DELIVERED]
+
+
+# --- the reconciler -----------------------------------------------------------------------------
+
+
+def test_after_a_redis_flush_queued_messages_are_enqueued_again(sms_runtime):
+    queued(sms_runtime, *[f"+2547110000{n:02d}" for n in range(5)])
+    sms_runtime.redis.flushdb()
+    assert reconcile(sms_runtime, now=utcnow()).enqueued == 0  # not yet past the grace period
+    report = reconcile(sms_runtime, now=utcnow() + LATER)
+    assert (report.enqueued, report.waiting) == (5, 0)
+    work_queues(sms_runtime)
+    assert {r.status for r in outbox_rows(sms_runtime)} == {MessageStatus.DELIVERED}
+
+
+def test_jobs_still_waiting_are_not_doubled(sms_runtime):
+    queued(sms_runtime, PHONE, PHONE, PHONE)
+    report = reconcile(sms_runtime, now=utcnow() + LATER)
+    assert (report.enqueued, report.waiting) == (0, 3)
+    assert queue_length(sms_runtime, "sms-reply") == 3
+
+
+def test_an_otp_whose_code_was_lost_expires_and_is_never_sent_redacted(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    at_runtime.redis.flushdb()
+    report = reconcile(at_runtime, now=utcnow() + LATER)
+    assert (report.expired, report.enqueued) == (1, 0)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert row.status is MessageStatus.EXPIRED and fake_at.requests == []
+
+
+def test_an_otp_job_without_its_clear_text_expires_the_row(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    jobs.send_message(otp.id)  # as if enqueued again without the code
+    assert outbox_rows(at_runtime)[0].status is MessageStatus.EXPIRED and fake_at.requests == []
+
+
+def test_an_otp_job_that_survived_is_re_enqueued_with_its_code(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    redis = at_runtime.redis
+    redis.delete("rq:queue:sms-otp")  # the job hash survives, its place in the queue does not
+    redis.hset(Job.key_for(f"sms-{otp.id}"), "status", "started")
+    report = reconcile(at_runtime, now=utcnow() + LATER)
+    assert (report.enqueued, report.expired) == (1, 0)
+    work_queues(at_runtime)
+    assert [seen.form["message"] for seen in fake_at.requests] == ["code 123456"]
+
+
+def test_a_send_cut_off_mid_way_is_sent_again(at_runtime, fake_at):
+    [message_id] = queued(at_runtime, PHONE)
+    at_runtime.redis.flushdb()
+    with at_runtime.db.transaction() as session:  # a worker claimed it, then died
+        row = session.get(OutboundMessage, message_id)
+        row.status, row.attempts, row.submitted_at = MessageStatus.SUBMITTED, 1, utcnow()
+    assert reconcile(at_runtime, now=utcnow() + timedelta(minutes=1)).reclaimed == 0  # within the lease
+    report = reconcile(at_runtime, now=utcnow() + LATER)
+    assert (report.reclaimed, report.enqueued) == (1, 1)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 2) and len(fake_at.requests) == 1
+
+
+def test_an_accepted_message_is_never_reclaimed(at_runtime, fake_at):
+    queued(at_runtime, PHONE)
+    work_queues(at_runtime)
+    assert reconcile(at_runtime, now=utcnow() + LATER).reclaimed == 0
+    work_queues(at_runtime)
+    assert len(fake_at.requests) == 1
+
+
+def test_inbound_messages_lost_from_redis_are_answered_after_reconciliation(sms_runtime):
+    receive(sms_runtime, provider_id="a", sender=PHONE, text="HELP")
+    receive(sms_runtime, provider_id="b", sender=PHONE, text="STOP")
+    sms_runtime.redis.flushdb()
+    work_queues(sms_runtime)
+    assert outbox_rows(sms_runtime) == []
+    assert reconcile(sms_runtime, now=utcnow() + LATER).inbound == 2
+    work_queues(sms_runtime)
+    assert len(outbox_rows(sms_runtime)) == 2
+
+
+def test_one_reconciler_at_a_time(sms_runtime):
+    sms_runtime.redis.set("elimu:sms:reconcile-lock", "1")
+    assert reconcile(sms_runtime).locked
+
+
+# --- the embedded worker ------------------------------------------------------------------------
+
+
+def test_the_embedded_worker_sends_in_process(tmp_path, sqlite_database):
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    with job_runtime(tmp_path, sqlite_database, redis) as runtime:
+        worker = EmbeddedWorker(runtime).start()
+        try:
+            queued(runtime, PHONE)
+            deadline = time.monotonic() + 30
+            while outbox_rows(runtime)[0].status is MessageStatus.QUEUED and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert outbox_rows(runtime)[0].status is MessageStatus.DELIVERED
+        finally:
+            worker.stop(timeout=10)
+        assert not worker.thread.is_alive()

@@ -1,0 +1,207 @@
+"""The Africa's Talking backend: the only module that imports the AT SDK (``africastalking`` 2.0.3).
+
+SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
+- ``SMSService`` is built once per process and credentials; ``AT_API_BASE_URL`` replaces its private
+  ``_baseUrl`` and ``_contentUrl`` (there is no public option).
+- A 2xx answer is parsed JSON only when the content type is exactly ``application/json``; otherwise
+  the SDK hands back the text, which is parsed here. A non-2xx raises ``AfricasTalkingException``
+  with the body; ``requests`` timeouts and connection errors come through unwrapped.
+- Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good; 500/501/502 worth
+  retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried.
+
+A bulk notice with one text goes as one request per batch of recipients (``enqueue=1``); a reply to
+a premium message carrying a ``linkId`` goes through ``send_premium`` from the short code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import africastalking
+import requests
+from africastalking.Service import AfricasTalkingException
+
+from . import Outcome, Outgoing, SendResult
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+    from ..throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for every call
+BATCH_SIZE = 100  # recipients per bulk request (AT publishes no maximum; stay conservative)
+CONCURRENCY = 8  # requests in flight at once from one worker process
+ACCEPTED = {100: "Processed", 101: "Sent", 102: "Queued"}
+RETRYABLE = {500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway"}
+REFUSED = {
+    401: "RiskHold", 402: "InvalidSenderId", 403: "InvalidPhoneNumber", 404: "UnsupportedNumberType",
+    405: "InsufficientBalance", 406: "UserInBlacklist", 407: "CouldNotRoute", 409: "DoNotDisturbRejection",
+}
+_PHONE = re.compile(r"^\+\d{1,3}\d{3,}$")  # the SDK's own check; a failing number would raise
+
+_services: dict[tuple[str, str, str | None], Any] = {}
+_services_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def sms_service(username: str, api_key: str, base_url: str | None = None) -> Any:
+    """The SDK's SMS service for these credentials, built once per process."""
+    key = (username, api_key, base_url)
+    with _services_lock:
+        service = _services.get(key)
+        if service is None:
+            service = africastalking.SMSService(username, api_key)
+            if base_url:
+                service._baseUrl = base_url.rstrip("/")
+                service._contentUrl = base_url.rstrip("/")
+            _services[key] = service
+        return service
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _services_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="elimu-at")
+        return _pool
+
+
+class AfricasTalkingBackend:
+    name = "africastalking"
+    throttled = True
+
+    def __init__(
+        self,
+        service: Any,
+        throttle: Throttle | None = None,
+        sender_id: str | None = None,
+        short_code: str | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> None:
+        self.service = service
+        self.throttle = throttle
+        self.sender_id = sender_id
+        self.short_code = short_code
+        self.timeout = timeout or DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, settings: Settings, throttle: Throttle | None = None) -> AfricasTalkingBackend:
+        if not (settings.at_username and settings.at_api_key):
+            raise ValueError("SMS_BACKEND=africastalking needs AT_USERNAME and AT_API_KEY")
+        service = sms_service(settings.at_username, settings.at_api_key, settings.at_api_base_url)
+        return cls(service, throttle, settings.at_sender_id, settings.at_short_code)
+
+    def send(self, messages: Sequence[Outgoing]) -> list[SendResult]:
+        """Messages with the same text share requests (up to BATCH_SIZE recipients each); the
+        requests of one call run concurrently, each waiting for the shared throttle."""
+        results: list[SendResult] = []
+        calls: list[tuple[str, list[Outgoing], bool]] = []  # (premium | plain, messages, bulk)
+        groups: dict[tuple[str, bool], list[Outgoing]] = {}
+        for message in messages:
+            if not _PHONE.match(message.recipient):
+                results.append(SendResult(message.message_id, Outcome.FAILED, reason="invalid phone number"))
+            elif message.link_id and self.short_code:
+                calls.append(("premium", [message], False))
+            else:
+                groups.setdefault((message.body, message.bulk), []).append(message)
+        for (_body, bulk), group in groups.items():
+            calls.extend(("plain", group[i:i + BATCH_SIZE], bulk) for i in range(0, len(group), BATCH_SIZE))
+        if len(calls) == 1:
+            results.extend(self._request(*calls[0]))
+        elif calls:
+            for batch in _executor().map(lambda call: self._request(*call), calls):
+                results.extend(batch)
+        return results
+
+    def _request(self, kind: str, batch: list[Outgoing], bulk: bool) -> list[SendResult]:
+        """One HTTP request to AT for ``batch`` (all with the same text), classified per message."""
+        if self.throttle is not None:
+            self.throttle.acquire(len(batch))
+        recipients = [m.recipient for m in batch]
+        try:
+            if kind == "premium":
+                answer = self.service.send_premium(batch[0].body, self.short_code, recipients,
+                                                   link_id=batch[0].link_id, timeout=self.timeout)
+            else:
+                answer = self.service.send(batch[0].body, recipients, sender_id=self.sender_id,
+                                           enqueue=bulk, timeout=self.timeout)
+        except requests.exceptions.JSONDecodeError:
+            # A 2xx whose JSON is broken: AT took the request, so it is never sent again.
+            return _all(batch, Outcome.ACCEPTED, "provider accepted; its answer was unreadable")
+        except requests.exceptions.Timeout:
+            log.warning("AT request timed out (%d message(s)); will retry", len(batch))
+            return _all(batch, Outcome.RETRY, "timeout")
+        except requests.exceptions.RequestException as exc:
+            log.warning("AT request failed: %s (%d message(s)); will retry", type(exc).__name__, len(batch))
+            return _all(batch, Outcome.RETRY, f"connection error: {type(exc).__name__}")
+        except AfricasTalkingException as exc:
+            detail = " ".join(str(exc).split())[:120]
+            log.error("AT refused the request (check AT_USERNAME/AT_API_KEY/AT_SENDER_ID): %s", detail)
+            return _all(batch, Outcome.RETRY, f"provider refused the request: {detail}")
+        except ValueError:
+            return _all(batch, Outcome.FAILED, "invalid phone number")
+        return classify(batch, answer)
+
+
+def _all(batch: Sequence[Outgoing], outcome: Outcome, reason: str) -> list[SendResult]:
+    return [SendResult(m.message_id, outcome, reason=reason) for m in batch]
+
+
+def classify(batch: Sequence[Outgoing], answer: object) -> list[SendResult]:
+    """Per-message results from AT's 2xx answer (a dict, or the text the SDK returns when the
+    content type was not exactly ``application/json``)."""
+    data = _message_data(answer)
+    if data is None:
+        return _all(batch, Outcome.ACCEPTED, "provider accepted; its answer was unreadable")
+    by_number: dict[str, list[dict[str, Any]]] = {}
+    for recipient in data.get("Recipients") or []:
+        if isinstance(recipient, dict):
+            by_number.setdefault(str(recipient.get("number", "")), []).append(recipient)
+    summary = " ".join(str(data.get("Message") or "").split())[:80]
+    results = []
+    for message in batch:
+        entries = by_number.get(message.recipient)
+        if not entries:
+            results.append(SendResult(message.message_id, Outcome.RETRY,
+                                      reason=f"not in provider answer: {summary or 'no recipients'}"))
+            continue
+        results.append(_recipient_result(message, entries.pop(0)))
+    return results
+
+
+def _message_data(answer: object) -> dict[str, Any] | None:
+    if isinstance(answer, (str, bytes)):
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            return None
+    if not isinstance(answer, dict):
+        return None
+    data = answer.get("SMSMessageData")
+    return data if isinstance(data, dict) else None
+
+
+def _recipient_result(message: Outgoing, entry: dict[str, Any]) -> SendResult:
+    try:
+        code = int(entry.get("statusCode"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        code = None
+    status = str(entry.get("status") or "")[:40]
+    cost = str(entry.get("cost") or "")[:32] or None
+    message_id = str(entry.get("messageId") or "")
+    if code in ACCEPTED:
+        return SendResult(message.message_id, Outcome.ACCEPTED, None if message_id in ("", "None") else message_id,
+                          code, cost)
+    name = REFUSED.get(code or 0) or RETRYABLE.get(code or 0) or status or "unknown"
+    reason = f"AT {code} {name}"
+    if code in RETRYABLE or (code is not None and code >= 500):
+        return SendResult(message.message_id, Outcome.RETRY, status_code=code, reason=reason)
+    return SendResult(message.message_id, Outcome.FAILED, status_code=code, cost=cost, reason=reason)

@@ -1,0 +1,221 @@
+"""Inbound SMS: stored on arrival (deduplicated on AT's id), answered by workers in batches.
+
+The web request only inserts the row (``ON CONFLICT (provider_id) DO NOTHING``: AT retries every
+minute for 12 hours) and pushes its id onto a Redis list; the first push into an idle *drain slot*
+enqueues one ``handle_inbound`` job. That job pops ids a batch at a time and answers a whole batch
+in one transaction (a handful of queries per message), then sends the replies itself, in one
+backend call, instead of paying an RQ job per reply. A drain yields after a few batches so OTP
+jobs waiting on the higher-priority queue go first.
+
+Exactly one reply per inbound message: a batch claims its rows with a conditional UPDATE
+(``handled_at IS NULL``) in the transaction that writes the replies. Ids lost from Redis (flush,
+killed worker) are found by the reconciler (rows still unhandled) and pushed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.metrics import INBOUND_COMMANDS
+from gateway.ratelimit import RESULTS_PER_HOUR, RateLimiter
+from registry.db import PendingMessage, take_pending
+from registry.models import InboundMessage, PhoneSetting, utcnow
+from registry.outbox import queue_many
+from registry.services.sms_commands import parse
+from registry.services.sms_replies import respond
+
+from .context import queues_of
+from .queues import FAILURE_TTL, INBOUND_QUEUE
+from .sending import deliver, schedule_retries
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "elimu:sms:inbound:pending"
+SLOT_KEY = "elimu:sms:inbound:drain:{slot}"
+SLOTS = 2  # drains that may run at once (one per worker process on a 2-core host)
+SLOT_TTL = 60  # seconds; a drain killed mid-run frees its slot after this
+BATCH = 200
+ROUNDS = 5  # batches per job before yielding to higher-priority queues
+UNKNOWN_REPLY_KEY = "elimu:sms:unknown-reply:{phone}"
+UNKNOWN_REPLY_GAP = 600  # at most one help reply to unknown texts per phone per 10 minutes
+_T = InboundMessage.__table__
+
+
+def receive(
+    runtime: Runtime,
+    *,
+    provider_id: str,
+    sender: str,
+    text: str,
+    short_code: str | None = None,
+    link_id: str | None = None,
+    network_code: str | None = None,
+    received_at: datetime | None = None,
+) -> int | None:
+    """Store one inbound SMS and hand it to the workers; None when AT sent this id before."""
+    now = utcnow()
+    insert = postgresql.insert if runtime.db.engine.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(InboundMessage)
+        .values(provider_id=provider_id, sender=sender, text=text, short_code=short_code, link_id=link_id,
+                network_code=network_code, received_at=received_at, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+        .returning(InboundMessage.id)
+    )
+    with runtime.db.transaction() as session:
+        message_id = session.execute(statement).scalar()
+    if message_id is not None:
+        try:
+            hand_over(runtime, [message_id])
+        except Exception as exc:  # noqa: BLE001 - stored; the reconciler hands it over later
+            log.warning("inbound SMS %s stored but not handed over (%s)", message_id, type(exc).__name__)
+    return message_id
+
+
+def hand_over(runtime: Runtime, ids: Sequence[int]) -> None:
+    """Push ids for the drains; start a drain job when the slot is idle."""
+    if not ids:
+        return
+    slot = ids[0] % SLOTS
+    pipe = runtime.redis.pipeline(transaction=False)
+    pipe.rpush(PENDING_KEY, *ids)
+    pipe.set(SLOT_KEY.format(slot=slot), "1", nx=True, ex=SLOT_TTL)
+    _, started = pipe.execute()
+    if started:
+        _enqueue_drain(runtime, slot)
+
+
+def _enqueue_drain(runtime: Runtime, slot: int) -> None:
+    from .jobs import handle_inbound
+
+    queues_of(runtime).get(INBOUND_QUEUE).enqueue_call(
+        handle_inbound, args=(slot,), result_ttl=0, failure_ttl=FAILURE_TTL, timeout=300,
+        description=f"answer inbound SMS (slot {slot})",
+    )
+
+
+def drain(runtime: Runtime, slot: int) -> int:
+    """Answer handed-over messages until the list is empty or ROUNDS batches are done; returns the
+    number of ids taken. Holding the slot flag, it re-checks the list after releasing it, so a push
+    racing with the release is never stranded."""
+    redis = runtime.redis
+    flag = SLOT_KEY.format(slot=slot)
+    taken = 0
+    for _ in range(ROUNDS):
+        raw = redis.lpop(PENDING_KEY, BATCH)
+        if raw:
+            redis.expire(flag, SLOT_TTL)
+            ids = sorted({int(x) for x in raw})
+            taken += len(raw)
+            handle_batch(runtime, ids)
+            continue
+        redis.delete(flag)
+        if not redis.llen(PENDING_KEY) or not redis.set(flag, "1", nx=True, ex=SLOT_TTL):
+            return taken
+    _enqueue_drain(runtime, slot)  # more waiting: a fresh job, after whatever outranks it
+    return taken
+
+
+def handle_batch(runtime: Runtime, ids: Sequence[int]) -> None:
+    """Answer the unhandled messages among ``ids`` and send the replies."""
+    try:
+        pending = answer(runtime, ids)
+    except Exception:
+        if len(ids) == 1:
+            log.exception("inbound SMS %s could not be answered; marked as an error", ids[0])
+            _mark_error(runtime, ids[0])
+            return
+        log.warning("a batch of %d inbound SMS failed; answering them one by one", len(ids))
+        for message_id in ids:
+            handle_batch(runtime, [message_id])
+        return
+    send_replies(runtime, pending)
+
+
+def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
+    """Claim the unhandled rows among ``ids`` and write their replies, in one transaction."""
+    gate = RedisGate(runtime.redis)
+    ussd_code = runtime.settings.ussd_code
+    with runtime.db.transaction() as session:
+        rows = session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id.in_(list(ids)), InboundMessage.handled_at.is_(None))
+            .values(handled_at=utcnow())
+            .returning(InboundMessage.id, InboundMessage.sender, InboundMessage.text, InboundMessage.link_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if not rows:
+            return []
+        senders = {row.sender for row in rows}
+        languages = dict(session.execute(
+            select(PhoneSetting.phone, PhoneSetting.language).where(PhoneSetting.phone.in_(senders))
+        ).all())
+        replies, commands = [], []
+        for row in sorted(rows, key=lambda r: r.id):
+            command = parse(row.text)
+            reply = respond(session, message_id=row.id, phone=row.sender, command=command,
+                            stored_language=languages.get(row.sender), gate=gate, ussd_code=ussd_code)
+            commands.append({"_id": row.id, "cmd": command.kind.value})
+            INBOUND_COMMANDS.labels(command.kind.value).inc()
+            if reply is not None:
+                replies.append((row.sender, reply.kind, reply.text, row.link_id))
+        queue_many(session, replies)
+        session.execute(update(_T).where(_T.c.id == bindparam("_id")).values(command=bindparam("cmd")), commands)
+        return take_pending(session)
+
+
+def send_replies(runtime: Runtime, pending: Sequence[PendingMessage]) -> None:
+    """Send committed replies in this job; if that fails outright, one RQ job per reply instead."""
+    if not pending:
+        return
+    try:
+        summary = deliver(runtime, [p.message_id for p in pending], batch_bulk=False)
+        schedule_retries(runtime, summary.retries)
+    except Exception as exc:  # noqa: BLE001 - the rows are queued; jobs (or the reconciler) send them
+        log.warning("sending %d replies inline failed (%s); queueing them", len(pending), type(exc).__name__)
+        if runtime.db.dispatch is not None:
+            runtime.db.dispatch(pending)
+
+
+def _mark_error(runtime: Runtime, message_id: int) -> None:
+    with runtime.db.transaction() as session:
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == message_id, InboundMessage.handled_at.is_(None))
+            .values(handled_at=utcnow(), command="error")
+            .execution_options(synchronize_session=False)
+        )
+
+
+def unhandled_before(runtime: Runtime, cutoff: datetime, limit: int = 10_000) -> list[int]:
+    """Ids of messages still unanswered that arrived before ``cutoff`` (for the reconciler)."""
+    with runtime.db.session() as session:
+        return list(session.scalars(
+            select(InboundMessage.id)
+            .where(InboundMessage.handled_at.is_(None), InboundMessage.created_at < cutoff)
+            .order_by(InboundMessage.created_at)
+            .limit(limit)
+        ))
+
+
+class RedisGate:
+    """The per-phone limits of SMS answers, in Redis (shared by every worker)."""
+
+    def __init__(self, redis) -> None:
+        self.redis = redis
+        self.limiter = RateLimiter(redis)
+
+    def first_unknown_reply(self, phone: str) -> bool:
+        return bool(self.redis.set(UNKNOWN_REPLY_KEY.format(phone=phone), "1", nx=True, ex=UNKNOWN_REPLY_GAP))
+
+    def results_allowed(self, phone: str) -> bool:
+        return self.limiter.hit(phone, [RESULTS_PER_HOUR]).allowed

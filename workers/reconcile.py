@@ -1,0 +1,138 @@
+"""The reconciler: the database is the truth, Redis only carries work. Run by every ``elimu worker``
+on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``.
+
+- Rows ``submitted`` but never accepted, older than the lease: the worker died mid-send. Back to
+  ``queued`` and sent again (that one message may reach the phone twice: the in-flight duplicate).
+- Rows ``queued`` past the grace period with no job waiting in Redis (Redis flushed or restarted,
+  RQ's retries used up): enqueued again. An OTP is re-enqueued only from its surviving job (the
+  only place its clear text exists); when that is gone the row expires instead of going out redacted.
+- Inbound messages still unanswered past the grace period: handed to the drains again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select, update
+
+from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
+
+from .context import queues_of
+from .inbound import hand_over, unhandled_before
+from .queues import SendJob, send_job_id
+from .sending import expire_orphaned_otps
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+GRACE = timedelta(minutes=3)  # a queued row this old without a waiting job is re-enqueued
+LEASE = timedelta(minutes=5)  # a send never takes this long (timeouts ~13 s, throttle waits short)
+LIMIT = 10_000  # rows per run; the next run takes the rest
+LOCK_KEY = "elimu:sms:reconcile-lock"
+_WAITING = {"queued", "scheduled", "deferred"}
+
+
+@dataclass
+class Report:
+    reclaimed: int = 0  # submitted rows of a lost worker, queued again
+    enqueued: int = 0
+    expired: int = 0  # OTPs whose clear text was lost
+    waiting: int = 0  # queued rows whose job is still waiting in Redis
+    inbound: int = 0  # unanswered inbound messages handed over again
+    locked: bool = False  # another reconciler was running; nothing done
+
+    def __str__(self) -> str:
+        if self.locked:
+            return "another reconciler is running; nothing done"
+        return (f"{self.enqueued} enqueued again ({self.reclaimed} from lost workers), {self.expired} OTPs "
+                f"expired, {self.waiting} still waiting, {self.inbound} inbound handed over again")
+
+
+def reconcile(
+    runtime: Runtime, *, grace: timedelta = GRACE, lease: timedelta = LEASE, now: datetime | None = None,
+    lock: bool = True,
+) -> Report:
+    """One pass; ``now`` (default: the clock) is what the grace and lease are measured back from."""
+    report = Report()
+    if lock and not runtime.redis.set(LOCK_KEY, "1", nx=True, ex=120):
+        report.locked = True
+        return report
+    try:
+        _reconcile(runtime, grace, lease, now or utcnow(), report)
+    finally:
+        if lock:
+            runtime.redis.delete(LOCK_KEY)
+    if report.enqueued or report.expired or report.inbound:
+        log.info("reconciler: %s", report)
+    return report
+
+
+def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: datetime, report: Report) -> None:
+    with runtime.db.transaction() as session:
+        reclaimed = set(session.scalars(
+            update(OutboundMessage)
+            .where(OutboundMessage.status == MessageStatus.SUBMITTED, OutboundMessage.accepted_at.is_(None),
+                   OutboundMessage.submitted_at < now - lease)
+            .values(status=MessageStatus.QUEUED, next_attempt_at=utcnow(), updated_at=utcnow(),
+                    failure_reason="worker lost mid-send; sending again")
+            .returning(OutboundMessage.id)
+            .execution_options(synchronize_session=False)
+        ))
+        rows = session.execute(
+            select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority)
+            .where(OutboundMessage.status == MessageStatus.QUEUED, OutboundMessage.next_attempt_at < now - grace)
+            .order_by(OutboundMessage.id)
+            .limit(LIMIT)
+        ).all()
+        if reclaimed:
+            known = {row.id for row in rows}
+            rows += session.execute(
+                select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority)
+                .where(OutboundMessage.id.in_(reclaimed - known))
+            ).all()
+    report.reclaimed = len(reclaimed)
+    _requeue(runtime, rows, reclaimed, report)
+    inbound = unhandled_before(runtime, now - grace)
+    for start in range(0, len(inbound), 500):
+        hand_over(runtime, inbound[start:start + 500])
+    report.inbound = len(inbound)
+
+
+def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> None:
+    if not rows:
+        return
+    redis = runtime.redis
+    pipe = redis.pipeline(transaction=False)
+    for row in rows:
+        pipe.hget(Job.key_for(send_job_id(row.id)), "status")
+    statuses = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
+    fresh: list[SendJob] = []
+    orphaned_otps: list[int] = []
+    queues = queues_of(runtime)
+    for row, status in zip(rows, statuses, strict=True):
+        if status in _WAITING and row.id not in reclaimed:
+            report.waiting += 1
+        elif row.kind == MessageKind.OTP:
+            if status is None:
+                orphaned_otps.append(row.id)
+                continue
+            try:
+                job = Job.fetch(send_job_id(row.id), connection=redis)
+            except NoSuchJobError:
+                orphaned_otps.append(row.id)
+                continue
+            queues.get(str(row.priority)).enqueue_job(job)
+            report.enqueued += 1
+        else:
+            fresh.append(SendJob(row.id, str(row.priority)))
+    report.enqueued += queues.enqueue_sends(fresh)
+    if orphaned_otps:
+        with runtime.db.transaction() as session:
+            report.expired = expire_orphaned_otps(session, orphaned_otps)

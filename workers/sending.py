@@ -1,0 +1,270 @@
+"""Sending outbox rows: claim, hand to the backend, record. The database is the truth.
+
+1. **Claim** in a short transaction: ``queued -> submitted`` with a conditional UPDATE (only rows
+   still ``queued``), so two workers holding the same message id never both send it. An OTP is
+   claimed only together with its clear text; without it the row expires (never sent redacted).
+   A bulk message brings along other queued rows of its announcement (one request per batch).
+2. **Send** outside any transaction.
+3. **Record** per message: accepted (provider id, status code, cost; never submitted again),
+   refused for good (failed, with the reason), or retryable (back to ``queued`` with the next
+   attempt time, or failed once the attempts are used up).
+
+A worker killed between 1 and 3 leaves rows ``submitted`` without ``accepted_at``; the reconciler
+puts them back to ``queued`` after a lease, so the message goes out again: the only duplicate
+possible is that one in-flight message (the provider may have taken it just before the kill).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from rq.job import Job
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from gateway.metrics import SMS_MESSAGES
+from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
+
+from .backends import Outcome, Outgoing, SendResult
+from .context import backend_of, queues_of
+from .queues import SendJob, max_attempts, retry_delay, send_job_id
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BULK_BATCH = 100
+DUE_SLACK = timedelta(seconds=2)  # RQ's scheduler and ours poll each second
+_METRIC_STATUS = {Outcome.ACCEPTED: "submitted", Outcome.DELIVERED: "delivered", Outcome.FAILED: "failed"}
+_T = OutboundMessage.__table__
+
+
+class RetryableSendError(Exception):
+    """Raised by a send job so RQ retries it later (the reason carries no personal data)."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    recipient: str
+    body: str
+    kind: str
+    link_id: str | None
+    attempts: int
+    priority: str
+    announcement_id: int | None
+
+
+@dataclass(frozen=True)
+class Retry:
+    message_id: int
+    priority: str
+    attempts: int
+    delay: int
+    reason: str
+
+
+@dataclass
+class Summary:
+    claimed: int = 0
+    accepted: int = 0
+    failed: int = 0
+    retries: list[Retry] = field(default_factory=list)
+
+    def retry_of(self, message_id: int) -> Retry | None:
+        return next((r for r in self.retries if r.message_id == message_id), None)
+
+
+_RETURNING = (
+    OutboundMessage.id, OutboundMessage.recipient, OutboundMessage.body, OutboundMessage.kind,
+    OutboundMessage.link_id, OutboundMessage.attempts, OutboundMessage.priority, OutboundMessage.announcement_id,
+)
+
+
+def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provider: str) -> list[Claimed]:
+    """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
+    clear text (its job was recreated from the database) expires at once instead.
+
+    A row waiting out a retry interval is not due: a job running early (its first job, still in a
+    queue when the batch it shared failed) leaves it to the retry scheduled for it.
+    """
+    if not ids:
+        return []
+    now = utcnow()
+    statement = (
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id.in_(list(ids)),
+            OutboundMessage.status == MessageStatus.QUEUED,
+            or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now + DUE_SLACK),
+        )
+        .values(status=MessageStatus.SUBMITTED, attempts=OutboundMessage.attempts + 1, submitted_at=now,
+                provider=provider, updated_at=now)
+        .returning(*_RETURNING)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = [
+        Claimed(row.id, row.recipient, row.body, str(row.kind), row.link_id, row.attempts, str(row.priority),
+                row.announcement_id)
+        for row in session.execute(statement)
+    ]
+    orphans = [c.id for c in claimed if c.kind == MessageKind.OTP and c.id not in clear]
+    if orphans:
+        expire_orphaned_otps(session, orphans, MessageStatus.SUBMITTED)
+        claimed = [c for c in claimed if c.id not in orphans]
+    return claimed
+
+
+def expire_orphaned_otps(session: Session, ids: Sequence[int], status: MessageStatus = MessageStatus.QUEUED) -> int:
+    """OTP rows whose clear text is gone (lost with Redis): expired, never sent redacted."""
+    if not ids:
+        return 0
+    now = utcnow()
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(list(ids)), OutboundMessage.kind == MessageKind.OTP,
+               OutboundMessage.status == status)
+        .values(status=MessageStatus.EXPIRED, failure_reason="code lost before sending; a new one can be asked for",
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def companions(session: Session, announcement_id: int, limit: int) -> list[int]:
+    """Other queued rows of an announcement, oldest first, skipping rows another worker holds."""
+    query = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.announcement_id == announcement_id, OutboundMessage.status == MessageStatus.QUEUED,
+               or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= utcnow()))
+        .order_by(OutboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def deliver(
+    runtime: Runtime, ids: Sequence[int], clear: Mapping[int, str] | None = None, *, batch_bulk: bool = True
+) -> Summary:
+    """Claim, send and record the messages ``ids``; with ``batch_bulk`` a bulk message also takes
+    up to a batch of its announcement's other queued messages into the same request."""
+    clear = clear or {}
+    backend = backend_of(runtime)
+    summary = Summary()
+    with runtime.db.transaction() as session:
+        claimed = claim(session, ids, clear, backend.name)
+        bulk = [c for c in claimed if c.announcement_id is not None]
+        joined: list[Claimed] = []
+        if batch_bulk and bulk:
+            extra = companions(session, bulk[0].announcement_id, BULK_BATCH - len(claimed))  # type: ignore[arg-type]
+            joined = claim(session, extra, clear, backend.name)
+            claimed += joined
+    if not claimed:
+        return summary
+    if joined:
+        drop_waiting_jobs(runtime, [c.id for c in joined])
+    summary.claimed = len(claimed)
+    outgoing = [
+        Outgoing(c.id, c.recipient, clear.get(c.id, c.body), c.kind, c.link_id, bulk=c.announcement_id is not None)
+        for c in claimed
+    ]
+    try:
+        results = backend.send(outgoing)
+    except Exception:
+        _release(runtime, [c.id for c in claimed])
+        raise
+    by_id = {result.message_id: result for result in results}
+    complete = [by_id.get(c.id) or SendResult(c.id, Outcome.RETRY, reason="no result from backend") for c in claimed]
+    with runtime.db.transaction() as session:
+        record(session, claimed, complete, summary)
+    return summary
+
+
+def drop_waiting_jobs(runtime: Runtime, message_ids: Sequence[int]) -> None:
+    """Delete the still-waiting jobs of messages that joined another job's batch: RQ skips a queued
+    id whose job is gone in two commands, where running the job (to find nothing to do) costs ~25.
+    Best effort: a job left behind only finds its row taken."""
+    try:
+        redis = runtime.redis
+        keys = [Job.key_for(send_job_id(message_id)) for message_id in message_ids]
+        pipe = redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(key, "status")
+        waiting = [key for key, status in zip(keys, pipe.execute(), strict=True) if status in (b"queued", "queued")]
+        if waiting:
+            redis.delete(*waiting)
+    except Exception as exc:  # noqa: BLE001 - an optimisation only
+        log.info("could not drop batched jobs (%s)", type(exc).__name__)
+
+
+def _release(runtime: Runtime, ids: Sequence[int]) -> None:
+    """Put claimed rows back to queued after an unexpected backend error (nothing was recorded)."""
+    with runtime.db.transaction() as session:
+        session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(list(ids)), OutboundMessage.status == MessageStatus.SUBMITTED,
+                   OutboundMessage.accepted_at.is_(None))
+            .values(status=MessageStatus.QUEUED, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendResult], summary: Summary) -> None:
+    """Write each result onto its (submitted) row, in one executemany per kind of outcome."""
+    now = utcnow()
+    rows = {c.id: c for c in claimed}
+    accepted, delivered, failed, requeued = [], [], [], []
+    for result in results:
+        row = rows[result.message_id]
+        base = {"_id": row.id, "code": result.status_code, "reason": result.reason}
+        if result.outcome is Outcome.ACCEPTED:
+            accepted.append(base | {"pmid": result.provider_message_id, "c_cost": result.cost})
+        elif result.outcome is Outcome.DELIVERED:
+            delivered.append(base | {"pmid": result.provider_message_id, "c_cost": result.cost})
+        elif result.outcome is Outcome.FAILED:
+            failed.append(base)
+        elif row.attempts >= max_attempts(row.priority):
+            failed.append(base | {"reason": f"gave up after {row.attempts} attempts: {result.reason}"[:200]})
+        else:
+            delay = retry_delay(row.priority, row.attempts)
+            requeued.append(base | {"next": now + timedelta(seconds=delay)})
+            summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
+        SMS_MESSAGES.labels(row.kind, _METRIC_STATUS.get(result.outcome, "retry")).inc()
+    where = (_T.c.id == bindparam("_id")) & (_T.c.status == MessageStatus.SUBMITTED.value)
+    common = {"status_code": bindparam("code"), "updated_at": now}
+    if accepted:
+        session.execute(update(_T).where(where).values(
+            provider_message_id=bindparam("pmid"), cost=bindparam("c_cost"), failure_reason=bindparam("reason"),
+            accepted_at=now, next_attempt_at=None, **common), accepted)
+    if delivered:
+        session.execute(update(_T).where(where).values(
+            status=MessageStatus.DELIVERED.value, provider_message_id=bindparam("pmid"), cost=bindparam("c_cost"),
+            failure_reason=None, accepted_at=now, sent_at=now, delivered_at=now, next_attempt_at=None, **common),
+            delivered)
+    if failed:
+        session.execute(update(_T).where(where).values(
+            status=MessageStatus.FAILED.value, failure_reason=bindparam("reason"), next_attempt_at=None, **common),
+            failed)
+    if requeued:
+        session.execute(update(_T).where(where).values(
+            status=MessageStatus.QUEUED.value, failure_reason=bindparam("reason"), next_attempt_at=bindparam("next"),
+            **common), requeued)
+    summary.accepted += len(accepted) + len(delivered)
+    summary.failed += len(failed)
+
+
+def schedule_retries(runtime: Runtime, retries: Sequence[Retry], skip: int | None = None) -> None:
+    """Give each retried message (but ``skip``, whose own job RQ retries) a job after its delay."""
+    by_delay: dict[int, list[SendJob]] = {}
+    for retry in retries:
+        if retry.message_id != skip:
+            job = SendJob(retry.message_id, retry.priority, retry=retry.attempts)
+            by_delay.setdefault(retry.delay, []).append(job)
+    for delay, jobs in by_delay.items():
+        queues_of(runtime).enqueue_sends(jobs, delay=delay)

@@ -1,0 +1,138 @@
+"""The SMS worker process (``elimu worker``) and its housekeeping: scheduled retries and the reconciler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from rq import SimpleWorker
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.timeouts import TimerDeathPenalty
+
+from .context import queues_of, use_runtime
+from .queues import QUEUE_ORDER
+from .reconcile import GRACE, reconcile
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RECONCILE_EVERY = 60.0  # seconds
+PROMOTE_EVERY = 1.0  # seconds between moves of due retries from the scheduled registries to the queues
+PROMOTE_LOCK = "elimu:sms:promote-lock"
+
+
+class SmsWorker(SimpleWorker):
+    """RQ's ``SimpleWorker``: runs each job in the worker process itself.
+
+    RQ's default ``Worker`` forks a child per job to isolate it; for an SMS send (tens of
+    milliseconds of work, mostly waiting on the database, Redis or AT) the fork costs more than
+    the job, and the child cannot reuse the parent's database pool, Redis connection or the AT
+    SDK's service, so every job would reconnect. Our jobs are short, idempotent and catch their
+    own failures, so isolation buys little; throughput comes from running several worker
+    processes (one ``elimu worker`` per core) and from the batching inside the jobs.
+
+    Runs in a non-main thread too (the embedded worker): no signal handlers there, and job
+    timeouts by timer instead of SIGALRM.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self.death_penalty_class = TimerDeathPenalty
+        kwargs.setdefault("log_job_description", True)  # descriptions name message ids only
+        super().__init__(*args, **kwargs)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            super()._install_signal_handlers()
+
+
+def build_worker(runtime: Runtime, worker_ttl: int | None = None) -> SmsWorker:
+    """A worker on the SMS queues, most urgent first (``QUEUE_ORDER``: OTP, replies, inbound, bulk)."""
+    kwargs: dict[str, object] = {"connection": runtime.redis}
+    if worker_ttl is not None:
+        kwargs["worker_ttl"] = worker_ttl
+    return SmsWorker(queues_of(runtime).ordered(), **kwargs)
+
+
+def promote_due(runtime: Runtime) -> int:
+    """Move retries whose time has come from RQ's scheduled registries onto their queues.
+
+    RQ's own scheduler runs in a forked process, which cannot see the embedded in-process Redis;
+    this does the same work from a thread of any worker (under a short lock, one at a time).
+    """
+    redis = runtime.redis
+    if not redis.set(PROMOTE_LOCK, "1", nx=True, px=5000):
+        return 0
+    moved = 0
+    try:
+        queues = queues_of(runtime)
+        now = int(time.time())
+        for name in QUEUE_ORDER:
+            registry = ScheduledJobRegistry(name, connection=redis)
+            ids = registry.get_jobs_to_schedule(now)
+            if not ids:
+                continue
+            queue = queues.get(name)
+            for job_id, job in zip(ids, Job.fetch_many(ids, connection=redis), strict=True):
+                registry.remove(job_id)
+                if job is not None:
+                    queue.enqueue_job(job)
+                    moved += 1
+    finally:
+        redis.delete(PROMOTE_LOCK)
+    return moved
+
+
+class Housekeeper(threading.Thread):
+    """A daemon thread beside the worker: promotes due retries every second, reconciles every minute."""
+
+    def __init__(
+        self, runtime: Runtime, reconcile_every: float = RECONCILE_EVERY, grace: timedelta = GRACE
+    ) -> None:
+        super().__init__(name="elimu-sms-housekeeper", daemon=True)
+        self.runtime = runtime
+        self.reconcile_every = reconcile_every
+        self.grace = grace
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        last_reconcile = 0.0
+        while not self._stop.wait(PROMOTE_EVERY):
+            try:
+                promote_due(self.runtime)
+                if time.monotonic() - last_reconcile >= self.reconcile_every:
+                    last_reconcile = time.monotonic()
+                    reconcile(self.runtime, grace=self.grace)
+            except Exception as exc:  # noqa: BLE001 - keep housekeeping alive through outages
+                log.warning("SMS housekeeping failed: %s", type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "INFO") -> None:
+    """``elimu worker``: work the SMS queues until stopped (``burst``: until they are empty).
+
+    A burst first reconciles once, then works, moving retries that fall due meanwhile onto the
+    queues, and stops when nothing is queued or due.
+    """
+    use_runtime(runtime)
+    if burst:
+        reconcile(runtime)
+        promote_due(runtime)
+        while True:
+            build_worker(runtime).work(burst=True, logging_level=logging_level)
+            if not promote_due(runtime):
+                return
+    keeper = Housekeeper(runtime)
+    keeper.start()
+    try:
+        build_worker(runtime).work(logging_level=logging_level)
+    finally:
+        keeper.stop()
