@@ -1,0 +1,1 @@
+"""SMS callbacks from the provider: inbound messages and delivery reports."""

@@ -1,0 +1,126 @@
+"""Africa's Talking SMS callbacks, wire to plain objects (AT-PROTOCOL.md §2).
+
+Both callbacks are form-encoded POSTs with AT's field names. Inbound: ``from``, ``to``, ``text``,
+``date``, ``id``, optional ``linkId``, ``networkCode``. Delivery report: ``id`` (our send's
+``messageId``), ``status``, ``phoneNumber``, ``networkCode``, optional ``failureReason``, ``retryCount``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from registry.identifiers import InvalidMsisdn, normalize_msisdn
+from registry.models import MessageStatus
+
+NAME = "africastalking"
+MAX_TEXT = 1600
+_E164 = re.compile(r"\+\d{7,15}")
+
+# AT delivery statuses (§2): Success is on the handset; Sent/Submitted/Buffered are on their way;
+# Rejected is refused; Failed/AbsentSubscriber/Expired did not arrive (failureReason kept).
+DELIVERY_STATUS: dict[str, MessageStatus] = {
+    "Success": MessageStatus.DELIVERED,
+    "Sent": MessageStatus.SENT,
+    "Submitted": MessageStatus.SENT,
+    "Buffered": MessageStatus.SENT,
+    "Rejected": MessageStatus.REJECTED,
+    "Failed": MessageStatus.FAILED,
+    "AbsentSubscriber": MessageStatus.FAILED,
+    "Expired": MessageStatus.FAILED,
+}
+FAILURE_REASONS = frozenset({
+    "InsufficientCredit", "InvalidLinkId", "UserIsInactive", "UserInBlackList", "UserAccountSuspended",
+    "NotNetworkSubcriber", "UserNotSubscribedToProduct", "UserDoesNotExist", "DeliveryFailure",
+    "DoNotDisturbRejection",
+})
+
+
+class BadCallback(ValueError):
+    """A callback we cannot use; the message is the one-line reason answered with 400."""
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    provider_id: str
+    sender: str  # E.164
+    text: str
+    short_code: str | None = None
+    link_id: str | None = None
+    network_code: str | None = None
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    provider_message_id: str
+    raw_status: str
+    status: MessageStatus | None  # None: a status AT has not documented
+    failure_reason: str | None = None
+
+
+def _field(form: Mapping[str, str], name: str, limit: int) -> str | None:
+    value = (form.get(name) or "").strip()
+    return value[:limit] or None
+
+
+def _missing(form: Mapping[str, str], names: tuple[str, ...]) -> None:
+    missing = [name for name in names if name not in form]
+    if missing:
+        raise BadCallback(f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+
+
+def sender_number(raw: str) -> str:
+    """The sender as E.164: Kenyan numbers normalised, other E.164 numbers kept."""
+    try:
+        return normalize_msisdn(raw)
+    except InvalidMsisdn:
+        candidate = raw.strip().replace(" ", "")
+        if _E164.fullmatch(candidate):
+            return candidate
+        raise BadCallback("from is not a phone number") from None
+
+
+def _date(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    for parse in (lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S"), datetime.fromisoformat):
+        try:
+            value = parse(raw.strip())
+        except ValueError:
+            continue
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None
+
+
+def parse_inbound(form: Mapping[str, str]) -> InboundSms:
+    _missing(form, ("from", "id", "text"))
+    provider_id = (form.get("id") or "").strip()
+    if not provider_id:
+        raise BadCallback("id is empty")
+    if len(provider_id) > 100:
+        raise BadCallback("id is longer than 100 characters")
+    return InboundSms(
+        provider_id=provider_id,
+        sender=sender_number(form.get("from") or ""),
+        text=(form.get("text") or "")[:MAX_TEXT],
+        short_code=_field(form, "to", 32),
+        link_id=_field(form, "linkId", 100),
+        network_code=_field(form, "networkCode", 16),
+        received_at=_date(form.get("date")),
+    )
+
+
+def parse_delivery(form: Mapping[str, str]) -> DeliveryReport:
+    _missing(form, ("id", "status"))
+    provider_message_id = (form.get("id") or "").strip()
+    if not provider_message_id or len(provider_message_id) > 100:
+        raise BadCallback("id is empty or longer than 100 characters")
+    raw_status = (form.get("status") or "").strip()[:40]
+    status = DELIVERY_STATUS.get(raw_status)
+    reason = _field(form, "failureReason", 100)
+    if status in (MessageStatus.FAILED, MessageStatus.REJECTED) and reason is None and raw_status != "Failed":
+        reason = raw_status  # AbsentSubscriber, Expired: the status is the reason
+    return DeliveryReport(provider_message_id, raw_status, status, reason)

@@ -1,0 +1,65 @@
+"""SMS callbacks: ``POST /sms/africastalking/inbound`` and ``POST /sms/africastalking/delivery``.
+
+Both answer at once: an inbound message is stored and handed to the workers (the reply leaves as
+an SMS); a delivery report is one conditional UPDATE. Provider tokens and source networks are
+checked for every ``/sms/`` path by ``gateway.security``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+from workers.inbound import receive
+
+from ..metrics import DELIVERY_REPORTS
+from ..runtime import Runtime
+from .africastalking import DELIVERY_STATUS, BadCallback, parse_delivery, parse_inbound
+
+log = logging.getLogger(__name__)
+bp = Blueprint("sms", __name__)
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["elimu"]
+
+
+def _plain(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, content_type="text/plain; charset=utf-8")
+
+
+@bp.post("/sms/africastalking/inbound")
+def inbound() -> Response:
+    """Store (once per AT id) and hand over; 200 at once, also for a repeat (no second reply)."""
+    try:
+        sms = parse_inbound(request.form)
+    except BadCallback as exc:
+        return _plain(f"{exc}\n", 400)
+    message_id = receive(
+        _runtime(), provider_id=sms.provider_id, sender=sms.sender, text=sms.text, short_code=sms.short_code,
+        link_id=sms.link_id, network_code=sms.network_code, received_at=sms.received_at,
+    )
+    if message_id is None:
+        log.info("inbound SMS %s is a repeat; already answered or queued", sms.provider_id)
+        return _plain("OK (repeat)\n")
+    return _plain("OK\n")
+
+
+@bp.post("/sms/africastalking/delivery")
+def delivery() -> Response:
+    """Apply a delivery report (idempotent, never backwards); 200 also for an unknown id."""
+    try:
+        report = parse_delivery(request.form)
+    except BadCallback as exc:
+        return _plain(f"{exc}\n", 400)
+    DELIVERY_REPORTS.labels(report.raw_status if report.raw_status in DELIVERY_STATUS else "other").inc()
+    if report.status is None:
+        log.warning("delivery report %s has an undocumented status; ignored", report.provider_message_id)
+        return _plain("OK (status not known)\n")
+    with _runtime().db.transaction() as session:
+        outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason)
+    if outcome is ReportOutcome.UNKNOWN:
+        log.info("delivery report for unknown message id %s", report.provider_message_id)
+    return _plain(f"OK ({outcome.value})\n")

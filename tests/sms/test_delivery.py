@@ -1,0 +1,120 @@
+"""POST /sms/africastalking/delivery: every AT status and failure reason, idempotent and monotonic."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway.app import create_app
+from gateway.sms.africastalking import DELIVERY_STATUS, FAILURE_REASONS
+from registry.models import MessageKind, MessageStatus, OutboundMessage
+from registry.outbox import queue_sms
+
+URL = "/sms/africastalking/delivery"
+PMID = "ATXid_42"
+
+
+@pytest.fixture
+def client(sms_runtime):
+    return create_app(runtime=sms_runtime).test_client()
+
+
+@pytest.fixture
+def message(sms_runtime):
+    with sms_runtime.db.transaction() as session:
+        row = queue_sms(session, "+254712345678", MessageKind.NOTICE, "hello")
+        row.status, row.provider_message_id = MessageStatus.SUBMITTED, PMID
+    return row.id
+
+
+def report(client, status, reason=None, pmid=PMID):
+    data = {"id": pmid, "status": status, "phoneNumber": "+254712345678", "networkCode": "63902"}
+    if reason:
+        data["failureReason"] = reason
+    return client.post(URL, data=data)
+
+
+def row(runtime, message_id):
+    with runtime.db.session() as session:
+        return session.get(OutboundMessage, message_id)
+
+
+TABLE = (
+    [("Success", None, MessageStatus.DELIVERED, None)]
+    + [(s, None, MessageStatus.SENT, None) for s in ("Sent", "Submitted", "Buffered")]
+    + [("Rejected", r, MessageStatus.REJECTED, r) for r in sorted(FAILURE_REASONS)]
+    + [("Failed", r, MessageStatus.FAILED, r) for r in sorted(FAILURE_REASONS)]
+    + [("Rejected", None, MessageStatus.REJECTED, "Rejected"), ("Failed", None, MessageStatus.FAILED, "failed"),
+       ("AbsentSubscriber", None, MessageStatus.FAILED, "AbsentSubscriber"),
+       ("Expired", None, MessageStatus.FAILED, "Expired"),
+       ("AbsentSubscriber", "DeliveryFailure", MessageStatus.FAILED, "DeliveryFailure")]
+)
+
+
+@pytest.mark.parametrize(("status", "reason", "expected", "kept_reason"), TABLE)
+def test_every_status_and_failure_reason(client, sms_runtime, message, status, reason, expected, kept_reason):
+    response = report(client, status, reason)
+    assert response.status_code == 200 and response.get_data(as_text=True) == "OK (updated)\n"
+    stored = row(sms_runtime, message)
+    assert (stored.status, stored.failure_reason) == (expected, kept_reason)
+    assert (stored.delivered_at is not None) == (expected is MessageStatus.DELIVERED)
+    assert (stored.sent_at is not None) == (expected is MessageStatus.SENT)
+
+
+def test_the_table_covers_every_documented_status():
+    assert {entry[0] for entry in TABLE} == set(DELIVERY_STATUS)
+
+
+@pytest.mark.parametrize(("sequence", "final"), [
+    (["Success", "Sent"], MessageStatus.DELIVERED),
+    (["Sent", "Success"], MessageStatus.DELIVERED),
+    (["Success", "Buffered", "Submitted"], MessageStatus.DELIVERED),
+    (["Buffered", "Sent", "Submitted"], MessageStatus.SENT),
+    (["Success", "Failed"], MessageStatus.DELIVERED),
+    (["Failed", "Success"], MessageStatus.FAILED),
+    (["Rejected", "Sent"], MessageStatus.REJECTED),
+    (["AbsentSubscriber", "Success", "Sent"], MessageStatus.FAILED),
+    (["Sent", "Expired", "Buffered"], MessageStatus.FAILED),
+])
+def test_out_of_order_reports_never_go_backwards(client, sms_runtime, message, sequence, final):
+    for status in sequence:
+        assert report(client, status).status_code == 200
+    assert row(sms_runtime, message).status is final
+
+
+def test_a_repeated_report_changes_nothing_the_second_time(client, sms_runtime, message):
+    assert report(client, "Success").get_data(as_text=True) == "OK (updated)\n"
+    first = row(sms_runtime, message).delivered_at
+    assert report(client, "Success").get_data(as_text=True) == "OK (unchanged)\n"
+    assert row(sms_runtime, message).delivered_at == first
+
+
+def test_a_late_sent_keeps_the_first_sent_time(client, sms_runtime, message):
+    report(client, "Sent")
+    first = row(sms_runtime, message).sent_at
+    report(client, "Buffered")
+    assert row(sms_runtime, message).sent_at == first
+
+
+def test_an_unknown_id_is_200_and_a_log_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="gateway.sms.routes"):
+        response = report(client, "Success", pmid="ATXid_nobody")
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "OK (unknown)\n")
+    assert "delivery report for unknown message id ATXid_nobody" in caplog.text
+
+
+def test_an_undocumented_status_is_200_and_ignored(client, sms_runtime, message):
+    assert report(client, "Teleported").get_data(as_text=True) == "OK (status not known)\n"
+    assert row(sms_runtime, message).status is MessageStatus.SUBMITTED
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ({"status": "Success"}, "missing field: id"),
+    ({"id": PMID}, "missing field: status"),
+    ({}, "missing fields: id, status"),
+    ({"id": "", "status": "Success"}, "id is empty or longer than 100 characters"),
+])
+def test_a_malformed_report_is_400(client, data, reason):
+    response = client.post(URL, data=data)
+    assert (response.status_code, response.get_data(as_text=True)) == (400, reason + "\n")

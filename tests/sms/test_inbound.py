@@ -1,0 +1,121 @@
+"""POST /sms/africastalking/inbound: validated, stored once per AT id, answered by the workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.app import create_app
+from registry.models import InboundMessage, MessageKind, MessageStatus
+from tests.sms.support import add_result, outbox_rows, work_queues
+from workers import inbound as inbound_module
+from workers.queues import INBOUND_QUEUE
+
+PHONE = "+254712345678"
+URL = "/sms/africastalking/inbound"
+
+
+def form(**changes):
+    data = {"from": PHONE, "to": "22384", "text": "HELP", "date": "2026-01-09 10:00:00", "id": "ATXid_in_1",
+            "networkCode": "63902"}
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@pytest.fixture
+def client(sms_runtime):
+    return create_app(runtime=sms_runtime).test_client()
+
+
+def inbound_rows(runtime):
+    with runtime.db.session() as session:
+        return list(session.query(InboundMessage).order_by(InboundMessage.id))
+
+
+@pytest.mark.parametrize(("missing", "reason"), [
+    ("from", "missing field: from"), ("id", "missing field: id"), ("text", "missing field: text"),
+])
+def test_a_missing_field_is_400_with_the_reason(client, missing, reason):
+    response = client.post(URL, data=form(**{missing: None}))
+    assert response.status_code == 400
+    assert response.get_data(as_text=True) == reason + "\n"
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"id": "  "}, "id is empty"),
+    ({"id": "x" * 101}, "id is longer than 100 characters"),
+    ({"from": "Safaricom"}, "from is not a phone number"),
+])
+def test_malformed_fields_are_400(client, changes, reason):
+    response = client.post(URL, data=form(**changes))
+    assert (response.status_code, response.get_data(as_text=True)) == (400, reason + "\n")
+
+
+def test_a_json_body_is_400_not_500(client):
+    response = client.post(URL, json={"from": PHONE, "id": "1", "text": "HELP"})
+    assert response.status_code == 400 and "missing fields: from, id, text" in response.get_data(as_text=True)
+
+
+def test_stored_and_answered_200_at_once(client, sms_runtime):
+    response = client.post(URL, data=form(text="KCSE 36611030002 Jane", linkId="L1"))
+    assert response.status_code == 200
+    [row] = inbound_rows(sms_runtime)
+    assert (row.provider_id, row.sender, row.text, row.short_code, row.link_id, row.network_code) == (
+        "ATXid_in_1", PHONE, "KCSE 36611030002 Jane", "22384", "L1", "63902")
+    assert row.handled_at is None and row.received_at is not None
+    assert outbox_rows(sms_runtime) == []  # nothing answered inside the request
+    assert sms_runtime.redis.llen(f"rq:queue:{INBOUND_QUEUE}") == 1
+
+
+def test_the_same_id_three_times_gets_one_reply(client, sms_runtime):
+    for _ in range(3):
+        assert client.post(URL, data=form()).status_code == 200
+    work_queues(sms_runtime)
+    assert client.post(URL, data=form()).status_code == 200  # AT retrying after we answered
+    work_queues(sms_runtime)
+    assert len(inbound_rows(sms_runtime)) == 1
+    [reply] = outbox_rows(sms_runtime)
+    assert (reply.recipient, reply.kind, reply.status) == (PHONE, MessageKind.REPLY, MessageStatus.DELIVERED)
+    assert reply.body.startswith("Elimu: for results send KCSE")
+
+
+def test_a_kenyan_number_in_another_form_is_stored_as_e164(client, sms_runtime):
+    client.post(URL, data=form(**{"from": "254712345678"}))
+    assert inbound_rows(sms_runtime)[0].sender == PHONE
+
+
+def test_many_messages_are_answered_in_batches(client, sms_runtime):
+    with sms_runtime.db.transaction() as session:
+        add_result(session)
+    for n in range(60):
+        client.post(URL, data=form(id=f"in-{n}", text="KCSE 36611030002 Jane", **{"from": f"+2547110{n:05d}"}))
+    work_queues(sms_runtime)
+    replies = outbox_rows(sms_runtime)
+    assert len(replies) == 60 and {r.status for r in replies} == {MessageStatus.DELIVERED}
+    assert {r.body for r in replies} == {"KCSE 2025 36611030002: Mean grade B+ (62 pts). ENG:B+, KIS:A-, MAT:A"}
+    assert all(row.command == "results" and row.handled_at for row in inbound_rows(sms_runtime))
+
+
+def test_one_bad_message_does_not_sink_its_batch(client, sms_runtime, monkeypatch):
+    real = inbound_module.respond
+
+    def fragile(session, **kwargs):
+        if kwargs["command"].kind == "upi":
+            raise RuntimeError("boom")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(inbound_module, "respond", fragile)
+    for n, text in enumerate(["HELP", "UPI", "STOP"]):
+        client.post(URL, data=form(id=f"in-{n}", text=text))
+    work_queues(sms_runtime)
+    assert [row.command for row in inbound_rows(sms_runtime)] == ["help", "error", "stop"]
+    assert len(outbox_rows(sms_runtime)) == 2
+
+
+def test_a_premium_message_is_answered_with_its_link_id(at_runtime, fake_at):
+    client = create_app(runtime=at_runtime).test_client()
+    client.post(URL, data=form(linkId="SampleLinkId123"))
+    work_queues(at_runtime)
+    [seen] = fake_at.requests
+    assert (seen.form["linkId"], seen.form["from"], seen.form["bulkSMSMode"]) == ("SampleLinkId123", "22384", "0")
+    [reply] = outbox_rows(at_runtime)
+    assert reply.status is MessageStatus.SUBMITTED and reply.provider_message_id == "ATXid_1"
