@@ -16,7 +16,7 @@ from registry.services.ussd_services import RegistryServices
 
 from ..metrics import USSD_HOP_SECONDS
 from ..runtime import Runtime
-from . import africastalking
+from . import africastalking, generic
 from .events import event_fields, record_event
 from .hops import HopHandler, utc_now
 from .messages import BadUssdRequest, UssdAnswer, UssdRequest
@@ -34,7 +34,19 @@ class UssdAdapter(Protocol):
 
 # Provider adapters by URL name (``/ussd/<name>``).
 ADAPTERS: dict[str, UssdAdapter] = {africastalking.NAME: africastalking}  # type: ignore[dict-item]
+GET_ADAPTERS = {generic.NAME}  # the GET-style gateways; AT always POSTs
 HANDLER_KEY = "elimu.ussd"
+ADAPTERS_KEY = "elimu.ussd.adapters"
+
+
+def adapters(runtime: Runtime) -> dict[str, UssdAdapter]:
+    """The fixed adapters plus those configured from settings (the generic one), built once."""
+    built = runtime.extras.get(ADAPTERS_KEY)
+    if not isinstance(built, dict):
+        fields = generic.parse_fields(runtime.settings.generic_ussd_fields)
+        built = {**ADAPTERS, generic.NAME: generic.GenericAdapter(fields)}
+        runtime.extras[ADAPTERS_KEY] = built
+    return built
 
 
 def hop_handler(runtime: Runtime) -> HopHandler:
@@ -62,14 +74,16 @@ def _plain(body: str, status: int, content_type: str = "text/plain; charset=utf-
     return Response(body, status=status, content_type=content_type)
 
 
-@bp.post("/ussd/<provider>")
+@bp.route("/ussd/<provider>", methods=["GET", "POST"])
 def hop(provider: str) -> Response:
-    adapter = ADAPTERS.get(provider)
+    runtime = _runtime()
+    adapter = adapters(runtime).get(provider)
     if adapter is None:
         abort(404)
-    runtime = _runtime()
+    if request.method == "GET" and provider not in GET_ADAPTERS:
+        abort(405)
     try:
-        ussd_request = adapter.parse_hop(request.form)
+        ussd_request = adapter.parse_hop(request.values if provider in GET_ADAPTERS else request.form)
     except BadUssdRequest as exc:
         return _plain(f"{exc}\n", 400)
     with USSD_HOP_SECONDS.time():
