@@ -14,8 +14,11 @@ killed worker) are found by the reconciler (rows still unhandled) and pushed aga
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,12 +26,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.metrics import INBOUND_COMMANDS
-from gateway.ratelimit import RESULTS_PER_HOUR, RateLimiter
+from gateway.ratelimit import RESULTS_PER_HOUR, Limit
 from registry.db import PendingMessage, take_pending
 from registry.models import InboundMessage, PhoneSetting, utcnow
 from registry.outbox import queue_many
-from registry.services.sms_commands import parse
-from registry.services.sms_replies import respond
+from registry.services.sms_commands import CommandKind, parse
+from registry.services.sms_replies import prefetch_results, respond
 
 from .context import queues_of
 from .queues import FAILURE_TTL, INBOUND_QUEUE
@@ -63,22 +66,31 @@ def receive(
 ) -> int | None:
     """Store one inbound SMS and hand it to the workers; None when AT sent this id before."""
     now = utcnow()
-    insert = postgresql.insert if runtime.db.engine.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(InboundMessage)
-        .values(provider_id=provider_id, sender=sender, text=text, short_code=short_code, link_id=link_id,
-                network_code=network_code, received_at=received_at, created_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["provider_id"])
-        .returning(InboundMessage.id)
-    )
-    with runtime.db.transaction() as session:
-        message_id = session.execute(statement).scalar()
+    params = {"provider_id": provider_id, "sender": sender, "text": text, "short_code": short_code,
+              "link_id": link_id, "network_code": network_code, "received_at": received_at,
+              "created_at": now, "updated_at": now}
+    with runtime.db.engine.begin() as connection:
+        message_id = connection.execute(_insert_once(connection.dialect.name), params).scalar()
     if message_id is not None:
         try:
             hand_over(runtime, [message_id])
         except Exception as exc:  # noqa: BLE001 - stored; the reconciler hands it over later
             log.warning("inbound SMS %s stored but not handed over (%s)", message_id, type(exc).__name__)
     return message_id
+
+
+@functools.cache
+def _insert_once(dialect: str):
+    """``INSERT … ON CONFLICT (provider_id) DO NOTHING RETURNING id``, built once per dialect."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = ("provider_id", "sender", "text", "short_code", "link_id", "network_code", "received_at",
+               "created_at", "updated_at")
+    return (
+        insert(_T)
+        .values({name: bindparam(name) for name in columns})
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+        .returning(_T.c.id)
+    )
 
 
 def hand_over(runtime: Runtime, ids: Sequence[int]) -> None:
@@ -155,19 +167,27 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
         ).all()
         if not rows:
             return []
+        rows = sorted(rows, key=lambda r: r.id)
+        parsed = [(row, parse(row.text)) for row in rows]
         senders = {row.sender for row in rows}
         languages = dict(session.execute(
             select(PhoneSetting.phone, PhoneSetting.language).where(PhoneSetting.phone.in_(senders))
         ).all())
+        lookup = prefetch_results(session, (command for _, command in parsed))
+        gate.prepare(
+            results=Counter(row.sender for row, c in parsed if c.kind is CommandKind.RESULTS and c.valid_number),
+            unknown={row.sender for row, c in parsed if c.kind is CommandKind.UNKNOWN},
+        )
         replies, commands = [], []
-        for row in sorted(rows, key=lambda r: r.id):
-            command = parse(row.text)
-            reply = respond(session, message_id=row.id, phone=row.sender, command=command,
-                            stored_language=languages.get(row.sender), gate=gate, ussd_code=ussd_code)
-            commands.append({"_id": row.id, "cmd": command.kind.value})
-            INBOUND_COMMANDS.labels(command.kind.value).inc()
-            if reply is not None:
-                replies.append((row.sender, reply.kind, reply.text, row.link_id))
+        with session.no_autoflush:  # audit rows and replies go in one multi-row INSERT each
+            for row, command in parsed:
+                reply = respond(session, message_id=row.id, phone=row.sender, command=command,
+                                stored_language=languages.get(row.sender), gate=gate, ussd_code=ussd_code,
+                                lookup=lookup)
+                commands.append({"_id": row.id, "cmd": command.kind.value})
+                INBOUND_COMMANDS.labels(command.kind.value).inc()
+                if reply is not None:
+                    replies.append((row.sender, reply.kind, reply.text, row.link_id))
         queue_many(session, replies)
         session.execute(update(_T).where(_T.c.id == bindparam("_id")).values(command=bindparam("cmd")), commands)
         return take_pending(session)
@@ -208,14 +228,49 @@ def unhandled_before(runtime: Runtime, cutoff: datetime, limit: int = 10_000) ->
 
 
 class RedisGate:
-    """The per-phone limits of SMS answers, in Redis (shared by every worker)."""
+    """The per-phone limits of SMS answers, in Redis (shared by every worker). ``prepare`` books a
+    whole batch in one round trip; a phone not prepared is asked about on its own."""
 
-    def __init__(self, redis) -> None:
+    RESULTS_KEY = "elimu:sms:results-limit:{phone}:{window}"
+
+    def __init__(self, redis, results_limit: Limit = RESULTS_PER_HOUR) -> None:
         self.redis = redis
-        self.limiter = RateLimiter(redis)
+        self.results_limit = results_limit
+        self._results_left: dict[str, int] = {}
+        self._unknown_first: dict[str, bool] = {}
+
+    def prepare(self, results: Counter[str], unknown: Iterable[str] = ()) -> None:
+        """Count ``results[phone]`` queries per phone against the hourly window, and take the
+        10-minute help slot of each phone that sent an unknown text."""
+        unknown = sorted(set(unknown) - set(self._unknown_first))
+        if not results and not unknown:
+            return
+        limit = self.results_limit
+        window = int(time.time() // limit.window_s)
+        pipe = self.redis.pipeline(transaction=False)
+        for phone, count in results.items():
+            key = self.RESULTS_KEY.format(phone=phone, window=window)
+            pipe.incrby(key, count)
+            pipe.expire(key, limit.window_s + 1)
+        for phone in unknown:
+            pipe.set(UNKNOWN_REPLY_KEY.format(phone=phone), "1", nx=True, ex=UNKNOWN_REPLY_GAP)
+        answers = pipe.execute()
+        for i, (phone, count) in enumerate(results.items()):
+            used_before = int(answers[2 * i]) - count
+            self._results_left[phone] = self._results_left.get(phone, 0) + max(limit.count - used_before, 0)
+        for phone, taken in zip(unknown, answers[2 * len(results):], strict=True):
+            self._unknown_first[phone] = bool(taken)
 
     def first_unknown_reply(self, phone: str) -> bool:
-        return bool(self.redis.set(UNKNOWN_REPLY_KEY.format(phone=phone), "1", nx=True, ex=UNKNOWN_REPLY_GAP))
+        if phone not in self._unknown_first:
+            self.prepare(Counter(), [phone])
+        first = self._unknown_first[phone]
+        self._unknown_first[phone] = False  # one help per phone, also within a batch
+        return first
 
     def results_allowed(self, phone: str) -> bool:
-        return self.limiter.hit(phone, [RESULTS_PER_HOUR]).allowed
+        if phone not in self._results_left:
+            self.prepare(Counter({phone: 1}))
+        left = self._results_left[phone]
+        self._results_left[phone] = left - 1
+        return left > 0

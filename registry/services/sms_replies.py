@@ -9,14 +9,16 @@ transaction as the reply.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from .. import gsm
-from ..models import ExamResult, Learner, MessageKind, PhoneSetting, utcnow
+from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from .audit import record_disclosure
 from .learners import find_guardian, is_linked, learners_for_phone
 from .results import find_result
@@ -25,6 +27,9 @@ from .sms_texts import text
 
 MAX_SEGMENTS = 2
 MAX_UPIS = 6
+
+# (exam, number, year) -> the result that answers, as ``registry.services.results.find_result`` picks it
+ResultLookup = Callable[[str, str, int | None], ExamResult | None]
 
 
 class Gate(Protocol):
@@ -67,8 +72,11 @@ def respond(
     stored_language: str | None,
     gate: Gate,
     ussd_code: str,
+    lookup: ResultLookup | None = None,
 ) -> Reply | None:
-    """The reply to one inbound command from ``phone`` (E.164), or None when none is due."""
+    """The reply to one inbound command from ``phone`` (E.164), or None when none is due.
+    ``lookup`` answers results queries (default: one ``find_result`` query each; a batch passes
+    :func:`prefetch_results`)."""
     language = reply_language(command, stored_language)
     if command.kind is CommandKind.HELP:
         return Reply(text("help", language, ussd=ussd_code))
@@ -78,7 +86,8 @@ def respond(
     if command.kind is CommandKind.UPI:
         return _upi_reply(session, phone, message_id, language, ussd_code)
     if command.kind is CommandKind.RESULTS:
-        return _results_reply(session, phone, message_id, command, language, gate)
+        lookup = lookup or (lambda exam, number, year: find_result(session, exam, number, year))
+        return _results_reply(session, phone, message_id, command, language, gate, lookup)
     if gate.first_unknown_reply(phone):
         return Reply(text("unknown", language, ussd=ussd_code))
     return None
@@ -87,8 +96,36 @@ def respond(
 # --- results -------------------------------------------------------------------------------------
 
 
+def prefetch_results(session: Session, commands: Iterable[Command]) -> ResultLookup:
+    """One query for the results of every well-formed results command of a batch; the lookup it
+    returns picks among them exactly as ``find_result`` does (that year; else the latest released
+    year; else the latest year)."""
+    pairs = {(c.exam, c.number) for c in commands if c.kind is CommandKind.RESULTS and c.valid_number}
+    found: dict[tuple[str, str], list[ExamResult]] = {}
+    if pairs:
+        rows = session.scalars(
+            select(ExamResult)
+            .join(ExamSeries, ExamSeries.id == ExamResult.series_id)
+            .options(contains_eager(ExamResult.series))
+            .where(tuple_(ExamSeries.exam, ExamResult.index_number).in_(sorted(pairs)))  # type: ignore[arg-type]
+            .order_by(ExamSeries.year.desc())
+        )
+        for row in rows:
+            found.setdefault((row.series.exam, row.index_number), []).append(row)
+
+    def lookup(exam: str, number: str, year: int | None) -> ExamResult | None:
+        candidates = found.get((exam, number), [])
+        if year is not None:
+            return next((r for r in candidates if r.series.year == year), None)
+        released = [r for r in candidates if r.series.released]
+        return (released or candidates or [None])[0]
+
+    return lookup
+
+
 def _results_reply(
-    session: Session, phone: str, message_id: int, command: Command, language: str, gate: Gate
+    session: Session, phone: str, message_id: int, command: Command, language: str, gate: Gate,
+    lookup: ResultLookup,
 ) -> Reply:
     exam = command.exam or EXAMS[0]
     if not command.valid_number:
@@ -97,7 +134,7 @@ def _results_reply(
     assert command.number is not None
     if not gate.results_allowed(phone):
         return Reply(text("results_limited", language))
-    result = find_result(session, exam, command.number, command.year)
+    result = lookup(exam, command.number, command.year)
     if result is None:
         year = f" {command.year}" if command.year else ""
         return Reply(text("results_not_found", language, exam=exam, year=year, number=command.number))

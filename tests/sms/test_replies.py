@@ -217,3 +217,36 @@ def test_every_reply_is_gsm7_within_two_segments(session, text, language):
     add_result(session)
     reply = ask(session, text, language=language)
     assert gsm.is_gsm7(reply.text) and gsm.segments(reply.text) <= 2
+
+
+# --- the batched lookups the inbound workers use ------------------------------------------------
+
+
+def test_the_batch_lookup_picks_exactly_as_find_result(session):
+    from registry.services.results import find_result
+    from registry.services.sms_replies import prefetch_results
+
+    add_result(session, year=2023, index="111111111", mean="C")
+    add_result(session, year=2024, index="111111111", mean="B", released=False)
+    add_result(session, year=2024, index="222222222", mean="A", released=False)
+    add_result(session, exam="KCPE", year=2023, index="111111111", mean="D")
+    cases = [("KCSE", "111111111", None), ("KCSE", "111111111", 2024), ("KCSE", "111111111", 2022),
+             ("KCSE", "222222222", None), ("KCPE", "111111111", None), ("KCSE", "333333333", None)]
+    lookup = prefetch_results(session, [parse(f"{e} {n}") for e, n, _ in cases])
+    for exam, number, year in cases:
+        assert lookup(exam, number, year) is find_result(session, exam, number, year), (exam, number, year)
+
+
+def test_the_redis_gate_books_a_whole_batch():
+    from collections import Counter
+
+    from gateway.ratelimit import Limit
+
+    gate = RedisGate(fakeredis.FakeRedis(server=fakeredis.FakeServer()), Limit("results", 2, 3600))
+    gate.prepare(results=Counter({PHONE: 3, OTHER: 1}), unknown=[PHONE, PHONE])
+    assert [gate.results_allowed(PHONE) for _ in range(3)] == [True, True, False]
+    assert gate.results_allowed(OTHER) is True
+    assert [gate.first_unknown_reply(PHONE), gate.first_unknown_reply(PHONE)] == [True, False]
+    later = RedisGate(gate.redis, Limit("results", 2, 3600))  # the next batch, same hour
+    assert later.results_allowed(OTHER) is True and later.results_allowed(OTHER) is False
+    assert later.first_unknown_reply(PHONE) is False
