@@ -50,6 +50,7 @@ class Settings:
     trusted_proxies: int = 0
     allowed_networks: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024
+    ussd_hops_per_minute: int = 30  # per phone; 0 switches the limit off
     generic_ussd_fields: str = ""  # role=name pairs for the generic CON/END adapter
     # Operator experience
     simulator_enabled: bool = True
@@ -124,6 +125,7 @@ class Settings:
             trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
             allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
             max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
+            ussd_hops_per_minute=int(_number(env, "ELIMU_USSD_HOPS_PER_MINUTE", 30)),
             generic_ussd_fields=_generic_fields(env.get("ELIMU_GENERIC_USSD_FIELDS", "")),
             simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),
             log_format=(env.get("ELIMU_LOG_FORMAT") or ("text" if mode == "development" else "json")).lower(),

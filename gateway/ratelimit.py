@@ -74,7 +74,6 @@ class RateLimiter:
 
 
 # The limits of the service (issue: hardening). Names appear in metrics and logs.
-USSD_HOPS_PER_MINUTE = Limit("ussd_hops_per_phone", 30, 60)
 INBOUND_PER_MINUTE = Limit("sms_inbound_per_phone", 6, 60)
 RESULTS_PER_HOUR = Limit("results_queries_per_phone", 10, 3600)
 OTP_SEND = (Limit("otp_gap", 1, 60), Limit("otp_hour", 5, 3600), Limit("otp_day", 10, 86400))

@@ -19,6 +19,7 @@ from menus.services import Services
 from menus.texts import DEFAULT_LANGUAGE, text
 
 from ..metrics import USSD_HOPS
+from ..ratelimit import Limit, RateLimiter
 from .messages import UssdAnswer, UssdRequest
 from .sessions import ResumeAction, SessionRecord, SessionStore
 
@@ -42,11 +43,14 @@ def new_input(last_text: str, text_now: str) -> str | None:
 class HopHandler:
     def __init__(
         self, store: SessionStore, services: Services, ussd_code: str, *, engine: Engine | None = None,
+        limiter: RateLimiter | None = None, hops_per_minute: int = 0,
     ) -> None:
         self.store = store
         self.services = services
         self.ussd_code = ussd_code
         self.engine = engine or build_engine()
+        self.limiter = limiter if hops_per_minute > 0 else None
+        self.hop_limit = Limit("ussd_hops_per_phone", hops_per_minute, 60)
 
     def handle(self, request: UssdRequest) -> UssdAnswer:
         """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error."""
@@ -68,6 +72,10 @@ class HopHandler:
         if record is not None and record.phone == phone and (known := record.answer_for(request.text)):
             USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
             return known  # a retried hop: same answer, no second side effect
+        if self.limiter is not None and not self.limiter.hit(phone, [self.hop_limit]).allowed:
+            USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
+            language = self.services.language(phone) or DEFAULT_LANGUAGE
+            return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
         token = self.store.acquire(request.session_id)
         if token is None:
             return self.store.wait_for_answer(request.session_id, request.text) or UssdAnswer(

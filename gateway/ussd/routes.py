@@ -15,6 +15,7 @@ from registry.services.accounts import Keys
 from registry.services.ussd_services import RegistryServices
 
 from ..metrics import USSD_HOP_SECONDS
+from ..ratelimit import RateLimiter
 from ..runtime import Runtime
 from . import africastalking, generic
 from .events import event_fields, record_event
@@ -61,7 +62,8 @@ def hop_handler(runtime: Runtime) -> HopHandler:
 
     services = RegistryServices(runtime.db, Keys.from_secret(runtime.settings.secret_key), clock)
     store = SessionStore(runtime.redis, clock=lambda: clock().timestamp())
-    handler = HopHandler(store, services, runtime.settings.ussd_code)
+    handler = HopHandler(store, services, runtime.settings.ussd_code, limiter=RateLimiter(runtime.redis),
+                         hops_per_minute=runtime.settings.ussd_hops_per_minute)
     runtime.extras[HANDLER_KEY] = handler
     return handler
 

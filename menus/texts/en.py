@@ -11,6 +11,7 @@ TEXTS: dict[str, str] = {
     "hint.identifier": "Enter the number only.",
     "end.invalid": "Too many invalid answers. Please dial {code} again.",
     "end.busy": "Service busy. Please try again in a few minutes.",
+    "end.slow_down": "Too many requests from this phone. Wait a minute, then dial {code} again.",
     "end.not_kenyan": "Sorry, this service is only for Kenyan mobile numbers.",
     # main menu and resume
     "main.title": "Welcome to Elimu",

@@ -11,6 +11,7 @@ TEXTS: dict[str, str] = {
     "hint.identifier": "Weka nambari pekee.",
     "end.invalid": "Majibu mengi si sahihi. Tafadhali piga {code} tena.",
     "end.busy": "Huduma ina shughuli nyingi. Tafadhali jaribu tena baada ya dakika chache.",
+    "end.slow_down": "Maombi mengi mno kutoka simu hii. Subiri dakika moja, kisha piga {code} tena.",
     "end.not_kenyan": "Samahani, huduma hii ni ya nambari za simu za Kenya pekee.",
     # main menu and resume
     "main.title": "Karibu Elimu",
