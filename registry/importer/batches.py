@@ -9,9 +9,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..db import Database
@@ -19,11 +19,28 @@ from .report import ImportReport, Outcome, ProgressHandler, RejectHandler, RowRe
 
 Record = dict[str, str]
 Row = TypeVar("Row")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+RETRY_SQLSTATES = ("40P01", "40001")  # deadlock detected, serialization failure
 
 
 class BatchWriter(ABC, Generic[Row]):
-    """Turns records into rows and writes a batch of rows in one transaction."""
+    """Turns records into rows and writes a batch of rows in one transaction.
+
+    Writers may cache ids of what is in the database (institutions, exam series). Entries a batch
+    creates are staged per thread and become visible to other batches once it commits.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def stage(self, entries: dict[Any, int]) -> None:
+        """Cache entries this thread's batch created (visible after its commit)."""
+        self._local.staged = entries
+
+    def pop_staged(self) -> dict[Any, int]:
+        staged: dict[Any, int] = getattr(self._local, "staged", {})
+        self._local.staged = {}
+        return staged
 
     @abstractmethod
     def parse(self, line: int, record: Record, today: date) -> Row:
@@ -50,31 +67,50 @@ def run_import(
     on_reject: RejectHandler | None = None,
     progress: ProgressHandler | None = None,
     today: date | None = None,
+    writers: int | None = None,
 ) -> ImportReport:
     """Import ``(line, record)`` pairs (a string instead of a record is a reason to reject the line).
 
-    The calling thread reads and validates; a second thread writes the previous batch meanwhile
-    (the database works while Python parses). Rejections are reported in line order.
+    The calling thread reads and validates; ``writers`` threads (two on PostgreSQL, one on SQLite,
+    which has a single writer anyway) write batches meanwhile, each on its own connection, so the
+    database works while Python parses. Outcomes are reported in line order whatever order the
+    batches commit in.
     """
     report = ImportReport()
     started = time.perf_counter()
     today = today or date.today()
-    batches: queue.Queue[_Batch[Row] | None] = queue.Queue(maxsize=2)
+    count = writers or (1 if db.is_sqlite else 2)
+    batches: queue.Queue[tuple[int, _Batch[Row]] | None] = queue.Queue(maxsize=2 * count)
     failure: list[BaseException] = []
+    finished: dict[int, tuple[_Batch[Row], dict[int, Outcome | RowRejected]]] = {}
+    reporting = threading.Lock()
+    next_seq = [0]
+
+    def report_ready() -> None:
+        with reporting:
+            while next_seq[0] in finished:
+                batch, outcomes = finished.pop(next_seq[0])
+                _count(batch, outcomes, report, on_reject)
+                next_seq[0] += 1
+                if progress is not None:
+                    progress(report.rows)
 
     def consume() -> None:
         try:
             while (item := batches.get()) is not None:
-                _apply(db, writer, item, report, on_reject)
-                if progress is not None:
-                    progress(report.rows)
+                seq, batch = item
+                outcomes = _write(db, writer, [row for _, row in batch.rows]) if batch.rows else {}
+                finished[seq] = (batch, outcomes)
+                report_ready()
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             failure.append(exc)
             while batches.get() is not None:  # drain so the producer never blocks
                 pass
 
-    thread = threading.Thread(target=consume, name="elimu-import-writer", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=consume, name=f"elimu-import-writer-{n}", daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    seq = 0
     try:
         current: _Batch[Row] = _Batch()
         for line, record in records:
@@ -91,18 +127,20 @@ def run_import(
                     if current.size >= batch_size and (
                         not current.rows or writer.group_key(current.rows[-1][1]) != writer.group_key(row)
                     ):
-                        batches.put(current)
-                        current = _Batch()
+                        batches.put((seq, current))
+                        seq, current = seq + 1, _Batch()
                     current.rows.append((line, row))
                     continue
             if current.size >= 2 * batch_size:
-                batches.put(current)
-                current = _Batch()
+                batches.put((seq, current))
+                seq, current = seq + 1, _Batch()
         if current.size and not failure:
-            batches.put(current)
+            batches.put((seq, current))
     finally:
-        batches.put(None)
-        thread.join()
+        for _ in threads:
+            batches.put(None)
+        for thread in threads:
+            thread.join()
     if failure:
         raise failure[0]
     report.seconds = time.perf_counter() - started
@@ -119,11 +157,10 @@ class _Batch(Generic[Row]):
         return len(self.rows) + len(self.rejected)
 
 
-def _apply(
-    db: Database, writer: BatchWriter[Row], batch: _Batch[Row], report: ImportReport, on_reject: RejectHandler | None
+def _count(
+    batch: _Batch[Row], outcomes: dict[int, Outcome | RowRejected], report: ImportReport, on_reject: RejectHandler | None
 ) -> None:
-    """Write one batch and count its rows; rejections reach ``on_reject`` in line order."""
-    outcomes = _write(db, writer, [row for _, row in batch.rows]) if batch.rows else {}
+    """Count one written batch; its rejections reach ``on_reject`` in line order."""
     results: list[tuple[int, Outcome | RowRejected]] = [(line, outcomes[line]) for line, _ in batch.rows]
     results += [(line, RowRejected(reason)) for line, reason in batch.rejected]
     for line, outcome in sorted(results, key=lambda item: item[0]):
@@ -136,13 +173,15 @@ def _apply(
 
 
 def _write(db: Database, writer: BatchWriter[Row], rows: list[Row]) -> dict[int, Outcome | RowRejected]:
-    """One batch in one transaction; redone when a concurrent import won a unique-key race."""
+    """One batch in one transaction; redone when a concurrent writer won a unique-key race (or the
+    two deadlocked: PostgreSQL then aborts one of them)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with db.transaction() as session:
                 outcomes = writer.write(session, rows)
-        except IntegrityError:
-            if attempt == MAX_ATTEMPTS:
+        except (IntegrityError, OperationalError) as exc:
+            retry = isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+            if not retry or attempt == MAX_ATTEMPTS:
                 raise
             time.sleep(0.05 * attempt)
             continue

@@ -12,11 +12,19 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import Column, Row, Table, bindparam, insert, select, update
+from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import Session
 
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
+
+
+def _column(rows: list[dict[str, Any]], name: str, column: Column[Any]) -> list[Any]:
+    """One column of ``rows`` as a list (enum members as their values)."""
+    if isinstance(column.type, SqlEnum):
+        return [_plain(r[name]) for r in rows]
+    return [r[name] for r in rows]
 
 
 class Bulk:
@@ -27,11 +35,29 @@ class Bulk:
         self.dialect = session.get_bind().dialect
         self.postgresql = self.dialect.name == "postgresql"
 
-    def relax_durability(self) -> None:
-        """PostgreSQL: this transaction's commit does not wait for its WAL flush. A crash may lose
-        the last batches, never half of one; re-running the (idempotent) import restores them."""
+    def begin_write(self) -> None:
+        """Start the batch's transaction as a writer.
+
+        PostgreSQL: the commit does not wait for its WAL flush (a crash may lose the last batches,
+        never half of one; re-running the idempotent import restores them). SQLite: take the write
+        lock now, before the batch reads, so a concurrent import cannot make what it read stale.
+        """
+        connection = self.session.connection()
         if self.postgresql:
-            self.session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        else:
+            connection.exec_driver_sql("UPDATE institutions SET code = code WHERE 1 = 0")
+
+    def lock_keys(self, namespace: str, keys: Iterable[str]) -> None:
+        """PostgreSQL: hold a transaction lock per key (in one order), so that two writers cannot both
+        create the learner that a key without a unique constraint (a birth certificate) names."""
+        wanted = sorted({f"{namespace}:{k}" for k in keys})
+        if self.postgresql and wanted:
+            self.session.connection().exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(k) FROM "
+                "(SELECT DISTINCT hashtextextended(v, 0) AS k FROM unnest(%(keys)b::text[]) AS v ORDER BY 1) AS s",
+                {"keys": wanted},
+            )
 
     def select_in(self, columns: Sequence[Column[Any]], key: Column[Any], values: Iterable[Any]) -> list[Row[Any]]:
         """Rows whose ``key`` is one of ``values``."""
@@ -44,10 +70,18 @@ class Bulk:
             return list(self.session.connection().exec_driver_sql(sql, {"keys": [_plain(v) for v in wanted]}).all())
         return list(self.session.execute(select(*columns).where(key.in_(wanted))))
 
-    def insert(self, table: Table, rows: list[dict[str, Any]], returning: Sequence[str] = ()) -> list[Row[Any]]:
-        """Insert ``rows`` (Python-side column defaults filled in); the ``returning`` columns of each."""
+    def insert(
+        self, table: Table, rows: list[dict[str, Any]], returning: Sequence[str] = (), order: Sequence[str] = ()
+    ) -> list[Row[Any]]:
+        """Insert ``rows`` (Python-side column defaults filled in); the ``returning`` columns of each.
+
+        ``order``: unique-key columns to insert in ascending order, so that two writers inserting
+        overlapping keys wait for each other instead of deadlocking.
+        """
         if not rows:
             return []
+        if order:
+            rows = sorted(rows, key=lambda r: tuple(r[n] for n in order))
         constants = _defaults(table, rows[0], "default")
         if not self.postgresql:
             statement = insert(table)
@@ -65,7 +99,7 @@ class Bulk:
         )
         if returning:
             sql += f" RETURNING {_quoted(returning)}"
-        params = {n: [_plain(r[n]) for r in rows] for n in names}
+        params = {n: _column(rows, n, table.c[n]) for n in names}
         params.update({f"c_{n}": _plain(v) for n, v in constants.items()})
         result = self.session.connection().exec_driver_sql(sql, params)
         return list(result.all()) if returning else []
@@ -76,6 +110,7 @@ class Bulk:
             return
         constants = _defaults(table, rows[0], "onupdate")
         names = [n for n in rows[0] if n != "id"]
+        rows = sorted(rows, key=lambda r: r["id"])  # one lock order for every writer
         if not self.postgresql:
             statement = (
                 update(table)
@@ -92,7 +127,7 @@ class Bulk:
             f"FROM unnest({', '.join(self._array(n, table.c[n]) for n in all_names)}) AS v({_quoted(all_names)}) "
             "WHERE t.id = v.id"
         )
-        params = {n: [_plain(r[n]) for r in rows] for n in all_names}
+        params = {n: _column(rows, n, table.c[n]) for n in all_names}
         params.update({f"c_{n}": _plain(v) for n, v in constants.items()})
         self.session.connection().exec_driver_sql(sql, params)
 

@@ -22,7 +22,7 @@ _PHONE_FORM = re.compile(r"(?:\+?254|0)?([17]\d{8})")
 _PHONE_NOISE = str.maketrans("", "", " -.()")
 
 
-def text(value: str, name: str, max_length: int, *, required: bool = False) -> str | None:
+def text(value: str, name: str, max_length: int, required: bool = False) -> str | None:
     """Inner runs of blanks collapsed; ``None`` when blank."""
     cleaned = " ".join(value.split())
     if not cleaned:

@@ -9,8 +9,9 @@ code) the batch is rolled back and redone against what that import committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row
@@ -44,7 +45,7 @@ _links = GuardianLink.__table__
 
 @dataclass(slots=True)
 class LearnerRow:
-    """One validated row of learners.csv."""
+    """One validated row of learners.csv (fields in the order of ``COLUMNS``)."""
 
     line: int
     upi: str | None
@@ -62,47 +63,65 @@ class LearnerRow:
     guardian_name: str | None
     guardian_phone: str | None
     relationship: str
+    # What makes rows one learner: the UPI, else the birth certificate, else the assessment number.
+    key: tuple[str, str] = field(init=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        """What makes rows one learner: the UPI, else the birth certificate, else the assessment number."""
+    def __post_init__(self) -> None:
         if self.upi:
-            return ("upi", self.upi)
-        if self.birth_certificate_no:
-            return ("birth_certificate_no", self.birth_certificate_no)
-        return ("assessment_no", self.assessment_no or "")
+            self.key = ("upi", self.upi)
+        elif self.birth_certificate_no:
+            self.key = ("birth_certificate_no", self.birth_certificate_no)
+        else:
+            self.key = ("assessment_no", self.assessment_no or "")
 
     def learner_values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in LEARNER_FIELDS) + (self.institution_code,)
 
 
+Check = tuple[str, Callable[..., Any], tuple[Any, ...]]
+
+
+@lru_cache(maxsize=4)
+def _checks(today: date) -> tuple[Check, ...]:
+    """``(column, check, extra arguments)`` for each column, in ``COLUMNS`` order."""
+    return (
+        ("upi", _upi, ()),
+        ("first_name", f.text, ("first_name", 80, True)),
+        ("middle_name", f.text, ("middle_name", 80)),
+        ("last_name", f.text, ("last_name", 80, True)),
+        ("date_of_birth", f.iso_date, ("date_of_birth", today)),
+        ("gender", f.gender, ()),
+        ("birth_certificate_no", f.identifier, ("birth_certificate_no",)),
+        ("assessment_no", f.identifier, ("assessment_no",)),
+        ("institution_code", f.code, ("institution_code",)),
+        ("institution_name", f.text, ("institution_name", 200, True)),
+        ("county_code", normalize_county_code, ()),
+        ("grade", normalize_school_grade, ()),
+        ("guardian_name", f.text, ("guardian_name", 160)),
+        ("guardian_phone", _phone, ()),
+        ("guardian_relationship", f.relationship, ()),
+    )
+
+
 def parse_learner(line: int, record: dict[str, str], today: date) -> LearnerRow:
     """Validate one record; RowRejected names every problem in it."""
-    check = Problems()
-
-    upi = check(normalize_upi, record["upi"]) if record["upi"] else None
-    row = LearnerRow(
-        line=line,
-        upi=upi,
-        first_name=check(f.text, record["first_name"], "first_name", 80, required=True),
-        middle_name=check(f.text, record["middle_name"], "middle_name", 80),
-        last_name=check(f.text, record["last_name"], "last_name", 80, required=True),
-        date_of_birth=check(f.iso_date, record["date_of_birth"], "date_of_birth", today),
-        gender=check(f.gender, record["gender"]),
-        birth_certificate_no=check(f.identifier, record["birth_certificate_no"], "birth_certificate_no"),
-        assessment_no=check(f.identifier, record["assessment_no"], "assessment_no"),
-        institution_code=check(f.code, record["institution_code"], "institution_code"),
-        institution_name=check(f.text, record["institution_name"], "institution_name", 200, required=True),
-        county_code=check(normalize_county_code, record["county_code"]),
-        grade=check(normalize_school_grade, record["grade"]),
-        guardian_name=check(f.text, record["guardian_name"], "guardian_name", 160),
-        guardian_phone=check(_phone, record["guardian_phone"]),
-        relationship=check(f.relationship, record["guardian_relationship"]),
-    )
-    if not (row.upi or row.birth_certificate_no or row.assessment_no) and not check.reasons:
-        check.reasons.append("a row without upi needs birth_certificate_no or assessment_no to identify the learner")
-    check.raise_any()
+    checks = _checks(today)
+    try:
+        values = [check(record[column], *extra) for column, check, extra in checks]
+    except ValueError:
+        problems = Problems()
+        for column, check, extra in checks:
+            problems(check, record[column], *extra)
+        problems.raise_any()
+        raise
+    row = LearnerRow(line, *values)
+    if not (row.upi or row.birth_certificate_no or row.assessment_no):
+        raise RowRejected("a row without upi needs birth_certificate_no or assessment_no to identify the learner")
     return row
+
+
+def _upi(value: str) -> str | None:
+    return normalize_upi(value) if value else None
 
 
 def _phone(value: str) -> str | None:
@@ -116,9 +135,9 @@ class LearnerWriter(BatchWriter[LearnerRow]):
     """Writes batches of learner rows; remembers institutions across batches."""
 
     def __init__(self, upi_factory: Callable[[], str] = generate_upi) -> None:
+        super().__init__()
         self.upi_factory = upi_factory
         self.institutions: dict[str, int] = {}  # code -> id, for codes this import already wrote
-        self._staged: dict[str, int] = {}
 
     def parse(self, line: int, record: Record, today: date) -> LearnerRow:
         return parse_learner(line, record, today)
@@ -127,13 +146,12 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         return row.key
 
     def committed(self) -> None:
-        self.institutions.update(self._staged)
-        self._staged = {}
+        self.institutions.update(self.pop_staged())
 
     def write(self, session: Session, rows: list[LearnerRow]) -> dict[int, Outcome | RowRejected]:
-        self._staged = {}
+        self.pop_staged()
         bulk = Bulk(session)
-        bulk.relax_durability()
+        bulk.begin_write()
         institution_ids = self._upsert_institutions(bulk, rows)
         outcomes: dict[int, Outcome | RowRejected] = {}
         groups: dict[tuple[str, str], list[LearnerRow]] = {}
@@ -182,9 +200,10 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             t,
             [{"code": c, "name": r.institution_name, "county_code": r.county_code} for c, r in new.items()],
             returning=("id", "code"),
+            order=("code",),
         )
         ids.update({code: inst_id for inst_id, code in inserted})
-        self._staged = {code: ids[code] for code in ids if code not in self.institutions}
+        self.stage({code: ids[code] for code in ids if code not in self.institutions})
         return ids
 
     def _upsert_learners(
@@ -194,6 +213,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         t = _learners
         columns = (t.c.id, t.c.upi, *(t.c[n] for n in LEARNER_FIELDS), t.c.institution_id)
         existing: dict[tuple[str, str], Row[Any]] = {}
+        bulk.lock_keys("learner", (f"{kind}:{value}" for kind, value in groups if kind != "upi"))
         for kind in ("upi", "birth_certificate_no", "assessment_no"):
             values = [key[1] for key in groups if key[0] == kind]
             for found in sorted(bulk.select_in(columns, t.c[kind], values), key=lambda r: -r.id):
@@ -221,7 +241,9 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         if new:
             upis = self._assign_upis(bulk, [key for key, _ in new])
             key_of = {upis[key]: key for key, _ in new}
-            inserted = bulk.insert(t, [{"upi": upis[key], **values} for key, values in new], returning=("id", "upi"))
+            inserted = bulk.insert(
+                t, [{"upi": upis[key], **values} for key, values in new], returning=("id", "upi"), order=("upi",)
+            )
             for learner_id, upi in inserted:
                 ids[key_of[upi]] = learner_id
                 outcome[key_of[upi]] = Outcome.ADDED
@@ -264,7 +286,8 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 fills[phone] = {"id": gid, "name": names[phone]}
         bulk.update_by_id(t, list(fills.values()))
         inserted = bulk.insert(
-            t, [{"phone": p, "name": n} for p, n in names.items() if p not in ids], returning=("id", "phone")
+            t, [{"phone": p, "name": n} for p, n in names.items() if p not in ids], returning=("id", "phone"),
+            order=("phone",),
         )
         ids.update({phone: gid for gid, phone in inserted})
         return ids, set(fills)
@@ -305,7 +328,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 outcomes[row.line] = Outcome.UPDATED
             elif row.guardian_phone in named:
                 outcomes[row.line] = Outcome.UPDATED
-        bulk.insert(t, inserts)
+        bulk.insert(t, inserts, order=("learner_id", "guardian_id"))
         bulk.update_by_id(t, changes)
         return outcomes
 
@@ -319,10 +342,11 @@ def import_learners(
     progress: ProgressHandler | None = None,
     upi_factory: Callable[[], str] = generate_upi,
     today: date | None = None,
+    writers: int | None = None,
 ) -> ImportReport:
     """Import learner records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
     writer = LearnerWriter(upi_factory)
-    return run_import(db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today)
+    return run_import(db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today, writers=writers)
 
 
 __all__ = ["COLUMNS", "LearnerRow", "import_learners", "parse_learner"]

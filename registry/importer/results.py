@@ -82,8 +82,8 @@ class ResultWriter(BatchWriter[ResultRow]):
     """Writes batches of result rows; remembers exam series across batches."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.series: dict[tuple[str, int], int] = {}
-        self._staged: dict[tuple[str, int], int] = {}
 
     def parse(self, line: int, record: Record, today: date) -> ResultRow:
         return parse_result(line, record, today)
@@ -92,12 +92,11 @@ class ResultWriter(BatchWriter[ResultRow]):
         return row.key
 
     def committed(self) -> None:
-        self.series.update(self._staged)
-        self._staged = {}
+        self.series.update(self.pop_staged())
 
     def write(self, session: Session, rows: list[ResultRow]) -> dict[int, Outcome | RowRejected]:
         bulk = Bulk(session)
-        bulk.relax_durability()
+        bulk.begin_write()
         series_ids = self._series_ids(session, {(r.exam, r.year) for r in rows})
         outcomes: dict[int, Outcome | RowRejected] = {}
         firsts: dict[tuple[str, int, str], ResultRow] = {}
@@ -139,18 +138,19 @@ class ResultWriter(BatchWriter[ResultRow]):
             else:
                 changes.append({"id": found.id, **values})
                 outcomes[row.line] = Outcome.UPDATED
-        bulk.insert(_results, inserts)
+        bulk.insert(_results, inserts, order=("series_id", "index_number"))
         bulk.update_by_id(_results, changes)
         return outcomes
 
     def _series_ids(self, session: Session, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         ids = {key: self.series[key] for key in wanted if key in self.series}
-        self._staged = {}
-        for exam, year in wanted - set(ids):
+        staged = {}
+        for exam, year in sorted(wanted - set(ids)):
             found = session.scalar(select(_series.c.id).where(_series.c.exam == exam, _series.c.year == year))
             if found is None:
                 found = session.execute(_series.insert().values(exam=exam, year=year).returning(_series.c.id)).scalar_one()
-            ids[(exam, year)] = self._staged[(exam, year)] = found
+            ids[(exam, year)] = staged[(exam, year)] = found
+        self.stage(staged)
         return ids
 
 
@@ -162,10 +162,12 @@ def import_results(
     on_reject: RejectHandler | None = None,
     progress: ProgressHandler | None = None,
     today: date | None = None,
+    writers: int | None = None,
 ) -> ImportReport:
     """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
     return run_import(
-        db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress, today=today
+        db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
+        writers=writers,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -166,12 +167,14 @@ def test_small_batches_keep_a_learners_adjacent_rows_together(database, tmp_path
 
 @pytest.mark.parametrize("threads", [2])
 def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, threads):
-    """Both imports draw UPIs from the same seeded sequence, so they collide on purpose."""
+    """Both imports draw UPIs from the same seeded sequence, so they collide on purpose; and both
+    name 100 of the same UPI-less learners (by birth certificate), which must stay 100 learners."""
     paths = []
     for t in range(threads):
         rows = [
             learner(upi="", birth_certificate_no=f"T{t}-{i}", guardian_phone=f"07{t}{i:07d}") for i in range(600)
         ]
+        rows[::6] = [learner(upi="", birth_certificate_no=f"SHARED-{i}", guardian_phone=f"0799{t}{i:05d}") for i in range(100)]
         paths.append(write_learners(tmp_path / f"l{t}.csv", rows))
     reports, errors, drawn = [], [], []
 
@@ -193,11 +196,52 @@ def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, 
     for w in workers:
         w.join()
     assert errors == []
-    assert [r.added for r in reports] == [600] * threads
+    assert [r.added for r in reports] == [600] * threads  # each row adds a learner or a link
     with database.session() as session:
         upis = list(session.scalars(select(Learner.upi)))
-    assert len(upis) == len(set(upis)) == 600 * threads
+        certificates = list(session.scalars(select(Learner.birth_certificate_no)))
+        links = session.scalar(select(func.count()).select_from(GuardianLink))
+    assert len(upis) == len(set(upis)) == 500 * threads + 100
+    assert len(certificates) == len(set(certificates))
+    assert links == 600 * threads
     assert len(drawn) > 600 * threads  # the same sequence twice: collisions were met and resolved
+
+
+def test_two_imports_creating_the_same_upi_less_learner_make_one(database, tmp_path, monkeypatch):
+    """The window between looking a birth certificate up and inserting the learner is widened on
+    purpose; the second import must wait for the first and then find its learner."""
+    import registry.importer.bulk as bulk
+
+    insert = bulk.Bulk.insert
+
+    def slow_insert(self, table, rows, *args, **kwargs):
+        if table.name == "learners":
+            time.sleep(0.3)
+        return insert(self, table, rows, *args, **kwargs)
+
+    run_learners(database, write_learners(tmp_path / "school.csv", [learner(upi="SEED", guardian_phone="")]))
+    monkeypatch.setattr(bulk.Bulk, "insert", slow_insert)
+    paths = [
+        write_learners(tmp_path / f"l{t}.csv",
+                       [learner(upi="", birth_certificate_no=f"SAME-{i}", guardian_phone=f"07{t}{i:07d}") for i in range(20)])
+        for t in range(2)
+    ]  # fmt: skip
+    errors: list[Exception] = []
+
+    def run(path):
+        try:
+            run_learners(database, path)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(p,)) for p in paths]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    assert _count(database, Learner) == 21
+    assert _count(database, GuardianLink) == 40
 
 
 @pytest.mark.parametrize(
