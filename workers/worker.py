@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rq import SimpleWorker
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.registry import ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
@@ -50,6 +51,13 @@ class SmsWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        """RQ's handler logs the job's arguments as log-record extras; an OTP's clear text rides in
+        them, so this logs the job id, queue and traceback only."""
+        self.log.error("Worker %s: job %s on %s raised\n%s", self.name, job.id, job.origin,
+                       format_exc_info(exc_info))
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
 
 def build_worker(runtime: Runtime, worker_ttl: int | None = None) -> SmsWorker:

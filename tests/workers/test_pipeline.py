@@ -242,3 +242,17 @@ def test_the_embedded_worker_sends_in_process(tmp_path, sqlite_database):
         finally:
             worker.stop(timeout=10)
         assert not worker.thread.is_alive()
+
+
+def test_a_failing_otp_job_never_logs_the_code(at_runtime, fake_at, caplog):
+    fake_at.then(Scripted(status=500, body="Internal Server Error", content_type="text/plain"))
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 482913")
+    with caplog.at_level(logging.DEBUG):
+        from workers.worker import build_worker
+
+        build_worker(at_runtime).work(burst=True, max_jobs=1)
+    assert any("raised" in record.getMessage() for record in caplog.records)  # the failure was logged
+    for record in caplog.records:
+        assert "482913" not in record.getMessage()
+        assert all("482913" not in repr(value) for value in vars(record).values())
