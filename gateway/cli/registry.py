@@ -1,0 +1,143 @@
+"""``elimu registry``: CSV imports and the NEMIS transfer moves."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from registry.importer import (
+    LEARNER_COLUMNS,
+    RESULT_COLUMNS,
+    CsvFile,
+    ImportReport,
+    UnreadableFile,
+    import_learners,
+    import_results,
+)
+from registry.models import Transfer
+from registry.services.learners import guardians_of
+from registry.services.transfers import TransferRefused, admit, release, request_transfer
+
+from . import Context, pass_context
+from .errors import database_errors
+
+EXIT_REJECTED = 1
+EXIT_UNREADABLE = 2
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Learners, schools and results: imports and transfers."""
+
+
+def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Callable[..., ImportReport]) -> None:
+    """Import one CSV file; exit 0 (all accepted), 1 (some rejected) or 2 (unreadable)."""
+    try:
+        source = CsvFile(path, columns)
+    except UnreadableFile as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    with source, _progress(source) as (say, advance), database_errors():
+        for name in source.ignored_columns:
+            say(f"{path.name}: ignoring unknown column {name!r}")
+        try:
+            report = importer(
+                ctx.runtime.db, source, on_reject=lambda line, reason: say(f"line {line}: {reason}"), progress=advance
+            )
+        except UnreadableFile as exc:
+            say(f"Error: {exc}")
+            sys.exit(EXIT_UNREADABLE)
+    click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s)")
+    sys.exit(EXIT_REJECTED if report.rejected else 0)
+
+
+@contextmanager
+def _progress(source: CsvFile) -> Iterator[tuple[Callable[[str], None], Callable[[int], None]]]:
+    """``(say, advance)``: messages to stderr, and a progress bar there when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield (lambda text: click.echo(text, err=True)), (lambda _rows: None)
+        return
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(source.path.name, total=source.size)
+        yield (lambda text: bar.console.print(text, markup=False, highlight=False)), (
+            lambda _rows: bar.update(task, completed=source.position())
+        )
+
+
+@registry_group.command("import-learners")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_context
+def import_learners_command(ctx: Context, file: Path) -> None:
+    """Import learners.csv (one row per learner-guardian pair).
+
+    Prints the counts; rejected rows go to stderr as `line N: reason`. Exit 0 when every row was
+    accepted, 1 when some were rejected (the good rows are kept), 2 when the file is unreadable.
+    """
+    _run_import(ctx, file, LEARNER_COLUMNS, import_learners)
+
+
+@registry_group.command("import-results")
+@click.argument("file", type=click.Path(path_type=Path))
+@pass_context
+def import_results_command(ctx: Context, file: Path) -> None:
+    """Import results.csv; same output and exit codes as import-learners.
+
+    Imported results stay unreleased until `elimu results release EXAM YEAR`.
+    """
+    _run_import(ctx, file, RESULT_COLUMNS, import_results)
+
+
+def _move(ctx: Context, action: Callable[..., Transfer], *args: str) -> str:
+    with database_errors(), ctx.runtime.db.transaction() as session:
+        try:
+            transfer = action(session, *args)
+        except TransferRefused as exc:
+            raise click.ClickException(f"refused: {exc.reason}") from None
+        learner = transfer.learner
+        phones = len(guardians_of(session, learner))
+        return f"{learner.upi} ({learner.masked_name}): {transfer.state.value}; SMS notice queued to {phones} phone(s)"
+
+
+@registry_group.command("request-transfer")
+@click.argument("upi")
+@click.option("--institution", "code", required=True, metavar="CODE", help="the receiving school's code")
+@pass_context
+def request_transfer_command(ctx: Context, upi: str, code: str) -> None:
+    """The receiving school asks for a learner (NEMIS step 1)."""
+    with database_errors(), ctx.runtime.db.transaction() as session:
+        try:
+            transfer = request_transfer(session, upi, code)
+        except TransferRefused as exc:
+            raise click.ClickException(f"refused: {exc.reason}") from None
+        click.echo(
+            f"{transfer.learner.upi} ({transfer.learner.masked_name}): transfer from "
+            f"{transfer.from_institution.code} to {code.strip().upper()} requested; {transfer.from_institution.code} releases next"
+        )
+
+
+@registry_group.command("release")
+@click.argument("upi")
+@pass_context
+def release_command(ctx: Context, upi: str) -> None:
+    """The current school releases a learner (NEMIS step 2); guardians get an SMS notice."""
+    click.echo(_move(ctx, release, upi))
+
+
+@registry_group.command("admit")
+@click.argument("upi")
+@click.option("--institution", "code", required=True, metavar="CODE", help="the admitting school's code")
+@pass_context
+def admit_command(ctx: Context, upi: str, code: str) -> None:
+    """The receiving school admits a released learner (NEMIS step 3); guardians get an SMS notice."""
+    click.echo(_move(ctx, admit, upi, code))
+
+
+commands = [registry_group]

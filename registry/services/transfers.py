@@ -1,0 +1,126 @@
+"""The NEMIS transfer state machine.
+
+The receiving school requests a learner, the current school releases them, the receiving school
+admits them. A school may also release a learner nobody has requested yet; then any other school
+may admit. Every other move is refused with ``TransferRefused`` and changes nothing. On release
+and on admission each phone linked to the learner gets an SMS notice, queued in the same
+transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..identifiers import InvalidUpi, normalize_upi
+from ..models import EnrolmentState, Institution, Learner, Transfer, TransferState, utcnow
+from .notices import notify_guardians
+
+
+class TransferRefused(Exception):
+    """A transfer move the state machine does not allow; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _learner(session: Session, upi: str) -> Learner:
+    try:
+        code = normalize_upi(upi)
+    except InvalidUpi as exc:
+        raise TransferRefused(str(exc)) from None
+    learner = session.scalars(select(Learner).where(Learner.upi == code).with_for_update()).first()
+    if learner is None:
+        raise TransferRefused(f"no learner has UPI {code}")
+    return learner
+
+
+def _institution(session: Session, code: str) -> Institution:
+    key = (code or "").strip().upper()
+    institution = session.scalars(select(Institution).where(Institution.code == key)).first()
+    if institution is None:
+        raise TransferRefused(f"no institution has code {key or '(blank)'}")
+    return institution
+
+
+def open_transfer(session: Session, learner: Learner) -> Transfer | None:
+    """The learner's transfer that is requested or released (not yet admitted), if any."""
+    query = (
+        select(Transfer)
+        .where(Transfer.learner_id == learner.id, Transfer.state.in_([TransferState.REQUESTED, TransferState.RELEASED]))
+        .order_by(Transfer.id.desc())
+    )
+    return session.scalars(query.limit(1)).first()
+
+
+def request_transfer(session: Session, upi: str, institution_code: str) -> Transfer:
+    """The receiving school asks for a learner who is enrolled elsewhere."""
+    learner = _learner(session, upi)
+    target = _institution(session, institution_code)
+    current = learner.institution
+    if learner.enrolment_state is EnrolmentState.TRANSFER_REQUESTED:
+        pending = open_transfer(session, learner)
+        by = pending.to_institution.code if pending and pending.to_institution else "another school"
+        raise TransferRefused(f"{learner.upi} already has a transfer requested by {by}")
+    if learner.enrolment_state is EnrolmentState.RELEASED:
+        raise TransferRefused(f"{learner.upi} is already released by {current.code}: the receiving school admits")
+    if target.id == current.id:
+        raise TransferRefused(f"{learner.upi} is already enrolled at {target.code}")
+    transfer = Transfer(
+        learner=learner,
+        from_institution=current,
+        to_institution=target,
+        state=TransferState.REQUESTED,
+        requested_at=utcnow(),
+    )
+    session.add(transfer)
+    learner.enrolment_state = EnrolmentState.TRANSFER_REQUESTED
+    session.flush()
+    return transfer
+
+
+def release(session: Session, upi: str) -> Transfer:
+    """The current school releases a learner (requested by another school, or not yet requested)."""
+    learner = _learner(session, upi)
+    current = learner.institution
+    if learner.enrolment_state is EnrolmentState.RELEASED:
+        raise TransferRefused(f"{learner.upi} is already released by {current.code}")
+    transfer = open_transfer(session, learner) if learner.enrolment_state is EnrolmentState.TRANSFER_REQUESTED else None
+    now = utcnow()
+    if transfer is None:
+        transfer = Transfer(learner=learner, from_institution=current, state=TransferState.RELEASED)
+        session.add(transfer)
+    transfer.state = TransferState.RELEASED
+    transfer.released_at = now
+    learner.enrolment_state = EnrolmentState.RELEASED
+    session.flush()
+    target = transfer.to_institution
+    notify_guardians(session, learner, "released", school=current.name, other=target.name if target else None)
+    return transfer
+
+
+def admit(session: Session, upi: str, institution_code: str) -> Transfer:
+    """The receiving school admits a released learner; the learner's school changes."""
+    learner = _learner(session, upi)
+    target = _institution(session, institution_code)
+    current = learner.institution
+    if learner.enrolment_state is EnrolmentState.ENROLLED:
+        raise TransferRefused(f"{learner.upi} is enrolled at {current.code} and not released: that school releases first")
+    transfer = open_transfer(session, learner)
+    if learner.enrolment_state is EnrolmentState.TRANSFER_REQUESTED or transfer is None:
+        raise TransferRefused(f"{learner.upi} awaits release by {current.code}: that school releases first")
+    if transfer.to_institution_id is not None and transfer.to_institution_id != target.id:
+        raise TransferRefused(
+            f"{learner.upi} was released to {transfer.to_institution.code}: only that school can admit"  # type: ignore[union-attr]
+        )
+    if target.id == transfer.from_institution_id:
+        raise TransferRefused(f"{learner.upi} was released by {target.code}: a school cannot admit its own learner back")
+    transfer.to_institution = target
+    transfer.state = TransferState.ADMITTED
+    transfer.admitted_at = utcnow()
+    learner.institution = target
+    learner.enrolment_state = EnrolmentState.ENROLLED
+    session.flush()
+    notify_guardians(session, learner, "admitted", school=target.name, other=current.name)
+    return transfer

@@ -1,0 +1,120 @@
+"""The NEMIS transfer state machine: request -> release -> admit; every other move refused, nothing changed."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from registry.models import EnrolmentState, Learner, MessageKind, OutboundMessage, PhoneSetting, TransferState
+from registry.services.transfers import TransferRefused, admit, release, request_transfer
+
+from .support import learner, run_learners, snapshot, write_learners
+
+
+@pytest.fixture
+def schools(database, tmp_path):
+    rows = [
+        learner(upi="KE77XZ", first_name="Jane", last_name="Wanjiru", guardian_phone="0712345678"),
+        learner(upi="KE77XZ", first_name="Jane", last_name="Wanjiru", guardian_phone="0722111222",
+                guardian_relationship="father"),
+        learner(upi="KE88YY", birth_certificate_no="3920418", institution_code="KS5L", institution_name="Kisumu Lakeside",
+                county_code="042", guardian_phone="0733200300"),
+        learner(upi="KE99ZZ", birth_certificate_no="4410925", institution_code="NY3H", institution_name="Othaya Senior",
+                county_code="019", guardian_phone=""),
+    ]  # fmt: skip
+    run_learners(database, write_learners(tmp_path / "l.csv", rows))
+    with database.transaction() as session:
+        session.add(PhoneSetting(phone="+254722111222", language="sw"))
+    return database
+
+
+def _state(database, upi):
+    with database.session() as session:
+        lrn = session.scalars(select(Learner).where(Learner.upi == upi)).one()
+        return lrn.institution.code, lrn.enrolment_state, [t.state for t in lrn.transfers]
+
+
+def _notices(database):
+    with database.session() as session:
+        return [(m.recipient, m.kind, m.body) for m in session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))]
+
+
+def test_request_release_admit_moves_the_learner_and_notifies_each_guardian(schools):
+    with schools.transaction() as session:
+        transfer = request_transfer(session, "ke77xz", "ks5l")
+        assert transfer.requested_at is not None
+    assert _state(schools, "KE77XZ") == ("NB7K", EnrolmentState.TRANSFER_REQUESTED, [TransferState.REQUESTED])
+    assert _notices(schools) == []
+
+    with schools.transaction() as session:
+        assert release(session, "KE77XZ").released_at is not None
+    assert _state(schools, "KE77XZ") == ("NB7K", EnrolmentState.RELEASED, [TransferState.RELEASED])
+    released = _notices(schools)
+    assert sorted(r for r, _, _ in released) == ["+254712345678", "+254722111222"]
+    assert all(kind is MessageKind.NOTICE for _, kind, _ in released)
+
+    with schools.transaction() as session:
+        transfer = admit(session, "KE77XZ", "KS5L")
+        assert transfer.admitted_at is not None and transfer.from_institution.code == "NB7K"
+    assert _state(schools, "KE77XZ") == ("KS5L", EnrolmentState.ENROLLED, [TransferState.ADMITTED])
+    notices = _notices(schools)
+    assert len(notices) == 4
+    bodies = {recipient: body for recipient, _, body in notices[2:]}
+    english, kiswahili = bodies["+254712345678"], bodies["+254722111222"]
+    for body in (english, kiswahili):
+        assert "Jane W." in body and "Wanjiru" not in body and "KE77XZ" not in body
+        assert body.isascii() and len(body) <= 160
+    assert "admitted" in english and "admitted" not in kiswahili
+
+
+def test_a_release_without_request_lets_any_other_school_admit(schools):
+    with schools.transaction() as session:
+        transfer = release(session, "KE88YY")
+        assert transfer.to_institution is None
+    with schools.transaction() as session:
+        admit(session, "KE88YY", "NY3H")
+    assert _state(schools, "KE88YY") == ("NY3H", EnrolmentState.ENROLLED, [TransferState.ADMITTED])
+
+
+def test_a_learner_without_phones_moves_without_notices(schools):
+    with schools.transaction() as session:
+        request_transfer(session, "KE99ZZ", "NB7K")
+        release(session, "KE99ZZ")
+        admit(session, "KE99ZZ", "NB7K")
+    assert _notices(schools) == []
+
+
+def _prepare(database, steps):
+    for step in steps:
+        with database.transaction() as session:
+            step(session)
+
+
+REQUESTED = [lambda s: request_transfer(s, "KE77XZ", "KS5L")]
+RELEASED = [*REQUESTED, lambda s: release(s, "KE77XZ")]
+RELEASED_UNREQUESTED = [lambda s: release(s, "KE77XZ")]
+
+
+@pytest.mark.parametrize(
+    ("steps", "move", "reason"),
+    [
+        ([], lambda s: admit(s, "KE77XZ", "KS5L"), "enrolled at NB7K and not released"),
+        (REQUESTED, lambda s: admit(s, "KE77XZ", "KS5L"), "awaits release by NB7K"),
+        (RELEASED, lambda s: admit(s, "KE77XZ", "NY3H"), "released to KS5L: only that school can admit"),
+        (RELEASED_UNREQUESTED, lambda s: admit(s, "KE77XZ", "NB7K"), "cannot admit its own learner back"),
+        ([], lambda s: request_transfer(s, "KE77XZ", "NB7K"), "already enrolled at NB7K"),
+        (REQUESTED, lambda s: request_transfer(s, "KE77XZ", "NY3H"), "already has a transfer requested by KS5L"),
+        (RELEASED, lambda s: request_transfer(s, "KE77XZ", "NY3H"), "already released by NB7K"),
+        (RELEASED, lambda s: release(s, "KE77XZ"), "already released by NB7K"),
+        ([], lambda s: release(s, "NOSUCH"), "no learner has UPI NOSUCH"),
+        ([], lambda s: release(s, " "), "UPI is empty"),
+        ([], lambda s: request_transfer(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),
+        ([], lambda s: admit(s, "KE77XZ", ""), "no institution has code"),
+    ],
+)
+def test_moves_outside_the_state_machine_are_refused_and_change_nothing(schools, steps, move, reason):
+    _prepare(schools, steps)
+    before = snapshot(schools)
+    with pytest.raises(TransferRefused, match=reason), schools.transaction() as session:
+        move(session)
+    assert snapshot(schools) == before
