@@ -96,3 +96,15 @@ def test_an_unmigrated_database_is_one_line_not_a_traceback(tmp_path):
         assert done.exit_code == 3, args
         assert done.stderr.startswith("Error: database: no such table") and "elimu db upgrade" in done.stderr
         assert len(done.stderr.splitlines()) == 1
+
+
+def test_on_a_terminal_a_progress_bar_runs_and_rejections_still_print(database, tmp_path, monkeypatch):
+    import gateway.cli.registry as registry_cli
+
+    monkeypatch.setattr(registry_cli, "_stderr_is_terminal", lambda: True)
+    rows = [learner(upi=f"KE{i}", birth_certificate_no=f"B{i}", guardian_phone=f"07220000{i:02d}") for i in range(30)]
+    rows[7]["gender"] = "Q"
+    done = run_elimu(database, tmp_path, "registry", "import-learners", str(write_learners(tmp_path / "l.csv", rows)))
+    assert done.exit_code == 1
+    assert "line 9: gender must be M or F, not 'Q'" in done.stderr
+    assert done.stdout.startswith("added 29, updated 0, unchanged 0, rejected 1")

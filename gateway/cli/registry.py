@@ -57,10 +57,14 @@ def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Ca
     sys.exit(EXIT_REJECTED if report.rejected else 0)
 
 
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 @contextmanager
 def _progress(source: CsvFile) -> Iterator[tuple[Callable[[str], None], Callable[[int], None]]]:
     """``(say, advance)``: messages to stderr, and a progress bar there when it is a terminal."""
-    if not sys.stderr.isatty():
+    if not _stderr_is_terminal():
         yield (lambda text: click.echo(text, err=True)), (lambda _rows: None)
         return
     console = Console(stderr=True)
