@@ -22,9 +22,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rq import Retry
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from gateway.degraded import is_outage
 from gateway.metrics import INBOUND_COMMANDS
 from gateway.ratelimit import RESULTS_PER_HOUR, Limit
 from registry.db import PendingMessage, take_pending
@@ -48,6 +50,7 @@ SLOTS = 2  # drains that may run at once (one per worker process on a 2-core hos
 SLOT_TTL = 60  # seconds; a drain killed mid-run frees its slot after this
 BATCH = 200
 ROUNDS = 5  # batches per job before yielding to higher-priority queues
+DRAIN_RETRY = (5, 30, 120)  # seconds before a drain that met an outage runs again
 UNKNOWN_REPLY_KEY = "elimu:sms:unknown-reply:{phone}"
 UNKNOWN_REPLY_GAP = 600  # at most one help reply to unknown texts per phone per 10 minutes
 _T = InboundMessage.__table__
@@ -111,14 +114,27 @@ def _enqueue_drain(runtime: Runtime, slot: int) -> None:
 
     queues_of(runtime).get(INBOUND_QUEUE).enqueue_call(
         handle_inbound, args=(slot,), result_ttl=0, failure_ttl=FAILURE_TTL, timeout=300,
+        retry=Retry(max=len(DRAIN_RETRY), interval=list(DRAIN_RETRY)),
         description=f"answer inbound SMS (slot {slot})",
     )
+
+
+def kick(runtime: Runtime) -> int:
+    """Start a drain for ids already waiting (a burst worker, after an outage); returns how many wait."""
+    waiting = int(runtime.redis.llen(PENDING_KEY))
+    if waiting:
+        _enqueue_drain(runtime, 0)
+    return waiting
 
 
 def drain(runtime: Runtime, slot: int) -> int:
     """Answer handed-over messages until the list is empty or ROUNDS batches are done; returns the
     number of ids taken. Holding the slot flag, it re-checks the list after releasing it, so a push
-    racing with the release is never stranded."""
+    racing with the release is never stranded.
+
+    When the database or Redis is away, the batch in hand goes back onto the list, the slot is freed
+    (the next message handed over starts a drain) and the job raises, so RQ runs it again later.
+    """
     redis = runtime.redis
     flag = SLOT_KEY.format(slot=slot)
     taken = 0
@@ -128,7 +144,12 @@ def drain(runtime: Runtime, slot: int) -> int:
             redis.expire(flag, SLOT_TTL)
             ids = sorted({int(x) for x in raw})
             taken += len(raw)
-            handle_batch(runtime, ids)
+            try:
+                handle_batch(runtime, ids)
+            except Exception as exc:
+                if is_outage(exc):
+                    _give_back(runtime, ids, flag)
+                raise
             continue
         redis.delete(flag)
         if not redis.llen(PENDING_KEY) or not redis.set(flag, "1", nx=True, ex=SLOT_TTL):
@@ -137,11 +158,25 @@ def drain(runtime: Runtime, slot: int) -> int:
     return taken
 
 
+def _give_back(runtime: Runtime, ids: Sequence[int], flag: str) -> None:
+    log.warning("answering %d inbound SMS waits for the database; handed back", len(ids))
+    try:
+        pipe = runtime.redis.pipeline(transaction=False)
+        pipe.lpush(PENDING_KEY, *reversed(ids))
+        pipe.delete(flag)
+        pipe.execute()
+    except Exception as exc:  # noqa: BLE001 - Redis is away too: the reconciler finds the rows
+        log.warning("could not hand back inbound SMS (%s); the reconciler will", type(exc).__name__)
+
+
 def handle_batch(runtime: Runtime, ids: Sequence[int]) -> None:
-    """Answer the unhandled messages among ``ids`` and send the replies."""
+    """Answer the unhandled messages among ``ids`` and send the replies. A message that fails on
+    its own (not an outage) is marked ``command = error`` so it cannot hold up the others."""
     try:
         pending = answer(runtime, ids)
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):
+            raise
         if len(ids) == 1:
             log.exception("inbound SMS %s could not be answered; marked as an error", ids[0])
             _mark_error(runtime, ids[0])

@@ -14,7 +14,10 @@ from rq.job_lifecycle import call_exception_handlers, format_exc_info
 from rq.registry import ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
+from gateway.degraded import replay_spool
+
 from .context import queues_of, use_runtime
+from .inbound import kick
 from .queues import QUEUE_ORDER
 from .reconcile import GRACE, reconcile
 
@@ -98,7 +101,8 @@ def promote_due(runtime: Runtime) -> int:
 
 
 class Housekeeper(threading.Thread):
-    """A daemon thread beside the worker: promotes due retries every second, reconciles every minute."""
+    """A daemon thread beside the worker: promotes due retries every second; every minute reconciles
+    and replays the callbacks the web spooled during a database outage (``gateway.degraded``)."""
 
     def __init__(
         self, runtime: Runtime, reconcile_every: float = RECONCILE_EVERY, grace: timedelta = GRACE
@@ -117,6 +121,7 @@ class Housekeeper(threading.Thread):
                 if time.monotonic() - last_reconcile >= self.reconcile_every:
                     last_reconcile = time.monotonic()
                     reconcile(self.runtime, grace=self.grace)
+                    replay_spool(self.runtime)  # callbacks spooled by the web while the database was down
             except Exception as exc:  # noqa: BLE001 - keep housekeeping alive through outages
                 log.warning("SMS housekeeping failed: %s", type(exc).__name__)
 
@@ -134,10 +139,15 @@ def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "I
     if burst:
         reconcile(runtime)
         promote_due(runtime)
+        waiting_before = None
         while True:
             build_worker(runtime).work(burst=True, logging_level=logging_level)
-            if not promote_due(runtime):
+            if promote_due(runtime):
+                continue
+            waiting = kick(runtime)  # inbound handed back during an outage, its drain not yet due
+            if not waiting or waiting == waiting_before:
                 return
+            waiting_before = waiting
     keeper = Housekeeper(runtime)
     keeper.start()
     try:

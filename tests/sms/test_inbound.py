@@ -119,3 +119,24 @@ def test_a_premium_message_is_answered_with_its_link_id(at_runtime, fake_at):
     assert (seen.form["linkId"], seen.form["from"], seen.form["bulkSMSMode"]) == ("SampleLinkId123", "22384", "0")
     [reply] = outbox_rows(at_runtime)
     assert reply.status is MessageStatus.SUBMITTED and reply.provider_message_id == "ATXid_1"
+
+
+def test_a_database_outage_hands_the_batch_back_instead_of_dropping_it(client, sms_runtime, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    real, calls = inbound_module.answer, []
+
+    def flaky(runtime, ids):
+        calls.append(list(ids))
+        if len(calls) == 1:
+            raise OperationalError("UPDATE inbound_messages", {}, Exception("server closed the connection"))
+        return real(runtime, ids)
+
+    monkeypatch.setattr(inbound_module, "answer", flaky)
+    for n, text in enumerate(["HELP", "STOP"]):
+        client.post(URL, data=form(id=f"in-{n}", text=text))
+    work_queues(sms_runtime)
+    assert [row.command for row in inbound_rows(sms_runtime)] == ["help", "stop"]  # none marked as an error
+    assert len(outbox_rows(sms_runtime)) == 2
+    ids = [row.id for row in inbound_rows(sms_runtime)]
+    assert calls == [ids, ids]  # handed back whole and answered later, not picked apart as if poisoned
