@@ -1,7 +1,8 @@
 """Import learners.csv: one row per learner-guardian pair, written in batches of upserts.
 
 Each batch takes a handful of statements whatever its size: look up the batch's institutions,
-learners, guardians and links by key (``IN`` lists), then insert and update in bulk. A batch is one
+learners, guardians and links by key (one array parameter each, see ``bulk``), then insert and
+update in bulk. A batch is one
 transaction; when a concurrent import wins a race on a unique key (a UPI, a phone, an institution
 code) the batch is rolled back and redone against what that import committed.
 """
@@ -181,11 +182,15 @@ class LearnerWriter(BatchWriter[LearnerRow]):
 
     def _upsert_institutions(self, bulk: Bulk, rows: list[LearnerRow]) -> dict[str, int]:
         """Ids by code; the first row naming a code in this import sets its name and county."""
-        ids = dict(self.institutions)
+        known = self.institutions
+        ids: dict[str, int] = {}
         new: dict[str, LearnerRow] = {}
         for row in rows:
-            if row.institution_code not in ids and row.institution_code not in new:
-                new[row.institution_code] = row
+            code = row.institution_code
+            if code in known:
+                ids[code] = known[code]
+            elif code not in new:
+                new[code] = row
         if not new:
             return ids
         t = _institutions
@@ -203,7 +208,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             order=("code",),
         )
         ids.update({code: inst_id for inst_id, code in inserted})
-        self.stage({code: ids[code] for code in ids if code not in self.institutions})
+        self.stage({code: ids[code] for code in ids if code not in known})
         return ids
 
     def _upsert_learners(
