@@ -60,6 +60,7 @@ _UPI_VALUE = {ch: i for i, ch in enumerate(UPI_ALPHABET)}
 _UPI_WEIGHTS = tuple(range(UPI_LENGTH, 0, -1))  # 6, 5, 4, 3, 2, 1
 _UPI_MAX_LENGTH = 32
 _UPI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/")
+_UPI_FORM = re.compile(rf"[A-Z0-9/-]{{1,{_UPI_MAX_LENGTH}}}")
 
 
 class InvalidUpi(ValueError):
@@ -102,6 +103,8 @@ def normalize_upi(raw: str) -> str:
     Raises InvalidUpi when empty, too long, or holding characters no UPI has.
     """
     code = (raw or "").strip().upper()
+    if _UPI_FORM.fullmatch(code):
+        return code
     if not code:
         raise InvalidUpi("UPI is empty")
     if len(code) > _UPI_MAX_LENGTH:
