@@ -179,7 +179,7 @@ def client(app):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a run without xdist)
         from tests import figures
 
         figures.reset()
@@ -188,6 +188,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     from tests import figures
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller prints everyone's figures
     rows = figures.read()
     if not rows:
         return

@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import uuid
 from pathlib import Path
 
-FIGURES_FILE = Path(os.environ.get("ELIMU_FIGURES_FILE", Path(__file__).resolve().parent.parent
-                                   / ".pytest_cache" / "elimu-figures.jsonl"))
+ENV = "ELIMU_FIGURES_FILE"
+
+
+def figures_file() -> Path:
+    """One file per test run: the controller names it in the environment, which xdist workers inherit."""
+    if not os.environ.get(ENV):
+        os.environ[ENV] = os.path.join(tempfile.gettempdir(), f"elimu-figures-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl")
+    return Path(os.environ[ENV])
 
 
 def report_figure(suite: str, name: str, value: object) -> None:
-    FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with FIGURES_FILE.open("a", encoding="utf-8") as fh:
+    path = figures_file()
+    with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps({"suite": suite, "name": name, "value": value}) + "\n")
 
 
 def reset() -> None:
-    FIGURES_FILE.unlink(missing_ok=True)
+    os.environ.pop(ENV, None)
+    figures_file().unlink(missing_ok=True)
 
 
 def read() -> list[dict]:
-    if not FIGURES_FILE.exists():
+    path = figures_file()
+    if not path.exists():
         return []
-    return [json.loads(line) for line in FIGURES_FILE.read_text(encoding="utf-8").splitlines() if line]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    path.unlink(missing_ok=True)
+    return rows
