@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tests.faults.cluster import PrivateCluster, available
+from tests.sms.conftest import at_runtime, fake_at, quick_retries, sms_runtime  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""With PostgreSQL and a real Redis: a Redis flush mid-announcement and a worker killed mid-run.
+"""Fault suite, with PostgreSQL and a real Redis: a Redis flush mid-announcement and a worker killed mid-run.
 
 Sends go through the real AT SDK to the fake AT server, which counts what each phone received.
 """
@@ -18,6 +18,7 @@ from registry.models import Guardian, GuardianLink, Learner, MessageKind, Messag
 from registry.outbox import queue_many
 from registry.services.announcements import announce
 from tests.conftest import TEST_SECRET
+from tests.figures import report_figure
 from tests.sms.support import add_institution, at_settings, job_runtime, outbox_rows, work_queues
 from workers.reconcile import reconcile
 from workers.worker import build_worker
@@ -60,7 +61,12 @@ def test_flush_mid_announcement_then_reconcile_sends_each_exactly_once(tmp_path,
         assert report.enqueued == 1000 - sent_before
         work_queues(runtime)
         rows = outbox_rows(runtime)
-    assert {number: fake_at.sent_to(number) for number in numbers} == dict.fromkeys(numbers, 1)
+    counts = {number: fake_at.sent_to(number) for number in numbers}
+    report_figure("fault", "redis flushed mid-announcement: recipients", len(numbers))
+    report_figure("fault", "redis flushed mid-announcement: sent before the flush", sent_before)
+    report_figure("fault", "redis flushed mid-announcement: lost", sum(1 for c in counts.values() if c == 0))
+    report_figure("fault", "redis flushed mid-announcement: duplicated", sum(c - 1 for c in counts.values() if c > 1))
+    assert counts == dict.fromkeys(numbers, 1)
     assert {row.status for row in rows} == {MessageStatus.SUBMITTED}
     assert len({row.provider_message_id for row in rows}) == 1000
 
@@ -97,6 +103,11 @@ def test_a_worker_killed_mid_run_every_message_sent_at_most_the_one_in_flight_tw
         work_queues(runtime)
         rows = outbox_rows(runtime)
     counts = {number: fake_at.sent_to(number) for number in numbers}
+    report_figure("fault", "worker killed mid-run: messages", len(numbers))
+    report_figure("fault", "worker killed mid-run: sent before the kill", sent_before_kill)
+    report_figure("fault", "worker killed mid-run: lost", sum(1 for c in counts.values() if c == 0))
+    report_figure("fault", "worker killed mid-run: duplicated (at most the one in flight)",
+                  sum(c - 1 for c in counts.values() if c > 1))
     assert min(counts.values()) == 1  # every message sent
     assert sum(count - 1 for count in counts.values()) <= 1  # a duplicate only for the one in flight
     assert {row.status for row in rows} == {MessageStatus.SUBMITTED}
