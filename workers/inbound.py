@@ -28,12 +28,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.degraded import is_outage
 from gateway.metrics import INBOUND_COMMANDS
-from gateway.ratelimit import RESULTS_PER_HOUR, Limit
+from gateway.ratelimit import INBOUND_PER_MINUTE, RESULTS_PER_HOUR, Limit
 from registry.db import PendingMessage, take_pending
 from registry.models import InboundMessage, PhoneSetting, utcnow
 from registry.outbox import queue_many
 from registry.services.sms_commands import CommandKind, parse
-from registry.services.sms_replies import prefetch_results, respond
+from registry.services.sms_replies import Reply, prefetch_results, reply_language, respond
+from registry.services.sms_texts import text as sms_text
 
 from .context import queues_of
 from .queues import FAILURE_TTL, INBOUND_QUEUE
@@ -209,18 +210,29 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
             select(PhoneSetting.phone, PhoneSetting.language).where(PhoneSetting.phone.in_(senders))
         ).all())
         lookup = prefetch_results(session, (command for _, command in parsed))
+        gate.prepare_inbound(Counter(row.sender for row in rows))
+        parsed_allowed = [(row, c) for row, c in parsed if gate.inbound_allowed(row.sender)]
         gate.prepare(
-            results=Counter(row.sender for row, c in parsed if c.kind is CommandKind.RESULTS and c.valid_number),
-            unknown={row.sender for row, c in parsed if c.kind is CommandKind.UNKNOWN},
+            results=Counter(row.sender for row, c in parsed_allowed
+                            if c.kind is CommandKind.RESULTS and c.valid_number),
+            unknown={row.sender for row, c in parsed_allowed if c.kind is CommandKind.UNKNOWN},
         )
+        allowed_ids = {row.id for row, _ in parsed_allowed}
         replies, commands = [], []
         with session.no_autoflush:  # audit rows and replies go in one multi-row INSERT each
             for row, command in parsed:
-                reply = respond(session, message_id=row.id, phone=row.sender, command=command,
-                                stored_language=languages.get(row.sender), gate=gate, ussd_code=ussd_code,
-                                lookup=lookup)
-                commands.append({"_id": row.id, "cmd": command.kind.value})
-                INBOUND_COMMANDS.labels(command.kind.value).inc()
+                if row.id in allowed_ids:
+                    reply = respond(session, message_id=row.id, phone=row.sender, command=command,
+                                    stored_language=languages.get(row.sender), gate=gate, ussd_code=ussd_code,
+                                    lookup=lookup)
+                    kind = command.kind.value
+                else:  # over the per-phone minute limit: one notice per window, then nothing
+                    language = reply_language(command, languages.get(row.sender))
+                    first = gate.first_too_many_reply(row.sender)
+                    reply = Reply(sms_text("too_many", language)) if first else None
+                    kind = "limited"
+                commands.append({"_id": row.id, "cmd": kind})
+                INBOUND_COMMANDS.labels(kind).inc()
                 if reply is not None:
                     replies.append((row.sender, reply.kind, reply.text, row.link_id))
         queue_many(session, replies)
@@ -268,11 +280,44 @@ class RedisGate:
 
     RESULTS_KEY = "elimu:sms:results-limit:{phone}:{window}"
 
-    def __init__(self, redis, results_limit: Limit = RESULTS_PER_HOUR) -> None:
+    INBOUND_KEY = "elimu:sms:inbound-limit:{phone}:{window}"
+    TOO_MANY_KEY = "elimu:sms:too-many-reply:{phone}:{window}"
+
+    def __init__(self, redis, results_limit: Limit = RESULTS_PER_HOUR,
+                 inbound_limit: Limit = INBOUND_PER_MINUTE) -> None:
         self.redis = redis
         self.results_limit = results_limit
+        self.inbound_limit = inbound_limit
         self._results_left: dict[str, int] = {}
         self._unknown_first: dict[str, bool] = {}
+        self._inbound_left: dict[str, int] = {}
+
+    def prepare_inbound(self, messages: Counter[str]) -> None:
+        """Count each phone's messages of this batch against its per-minute window (one round trip)."""
+        if not messages:
+            return
+        limit = self.inbound_limit
+        self._window = int(time.time() // limit.window_s)
+        pipe = self.redis.pipeline(transaction=False)
+        for phone, count in messages.items():
+            key = self.INBOUND_KEY.format(phone=phone, window=self._window)
+            pipe.incrby(key, count)
+            pipe.expire(key, limit.window_s + 1)
+        answers = pipe.execute()
+        for i, (phone, count) in enumerate(messages.items()):
+            used_before = int(answers[2 * i]) - count
+            self._inbound_left[phone] = max(limit.count - used_before, 0)
+
+    def inbound_allowed(self, phone: str) -> bool:
+        """Whether this message of ``phone`` is within its per-minute limit (in arrival order)."""
+        left = self._inbound_left.get(phone, 1)
+        self._inbound_left[phone] = left - 1
+        return left > 0
+
+    def first_too_many_reply(self, phone: str) -> bool:
+        """True once per phone per window: the one SMS telling a flooding phone to slow down."""
+        key = self.TOO_MANY_KEY.format(phone=phone, window=getattr(self, "_window", 0))
+        return bool(self.redis.set(key, "1", nx=True, ex=self.inbound_limit.window_s + 1))
 
     def prepare(self, results: Counter[str], unknown: Iterable[str] = ()) -> None:
         """Count ``results[phone]`` queries per phone against the hourly window, and take the

@@ -43,6 +43,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Too many results requests from this number. Please try again later.",
         "sw": "Maombi mengi mno ya matokeo kutoka nambari hii. Tafadhali jaribu tena baadaye.",
     },
+    "too_many": {
+        "en": "Too many messages from this number. Please wait a minute before sending again.",
+        "sw": "Ujumbe mwingi mno kutoka nambari hii. Tafadhali subiri dakika moja kabla ya kutuma tena.",
+    },
     "results": {
         "en": "{exam} {year} {number}: Mean grade {mean}{points}. {subjects}",
         "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
