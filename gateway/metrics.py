@@ -21,6 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from registry.signals import otp_event
+
 bp = Blueprint("metrics", __name__)
 
 USSD_HOPS = Counter("elimu_ussd_hops", "USSD hops answered", ["screen", "outcome"])
@@ -35,6 +37,12 @@ DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received"
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])
 CALLBACKS_REFUSED = Counter("elimu_callbacks_refused", "Provider callbacks refused at the edge", ["reason"])
+
+def _count_otp(event: str, **_: object) -> None:
+    OTP_EVENTS.labels(event).inc()
+
+
+otp_event.connect(_count_otp, weak=False)
 
 QUEUES = ("sms-otp", "sms-reply", "sms-bulk", "sms-inbound")
 

@@ -49,6 +49,7 @@ from ..models import (
     TransferState,
 )
 from ..outbox import queue_sms
+from ..signals import otp_event
 from .audit import record_disclosure
 from .learners import find_guardian
 from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
@@ -145,6 +146,7 @@ def issue_otp(
     """Create a code and queue its SMS (redacted in the database, clear only in the job)."""
     allowed = send_allowance(session, phone, now)
     if allowed is not SendResult.SENT:
+        otp_event.send("limited")
         return allowed
     code = generate_otp()
     session.add(OneTimeCode(phone=phone, purpose=purpose.value, learner_id=learner_id,
@@ -152,6 +154,7 @@ def issue_otp(
                             created_at=now, updated_at=now))
     clear = _sms_text(session, phone, "sms.otp", otp=code)
     queue_sms(session, phone, MessageKind.OTP, _sms_text(session, phone, "sms.otp", otp="******"), secret=clear)
+    otp_event.send("sent")
     return SendResult.SENT
 
 
@@ -160,6 +163,15 @@ def check_otp(
     learner_id: int | None = None,
 ) -> OtpCheck:
     """Check the newest code of ``purpose`` for ``phone``; a good one is used up."""
+    result = _check_otp(session, keys, phone, purpose, code, now, learner_id)
+    otp_event.send("verified" if result.result is OtpResult.OK else "failed")
+    return result
+
+
+def _check_otp(
+    session: Session, keys: Keys, phone: str, purpose: Purpose, code: str, now: datetime,
+    learner_id: int | None,
+) -> OtpCheck:
     row = session.scalars(
         select(OneTimeCode)
         .where(OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value)
