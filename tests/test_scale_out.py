@@ -1,0 +1,147 @@
+"""Scale-out proof on one PostgreSQL and one Redis: two web servers (gunicorn, one of them with two worker
+processes) answer alternate hops of the same USSD sessions; two ``elimu worker`` processes drain one queue
+without sending anything twice; /metrics adds up across a server's processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import pytest
+import requests
+
+from registry.models import Guardian, GuardianLink, Institution, Learner, MessageKind
+from registry.outbox import queue_many
+from tests.conftest import TEST_SECRET
+from tests.sms.conftest import fake_at  # noqa: F401 - the fake AT server fixture
+from tests.sms.support import at_settings, job_runtime, outbox_rows
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PARENTS = [f"+2547160{n:05d}" for n in range(3)]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(pg_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ELIMU_", "PROMETHEUS_"))}
+    env.update(DATABASE_URL=pg_url, REDIS_URL=redis_url, ELIMU_ENV="development", ELIMU_SECRET_KEY=TEST_SECRET,
+               ELIMU_INSTANCE_PATH=str(tmp_path), ELIMU_LOG_FORMAT="json", SMS_BACKEND="outbox")
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def web_server(env: dict[str, str], workers: int, metrics_dir: Path):
+    port = _port()
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", "2"],
+        cwd=ROOT, env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            proc.kill()
+            raise AssertionError(f"gunicorn did not become ready: {proc.stderr.read().decode()[-2000:]}")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def _seed(database) -> None:
+    with database.transaction() as s:
+        school = Institution(code="WE4T", name="Kamukunji Primary", county_code="047")
+        for n, phone in enumerate(PARENTS):
+            learner = Learner(upi=f"S{n:05d}", first_name="Imani", last_name=f"Mutua{n}", date_of_birth=date(2014, 6, 1),
+                              gender="F", birth_certificate_no=f"SC{n}", grade="Grade 5", institution=school)
+            guardian = Guardian(phone=phone)
+            s.add_all([learner, guardian, GuardianLink(learner=learner, guardian=guardian, relationship_="mother")])
+
+
+def _hop(url: str, session: str, phone: str, text: str) -> str:
+    response = requests.post(f"{url}/ussd/africastalking", timeout=10, data={
+        "sessionId": session, "phoneNumber": phone, "serviceCode": "*384*1234#", "text": text})
+    assert response.status_code == 200
+    return response.text
+
+
+def _metric(url: str, name: str) -> float:
+    body = requests.get(f"{url}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", body, re.M))
+
+
+def test_hops_of_one_session_alternate_between_two_web_servers(pg_database, real_redis, redis_url, tmp_path):
+    _seed(pg_database)
+    env = _env(pg_database.url, redis_url, tmp_path)
+    with web_server(env, 2, tmp_path / "metrics-a") as a, web_server(env, 1, tmp_path / "metrics-b") as b:
+        for n, phone in enumerate(PARENTS):
+            servers = [a, b] if n % 2 == 0 else [b, a]
+            session, inputs = f"scale-{n}", []
+
+            def hop(value: str | None = None, *, _s=session, _i=inputs, _p=phone, _srv=servers) -> str:
+                if value is not None:
+                    _i.append(value)
+                url = _srv[len(_i) % 2]  # every hop on the other server
+                return _hop(url, _s, _p, "*".join(_i))
+
+            assert hop().startswith("CON ")
+            assert "birth certificate" in hop("1").lower()
+            assert "date of birth" in hop(f"SC{n}").lower()
+            assert "code" in hop("01062014").lower()
+            subprocess.run([str(BIN / "elimu"), "worker", "--burst"], env=env, cwd=ROOT, check=True, timeout=60,
+                           capture_output=True)
+            inbox = [json.loads(m) for m in real_redis.lrange(f"elimu:sms:inbox:{phone}", 0, -1)]
+            otp = re.search(r"\b(\d{6})\b", " ".join(m["text"] for m in inbox)).group(1)
+            assert "pin" in hop(otp).lower()
+            assert "again" in hop("2580").lower()
+            done = hop("2580")
+            assert done.startswith("END ") and "active" in done.lower()
+            # a retried hop answered by the other server gives the same answer, no second effect
+            assert _hop(servers[(len(inputs) + 1) % 2], session, phone, "*".join(inputs)) == done
+        hops_a, hops_b = _metric(a, "elimu_ussd_hops_total"), _metric(b, "elimu_ussd_hops_total")
+    # 3 sessions x 8 hops (7 + a retry) split between the servers; server A sums its two processes
+    assert hops_a + hops_b == 3 * 8
+    assert hops_a >= 12 and hops_b >= 9
+
+
+def test_two_workers_drain_one_queue_without_duplicates(tmp_path, pg_database, real_redis, redis_url,
+                                                        fake_at):  # noqa: F811 - the fixture imported above
+    numbers = [f"+2547170{n:05d}" for n in range(300)]
+    with job_runtime(tmp_path, pg_database, real_redis, redis_url, **at_settings(fake_at)) as runtime:
+        with runtime.db.transaction() as session:
+            queue_many(session, [(n, MessageKind.NOTICE, f"Notice {n[-3:]}", None) for n in numbers])
+        env = _env(pg_database.url, redis_url, tmp_path, SMS_BACKEND="africastalking", AT_USERNAME="elimu",
+                   AT_API_KEY="test-api-key", AT_API_BASE_URL=fake_at.url, ELIMU_SMS_RATE="0")
+        env["ELIMU_ENV"] = "production"
+        workers = [subprocess.Popen([str(BIN / "elimu"), "worker", "--burst"], env=env, cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        for worker in workers:
+            assert worker.wait(120) == 0
+        rows = outbox_rows(runtime)
+    counts = {n: fake_at.sent_to(n) for n in numbers}
+    assert counts == dict.fromkeys(numbers, 1)
+    assert len({row.provider_message_id for row in rows}) == len(numbers)
