@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
+import redis
 
 from tests.faults.cluster import PrivateCluster, available
 from tests.sms.conftest import at_runtime, fake_at, quick_retries, sms_runtime  # noqa: F401
@@ -21,3 +26,34 @@ def private_pg():
     cluster.start()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of this test alone, so FLUSHALL hits nobody else: (client, url)."""
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"):
+            pytest.fail("redis-server is not installed", pytrace=False)
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.time() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+    yield client, url
+    client.close()
+    proc.terminate()
+    proc.wait(10)
