@@ -36,34 +36,35 @@ def generate_otp() -> str:
 
 
 class OtpHasher:
-    """One-time codes as ``hmac-sha256$<salt>$<mac>``, mac = HMAC-SHA256(pepper, salt || code).
+    """One-time codes as ``scrypt$<salt>$<hash>``: scrypt (n=4096, r=8, p=1) over HMAC-SHA256(pepper, code).
 
-    Why a fast keyed hash and not argon2: a code lives 5 minutes, allows 3 tries and is checked on
-    a USSD hop that must answer in well under a second. A slow hash would not protect it anyway:
-    there are only 10^6 codes, so its strength is the pepper (an attacker with the database but
-    not the key cannot test a single guess) plus the try and time limits, not the hash cost.
+    The pepper is what protects a 6-digit code: with the database but not the key, no guess can be
+    tested at all. scrypt adds a memory-hard cost (about 15 ms here) should the key leak too, while
+    keeping the OTP hop fast; a code also lives only 5 minutes and allows 3 tries.
     """
 
-    scheme = "hmac-sha256"
+    scheme = "scrypt"
+    N, R, P = 2**12, 8, 1
 
     def __init__(self, secret_key: str) -> None:
         self._key = derive_key(secret_key, "otp")
 
-    def _mac(self, salt: bytes, code: str) -> bytes:
-        return hmac.new(self._key, salt + code.encode(), hashlib.sha256).digest()
+    def _digest(self, salt: bytes, code: str) -> bytes:
+        peppered = hmac.new(self._key, code.encode(), hashlib.sha256).digest()
+        return hashlib.scrypt(peppered, salt=salt, n=self.N, r=self.R, p=self.P, dklen=32)
 
     def hash(self, code: str) -> str:
         salt = os.urandom(16)
-        return f"{self.scheme}${salt.hex()}${self._mac(salt, code).hex()}"
+        return f"{self.scheme}${salt.hex()}${self._digest(salt, code).hex()}"
 
     def verify(self, stored: str, code: str) -> bool:
         """Constant-time check of ``code`` against a stored hash; False for malformed hashes."""
         try:
-            scheme, salt_hex, mac_hex = stored.split("$")
-            salt, mac = bytes.fromhex(salt_hex), bytes.fromhex(mac_hex)
+            scheme, salt_hex, digest_hex = stored.split("$")
+            salt, digest = bytes.fromhex(salt_hex), bytes.fromhex(digest_hex)
         except ValueError:
             return False
-        return scheme == self.scheme and hmac.compare_digest(mac, self._mac(salt, code))
+        return scheme == self.scheme and len(salt) == 16 and hmac.compare_digest(digest, self._digest(salt, code))
 
 
 class PinHasher:
