@@ -84,3 +84,25 @@ def test_metrics_endpoint_serves_prometheus_text(client):
     assert response.mimetype == "text/plain"
     assert b"elimu_ussd_hops_total" in response.data or b"# HELP elimu_ussd_hops" in response.data
     assert b'elimu_queue_depth{queue="sms-otp"}' in response.data
+
+
+def test_json_log_lines_carry_request_and_session_ids(runtime, tmp_path, capsys):
+    import json
+
+    from gateway.logs import configure_logging
+
+    settings = make_settings(tmp_path, runtime.db, log_format="json")
+    app = create_app(runtime=Runtime.build(settings, db=runtime.db, redis=runtime.redis))
+    try:
+        with app.test_request_context("/ussd/africastalking", method="POST", headers={"X-Request-ID": "req-42"},
+                                      data={"sessionId": "ATUid_77", "phoneNumber": "+254712345678"}):
+            app.preprocess_request()
+            logging.getLogger("elimu.test").warning("hop from %s", "+254712345678", extra={"screen": "main"})
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        configure_logging("text")
+    entry = json.loads(line)
+    assert entry["level"] == "warning" and entry["logger"] == "elimu.test"
+    assert entry["request_id"] == "req-42" and entry["session_id"] == "ATUid_77" and entry["screen"] == "main"
+    assert entry["msg"] == "hop from +254******678"
+    assert "ts" in entry
