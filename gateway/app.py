@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -13,9 +12,7 @@ from .config import Settings
 from .logs import configure_logging
 from .runtime import Runtime
 
-log = logging.getLogger(__name__)
-
-# Blueprints by module; each module exposes ``bp``. Modules not present in this build are skipped.
+# Blueprints by module; each module exposes ``bp``.
 BLUEPRINTS = (
     "gateway.health",
     "gateway.ussd.routes",
@@ -41,17 +38,7 @@ def create_app(
     degraded.init_app(app)
 
     for module_name in BLUEPRINTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        register = getattr(module, "init_app", None)
-        if register is not None:
-            register(app)
-        else:
-            app.register_blueprint(module.bp)
+        app.register_blueprint(importlib.import_module(module_name).bp)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -54,19 +54,9 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Context)
 
 
-def _load() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        for command in module.commands:
-            cli.add_command(command)
-
-
-_load()
+for _name in COMMAND_MODULES:
+    for _command in importlib.import_module(_name).commands:
+        cli.add_command(_command)
 
 
 def main() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -14,6 +15,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def str_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A string enum column stored by value as VARCHAR (no native type: adding a value needs no migration)."""
+    return Enum(cls, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
 
 
 def utcnow() -> datetime:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Index, String, Text, text
+from sqlalchemy import Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Timestamped
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+from .base import Base, Timestamped, str_enum
 
 
 class MessageKind(enum.StrEnum):
@@ -61,10 +57,10 @@ class OutboundMessage(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(16))  # E.164
-    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"))
+    kind: Mapped[MessageKind] = mapped_column(str_enum(MessageKind, "message_kind"))
     body: Mapped[str] = mapped_column(Text)  # redacted for OTPs
-    priority: Mapped[Priority] = mapped_column(_enum(Priority, "message_priority"))
-    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED)
+    priority: Mapped[Priority] = mapped_column(str_enum(Priority, "message_priority"))
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
     provider: Mapped[str | None] = mapped_column(String(32))

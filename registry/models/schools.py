@@ -5,14 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, Timestamped
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+from .base import Base, Timestamped, str_enum
 
 
 class EnrolmentState(enum.StrEnum):
@@ -59,7 +55,7 @@ class Learner(Timestamped, Base):
     grade: Mapped[str] = mapped_column(String(16))
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
     enrolment_state: Mapped[EnrolmentState] = mapped_column(
-        _enum(EnrolmentState, "enrolment_state"), default=EnrolmentState.ENROLLED
+        str_enum(EnrolmentState, "enrolment_state"), default=EnrolmentState.ENROLLED
     )
 
     institution: Mapped[Institution] = relationship(back_populates="learners")
@@ -122,7 +118,7 @@ class Transfer(Timestamped, Base):
     learner_id: Mapped[int] = mapped_column(ForeignKey("learners.id", ondelete="CASCADE"))
     from_institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
     to_institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
-    state: Mapped[TransferState] = mapped_column(_enum(TransferState, "transfer_state"))
+    state: Mapped[TransferState] = mapped_column(str_enum(TransferState, "transfer_state"))
     requested_at: Mapped[datetime | None]
     released_at: Mapped[datetime | None]
     admitted_at: Mapped[datetime | None]
