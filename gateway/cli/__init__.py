@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -46,7 +47,17 @@ class Context:
 pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ElimuGroup(click.Group):
+    """Every command: a database or Redis failure is one line and exit 3, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from .errors import database_errors
+
+        with database_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=ElimuGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="elimu-gateway")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -59,7 +70,12 @@ for _name in COMMAND_MODULES:
         cli.add_command(_command)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    click.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
+    warnings.showwarning = _one_line_warning  # a person reads these: no source lines
     try:
         cli(prog_name="elimu")
     except ConfigError as exc:  # raised outside a command's own handling

@@ -1,4 +1,4 @@
-"""Database failures in commands as one line (exit 3), never a traceback."""
+"""Database and Redis failures in commands as one line (exit 3), never a traceback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError
+import redis.exceptions as redis_errors
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 EXIT_DATABASE = 3
 
@@ -20,7 +21,10 @@ def database_errors() -> Iterator[None]:
     """Turn a missing table or an unreachable server into ``Error: database: …``."""
     try:
         yield
-    except (OperationalError, ProgrammingError) as exc:
+    except (OperationalError, ProgrammingError, InterfaceError) as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         hint = " (run `elimu db upgrade`)" if "table" in detail.lower() or "relation" in detail.lower() else ""
         raise DatabaseFailure(f"database: {detail}{hint}") from None
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseFailure(f"redis: {detail} (is REDIS_URL right and the server up?)") from None

@@ -1,0 +1,32 @@
+"""Every command answers a missing schema, an unreachable database or Redis with one line and exit 3."""
+
+from __future__ import annotations
+
+import redis
+from click.testing import CliRunner
+
+from gateway import cli as cli_module
+from gateway.runtime import Runtime
+from registry.db import Database
+from tests.conftest import make_settings
+
+
+def _invoke(monkeypatch, runtime: Runtime, *args: str):
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    return CliRunner().invoke(cli_module.cli, list(args))
+
+
+def test_unmigrated_database(monkeypatch, tmp_path, fake_redis):
+    empty = Database(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    runtime = Runtime.build(make_settings(tmp_path, empty), db=empty, redis=fake_redis)
+    for args in (["messages"], ["audit", "--phone", "0712345678"], ["purge"]):
+        result = _invoke(monkeypatch, runtime, *args)
+        assert result.exit_code == 3, (args, result.output)
+        assert "elimu db upgrade" in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unreachable_redis(monkeypatch, runtime):
+    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    result = _invoke(monkeypatch, runtime, "sms", "reconcile")
+    assert result.exit_code == 3 and result.output.startswith("Error: redis:")
