@@ -22,6 +22,15 @@ class Limit:
 
 
 @dataclass(frozen=True)
+class Counted:
+    """An event counted on a pipeline, to judge once it has run (see ``RateLimiter.count``)."""
+
+    limits: tuple[Limit, ...]
+    keys: tuple[tuple[str, int], ...]  # (key, seconds left in its window) per limit
+    cost: int
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     limit: Limit | None = None  # the first limit exceeded
@@ -41,22 +50,38 @@ class RateLimiter:
 
     def hit(self, subject: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         """Count one event for ``subject`` against every limit; refuse if any is exceeded."""
+        pipe = self.redis.pipeline(transaction=False)
+        counted = self.count(pipe, subject, limits, cost)
+        decision = self.judge(counted, pipe.execute())
+        if not decision.allowed:
+            undo = self.redis.pipeline(transaction=False)
+            self.take_back(undo, counted)
+            undo.execute()
+        return decision
+
+    def count(self, pipe, subject: str, limits: Sequence[Limit], cost: int = 1) -> Counted:
+        """Queue the counting of one event on ``pipe`` (a caller's pipeline, so the count rides in
+        a round trip the caller makes anyway); ``judge`` reads the answers, ``take_back`` undoes it."""
         now = self.clock()
         keys = [self._key(limit, subject, now) for limit in limits]
-        pipe = self.redis.pipeline(transaction=False)
         for key, ttl in keys:
             pipe.incrby(key, cost)
             pipe.expire(key, ttl + 1)
-        results = pipe.execute()
-        for i, limit in enumerate(limits):
-            if int(results[2 * i]) > limit.count:
-                undo = self.redis.pipeline(transaction=False)
-                for key, _ in keys:
-                    undo.decrby(key, cost)
-                undo.execute()
+        return Counted(tuple(limits), tuple(keys), cost)
+
+    def judge(self, counted: Counted, results: Sequence[object]) -> Decision:
+        """The decision for a counted event, from the pipeline's answers to ``count``'s commands
+        (the first ``2 * len(limits)`` of ``results``). A refused event must be taken back."""
+        for i, limit in enumerate(counted.limits):
+            if int(results[2 * i]) > limit.count:  # type: ignore[call-overload]
                 RATE_LIMITED.labels(limit.name).inc()
-                return Decision(False, limit, keys[i][1])
+                return Decision(False, limit, counted.keys[i][1])
         return Decision(True)
+
+    def take_back(self, pipe, counted: Counted) -> None:
+        """Queue the undoing of a counted event (refused, or not to be counted after all) on ``pipe``."""
+        for key, _ in counted.keys:
+            pipe.decrby(key, counted.cost)
 
     def peek(self, subject: str, limits: Sequence[Limit]) -> Decision:
         """Whether the next event would be refused, without counting it."""

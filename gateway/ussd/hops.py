@@ -19,7 +19,7 @@ from menus.services import Services
 from menus.texts import DEFAULT_LANGUAGE, text
 
 from ..metrics import USSD_HOPS
-from ..ratelimit import Limit, RateLimiter
+from ..ratelimit import Counted, Limit, RateLimiter
 from .messages import UssdAnswer, UssdRequest
 from .sessions import ResumeAction, SessionRecord, SessionStore
 
@@ -68,46 +68,60 @@ class HopHandler:
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
 
     def _handle(self, request: UssdRequest, phone: str) -> UssdAnswer:
-        record = self.store.load(request.session_id)
+        # One round trip reads the session and takes its lock, and counts the hop against the
+        # phone's limit; a retried hop then gives the count (and the lock) back, so it is never
+        # counted, and a refused one is taken back too, as ``RateLimiter.hit`` does.
+        counted: list[Counted] = []
+
+        def count(pipe) -> None:
+            if self.limiter is not None:
+                counted.append(self.limiter.count(pipe, phone, [self.hop_limit]))
+
+        opened = self.store.open(request.session_id, phone, count if self.limiter is not None else None)
+        record, token = opened.record, opened.token
+
+        def give_back(pipe) -> None:
+            if counted:
+                self.limiter.take_back(pipe, counted[0])  # type: ignore[union-attr]
+
         if record is not None and record.phone == phone and (known := record.answer_for(request.text)):
+            self.store.give_back(request.session_id, token, give_back if counted else None)
             USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
             return known  # a retried hop: same answer, no second side effect
-        if self.limiter is not None and not self.limiter.hit(phone, [self.hop_limit]).allowed:
+        if counted and not self.limiter.judge(counted[0], opened.extra).allowed:  # type: ignore[union-attr]
+            self.store.give_back(request.session_id, token, give_back)
             USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
             language = self.services.language(phone) or DEFAULT_LANGUAGE
             return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
-        token = self.store.acquire(request.session_id)
         if token is None:
             return self.store.wait_for_answer(request.session_id, request.text) or UssdAnswer(
                 text(DEFAULT_LANGUAGE, "end.busy"), end=True
             )
         saved = False
         try:
-            record = self.store.load(request.session_id)
             if record is not None and record.phone != phone:
                 return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
-            if record is not None and (known := record.answer_for(request.text)):
-                return known
-            answer, record, resume = self._step(request, phone, record)
+            answer, record, resume = self._step(request, phone, record, opened.resume_raw)
             self.store.save(record, resume)
             saved = True
             screen = str(record.state.get("screen"))
             USSD_HOPS.labels(screen, "end" if answer.end else "con").inc()
-            log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40], screen,
-                      " (end)" if answer.end else "")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40], screen,
+                          " (end)" if answer.end else "")
             return answer
         finally:
             if not saved:
                 self.store.release(request.session_id, token)
 
     def _step(
-        self, request: UssdRequest, phone: str, record: SessionRecord | None
+        self, request: UssdRequest, phone: str, record: SessionRecord | None, resume_raw: bytes | None = None
     ) -> tuple[UssdAnswer, SessionRecord, ResumeAction]:
         ctx = Context(phone=phone, session_id=request.session_id, services=self.services, ussd_code=self.ussd_code)
         value = new_input(record.last_text, request.text) if record is not None and not record.ended else None
         if record is None or record.ended:
             # A new (or expired, or finished) session starts at the top: the text is not replayed.
-            resume_from = self.store.resume_point(phone, request.session_id)
+            resume_from = self.store.parse_resume(resume_raw, request.session_id)
             reply, state = self.engine.start(ctx, resume_from)
             record = SessionRecord(session_id=request.session_id, phone=phone, state=state)
         elif value is None:

@@ -7,6 +7,10 @@
 - ``ussd:lock:<session id>``: ``SET NX PX`` while one hop acts; a concurrent twin waits for its answer.
 - ``ussd:resume:<phone>``: the state of a session that was mid-flow, for ``RESUME_WINDOW`` seconds.
 
+A hop costs two round trips: ``open`` takes the lock and reads the session and the phone's resume
+point in one pipeline (the caller may add its own commands, e.g. the hop count of the rate limit),
+and ``save`` writes and unlocks in another.
+
 Expiry is judged by the injected clock (the Redis TTL is the backstop), so tests move time
 without sleeping.
 """
@@ -18,7 +22,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis as redis_lib
@@ -65,11 +69,22 @@ class SessionRecord:
             self.answers.pop(next(iter(self.answers)))
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # vars(), not dataclasses.asdict: the fields are plain JSON data already; asdict deep-copies them
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: bytes | str) -> SessionRecord:
         return cls(**json.loads(raw))
+
+
+@dataclass
+class Opened:
+    """What ``SessionStore.open`` read and took in one round trip."""
+
+    record: SessionRecord | None  # the live session (None: unknown, expired or unreadable)
+    token: str | None  # the lock's token, or None when another hop holds the lock
+    resume_raw: bytes | None  # the phone's saved resume point, unparsed
+    extra: list[Any]  # the answers to the caller's own commands, in order
 
 
 class SessionStore:
@@ -89,7 +104,9 @@ class SessionStore:
 
     def load(self, session_id: str) -> SessionRecord | None:
         """The live session, or None when unknown or idle longer than ``SESSION_TTL``."""
-        raw = self.redis.get(self._session_key(session_id))
+        return self._live(self.redis.get(self._session_key(session_id)))
+
+    def _live(self, raw: bytes | str | None) -> SessionRecord | None:
         if raw is None:
             return None
         try:
@@ -99,6 +116,36 @@ class SessionStore:
         if self.clock() - record.touched > SESSION_TTL:
             return None
         return record
+
+    def open(self, session_id: str, phone: str, add: Callable[[Any], None] | None = None) -> Opened:
+        """Try to take the session's lock, then read the session and ``phone``'s resume point, in one
+        round trip; ``add`` may queue more commands on it (their answers come back in ``Opened.extra``).
+
+        Redis runs a pipeline's commands in order, so this is the same as taking the lock and then
+        loading, as two calls would: the lock comes first, so a record read under a taken lock is
+        the one the lock protects (only the lock's holder saves). A caller that took the lock and
+        does not ``save`` must ``release`` (or ``give_back``) it."""
+        token = secrets.token_hex(8)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._lock_key(session_id), token, nx=True, px=LOCK_MS)
+        pipe.get(self._session_key(session_id))
+        pipe.get(self._resume_key(phone))
+        if add is not None:
+            add(pipe)
+        locked, raw, resume_raw, *extra = pipe.execute()
+        return Opened(self._live(raw), token if locked else None, resume_raw, extra)
+
+    def give_back(self, session_id: str, token: str | None, add: Callable[[Any], None] | None = None) -> None:
+        """Undo an ``open`` that will not act: drop the lock it took (just taken, by this token, so
+        deleted without a check, like ``save`` does) and run ``add``'s commands, in one round trip."""
+        if token is None and add is None:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        if token is not None:
+            pipe.delete(self._lock_key(session_id))
+        if add is not None:
+            add(pipe)
+        pipe.execute()
 
     def acquire(self, session_id: str) -> str | None:
         """Take the session's lock; returns its token, or None when another hop holds it."""
@@ -127,9 +174,11 @@ class SessionStore:
     def save(self, record: SessionRecord, resume: ResumeAction) -> None:
         """Store the session and its resume point and release the lock, in one round trip.
 
+        The commands run in this order (a pipeline, without ``MULTI``: the session is one ``SET``,
+        so a reader finds the old record or the new one, and the lock goes only after it).
         The lock is deleted without checking its token: it lives ``LOCK_MS`` (5 s), far longer
         than a hop may take (AT gives up after 10 s and telcos well before)."""
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         pipe.set(self._session_key(record.session_id), record.dumps(), ex=SESSION_TTL)
         resume_key = self._resume_key(record.phone)
         if resume == "set":
@@ -142,7 +191,10 @@ class SessionStore:
 
     def resume_point(self, phone: str, session_id: str) -> dict[str, Any] | None:
         """The state of this phone's dropped session if it was saved within ``RESUME_WINDOW``."""
-        raw = self.redis.get(self._resume_key(phone))
+        return self.parse_resume(self.redis.get(self._resume_key(phone)), session_id)
+
+    def parse_resume(self, raw: bytes | str | None, session_id: str) -> dict[str, Any] | None:
+        """``resume_point`` from the raw value (as ``open`` read it)."""
         if raw is None:
             return None
         try:
