@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Connection, bindparam, exists, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from menus.layout import short_person
@@ -93,8 +93,20 @@ def _minutes_left(until: datetime | None, now: datetime) -> int:
 # --- language -----------------------------------------------------------------------------------
 
 
-def language(session: Session, phone: str) -> str | None:
-    return session.scalar(select(PhoneSetting.language).where(PhoneSetting.phone == phone))
+_SETTINGS = PhoneSetting.__table__
+_GUARDIANS = Guardian.__table__
+_LINKS = GuardianLink.__table__
+# Core statements (built once, compiled once): the USSD hops that only read run one of these each.
+_LANGUAGE = select(_SETTINGS.c.language).where(_SETTINGS.c.phone == bindparam("phone"))
+_STANDING = select(
+    _GUARDIANS.c.pin_hash.is_not(None) & _GUARDIANS.c.activated_at.is_not(None),
+    _GUARDIANS.c.pin_locked_until,
+    exists().where(_LINKS.c.guardian_id == _GUARDIANS.c.id),
+).where(_GUARDIANS.c.phone == bindparam("phone")).limit(1)
+
+
+def language(session: Session | Connection, phone: str) -> str | None:
+    return session.execute(_LANGUAGE, {"phone": phone}).scalar()
 
 
 def set_language(session: Session, phone: str, lang: str) -> None:
@@ -114,13 +126,13 @@ def _sms_text(session: Session, phone: str, key: str, **values: object) -> str:
 # --- account standing ---------------------------------------------------------------------------
 
 
-def account(session: Session, phone: str, now: datetime) -> Account:
-    guardian = find_guardian(session, phone)
-    if guardian is None:
+def account(session: Session | Connection, phone: str, now: datetime) -> Account:
+    """The phone's standing, in one statement (guardian row and whether any learner is linked)."""
+    row = session.execute(_STANDING, {"phone": phone}).first()
+    if row is None:
         return Account(linked=False, active=False)
-    linked = bool(session.scalar(select(exists().where(GuardianLink.guardian_id == guardian.id))))
-    return Account(linked=linked, active=guardian.is_active,
-                   locked_minutes=_minutes_left(guardian.pin_locked_until, now))
+    active, locked_until, linked = row
+    return Account(linked=bool(linked), active=bool(active), locked_minutes=_minutes_left(locked_until, now))
 
 
 # --- one-time codes -----------------------------------------------------------------------------

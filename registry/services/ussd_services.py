@@ -35,17 +35,18 @@ class RegistryServices:
         self.keys = keys
         self.clock = clock
 
+    # Reads of one statement use ``Database.read`` (no transaction round trips); the rest one transaction.
     def language(self, phone: str) -> str | None:
-        with self.db.transaction() as session:
-            return accounts.language(session, phone)
+        with self.db.read() as connection:
+            return accounts.language(connection, phone)
 
     def set_language(self, phone: str, language: str) -> None:
         with self.db.transaction() as session:
             accounts.set_language(session, phone, language)
 
     def account(self, phone: str) -> Account:
-        with self.db.transaction() as session:
-            return accounts.account(session, phone, self.clock())
+        with self.db.read() as connection:
+            return accounts.account(connection, phone, self.clock())
 
     def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
         with self.db.transaction() as session:
