@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -17,10 +18,13 @@ class InvalidMsisdn(ValueError):
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
+@functools.lru_cache(maxsize=16384)
 def normalize_msisdn(raw: str) -> str:
     """Any usual form of a Kenyan mobile number -> E.164 (``+2547…``/``+2541…``).
 
-    Raises InvalidMsisdn for landlines, foreign numbers and malformed input.
+    Raises InvalidMsisdn for landlines, foreign numbers and malformed input. Answers are cached
+    (a pure function; a USSD session sends the same number on every hop, and parsing costs more
+    than the rest of a hop's validation); refusals are not cached.
     """
     text = (raw or "").strip()
     if not text:
