@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from flask import Flask, jsonify
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from . import degraded, logs, security
@@ -22,6 +23,16 @@ BLUEPRINTS = (
 )
 
 
+class CallbackFriendlySessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer (a key derivation) for a request
+    that carries no session cookie, which is every provider callback: the same empty session."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def create_app(
     settings: Settings | None = None, runtime: Runtime | None = None, *, start_embedded_worker: bool = False
 ) -> Flask:
@@ -32,6 +43,7 @@ def create_app(
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["elimu"] = runtime
+    app.session_interface = CallbackFriendlySessions()
     configure_logging(settings.log_format)
     logs.init_app(app)
     security.init_app(app)
