@@ -113,9 +113,10 @@ class Database:
             yield session
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A connection for a read that is one statement: in autocommit, so the driver sends no
-        ``BEGIN`` and ``COMMIT`` around it (two round trips saved); the statement is its own snapshot."""
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection for work that is one statement (a read, or an ``INSERT … RETURNING``): in
+        autocommit, so the driver sends no ``BEGIN`` and ``COMMIT`` around it (two round trips
+        saved); the statement is its own transaction, as atomic as in an explicit one."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
 

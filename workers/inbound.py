@@ -73,7 +73,7 @@ def receive(
     params = {"provider_id": provider_id, "sender": sender, "text": text, "short_code": short_code,
               "link_id": link_id, "network_code": network_code, "received_at": received_at,
               "created_at": now, "updated_at": now}
-    with runtime.db.engine.begin() as connection:
+    with runtime.db.autocommit() as connection:  # one statement: no BEGIN/COMMIT round trips
         message_id = connection.execute(_insert_once(connection.dialect.name), params).scalar()
     if message_id is not None:
         try:

@@ -35,9 +35,9 @@ class RegistryServices:
         self.keys = keys
         self.clock = clock
 
-    # Reads of one statement use ``Database.read`` (no transaction round trips); the rest one transaction.
+    # Reads of one statement use ``Database.autocommit`` (no transaction round trips); the rest one transaction.
     def language(self, phone: str) -> str | None:
-        with self.db.read() as connection:
+        with self.db.autocommit() as connection:
             return accounts.language(connection, phone)
 
     def set_language(self, phone: str, language: str) -> None:
@@ -45,7 +45,7 @@ class RegistryServices:
             accounts.set_language(session, phone, language)
 
     def account(self, phone: str) -> Account:
-        with self.db.read() as connection:
+        with self.db.autocommit() as connection:
             return accounts.account(connection, phone, self.clock())
 
     def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
