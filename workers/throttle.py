@@ -10,7 +10,7 @@ clocks still share one schedule and no Lua is needed (the embedded fakeredis has
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis as redis_lib
 from redis.exceptions import WatchError
@@ -39,9 +39,15 @@ class Throttle:
 
     def reserve(self, count: int = 1) -> float:
         """Book ``count`` sends; the seconds to wait before making them (0: now)."""
-        if self.unlimited or count <= 0:
-            return 0.0
-        cost = count / self.rate
+        return self.schedule([count])[0]
+
+    def schedule(self, counts: Sequence[int]) -> list[float]:
+        """Book several sends (``counts[i]`` messages each) in one transaction, in this order; the
+        seconds each must wait, exactly what ``reserve`` called for each in turn would answer (as
+        if nobody else booked in between). One round trip instead of one per request."""
+        total = sum(counts)
+        if self.unlimited or total <= 0:
+            return [0.0] * len(counts)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -50,14 +56,18 @@ class Throttle:
                     seconds, micros = pipe.time()
                     now = seconds + micros / 1_000_000
                     tat = max(float(raw) if raw else 0.0, now)
-                    start = max(tat - self.burst, now)
-                    new_tat = tat + cost
+                    new_tat = tat + total / self.rate
                     pipe.multi()
                     pipe.set(self.key, repr(new_tat), px=int((new_tat - now + 60) * 1000))
                     pipe.execute()
-                    return start - now
+                    break
                 except WatchError:
                     continue
+        waits, booked = [], tat - now  # seconds of sends already booked ahead of now
+        for count in counts:
+            waits.append(max(booked - self.burst, 0.0))  # reserve's max(tat - burst, now) - now
+            booked += count / self.rate
+        return waits
 
     def acquire(self, count: int = 1) -> float:
         """Wait until ``count`` sends are allowed; returns the seconds waited."""

@@ -196,3 +196,24 @@ def test_the_backend_classifies_without_raising_on_a_refused_request(fake_at):
     backend = AfricasTalkingBackend(sms_service("elimu", "wrong", fake_at.url))
     [result] = backend.send([Outgoing(1, PHONE, "hi", "notice")])
     assert result.outcome == "retry" and "authentication is invalid" in result.reason
+
+
+def test_the_requests_of_one_send_are_booked_with_the_throttle_in_one_go(fake_at):
+    booked: list[list[int]] = []
+
+    class Throttle:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise AssertionError("nothing to wait for")
+
+        def schedule(self, counts):
+            booked.append(list(counts))
+            return [0.0] * len(counts)
+
+        def acquire(self, count):
+            raise AssertionError("booked one request at a time")
+
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url), Throttle())
+    results = backend.send([Outgoing(n, PHONE, f"reply {n}", "reply") for n in range(3)])
+    assert booked == [[1, 1, 1]] and [r.outcome for r in results] == ["accepted"] * 3
+    assert len(fake_at.requests) == 3

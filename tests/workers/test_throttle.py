@@ -64,3 +64,13 @@ def test_acquire_sleeps_the_wait(redis):
 def test_a_zero_rate_means_no_limit(redis):
     throttle = Throttle(redis, "africastalking", 0)
     assert throttle.unlimited and throttle.reserve(10_000) == 0 and redis.keys() == []
+
+
+def test_a_schedule_books_like_reserve_called_in_turn(redis):
+    one = Throttle(redis, "one", rate_per_second=2.0, burst_seconds=1.0)
+    other = Throttle(redis, "other", rate_per_second=2.0, burst_seconds=1.0)
+    counts = [1, 3, 2, 1, 4]
+    waits = one.schedule(counts)
+    assert waits == pytest.approx([other.reserve(count) for count in counts], abs=0.05)
+    assert waits[0] == 0 and waits[-1] > 2.0
+    assert float(redis.get(one.key)) == pytest.approx(float(redis.get(other.key)), abs=0.05)

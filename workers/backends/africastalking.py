@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -52,13 +53,36 @@ _services_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
+class KeepAliveSMSService(africastalking.SMSService):
+    """The SDK's SMS service, its requests sent over kept-alive connections (one ``requests``
+    session per thread). The SDK itself calls ``requests.post``, which opens and closes a TCP
+    (and on AT, TLS) connection for every request; everything else is the SDK's: the fields it
+    builds, its checks, and ``_make_request``'s answer (parsed JSON only for exactly
+    ``application/json``, the text otherwise, ``AfricasTalkingException`` for a non-2xx)."""
+
+    _local = threading.local()
+
+    def _make_request(self, url, method, headers, data, params, callback=None, timeout=DEFAULT_TIMEOUT):
+        if callback is not None or method.upper() != "POST":
+            return super()._make_request(url, method, headers, data, params, callback=callback, timeout=timeout)
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        res = session.post(url=url, headers=headers, params=params, data=data, timeout=timeout)
+        if 200 <= res.status_code < 300:
+            if res.headers.get("content-type") == "application/json":
+                return res.json()
+            return res.text
+        raise AfricasTalkingException(res.text)
+
+
 def sms_service(username: str, api_key: str, base_url: str | None = None) -> Any:
     """The SDK's SMS service for these credentials, built once per process."""
     key = (username, api_key, base_url)
     with _services_lock:
         service = _services.get(key)
         if service is None:
-            service = africastalking.SMSService(username, api_key)
+            service = KeepAliveSMSService(username, api_key)
             if base_url:
                 service._baseUrl = base_url.rstrip("/")
                 service._contentUrl = base_url.rstrip("/")
@@ -101,7 +125,8 @@ class AfricasTalkingBackend:
 
     def send(self, messages: Sequence[Outgoing]) -> list[SendResult]:
         """Messages with the same text share requests (up to BATCH_SIZE recipients each); the
-        requests of one call run concurrently, each waiting for the shared throttle."""
+        requests of one call are booked with the shared throttle in one go and run concurrently,
+        each waiting for its turn."""
         results: list[SendResult] = []
         calls: list[tuple[str, list[Outgoing], bool]] = []  # (premium | plain, messages, bulk)
         groups: dict[tuple[str, bool], list[Outgoing]] = {}
@@ -117,13 +142,25 @@ class AfricasTalkingBackend:
         if len(calls) == 1:
             results.extend(self._request(*calls[0]))
         elif calls:
-            for batch in _executor().map(lambda call: self._request(*call), calls):
+            # one throttle booking for all the requests, each then waiting out its own share
+            waits = (self.throttle.schedule([len(batch) for _, batch, _ in calls]) if self.throttle is not None
+                     else [0.0] * len(calls))
+            booked = time.monotonic()
+
+            def paced(call: tuple[str, list[Outgoing], bool], wait: float) -> list[SendResult]:
+                delay = booked + wait - time.monotonic()
+                if delay > 0 and self.throttle is not None:
+                    self.throttle.sleep(delay)
+                return self._request(*call, throttled=False)
+
+            for batch in _executor().map(paced, calls, waits):
                 results.extend(batch)
         return results
 
-    def _request(self, kind: str, batch: list[Outgoing], bulk: bool) -> list[SendResult]:
-        """One HTTP request to AT for ``batch`` (all with the same text), classified per message."""
-        if self.throttle is not None:
+    def _request(self, kind: str, batch: list[Outgoing], bulk: bool, throttled: bool = True) -> list[SendResult]:
+        """One HTTP request to AT for ``batch`` (all with the same text), classified per message
+        (``throttled``: book it with the throttle first; False when the caller booked it)."""
+        if throttled and self.throttle is not None:
             self.throttle.acquire(len(batch))
         recipients = [m.recipient for m in batch]
         try:
