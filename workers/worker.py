@@ -15,6 +15,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
 from gateway.degraded import replay_spool
+from registry.models import Priority
 
 from .context import queues_of, use_runtime
 from .inbound import kick
@@ -63,12 +64,14 @@ class SmsWorker(SimpleWorker):
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
 
-def build_worker(runtime: Runtime, worker_ttl: int | None = None) -> SmsWorker:
-    """A worker on the SMS queues, most urgent first (``QUEUE_ORDER``: OTP, replies, inbound, bulk)."""
+def build_worker(runtime: Runtime, worker_ttl: int | None = None, *, bulk: bool = True) -> SmsWorker:
+    """A worker on the SMS queues, most urgent first (``QUEUE_ORDER``: OTP, replies, inbound, bulk);
+    without ``bulk``, on all but the bulk queue."""
     kwargs: dict[str, object] = {"connection": runtime.redis}
     if worker_ttl is not None:
         kwargs["worker_ttl"] = worker_ttl
-    return SmsWorker(queues_of(runtime).ordered(), **kwargs)
+    queues = [q for q in queues_of(runtime).ordered() if bulk or q.name != Priority.BULK.value]
+    return SmsWorker(queues, **kwargs)
 
 
 def promote_due(runtime: Runtime) -> int:
@@ -129,11 +132,12 @@ class Housekeeper(threading.Thread):
         self._stop.set()
 
 
-def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "INFO") -> None:
+def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "INFO", bulk: bool = True) -> None:
     """``elimu worker``: work the SMS queues until stopped (``burst``: until they are empty).
 
     A burst first reconciles once, then works, moving retries that fall due meanwhile onto the
-    queues, and stops when nothing is queued or due.
+    queues, and stops when nothing is queued or due. Without ``bulk`` (``elimu worker --no-bulk``)
+    the worker leaves announcements to the others, so a code never waits behind a batch of them.
     """
     use_runtime(runtime)
     if burst:
@@ -141,7 +145,7 @@ def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "I
         promote_due(runtime)
         waiting_before = None
         while True:
-            build_worker(runtime).work(burst=True, logging_level=logging_level)
+            build_worker(runtime, bulk=bulk).work(burst=True, logging_level=logging_level)
             if promote_due(runtime):
                 continue
             waiting = kick(runtime)  # inbound handed back during an outage, its drain not yet due
@@ -151,6 +155,6 @@ def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "I
     keeper = Housekeeper(runtime)
     keeper.start()
     try:
-        build_worker(runtime).work(logging_level=logging_level)
+        build_worker(runtime, bulk=bulk).work(logging_level=logging_level)
     finally:
         keeper.stop()

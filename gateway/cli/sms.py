@@ -35,11 +35,15 @@ def _work_here_if_embedded(runtime: Runtime) -> None:
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
+@click.option("--no-bulk", "no_bulk", is_flag=True,
+              help="leave bulk notices to the other workers (OTPs never wait behind a batch of them)")
 @pass_context
-def worker(ctx: Context, burst: bool) -> None:
+def worker(ctx: Context, burst: bool, no_bulk: bool) -> None:
     """Run an SMS worker on REDIS_URL: OTPs first, then replies, inbound texts, bulk notices.
 
-    Run one per core; each also moves due retries onto the queues and runs the reconciler.
+    Run one per core; each also moves due retries onto the queues and runs the reconciler. While
+    announcements drain, a worker finishes the batch in hand (up to 100 messages) before it takes
+    the next OTP: run one more with --no-bulk so codes go out at once.
     """
     settings = ctx.settings
     if settings.embedded_redis:
@@ -49,7 +53,7 @@ def worker(ctx: Context, burst: bool) -> None:
     configure_logging(settings.log_format)
     from workers.worker import run_worker
 
-    run_worker(ctx.runtime, burst=burst)
+    run_worker(ctx.runtime, burst=burst, bulk=not no_bulk)
 
 
 @click.group("sms")

@@ -94,6 +94,21 @@ def test_otps_go_before_a_bulk_backlog(at_runtime, fake_at):
     assert sum(len(seen.recipients) for seen in fake_at.requests) == 302
 
 
+def test_a_no_bulk_worker_sends_codes_and_replies_and_leaves_announcements(at_runtime, fake_at):
+    from workers.worker import run_worker
+
+    with at_runtime.db.transaction() as session:
+        queue_many(session, [(f"+2547{n:08d}", MessageKind.ANNOUNCEMENT, "Bulk", None) for n in range(3)],
+                   announcement_id=1)
+        queue_sms(session, "+254799999999", MessageKind.REPLY, "A reply")
+        queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    run_worker(at_runtime, burst=True, logging_level="WARNING", bulk=False)
+    assert [seen.recipients for seen in fake_at.requests] == [[PHONE], ["+254799999999"]]
+    assert queue_length(at_runtime, "sms-bulk") == 3
+    work_queues(at_runtime)  # an ordinary worker takes them
+    assert sum(len(seen.recipients) for seen in fake_at.requests) == 5
+
+
 def test_a_retry_waits_its_interval_in_rqs_scheduled_registry(at_runtime, fake_at):
     fake_at.then(Scripted(codes={PHONE: 500}))
     [message_id] = queued(at_runtime, PHONE)
