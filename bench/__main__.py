@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -20,15 +21,21 @@ from .harness import ROOT, Stack, drop_database, fresh_database, release_redis_d
 ANNOUNCE_BASE = 3_000_000
 
 
-def seed(url: str, scale) -> None:
+def seed(url: str, scale, wanted: set[str]) -> None:
+    """The data the wanted figures use (B4 seeds its own databases)."""
     database = prepare(url)
     with database.transaction() as session:
-        school = datagen.institution(session, "BSCH", "Bench Secondary School")
-        datagen.learners_with_guardians(session, scale.linked_phones, school)
-        datagen.learners_with_guardians(session, scale.otp_flows, school, start=OTP_BASE)
-        announced = datagen.institution(session, "BANN", "Bench Announcement School")
-        datagen.learners_with_guardians(session, scale.announcement, announced, start=ANNOUNCE_BASE)
-        datagen.results(session, scale.results)
+        if "B1" in wanted:
+            school = datagen.institution(session, "BSCH", "Bench Secondary School")
+            datagen.learners_with_guardians(session, scale.linked_phones, school)
+        if "B3" in wanted:
+            school = datagen.institution(session, "BSCH", "Bench Secondary School")
+            datagen.learners_with_guardians(session, scale.otp_flows, school, start=OTP_BASE)
+            announced = datagen.institution(session, "BANN", "Bench Announcement School")
+            datagen.learners_with_guardians(session, scale.announcement, announced, start=ANNOUNCE_BASE)
+        if "B2" in wanted:
+            datagen.results(session, scale.results)
+    datagen.analyze(database)
     database.dispose()
     assert ANNOUNCE_BASE + scale.announcement < INBOUND_BASE
 
@@ -45,23 +52,32 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     try:
         url = fresh_database("elimu_bench")
-        print(f"seeding: {scale.linked_phones + scale.announcement:,} learners, {scale.results:,} results",
-              file=sys.stderr)
-        seed(url, scale)
-        stack = Stack(database_url=url, redis_db=redis_db)
-        for name, figure in (("B1", b1), ("B2", b2), ("B3", b3)):
+        print(f"seeding for {', '.join(sorted(wanted - {'B4'})) or 'nothing'}", file=sys.stderr)
+        seeded = time.time()
+        seed(url, scale, wanted)
+        print(f"seeded in {time.time() - seeded:.0f} s", file=sys.stderr)
+        stack = Stack(database_url=url, redis_db=redis_db, **_stack_overrides())
+        figures = {"B1": lambda: b1(stack, scale), "B2": lambda: b2(stack, scale), "B3": lambda: b3(stack, scale),
+                   "B4": lambda: b4(lambda u: Stack(database_url=u, redis_db=redis_db, **_stack_overrides()), scale)}
+        for name, figure in figures.items():
             if name in wanted:
-                print(f"running {name}", file=sys.stderr)
-                rows += figure(stack, scale)
-        if "B4" in wanted:
-            print("running B4", file=sys.stderr)
-            rows += b4(lambda u: Stack(database_url=u, redis_db=redis_db), scale)
+                print(f"running {name}", file=sys.stderr, end=" ", flush=True)
+                started = time.time()
+                rows += figure()
+                print(f"({time.time() - started:.0f} s)", file=sys.stderr)
         drop_database("elimu_bench")
     finally:
         release_redis_db(redis_db)
     report(rows, scale, args.smoke, time.time() - began)
     failed = [r for r in rows if r.ok is False]
     return 1 if failed and not args.smoke else 0
+
+
+def _stack_overrides() -> dict[str, int]:
+    """ELIMU_BENCH_{WEB_WORKERS,WEB_THREADS,SMS_WORKERS,URGENT_WORKERS}: try other process counts."""
+    names = {"web_workers": "ELIMU_BENCH_WEB_WORKERS", "web_threads": "ELIMU_BENCH_WEB_THREADS",
+             "sms_workers": "ELIMU_BENCH_SMS_WORKERS", "urgent_workers": "ELIMU_BENCH_URGENT_WORKERS"}
+    return {field: int(os.environ[var]) for field, var in names.items() if os.environ.get(var)}
 
 
 def report(rows: list[Row], scale, smoke: bool, seconds: float) -> None:
@@ -76,7 +92,7 @@ def report(rows: list[Row], scale, smoke: bool, seconds: float) -> None:
     path = out_dir / f"{'smoke' if smoke else 'bench'}-{stamp}.json"
     path.write_text(json.dumps({
         "when": stamp, "smoke": smoke, "seconds": round(seconds, 1), "scale": scale.__dict__,
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "rows": [r.as_dict() for r in rows],
     }, indent=2))
     print(f"\nwritten: {Path(path).relative_to(ROOT)} ({seconds:.0f} s)")

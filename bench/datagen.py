@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from registry.models import ExamResult, ExamSeries, Guardian, GuardianLink, Institution, Learner, utcnow
@@ -101,6 +101,14 @@ def learners_with_guardians(session: Session, count: int, school_id: int, start:
         session.execute(insert(GuardianLink), [dict(learner_id=learner_ids[f"B{i:07d}"],
                                                     guardian_id=guardian_ids[phone(i)], relationship_="mother",
                                                     created_at=now, updated_at=now) for i in ids])
+
+
+def analyze(database) -> None:
+    """Fresh planner statistics after a bulk load, as autovacuum would gather within a minute or so
+    (and as an operator runs after a big import): without them the first queries plan blind."""
+    with database.engine.connect() as connection:
+        connection.execute(text("ANALYZE"))
+        connection.commit()
 
 
 def dob_ddmmyyyy(i: int) -> str:

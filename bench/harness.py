@@ -72,6 +72,7 @@ class Stack:
     web_workers: int = 3
     web_threads: int = 4
     sms_workers: int = 2
+    urgent_workers: int = 1  # `elimu worker --no-bulk`: OTPs, replies and inbound texts only
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
     web_port: int = 0
@@ -133,6 +134,8 @@ class Stack:
         bin_dir = Path(sys.executable).parent
         for n in range(count if count is not None else self.sms_workers):
             self._spawn([str(bin_dir / "elimu"), "worker"], f"worker{n}")
+        for n in range(self.urgent_workers if count is None else 0):
+            self._spawn([str(bin_dir / "elimu"), "worker", "--no-bulk"], f"urgent-worker{n}")
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -149,10 +152,13 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(stack: Stack, *, web: bool = True, workers: bool = True, app: str = "wsgi:app") -> Iterator[Stack]:
-    stack.redis().flushdb()
+def running(stack: Stack, *, web: bool = True, workers: bool = True, app: str = "wsgi:app",
+            flush: bool = True, fake_at: bool = True) -> Iterator[Stack]:
+    if flush:
+        stack.redis().flushdb()
     try:
-        stack.start_fake_at()
+        if fake_at:
+            stack.start_fake_at()
         if web:
             stack.start_web(app)
         if workers:
