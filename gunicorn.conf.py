@@ -15,13 +15,18 @@ worker_class = "gthread"
 timeout = 30  # a USSD hop must answer within AT's 10 s; anything near 30 s is a stuck worker
 graceful_timeout = 20
 keepalive = 5
+# The heartbeat file every worker touches on each pass of its loop, and the metrics files below, on
+# tmpfs when there is one (gunicorn's advice): on a disk-backed /tmp each touch is a journaled write.
+_shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+worker_tmp_dir = _shm
 max_requests = 20000
 max_requests_jitter = 2000
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'  # no query string: it may hold the token
 proc_name = "elimu-web"
 
-_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "elimu-metrics"))
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                     os.path.join(_shm or tempfile.gettempdir(), "elimu-metrics"))
 
 
 def on_starting(server):

@@ -158,7 +158,7 @@ B1_ROUNDS = 3  # no-op and USSD peaks alternate, so a neighbour's load on the ma
 def b1(stack: Stack, scale: Scale) -> list[Row]:
     """Both servers run side by side (same gunicorn settings); their closed-loop peaks are measured
     in alternating rounds and compared by median; then USSD latency at 80 % of its peak, open loop."""
-    noop_stack = dataclasses.replace(stack, procs=[], web_port=0, at_port=0)
+    noop_stack = dataclasses.replace(stack, procs=[], scratch=[], web_port=0, at_port=0)
     per_round = max(1, scale.b1_flows // B1_ROUNDS)
     noop_peaks, ussd_peaks = [], []
     noop_cpu, ussd_cpu = CpuMeter(), CpuMeter()

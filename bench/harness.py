@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,6 +77,7 @@ class Stack:
     urgent_workers: int = 1  # `elimu worker --no-bulk`: OTPs, replies and inbound texts only
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
+    scratch: list[str] = field(default_factory=list)  # folders to remove at stop
     web_port: int = 0
     at_port: int = 0
 
@@ -125,9 +128,13 @@ class Stack:
     def start_web(self, app: str = "wsgi:app") -> None:
         self.web_port = free_port()
         bin_dir = Path(sys.executable).parent
+        # a metrics folder of its own: gunicorn.conf.py empties it at start, and B1 runs two servers
+        metrics = tempfile.mkdtemp(prefix=f"elimu-bench-metrics-{self.web_port}-")
+        self.scratch.append(metrics)
+        env = dict(self.env(), PROMETHEUS_MULTIPROC_DIR=metrics)
         self._spawn([str(bin_dir / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), app,
                      "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(self.web_workers),
-                     "--threads", str(self.web_threads), "--access-logfile", "/dev/null"], "web")
+                     "--threads", str(self.web_threads), "--access-logfile", "/dev/null"], "web", env)
         _wait_http(f"{self.base_url}/healthz")
 
     def start_workers(self, count: int | None = None) -> None:
@@ -149,6 +156,9 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
+        for folder in self.scratch:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.scratch.clear()
 
 
 @contextlib.contextmanager
