@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.time()
                 rows += figure()
                 print(f"({time.time() - started:.0f} s)", file=sys.stderr)
-        drop_database("elimu_bench")
     finally:
+        drop_database("elimu_bench")
         release_redis_db(redis_db)
     report(rows, scale, args.smoke, time.time() - began)
     failed = [r for r in rows if r.ok is False]

@@ -35,8 +35,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+RUN_ID = os.getpid()  # database names carry it: two benchmark runs on one server never share data
+
+
+def run_database(name: str) -> str:
+    """This run's own name for database ``name``."""
+    return f"{name}_{RUN_ID}"
+
+
 def fresh_database(name: str) -> str:
-    """Drop and create database ``name``; return its URL."""
+    """Drop and create this run's database ``name``; return its URL."""
+    name = run_database(name)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -46,6 +55,7 @@ def fresh_database(name: str) -> str:
 
 
 def drop_database(name: str) -> None:
+    name = run_database(name)
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
