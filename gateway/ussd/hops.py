@@ -12,6 +12,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from menus.app import build_engine
 from menus.engine import Context, Engine
@@ -20,6 +21,7 @@ from menus.texts import DEFAULT_LANGUAGE, text
 
 from ..metrics import USSD_HOPS
 from ..ratelimit import Counted, Limit, RateLimiter
+from .caller import CallerServices
 from .messages import UssdAnswer, UssdRequest
 from .sessions import ResumeAction, SessionRecord, SessionStore
 
@@ -117,8 +119,13 @@ class HopHandler:
     def _step(
         self, request: UssdRequest, phone: str, record: SessionRecord | None, resume_raw: bytes | None = None
     ) -> tuple[UssdAnswer, SessionRecord, ResumeAction]:
-        ctx = Context(phone=phone, session_id=request.session_id, services=self.services, ussd_code=self.ussd_code)
-        value = new_input(record.last_text, request.text) if record is not None and not record.ended else None
+        live = record is not None and not record.ended
+        services: Any = self.services
+        if hasattr(services, "caller"):  # the registry's: language and standing read once a session
+            services = CallerServices(services, phone, record.caller if live else None,  # type: ignore[union-attr]
+                                      getattr(self.services, "clock", utc_now))
+        ctx = Context(phone=phone, session_id=request.session_id, services=services, ussd_code=self.ussd_code)
+        value = new_input(record.last_text, request.text) if live else None
         if record is None or record.ended:
             # A new (or expired, or finished) session starts at the top: the text is not replayed.
             resume_from = self.store.parse_resume(resume_raw, request.session_id)
@@ -130,6 +137,7 @@ class HopHandler:
             reply, state = self.engine.step(ctx, record.state, value)
         answer = UssdAnswer(reply.text, reply.end)
         record.record(request.text, answer, state, self.store.clock())
+        record.caller = services.saved_memo() if isinstance(services, CallerServices) else None
         resume: ResumeAction
         if reply.end:
             resume = "drop"

@@ -1,7 +1,8 @@
 """USSD sessions in Redis.
 
 - ``ussd:s:<session id>``: one JSON value per session (phone, menu state, the text last acted on,
-  hop count, last-touched time, and the answers already given by text), TTL ``SESSION_TTL``,
+  hop count, last-touched time, the answers already given by text, and the caller's language and
+  standing as read at the start, see ``gateway.ussd.caller``), TTL ``SESSION_TTL``,
   refreshed on every hop. Writing the new state and its answer is one ``SET``, so a retried hop
   either finds its answer or finds the state from before it: never half of each.
 - ``ussd:lock:<session id>``: ``SET NX PX`` while one hop acts; a concurrent twin waits for its answer.
@@ -53,6 +54,7 @@ class SessionRecord:
     touched: float = 0.0
     ended: bool = False
     answers: dict[str, list[Any]] = field(default_factory=dict)  # text digest -> [end, text]
+    caller: list[Any] | None = None  # the caller's language and standing as read (``gateway.ussd.caller``)
 
     def answer_for(self, text: str) -> UssdAnswer | None:
         found = self.answers.get(text_key(text))

@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, exists, func, select
+from sqlalchemy import Connection, bindparam, exists, func, literal, select
 from sqlalchemy.orm import Session, joinedload
 
 from menus.layout import short_person
@@ -133,6 +133,36 @@ def account(session: Session | Connection, phone: str, now: datetime) -> Account
         return Account(linked=False, active=False)
     active, locked_until, linked = row
     return Account(linked=bool(linked), active=bool(active), locked_minutes=_minutes_left(locked_until, now))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A phone's language and standing as one read found them (what a USSD session starts from)."""
+
+    language: str | None
+    linked: bool
+    active: bool
+    locked_until: datetime | None = None
+
+    def account(self, now: datetime) -> Account:
+        return Account(linked=self.linked, active=self.active, locked_minutes=_minutes_left(self.locked_until, now))
+
+
+# The language and the standing in one statement: the phone's settings row and guardian row may
+# each be missing, so both hang off a one-row FROM.
+_ONE = select(literal(1).label("one")).subquery("one")
+_CALLER = select(
+    _LANGUAGE.scalar_subquery(),
+    _GUARDIANS.c.pin_hash.is_not(None) & _GUARDIANS.c.activated_at.is_not(None),
+    _GUARDIANS.c.pin_locked_until,
+    exists().where(_LINKS.c.guardian_id == _GUARDIANS.c.id),
+).select_from(_ONE.outerjoin(_GUARDIANS, _GUARDIANS.c.phone == bindparam("phone"))).limit(1)
+
+
+def caller(session: Session | Connection, phone: str) -> Caller:
+    """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two)."""
+    lang, active, locked_until, linked = session.execute(_CALLER, {"phone": phone}).one()
+    return Caller(language=lang, linked=bool(linked), active=bool(active), locked_until=_aware(locked_until))
 
 
 # --- one-time codes -----------------------------------------------------------------------------

@@ -40,6 +40,11 @@ class RegistryServices:
         with self.db.autocommit() as connection:
             return accounts.language(connection, phone)
 
+    def caller(self, phone: str) -> accounts.Caller:
+        """``language`` and ``account`` together, in one statement."""
+        with self.db.autocommit() as connection:
+            return accounts.caller(connection, phone)
+
     def set_language(self, phone: str, language: str) -> None:
         with self.db.transaction() as session:
             accounts.set_language(session, phone, language)
