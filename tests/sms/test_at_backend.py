@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from registry.models import MessageKind, MessageStatus
@@ -217,3 +219,33 @@ def test_the_requests_of_one_send_are_booked_with_the_throttle_in_one_go(fake_at
     results = backend.send([Outgoing(n, PHONE, f"reply {n}", "reply") for n in range(3)])
     assert booked == [[1, 1, 1]] and [r.outcome for r in results] == ["accepted"] * 3
     assert len(fake_at.requests) == 3
+
+
+def test_the_proxy_comes_from_the_environment_read_once_per_host(fake_at, monkeypatch):
+    """``requests`` would re-read the environment on every request; the backend reads it once per
+    host and still honours it: here the fake AT stands as the proxy of an unresolvable host."""
+    import requests
+
+    from workers.backends import africastalking as at
+
+    origin = fake_at.url.rsplit("/", 1)[0]
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, origin)
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    reads: list[str] = []
+    real = requests.utils.get_environ_proxies
+    counted = lambda url, *a, **k: reads.append(url) or real(url, *a, **k)  # noqa: E731
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)  # what requests itself calls
+    at._proxies.cache_clear()
+    monkeypatch.setattr(at.KeepAliveSMSService, "_local", threading.local())  # no session from other tests
+    service = at.KeepAliveSMSService("elimu", "test-api-key")
+    service._baseUrl = service._contentUrl = "http://at.invalid/version1"
+    try:
+        results = AfricasTalkingBackend(service).send([Outgoing(n, PHONE, f"reply {n}", "reply") for n in range(3)])
+    finally:
+        at._proxies.cache_clear()
+    assert [r.outcome for r in results] == ["accepted"] * 3
+    assert [seen.headers.get("Host") for seen in fake_at.requests] == ["at.invalid"] * 3
+    assert reads == ["http://at.invalid/"]
