@@ -65,7 +65,7 @@ class KeepAliveSMSService(africastalking.SMSService):
 
     The environment (proxies, ``NO_PROXY``, the CA bundle) is read once per host, not per request:
     ``requests`` otherwise walks every environment variable twice and looks for a ``.netrc`` on
-    each request, which measured 40 % of a send's CPU."""
+    each request: a seventh of a send's CPU here (1.26 -> 1.10 ms)."""
 
     _local = threading.local()
 
