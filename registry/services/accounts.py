@@ -98,11 +98,6 @@ _GUARDIANS = Guardian.__table__
 _LINKS = GuardianLink.__table__
 # Core statements (built once, compiled once): the USSD hops that only read run one of these each.
 _LANGUAGE = select(_SETTINGS.c.language).where(_SETTINGS.c.phone == bindparam("phone"))
-_STANDING = select(
-    _GUARDIANS.c.pin_hash.is_not(None) & _GUARDIANS.c.activated_at.is_not(None),
-    _GUARDIANS.c.pin_locked_until,
-    exists().where(_LINKS.c.guardian_id == _GUARDIANS.c.id),
-).where(_GUARDIANS.c.phone == bindparam("phone")).limit(1)
 
 
 def language(session: Session | Connection, phone: str) -> str | None:
@@ -124,15 +119,6 @@ def _sms_text(session: Session, phone: str, key: str, **values: object) -> str:
 
 
 # --- account standing ---------------------------------------------------------------------------
-
-
-def account(session: Session | Connection, phone: str, now: datetime) -> Account:
-    """The phone's standing, in one statement (guardian row and whether any learner is linked)."""
-    row = session.execute(_STANDING, {"phone": phone}).first()
-    if row is None:
-        return Account(linked=False, active=False)
-    active, locked_until, linked = row
-    return Account(linked=bool(linked), active=bool(active), locked_minutes=_minutes_left(locked_until, now))
 
 
 @dataclass(frozen=True)
@@ -163,6 +149,11 @@ def caller(session: Session | Connection, phone: str) -> Caller:
     """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two)."""
     lang, active, locked_until, linked = session.execute(_CALLER, {"phone": phone}).one()
     return Caller(language=lang, linked=bool(linked), active=bool(active), locked_until=_aware(locked_until))
+
+
+def account(session: Session | Connection, phone: str, now: datetime) -> Account:
+    """The phone's standing, in one statement (guardian row and whether any learner is linked)."""
+    return caller(session, phone).account(now)
 
 
 # --- one-time codes -----------------------------------------------------------------------------
