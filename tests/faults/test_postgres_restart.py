@@ -22,20 +22,14 @@ from gateway.runtime import Runtime
 from registry.db import Database
 from registry.models import (
     Base,
-    ExamResult,
-    ExamSeries,
-    Guardian,
-    GuardianLink,
     InboundMessage,
-    Institution,
-    Learner,
     MessageKind,
     MessageStatus,
     OutboundMessage,
-    Priority,
     utcnow,
 )
 from tests.conftest import make_settings
+from tests.faults.support import Family, Results, seed_school
 from tests.figures import report_figure
 from workers.reconcile import reconcile
 from workers.worker import run_worker
@@ -59,24 +53,12 @@ def restart_runtime(private_pg, real_redis, redis_url, tmp_path):
 
 
 def _seed(runtime: Runtime) -> None:
-    with runtime.db.transaction() as s:
-        school = Institution(code="WE4T", name="Kamukunji High", county_code="047")
-        s.add(school)
-        for n, phone in enumerate(PHONES):
-            learner = Learner(upi=f"F{n:05d}", first_name="Amina", last_name=f"Otieno{n}",
-                              date_of_birth=date(2010, 1, 1), gender="F", birth_certificate_no=f"BC{n}",
-                              grade="Form 3", institution=school)
-            guardian = Guardian(phone=phone)
-            s.add_all([learner, guardian, GuardianLink(learner=learner, guardian=guardian, relationship_="mother")])
-        series = ExamSeries(exam="KCSE", year=2025, released_at=utcnow())
-        s.add(series)
-        s.flush()
-        s.add_all([ExamResult(series_id=series.id, index_number=f"36611030{n:03d}", candidate_name=f"Amina Otieno{n}",
-                              mean_grade="B+", points=62, subjects="ENG:B+;KIS:A-;MAT:B")
-                   for n in range(len(SENDERS))])
-        s.add_all([OutboundMessage(recipient=PHONES[n % len(PHONES)], kind=MessageKind.NOTICE, body="notice",
-                                   priority=Priority.REPLY, status=MessageStatus.SENT,
-                                   provider_message_id=f"ATXid_fault{n}") for n in range(REPORTS)])
+    seed_school(runtime, PHONES,
+                Family(upi="F", first="Amina", last="Otieno", born=date(2010, 1, 1), gender="F", birth_cert="BC",
+                       grade="Form 3", relationship="mother"),
+                Results(index="36611030", count=len(SENDERS), mean_grade="B+", points=62,
+                        subjects="ENG:B+;KIS:A-;MAT:B"),
+                notices=REPORTS, notice_status=MessageStatus.SENT, notice_ids="ATXid_fault")
 
 
 def test_postgres_restarted_under_load(private_pg, restart_runtime):

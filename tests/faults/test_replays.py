@@ -12,20 +12,13 @@ from sqlalchemy import select
 
 from gateway.app import create_app
 from registry.models import (
-    ExamResult,
-    ExamSeries,
-    Guardian,
-    GuardianLink,
     InboundMessage,
-    Institution,
-    Learner,
     MessageKind,
     MessageStatus,
     OneTimeCode,
     OutboundMessage,
-    Priority,
-    utcnow,
 )
+from tests.faults.support import Family, Results, seed_school
 from tests.figures import report_figure
 from workers.worker import run_worker
 
@@ -35,22 +28,11 @@ PHONES = [f"+2547140{n:05d}" for n in range(10)]
 
 
 def _seed(runtime) -> None:
-    with runtime.db.transaction() as s:
-        school = Institution(code="WE4T", name="Kamukunji High", county_code="047")
-        for n, phone in enumerate(PHONES):
-            learner = Learner(upi=f"R{n:05d}", first_name="Brian", last_name=f"Kiprono{n}",
-                              date_of_birth=date(2011, 2, 3), gender="M", birth_certificate_no=f"BCR{n}",
-                              grade="Grade 8", institution=school)
-            guardian = Guardian(phone=phone)
-            s.add_all([learner, guardian, GuardianLink(learner=learner, guardian=guardian, relationship_="father")])
-        series = ExamSeries(exam="KCSE", year=2025, released_at=utcnow())
-        s.add(series)
-        s.flush()
-        s.add_all([ExamResult(series_id=series.id, index_number=f"36611031{n:03d}", candidate_name=f"Brian Kiprono{n}",
-                              mean_grade="A-", points=80, subjects="ENG:A-;KIS:B+;MAT:A") for n in range(100)])
-        s.add_all([OutboundMessage(recipient=PHONES[n % 10], kind=MessageKind.NOTICE, body="notice",
-                                   priority=Priority.REPLY, status=MessageStatus.SUBMITTED,
-                                   provider_message_id=f"ATXid_replay{n}") for n in range(100)])
+    seed_school(runtime, PHONES,
+                Family(upi="R", first="Brian", last="Kiprono", born=date(2011, 2, 3), gender="M", birth_cert="BCR",
+                       grade="Grade 8", relationship="father"),
+                Results(index="36611031", count=100, mean_grade="A-", points=80, subjects="ENG:A-;KIS:B+;MAT:A"),
+                notices=100, notice_status=MessageStatus.SUBMITTED, notice_ids="ATXid_replay")
 
 
 def test_thousand_replays_of_each_callback(integration_runtime):
