@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +22,24 @@ from .support import generate_learners, learner, run_learners, snapshot, write_l
 def _count(database, model) -> int:
     with database.session() as session:
         return session.scalar(select(func.count()).select_from(model))
+
+
+def _in_threads(work: Callable[[Path], object], paths: list[Path]) -> list[Exception]:
+    """``work(path)`` for every path at once, one thread each; what they raised."""
+    errors: list[Exception] = []
+
+    def run(path: Path) -> None:
+        try:
+            work(path)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(p,)) for p in paths]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return errors
 
 
 def test_ten_thousand_learners_import_and_a_second_import_changes_nothing(database, tmp_path, request):
@@ -176,7 +196,7 @@ def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, 
         ]
         rows[::6] = [learner(upi="", birth_certificate_no=f"SHARED-{i}", guardian_phone=f"0799{t}{i:05d}") for i in range(100)]
         paths.append(write_learners(tmp_path / f"l{t}.csv", rows))
-    reports, errors, drawn = [], [], []
+    reports, drawn = [], []
 
     def run(path):
         rng = random.Random(42)
@@ -185,17 +205,9 @@ def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, 
             drawn.append(1)
             return generate_upi(rng)
 
-        try:
-            reports.append(run_learners(database, path, upi_factory=factory, batch_size=100)[0])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        reports.append(run_learners(database, path, upi_factory=factory, batch_size=100)[0])
 
-    workers = [threading.Thread(target=run, args=(p,)) for p in paths]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert errors == []
+    assert _in_threads(run, paths) == []
     assert [r.added for r in reports] == [600] * threads  # each row adds a learner or a link
     with database.session() as session:
         upis = list(session.scalars(select(Learner.upi)))
@@ -226,20 +238,7 @@ def test_two_imports_creating_the_same_upi_less_learner_make_one(database, tmp_p
                        [learner(upi="", birth_certificate_no=f"SAME-{i}", guardian_phone=f"07{t}{i:07d}") for i in range(20)])
         for t in range(2)
     ]  # fmt: skip
-    errors: list[Exception] = []
-
-    def run(path):
-        try:
-            run_learners(database, path)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=run, args=(p,)) for p in paths]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert errors == []
+    assert _in_threads(lambda path: run_learners(database, path), paths) == []
     assert _count(database, Learner) == 21
     assert _count(database, GuardianLink) == 40
 
