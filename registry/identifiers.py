@@ -18,6 +18,15 @@ class InvalidMsisdn(ValueError):
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
+# The usual forms (``+254712345678``, ``0712 345 678``, ``712-345-678``…) whose national number
+# phonenumbers' own Kenyan mobile pattern takes: such a number parses to ``+254`` + those nine
+# digits, valid and mobile, so it is answered without the parse (1.4 us instead of 24 us: every
+# inbound SMS and USSD session brings a number, an import millions). Tests hold it equal to the parse.
+_KE_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("KE").mobile.national_number_pattern)
+_PHONE_FORM = re.compile(r"(?:\+?254|0)?([17]\d{8})")
+_PHONE_NOISE = str.maketrans("", "", " -.()")
+
+
 @functools.lru_cache(maxsize=16384)
 def normalize_msisdn(raw: str) -> str:
     """Any usual form of a Kenyan mobile number -> E.164 (``+2547…``/``+2541…``).
@@ -26,6 +35,14 @@ def normalize_msisdn(raw: str) -> str:
     (a pure function; a USSD session sends the same number on every hop, and parsing costs more
     than the rest of a hop's validation); refusals are not cached.
     """
+    match = _PHONE_FORM.fullmatch((raw or "").strip().translate(_PHONE_NOISE))
+    if match and _KE_MOBILE.fullmatch(match.group(1)):
+        return "+254" + match.group(1)
+    return parse_msisdn(raw)
+
+
+def parse_msisdn(raw: str) -> str:
+    """``normalize_msisdn`` by phonenumbers' full parse, for every form (the reference for its fast path)."""
     text = (raw or "").strip()
     if not text:
         raise InvalidMsisdn("phone number is empty")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-import phonenumbers
-
 from ..identifiers import normalize_msisdn
 
 RELATIONSHIPS = frozenset(
@@ -17,9 +15,6 @@ RELATIONSHIPS = frozenset(
 )  # fmt: skip
 _CODE = re.compile(r"[A-Z0-9/-]{1,16}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_KE_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("KE").mobile.national_number_pattern)
-_PHONE_FORM = re.compile(r"(?:\+?254|0)?([17]\d{8})")
-_PHONE_NOISE = str.maketrans("", "", " -.()")
 
 
 def text(value: str, name: str, max_length: int, required: bool = False) -> str | None:
@@ -77,14 +72,8 @@ def gender(value: str) -> str:
 
 
 def phone(value: str) -> str | None:
-    """A Kenyan mobile number in E.164, ``None`` when blank. Same answers as ``normalize_msisdn``,
-    with a fast path for the usual forms (an import checks millions)."""
-    if not value:
-        return None
-    match = _PHONE_FORM.fullmatch(value.translate(_PHONE_NOISE))
-    if match and _KE_MOBILE.fullmatch(match.group(1)):
-        return "+254" + match.group(1)
-    return normalize_msisdn(value)
+    """A Kenyan mobile number in E.164, ``None`` when blank."""
+    return normalize_msisdn(value) if value else None
 
 
 def relationship(value: str) -> str:

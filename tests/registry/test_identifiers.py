@@ -28,6 +28,7 @@ from registry.identifiers import (
     normalize_index_number,
     normalize_msisdn,
     normalize_upi,
+    parse_msisdn,
     upi_check_char,
 )
 from registry.importer.fields import phone as fast_phone
@@ -75,16 +76,32 @@ _phone_text = st.one_of(
 
 @settings(max_examples=400)
 @given(_phone_text)
-def test_import_fast_path_agrees_with_normalize_msisdn(raw):
+def test_fast_path_agrees_with_the_full_parse(raw):
+    """``normalize_msisdn`` skips phonenumbers' parse for the usual forms: same answer, same refusals."""
     try:
-        expected = normalize_msisdn(raw)
+        expected = parse_msisdn(raw)
     except InvalidMsisdn:
         expected = None
     try:
-        got = fast_phone(raw)
+        got = normalize_msisdn(raw)
     except InvalidMsisdn:
         got = None
-    assert got == (expected if raw else None)
+    assert got == expected
+
+
+def test_fast_path_agrees_on_every_mobile_prefix():
+    """Every 01xx and 07xx prefix, E.164 and local: taken or refused exactly as the full parse does."""
+    for prefix in [*range(100, 200), *range(700, 800)]:
+        for raw in (f"+254{prefix}{tail}" for tail in ("000000", "123456", "999999")):
+            for form in (raw, "0" + raw[4:]):
+                try:
+                    expected = parse_msisdn(form)
+                except InvalidMsisdn as exc:
+                    with pytest.raises(InvalidMsisdn) as refused:
+                        normalize_msisdn(form)
+                    assert str(refused.value) == str(exc), form
+                else:
+                    assert normalize_msisdn(form) == expected, form
 
 
 # --- UPI ----------------------------------------------------------------------------------------
