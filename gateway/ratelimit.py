@@ -65,8 +65,8 @@ class RateLimiter:
         now = self.clock()
         keys = [self._key(limit, subject, now) for limit in limits]
         for key, ttl in keys:
-            pipe.incrby(key, cost)
-            pipe.expire(key, ttl + 1)
+            pipe.execute_command("INCRBY", key, cost)  # as incrby()/expire(), without their argument checks
+            pipe.execute_command("EXPIRE", key, ttl + 1)
         return Counted(tuple(limits), tuple(keys), cost)
 
     def judge(self, counted: Counted, results: Sequence[object]) -> Decision:
