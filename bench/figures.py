@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from registry.db import Database
 from registry.migrate import upgrade
 
-from . import datagen
+from . import cpu, datagen
 from .harness import ROOT, Stack, drop_database, fresh_database, running
 from .load import closed_loop, open_loop, run
 
@@ -144,12 +143,11 @@ class CpuMeter:
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[None]:
-        before = resource.getrusage(resource.RUSAGE_SELF)
+        before = cpu.load_generator_seconds()
         try:
             yield
         finally:
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            self.seconds += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            self.seconds += cpu.load_generator_seconds() - before
 
 
 B1_ROUNDS = 3  # no-op and USSD peaks alternate, so a neighbour's load on the machine hits both alike
@@ -158,7 +156,7 @@ B1_ROUNDS = 3  # no-op and USSD peaks alternate, so a neighbour's load on the ma
 def b1(stack: Stack, scale: Scale) -> list[Row]:
     """Both servers run side by side (same gunicorn settings); their closed-loop peaks are measured
     in alternating rounds and compared by median; then USSD latency at 80 % of its peak, open loop."""
-    noop_stack = dataclasses.replace(stack, procs=[], scratch=[], web_port=0, at_port=0)
+    noop_stack = dataclasses.replace(stack, procs=[], scratch=[], roles={}, web_port=0, at_port=0)
     per_round = max(1, scale.b1_flows // B1_ROUNDS)
     noop_peaks, ussd_peaks = [], []
     noop_cpu, ussd_cpu = CpuMeter(), CpuMeter()
@@ -169,12 +167,18 @@ def b1(stack: Stack, scale: Scale) -> list[Row]:
         run(closed_loop(noop, scale.b1_flows // 5, scale.concurrency))  # warm-up
         run(closed_loop(flow, scale.b1_flows // 5, scale.concurrency, 0))
         start = scale.b1_flows // 5
+        store = stack.redis()
+        noop_server = ussd_server = {"web": 0.0, "Redis": 0.0, "PostgreSQL": 0.0}
         for _ in range(B1_ROUNDS):
+            before = cpu.snapshot(noop_stack.cpu_parts())
             with noop_cpu.measure():
                 noop_peaks.append(run(closed_loop(noop, per_round, scale.concurrency)).throughput)
+            noop_server = _add(noop_server, before, cpu.snapshot(noop_stack.cpu_parts()))
             noop_requests += 3 * per_round
+            before = cpu.snapshot(stack.cpu_parts(), store)
             with ussd_cpu.measure():
                 peak = run(closed_loop(flow, per_round, scale.concurrency, start))
+            ussd_server = _add(ussd_server, before, cpu.snapshot(stack.cpu_parts(), store))
             _raise_on_errors("B1 peak", peak)
             ussd_peaks.append(peak.throughput)
             ussd_requests += 3 * per_round
@@ -203,7 +207,16 @@ def b1(stack: Stack, scale: Scale) -> list[Row]:
         Row("B1 p99 hop latency at 80% of peak", p99, "< 50", "< 100", "ms", p99 < 50),
         Row("B1 load generator CPU per no-op request", 1000 * noop_cpu.seconds / noop_requests, "-", "-", "ms", None),
         Row("B1 load generator CPU per USSD hop", 1000 * ussd_cpu.seconds / ussd_requests, "-", "-", "ms", None),
+        Row("B1 gunicorn CPU per no-op request", 1000 * noop_server["web"] / noop_requests, "-", "-", "ms", None),
+        Row("B1 gunicorn CPU per USSD hop", 1000 * ussd_server["web"] / ussd_requests, "-", "-", "ms", None),
+        Row("B1 Redis + PostgreSQL CPU per USSD hop",
+            1000 * (ussd_server["Redis"] + ussd_server["PostgreSQL"]) / ussd_requests, "-", "-", "ms", None),
     ]
+
+
+def _add(totals: dict[str, float], before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """``totals`` plus the CPU seconds each of its parts spent between two snapshots."""
+    return {name: spent + after.get(name, 0.0) - before.get(name, 0.0) for name, spent in totals.items()}
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -232,10 +245,12 @@ def b2(stack: Stack, scale: Scale) -> list[Row]:
 
     with running(stack, workers=True):
         store = stack.redis()
+        before = cpu.snapshot(stack.cpu_parts(), store)
         began = time.time()
         accepted = run(closed_loop(inbound_op(stack.base_url), scale.inbound, scale.concurrency))
         _raise_on_errors("B2 inbound", accepted)
         total = _wait_for_total(store, scale.inbound, idle_timeout=60)
+        spent = cpu.per_unit(before, cpu.snapshot(stack.cpu_parts(), store), total)
         last = float(store.get("fakeat:last") or began)
         counts = [int(v) for v in store.hvals("fakeat:count")]
         # replay every message once: AT retries; nothing may be sent twice
@@ -251,6 +266,7 @@ def b2(stack: Stack, scale: Scale) -> list[Row]:
         Row("B2 replies handed to AT/s (end to end)", e2e, ">= 1000", ">= 250", "msg/s", e2e >= 1000),
         Row("B2 lost", lost, "0", "0", "msgs", lost == 0),
         Row("B2 duplicated (incl. 1,000 replayed ids)", duplicated, "0", "0", "msgs", duplicated == 0),
+        *(Row(f"B2 CPU per message: {part}", ms, "-", "-", "ms", None) for part, ms in spent.items()),
     ]
 
 

@@ -88,6 +88,7 @@ class Stack:
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen] = field(default_factory=list)
     scratch: list[str] = field(default_factory=list)  # folders to remove at stop
+    roles: dict[int, str] = field(default_factory=dict)  # pid -> what it runs (web, worker0, fake_at...)
     web_port: int = 0
     at_port: int = 0
 
@@ -128,7 +129,15 @@ class Stack:
         proc = subprocess.Popen(args, cwd=ROOT, env=env or self.env(), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs.append(proc)
+        self.roles[proc.pid] = log_name
         return proc
+
+    def cpu_parts(self) -> dict[str, list[int]]:
+        """The running processes by part, for ``bench.cpu.snapshot``: web, workers, fake AT."""
+        parts: dict[str, list[int]] = {"web": [], "workers": [], "fake AT": []}
+        for pid, role in self.roles.items():
+            parts["workers" if "worker" in role else "fake AT" if role == "fake_at" else "web"].append(pid)
+        return parts
 
     def start_fake_at(self) -> None:
         self.at_port = free_port()
@@ -166,6 +175,7 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
+        self.roles.clear()
         for folder in self.scratch:
             shutil.rmtree(folder, ignore_errors=True)
         self.scratch.clear()

@@ -1,0 +1,49 @@
+"""The benchmark's CPU accounting (``bench/cpu.py``): process trees, reaped children, per-unit split."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import cpu
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+# A child whose own child burns ~0.3 s of CPU and exits (reaped: its time moves to the parent's
+# cutime), then the child burns ~0.3 s itself and waits to be told to exit.
+_TREE = """
+import subprocess, sys, time
+burn = "import time\\nend = time.process_time() + 0.3\\nwhile time.process_time() < end: pass"
+subprocess.run([sys.executable, "-c", burn], check=True)
+end = time.process_time() + 0.3
+while time.process_time() < end:
+    pass
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_process_tree_counts_its_live_and_its_reaped_children():
+    before = cpu.snapshot({"tree": []})
+    child = subprocess.Popen([sys.executable, "-c", _TREE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "done\n"
+        spent = cpu.per_unit(before, cpu.snapshot({"tree": [child.pid]}), 1)
+    finally:
+        child.communicate("")
+    # the tree was not running at "before": all of it is the child's (0.3 s) and its child's (0.3 s)
+    assert 550 <= spent["tree"] <= 2000
+    assert spent["total"] == pytest.approx(sum(v for k, v in spent.items() if k != "total"))
+
+
+def test_the_load_generator_is_this_process():
+    before = cpu.snapshot({})
+    end = time.process_time() + 0.1
+    while time.process_time() < end:
+        pass
+    spent = cpu.per_unit(before, cpu.snapshot({}), 2)
+    assert spent["load generator"] >= 45  # ms per unit: 100 ms over 2 units
+    assert "PostgreSQL" in spent and "Redis" not in spent  # Redis only when a client is given
