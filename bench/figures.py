@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import os
 import statistics
 import subprocess
@@ -35,10 +36,33 @@ class Row:
     target: str
     floor: str
     unit: str
-    ok: bool | None  # None: informational
+    ok: bool | None  # the target met; None: informational
+
+    @property
+    def floor_met(self) -> bool | None:
+        """Whether the value clears the floor (``>= 250``, ``< 100``, ``0``...); None without one."""
+        floor = self.floor.replace(",", "").strip()
+        if floor in ("", "-"):
+            return None
+        sign, _, number = floor.partition(" ")
+        if sign in _COMPARE:
+            return _COMPARE[sign](self.value, float(number))
+        return self.value == float(floor)
+
+    @property
+    def verdict(self) -> str:
+        """``met`` (the target), ``floor only`` (target missed, floor met), ``MISSED`` (below the floor)."""
+        if self.ok is None:
+            return "-"
+        if self.ok:
+            return "met"
+        return "floor only" if self.floor_met else "MISSED"
 
     def as_dict(self) -> dict:
-        return self.__dict__.copy()
+        return self.__dict__ | {"floor_met": self.floor_met, "verdict": self.verdict}
+
+
+_COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The benchmark's CPU accounting (``bench/cpu.py``): process trees, reaped children, per-unit split."""
+"""The benchmark's verdicts (target, floor) and its CPU accounting (``bench/cpu.py``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,33 @@ import time
 import pytest
 
 from bench import cpu
+from bench.figures import Row
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@pytest.mark.parametrize(
+    ("value", "target", "floor", "ok", "verdict"),
+    [
+        (522.0, ">= 1000", ">= 250", False, "floor only"),
+        (0.37, ">= 0.6", ">= 0.4", False, "MISSED"),
+        (31.0, "< 50", "< 100", True, "met"),
+        (180.0, "< 50", "< 100", False, "MISSED"),
+        (0.0, "0", "0", True, "met"),
+        (3.0, "0", "0", False, "MISSED"),
+        (19_428.0, ">= 10000", ">= 5,000", True, "met"),
+        (150.0, "200", "-", False, "MISSED"),  # no floor: a missed target is a miss
+    ],
+)
+def test_a_row_is_judged_against_its_target_then_its_floor(value, target, floor, ok, verdict):
+    row = Row("figure", value, target, floor, "unit", ok)
+    assert row.verdict == verdict
+    assert row.as_dict()["verdict"] == verdict
+
+
+def test_an_informational_row_has_no_verdict():
+    row = Row("B1 p50", 8.1, "-", "-", "ms", None)
+    assert (row.verdict, row.floor_met) == ("-", None)
 
 # A child whose own child burns ~0.3 s of CPU and exits (reaped: its time moves to the parent's
 # cutime), then the child burns ~0.3 s itself and waits to be told to exit.
@@ -26,6 +51,7 @@ sys.stdin.read()
 """
 
 
+@linux_only
 def test_a_process_tree_counts_its_live_and_its_reaped_children():
     before = cpu.snapshot({"tree": []})
     child = subprocess.Popen([sys.executable, "-c", _TREE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -39,6 +65,7 @@ def test_a_process_tree_counts_its_live_and_its_reaped_children():
     assert spent["total"] == pytest.approx(sum(v for k, v in spent.items() if k != "total"))
 
 
+@linux_only
 def test_the_load_generator_is_this_process():
     before = cpu.snapshot({})
     end = time.process_time() + 0.1
