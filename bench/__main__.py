@@ -87,8 +87,11 @@ def report(rows: list[Row], scale, smoke: bool, seconds: float) -> None:
     for r in rows:
         print(f"{r.figure:<{width}}  {r.value:>12,.2f}  {r.unit:<8} {r.target:<10} {r.floor:<10} {r.verdict}")
     judged = [r for r in rows if r.ok is not None]
-    print(f"\ntargets met: {sum(1 for r in judged if r.ok)} of {len(judged)}; "
-          f"below the floor: {', '.join(r.figure for r in judged if r.verdict == 'MISSED') or 'none'}")
+    if smoke:
+        print("\nsmoke run: toy scale, so the values and verdicts above mean nothing (it checks the bench runs)")
+    else:
+        print(f"\ntargets met: {sum(1 for r in judged if r.ok)} of {len(judged)}; "
+              f"below the floor: {', '.join(r.figure for r in judged if r.verdict == 'MISSED') or 'none'}")
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
