@@ -129,10 +129,15 @@ def replay_spool(runtime: Runtime) -> int:
     return applied
 
 
-def _busy_ussd() -> Response:
+def busy_ussd_body() -> str:
+    """A hop's answer when its request failed: a polite END, never an error the telco shows."""
     from menus.texts import text
 
-    return Response("END " + text("en", "end.busy"), status=200, content_type="text/plain; charset=utf-8")
+    return "END " + text("en", "end.busy")
+
+
+def _busy_ussd() -> Response:
+    return Response(busy_ussd_body(), status=200, content_type="text/plain; charset=utf-8")
 
 
 def answer_failure(exc: Exception) -> Response:

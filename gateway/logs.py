@@ -79,13 +79,17 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def new_request_id(given: str | None) -> str:
+    """The proxy's ``X-Request-ID`` (cut to 64 characters) or a fresh random one."""
+    return (given or "")[:64] or uuid.uuid4().hex[:16]
+
+
 def init_app(app: Flask) -> None:
     """Give every request an id (``X-Request-ID`` if the proxy set one) and echo it back."""
 
     @app.before_request
     def _request_id() -> None:
-        rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:16]
-        g.request_id = rid
+        rid = g.request_id = new_request_id(request.headers.get("X-Request-ID"))
         g._request_token = request_id_var.set(rid)
         g._session_token = session_id_var.set(request.form.get("sessionId", "")[:64] or None)
 

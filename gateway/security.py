@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Sequence
 
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -25,29 +26,47 @@ def is_callback(path: str) -> bool:
     return path.startswith(CALLBACK_PREFIXES)
 
 
+class CallbackGuard:
+    """The token and source-network checks of provider callbacks, built once from the settings;
+    used by the Flask hook below and by the USSD hop fast path (``gateway.ussd.fastpath``)."""
+
+    def __init__(self, webhook_token: str | None, allowed_networks: Sequence[str]) -> None:
+        self.token = webhook_token.encode() if webhook_token else None
+        self.networks = [ipaddress.ip_network(n) for n in allowed_networks]
+
+    def refusal(self, path: str, remote_addr: str | None, given_token: str | None) -> str | None:
+        """Why a request to ``path`` is refused (``network`` or ``token``), or None to let it in.
+        A refusal is counted and logged here."""
+        if not is_callback(path):
+            return None
+        reason = None
+        if self.networks and not _allowed(remote_addr, self.networks):
+            reason = "network"
+            log.warning("callback refused: source network not allowed", extra={"path": path})
+        elif self.token is not None and not hmac.compare_digest((given_token or "").encode(), self.token):
+            reason = "token"
+            log.warning("callback refused: bad or missing token", extra={"path": path})
+        if reason is not None:
+            CALLBACKS_REFUSED.labels(reason).inc()
+        return reason
+
+
+FORBIDDEN = "Forbidden\n"  # the whole body of a refusal: a prober learns nothing
+GUARD_KEY = "elimu.callback_guard"  # app.extensions: the app's CallbackGuard
+
+
 def init_app(app: Flask) -> None:
     """Install the checks for the settings of ``app``'s runtime."""
     settings = app.extensions["elimu"].settings
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-    token = settings.webhook_token.encode() if settings.webhook_token else None
-    networks = [ipaddress.ip_network(n) for n in settings.allowed_networks]
+    guard = app.extensions[GUARD_KEY] = CallbackGuard(settings.webhook_token, settings.allowed_networks)
 
     @app.before_request
     def _check_callback() -> Response | None:
-        if not is_callback(request.path):
-            return None
-        if networks and not _allowed(request.remote_addr, networks):
-            CALLBACKS_REFUSED.labels("network").inc()
-            log.warning("callback refused: source network not allowed", extra={"path": request.path})
-            return Response("Forbidden\n", status=403, mimetype="text/plain")
-        if token is not None:
-            given = request.args.get("token", "").encode()
-            if not hmac.compare_digest(given, token):
-                CALLBACKS_REFUSED.labels("token").inc()
-                log.warning("callback refused: bad or missing token", extra={"path": request.path})
-                return Response("Forbidden\n", status=403, mimetype="text/plain")
+        if guard.refusal(request.path, request.remote_addr, request.args.get("token")) is not None:
+            return Response(FORBIDDEN, status=403, mimetype="text/plain")
         return None
 
 
