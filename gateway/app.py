@@ -12,6 +12,7 @@ from . import degraded, logs, security
 from .config import Settings
 from .logs import configure_logging
 from .runtime import Runtime
+from .ussd.fastpath import HopFastPath
 
 # Blueprints by module; each module exposes ``bp``.
 BLUEPRINTS = (
@@ -46,6 +47,8 @@ def create_app(
     app.session_interface = CallbackFriendlySessions()
     configure_logging(settings.log_format)
     logs.init_app(app)
+    # USSD hops are answered in front of Flask, with the same checks (inside ProxyFix, if any)
+    app.wsgi_app = HopFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     security.init_app(app)
     degraded.init_app(app)
 
