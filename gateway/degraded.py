@@ -136,30 +136,42 @@ def busy_ussd_body() -> str:
     return "END " + text("en", "end.busy")
 
 
-def _busy_ussd() -> Response:
-    return Response(busy_ussd_body(), status=200, content_type="text/plain; charset=utf-8")
+BUSY_RETRY = "Service busy, retry later\n"
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _log_failure(path: str, exc: Exception) -> None:
+    if is_outage(exc):
+        log.warning("degraded: %s on %s", type(exc).__name__, path)
+    else:
+        log.error("unhandled error on %s", path, exc_info=exc)
+
+
+def failed_callback(path: str, exc: Exception) -> tuple[int, str, dict[str, str]]:
+    """What a callback that is not spooled answers when its request failed (logged here): a USSD hop
+    the busy END (200), any other a 503 with ``Retry-After``, so AT retries. Flask's error handler
+    below and ``gateway.fastpath`` both answer with this."""
+    _log_failure(path, exc)
+    if path.startswith("/ussd/") and not path.endswith("/events"):
+        return 200, busy_ussd_body(), {}
+    return 503, BUSY_RETRY, {"Retry-After": str(RETRY_AFTER_S)}
 
 
 def answer_failure(exc: Exception) -> Response:
     """The deliberate answer of a callback (or any path) whose request failed."""
     path = request.path
-    outage = is_outage(exc)
-    if outage:
-        log.warning("degraded: %s on %s", type(exc).__name__, path)
-    else:
-        log.error("unhandled error on %s", path, exc_info=exc)
-    if path.startswith("/ussd/") and not path.endswith("/events"):
-        return _busy_ussd()
     if path in SPOOLED_PATHS:
+        _log_failure(path, exc)
         try:
             spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], request.form.to_dict())
-            return Response("OK (spooled)\n", status=200, content_type="text/plain; charset=utf-8")
+            return Response("OK (spooled)\n", status=200, content_type=_TEXT)
         except OSError:
             log.error("spool not writable; %s callback refused for retry", path)
-    response = Response("Service busy, retry later\n", status=503, content_type="text/plain; charset=utf-8")
+        return Response(BUSY_RETRY, status=503, content_type=_TEXT, headers={"Retry-After": str(RETRY_AFTER_S)})
     if path.startswith(("/sms/", "/ussd/")):
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
-        return response
+        status, body, headers = failed_callback(path, exc)
+        return Response(body, status=status, content_type=_TEXT, headers=headers)
+    _log_failure(path, exc)
     response = jsonify(error="Service Unavailable", reason="temporary failure, retry later")
     response.status_code = 503
     response.headers["Retry-After"] = str(RETRY_AFTER_S)

@@ -8,6 +8,7 @@ checked for every ``/sms/`` path by ``gateway.security``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from flask import Blueprint, Response, current_app, request
 
@@ -30,21 +31,28 @@ def _plain(body: str, status: int = 200) -> Response:
     return Response(body, status=status, content_type="text/plain; charset=utf-8")
 
 
-@bp.post("/sms/africastalking/inbound")
-def inbound() -> Response:
-    """Store (once per AT id) and hand over; 200 at once, also for a repeat (no second reply)."""
+def answer_inbound(runtime: Runtime, form: Mapping[str, str]) -> tuple[int, str]:
+    """Store (once per AT id) and hand over: 200 at once, also for a repeat (no second reply); 400
+    with the reason for a malformed callback. The Flask view below and ``gateway.fastpath`` both
+    answer with this."""
     try:
-        sms = parse_inbound(request.form)
+        sms = parse_inbound(form)
     except BadCallback as exc:
-        return _plain(f"{exc}\n", 400)
+        return 400, f"{exc}\n"
     message_id = receive(
-        _runtime(), provider_id=sms.provider_id, sender=sms.sender, text=sms.text, short_code=sms.short_code,
+        runtime, provider_id=sms.provider_id, sender=sms.sender, text=sms.text, short_code=sms.short_code,
         link_id=sms.link_id, network_code=sms.network_code, received_at=sms.received_at,
     )
     if message_id is None:
         log.info("inbound SMS %s is a repeat; already answered or queued", sms.provider_id)
-        return _plain("OK (repeat)\n")
-    return _plain("OK\n")
+        return 200, "OK (repeat)\n"
+    return 200, "OK\n"
+
+
+@bp.post("/sms/africastalking/inbound")
+def inbound() -> Response:
+    status, body = answer_inbound(_runtime(), request.form)
+    return _plain(body, status)
 
 
 @bp.post("/sms/africastalking/delivery")

@@ -72,8 +72,24 @@ def _runtime() -> Runtime:
     return current_app.extensions["elimu"]
 
 
-def _plain(body: str, status: int, content_type: str = "text/plain; charset=utf-8") -> Response:
+TEXT = "text/plain; charset=utf-8"
+
+
+def _plain(body: str, status: int, content_type: str = TEXT) -> Response:
     return Response(body, status=status, content_type=content_type)
+
+
+def answer_hop(runtime: Runtime, adapter: UssdAdapter, form: Mapping[str, str]) -> tuple[int, str, str]:
+    """A hop's status, body and content type: 400 with the reason for a malformed request, else
+    the handler's answer. The Flask view below and ``gateway.fastpath`` both answer with this."""
+    try:
+        ussd_request = adapter.parse_hop(form)
+    except BadUssdRequest as exc:
+        return 400, f"{exc}\n", TEXT
+    with USSD_HOP_SECONDS.time():
+        answer = hop_handler(runtime).handle(ussd_request)
+    body, content_type = adapter.render(answer)
+    return 200, body, content_type
 
 
 @bp.route("/ussd/<provider>", methods=["GET", "POST"])
@@ -84,14 +100,9 @@ def hop(provider: str) -> Response:
         abort(404)
     if request.method == "GET" and provider not in GET_ADAPTERS:
         abort(405)
-    try:
-        ussd_request = adapter.parse_hop(request.values if provider in GET_ADAPTERS else request.form)
-    except BadUssdRequest as exc:
-        return _plain(f"{exc}\n", 400)
-    with USSD_HOP_SECONDS.time():
-        answer = hop_handler(runtime).handle(ussd_request)
-    body, content_type = adapter.render(answer)
-    return _plain(body, 200, content_type)
+    status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
+                                            else request.form)
+    return _plain(body, status, content_type)
 
 
 @bp.post("/ussd/africastalking/events")
