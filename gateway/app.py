@@ -10,9 +10,9 @@ from werkzeug.exceptions import HTTPException
 
 from . import degraded, logs, security
 from .config import Settings
+from .fastpath import CallbackFastPath
 from .logs import configure_logging
 from .runtime import Runtime
-from .ussd.fastpath import HopFastPath
 
 # Blueprints by module; each module exposes ``bp``.
 BLUEPRINTS = (
@@ -47,8 +47,8 @@ def create_app(
     app.session_interface = CallbackFriendlySessions()
     configure_logging(settings.log_format)
     logs.init_app(app)
-    # USSD hops are answered in front of Flask, with the same checks (inside ProxyFix, if any)
-    app.wsgi_app = HopFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    # USSD hops and inbound SMS are answered in front of Flask, with the same checks (inside ProxyFix)
+    app.wsgi_app = CallbackFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     security.init_app(app)
     degraded.init_app(app)
 

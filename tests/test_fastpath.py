@@ -1,4 +1,4 @@
-"""The hop fast path (``gateway.ussd.fastpath``) answers exactly as the Flask view behind it would.
+"""The callback fast path (``gateway.fastpath``) answers exactly as the Flask views behind it would.
 
 Each request goes once through the app as deployed (fast path first) and once straight to Flask's
 own ``wsgi_app``; status, body, content type and the echoed request id must agree. What the fast
@@ -14,21 +14,26 @@ from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Request
 
 from gateway.app import create_app
+from gateway.fastpath import CallbackFastPath, first_values
 from gateway.runtime import Runtime
 from gateway.ussd import africastalking
-from gateway.ussd.fastpath import HopFastPath, first_values
 from tests.conftest import make_settings
 
 TOKEN = "s3cret-token-value"
 _phones = itertools.count(700_000_001)
 
 
-def _paths(runtime: Runtime, tmp_path, **overrides) -> tuple[HopFastPath, Client, Client]:
+def _paths(runtime: Runtime, tmp_path, *, sealed: bool = True, **overrides) -> tuple[CallbackFastPath, Client, Client]:
+    """The fast path and a client of each path; ``sealed``: the fast path's client fails the test
+    if a request gets through to Flask (so the answers compared really come from both paths)."""
     settings = make_settings(tmp_path, runtime.db, **overrides)
     app = create_app(runtime=Runtime.build(settings, db=runtime.db, redis=runtime.redis))
     fast = app.wsgi_app
-    assert isinstance(fast, HopFastPath)
-    return fast, Client(fast), Client(fast.downstream)
+    assert isinstance(fast, CallbackFastPath)
+    via_flask = Client(fast.downstream)
+    if sealed:
+        fast.downstream = lambda environ, start_response: pytest.fail(f"{environ['PATH_INFO']} reached Flask")
+    return fast, Client(fast), via_flask
 
 
 def _hop(**fields: str) -> dict[str, str]:
@@ -38,13 +43,14 @@ def _hop(**fields: str) -> dict[str, str]:
             "text": ""} | fields
 
 
-def _same(fast: Client, flask: Client, path: str, make_form, **kwargs) -> None:
+def _same(fast: Client, flask: Client, path: str, make_form, **kwargs) -> tuple:
     answers = []
     for client in (fast, flask):
         response = client.post(path, data=make_form(), headers={"X-Request-ID": "rid-7"}, **kwargs)
         answers.append((response.status, response.get_data(as_text=True), response.content_type,
-                        response.headers.get("X-Request-ID")))
+                        response.headers.get("X-Request-ID"), response.headers.get("Retry-After")))
     assert answers[0] == answers[1]
+    return answers[0]
 
 
 @pytest.mark.parametrize(
@@ -81,19 +87,56 @@ def test_a_failure_past_the_handler_is_the_busy_end_on_both_paths(runtime, tmp_p
     assert via_fast.post("/ussd/africastalking", data=_hop()).get_data(as_text=True).startswith("END ")
 
 
+_ids = itertools.count(1)
+
+
+def _inbound(**fields: str) -> dict[str, str]:
+    return {"from": f"+254{next(_phones)}", "to": "22252", "text": "KCSE 36611030002 Wanjiku",
+            "date": "2026-01-09 10:00:00", "id": f"ATXid_fast{next(_ids)}", "networkCode": "63902"} | fields
+
+
+def test_an_inbound_sms_is_answered_as_flask_answers_it(runtime, tmp_path):
+    fast, via_fast, via_flask = _paths(runtime, tmp_path)
+    assert _same(via_fast, via_flask, "/sms/africastalking/inbound", _inbound)[:2] == ("200 OK", "OK\n")
+    repeat = _inbound()
+    assert via_flask.post("/sms/africastalking/inbound", data=repeat).get_data() == b"OK\n"
+    _same(via_fast, via_flask, "/sms/africastalking/inbound", lambda: repeat)  # both: OK (repeat)
+    for fields, expected in (({"id": ""}, ("400 BAD REQUEST", "id is empty\n")),
+                             ({"from": "not a number"}, ("400 BAD REQUEST", "from is not a phone number\n")),
+                             ({"text": ""}, ("200 OK", "OK\n"))):  # an empty text is answered with help
+        answer = _same(via_fast, via_flask, "/sms/africastalking/inbound", lambda f=fields: _inbound(**f))
+        assert answer[:2] == expected
+
+
+def test_an_inbound_sms_in_an_outage_is_a_503_to_retry_on_both_paths(runtime, tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.sms import routes
+
+    fast, via_fast, via_flask = _paths(runtime, tmp_path)
+
+    def down(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(routes, "receive", down)
+    answer = _same(via_fast, via_flask, "/sms/africastalking/inbound", _inbound)
+    assert answer[0].startswith("503") and answer[4] == "60"
+
+
 def test_what_the_fast_path_does_not_take_reaches_flask(runtime, tmp_path):
-    fast, via_fast, via_flask = _paths(runtime, tmp_path, max_body_bytes=1024)
+    fast, via_fast, via_flask = _paths(runtime, tmp_path, sealed=False, max_body_bytes=1024)
     taken = []
-    real = fast._adapter_for
-    fast._adapter_for = lambda environ: taken.append(adapter := real(environ)) or adapter  # type: ignore[method-assign]
+    real = fast._view_for
+    fast._view_for = lambda environ: taken.append(view := real(environ)) or view  # type: ignore[method-assign]
     assert via_fast.get("/ussd/africastalking").status_code == 405
     assert via_fast.post("/ussd/africastalking", data=_hop(text="1" * 5000)).status_code == 413
     assert via_fast.post("/ussd/africastalking/events", data={"sessionId": "s"}).status_code == 200
+    assert via_fast.post("/sms/africastalking/delivery", data={"id": "x", "status": "Success"}).status_code == 200
     assert via_fast.post("/ussd/nosuchprovider", data=_hop()).status_code == 404
     assert via_fast.post("/ussd/africastalking", json=_hop()).status_code == 400  # not a form: Flask's 400
     multipart = via_fast.post("/ussd/africastalking", data=_hop(), content_type="multipart/form-data")
     assert multipart.status_code == 200 and multipart.get_data(as_text=True).startswith("CON ")
-    assert taken == [None] * 6
+    assert taken == [None] * 7
     _same(via_fast, via_flask, "/ussd/africastalking", lambda: b"sessionId=\xff\xfe&phoneNumber=%2B254712345678",
           content_type="application/x-www-form-urlencoded")  # not UTF-8: read, then handed to Flask
 

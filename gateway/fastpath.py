@@ -1,0 +1,119 @@
+"""The two hottest callbacks answered in front of Flask: USSD hops and inbound SMS.
+
+A results day brings a million hops and as many texts. Under gunicorn a callback through Flask
+costs 1.2-1.3 ms of CPU, of which Flask's request and app contexts, routing, hooks and cookie
+sessions take about a third. This WSGI layer answers ``POST /ussd/<provider>`` and
+``POST /sms/africastalking/inbound`` with the same rules and the same code as the Flask views
+(``answer_hop`` and ``answer_inbound``), for 0.8 ms a hop (``bench/README.md``):
+
+- the webhook token and source-network checks (``gateway.security.CallbackGuard``), before the body
+  is read;
+- the body limit, the request id (``X-Request-ID``, echoed) and the session id in the log context;
+- a failure answered as ``gateway.degraded`` answers it: the busy END for a hop, a 503 with
+  ``Retry-After`` for an inbound SMS.
+
+A request it does not fully recognise (another method or path, a GET-style gateway, a body that
+is not a form with a length within the limit, or not UTF-8) goes to Flask untouched, so every
+other answer (404, 405, 413...) stays Flask's. Installed inside ``ProxyFix``, so the client
+address it checks is the one Flask would see.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler used below
+
+from . import degraded, logs, security
+from .sms.routes import answer_inbound
+from .ussd.routes import GET_ADAPTERS, adapters, answer_hop
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+USSD_PREFIX = "/ussd/"
+INBOUND_SMS = "/sms/africastalking/inbound"
+FORM_TYPE = "application/x-www-form-urlencoded"
+TEXT = "text/plain; charset=utf-8"
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+View = Callable[[Mapping[str, str]], tuple[int, str, str]]  # form -> status, body, content type
+_STATUS = {200: "200 OK", 400: "400 BAD REQUEST", 403: "403 FORBIDDEN", 503: "503 SERVICE UNAVAILABLE"}
+
+
+def first_values(encoded: str) -> dict[str, str]:
+    """A query string or form body as werkzeug reads it (blank values kept, invalid bytes left
+    percent-encoded), first value of each name, as ``MultiDict.get`` gives it."""
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(encoded, keep_blank_values=True, errors="werkzeug.url_quote"):
+        fields.setdefault(name, value)
+    return fields
+
+
+class CallbackFastPath:
+    """WSGI middleware over the Flask app's ``wsgi_app`` (see the module docstring)."""
+
+    def __init__(self, app: Flask, downstream: WsgiApp) -> None:
+        self.app = app
+        self.downstream = downstream
+        self.runtime = app.extensions["elimu"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        view = self._view_for(environ)
+        if view is None:
+            return self.downstream(environ, start_response)
+        request_id = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        guard: security.CallbackGuard = self.app.extensions[security.GUARD_KEY]
+        path = environ["PATH_INFO"]
+        query = first_values(environ.get("QUERY_STRING", "")) if guard.token is not None else {}
+        if guard.refusal(path, environ.get("REMOTE_ADDR"), query.get("token")) is not None:
+            return _answer(start_response, 403, security.FORBIDDEN, request_id)
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        try:
+            form = first_values(body.decode())
+        except UnicodeDecodeError:  # Flask answers it as it always has
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.downstream(environ, start_response)
+        request_token = logs.request_id_var.set(request_id)
+        session_token = logs.session_id_var.set(form.get("sessionId", "")[:64] or None)
+        try:
+            status, text, content_type = view(form)
+            return _answer(start_response, status, text, request_id, content_type)
+        except Exception as exc:  # noqa: BLE001 - answered as gateway.degraded answers a failed callback
+            status, text, headers = degraded.failed_callback(path, exc)
+            return _answer(start_response, status, text, request_id, TEXT, headers)
+        finally:
+            logs.session_id_var.reset(session_token)
+            logs.request_id_var.reset(request_token)
+
+    def _view_for(self, environ: dict[str, Any]) -> View | None:
+        """The view of a callback this layer answers, or None to leave the request to Flask."""
+        path: str = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith((USSD_PREFIX, INBOUND_SMS)):
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        limit = self.app.config.get("MAX_CONTENT_LENGTH")
+        if not length.isdigit() or (limit is not None and int(length) > limit):
+            return None
+        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != FORM_TYPE:
+            return None
+        if path == INBOUND_SMS:
+            return lambda form: (*answer_inbound(self.runtime, form), TEXT)
+        if not path.startswith(USSD_PREFIX):
+            return None
+        name = path[len(USSD_PREFIX):]
+        adapter = None if "/" in name or name in GET_ADAPTERS else adapters(self.runtime).get(name)
+        if adapter is None:
+            return None
+        return lambda form: answer_hop(self.runtime, adapter, form)
+
+
+def _answer(start_response: Callable[..., Any], status: int, text: str, request_id: str,
+            content_type: str = TEXT, headers: Mapping[str, str] | None = None) -> list[bytes]:
+    data = text.encode()
+    start_response(_STATUS[status], [("Content-Type", content_type), ("Content-Length", str(len(data))),
+                                     *(headers or {}).items(), ("X-Request-ID", request_id)])
+    return [data]
