@@ -28,7 +28,7 @@ def is_callback(path: str) -> bool:
 
 class CallbackGuard:
     """The token and source-network checks of provider callbacks, built once from the settings;
-    used by the Flask hook below and by the USSD hop fast path (``gateway.ussd.fastpath``)."""
+    used by the Flask hook below and by the callback fast path (``gateway.fastpath``)."""
 
     def __init__(self, webhook_token: str | None, allowed_networks: Sequence[str]) -> None:
         self.token = webhook_token.encode() if webhook_token else None
