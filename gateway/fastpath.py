@@ -31,7 +31,7 @@ import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec er
 
 from . import degraded, logs, security
 from .sms.routes import answer_inbound
-from .ussd.routes import GET_ADAPTERS, adapters, answer_hop
+from .ussd.routes import GET_ADAPTERS, TEXT, adapters, answer_hop
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 USSD_PREFIX = "/ussd/"
 INBOUND_SMS = "/sms/africastalking/inbound"
 FORM_TYPE = "application/x-www-form-urlencoded"
-TEXT = "text/plain; charset=utf-8"
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 View = Callable[[Mapping[str, str]], tuple[int, str, str]]  # form -> status, body, content type
@@ -69,8 +68,10 @@ class CallbackFastPath:
         request_id = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
         guard: security.CallbackGuard = self.app.extensions[security.GUARD_KEY]
         path = environ["PATH_INFO"]
-        query = first_values(environ.get("QUERY_STRING", "")) if guard.token is not None else {}
-        if guard.refusal(path, environ.get("REMOTE_ADDR"), query.get("token")) is not None:
+        def query_token() -> str | None:
+            return first_values(environ.get("QUERY_STRING", "")).get("token")
+
+        if guard.refusal(path, environ.get("REMOTE_ADDR"), query_token) is not None:
             return _answer(start_response, 403, security.FORBIDDEN, request_id)
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -34,8 +34,9 @@ class CallbackGuard:
         self.token = webhook_token.encode() if webhook_token else None
         self.networks = [ipaddress.ip_network(n) for n in allowed_networks]
 
-    def refusal(self, path: str, remote_addr: str | None, given_token: str | None) -> str | None:
-        """Why a request to ``path`` is refused (``network`` or ``token``), or None to let it in.
+    def refusal(self, path: str, remote_addr: str | None, given_token: Callable[[], str | None]) -> str | None:
+        """Why a request to ``path`` is refused (``network`` or ``token``), or None to let it in;
+        ``given_token`` reads the request's ``?token=``, only when a callback's token is checked.
         A refusal is counted and logged here."""
         if not is_callback(path):
             return None
@@ -43,7 +44,7 @@ class CallbackGuard:
         if self.networks and not _allowed(remote_addr, self.networks):
             reason = "network"
             log.warning("callback refused: source network not allowed", extra={"path": path})
-        elif self.token is not None and not hmac.compare_digest((given_token or "").encode(), self.token):
+        elif self.token is not None and not hmac.compare_digest((given_token() or "").encode(), self.token):
             reason = "token"
             log.warning("callback refused: bad or missing token", extra={"path": path})
         if reason is not None:
@@ -65,7 +66,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _check_callback() -> Response | None:
-        if guard.refusal(request.path, request.remote_addr, request.args.get("token")) is not None:
+        if guard.refusal(request.path, request.remote_addr, lambda: request.args.get("token")) is not None:
             return Response(FORBIDDEN, status=403, mimetype="text/plain")
         return None
 
