@@ -81,7 +81,7 @@ class RateLimiter:
     def take_back(self, pipe, counted: Counted) -> None:
         """Queue the undoing of a counted event (refused, or not to be counted after all) on ``pipe``."""
         for key, _ in counted.keys:
-            pipe.decrby(key, counted.cost)
+            pipe.execute_command("DECRBY", key, counted.cost)
 
     def peek(self, subject: str, limits: Sequence[Limit]) -> Decision:
         """Whether the next event would be refused, without counting it."""

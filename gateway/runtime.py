@@ -17,6 +17,7 @@ import redis as redis_lib
 from registry.db import Database
 
 from .config import Settings
+from .redis_link import ThreadLink
 
 _EMBEDDED_SERVER: fakeredis.FakeServer | None = None
 _EMBEDDED_LOCK = threading.Lock()
@@ -48,6 +49,9 @@ def connect_redis(settings: Settings, server: fakeredis.FakeServer | None = None
     return redis_lib.Redis.from_url(settings.redis_url, **REDIS_OPTIONS)
 
 
+LINK_KEY = "redis_link"
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -67,6 +71,15 @@ class Runtime:
         )
         _wire_sms(runtime)
         return runtime
+
+    @property
+    def link(self) -> ThreadLink:
+        """Round trips for the hot callbacks on ``redis`` (see ``gateway.redis_link``), built once
+        per client (a test may swap ``redis``)."""
+        link = self.extras.get(LINK_KEY)
+        if not isinstance(link, ThreadLink) or link.client is not self.redis:
+            link = self.extras[LINK_KEY] = ThreadLink(self.redis)
+        return link
 
     def close(self) -> None:
         self.db.dispose()

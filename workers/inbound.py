@@ -102,9 +102,9 @@ def hand_over(runtime: Runtime, ids: Sequence[int]) -> None:
     if not ids:
         return
     slot = ids[0] % SLOTS
-    pipe = runtime.redis.pipeline(transaction=False)
-    pipe.rpush(PENDING_KEY, *ids)
-    pipe.set(SLOT_KEY.format(slot=slot), "1", nx=True, ex=SLOT_TTL)
+    pipe = runtime.link.pipeline()  # the web's inbound callback: one round trip on the thread's connection
+    pipe.execute_command("RPUSH", PENDING_KEY, *ids)
+    pipe.execute_command("SET", SLOT_KEY.format(slot=slot), "1", "NX", "EX", SLOT_TTL)
     _, started = pipe.execute()
     if started:
         _enqueue_drain(runtime, slot)

@@ -61,7 +61,7 @@ def hop_handler(runtime: Runtime) -> HopHandler:
         return runtime.extras.get("clock", utc_now)()  # type: ignore[operator]
 
     services = RegistryServices(runtime.db, Keys.from_secret(runtime.settings.secret_key), clock)
-    store = SessionStore(runtime.redis, clock=lambda: clock().timestamp())
+    store = SessionStore(runtime.redis, clock=lambda: clock().timestamp(), link=runtime.link)
     handler = HopHandler(store, services, runtime.settings.ussd_code, limiter=RateLimiter(runtime.redis),
                          hops_per_minute=runtime.settings.ussd_hops_per_minute)
     runtime.extras[HANDLER_KEY] = handler

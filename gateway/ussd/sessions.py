@@ -9,8 +9,9 @@
 - ``ussd:resume:<phone>``: the state of a session that was mid-flow, for ``RESUME_WINDOW`` seconds.
 
 A hop costs two round trips: ``open`` takes the lock and reads the session and the phone's resume
-point in one pipeline (the caller may add its own commands, e.g. the hop count of the rate limit),
-and ``save`` writes and unlocks in another.
+point in one batch of commands (the caller may add its own, e.g. the hop count of the rate limit),
+and ``save`` writes and unlocks in another. Both go through ``gateway.redis_link``, on a
+connection the calling thread keeps.
 
 Expiry is judged by the injected clock (the Redis TTL is the backstop), so tests move time
 without sleeping.
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 import redis as redis_lib
 
+from ..redis_link import ThreadLink
 from .messages import UssdAnswer
 
 SESSION_TTL = 200  # seconds: a little over the telcos' 180 s
@@ -90,8 +92,10 @@ class Opened:
 
 
 class SessionStore:
-    def __init__(self, redis: redis_lib.Redis, clock: Callable[[], float] = time.time, prefix: str = "ussd") -> None:
+    def __init__(self, redis: redis_lib.Redis, clock: Callable[[], float] = time.time, prefix: str = "ussd",
+                 link: ThreadLink | None = None) -> None:
         self.redis = redis
+        self.link = link or ThreadLink(redis)  # the hop's two round trips
         self.clock = clock
         self.prefix = prefix
 
@@ -128,9 +132,7 @@ class SessionStore:
         the one the lock protects (only the lock's holder saves). A caller that took the lock and
         does not ``save`` must ``release`` (or ``give_back``) it."""
         token = secrets.token_hex(8)
-        pipe = self.redis.pipeline(transaction=False)
-        # execute_command, not set()/get(): the same commands and answers, without redis-py's
-        # per-call argument checks (a tenth of a hop's Redis CPU; see bench/README.md)
+        pipe = self.link.pipeline()
         pipe.execute_command("SET", self._lock_key(session_id), token, "NX", "PX", LOCK_MS)
         pipe.execute_command("GET", self._session_key(session_id))
         pipe.execute_command("GET", self._resume_key(phone))
@@ -144,9 +146,9 @@ class SessionStore:
         deleted without a check, like ``save`` does) and run ``add``'s commands, in one round trip."""
         if token is None and add is None:
             return
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.link.pipeline()
         if token is not None:
-            pipe.delete(self._lock_key(session_id))
+            pipe.execute_command("DEL", self._lock_key(session_id))
         if add is not None:
             add(pipe)
         pipe.execute()
@@ -182,7 +184,7 @@ class SessionStore:
         so a reader finds the old record or the new one, and the lock goes only after it).
         The lock is deleted without checking its token: it lives ``LOCK_MS`` (5 s), far longer
         than a hop may take (AT gives up after 10 s and telcos well before)."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self.link.pipeline()
         pipe.execute_command("SET", self._session_key(record.session_id), record.dumps(), "EX", SESSION_TTL)
         resume_key = self._resume_key(record.phone)
         if resume == "set":

@@ -1,0 +1,94 @@
+"""gateway.redis_link: one round trip per batch on a connection the thread keeps, recovering from
+a lost connection and never left out of step by an error reply."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis as redis_lib
+
+from gateway.redis_link import ThreadLink
+from gateway.runtime import Runtime
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def client(request: pytest.FixtureRequest):
+    return request.getfixturevalue("fake_redis" if request.param == "fakeredis" else "real_redis")
+
+
+def _batch(link: ThreadLink, *commands: tuple) -> list:
+    batch = link.pipeline()
+    for command in commands:
+        batch.execute_command(*command)
+    return batch.execute()
+
+
+def test_replies_come_back_raw_and_in_order(client) -> None:
+    link = ThreadLink(client)
+    assert _batch(link, ("SET", "lock", "t1", "NX", "PX", 5000), ("SET", "lock", "t2", "NX", "PX", 5000),
+                  ("GET", "lock"), ("GET", "missing"), ("INCRBY", "n", 3), ("EXPIRE", "n", 61),
+                  ("DEL", "lock", "n")) == [b"OK", None, b"t1", None, 3, 1, 2]
+    assert link.pipeline().execute() == []  # nothing queued: no round trip
+
+
+def test_a_thread_keeps_its_connection_and_threads_do_not_share(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    ids = []
+    both_running = threading.Barrier(2)
+
+    def client_ids() -> None:
+        both_running.wait()  # alive together: distinct thread idents
+        for _ in range(3):
+            ids.append((threading.get_ident(), _batch(link, ("CLIENT", "ID"))[0]))
+        both_running.wait()
+
+    threads = [threading.Thread(target=client_ids) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    by_thread: dict[int, set] = {}
+    for thread_id, client_id in ids:
+        by_thread.setdefault(thread_id, set()).add(client_id)
+    assert all(len(seen) == 1 for seen in by_thread.values())  # each thread: one connection, kept
+    assert len({next(iter(seen)) for seen in by_thread.values()}) == 2  # and not the same one
+
+
+def test_an_error_reply_is_raised_and_the_next_batch_is_in_step(client) -> None:
+    link = ThreadLink(client)
+    _batch(link, ("SET", "text", "v"))
+    with pytest.raises(redis_lib.ResponseError):
+        _batch(link, ("GET", "text"), ("LPUSH", "text", "x"), ("SET", "after", "1"), ("GET", "text"))
+    # the replies after the error were never read; a kept connection would hand them to this batch
+    assert _batch(link, ("GET", "after"), ("GET", "text")) == [b"1", b"v"]
+
+
+def test_a_connection_the_server_closed_is_replaced_and_the_batch_sent_again(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    first = _batch(link, ("CLIENT", "ID"))[0]
+    real_redis.execute_command("CLIENT", "KILL", "ID", first)
+    counted, second = _batch(link, ("INCR", "n"), ("CLIENT", "ID"))
+    assert second != first
+    assert counted == 1 and real_redis.get("n") == b"1"  # sent once: the dead connection carried nothing
+
+
+def test_a_connection_inherited_over_a_fork_is_not_used(client) -> None:
+    link = ThreadLink(client)
+    _batch(link, ("SET", "k", "v"))
+    inherited = link._local.connection
+    inherited.pid = -1  # what a child process sees: a connection its parent opened
+    assert _batch(link, ("GET", "k")) == [b"v"]
+    assert link._local.connection is not inherited
+
+
+def test_redis_away_raises_a_connection_error_after_one_more_try() -> None:
+    link = ThreadLink(redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    with pytest.raises(redis_lib.ConnectionError):
+        _batch(link, ("GET", "k"))
+
+
+def test_the_runtime_builds_one_link_per_client(runtime: Runtime, fake_redis) -> None:
+    assert runtime.link is runtime.link and runtime.link.client is fake_redis
+    runtime.redis = redis_lib.Redis(host="127.0.0.1", port=1)
+    assert runtime.link.client is runtime.redis  # a swapped client gets a link of its own
