@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from .arrays import insert_rows
 from .db import PendingMessage, add_pending
 from .models import PRIORITY_BY_KIND, MessageKind, MessageStatus, OutboundMessage, utcnow
 
@@ -47,20 +48,19 @@ def queue_many(
     messages: Iterable[tuple[str, MessageKind | str, str, str | None]],
     *,
     announcement_id: int | None = None,
-) -> list[OutboundMessage]:
-    """Write several outbox rows with one flush (a multi-row INSERT): ``(recipient, kind, body,
-    link_id)`` each. Not for secrets: an OTP goes through ``queue_sms(secret=...)``."""
+) -> list[int]:
+    """Write several outbox rows in one statement (``registry.arrays.insert_rows``): ``(recipient,
+    kind, body, link_id)`` each; their ids, ascending. Not for secrets: an OTP goes through
+    ``queue_sms(secret=...)``."""
     now = utcnow()
     rows = [
-        OutboundMessage(
-            recipient=recipient, kind=MessageKind(kind), body=body, priority=PRIORITY_BY_KIND[MessageKind(kind)],
-            status=MessageStatus.QUEUED, link_id=link_id, announcement_id=announcement_id, next_attempt_at=now,
-        )
+        {"recipient": recipient, "kind": MessageKind(kind), "body": body, "priority": PRIORITY_BY_KIND[MessageKind(kind)],
+         "status": MessageStatus.QUEUED, "link_id": link_id, "announcement_id": announcement_id,
+         "next_attempt_at": now, "created_at": now, "updated_at": now}
         for recipient, kind, body, link_id in messages
     ]
-    if rows:
-        session.add_all(rows)
-        session.flush()
-        for row in rows:
-            add_pending(session, PendingMessage(row.id, row.priority.value))
-    return rows
+    inserted = sorted(insert_rows(session, OutboundMessage.__table__, rows,
+                                  [OutboundMessage.id, OutboundMessage.priority]))
+    for message_id, priority in inserted:
+        add_pending(session, PendingMessage(message_id, priority.value))
+    return [message_id for message_id, _ in inserted]

@@ -29,9 +29,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gateway.degraded import is_outage
 from gateway.metrics import INBOUND_COMMANDS
 from gateway.ratelimit import INBOUND_PER_MINUTE, RESULTS_PER_HOUR, Limit
+from registry.arrays import among
 from registry.db import PendingMessage, take_pending
 from registry.models import InboundMessage, PhoneSetting, utcnow
 from registry.outbox import queue_many
+from registry.services.audit import batched_disclosures
 from registry.services.sms_commands import CommandKind, parse
 from registry.services.sms_replies import Reply, prefetch_results, reply_language, respond
 from registry.services.sms_texts import text as sms_text
@@ -196,7 +198,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
     with runtime.db.transaction() as session:
         rows = session.execute(
             update(InboundMessage)
-            .where(InboundMessage.id.in_(list(ids)), InboundMessage.handled_at.is_(None))
+            .where(among(session, InboundMessage.id, ids), InboundMessage.handled_at.is_(None))
             .values(handled_at=utcnow())
             .returning(InboundMessage.id, InboundMessage.sender, InboundMessage.text, InboundMessage.link_id)
             .execution_options(synchronize_session=False)
@@ -207,7 +209,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
         parsed = [(row, parse(row.text)) for row in rows]
         senders = {row.sender for row in rows}
         languages = dict(session.execute(
-            select(PhoneSetting.phone, PhoneSetting.language).where(PhoneSetting.phone.in_(senders))
+            select(PhoneSetting.phone, PhoneSetting.language).where(among(session, PhoneSetting.phone, senders))
         ).all())
         lookup = prefetch_results(session, (command for _, command in parsed))
         gate.prepare_inbound(Counter(row.sender for row in rows))
@@ -219,7 +221,8 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
         )
         allowed_ids = {row.id for row, _ in parsed_allowed}
         replies, commands = [], []
-        with session.no_autoflush:  # audit rows and replies go in one multi-row INSERT each
+        # audit rows and replies go in one INSERT each (registry.arrays)
+        with session.no_autoflush, batched_disclosures(session):
             for row, command in parsed:
                 if row.id in allowed_ids:
                     reply = respond(session, message_id=row.id, phone=row.sender, command=command,

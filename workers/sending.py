@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.metrics import SMS_MESSAGES
+from registry.arrays import among
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 
 from .backends import Outcome, Outgoing, SendResult
@@ -99,7 +100,7 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     statement = (
         update(OutboundMessage)
         .where(
-            OutboundMessage.id.in_(list(ids)),
+            among(session, OutboundMessage.id, ids),
             OutboundMessage.status == MessageStatus.QUEUED,
             or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now + DUE_SLACK),
         )
@@ -127,7 +128,7 @@ def expire_orphaned_otps(session: Session, ids: Sequence[int], status: MessageSt
     now = utcnow()
     result = session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.id.in_(list(ids)), OutboundMessage.kind == MessageKind.OTP,
+        .where(among(session, OutboundMessage.id, ids), OutboundMessage.kind == MessageKind.OTP,
                OutboundMessage.status == status)
         .values(status=MessageStatus.EXPIRED, failure_reason="code lost before sending; a new one can be asked for",
                 updated_at=now)
@@ -208,7 +209,7 @@ def _release(runtime: Runtime, ids: Sequence[int]) -> None:
     with runtime.db.transaction() as session:
         session.execute(
             update(OutboundMessage)
-            .where(OutboundMessage.id.in_(list(ids)), OutboundMessage.status == MessageStatus.SUBMITTED,
+            .where(among(session, OutboundMessage.id, ids), OutboundMessage.status == MessageStatus.SUBMITTED,
                    OutboundMessage.accepted_at.is_(None))
             .values(status=MessageStatus.QUEUED, updated_at=utcnow())
             .execution_options(synchronize_session=False)

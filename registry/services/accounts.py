@@ -379,7 +379,7 @@ def my_learners(session: Session, phone: str) -> list[LearnerChoice]:
 
 def _audit(session: Session, phone: str, learner_id: int, action: str, session_id: str, now: datetime) -> None:
     record_disclosure(session, phone=phone, learner_id=learner_id, action=action, channel=CHANNEL,
-                      reference=session_id[:100]).at = now
+                      reference=session_id[:100], at=now)
 
 
 def _send_upi(session: Session, phone: str, learner: Learner, session_id: str, now: datetime) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..models import AuditEvent, Learner
+from ..arrays import insert_rows
+from ..models import AuditEvent, Learner, utcnow
+
+BATCH_KEY = "elimu.disclosures"  # session.info: the rows ``batched_disclosures`` collects
 
 
 def record_disclosure(
@@ -17,12 +24,31 @@ def record_disclosure(
     channel: str,
     reference: str | None = None,
     detail: str | None = None,
-) -> AuditEvent:
-    """Add one audit row in the caller's transaction (so it commits with the disclosure itself)."""
-    event = AuditEvent(phone=phone, learner_id=learner_id, action=action, channel=channel,
-                       reference=reference, detail=detail)
-    session.add(event)
-    return event
+    at: datetime | None = None,
+) -> None:
+    """Add one audit row (at ``at``, default now) in the caller's transaction, so it commits with
+    the disclosure itself; inside ``batched_disclosures``, with the batch's other rows."""
+    row = {"at": at or utcnow(), "phone": phone, "learner_id": learner_id, "action": action, "channel": channel,
+           "reference": reference, "detail": detail}
+    batch = session.info.get(BATCH_KEY)
+    if batch is not None:
+        batch.append(row)
+    else:
+        session.add(AuditEvent(**row))
+
+
+@contextmanager
+def batched_disclosures(session: Session) -> Iterator[None]:
+    """Collect the disclosures recorded inside and write them in one statement when the block
+    ends without an error (still in the caller's transaction): a drain of 200 inbound texts
+    writes its audit rows at once, not as 200 ORM objects."""
+    rows: list[dict] = []
+    session.info[BATCH_KEY] = rows
+    try:
+        yield
+    finally:
+        del session.info[BATCH_KEY]
+    insert_rows(session, AuditEvent.__table__, rows)
 
 
 def history(

@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, contains_eager
 
 from .. import gsm
+from ..arrays import among
 from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from .audit import record_disclosure
 from .learners import find_guardian, is_linked, learners_for_phone
@@ -100,14 +101,18 @@ def prefetch_results(session: Session, commands: Iterable[Command]) -> ResultLoo
     """One query for the results of every well-formed results command of a batch; the lookup it
     returns picks among them exactly as ``find_result`` does (that year; else the latest released
     year; else the latest year)."""
-    pairs = {(c.exam, c.number) for c in commands if c.kind is CommandKind.RESULTS and c.valid_number}
+    numbers: dict[str, set[str]] = {}  # exam -> index numbers: one array of numbers per exam
+    for c in commands:
+        if c.kind is CommandKind.RESULTS and c.valid_number:
+            numbers.setdefault(c.exam, set()).add(c.number)  # type: ignore[arg-type]
     found: dict[tuple[str, str], list[ExamResult]] = {}
-    if pairs:
+    if numbers:
         rows = session.scalars(
             select(ExamResult)
             .join(ExamSeries, ExamSeries.id == ExamResult.series_id)
             .options(contains_eager(ExamResult.series))
-            .where(tuple_(ExamSeries.exam, ExamResult.index_number).in_(sorted(pairs)))  # type: ignore[arg-type]
+            .where(or_(*(and_(ExamSeries.exam == exam, among(session, ExamResult.index_number, sorted(wanted)))
+                         for exam, wanted in sorted(numbers.items()))))
             .order_by(ExamSeries.year.desc())
         )
         for row in rows:

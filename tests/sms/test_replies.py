@@ -222,9 +222,15 @@ def test_every_reply_is_gsm7_within_two_segments(session, text, language):
 # --- the batched lookups the inbound workers use ------------------------------------------------
 
 
-def test_the_batch_lookup_picks_exactly_as_find_result(session):
+def test_the_batch_lookup_picks_exactly_as_find_result(database):
     from registry.services.results import find_result
     from registry.services.sms_replies import prefetch_results
+
+    with database.transaction() as session:
+        _batch_lookup_matches_find_result(session, find_result, prefetch_results)
+
+
+def _batch_lookup_matches_find_result(session, find_result, prefetch_results):
 
     add_result(session, year=2023, index="111111111", mean="C")
     add_result(session, year=2024, index="111111111", mean="B", released=False)

@@ -41,11 +41,11 @@ def test_each_message_gets_one_job_on_its_prioritys_queue(sms_runtime):
     with sms_runtime.db.transaction() as session:
         otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 482913")
         reply = queue_sms(session, PHONE, MessageKind.REPLY, "hello")
-        [bulk] = queue_many(session, [(PHONE, MessageKind.ANNOUNCEMENT, "notice", None)], announcement_id=3)
+        [bulk_id] = queue_many(session, [(PHONE, MessageKind.ANNOUNCEMENT, "notice", None)], announcement_id=3)
         assert queue_length(sms_runtime, "sms-otp") == 0  # nothing before the commit
     assert Queue("sms-otp", connection=sms_runtime.redis).job_ids == [f"sms-{otp.id}"]
     assert Queue("sms-reply", connection=sms_runtime.redis).job_ids == [f"sms-{reply.id}"]
-    assert Queue("sms-bulk", connection=sms_runtime.redis).job_ids == [f"sms-{bulk.id}"]
+    assert Queue("sms-bulk", connection=sms_runtime.redis).job_ids == [f"sms-{bulk_id}"]
     job = Job.fetch(f"sms-{otp.id}", connection=sms_runtime.redis)
     assert job.args == (otp.id, "code 482913")  # the clear text rides only in the job
     assert "482913" not in job.description
@@ -127,7 +127,7 @@ def test_a_recipient_retried_inside_a_batch_gets_a_job_of_its_own(at_runtime, fa
     work_queues(at_runtime)
     assert [r.status for r in outbox_rows(at_runtime)] == [
         MessageStatus.SUBMITTED, MessageStatus.SUBMITTED, MessageStatus.QUEUED]
-    assert ScheduledJobRegistry("sms-bulk", connection=at_runtime.redis).get_job_ids() == [f"sms-{rows[2].id}-retry1"]
+    assert ScheduledJobRegistry("sms-bulk", connection=at_runtime.redis).get_job_ids() == [f"sms-{rows[2]}-retry1"]
 
 
 # --- the outbox backend -------------------------------------------------------------------------

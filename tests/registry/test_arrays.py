@@ -1,0 +1,86 @@
+"""registry.arrays: IN and multi-row INSERT whose statement text does not grow with the batch
+(on PostgreSQL, arrays), the same answers as the usual forms on SQLite; and the batched audit."""
+
+from __future__ import annotations
+
+import psycopg._queries
+import pytest
+from sqlalchemy import select
+
+from registry.arrays import among, insert_rows
+from registry.models import AuditEvent, MessageKind, MessageStatus, OutboundMessage, utcnow
+from registry.models.messages import Priority
+from registry.services.audit import batched_disclosures, record_disclosure
+
+_T = OutboundMessage.__table__
+
+
+def _outbox_rows(count: int) -> list[dict]:
+    now = utcnow()
+    return [{"recipient": f"+2547120{n:05d}", "kind": MessageKind.REPLY, "body": f"reply {n}",
+             "priority": Priority.REPLY, "status": MessageStatus.QUEUED, "next_attempt_at": now} for n in range(count)]
+
+
+def test_insert_rows_returns_every_row_and_applies_column_defaults(database) -> None:
+    with database.transaction() as session:
+        inserted = insert_rows(session, _T, _outbox_rows(3), [OutboundMessage.id, OutboundMessage.priority])
+        assert sorted(priority for _, priority in inserted) == [Priority.REPLY] * 3
+        rows = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
+    assert sorted(message_id for message_id, _ in inserted) == [row.id for row in rows]
+    assert [row.body for row in rows] == ["reply 0", "reply 1", "reply 2"]
+    assert all(row.attempts == 0 and row.created_at is not None and row.kind is MessageKind.REPLY for row in rows)
+    assert insert_rows(session, _T, [], [OutboundMessage.id]) == []
+
+
+def test_among_matches_ints_strings_and_enums_like_in(database) -> None:
+    with database.transaction() as session:
+        insert_rows(session, _T, _outbox_rows(4))
+        ids = session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
+
+        def found(column, values) -> list[int]:
+            return list(session.scalars(select(OutboundMessage.id).where(among(session, column, values))
+                                        .order_by(OutboundMessage.id)))
+
+        assert found(OutboundMessage.id, [ids[3], ids[1], 10**9]) == [ids[1], ids[3]]
+        assert found(OutboundMessage.recipient, {"+254712000002"}) == [ids[2]]
+        assert found(OutboundMessage.kind, [MessageKind.REPLY]) == ids
+        assert found(OutboundMessage.kind, [MessageKind.OTP]) == []
+        assert found(OutboundMessage.id, []) == []
+
+
+def test_on_postgresql_the_text_is_the_same_for_any_batch_and_psycopg_caches_it(pg_database, monkeypatch) -> None:
+    def never(*args, **kwargs):
+        raise AssertionError("psycopg parsed a statement too long to cache")
+
+    monkeypatch.setattr(psycopg._queries, "_query2pg_nocache", never)
+    with pg_database.transaction() as session:
+        bind = session.get_bind()
+        texts = {str(select(OutboundMessage.id).where(among(session, OutboundMessage.id, range(n))).compile(bind))
+                 for n in (1, 200)}
+        assert len(texts) == 1
+        ids = [i for i, _ in insert_rows(session, _T, _outbox_rows(200), [OutboundMessage.id, OutboundMessage.priority])]
+        assert len(ids) == 200
+        assert len(session.scalars(select(OutboundMessage.id).where(among(session, OutboundMessage.id, ids))).all()) == 200
+
+
+def test_batched_disclosures_are_written_at_the_end_of_the_block_in_one_go(database) -> None:
+    with database.transaction() as session:
+        with batched_disclosures(session):
+            for n in range(3):
+                record_disclosure(session, phone="+254712345678", learner_id=None, action="results_replied",
+                                  channel="sms", reference=str(n))
+            assert session.scalars(select(AuditEvent)).all() == []  # nothing yet
+        record_disclosure(session, phone="+254712345678", learner_id=None, action="upi_sent", channel="ussd")
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [(e.action, e.reference) for e in events] == [
+        ("results_replied", "0"), ("results_replied", "1"), ("results_replied", "2"), ("upi_sent", None)]
+
+
+def test_a_batch_that_fails_writes_no_disclosure(database) -> None:
+    with database.transaction() as session:
+        with pytest.raises(RuntimeError), batched_disclosures(session):
+            record_disclosure(session, phone="+254712345678", learner_id=None, action="results_replied", channel="sms")
+            raise RuntimeError("the replies failed")
+        record_disclosure(session, phone="+254712345678", learner_id=None, action="upi_sent", channel="ussd")
+        events = session.scalars(select(AuditEvent)).all()  # the batch mode did not stay on
+    assert [e.action for e in events] == ["upi_sent"]
