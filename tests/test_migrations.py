@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from registry.db import Database
-from registry.migrate import pending_changes, upgrade
+from registry.migrate import alembic_config, pending_changes, upgrade
 from registry.models import Base
 from tests.conftest import PG_URL, _unavailable
 
@@ -57,3 +58,49 @@ def test_pending_changes_notices_a_model_the_migrations_lack(tmp_path):
         conn.execute(text("DROP INDEX ix_learners_birth_certificate_no"))
     assert any("ix_learners_birth_certificate_no" in repr(change) for change in pending_changes(database.engine))
     database.dispose()
+
+
+def _index_names(engine) -> set[str]:
+    return {index["name"] for index in inspect(engine).get_indexes("outbound_messages")}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0001_moves_to_the_partial_outbox_indexes_and_back(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    try:
+        upgrade(database.engine, "0001")
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO outbound_messages (recipient, kind, body, priority, status, attempts, "
+                              "created_at, updated_at) VALUES ('+254712345678', 'reply', 'kept', 'sms-reply', "
+                              "'queued', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        assert "ix_outbound_messages_status_next" in _index_names(database.engine)
+        upgrade(database.engine)
+        names = _index_names(database.engine)
+        assert {"ix_outbound_messages_due", "ix_outbound_messages_in_flight"} <= names
+        assert "ix_outbound_messages_status_next" not in names
+        assert pending_changes(database.engine) == []
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT body FROM outbound_messages")).scalars().all() == ["kept"]
+        cfg = alembic_config(url)
+        with database.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        assert "ix_outbound_messages_status_next" in _index_names(database.engine)
+    finally:
+        database.dispose()
+
+
+def test_an_update_by_id_with_a_status_check_is_planned_by_id_whatever_the_statistics(pg_database):
+    """The plan ``record`` got from stale statistics before migration 0002: a walk of an index of
+    every message's status instead of the primary key (see the migration's docstring)."""
+    with pg_database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO outbound_messages (recipient, kind, body, priority, status, attempts, "
+                          "created_at, updated_at) SELECT '+2547' || g, 'reply', 'x', 'sms-reply', 'submitted', 0, "
+                          "now(), now() FROM generate_series(1, 2000) g"))
+        conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        conn.execute(text("PREPARE record_one(int, text) AS UPDATE outbound_messages SET status_code = 101 "
+                          "WHERE id = $1 AND status = $2"))
+        plan = "\n".join(conn.execute(text("EXPLAIN EXECUTE record_one(7, 'submitted')")).scalars())
+        conn.execute(text("DEALLOCATE record_one"))
+    assert "pk_outbound_messages" in plan, plan

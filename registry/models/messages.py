@@ -49,7 +49,13 @@ PRIORITY_BY_KIND = {
 class OutboundMessage(Timestamped, Base):
     __tablename__ = "outbound_messages"
     __table_args__ = (
-        Index("ix_outbound_messages_status_next", "status", "next_attempt_at"),
+        # Partial: each holds only the rows its scans want, so an update by id with a status check
+        # is never planned through one (see migration 0002).
+        Index("ix_outbound_messages_due", "next_attempt_at", postgresql_where=text(f"status = '{MessageStatus.QUEUED}'"),
+              sqlite_where=text(f"status = '{MessageStatus.QUEUED}'")),
+        Index("ix_outbound_messages_in_flight", "submitted_at",
+              postgresql_where=text(f"status = '{MessageStatus.SUBMITTED}' AND accepted_at IS NULL"),
+              sqlite_where=text(f"status = '{MessageStatus.SUBMITTED}' AND accepted_at IS NULL")),
         Index("ix_outbound_messages_recipient", "recipient", "created_at"),
         Index("ix_outbound_messages_provider_message_id", "provider_message_id"),
         Index("ix_outbound_messages_announcement_id", "announcement_id"),

@@ -1,0 +1,42 @@
+"""outbox indexes that only hold the rows their scans look for
+
+The index on (status, next_attempt_at) held every outbound message. A row update by id with a
+status check (``record``: ``id = :id AND status = 'submitted'``) could be planned through it, and
+when the table's statistics lagged (a fresh deployment, a results-day burst) PostgreSQL did so,
+walking every submitted message for each update. The scans that need a status use two partial
+indexes instead, each holding only the rows it serves: the queued rows by due time (claims, the
+reconciler's re-enqueue) and the rows handed to AT but not yet accepted by submission time (the
+reconciler's reclaim). A status check with an id can no longer be planned through either.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25 08:45:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+DUE = "status = 'queued'"
+IN_FLIGHT = "status = 'submitted' AND accepted_at IS NULL"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbound_messages_status_next')
+        batch_op.create_index('ix_outbound_messages_due', ['next_attempt_at'], unique=False,
+                              postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))
+        batch_op.create_index('ix_outbound_messages_in_flight', ['submitted_at'], unique=False,
+                              postgresql_where=sa.text(IN_FLIGHT), sqlite_where=sa.text(IN_FLIGHT))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbound_messages_in_flight', postgresql_where=sa.text(IN_FLIGHT),
+                            sqlite_where=sa.text(IN_FLIGHT))
+        batch_op.drop_index('ix_outbound_messages_due', postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))
+        batch_op.create_index('ix_outbound_messages_status_next', ['status', 'next_attempt_at'], unique=False)
