@@ -43,16 +43,12 @@ def insert_rows(
     if not rows:
         return []
     names = list(rows[0])
-    if not _postgresql(bind):
-        statement = insert(table)
-        if returning:
-            return list(bind.execute(statement.returning(*returning), list(rows)))
-        bind.execute(statement, list(rows))
-        return []
-    arrays = [bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names]
-    source = func.unnest(*arrays).table_valued(*names).render_derived()
-    statement = insert(table).from_select(names, select(*(source.c[name] for name in names)))
+    statement, parameters = insert(table), list(rows)  # elsewhere: an executemany
+    if _postgresql(bind):
+        arrays = [bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type)) for name in names]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        statement, parameters = statement.from_select(names, select(*(source.c[name] for name in names))), None
     if returning:
-        return list(bind.execute(statement.returning(*returning)))
-    bind.execute(statement)
+        return list(bind.execute(statement.returning(*returning), parameters))
+    bind.execute(statement, parameters)
     return []
