@@ -75,8 +75,8 @@ def receive(
     params = {"provider_id": provider_id, "sender": sender, "text": text, "short_code": short_code,
               "link_id": link_id, "network_code": network_code, "received_at": received_at,
               "created_at": now, "updated_at": now}
-    with runtime.db.autocommit() as connection:  # one statement: no BEGIN/COMMIT round trips
-        message_id = connection.execute(_insert_once(connection.dialect.name), params).scalar()
+    rows = runtime.db.fetch(_insert_once(runtime.db.engine.dialect.name), params)  # one autocommit statement
+    message_id = rows[0][0] if rows else None
     if message_id is not None:
         try:
             hand_over(runtime, [message_id])

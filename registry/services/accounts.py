@@ -13,8 +13,10 @@ datetime), so tests control time. Rules:
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, exists, func, literal, select
 from sqlalchemy.orm import Session, joinedload
@@ -53,6 +55,9 @@ from ..signals import otp_event
 from .audit import record_disclosure
 from .learners import find_guardian
 from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
+
+if TYPE_CHECKING:
+    from ..db import Database
 
 OTP_VALID = timedelta(minutes=5)
 OTP_TRIES = 3
@@ -147,7 +152,17 @@ _CALLER = select(
 
 def caller(session: Session | Connection, phone: str) -> Caller:
     """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two)."""
-    lang, active, locked_until, linked = session.execute(_CALLER, {"phone": phone}).one()
+    return _caller_of(session.execute(_CALLER, {"phone": phone}).one())
+
+
+def read_caller(db: Database, phone: str) -> Caller:
+    """``caller`` as a statement of its own (``Database.fetch``): how a USSD session starts."""
+    (row,) = db.fetch(_CALLER, {"phone": phone})
+    return _caller_of(row)
+
+
+def _caller_of(row: Sequence[Any]) -> Caller:
+    lang, active, locked_until, linked = row
     return Caller(language=lang, linked=bool(linked), active=bool(active), locked_until=_aware(locked_until))
 
 

@@ -42,16 +42,14 @@ class RegistryServices:
 
     def caller(self, phone: str) -> accounts.Caller:
         """``language`` and ``account`` together, in one statement."""
-        with self.db.autocommit() as connection:
-            return accounts.caller(connection, phone)
+        return accounts.read_caller(self.db, phone)
 
     def set_language(self, phone: str, language: str) -> None:
         with self.db.transaction() as session:
             accounts.set_language(session, phone, language)
 
     def account(self, phone: str) -> Account:
-        with self.db.autocommit() as connection:
-            return accounts.account(connection, phone, self.clock())
+        return accounts.read_caller(self.db, phone).account(self.clock())
 
     def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
         with self.db.transaction() as session:

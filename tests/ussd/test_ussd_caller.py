@@ -38,6 +38,7 @@ def test_caller_read_agrees_with_language_and_account(database):
         language, account, caller = _both(database, phone)
         assert caller.language == language
         assert caller.account(NOW) == account
+        assert accounts.read_caller(database, phone) == caller  # the hop's read, through Database.fetch
         seen[phone] = account
     assert seen[PHONE] == Account(linked=True, active=False)
     assert seen["+254733000111"] == Account(linked=True, active=True, locked_minutes=7)
