@@ -102,7 +102,7 @@ def test_a_connection_error_is_retried_then_fails(tmp_path, sqlite_database, fak
         work_queues(runtime)
         [row] = outbox_rows(runtime)
     assert (row.status, row.attempts) == (MessageStatus.FAILED, 3)
-    assert "connection error: ConnectionError" in row.failure_reason
+    assert "connection error: NewConnectionError" in row.failure_reason  # refused: no timeout
 
 
 def test_wrong_api_key_is_retried_then_fails_with_the_providers_text(
@@ -134,6 +134,53 @@ def test_an_unreadable_2xx_counts_as_accepted_and_is_never_sent_again(at_runtime
     assert (row.status, row.provider_message_id, row.attempts) == (MessageStatus.SUBMITTED, None, 1)
     assert row.accepted_at is not None and "unreadable" in row.failure_reason
     assert len(fake_at.requests) == 1
+
+
+def test_broken_json_labelled_json_counts_as_accepted_too(at_runtime, fake_at, quick_retries):
+    fake_at.then(Scripted(body='{"SMSMessageData": {"Recipients": [', content_type="application/json"))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 1) and "unreadable" in row.failure_reason
+
+
+def test_without_a_proxy_posts_skip_requests_and_keep_their_connections(fake_at, monkeypatch):
+    """Sends go on the process's urllib3 pools: no ``requests`` session is made or used."""
+    import requests
+
+    from workers.backends import africastalking as at
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("requests used for a direct POST")
+
+    monkeypatch.setattr(requests.Session, "request", refuse)
+    monkeypatch.setattr(at.KeepAliveSMSService, "_local", threading.local())
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    at._proxies.cache_clear()
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
+    results = [result for n in range(3) for result in backend.send([Outgoing(n, PHONE, f"reply {n}", "reply")])]
+    assert [r.outcome for r in results] == ["accepted"] * 3
+    assert [seen.form["message"] for seen in fake_at.requests] == ["reply 0", "reply 1", "reply 2"]
+    assert all(seen.headers["Content-Type"] == "application/x-www-form-urlencoded" for seen in fake_at.requests)
+    assert getattr(at.KeepAliveSMSService._local, "session", None) is None
+    pool = at._pools().connection_from_url(fake_at.url)
+    assert pool.num_connections == 1  # three requests one after another, one connection kept alive
+
+
+def test_the_pools_verify_tls_against_the_bundle_requests_would_use(monkeypatch, tmp_path):
+    import requests
+
+    from workers.backends import africastalking as at
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(at, "_pool_manager", None)
+    assert at._pools().connection_pool_kw["ca_certs"] == requests.certs.where()
+    assert at._pools().connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+    monkeypatch.setattr(at, "_pool_manager", None)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    assert at._pools().connection_pool_kw["ca_certs"] == str(tmp_path / "ca.pem")
 
 
 def test_an_invalid_number_fails_without_a_request(at_runtime, fake_at):
