@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gateway.degraded import is_outage
 from gateway.metrics import INBOUND_COMMANDS
 from gateway.ratelimit import INBOUND_PER_MINUTE, RESULTS_PER_HOUR, Limit
-from registry.arrays import among
+from registry.arrays import among, update_rows
 from registry.db import PendingMessage, take_pending
 from registry.models import InboundMessage, PhoneSetting, utcnow
 from registry.outbox import queue_many
@@ -234,12 +234,12 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
                     first = gate.first_too_many_reply(row.sender)
                     reply = Reply(sms_text("too_many", language)) if first else None
                     kind = "limited"
-                commands.append({"_id": row.id, "cmd": kind})
+                commands.append({"id": row.id, "command": kind})
                 INBOUND_COMMANDS.labels(kind).inc()
                 if reply is not None:
                     replies.append((row.sender, reply.kind, reply.text, row.link_id))
         queue_many(session, replies)
-        session.execute(update(_T).where(_T.c.id == bindparam("_id")).values(command=bindparam("cmd")), commands)
+        update_rows(session, _T, commands)
         return take_pending(session)
 
 

@@ -23,11 +23,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from rq.job import Job
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.metrics import SMS_MESSAGES
-from registry.arrays import among
+from registry.arrays import among, update_rows
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 
 from .backends import Outcome, Outgoing, SendResult
@@ -217,45 +217,34 @@ def _release(runtime: Runtime, ids: Sequence[int]) -> None:
 
 
 def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendResult], summary: Summary) -> None:
-    """Write each result onto its (submitted) row, in one executemany per kind of outcome."""
+    """Write each result onto its (submitted) row: one statement per kind of outcome."""
     now = utcnow()
     rows = {c.id: c for c in claimed}
     accepted, delivered, failed, requeued = [], [], [], []
     for result in results:
         row = rows[result.message_id]
-        base = {"_id": row.id, "code": result.status_code, "reason": result.reason}
+        base = {"id": row.id, "status_code": result.status_code, "failure_reason": result.reason}
         if result.outcome is Outcome.ACCEPTED:
-            accepted.append(base | {"pmid": result.provider_message_id, "c_cost": result.cost})
+            accepted.append(base | {"provider_message_id": result.provider_message_id, "cost": result.cost})
         elif result.outcome is Outcome.DELIVERED:
-            delivered.append(base | {"pmid": result.provider_message_id, "c_cost": result.cost})
+            delivered.append(base | {"provider_message_id": result.provider_message_id, "cost": result.cost,
+                                     "failure_reason": None})
         elif result.outcome is Outcome.FAILED:
             failed.append(base)
         elif row.attempts >= max_attempts(row.priority):
-            failed.append(base | {"reason": f"gave up after {row.attempts} attempts: {result.reason}"[:200]})
+            failed.append(base | {"failure_reason": f"gave up after {row.attempts} attempts: {result.reason}"[:200]})
         else:
             delay = retry_delay(row.priority, row.attempts)
-            requeued.append(base | {"next": now + timedelta(seconds=delay)})
+            requeued.append(base | {"next_attempt_at": now + timedelta(seconds=delay)})
             summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
         SMS_MESSAGES.labels(row.kind, _METRIC_STATUS.get(result.outcome, "retry")).inc()
-    where = (_T.c.id == bindparam("_id")) & (_T.c.status == MessageStatus.SUBMITTED.value)
-    common = {"status_code": bindparam("code"), "updated_at": now}
-    if accepted:
-        session.execute(update(_T).where(where).values(
-            provider_message_id=bindparam("pmid"), cost=bindparam("c_cost"), failure_reason=bindparam("reason"),
-            accepted_at=now, next_attempt_at=None, **common), accepted)
-    if delivered:
-        session.execute(update(_T).where(where).values(
-            status=MessageStatus.DELIVERED.value, provider_message_id=bindparam("pmid"), cost=bindparam("c_cost"),
-            failure_reason=None, accepted_at=now, sent_at=now, delivered_at=now, next_attempt_at=None, **common),
-            delivered)
-    if failed:
-        session.execute(update(_T).where(where).values(
-            status=MessageStatus.FAILED.value, failure_reason=bindparam("reason"), next_attempt_at=None, **common),
-            failed)
-    if requeued:
-        session.execute(update(_T).where(where).values(
-            status=MessageStatus.QUEUED.value, failure_reason=bindparam("reason"), next_attempt_at=bindparam("next"),
-            **common), requeued)
+    submitted = _T.c.status == MessageStatus.SUBMITTED.value
+    update_rows(session, _T, accepted, where=submitted, accepted_at=now, next_attempt_at=None, updated_at=now)
+    update_rows(session, _T, delivered, where=submitted, status=MessageStatus.DELIVERED.value, accepted_at=now,
+                sent_at=now, delivered_at=now, next_attempt_at=None, updated_at=now)
+    update_rows(session, _T, failed, where=submitted, status=MessageStatus.FAILED.value, next_attempt_at=None,
+                updated_at=now)
+    update_rows(session, _T, requeued, where=submitted, status=MessageStatus.QUEUED.value, updated_at=now)
     summary.accepted += len(accepted) + len(delivered)
     summary.failed += len(failed)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import psycopg._queries
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from registry.arrays import among, insert_rows
+from registry.arrays import among, insert_rows, update_rows
 from registry.models import AuditEvent, MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.models.messages import Priority
 from registry.services.audit import batched_disclosures, record_disclosure
@@ -84,3 +84,40 @@ def test_a_batch_that_fails_writes_no_disclosure(database) -> None:
         record_disclosure(session, phone="+254712345678", learner_id=None, action="upi_sent", channel="ussd")
         events = session.scalars(select(AuditEvent)).all()  # the batch mode did not stay on
     assert [e.action for e in events] == ["upi_sent"]
+
+
+def test_update_rows_sets_each_rows_values_and_the_shared_ones_where_the_condition_holds(database) -> None:
+    sent = utcnow()
+    with database.transaction() as session:
+        insert_rows(session, _T, _outbox_rows(4))
+        ids = session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
+        session.execute(_T.update().where(_T.c.id == ids[3]).values(status=MessageStatus.FAILED))
+        update_rows(session, _T, [{"id": ids[0], "provider_message_id": "ATXid_1", "cost": "KES 0.8"},
+                                  {"id": ids[1], "provider_message_id": None, "cost": None},
+                                  {"id": ids[3], "provider_message_id": "ATXid_3", "cost": "KES 0.8"}],
+                    where=_T.c.status == MessageStatus.QUEUED.value, status=MessageStatus.SUBMITTED.value,
+                    accepted_at=sent)
+        update_rows(session, _T, [])
+        rows = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
+    assert [(r.status, r.provider_message_id, r.cost, r.accepted_at is not None) for r in rows] == [
+        (MessageStatus.SUBMITTED, "ATXid_1", "KES 0.8", True),
+        (MessageStatus.SUBMITTED, None, None, True),
+        (MessageStatus.QUEUED, None, None, False),  # not in the batch
+        (MessageStatus.FAILED, None, None, False),  # in the batch, but the condition does not hold
+    ]
+
+
+def test_on_postgresql_update_rows_is_one_statement(pg_database) -> None:
+    with pg_database.transaction() as session:
+        insert_rows(session, _T, _outbox_rows(50))
+        ids = session.scalars(select(OutboundMessage.id)).all()
+        seen: list[str] = []
+        listener = lambda conn, cursor, statement, *rest: seen.append(statement)  # noqa: E731
+        event.listen(pg_database.engine, "before_cursor_execute", listener)
+        try:
+            update_rows(session, _T, [{"id": i, "failure_reason": f"r{i}"} for i in ids])
+        finally:
+            event.remove(pg_database.engine, "before_cursor_execute", listener)
+        reasons = dict(session.execute(select(OutboundMessage.id, OutboundMessage.failure_reason)).all())
+    assert len(seen) == 1 and "unnest" in seen[0]
+    assert reasons == {i: f"r{i}" for i in ids}
