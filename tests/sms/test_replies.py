@@ -243,16 +243,24 @@ def _batch_lookup_matches_find_result(session, find_result, prefetch_results):
         assert lookup(exam, number, year) is find_result(session, exam, number, year), (exam, number, year)
 
 
-def test_the_redis_gate_books_a_whole_batch():
+@pytest.mark.parametrize("kept", [False, True], ids=["pipeline", "thread link"])
+def test_the_redis_gate_books_a_whole_batch(kept):
+    """The same bookings through a redis-py pipeline and on the thread's kept connection (raw replies)."""
     from collections import Counter
 
     from gateway.ratelimit import Limit
+    from gateway.redis_link import ThreadLink
 
-    gate = RedisGate(fakeredis.FakeRedis(server=fakeredis.FakeServer()), Limit("results", 2, 3600))
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    link = ThreadLink(redis) if kept else None
+    gate = RedisGate(redis, Limit("results", 2, 3600), link=link)
+    gate.prepare_inbound(Counter({PHONE: 2}))
+    assert [gate.inbound_allowed(PHONE) for _ in range(2)] == [True, True]
     gate.prepare(results=Counter({PHONE: 3, OTHER: 1}), unknown=[PHONE, PHONE])
     assert [gate.results_allowed(PHONE) for _ in range(3)] == [True, True, False]
     assert gate.results_allowed(OTHER) is True
     assert [gate.first_unknown_reply(PHONE), gate.first_unknown_reply(PHONE)] == [True, False]
-    later = RedisGate(gate.redis, Limit("results", 2, 3600))  # the next batch, same hour
+    later = RedisGate(gate.redis, Limit("results", 2, 3600), link=link)  # the next batch, same hour
     assert later.results_allowed(OTHER) is True and later.results_allowed(OTHER) is False
     assert later.first_unknown_reply(PHONE) is False
+    assert 0 < redis.ttl(next(iter(redis.scan_iter("elimu:sms:results-limit:*")))) <= 3601
