@@ -62,5 +62,5 @@ def queue_many(
     inserted = sorted(insert_rows(session, OutboundMessage.__table__, rows,
                                   [OutboundMessage.id, OutboundMessage.priority]))
     for message_id, priority in inserted:
-        add_pending(session, PendingMessage(message_id, priority.value))
+        add_pending(session, PendingMessage(message_id, priority))  # a plain value (registry.arrays)
     return [message_id for message_id, _ in inserted]

@@ -238,7 +238,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
             requeued.append(base | {"next_attempt_at": now + timedelta(seconds=delay)})
             summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
         SMS_MESSAGES.labels(row.kind, _METRIC_STATUS.get(result.outcome, "retry")).inc()
-    submitted = _T.c.status == MessageStatus.SUBMITTED.value
+    submitted = {"status": MessageStatus.SUBMITTED}
     update_rows(session, _T, accepted, where=submitted, accepted_at=now, next_attempt_at=None, updated_at=now)
     update_rows(session, _T, delivered, where=submitted, status=MessageStatus.DELIVERED.value, accepted_at=now,
                 sent_at=now, delivered_at=now, next_attempt_at=None, updated_at=now)

@@ -1,30 +1,19 @@
-"""Bulk reads and writes with a fixed, small number of statements per batch.
+"""The importer's batch statements: a fixed, small number per batch whatever its size.
 
-PostgreSQL gets each column as one array parameter (``= ANY(:keys)``, ``INSERT … SELECT FROM
-unnest(…)``, ``UPDATE … FROM unnest(…)``): one short statement whatever the batch size, which psycopg
-parses once. SQLite gets ``IN`` lists and the driver's ``executemany``.
+The reads and writes are ``registry.arrays``' (each column one array parameter on PostgreSQL, ``IN``
+lists and executemany on SQLite); this adds what only an import needs: the writer's transaction
+settings and the per-key locks of keys without a unique constraint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from enum import Enum
 from typing import Any
 
-from sqlalchemy import Column, Row, Table, bindparam, insert, select, update
-from sqlalchemy import Enum as SqlEnum
+from sqlalchemy import Column, Row, Table
 from sqlalchemy.orm import Session
 
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _column(rows: list[dict[str, Any]], name: str, column: Column[Any]) -> list[Any]:
-    """One column of ``rows`` as a list (enum members as their values)."""
-    if isinstance(column.type, SqlEnum):
-        return [_plain(r[name]) for r in rows]
-    return [r[name] for r in rows]
+from ..arrays import insert_rows, select_among, update_rows
 
 
 class Bulk:
@@ -61,98 +50,19 @@ class Bulk:
 
     def select_in(self, columns: Sequence[Column[Any]], key: Column[Any], values: Iterable[Any]) -> list[Row[Any]]:
         """Rows whose ``key`` is one of ``values``."""
-        wanted = list(dict.fromkeys(values))
-        if not wanted:
-            return []
-        if self.postgresql:
-            names = ", ".join(f'"{c.name}"' for c in columns)
-            sql = f'SELECT {names} FROM "{key.table.name}" WHERE "{key.name}" = ANY({self._array("keys", key)})'  # type: ignore[attr-defined]
-            return list(self.session.connection().exec_driver_sql(sql, {"keys": [_plain(v) for v in wanted]}).all())
-        return list(self.session.execute(select(*columns).where(key.in_(wanted))))
+        return select_among(self.session, columns, key, values)
 
     def insert(
         self, table: Table, rows: list[dict[str, Any]], returning: Sequence[str] = (), order: Sequence[str] = ()
-    ) -> list[Row[Any]]:
+    ) -> list[Sequence[Any]]:
         """Insert ``rows`` (Python-side column defaults filled in); the ``returning`` columns of each.
 
         ``order``: unique-key columns to insert in ascending order, so that two writers inserting
         overlapping keys wait for each other instead of deadlocking.
         """
-        if not rows:
-            return []
-        if order:
-            rows = sorted(rows, key=lambda r: tuple(r[n] for n in order))
-        constants = _defaults(table, rows[0], "default")
-        if not self.postgresql:
-            statement = insert(table)
-            full = [{**row, **constants} for row in rows]
-            if returning:
-                return list(self.session.execute(statement.returning(*(table.c[n] for n in returning)), full))
-            self.session.execute(statement, full)
-            return []
-        names = list(rows[0])
-        arrays = ", ".join(self._array(n, table.c[n]) for n in names)
-        scalars = "".join(f", {self._scalar(f'c_{n}', table.c[n])}" for n in constants)
-        sql = (
-            f'INSERT INTO "{table.name}" ({_quoted([*names, *constants])}) '
-            f"SELECT v.*{scalars} FROM unnest({arrays}) AS v"
-        )
-        if returning:
-            sql += f" RETURNING {_quoted(returning)}"
-        params = {n: _column(rows, n, table.c[n]) for n in names}
-        params.update({f"c_{n}": _plain(v) for n, v in constants.items()})
-        result = self.session.connection().exec_driver_sql(sql, params)
-        return list(result.all()) if returning else []
+        return insert_rows(self.session, table, rows, returning, order)
 
     def update_by_id(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Set columns by primary key ``id``: each row is ``{"id": …, column: value, …}``."""
-        if not rows:
-            return
-        constants = _defaults(table, rows[0], "onupdate")
-        names = [n for n in rows[0] if n != "id"]
-        rows = sorted(rows, key=lambda r: r["id"])  # one lock order for every writer
-        if not self.postgresql:
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values({n: bindparam(f"b_{n}") for n in (*names, *constants)})
-            )
-            self.session.execute(statement, [{f"b_{k}": v for k, v in {**r, **constants}.items()} for r in rows])
-            return
-        all_names = ["id", *names]
-        sets = [f'"{n}" = v."{n}"' for n in names]
-        sets += [f'"{n}" = {self._scalar(f"c_{n}", table.c[n])}' for n in constants]
-        sql = (
-            f'UPDATE "{table.name}" AS t SET {", ".join(sets)} '
-            f"FROM unnest({', '.join(self._array(n, table.c[n]) for n in all_names)}) AS v({_quoted(all_names)}) "
-            "WHERE t.id = v.id"
-        )
-        params = {n: _column(rows, n, table.c[n]) for n in all_names}
-        params.update({f"c_{n}": _plain(v) for n, v in constants.items()})
-        self.session.connection().exec_driver_sql(sql, params)
-
-    def _array(self, param: str, column: Column[Any]) -> str:
-        # %(name)b: psycopg sends the array in binary, several times faster than text for big batches
-        return f"CAST(%({param})b AS {column.type.compile(self.dialect)}[])"
-
-    def _scalar(self, param: str, column: Column[Any]) -> str:
-        return f"CAST(%({param})s AS {column.type.compile(self.dialect)})"
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(f'"{n}"' for n in names)
-
-
-def _defaults(table: Table, row: dict[str, Any], which: str) -> dict[str, Any]:
-    """Values of the table's Python-side ``default`` (inserts) or ``onupdate`` (updates) for the
-    columns ``row`` leaves out: one value for the whole batch (``utcnow`` is called once)."""
-    values: dict[str, Any] = {}
-    for column in table.columns:
-        spec = getattr(column, which)
-        if spec is None or column.name in row or column.primary_key:
-            continue
-        if spec.is_scalar:
-            values[column.name] = spec.arg
-        elif spec.is_callable:
-            values[column.name] = spec.arg(None)
-    return values
+        """Set columns by primary key ``id``: each row is ``{"id": …, column: value, …}``, written in
+        id order (one lock order for every writer)."""
+        update_rows(self.session, table, rows)

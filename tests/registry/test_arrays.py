@@ -24,7 +24,7 @@ def _outbox_rows(count: int) -> list[dict]:
 def test_insert_rows_returns_every_row_and_applies_column_defaults(database) -> None:
     with database.transaction() as session:
         inserted = insert_rows(session, _T, _outbox_rows(3), [OutboundMessage.id, OutboundMessage.priority])
-        assert sorted(priority for _, priority in inserted) == [Priority.REPLY] * 3
+        assert sorted(priority for _, priority in inserted) == [Priority.REPLY.value] * 3  # plain values
         rows = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
     assert sorted(message_id for message_id, _ in inserted) == [row.id for row in rows]
     assert [row.body for row in rows] == ["reply 0", "reply 1", "reply 2"]
@@ -95,7 +95,7 @@ def test_update_rows_sets_each_rows_values_and_the_shared_ones_where_the_conditi
         update_rows(session, _T, [{"id": ids[0], "provider_message_id": "ATXid_1", "cost": "KES 0.8"},
                                   {"id": ids[1], "provider_message_id": None, "cost": None},
                                   {"id": ids[3], "provider_message_id": "ATXid_3", "cost": "KES 0.8"}],
-                    where=_T.c.status == MessageStatus.QUEUED.value, status=MessageStatus.SUBMITTED.value,
+                    where={"status": MessageStatus.QUEUED}, status=MessageStatus.SUBMITTED,
                     accepted_at=sent)
         update_rows(session, _T, [])
         rows = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
