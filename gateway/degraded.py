@@ -23,6 +23,7 @@ import redis.exceptions as redis_errors
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy import exc as sa_errors
 
+from .plain import plain
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,6 @@ def busy_ussd_body() -> str:
 
 
 BUSY_RETRY = "Service busy, retry later\n"
-_TEXT = "text/plain; charset=utf-8"
 
 
 def _log_failure(path: str, exc: Exception) -> None:
@@ -164,13 +164,13 @@ def answer_failure(exc: Exception) -> Response:
         _log_failure(path, exc)
         try:
             spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], request.form.to_dict())
-            return Response("OK (spooled)\n", status=200, content_type=_TEXT)
+            return plain("OK (spooled)\n")
         except OSError:
             log.error("spool not writable; %s callback refused for retry", path)
-        return Response(BUSY_RETRY, status=503, content_type=_TEXT, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return plain(BUSY_RETRY, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
     if path.startswith(("/sms/", "/ussd/")):
         status, body, headers = failed_callback(path, exc)
-        return Response(body, status=status, content_type=_TEXT, headers=headers)
+        return plain(body, status, headers=headers)
     _log_failure(path, exc)
     response = jsonify(error="Service Unavailable", reason="temporary failure, retry later")
     response.status_code = 503

@@ -30,8 +30,9 @@ from urllib.parse import parse_qsl
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler used below
 
 from . import degraded, logs, security
+from .plain import TEXT
 from .sms.routes import answer_inbound
-from .ussd.routes import GET_ADAPTERS, TEXT, adapters, answer_hop
+from .ussd.routes import GET_ADAPTERS, adapters, answer_hop
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -16,6 +16,7 @@ from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
 from workers.inbound import receive
 
 from ..metrics import DELIVERY_REPORTS
+from ..plain import plain
 from ..runtime import Runtime
 from .africastalking import DELIVERY_STATUS, BadCallback, parse_delivery, parse_inbound
 
@@ -25,10 +26,6 @@ bp = Blueprint("sms", __name__)
 
 def _runtime() -> Runtime:
     return current_app.extensions["elimu"]
-
-
-def _plain(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, content_type="text/plain; charset=utf-8")
 
 
 def answer_inbound(runtime: Runtime, form: Mapping[str, str]) -> tuple[int, str]:
@@ -52,7 +49,7 @@ def answer_inbound(runtime: Runtime, form: Mapping[str, str]) -> tuple[int, str]
 @bp.post("/sms/africastalking/inbound")
 def inbound() -> Response:
     status, body = answer_inbound(_runtime(), request.form)
-    return _plain(body, status)
+    return plain(body, status)
 
 
 @bp.post("/sms/africastalking/delivery")
@@ -61,13 +58,13 @@ def delivery() -> Response:
     try:
         report = parse_delivery(request.form)
     except BadCallback as exc:
-        return _plain(f"{exc}\n", 400)
+        return plain(f"{exc}\n", 400)
     DELIVERY_REPORTS.labels(report.raw_status if report.raw_status in DELIVERY_STATUS else "other").inc()
     if report.status is None:
         log.warning("delivery report %s has an undocumented status; ignored", report.provider_message_id)
-        return _plain("OK (status not known)\n")
+        return plain("OK (status not known)\n")
     with _runtime().db.transaction() as session:
         outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason)
     if outcome is ReportOutcome.UNKNOWN:
         log.info("delivery report for unknown message id %s", report.provider_message_id)
-    return _plain(f"OK ({outcome.value})\n")
+    return plain(f"OK ({outcome.value})\n")

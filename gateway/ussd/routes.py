@@ -15,6 +15,7 @@ from registry.services.accounts import Keys
 from registry.services.ussd_services import RegistryServices
 
 from ..metrics import USSD_HOP_SECONDS
+from ..plain import TEXT, plain
 from ..ratelimit import RateLimiter
 from ..runtime import Runtime
 from . import africastalking, generic
@@ -72,13 +73,6 @@ def _runtime() -> Runtime:
     return current_app.extensions["elimu"]
 
 
-TEXT = "text/plain; charset=utf-8"
-
-
-def _plain(body: str, status: int, content_type: str = TEXT) -> Response:
-    return Response(body, status=status, content_type=content_type)
-
-
 def answer_hop(runtime: Runtime, adapter: UssdAdapter, form: Mapping[str, str]) -> tuple[int, str, str]:
     """A hop's status, body and content type: 400 with the reason for a malformed request, else
     the handler's answer. The Flask view below and ``gateway.fastpath`` both answer with this."""
@@ -102,7 +96,7 @@ def hop(provider: str) -> Response:
         abort(405)
     status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
                                             else request.form)
-    return _plain(body, status, content_type)
+    return plain(body, status, content_type)
 
 
 @bp.post("/ussd/africastalking/events")
@@ -112,4 +106,4 @@ def session_event() -> Response:
     fields = event_fields(request.form)
     if fields is not None:
         record_event(_runtime().db, fields)
-    return _plain("OK", 200)
+    return plain("OK", 200)
