@@ -291,7 +291,8 @@ class RedisGate:
                  inbound_limit: Limit = INBOUND_PER_MINUTE, link: ThreadLink | None = None) -> None:
         self.redis = redis
         # a batch's 400-800 counter commands: on the thread's kept connection when there is one
-        # (``gateway.redis_link``: raw replies, a third of a redis-py pipeline's CPU per command)
+        # (``gateway.redis_link``: raw commands and replies, without a redis-py pipeline's
+        # per-command argument handling and response callbacks)
         self._batch = link.pipeline if link is not None else lambda: redis.pipeline(transaction=False)
         self.results_limit = results_limit
         self.inbound_limit = inbound_limit
