@@ -51,7 +51,8 @@ def among(bind: Bind, column: Any, values: Iterable[Any]) -> ColumnElement[bool]
 
 
 def select_among(bind: Bind, columns: Sequence[Column[Any]], key: Column[Any], values: Iterable[Any]) -> list[Row[Any]]:
-    """``SELECT columns WHERE key IN values`` (each value once), as rows of plain values."""
+    """``SELECT columns WHERE key IN values`` (each value once). On PostgreSQL the rows hold what the
+    driver reads (an enum column's value); on SQLite what SQLAlchemy gives (its member)."""
     wanted = list(dict.fromkeys(values))
     if not wanted:
         return []
