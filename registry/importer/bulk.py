@@ -21,8 +21,7 @@ class Bulk:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.dialect = session.get_bind().dialect
-        self.postgresql = self.dialect.name == "postgresql"
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
 
     def begin_write(self) -> None:
         """Start the batch's transaction as a writer.
