@@ -115,9 +115,8 @@ def _pools() -> urllib3.PoolManager:
     if _pool_manager is None:
         with _services_lock:
             if _pool_manager is None:
-                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                 _pool_manager = urllib3.PoolManager(maxsize=CONCURRENCY, retries=False, cert_reqs="CERT_REQUIRED",
-                                                    ca_certs=bundle or requests.certs.where())
+                                                    ca_certs=_ca_bundle() or requests.certs.where())
     return _pool_manager
 
 
@@ -126,10 +125,15 @@ def _session() -> requests.Session:
     would take from it (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) is taken here, once."""
     session = requests.Session()
     session.trust_env = False
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    bundle = _ca_bundle()
     if bundle:
         session.verify = bundle
     return session
+
+
+def _ca_bundle() -> str | None:
+    """The CA bundle the environment names for ``requests`` (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
 @functools.lru_cache(maxsize=16)
