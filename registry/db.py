@@ -181,6 +181,7 @@ class Database:
             with self.autocommit() as connection:
                 return [tuple(row) for row in connection.execute(statement, params)]
         values = {**direct.defaults, **params}
+        dialect = self.autocommit_engine.dialect
         connection = self.autocommit_engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -189,12 +190,12 @@ class Database:
                 return cursor.fetchall() if cursor.description is not None else []
             finally:
                 cursor.close()
-        except self.autocommit_engine.dialect.loaded_dbapi.Error as exc:
-            lost = self.autocommit_engine.dialect.is_disconnect(exc, connection.dbapi_connection, None)
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
             if lost:
                 connection.invalidate(exc)
-            raise DBAPIError.instance(direct.sql, values, exc, self.autocommit_engine.dialect.loaded_dbapi.Error,
-                                      connection_invalidated=lost, dialect=self.autocommit_engine.dialect) from exc
+            raise DBAPIError.instance(direct.sql, values, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=dialect) from exc
         finally:
             connection.close()
 
