@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -74,3 +75,37 @@ def test_the_load_generator_is_this_process():
     spent = cpu.per_unit(before, cpu.snapshot({}), 2)
     assert spent["load generator"] >= 45  # ms per unit: 100 ms over 2 units
     assert "PostgreSQL" in spent and "Redis" not in spent  # Redis only when a client is given
+
+
+def test_the_fake_at_answers_like_at_and_counts_each_recipient_once_flushed():
+    from aiohttp.test_utils import TestClient, TestServer
+    from fakeredis import FakeAsyncRedis
+
+    from bench import fake_at
+
+    async def scenario() -> None:
+        store = FakeAsyncRedis()
+        tally_app = fake_at.make_app(store, flush_every=3600)  # flushed by hand below, not on the timer
+        async with TestClient(TestServer(tally_app)) as client:
+            tally = tally_app["tally"]
+            form = {"username": "u", "to": "+254711000001,+254711000002", "message": "Hi"}
+            first = await client.post("/version1/messaging", data=form)
+            assert first.status == 201 and first.headers["Content-Type"] == "application/json"
+            body = await first.json()
+            recipients = body["SMSMessageData"]["Recipients"]
+            assert [r["number"] for r in recipients] == ["+254711000001", "+254711000002"]
+            assert len({r["messageId"] for r in recipients}) == 2
+            assert await store.get(fake_at.TOTAL) is None  # counted in memory until flushed
+            await tally.flush()
+            first_seen = float(await store.hget(fake_at.FIRST_SEEN, "+254711000001"))
+            await client.post("/version1/messaging", data={**form, "to": "+254711000001"})
+            await tally.flush()
+            missing = await client.post("/version1/messaging", data={"username": "u", "message": "Hi"})
+            assert missing.status == 400
+        assert {k.decode(): int(v) for k, v in (await store.hgetall(fake_at.COUNTS)).items()} == {
+            "+254711000001": 2, "+254711000002": 1}
+        assert int(await store.get(fake_at.TOTAL)) == 3
+        assert float(await store.hget(fake_at.FIRST_SEEN, "+254711000001")) == first_seen  # the first kept
+        assert float(await store.get(fake_at.LAST)) >= first_seen
+
+    asyncio.run(scenario())
