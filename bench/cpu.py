@@ -68,6 +68,20 @@ def snapshot(parts: Mapping[str, Iterable[int]], store: redis.Redis | None = Non
     return seconds
 
 
+def machine_seconds() -> tuple[float, float]:
+    """(busy, elapsed) CPU seconds of the whole machine since boot, summed over its cores, from
+    ``/proc/stat``: busy is everything but idle and iowait (steal included: time the host took)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(f) for f in stat.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK, sum(ticks) / _TICK
+
+
+def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """The share of the machine's CPU time that was busy between two ``machine_seconds``."""
+    elapsed = after[1] - before[1]
+    return (after[0] - before[0]) / elapsed if elapsed > 0 else 0.0
+
+
 def per_unit(before: Mapping[str, float], after: Mapping[str, float], units: int) -> dict[str, float]:
     """Milliseconds of CPU per unit of work for each part, and their total."""
     spent = {name: 1000 * (after[name] - before[name]) / max(units, 1) for name in before}

@@ -109,3 +109,15 @@ def test_the_fake_at_answers_like_at_and_counts_each_recipient_once_flushed():
         assert float(await store.get(fake_at.LAST)) >= first_seen
 
     asyncio.run(scenario())
+
+
+@linux_only
+def test_the_machine_busy_share_counts_this_process_burning():
+    before = cpu.machine_seconds()
+    end = time.process_time() + 0.2
+    while time.process_time() < end:
+        pass
+    after = cpu.machine_seconds()
+    assert after[0] - before[0] >= 0.15  # at least this process's 0.2 s (ticks are 10 ms)
+    assert 0.0 < cpu.busy_share(before, after) <= 1.0
+    assert cpu.busy_share(before, before) == 0.0
