@@ -6,6 +6,7 @@ segment instead of 160/153), so texts we compose are kept to GSM-7 with :func:`t
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 BASIC = frozenset(
@@ -13,6 +14,10 @@ BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 EXTENSION = frozenset("^{}\\[~]|€\f")  # each takes two septets (escape + character)
+
+# A character outside the basic table (an extension, or one GSM-7 lacks); texts without one, nearly
+# all we send, take one septet a character and pass ``to_gsm7`` unchanged, found by one regex scan.
+_BEYOND_BASIC = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(BASIC)) + "]")
 
 SINGLE_SEGMENT = {"gsm7": 160, "ucs2": 70}
 CONCAT_SEGMENT = {"gsm7": 153, "ucs2": 67}
@@ -42,6 +47,8 @@ def encoding(text: str) -> str:
 
 def segments(text: str) -> int:
     """How many SMS segments ``text`` takes. An escaped pair never splits across two segments."""
+    if _BEYOND_BASIC.search(text) is None:
+        return 1 if len(text) <= SINGLE_SEGMENT["gsm7"] else -(-len(text) // CONCAT_SEGMENT["gsm7"])
     enc = encoding(text)
     if enc == "ucs2":
         units = len(text.encode("utf-16-le")) // 2
@@ -67,6 +74,8 @@ def fits(text: str, max_segments: int) -> bool:
 def to_gsm7(text: str, replacement: str = "?") -> str:
     """Map look-alikes to GSM-7 (en dash -> '-', curly quotes -> straight), strip accents GSM-7
     lacks, and replace anything else with ``replacement``. ASCII grades pass through unchanged."""
+    if _BEYOND_BASIC.search(text) is None:
+        return text
     out: list[str] = []
     for ch in text:
         if ch in BASIC or ch in EXTENSION:
