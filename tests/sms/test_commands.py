@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,3 +69,9 @@ def test_names_compare_without_case_accents_or_punctuation():
     assert name_key(" O'Brien ") == name_key("obrien") == "obrien"
     assert name_key("Wambüi") == "wambui"
     assert name_keys("Mary-Anne  Wanjiku") == {"maryanne", "mary", "anne", "wanjiku"}
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40) | st.text(max_size=40))
+def test_a_name_key_is_the_same_by_the_ascii_shortcut_as_by_decomposition(name):
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    assert name_key(name) == "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
