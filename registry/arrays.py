@@ -66,21 +66,23 @@ def select_among(bind: Bind, columns: Sequence[Column[Any]], key: Column[Any], v
 
 def insert_rows(
     bind: Bind, table: Table, rows: Sequence[Mapping[str, Any]], returning: Sequence[str | Column[Any]] = (),
-    order: Sequence[str] = (),
+    order: Sequence[str] = (), same: Mapping[str, Any] | None = None,
 ) -> list[Sequence[Any]]:
     """Insert ``rows`` (dicts with the same keys; columns left out take their defaults) in one
     statement; the ``returning`` columns of each row inserted, in no particular order, as plain
     values (an enum column's value, not its member).
 
     ``order``: unique-key columns to insert in ascending order, so that two writers inserting
-    overlapping keys wait for each other instead of deadlocking.
+    overlapping keys wait for each other instead of deadlocking. ``same``: values of every row,
+    sent once (as the defaults are) instead of as an array of copies.
     """
     if not rows:
         return []
     if order:
         rows = sorted(rows, key=lambda r: tuple(r[n] for n in order))
     wanted = [c if isinstance(c, str) else c.name for c in returning]
-    constants = _defaults(table, rows[0], "default")
+    same = same or {}
+    constants = {**_defaults(table, {**rows[0], **same}, "default"), **same}
     if not _postgresql(bind):
         statement = insert(table)
         full = [{**row, **constants} for row in rows]
@@ -142,7 +144,10 @@ def _plain(value: Any) -> Any:
 
 def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
     """One column of ``rows`` as a list (enum members as their values)."""
-    return [_plain(r[name]) for r in rows]
+    values = [r[name] for r in rows]
+    if any(isinstance(v, Enum) for v in values):
+        return [_plain(v) for v in values]
+    return values
 
 
 def _array(param: str, column: Column[Any], dialect: Dialect) -> str:

@@ -32,6 +32,27 @@ def test_insert_rows_returns_every_row_and_applies_column_defaults(database) -> 
     assert insert_rows(session, _T, [], [OutboundMessage.id]) == []
 
 
+def test_insert_rows_sends_the_values_every_row_shares_once(database) -> None:
+    due = utcnow()
+    rows = [{"recipient": f"+2547120{n:05d}", "kind": "reply", "body": f"reply {n}", "priority": "sms-reply"}
+            for n in range(3)]
+    seen: list[dict] = []  # the INSERT's parameters
+    listener = lambda conn, cursor, sql, params, *rest: sql.startswith("INSERT") and seen.append(params)  # noqa: E731
+    event.listen(database.engine, "before_cursor_execute", listener)
+    try:
+        with database.transaction() as session:
+            insert_rows(session, _T, rows, same={"status": MessageStatus.FAILED, "next_attempt_at": due})
+            found = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", listener)
+    assert [(m.body, m.kind, m.status) for m in found] == [
+        (f"reply {n}", MessageKind.REPLY, MessageStatus.FAILED) for n in range(3)]
+    assert all(m.next_attempt_at.replace(tzinfo=None) == due.replace(tzinfo=None) and m.created_at for m in found)
+    if not database.is_sqlite:  # one value for the batch, not an array of copies
+        assert seen[-1]["c_status"] == "failed" and seen[-1]["c_next_attempt_at"] == due
+        assert "status" not in seen[-1] and len(seen[-1]["recipient"]) == 3
+
+
 def test_among_matches_ints_strings_and_enums_like_in(database) -> None:
     with database.transaction() as session:
         insert_rows(session, _T, _outbox_rows(4))
