@@ -179,7 +179,8 @@ B1_ROUNDS = 3  # no-op and USSD peaks alternate, so a neighbour's load on the ma
 
 def b1(stack: Stack, scale: Scale) -> list[Row]:
     """Both servers run side by side (same gunicorn settings); their closed-loop peaks are measured
-    in alternating rounds and compared by median; then USSD latency at 80 % of its peak, open loop."""
+    in alternating rounds and compared by median; then USSD latency, open loop, at 80 % of its peak
+    measured once more just before."""
     noop_stack = dataclasses.replace(stack, procs=[], scratch=[], roles={}, web_port=0, at_port=0)
     per_round = max(1, scale.b1_flows // B1_ROUNDS)
     noop_peaks, ussd_peaks = [], []
@@ -208,7 +209,13 @@ def b1(stack: Stack, scale: Scale) -> list[Row]:
             ussd_requests += 3 * per_round
             start += per_round
         noop_stack.stop()
-        rate = 0.8 * statistics.median(ussd_peaks)
+        # 80 % of the peak measured again just before the phase: this host's speed drifts by a fifth
+        # within a minute, and 80 % of a peak found when it was faster overruns it (the busy share
+        # then reads 95-99 % and every queue, so p99, grows for as long as the phase lasts)
+        fresh = run(closed_loop(flow, per_round, scale.concurrency, start))
+        _raise_on_errors("B1 peak before the 80% phase", fresh)
+        start += per_round
+        rate = 0.8 * fresh.throughput
         if start + int(rate * scale.b1_seconds) > scale.linked_phones:
             # A phone used twice meets its own unfinished session (the resume offer), not the flow.
             raise RuntimeError(f"B1 at 80%: {start + int(rate * scale.b1_seconds)} flows need as many linked "
@@ -229,6 +236,7 @@ def b1(stack: Stack, scale: Scale) -> list[Row]:
         Row("B1 no-op three-request flows/s (baseline, median)", noop_peak, "-", "-", "flows/s", None),
         Row("B1 USSD three-hop flows/s (peak, median)", ussd_peak, "-", "-", "flows/s", None),
         Row("B1 USSD / no-op throughput", ratio, ">= 0.6", ">= 0.4", "ratio", ratio >= 0.6),
+        Row("B1 USSD peak just before the 80% phase", fresh.throughput, "-", "-", "flows/s", None),
         Row("B1 p50 flow latency at 80% of peak", steady.p50, "-", "-", "ms", None),
         Row("B1 p99 hop latency at 80% of peak", p99, "< 50", "< 100", "ms", p99 < 50),
         # near 100 %, the machine was slower than when the peak was measured: queues, and so p99, grow
