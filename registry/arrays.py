@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Row, Table, any_, bindparam, insert, select, update
@@ -79,7 +80,7 @@ def insert_rows(
     if not rows:
         return []
     if order:
-        rows = sorted(rows, key=lambda r: tuple(r[n] for n in order))
+        rows = sorted(rows, key=itemgetter(*order))
     wanted = [c if isinstance(c, str) else c.name for c in returning]
     same = same or {}
     constants = {**_defaults(table, {**rows[0], **same}, "default"), **same}
@@ -145,7 +146,8 @@ def _plain(value: Any) -> Any:
 def _column(rows: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
     """One column of ``rows`` as a list (enum members as their values)."""
     values = [r[name] for r in rows]
-    if any(isinstance(v, Enum) for v in values):
+    # a column holds one type: its first value tells whether members must become values
+    if isinstance(next((v for v in values if v is not None), None), Enum):
         return [_plain(v) for v in values]
     return values
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Row
@@ -42,6 +43,8 @@ _learners = Learner.__table__
 _institutions = Institution.__table__
 _guardians = Guardian.__table__
 _links = GuardianLink.__table__
+
+_learner_fields = attrgetter(*LEARNER_FIELDS)
 
 
 @dataclass(slots=True)
@@ -76,7 +79,7 @@ class LearnerRow:
             self.key = ("assessment_no", self.assessment_no or "")
 
     def learner_values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in LEARNER_FIELDS) + (self.institution_code,)
+        return (*_learner_fields(self), self.institution_code)
 
 
 Check = tuple[str, Callable[..., Any], tuple[Any, ...]]
@@ -230,7 +233,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         new: list[tuple[tuple[str, str], dict[str, Any]]] = []
         for key, group in groups.items():
             row = group[0]
-            values: dict[str, Any] = {n: getattr(row, n) for n in LEARNER_FIELDS}
+            values: dict[str, Any] = dict(zip(LEARNER_FIELDS, _learner_fields(row), strict=True))
             values["institution_id"] = institution_ids[row.institution_code]
             found = existing.get(key)
             if found is None:

@@ -6,6 +6,7 @@ import codecs
 import csv
 import os
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -75,7 +76,10 @@ class CsvFile:
             self.close()
             raise UnreadableFile(f"{self.path.name}: line 1: header lacks column(s): {', '.join(missing)}")
         self.ignored_columns = [h for h, k in zip(header, keys, strict=True) if k not in columns and h.strip()]
-        self._positions = [(c, keys.index(c)) for c in columns]
+        self._columns = tuple(columns)
+        indices = [keys.index(c) for c in columns]
+        # the cells of ``columns``, in their order, as a tuple (itemgetter gives a bare cell for one)
+        self._pick = itemgetter(*indices) if len(indices) > 1 else lambda row: (row[indices[0]],)
         self._width = len(keys)
 
     def position(self) -> int:
@@ -97,12 +101,12 @@ class CsvFile:
             except csv.Error as exc:
                 raise UnreadableFile(f"{self.path.name}: line {previous + 1}: {exc}") from None
             line, previous = previous + 1, reader.line_num
-            if not row or not any(cell.strip() for cell in row):
+            if not "".join(row).strip():
                 continue  # blank line
             if len(row) != self._width:
                 yield line, f"expected {self._width} fields as in the header, found {len(row)}"
                 continue
-            yield line, {name: row[i].strip() for name, i in self._positions}
+            yield line, dict(zip(self._columns, map(str.strip, self._pick(row)), strict=True))
 
     def close(self) -> None:
         if hasattr(self, "_file"):

@@ -269,3 +269,14 @@ def test_header_may_be_in_any_order_with_a_bom_and_extra_columns(database, tmp_p
         assert source.ignored_columns == ["Notes"]
     report, rejected = run_learners(database, path)
     assert rejected == [] and report.added == 1
+
+
+def test_a_record_holds_the_wanted_columns_stripped_and_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "any.csv"
+    path.write_text("Notes,UPI,Grade\n x , KE1 ,Grade 4\n , ,\n\nn,KE2\ny,KE3,Form 1\n", encoding="utf-8")
+    with CsvFile(path, ["grade", "upi"]) as source:
+        assert list(source) == [(2, {"grade": "Grade 4", "upi": "KE1"}),
+                                (5, "expected 3 fields as in the header, found 2"),
+                                (6, {"grade": "Form 1", "upi": "KE3"})]
+    with CsvFile(path, ["upi"]) as source:  # one column: still a record of one
+        assert [record for _, record in source][0] == {"upi": "KE1"}
