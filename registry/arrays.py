@@ -74,8 +74,8 @@ def insert_rows(
     values (an enum column's value, not its member).
 
     ``order``: unique-key columns to insert in ascending order, so that two writers inserting
-    overlapping keys wait for each other instead of deadlocking. ``same``: values of every row,
-    sent once (as the defaults are) instead of as an array of copies.
+    overlapping keys wait for each other instead of deadlocking. ``same``: values of columns the
+    rows leave out, one for every row, sent once (as the defaults are) instead of as arrays of copies.
     """
     if not rows:
         return []
