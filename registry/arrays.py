@@ -67,22 +67,22 @@ def select_among(bind: Bind, columns: Sequence[Column[Any]], key: Column[Any], v
 
 def insert_rows(
     bind: Bind, table: Table, rows: Sequence[Mapping[str, Any]], returning: Sequence[str | Column[Any]] = (),
-    order: Sequence[str] = (), same: Mapping[str, Any] | None = None,
+    order: Sequence[str] = (), **same: Any,
 ) -> list[Sequence[Any]]:
     """Insert ``rows`` (dicts with the same keys; columns left out take their defaults) in one
     statement; the ``returning`` columns of each row inserted, in no particular order, as plain
     values (an enum column's value, not its member).
 
     ``order``: unique-key columns to insert in ascending order, so that two writers inserting
-    overlapping keys wait for each other instead of deadlocking. ``same``: values of columns the
-    rows leave out, one for every row, sent once (as the defaults are) instead of as arrays of copies.
+    overlapping keys wait for each other instead of deadlocking. ``same`` (as ``update_rows``'):
+    values of columns the rows leave out, one for every row, sent once (as the defaults are)
+    instead of as arrays of copies.
     """
     if not rows:
         return []
     if order:
         rows = sorted(rows, key=itemgetter(*order))
     wanted = [c if isinstance(c, str) else c.name for c in returning]
-    same = same or {}
     constants = {**_defaults(table, {**rows[0], **same}, "default"), **same}
     if not _postgresql(bind):
         statement = insert(table)

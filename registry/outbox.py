@@ -53,16 +53,17 @@ def queue_many(
     kind, body, link_id)`` each; their ids, ascending. Not for secrets: an OTP goes through
     ``queue_sms(secret=...)``."""
     now = utcnow()
-    rows = [
-        {"recipient": recipient, "kind": kind.value, "body": body, "priority": PRIORITY_BY_KIND[kind].value,
-         "link_id": link_id}
-        for recipient, kind, body, link_id in ((r, MessageKind(k), b, link) for r, k, b, link in messages)
-    ]
+    rows = []
+    for recipient, kind, body, link_id in messages:
+        kind = MessageKind(kind)
+        rows.append({"recipient": recipient, "kind": kind.value, "body": body,
+                     "priority": PRIORITY_BY_KIND[kind].value, "link_id": link_id})
     # what every row shares goes once, not as an array of 200 copies
-    same = {"status": MessageStatus.QUEUED, "announcement_id": announcement_id, "next_attempt_at": now,
-            "created_at": now, "updated_at": now}
-    inserted = sorted(insert_rows(session, OutboundMessage.__table__, rows,
-                                  [OutboundMessage.id, OutboundMessage.priority], same=same))
+    inserted = sorted(insert_rows(
+        session, OutboundMessage.__table__, rows, [OutboundMessage.id, OutboundMessage.priority],
+        status=MessageStatus.QUEUED, announcement_id=announcement_id, next_attempt_at=now, created_at=now,
+        updated_at=now,
+    ))
     for message_id, priority in inserted:
         add_pending(session, PendingMessage(message_id, priority))  # a plain value (registry.arrays)
     return [message_id for message_id, _ in inserted]

@@ -41,7 +41,7 @@ def test_insert_rows_sends_the_values_every_row_shares_once(database) -> None:
     event.listen(database.engine, "before_cursor_execute", listener)
     try:
         with database.transaction() as session:
-            insert_rows(session, _T, rows, same={"status": MessageStatus.FAILED, "next_attempt_at": due})
+            insert_rows(session, _T, rows, status=MessageStatus.FAILED, next_attempt_at=due)
             found = session.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars().all()
     finally:
         event.remove(database.engine, "before_cursor_execute", listener)
