@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from .arrays import insert_rows
 from .db import PendingMessage, add_pending
 from .models import PRIORITY_BY_KIND, MessageKind, MessageStatus, OutboundMessage, utcnow
+
+_T = OutboundMessage.__table__
+Message = tuple[str, MessageKind | str, str, str | None]  # (recipient, kind, body, link_id)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row a worker has claimed (``submitted``) and is about to send."""
+
+    id: int
+    recipient: str
+    body: str
+    kind: str
+    link_id: str | None
+    attempts: int
+    priority: str
+    announcement_id: int | None
 
 
 def queue_sms(
@@ -44,26 +62,42 @@ def queue_sms(
 
 
 def queue_many(
-    session: Session,
-    messages: Iterable[tuple[str, MessageKind | str, str, str | None]],
-    *,
-    announcement_id: int | None = None,
+    session: Session, messages: Iterable[Message], *, announcement_id: int | None = None
 ) -> list[int]:
     """Write several outbox rows in one statement (``registry.arrays.insert_rows``): ``(recipient,
     kind, body, link_id)`` each; their ids, ascending. Not for secrets: an OTP goes through
     ``queue_sms(secret=...)``."""
     now = utcnow()
-    rows = []
-    for recipient, kind, body, link_id in messages:
-        kind = MessageKind(kind)
-        rows.append({"recipient": recipient, "kind": kind.value, "body": body,
-                     "priority": PRIORITY_BY_KIND[kind].value, "link_id": link_id})
     # what every row shares goes once, not as an array of 200 copies
     inserted = sorted(insert_rows(
-        session, OutboundMessage.__table__, rows, [OutboundMessage.id, OutboundMessage.priority],
+        session, _T, _rows(messages), [OutboundMessage.id, OutboundMessage.priority],
         status=MessageStatus.QUEUED, announcement_id=announcement_id, next_attempt_at=now, created_at=now,
         updated_at=now,
     ))
     for message_id, priority in inserted:
         add_pending(session, PendingMessage(message_id, priority))  # a plain value (registry.arrays)
     return [message_id for message_id, _ in inserted]
+
+
+def queue_claimed(session: Session, messages: Iterable[Message], provider: str) -> list[Claimed]:
+    """Write outbox rows already claimed for ``provider`` by the caller, which sends them itself
+    once the transaction commits (no job is dispatched). Each row is as ``workers.sending.claim``
+    leaves a queued one (``submitted``, one attempt), without that second write of every row; a
+    caller that dies before recording the results leaves them to the reconciler, as a claim does."""
+    now = utcnow()
+    returning = [_T.c.id, _T.c.recipient, _T.c.body, _T.c.kind, _T.c.link_id, _T.c.priority]
+    inserted = insert_rows(
+        session, _T, _rows(messages), returning, status=MessageStatus.SUBMITTED, attempts=1, provider=provider,
+        submitted_at=now, next_attempt_at=now, created_at=now, updated_at=now,
+    )
+    return [Claimed(message_id, recipient, body, kind, link_id, 1, priority, None)
+            for message_id, recipient, body, kind, link_id, priority in sorted(inserted)]
+
+
+def _rows(messages: Iterable[Message]) -> list[dict[str, str | None]]:
+    rows = []
+    for recipient, kind, body, link_id in messages:
+        kind = MessageKind(kind)
+        rows.append({"recipient": recipient, "kind": kind.value, "body": body,
+                     "priority": PRIORITY_BY_KIND[kind].value, "link_id": link_id})
+    return rows

@@ -7,8 +7,9 @@ in one transaction (a handful of queries per message), then sends the replies it
 backend call, instead of paying an RQ job per reply. A drain yields after a few batches so OTP
 jobs waiting on the higher-priority queue go first.
 
-Exactly one reply per inbound message: a batch claims its rows with a conditional UPDATE
-(``handled_at IS NULL``) in the transaction that writes the replies. Ids lost from Redis (flush,
+Exactly one reply per inbound message: a batch claims its rows (``handled_at IS NULL``, locked on
+PostgreSQL) in the transaction that writes the replies, and writes the replies already claimed
+for sending, so neither kind of row is written twice before the send. Ids lost from Redis (flush,
 killed worker) are found by the reconciler (rows still unhandled) and pushed again.
 """
 
@@ -23,24 +24,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rq import Retry
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from gateway.degraded import is_outage
 from gateway.metrics import INBOUND_COMMANDS
 from gateway.ratelimit import INBOUND_PER_MINUTE, RESULTS_PER_HOUR, Limit
 from registry.arrays import among, update_rows
-from registry.db import PendingMessage, take_pending
+from registry.db import PendingMessage
 from registry.models import InboundMessage, PhoneSetting, utcnow
-from registry.outbox import queue_many
+from registry.outbox import Claimed, queue_claimed
 from registry.services.audit import batched_disclosures
 from registry.services.sms_commands import CommandKind, parse
 from registry.services.sms_replies import Reply, prefetch_results, reply_language, respond
 from registry.services.sms_texts import text as sms_text
 
-from .context import queues_of
+from .context import backend_of, queues_of
 from .queues import FAILURE_TTL, INBOUND_QUEUE
-from .sending import deliver, schedule_retries
+from .sending import schedule_retries, send_claimed
 
 if TYPE_CHECKING:
     from gateway.redis_link import ThreadLink
@@ -177,7 +179,7 @@ def handle_batch(runtime: Runtime, ids: Sequence[int]) -> None:
     """Answer the unhandled messages among ``ids`` and send the replies. A message that fails on
     its own (not an outage) is marked ``command = error`` so it cannot hold up the others."""
     try:
-        pending = answer(runtime, ids)
+        claimed = answer(runtime, ids)
     except Exception as exc:
         if is_outage(exc):
             raise
@@ -189,24 +191,20 @@ def handle_batch(runtime: Runtime, ids: Sequence[int]) -> None:
         for message_id in ids:
             handle_batch(runtime, [message_id])
         return
-    send_replies(runtime, pending)
+    send_replies(runtime, claimed)
 
 
-def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
-    """Claim the unhandled rows among ``ids`` and write their replies, in one transaction."""
+def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
+    """Claim the unhandled rows among ``ids`` and write their replies, in one transaction; the
+    replies are written claimed for this worker to send (``registry.outbox.queue_claimed``)."""
     gate = RedisGate(runtime.redis, link=runtime.link)
     ussd_code = runtime.settings.ussd_code
+    provider = backend_of(runtime).name
+    now = utcnow()
     with runtime.db.transaction() as session:
-        rows = session.execute(
-            update(InboundMessage)
-            .where(among(session, InboundMessage.id, ids), InboundMessage.handled_at.is_(None))
-            .values(handled_at=utcnow())
-            .returning(InboundMessage.id, InboundMessage.sender, InboundMessage.text, InboundMessage.link_id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        rows = _claim(session, ids, now)
         if not rows:
             return []
-        rows = sorted(rows, key=lambda r: r.id)
         parsed = [(row, parse(row.text)) for row in rows]
         senders = {row.sender for row in rows}
         languages = dict(session.execute(
@@ -239,22 +237,41 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[PendingMessage]:
                 INBOUND_COMMANDS.labels(kind).inc()
                 if reply is not None:
                     replies.append((row.sender, reply.kind, reply.text, row.link_id))
-        queue_many(session, replies)
-        update_rows(session, _T, commands)
-        return take_pending(session)
+        claimed = queue_claimed(session, replies, provider)
+        update_rows(session, _T, commands, handled_at=now)
+        return claimed
 
 
-def send_replies(runtime: Runtime, pending: Sequence[PendingMessage]) -> None:
-    """Send committed replies in this job; if that fails outright, one RQ job per reply instead."""
-    if not pending:
+def _claim(session: Session, ids: Sequence[int], now: datetime) -> list[Row]:
+    """The unhandled rows among ``ids``, in id order, held by this transaction. PostgreSQL locks
+    them (``FOR UPDATE SKIP LOCKED``: a row another drain holds is left to it), and the one UPDATE
+    that records each command marks it handled: a row is written once, not twice. SQLite, which has
+    no row locks, marks them handled at once with a conditional UPDATE (its writers take turns)."""
+    columns = (InboundMessage.id, InboundMessage.sender, InboundMessage.text, InboundMessage.link_id)
+    unhandled = (among(session, InboundMessage.id, ids), InboundMessage.handled_at.is_(None))
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.execute(
+            select(*columns).where(*unhandled).order_by(InboundMessage.id).with_for_update(skip_locked=True)
+        ))
+    rows = session.execute(
+        update(InboundMessage).where(*unhandled).values(handled_at=now).returning(*columns)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(rows, key=lambda r: r.id)
+
+
+def send_replies(runtime: Runtime, claimed: Sequence[Claimed]) -> None:
+    """Send a batch's replies in this job; if that fails outright (the rows are then back to
+    ``queued``), one RQ job per reply instead."""
+    if not claimed:
         return
     try:
-        summary = deliver(runtime, [p.message_id for p in pending], batch_bulk=False)
+        summary = send_claimed(runtime, claimed)
         schedule_retries(runtime, summary.retries)
-    except Exception as exc:  # noqa: BLE001 - the rows are queued; jobs (or the reconciler) send them
-        log.warning("sending %d replies inline failed (%s); queueing them", len(pending), type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - the rows are stored; jobs (or the reconciler) send them
+        log.warning("sending %d replies inline failed (%s); queueing them", len(claimed), type(exc).__name__)
         if runtime.db.dispatch is not None:
-            runtime.db.dispatch(pending)
+            runtime.db.dispatch([PendingMessage(c.id, c.priority) for c in claimed])
 
 
 def _mark_error(runtime: Runtime, message_id: int) -> None:

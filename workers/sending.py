@@ -4,6 +4,8 @@
    still ``queued``), so two workers holding the same message id never both send it. An OTP is
    claimed only together with its clear text; without it the row expires (never sent redacted).
    A bulk message brings along other queued rows of its announcement (one request per batch).
+   The inbound drain skips this step: it writes its replies already claimed
+   (``registry.outbox.queue_claimed``) and sends them with ``send_claimed``.
 2. **Send** outside any transaction.
 3. **Record** per message: accepted (provider id, status code, cost; never submitted again),
    refused for good (failed, with the reason), or retryable (back to ``queued`` with the next
@@ -29,8 +31,9 @@ from sqlalchemy.orm import Session
 from gateway.metrics import SMS_MESSAGES
 from registry.arrays import among, update_rows
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
+from registry.outbox import Claimed
 
-from .backends import Outcome, Outgoing, SendResult
+from .backends import Backend, Outcome, Outgoing, SendResult
 from .context import backend_of, queues_of
 from .queues import SendJob, max_attempts, retry_delay, send_job_id
 
@@ -47,18 +50,6 @@ _T = OutboundMessage.__table__
 
 class RetryableSendError(Exception):
     """Raised by a send job so RQ retries it later (the reason carries no personal data)."""
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    recipient: str
-    body: str
-    kind: str
-    link_id: str | None
-    attempts: int
-    priority: str
-    announcement_id: int | None
 
 
 @dataclass(frozen=True)
@@ -157,7 +148,6 @@ def deliver(
     up to a batch of its announcement's other queued messages into the same request."""
     clear = clear or {}
     backend = backend_of(runtime)
-    summary = Summary()
     with runtime.db.transaction() as session:
         claimed = claim(session, ids, clear, backend.name)
         bulk = [c for c in claimed if c.announcement_id is not None]
@@ -167,10 +157,21 @@ def deliver(
             joined = claim(session, extra, clear, backend.name)
             claimed += joined
     if not claimed:
-        return summary
+        return Summary()
     if joined:
         drop_waiting_jobs(runtime, [c.id for c in joined])
-    summary.claimed = len(claimed)
+    return send_claimed(runtime, claimed, clear, backend=backend)
+
+
+def send_claimed(runtime: Runtime, claimed: Sequence[Claimed], clear: Mapping[int, str] | None = None, *,
+                 backend: Backend | None = None) -> Summary:
+    """Send rows this worker has claimed and record the results. When the backend fails outright
+    the rows go back to ``queued`` (nothing was recorded) and the error is raised."""
+    clear = clear or {}
+    backend = backend or backend_of(runtime)
+    summary = Summary(claimed=len(claimed))
+    if not claimed:
+        return summary
     outgoing = [
         Outgoing(c.id, c.recipient, clear.get(c.id, c.body), c.kind, c.link_id, bulk=c.announcement_id is not None)
         for c in claimed

@@ -155,3 +155,40 @@ def test_the_date_of_an_inbound_sms_is_read_in_each_form(raw, expected):
 
     form = {"from": "+254712345678", "id": "ATXid_9", "text": "HELP", "date": raw}
     assert parse_inbound(form).received_at == expected
+
+
+# --- replies written claimed --------------------------------------------------------------------
+
+
+def test_replies_are_written_claimed_and_sent_by_the_drain(client, sms_runtime):
+    client.post(URL, data=form())
+    [row] = inbound_rows(sms_runtime)
+    claimed = inbound_module.answer(sms_runtime, [row.id])
+    [reply] = outbox_rows(sms_runtime)
+    assert (reply.status, reply.attempts, reply.provider) == (MessageStatus.SUBMITTED, 1, "outbox")
+    assert reply.submitted_at is not None and reply.accepted_at is None  # the reconciler's lease covers it
+    assert [(c.id, c.recipient, c.kind, c.priority) for c in claimed] == [(reply.id, PHONE, "reply", "sms-reply")]
+    assert sms_runtime.redis.llen("rq:queue:sms-reply") == 0  # no job: the drain sends it itself
+    inbound_module.send_replies(sms_runtime, claimed)
+    assert outbox_rows(sms_runtime)[0].status is MessageStatus.DELIVERED
+
+
+def test_replies_the_backend_failed_on_go_back_to_queued_with_jobs(client, sms_runtime, monkeypatch):
+    from workers.context import backend_of
+
+    client.post(URL, data=form())
+    claimed = inbound_module.answer(sms_runtime, [inbound_rows(sms_runtime)[0].id])
+
+    def broken(messages):
+        raise ConnectionError("provider unreachable")
+
+    backend = backend_of(sms_runtime)
+    working = backend.send
+    monkeypatch.setattr(backend, "send", broken)
+    inbound_module.send_replies(sms_runtime, claimed)
+    [reply] = outbox_rows(sms_runtime)
+    assert reply.status is MessageStatus.QUEUED
+    assert sms_runtime.redis.llen("rq:queue:sms-reply") == 1
+    monkeypatch.setattr(backend, "send", working)
+    work_queues(sms_runtime)
+    assert outbox_rows(sms_runtime)[0].status is MessageStatus.DELIVERED

@@ -1,0 +1,57 @@
+"""The drain's claim on PostgreSQL: rows locked, not written, until the one UPDATE that answers them."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, select, text
+
+from registry.models import InboundMessage, MessageStatus, OutboundMessage
+from workers import inbound
+
+
+def _received(runtime, count: int) -> list[int]:
+    return [inbound.receive(runtime, provider_id=f"claim-{n}", sender=f"+25471100000{n}", text="HELP")
+            for n in range(count)]
+
+
+def _inbound(runtime) -> dict[int, tuple]:
+    with runtime.db.session() as session:
+        rows = session.execute(select(InboundMessage.id, InboundMessage.command, InboundMessage.handled_at))
+        return {row.id: (row.command, row.handled_at) for row in rows}
+
+
+def test_a_row_another_drain_holds_is_left_to_it(integration_runtime):
+    runtime = integration_runtime
+    first, second = _received(runtime, 2)
+    with runtime.db.engine.connect() as other:  # another drain, mid-batch, holding the first row
+        other.execute(text("SELECT id FROM inbound_messages WHERE id = :id FOR UPDATE"), {"id": first})
+        claimed = inbound.answer(runtime, [first, second])
+        other.rollback()
+    assert len(claimed) == 1
+    rows = _inbound(runtime)
+    assert rows[first] == (None, None)
+    assert rows[second][0] == "help" and rows[second][1] is not None
+    assert len(inbound.answer(runtime, [first, second])) == 1  # the first, once released; the second not again
+    assert {command for command, _ in _inbound(runtime).values()} == {"help"}
+
+
+def test_each_row_is_written_once_and_each_reply_claimed_at_insert(integration_runtime):
+    runtime = integration_runtime
+    ids = _received(runtime, 3)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        claimed = inbound.answer(runtime, ids)
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    writes = [s.split(" SET ")[0].split(" (")[0] for s in statements if s.startswith(("UPDATE", "INSERT"))]
+    assert sorted(writes) == ["INSERT INTO \"outbound_messages\"", "UPDATE \"inbound_messages\" AS t"]
+    assert any("FOR UPDATE SKIP LOCKED" in s for s in statements)
+    assert all(handled is not None for _, handled in _inbound(runtime).values())
+    with runtime.db.session() as session:
+        replies = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+    assert [c.id for c in claimed] == [r.id for r in replies]
+    assert {(r.status, r.attempts, r.provider) for r in replies} == {(MessageStatus.SUBMITTED, 1, "outbox")}
