@@ -37,6 +37,13 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _drains_do_not_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process drains answer a short batch at once (``workers.inbound.LINGER_S``); the tests
+    of that wait set it themselves."""
+    monkeypatch.setattr("workers.inbound.LINGER_S", 0.0)
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 

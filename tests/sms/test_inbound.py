@@ -157,6 +157,41 @@ def test_the_date_of_an_inbound_sms_is_read_in_each_form(raw, expected):
     assert parse_inbound(form).received_at == expected
 
 
+# --- batches: a short one waits once for more --------------------------------------------------
+
+
+def test_a_short_batch_waits_once_for_the_messages_arriving_meanwhile(client, sms_runtime, monkeypatch):
+    batches, waits = [], []
+    real = inbound_module.answer
+    monkeypatch.setattr(inbound_module, "answer", lambda runtime, ids: batches.append(list(ids)) or real(runtime, ids))
+    monkeypatch.setattr(inbound_module, "LINGER_S", 0.2)
+
+    def meanwhile(seconds):
+        waits.append(seconds)
+        for n in range(3, 6):
+            client.post(URL, data=form(id=f"in-{n}", text="HELP", **{"from": f"+2547110{n:05d}"}))
+
+    monkeypatch.setattr(inbound_module, "_pause", meanwhile)
+    for n in range(3):
+        client.post(URL, data=form(id=f"in-{n}", text="HELP", **{"from": f"+2547110{n:05d}"}))
+    work_queues(sms_runtime)
+    assert waits == [0.2]  # once: the drain found nothing more after that batch
+    assert [len(batch) for batch in batches] == [6]
+    assert len(outbox_rows(sms_runtime)) == 6
+
+
+def test_a_short_batch_does_not_wait_while_an_otp_is_queued(client, sms_runtime, monkeypatch):
+    from registry.outbox import queue_sms
+
+    monkeypatch.setattr(inbound_module, "LINGER_S", 0.2)
+    monkeypatch.setattr(inbound_module, "_pause", lambda seconds: pytest.fail("waited with an OTP queued"))
+    with sms_runtime.db.transaction() as session:
+        queue_sms(session, "+254700000001", MessageKind.OTP, "code ******", secret="code 123456")
+    client.post(URL, data=form())
+    assert inbound_module.drain(sms_runtime, 0) == 1
+    assert [row.command for row in inbound_rows(sms_runtime)] == ["help"]
+
+
 # --- replies written claimed --------------------------------------------------------------------
 
 
