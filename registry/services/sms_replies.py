@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session
 
 from .. import gsm
 from ..arrays import among
@@ -29,8 +29,32 @@ from .sms_texts import text
 MAX_SEGMENTS = 2
 MAX_UPIS = 6
 
+
+
+@dataclass(frozen=True)
+class Series:
+    exam: str
+    year: int
+    released: bool
+
+
+@dataclass(frozen=True)
+class FoundResult:
+    """What a results reply reads of an ``ExamResult``, as :func:`prefetch_results` reads a batch's:
+    plain columns, without the ORM's identity map and per-object state (half of the lookup's cost)."""
+
+    learner_id: int | None
+    index_number: str
+    candidate_name: str
+    mean_grade: str
+    points: int | None
+    subjects: str
+    series: Series
+
+
+Result = ExamResult | FoundResult
 # (exam, number, year) -> the result that answers, as ``registry.services.results.find_result`` picks it
-ResultLookup = Callable[[str, str, int | None], ExamResult | None]
+ResultLookup = Callable[[str, str, int | None], Result | None]
 
 
 class Gate(Protocol):
@@ -105,20 +129,22 @@ def prefetch_results(session: Session, commands: Iterable[Command]) -> ResultLoo
     for c in commands:
         if c.kind is CommandKind.RESULTS and c.valid_number:
             numbers.setdefault(c.exam, set()).add(c.number)  # type: ignore[arg-type]
-    found: dict[tuple[str, str], list[ExamResult]] = {}
+    found: dict[tuple[str, str], list[FoundResult]] = {}
     if numbers:
-        rows = session.scalars(
-            select(ExamResult)
+        rows = session.execute(
+            select(ExamResult.learner_id, ExamResult.index_number, ExamResult.candidate_name, ExamResult.mean_grade,
+                   ExamResult.points, ExamResult.subjects, ExamSeries.exam, ExamSeries.year, ExamSeries.released_at)
             .join(ExamSeries, ExamSeries.id == ExamResult.series_id)
-            .options(contains_eager(ExamResult.series))
             .where(or_(*(and_(ExamSeries.exam == exam, among(session, ExamResult.index_number, sorted(wanted)))
                          for exam, wanted in sorted(numbers.items()))))
             .order_by(ExamSeries.year.desc())
         )
-        for row in rows:
-            found.setdefault((row.series.exam, row.index_number), []).append(row)
+        for learner_id, number, name, mean, points, subjects, exam, year, released_at in rows:
+            result = FoundResult(learner_id, number, name, mean, points, subjects or "",
+                                 Series(exam, year, released_at is not None))
+            found.setdefault((exam, number), []).append(result)
 
-    def lookup(exam: str, number: str, year: int | None) -> ExamResult | None:
+    def lookup(exam: str, number: str, year: int | None) -> FoundResult | None:
         candidates = found.get((exam, number), [])
         if year is not None:
             return next((r for r in candidates if r.series.year == year), None)
@@ -154,8 +180,8 @@ def _results_reply(
     return Reply(format_results(result, language))
 
 
-def _may_see(session: Session, phone: str, result: ExamResult, names: tuple[str, ...]) -> bool:
-    if names and names_match(names, result):
+def _may_see(session: Session, phone: str, result: Result, names: tuple[str, ...]) -> bool:
+    if names and names_match(names, result, lambda: session.get(Learner, result.learner_id)):
         return True
     if result.learner_id is None:
         return False
@@ -163,9 +189,10 @@ def _may_see(session: Session, phone: str, result: ExamResult, names: tuple[str,
     return guardian is not None and guardian.is_active and is_linked(session, phone, result.learner_id)
 
 
-def names_match(given: tuple[str, ...], result: ExamResult) -> bool:
+def names_match(given: tuple[str, ...], result: Result, learner_of: Callable[[], Learner | None]) -> bool:
     """Every name given is one of the candidate's (case, spaces and accents ignored); at most
-    MAX_NAMES of them, each of two letters or more, so initials or a list of guesses do not pass."""
+    MAX_NAMES of them, each of two letters or more, so initials or a list of guesses do not pass.
+    The names of the registry's learner (``learner_of``, read only when needed) count too."""
     if not given or len(given) > MAX_NAMES:
         return False
     keys = [name_key(name) for name in given]
@@ -174,7 +201,7 @@ def names_match(given: tuple[str, ...], result: ExamResult) -> bool:
     known = name_keys(result.candidate_name)
     if all(key in known for key in keys):
         return True
-    learner: Learner | None = result.learner if result.learner_id is not None else None
+    learner = learner_of() if result.learner_id is not None else None
     if learner is None:
         return False
     known |= name_keys(" ".join(filter(None, (learner.first_name, learner.middle_name, learner.last_name))))
@@ -191,7 +218,7 @@ def subject_grades(subjects: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def format_results(result: ExamResult, language: str) -> str:
+def format_results(result: Result, language: str) -> str:
     """The results reply: mean grade, points and every subject grade, GSM-7, within two segments.
 
     Compact spacing is used when the roomy layout is too long; only an import with an implausible
