@@ -268,6 +268,34 @@ def test_the_requests_of_one_send_are_booked_with_the_throttle_in_one_go(fake_at
     assert len(fake_at.requests) == 3
 
 
+def test_many_requests_share_the_threads_and_keep_their_order(fake_at):
+    from workers.backends import africastalking
+
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
+    messages = [Outgoing(n, f"+2547110{n:05d}", f"reply {n}", "reply") for n in range(3 * africastalking.CONCURRENCY)]
+    results = backend.send(messages)
+    assert [r.message_id for r in results] == list(range(len(messages)))
+    assert [r.outcome for r in results] == ["accepted"] * len(messages)
+    assert sorted(seen.form["to"] for seen in fake_at.requests) == sorted(m.recipient for m in messages)
+
+
+def test_an_unexpected_error_is_raised_once_every_other_request_has_ended(fake_at, monkeypatch):
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
+    real, ended = backend._request, []
+
+    def request(kind, batch, bulk, throttled=True):
+        if batch[0].message_id == 0:
+            raise RuntimeError("a bug")
+        answer = real(kind, batch, bulk, throttled)
+        ended.append(batch[0].message_id)
+        return answer
+
+    monkeypatch.setattr(backend, "_request", request)
+    with pytest.raises(RuntimeError, match="a bug"):
+        backend.send([Outgoing(n, f"+2547110{n:05d}", f"reply {n}", "reply") for n in range(20)])
+    assert sorted(ended) == list(range(1, 20))
+
+
 def test_the_proxy_comes_from_the_environment_read_once_per_host(fake_at, monkeypatch):
     """``requests`` would re-read the environment on every request; the backend reads it once per
     host and still honours it: here the fake AT stands as the proxy of an unresolvable host."""

@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -213,15 +215,30 @@ class AfricasTalkingBackend:
             waits = (self.throttle.schedule([len(batch) for _, batch, _ in calls]) if self.throttle is not None
                      else [0.0] * len(calls))
             booked = time.monotonic()
+            answers: list[list[SendResult]] = [[] for _ in calls]
+            turns = SimpleQueue()  # the calls in booking order, taken by whichever thread is free
+            for index in range(len(calls)):
+                turns.put(index)
 
-            def paced(call: tuple[str, list[Outgoing], bool], wait: float) -> list[SendResult]:
-                delay = booked + wait - time.monotonic()
-                if delay > 0 and self.throttle is not None:
-                    self.throttle.sleep(delay)
-                return self._request(*call, throttled=False)
+            def take_turns() -> None:
+                while True:
+                    try:
+                        index = turns.get_nowait()
+                    except Empty:
+                        return
+                    delay = booked + waits[index] - time.monotonic()
+                    if delay > 0 and self.throttle is not None:
+                        self.throttle.sleep(delay)
+                    answers[index] = self._request(*calls[index], throttled=False)
 
-            for batch in _executor().map(paced, calls, waits):
-                results.extend(batch)
+            # CONCURRENCY threads take the calls in turn: a task per thread, not per request (a
+            # future per request cost a fifth of the send's CPU in a drain's batch of 200 replies)
+            runs = [_executor().submit(take_turns) for _ in range(min(CONCURRENCY, len(calls)))]
+            futures_wait(runs)  # every request ends before any error is raised
+            for run in runs:
+                run.result()
+            for answer in answers:
+                results.extend(answer)
         return results
 
     def _request(self, kind: str, batch: list[Outgoing], bulk: bool, throttled: bool = True) -> list[SendResult]:
