@@ -104,11 +104,20 @@ class KeepAliveSMSService(africastalking.SMSService):
 
 
 def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout) -> tuple[int, str | None, str]:
-    """POST ``data`` form-encoded on the process's urllib3 pools; status, content type, text."""
+    """POST ``data`` form-encoded on the process's urllib3 pool for ``url``'s host; status, content
+    type, text. Straight to the host's pool: ``PoolManager.request`` parses the URL, merges headers
+    and handles redirects (which are off) again for every request, 15-30 us of the 260-310 us of
+    CPU a request to the bench's fake AT costs."""
     connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    response = _pools().request("POST", url, body=urlencode(data), headers={**headers, "Content-Type": FORM},
-                                timeout=urllib3.Timeout(connect=connect, read=read))
+    response = _pools().connection_from_url(url).urlopen(
+        "POST", _request_uri(url), body=urlencode(data), headers={**headers, "Content-Type": FORM},
+        timeout=urllib3.Timeout(connect=connect, read=read), retries=False, redirect=False)
     return response.status, response.headers.get("content-type"), response.data.decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=16)
+def _request_uri(url: str) -> str:
+    return urllib3.util.parse_url(url).request_uri
 
 
 def _pools() -> urllib3.PoolManager:
