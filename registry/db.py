@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -115,6 +116,14 @@ def _ping_when_idle(engine: Engine, idle_s: float = IDLE_PING_S) -> None:
             raise
 
 
+class _KeptConnection(threading.local):
+    """A thread's own connection for ``Database.fetch``."""
+
+    connection: Any = None
+    used: float = 0.0  # time.monotonic() of its last statement
+    pid: int = 0
+
+
 class Database:
     """Engine + session factory. ``dispatch`` receives the outbox rows of every committed transaction."""
 
@@ -126,6 +135,7 @@ class Database:
         self._autocommit_engine: Engine | None = None
         self._autocommit_lock = threading.Lock()
         self._direct: dict[Executable, Direct | None] = {}
+        self._kept = _KeptConnection()
         self._factory = sessionmaker(self.engine, expire_on_commit=False, info={DISPATCH_KEY: self._dispatch})
 
     def _dispatch(self, pending: Sequence[PendingMessage]) -> None:
@@ -169,35 +179,58 @@ class Database:
         """Run one statement in autocommit (as ``autocommit`` does) and return its rows as tuples.
 
         For the statements every callback runs (the caller read of a USSD session, the INSERT of
-        an inbound SMS). On PostgreSQL the statement is compiled once and sent on the driver's own
-        connection: SQLAlchemy's per-execution work (execution context, parameter and result
-        processing, the Connection wrapper) cost about 100 us of CPU a statement, more than the
-        driver's own 80 us. Only a statement SQLAlchemy would not transform is sent so (no
+        an inbound SMS). On PostgreSQL the statement is compiled once and sent on a driver
+        connection the calling thread keeps (``_kept_connection``): SQLAlchemy's per-execution
+        work (execution context, parameter and result processing, the Connection wrapper) cost
+        about 100 us of CPU a statement, more than the driver's own 80 us, and taking a
+        connection from the pool and giving it back for each statement a third of what was left
+        (``bench/README.md``). Only a statement SQLAlchemy would not transform is sent so (no
         parameter or result conversion, no parameters expanded at execution); any other runs
         through ``autocommit`` like before. Driver errors arrive wrapped as SQLAlchemy wraps them
-        (``DBAPIError`` subclasses), and a lost connection is dropped from the pool."""
+        (``DBAPIError`` subclasses), and a lost connection is dropped."""
         direct = self._direct_form(statement)
         if direct is None:
             with self.autocommit() as connection:
                 return [tuple(row) for row in connection.execute(statement, params)]
         values = {**direct.defaults, **params}
         dialect = self.autocommit_engine.dialect
-        connection = self.autocommit_engine.raw_connection()
+        connection = self._kept_connection()
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(direct.sql, values)
-                return cursor.fetchall() if cursor.description is not None else []
+                rows = cursor.fetchall() if cursor.description is not None else []
             finally:
                 cursor.close()
         except dialect.loaded_dbapi.Error as exc:
             lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
             if lost:
+                self._kept.connection = None
                 connection.invalidate(exc)
             raise DBAPIError.instance(direct.sql, values, exc, dialect.loaded_dbapi.Error,
                                       connection_invalidated=lost, dialect=dialect) from exc
-        finally:
-            connection.close()
+        self._kept.used = time.monotonic()
+        return rows
+
+    def _kept_connection(self) -> Any:
+        """The autocommit pool's connection this thread keeps for ``fetch`` (taken on first use,
+        given back to the pool when the thread ends). One idle longer than ``IDLE_PING_S`` is
+        pinged first and replaced if dead, as the pool does at checkout (``_ping_when_idle``)."""
+        kept = self._kept
+        connection = kept.connection
+        if connection is not None and kept.pid != os.getpid():  # inherited over a fork: not ours to use
+            connection = None
+        elif connection is not None and time.monotonic() - kept.used > IDLE_PING_S:
+            dialect = self.autocommit_engine.dialect
+            try:
+                dialect.do_ping(connection.dbapi_connection)
+            except dialect.loaded_dbapi.Error as exc:
+                connection.invalidate(exc)
+                connection = None
+        if connection is None:
+            connection = kept.connection = self.autocommit_engine.raw_connection()
+            kept.pid = os.getpid()
+        return connection
 
     def _direct_form(self, statement: Executable) -> Direct | None:
         try:

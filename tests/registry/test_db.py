@@ -90,3 +90,35 @@ def test_a_connection_the_server_dropped_is_an_outage_and_is_replaced(pg_databas
         pg_database.fetch(_CALLER, {"phone": "+254700000009"})  # on the same pooled connection, just dropped
     assert caught.value.connection_invalidated and is_outage(caught.value)
     assert pg_database.fetch(text("SELECT pg_backend_pid()"), {})[0][0] != pid  # a fresh connection
+
+
+# --- the connection each thread keeps -----------------------------------------------------------
+
+
+def _backend_pid(database) -> int:
+    return database.fetch(text("SELECT pg_backend_pid()"), {})[0][0]
+
+
+def test_a_thread_keeps_one_connection_and_other_threads_their_own(pg_database) -> None:
+    import threading
+
+    first = _backend_pid(pg_database)
+    assert [_backend_pid(pg_database) for _ in range(5)] == [first] * 5
+    assert pg_database.autocommit_engine.pool.checkedout() == 1  # kept, not returned after each statement
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: seen.extend(_backend_pid(pg_database) for _ in range(3)))
+    worker.start()
+    worker.join()
+    assert len(set(seen)) == 1 and seen[0] != first
+
+
+def test_a_kept_connection_idle_and_dropped_meanwhile_is_replaced_before_use(pg_database, monkeypatch) -> None:
+    from registry import db as db_module
+
+    pid = _backend_pid(pg_database)
+    with pg_database.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.commit()
+    monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # idle long enough to be pinged before use
+    assert pg_database.fetch(_CALLER, {"phone": "+254700000009"}) == [(None, False, None, False)]  # no error
+    assert _backend_pid(pg_database) != pid
