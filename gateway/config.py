@@ -46,6 +46,7 @@ class Settings:
     at_api_base_url: str | None = None
     # SMS pipeline
     sms_rate_per_second: float = 50.0
+    sms_concurrency: int = 8  # requests to the provider in flight at once per worker process
     # Edge hardening
     trusted_proxies: int = 0
     allowed_networks: tuple[str, ...] = ()
@@ -122,6 +123,7 @@ class Settings:
             at_short_code=env.get("AT_SHORT_CODE") or None,
             at_api_base_url=base_url,
             sms_rate_per_second=_number(env, "ELIMU_SMS_RATE", 50.0),
+            sms_concurrency=_whole(env, "ELIMU_SMS_CONCURRENCY", 8, 1, 64),
             trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
             allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
             max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
@@ -197,6 +199,13 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
     return value
+
+
+def _whole(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _number(env, name, default)
+    if value != int(value) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, not {env.get(name)!r}")
+    return int(value)
 
 
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:

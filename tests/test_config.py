@@ -47,6 +47,9 @@ def test_plain_postgresql_urls_use_psycopg():
         ({"SMS_BACKEND": "africastalking"}, "AT_USERNAME"),
         ({"AT_API_BASE_URL": "ftp://x"}, "AT_API_BASE_URL"),
         ({"ELIMU_SMS_RATE": "fast"}, "ELIMU_SMS_RATE"),
+        ({"ELIMU_SMS_CONCURRENCY": "0"}, "ELIMU_SMS_CONCURRENCY"),
+        ({"ELIMU_SMS_CONCURRENCY": "65"}, "ELIMU_SMS_CONCURRENCY"),
+        ({"ELIMU_SMS_CONCURRENCY": "2.5"}, "ELIMU_SMS_CONCURRENCY"),
         ({"ELIMU_ALLOWED_NETWORKS": "10.0.0.0/33"}, "ELIMU_ALLOWED_NETWORKS"),
     ],
 )
@@ -56,6 +59,11 @@ def test_bad_settings_give_one_line_naming_the_variable(env, variable):
         Settings.from_env({**base, **env})
     message = str(caught.value)
     assert variable in message and "\n" not in message
+
+
+def test_requests_in_flight_to_the_provider_per_worker_default_to_eight():
+    assert Settings.from_env({"ELIMU_SECRET_KEY": SECRET}).sms_concurrency == 8
+    assert Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_SMS_CONCURRENCY": "32"}).sms_concurrency == 32
 
 
 def _elimu(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -144,6 +144,8 @@ class FakeAT:
     script: list[Scripted] = field(default_factory=list)
     api_key: str = "test-api-key"
     delay: float = 0.0  # seconds before every unscripted answer
+    in_flight: int = 0  # requests being answered now
+    most_in_flight: int = 0  # the most answered at once
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -161,6 +163,15 @@ class FakeAT:
         with self._lock:
             self.requests.append(Seen(request.path, form, dict(request.headers)))
             scripted = self.script.pop(0) if self.script else Scripted(delay=self.delay)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return self._respond(environ, start_response, request, form, scripted)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _respond(self, environ, start_response, request, form, scripted):
         if scripted.delay:
             time.sleep(scripted.delay)
         if request.headers.get("apiKey") != self.api_key:

@@ -268,15 +268,28 @@ def test_the_requests_of_one_send_are_booked_with_the_throttle_in_one_go(fake_at
     assert len(fake_at.requests) == 3
 
 
-def test_many_requests_share_the_threads_and_keep_their_order(fake_at):
-    from workers.backends import africastalking
-
-    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
-    messages = [Outgoing(n, f"+2547110{n:05d}", f"reply {n}", "reply") for n in range(3 * africastalking.CONCURRENCY)]
+@pytest.mark.parametrize("concurrency", [1, 8, 16])
+def test_many_requests_share_the_threads_and_keep_their_order(fake_at, concurrency):
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url), concurrency=concurrency)
+    messages = [Outgoing(n, f"+2547110{n:05d}", f"reply {n}", "reply") for n in range(3 * concurrency + 1)]
     results = backend.send(messages)
     assert [r.message_id for r in results] == list(range(len(messages)))
     assert [r.outcome for r in results] == ["accepted"] * len(messages)
     assert sorted(seen.form["to"] for seen in fake_at.requests) == sorted(m.recipient for m in messages)
+
+
+def test_the_requests_in_flight_follow_the_setting(fake_at):
+    """With a slow provider, ELIMU_SMS_CONCURRENCY requests are in flight at once, no more."""
+    from workers.backends.africastalking import AfricasTalkingBackend as Backend
+
+    fake_at.delay = 0.3
+    settings = type("S", (), {"at_username": "elimu", "at_api_key": "test-api-key", "at_api_base_url": fake_at.url,
+                               "at_sender_id": None, "at_short_code": None, "sms_concurrency": 6})()
+    backend = Backend.from_settings(settings)
+    assert backend.concurrency == 6
+    results = backend.send([Outgoing(n, f"+2547110{n:05d}", f"reply {n}", "reply") for n in range(12)])
+    assert [r.outcome for r in results] == ["accepted"] * 12
+    assert fake_at.most_in_flight == 6
 
 
 def test_an_unexpected_error_is_raised_once_every_other_request_has_ended(fake_at, monkeypatch):

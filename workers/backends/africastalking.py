@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for every call
 BATCH_SIZE = 100  # recipients per bulk request (AT publishes no maximum; stay conservative)
-CONCURRENCY = 8  # requests in flight at once from one worker process
+CONCURRENCY = 8  # requests in flight at once from one worker process (ELIMU_SMS_CONCURRENCY)
+MAX_CONCURRENCY = 64  # connections kept per host: room for any concurrency allowed
 ACCEPTED = {100: "Processed", 101: "Sent", 102: "Queued"}
 RETRYABLE = {500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway"}
 REFUSED = {
@@ -58,7 +59,7 @@ _PHONE = re.compile(r"^\+\d{1,3}\d{3,}$")  # the SDK's own check; a failing numb
 
 _services: dict[tuple[str, str, str | None], Any] = {}
 _services_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_executors: dict[int, ThreadPoolExecutor] = {}
 _pool_manager: urllib3.PoolManager | None = None
 FORM = "application/x-www-form-urlencoded"
 
@@ -121,12 +122,13 @@ def _request_uri(url: str) -> str:
 
 
 def _pools() -> urllib3.PoolManager:
-    """The process's connection pools (one per host, CONCURRENCY connections kept each)."""
+    """The process's connection pools (one per host, up to MAX_CONCURRENCY connections kept each)."""
     global _pool_manager
     if _pool_manager is None:
         with _services_lock:
             if _pool_manager is None:
-                _pool_manager = urllib3.PoolManager(maxsize=CONCURRENCY, retries=False, cert_reqs="CERT_REQUIRED",
+                _pool_manager = urllib3.PoolManager(maxsize=MAX_CONCURRENCY, retries=False,
+                                                    cert_reqs="CERT_REQUIRED",
                                                     ca_certs=_ca_bundle() or requests.certs.where())
     return _pool_manager
 
@@ -168,12 +170,13 @@ def sms_service(username: str, api_key: str, base_url: str | None = None) -> Any
         return service
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The process's sending threads, ``threads`` of them (made on first use)."""
     with _services_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="elimu-at")
-        return _pool
+        pool = _executors.get(threads)
+        if pool is None:
+            pool = _executors[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="elimu-at")
+        return pool
 
 
 class AfricasTalkingBackend:
@@ -187,19 +190,22 @@ class AfricasTalkingBackend:
         sender_id: str | None = None,
         short_code: str | None = None,
         timeout: tuple[float, float] | None = None,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.service = service
         self.throttle = throttle
         self.sender_id = sender_id
         self.short_code = short_code
         self.timeout = timeout or DEFAULT_TIMEOUT
+        self.concurrency = max(1, min(concurrency, MAX_CONCURRENCY))
 
     @classmethod
     def from_settings(cls, settings: Settings, throttle: Throttle | None = None) -> AfricasTalkingBackend:
         if not (settings.at_username and settings.at_api_key):
             raise ValueError("SMS_BACKEND=africastalking needs AT_USERNAME and AT_API_KEY")
         service = sms_service(settings.at_username, settings.at_api_key, settings.at_api_base_url)
-        return cls(service, throttle, settings.at_sender_id, settings.at_short_code)
+        return cls(service, throttle, settings.at_sender_id, settings.at_short_code,
+                   concurrency=settings.sms_concurrency)
 
     def send(self, messages: Sequence[Outgoing]) -> list[SendResult]:
         """Messages with the same text share requests (up to BATCH_SIZE recipients each); the
@@ -240,9 +246,10 @@ class AfricasTalkingBackend:
                         self.throttle.sleep(delay)
                     answers[index] = self._request(*calls[index], throttled=False)
 
-            # CONCURRENCY threads take the calls in turn: a task per thread, not per request (a
-            # future per request cost a fifth of the send's CPU in a drain's batch of 200 replies)
-            runs = [_executor().submit(take_turns) for _ in range(min(CONCURRENCY, len(calls)))]
+            # ``concurrency`` threads take the calls in turn: a task per thread, not per request
+            # (a future per request cost a fifth of the send's CPU in a drain's batch of 200 replies)
+            pool = _executor(self.concurrency)
+            runs = [pool.submit(take_turns) for _ in range(min(self.concurrency, len(calls)))]
             futures_wait(runs)  # every request ends before any error is raised
             for run in runs:
                 run.result()
