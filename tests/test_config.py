@@ -95,6 +95,7 @@ def test_cli_upgrades_an_embedded_database(tmp_path):
 def test_readme_documents_every_variable_the_settings_read():
     source = (Path(__file__).resolve().parents[1] / "gateway" / "config.py").read_text(encoding="utf-8")
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    names = set(re.findall(r'(?:env\.get|_number|_flag)\((?:env, )?"([A-Z_]+)"', source))
+    names = set(re.findall(r'(?:env\.get|_number|_flag|_whole)\((?:env, )?"([A-Z_]+)"', source))
+    assert "ELIMU_SMS_CONCURRENCY" in names
     assert {"DATABASE_URL", "REDIS_URL", "ELIMU_SECRET_KEY"} <= names
     assert [n for n in sorted(names) if f"`{n}`" not in readme] == []
