@@ -92,3 +92,26 @@ def test_the_runtime_builds_one_link_per_client(runtime: Runtime, fake_redis) ->
     assert runtime.link is runtime.link and runtime.link.client is fake_redis
     runtime.redis = redis_lib.Redis(host="127.0.0.1", port=1)
     assert runtime.link.client is runtime.redis  # a swapped client gets a link of its own
+
+
+def test_a_socket_connection_is_read_through_the_thread_s_own_reader(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    _batch(link, ("SET", "k", "v"))
+    wire = link._local.wire
+    assert wire is not None and wire.sock is link._local.connection._sock  # hiredis packing and reading
+    value = "x" * 200_000  # a reply larger than one read: assembled from several
+    assert _batch(link, ("SET", "big", value), ("GET", "big"), ("STRLEN", "big")) == [b"OK", value.encode(), 200_000]
+
+
+def test_an_error_reply_on_a_socket_leaves_the_connection_in_place(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    (before,) = _batch(link, ("CLIENT", "ID"))
+    _batch(link, ("SET", "text", "v"))
+    with pytest.raises(redis_lib.ResponseError, match="WRONGTYPE"):
+        _batch(link, ("LPUSH", "text", "x"), ("SET", "after", "1"))
+    assert _batch(link, ("GET", "after"), ("CLIENT", "ID")) == [b"1", before]  # every reply was read
+
+
+def test_replies_are_decoded_when_the_client_decodes(real_redis, redis_url: str) -> None:
+    link = ThreadLink(redis_lib.Redis.from_url(redis_url, decode_responses=True))
+    assert _batch(link, ("SET", "k", "v\u00e9"), ("GET", "k"), ("GET", "missing")) == ["OK", "v\u00e9", None]
