@@ -175,3 +175,12 @@ def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
     record = SessionStore(runtime.redis, clock=lambda: stack[0]().timestamp()).load("s7")
     assert record is not None and record.hops == 2 and record.state["screen"] == "acct"
     assert not runtime.redis.exists("ussd:lock:s7")
+
+
+def test_an_unreadable_session_or_resume_point_starts_the_session_afresh(stack, runtime):
+    client = stack[3]
+    runtime.redis.set("ussd:s:s8", b"\xff not json")
+    runtime.redis.set(f"ussd:resume:{PHONE}", b"[1, 2]")  # JSON, but not a saved point
+    assert post(client, "s8", "").startswith("CON Welcome to Elimu")
+    runtime.redis.set(f"ussd:resume:{PHONE}", b"{broken")
+    assert post(client, "s9", "").startswith("CON Welcome to Elimu")
