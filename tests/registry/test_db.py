@@ -36,6 +36,7 @@ def test_fetch_inserts_once_and_commits_without_a_transaction(database) -> None:
     first = database.fetch(insert, _inbound("ATXid_1"))
     assert len(first) == 1 and isinstance(first[0][0], int)
     assert database.fetch(insert, _inbound("ATXid_1")) == []  # ON CONFLICT DO NOTHING: no row returned
+    assert database.fetch(text("DELETE FROM inbound_messages WHERE id = -1"), {}) == []  # a statement without rows
     with database.transaction() as session:  # another connection sees it: committed on its own
         assert session.scalars(select(InboundMessage.id)).all() == [first[0][0]]
 
@@ -122,3 +123,15 @@ def test_a_kept_connection_idle_and_dropped_meanwhile_is_replaced_before_use(pg_
     monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # idle long enough to be pinged before use
     assert pg_database.fetch(_CALLER, {"phone": "+254700000009"}) == [(None, False, None, False)]  # no error
     assert _backend_pid(pg_database) != pid
+
+
+def test_a_kept_connection_s_cursor_is_reused_and_replaced_with_it(pg_database) -> None:
+    first = _backend_pid(pg_database)
+    cursor = pg_database._kept.cursor
+    assert _backend_pid(pg_database) == first and pg_database._kept.cursor is cursor  # one cursor, reused
+    with pg_database.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        admin.commit()
+    with pytest.raises(DBAPIError):
+        _backend_pid(pg_database)
+    assert _backend_pid(pg_database) != first and pg_database._kept.cursor is not cursor
