@@ -11,10 +11,11 @@ answers on one screen end the session.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import layout
 from .services import Services
@@ -136,9 +137,15 @@ class Screen:
         raise NotImplementedError
 
 
+# orjson writes dates, dataclasses and str/int subclasses as JSON of its own making; passed through
+# (to no default) they raise TypeError, as sets or int keys do. (It writes enums and UUIDs as their
+# values; tests/menus/test_menu_walk.py holds every state of every screen to the stdlib's json.)
+_PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
 def _copy(state: State) -> State:
     """A deep copy of plain JSON data (faster than ``copy.deepcopy`` and proves it is JSON)."""
-    return json.loads(json.dumps(state))
+    return orjson.loads(orjson.dumps(state, option=_PLAIN_JSON))
 
 
 def new_state(lang: str = DEFAULT_LANGUAGE, screen: str = "main") -> State:

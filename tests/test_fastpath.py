@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -141,7 +143,17 @@ def test_what_the_fast_path_does_not_take_reaches_flask(runtime, tmp_path):
           content_type="application/x-www-form-urlencoded")  # not UTF-8: read, then handed to Flask
 
 
-@pytest.mark.parametrize("encoded", ["a=1&a=2&b=&c=%2B254&d=x+y", "bad=%ff&ok=1", "token=a%26b&&=x&k", ""])
+@pytest.mark.parametrize("encoded", ["a=1&a=2&b=&c=%2B254&d=x+y", "bad=%ff&ok=1", "token=a%26b&&=x&k", "",
+                                     "a+b=1&a%20b=2&%61=3&a=4&=&==&x=%&y=%2&z=%zz&w=a=b", "p=%C3%A9%E2%82&q=%e2%82%ac"])
 def test_fields_are_read_as_werkzeug_reads_them(encoded):
+    args = Request(EnvironBuilder(query_string=encoded).get_environ()).args
+    assert first_values(encoded) == {name: args.get(name) for name in args}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="ab+%=2FfC3A9x &", max_size=8),
+                          st.text(alphabet="ab+%=2FfC3A9x &;", max_size=10)), max_size=6))
+def test_any_form_is_read_as_werkzeug_reads_it(pairs):
+    encoded = "&".join(f"{name}={value}" for name, value in pairs)
     args = Request(EnvironBuilder(query_string=encoded).get_environ()).args
     assert first_values(encoded) == {name: args.get(name) for name in args}
