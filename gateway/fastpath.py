@@ -51,7 +51,7 @@ def first_values(encoded: str) -> dict[str, str]:
 
     ``urllib.parse.parse_qsl`` with ``keep_blank_values``, field by field: a name or value with
     no ``%`` or ``+`` is taken as it is, and a later value of a name already seen is not decoded
-    (a hop's five fields in 5 us instead of 15)."""
+    (a hop's five fields in 9 us instead of 15)."""
     fields: dict[str, str] = {}
     for field in encoded.split("&"):
         if not field:

@@ -9,7 +9,7 @@ timeouts are as configured), but keeps that connection for the calling thread.
 
 On a socket connection (every real one) the commands are packed by hiredis itself and the
 replies read from the socket into a hiredis reader of the thread's own: redis-py's packing and
-per-reply reading cost 4 us a command and 6 us a reply more than the work itself
+per-reply reading cost 2-3 us a command and 3-4 us a reply more than the work itself
 (``bench/README.md``). Any other connection (fakeredis in tests) goes through its own
 ``pack_commands`` and ``read_response``.
 
