@@ -7,17 +7,20 @@ callback per command. ``ThreadLink`` sends the same commands on the same kind of
 (redis-py's own ``Connection``, from the client's pool, so URL, TLS, auth, db, Sentinel and the
 timeouts are as configured), but keeps that connection for the calling thread.
 
-On a socket connection (every real one) the commands are packed by hiredis itself and the
-replies read from the socket into a hiredis reader of the thread's own: redis-py's packing and
-per-reply reading cost 2-3 us a command and 3-4 us a reply more than the work itself
-(``bench/README.md``). Any other connection (fakeredis in tests) goes through its own
-``pack_commands`` and ``read_response``.
+On a socket connection the commands are packed by hiredis itself and the replies read from the
+socket into a hiredis reader of the thread's own: redis-py's packing and per-reply reading cost
+2-3 us a command and 3-4 us a reply more than the work itself (``bench/README.md``). Error
+replies become redis-py's own exception classes (``BaseParser.parse_error``); RESP3 push messages
+(redis-py 8 speaks RESP3 by default) that arrive between replies are skipped, not taken for
+replies. Any other connection goes through its own ``pack_commands`` and ``read_response``:
+fakeredis in tests, and a connection class that reads replies its own way, such as Sentinel's,
+which turns a READONLY reply from a demoted master into a reconnection.
 
 The answers are Redis's raw replies: ``SET ... NX`` gives ``b"OK"`` or None, counters give ints,
 ``GET`` gives bytes or None (no redis-py response callbacks). A connection or timeout error
 drops the connection and the round trip is sent once more on a new one, as redis-py's default
-retry does; an error reply is raised once every reply of the round trip has been read, so the
-connection stays in step.
+retry does (an error reply of the connection kind, LOADING, counts as one); any other error reply
+is raised once every reply of the round trip has been read, so the connection stays in step.
 """
 
 from __future__ import annotations
@@ -30,14 +33,17 @@ from typing import Any
 
 import hiredis
 import redis as redis_lib
+from redis._parsers import BaseParser
+from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, ResponseError
+from redis.exceptions import InvalidResponse, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
 
 READ_SIZE = 65536
 _MORE = object()  # the reader's answer while a reply is still incomplete
+_PUSH = getattr(hiredis, "PushNotification", None)  # hiredis 3.2+: how a RESP3 push message reads
 
 
 class Batch:
@@ -62,7 +68,7 @@ class _Wire:
 
     def __init__(self, sock: socket.socket, connection: Any) -> None:
         self.sock = sock
-        options: dict[str, Any] = {"protocolError": InvalidResponse, "replyError": ResponseError,
+        options: dict[str, Any] = {"protocolError": InvalidResponse, "replyError": BaseParser.parse_error,
                                    "notEnoughData": _MORE}
         encoder = connection.encoder
         if encoder.decode_responses:
@@ -76,21 +82,21 @@ class _Wire:
         try:
             sock.sendall(payload)
             replies = []
-            for _ in range(count):
+            while len(replies) < count:
                 reply = reader.gets()
-                while reply is _MORE:
+                if reply is _MORE:
                     read = sock.recv_into(buffer)
                     if not read:
                         raise RedisConnectionError("Connection closed by server.")
                     reader.feed(buffer, 0, read)
-                    reply = reader.gets()
-                replies.append(reply)
+                elif _PUSH is None or not isinstance(reply, _PUSH):  # a push message is not a reply
+                    replies.append(reply)
         except TimeoutError as exc:  # socket.timeout
             raise RedisTimeoutError("Timeout talking to Redis") from exc
         except OSError as exc:
             raise RedisConnectionError(f"Error talking to Redis: {exc}") from exc
         for reply in replies:
-            if isinstance(reply, ResponseError):
+            if isinstance(reply, RedisError):
                 raise reply
         return replies
 
@@ -139,8 +145,12 @@ class ThreadLink:
         return connection
 
     def _wire(self, connection: Any) -> _Wire | None:
-        """The connection's socket and reader (connecting it first), or None when it has no real
-        socket (fakeredis)."""
+        """The connection's socket and reader (connecting it first), or None when the connection
+        is not a plain RESP2 one on a socket (see the module docstring)."""
+        if type(connection).read_response is not AbstractConnection.read_response:
+            return None
+        if _PUSH is None and getattr(connection, "protocol", None) not in (2, "2"):
+            return None  # an older hiredis reads a push message as a list: redis-py tells them apart
         if getattr(connection, "_sock", None) is None:
             connection.connect()
         sock = getattr(connection, "_sock", None)

@@ -115,3 +115,25 @@ def test_an_error_reply_on_a_socket_leaves_the_connection_in_place(real_redis) -
 def test_replies_are_decoded_when_the_client_decodes(real_redis, redis_url: str) -> None:
     link = ThreadLink(redis_lib.Redis.from_url(redis_url, decode_responses=True))
     assert _batch(link, ("SET", "k", "v\u00e9"), ("GET", "k"), ("GET", "missing")) == ["OK", "v\u00e9", None]
+
+
+def test_error_replies_on_a_socket_are_redis_py_s_own_classes(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    with pytest.raises(redis_lib.exceptions.NoScriptError):
+        _batch(link, ("EVALSHA", "0" * 40, 0), ("SET", "after", "1"))
+    assert _batch(link, ("GET", "after")) == [b"1"]
+
+
+def test_push_messages_between_replies_are_skipped(real_redis) -> None:
+    link = ThreadLink(real_redis)  # redis-py 8 speaks RESP3 by default: the server may push
+    assert real_redis.connection_pool.get_connection().protocol in (3, "3")
+    assert _batch(link, ("SET", "k", "v"), ("CLIENT", "TRACKING", "ON"), ("GET", "k")) == [b"OK", b"OK", b"v"]
+    real_redis.set("k", "changed")  # the server pushes an invalidation of k onto the link's connection
+    assert _batch(link, ("GET", "k"), ("INCR", "n")) == [b"changed", 1]
+    assert link._local.wire is not None
+
+
+def test_a_resp2_connection_is_read_the_same_way(real_redis, redis_url: str) -> None:
+    link = ThreadLink(redis_lib.Redis.from_url(redis_url, protocol=2))
+    assert _batch(link, ("SET", "k", "v"), ("GET", "k"), ("INCRBY", "n", 2)) == [b"OK", b"v", 2]
+    assert link._local.wire is not None

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from gateway.config import ConfigError, Settings
+from gateway.redis_link import ThreadLink
 from gateway.runtime import connect_redis
 
 
@@ -50,6 +51,10 @@ def test_redis_through_sentinel(sentinel, redis_url):
     client.set("elimu:sentinel-test", "1")
     assert client.get("elimu:sentinel-test") == b"1"
     assert client.connection_pool.connection_kwargs["db"] == int(db)
+    link = ThreadLink(client)  # the hops' round trips: through Sentinel's own reading, which turns a
+    batch = link.pipeline()    # READONLY reply from a demoted master into a reconnection
+    batch.execute_command("GET", "elimu:sentinel-test")
+    assert batch.execute() == [b"1"] and link._local.wire is None
 
 
 def test_bad_sentinel_list_is_a_one_line_error():
