@@ -137,15 +137,16 @@ class Screen:
         raise NotImplementedError
 
 
-# orjson writes dates, dataclasses and str/int subclasses as JSON of its own making; passed through
-# (to no default) they raise TypeError, as sets or int keys do. (It writes enums and UUIDs as their
-# values; tests/menus/test_menu_walk.py holds every state of every screen to the stdlib's json.)
-_PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+# What json.dumps takes, orjson takes with these options (int keys become strings, str and int
+# subclasses their values); dates and dataclasses, which json refuses, raise TypeError here too.
+# (orjson writes enums and UUIDs as their values; tests/menus/test_menu_walk.py holds every state
+# of every screen to the stdlib's json.)
+PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
 def _copy(state: State) -> State:
     """A deep copy of plain JSON data (faster than ``copy.deepcopy`` and proves it is JSON)."""
-    return orjson.loads(orjson.dumps(state, option=_PLAIN_JSON))
+    return orjson.loads(orjson.dumps(state, option=PLAIN_JSON))
 
 
 def new_state(lang: str = DEFAULT_LANGUAGE, screen: str = "main") -> State:

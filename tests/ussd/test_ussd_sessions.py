@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from gateway.ussd.routes import hop_handler
 from gateway.ussd.sessions import SessionStore
 from tests.ussd.support import PHONE, STRANGER
@@ -184,3 +186,16 @@ def test_an_unreadable_session_or_resume_point_starts_the_session_afresh(stack, 
     assert post(client, "s8", "").startswith("CON Welcome to Elimu")
     runtime.redis.set(f"ussd:resume:{PHONE}", b"{broken")
     assert post(client, "s9", "").startswith("CON Welcome to Elimu")
+
+
+def test_a_record_is_written_as_json_would_write_it_or_not_at_all():
+    import json
+    from datetime import date
+
+    from gateway.ussd.sessions import SessionRecord
+
+    record = SessionRecord(session_id="s", phone=PHONE, state={"data": {1: "first", "n": True}})
+    assert SessionRecord.loads(record.dumps()).state == json.loads(json.dumps(record.state))  # keys "1"
+    record.state["data"]["born"] = date(2012, 5, 1)  # not JSON: refused, as json refused it
+    with pytest.raises(TypeError):
+        record.dumps()
