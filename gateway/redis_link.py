@@ -147,6 +147,9 @@ class ThreadLink:
     def _wire(self, connection: Any) -> _Wire | None:
         """The connection's socket and reader (connecting it first), or None when the connection
         is not a plain RESP2 one on a socket (see the module docstring)."""
+        wire = self._local.wire
+        if wire is not None and wire.sock is getattr(connection, "_sock", None):
+            return wire  # the usual case: the checks below passed when this wire was made
         if type(connection).read_response is not AbstractConnection.read_response:
             return None
         if _PUSH is None and getattr(connection, "protocol", None) not in (2, "2"):
@@ -156,9 +159,7 @@ class ThreadLink:
         sock = getattr(connection, "_sock", None)
         if not isinstance(sock, socket.socket):
             return None
-        wire = self._local.wire
-        if wire is None or wire.sock is not sock:
-            wire = self._local.wire = _Wire(sock, connection)
+        wire = self._local.wire = _Wire(sock, connection)
         return wire
 
     def _drop(self, connection: Any) -> None:
