@@ -30,7 +30,6 @@ MAX_SEGMENTS = 2
 MAX_UPIS = 6
 
 
-
 @dataclass(frozen=True)
 class Series:
     exam: str
