@@ -3,23 +3,26 @@
 The fake server is a real HTTP server on 127.0.0.1 (a random port) that the real ``africastalking``
 SDK talks to. It answers like AT: 201 with ``Content-Type: application/json`` exactly and one
 ``Recipients`` entry per number; a test can script other answers (500, a per-recipient status code,
-a slow answer, a text body) for the next requests.
+a slow answer, a text body) for the next requests. Like AT's servers, and unlike werkzeug's
+development server, it keeps connections alive between requests (HTTP/1.1).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from gateway.runtime import Runtime
@@ -131,6 +134,7 @@ class Seen:
     path: str
     form: dict[str, str]
     headers: dict[str, str]
+    client_port: int = 0  # the sender's end of the connection: requests on one kept connection share it
 
     @property
     def recipients(self) -> list[str]:
@@ -161,7 +165,7 @@ class FakeAT:
         request = Request(environ)
         form = {key: values[0] for key, values in parse_qs(request.get_data(as_text=True)).items()}
         with self._lock:
-            self.requests.append(Seen(request.path, form, dict(request.headers)))
+            self.requests.append(Seen(request.path, form, dict(request.headers), int(environ.get("REMOTE_PORT") or 0)))
             scripted = self.script.pop(0) if self.script else Scripted(delay=self.delay)
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -196,17 +200,58 @@ class FakeAT:
         return {"SMSMessageData": {"Message": f"Sent to {len(recipients)}", "Recipients": recipients}}
 
 
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """Hands each request to the server's WSGI app and keeps the connection for the next one."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = urlsplit(self.path)
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": url.path, "QUERY_STRING": url.query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": str(self.server.server_port), "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": self.client_address[0], "REMOTE_PORT": str(self.client_address[1]),
+            "wsgi.input": io.BytesIO(body), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
+            "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.version": (1, 0),
+        }
+        environ.update({f"HTTP_{name.upper().replace('-', '_')}": value for name, value in self.headers.items()
+                        if name.lower() not in ("content-type", "content-length")})
+        answer: list = []
+        data = b"".join(self.server.app(environ, lambda status, headers, exc_info=None: answer.extend((status, headers))))
+        status, headers = answer
+        self.send_response(int(status.split()[0]))
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet in tests
+        pass
+
+
 @contextmanager
-def fake_at_server() -> Iterator[FakeAT]:
+def fake_at_server(tls: tuple[str, str] | None = None) -> Iterator[FakeAT]:
+    """A fake AT on a free port; over TLS with ``tls`` (certificate and key files)."""
     fake = FakeAT()
-    server = make_server("127.0.0.1", 0, fake, threaded=True)
-    fake.url = f"http://127.0.0.1:{server.server_port}/version1"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    server.daemon_threads = True
+    server.app = fake  # type: ignore[attr-defined]
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    fake.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}/version1"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield fake
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(5)
 
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import threading
 
 import pytest
 
 from registry.models import MessageKind, MessageStatus
 from registry.outbox import queue_many, queue_sms
-from tests.sms.support import FakeAT, Scripted, at_settings, job_runtime, outbox_rows, work_queues
+from tests.sms.support import (
+    FakeAT,
+    Scripted,
+    at_settings,
+    fake_at_server,
+    job_runtime,
+    outbox_rows,
+    work_queues,
+)
 from workers.backends import Outgoing
 from workers.backends.africastalking import AfricasTalkingBackend, sms_service
 
@@ -102,7 +113,7 @@ def test_a_connection_error_is_retried_then_fails(tmp_path, sqlite_database, fak
         work_queues(runtime)
         [row] = outbox_rows(runtime)
     assert (row.status, row.attempts) == (MessageStatus.FAILED, 3)
-    assert "connection error: NewConnectionError" in row.failure_reason  # refused: no timeout
+    assert "connection error: ConnectionRefusedError" in row.failure_reason  # refused: no timeout
 
 
 def test_wrong_api_key_is_retried_then_fails_with_the_providers_text(
@@ -145,7 +156,7 @@ def test_broken_json_labelled_json_counts_as_accepted_too(at_runtime, fake_at, q
 
 
 def test_without_a_proxy_posts_skip_requests_and_keep_their_connections(fake_at, monkeypatch):
-    """Sends go on the process's urllib3 pools: no ``requests`` session is made or used."""
+    """Sends go on the thread's kept ``http.client`` connection: no ``requests`` session is made or used."""
     import requests
 
     from workers.backends import africastalking as at
@@ -163,24 +174,81 @@ def test_without_a_proxy_posts_skip_requests_and_keep_their_connections(fake_at,
     assert [r.outcome for r in results] == ["accepted"] * 3
     assert [seen.form["message"] for seen in fake_at.requests] == ["reply 0", "reply 1", "reply 2"]
     assert all(seen.headers["Content-Type"] == "application/x-www-form-urlencoded" for seen in fake_at.requests)
+    assert all(seen.headers["User-Agent"].startswith("africastalking-python/") for seen in fake_at.requests)
     assert getattr(at.KeepAliveSMSService._local, "session", None) is None
-    pool = at._pools().connection_from_url(fake_at.url)
-    assert pool.num_connections == 1  # three requests one after another, one connection kept alive
+    # three requests one after another, on one connection kept alive
+    assert len({seen.client_port for seen in fake_at.requests}) == 1
 
 
-def test_the_pools_verify_tls_against_the_bundle_requests_would_use(monkeypatch, tmp_path):
-    import requests
-
+def test_a_kept_connection_the_server_closed_is_replaced_before_the_next_request(fake_at, monkeypatch):
+    """An idle kept connection that AT closed is found closed and replaced before the POST goes:
+    the message is sent once, on a new connection, with no error and no retry."""
     from workers.backends import africastalking as at
 
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
+    [first] = backend.send([Outgoing(1, PHONE, "first", "reply")])
+    origin, _ = at._split(fake_at.url + "/messaging")
+    kept = at._kept.connections[origin]
+    kept.sock.shutdown(socket.SHUT_RDWR)  # as when the server ends an idle connection: its end of file
+    [second] = backend.send([Outgoing(2, PHONE, "second", "reply")])
+    assert (first.outcome, second.outcome) == ("accepted", "accepted")
+    assert [seen.form["message"] for seen in fake_at.requests] == ["first", "second"]
+    assert at._kept.connections[origin] is not kept
+
+
+def test_a_connection_error_mid_request_is_retried_and_the_connection_dropped(fake_at, monkeypatch):
+    """A connection reset while the request is on its way is a retry, and the next request goes
+    on a fresh connection."""
+    from workers.backends import africastalking as at
+
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url))
+    backend.send([Outgoing(1, PHONE, "first", "reply")])
+    origin, _ = at._split(fake_at.url + "/messaging")
+    broken = at._kept.connections[origin]
+
+    def reset(*args, **kwargs):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(broken, "getresponse", reset)
+    [result] = backend.send([Outgoing(2, PHONE, "second", "reply")])
+    assert (result.outcome, result.reason) == ("retry", "connection error: ConnectionResetError")
+    assert origin not in at._kept.connections and broken.sock is None
+    [again] = backend.send([Outgoing(2, PHONE, "second", "reply")])
+    assert again.outcome == "accepted"
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key, made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_tls_is_verified_against_the_bundle_requests_would_use(tls_files, monkeypatch):
+    """Over HTTPS the certificate is checked: refused (a retry, nothing sent) against certifi's
+    bundle, accepted against the bundle ``REQUESTS_CA_BUNDLE`` names."""
+    from workers.backends import africastalking as at
+
+    cert, _ = tls_files
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(at, "_pool_manager", None)
-    assert at._pools().connection_pool_kw["ca_certs"] == requests.certs.where()
-    assert at._pools().connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
-    monkeypatch.setattr(at, "_pool_manager", None)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
-    assert at._pools().connection_pool_kw["ca_certs"] == str(tmp_path / "ca.pem")
+    at._proxies.cache_clear()
+    with fake_at_server(tls=tls_files) as fake:
+        backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake.url))
+        at._tls_context.cache_clear()
+        [refused] = backend.send([Outgoing(1, PHONE, "over TLS", "reply")])
+        assert (refused.outcome, refused.reason) == ("retry", "connection error: SSLCertVerificationError")
+        assert fake.requests == []
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
+        at._tls_context.cache_clear()
+        [sent] = backend.send([Outgoing(1, PHONE, "over TLS", "reply")])
+        assert sent.outcome == "accepted" and [seen.form["message"] for seen in fake.requests] == ["over TLS"]
+    at._tls_context.cache_clear()
 
 
 def test_an_invalid_number_fails_without_a_request(at_runtime, fake_at):

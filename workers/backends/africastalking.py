@@ -5,7 +5,7 @@ SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
   ``_baseUrl`` and ``_contentUrl`` (there is no public option).
 - A 2xx answer is parsed JSON only when the content type is exactly ``application/json``; otherwise
   the SDK hands back the text, which is parsed here. A non-2xx raises ``AfricasTalkingException``
-  with the body. Here POSTs go on urllib3 (see ``KeepAliveSMSService``): its timeouts and connection
+  with the body. Here POSTs go on ``http.client`` (see ``KeepAliveSMSService``): its timeouts and connection
   errors, or ``requests``' through a proxy, come through unwrapped and are classified below.
 - Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good; 500/501/502 worth
   retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried.
@@ -18,23 +18,25 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.client
 import json
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from queue import Empty, SimpleQueue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import africastalking
 import requests
-import urllib3
 from africastalking.Service import AfricasTalkingException
+from urllib3.util.wait import wait_for_read
 
 from . import Outcome, Outgoing, SendResult
 
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for every call
 BATCH_SIZE = 100  # recipients per bulk request (AT publishes no maximum; stay conservative)
 CONCURRENCY = 8  # requests in flight at once from one worker process (ELIMU_SMS_CONCURRENCY)
-MAX_CONCURRENCY = 64  # connections kept per host: room for any concurrency allowed
+MAX_CONCURRENCY = 64  # the most sending threads (each keeps its own connection to AT)
 ACCEPTED = {100: "Processed", 101: "Sent", 102: "Queued"}
 RETRYABLE = {500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway"}
 REFUSED = {
@@ -60,7 +62,6 @@ _PHONE = re.compile(r"^\+\d{1,3}\d{3,}$")  # the SDK's own check; a failing numb
 _services: dict[tuple[str, str, str | None], Any] = {}
 _services_lock = threading.Lock()
 _executors: dict[int, ThreadPoolExecutor] = {}
-_pool_manager: urllib3.PoolManager | None = None
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -70,14 +71,16 @@ class KeepAliveSMSService(africastalking.SMSService):
     exactly ``application/json``, the text otherwise, ``AfricasTalkingException`` for a non-2xx).
 
     The SDK calls ``requests.post``, which opens and closes a TCP (on AT, TLS) connection per
-    request. Here a POST goes straight to a urllib3 pool, the library ``requests`` itself sends
-    through: ``requests``' own per-request work (merging settings, hooks, cookies, adapters)
-    cost half of a send's CPU (1.25-1.54 ms a request against 0.63-0.69 ms; ``bench/README.md``).
-    As ``requests`` does, it verifies TLS against certifi's bundle or ``REQUESTS_CA_BUNDLE`` /
-    ``CURL_CA_BUNDLE``, sends form-encoded fields, and never resends a request (no retries: a
-    resent POST could be a second SMS). Where the environment names a proxy for AT's host
-    (``HTTPS_PROXY``, ``NO_PROXY``..., read once per host), the request goes through a
-    ``requests`` session instead, which knows every proxy form (authentication, SOCKS)."""
+    request. Here a POST goes on a connection the sending thread keeps (``_post``): the standard
+    library's ``http.client``, which ``urllib3`` and so ``requests`` themselves send through.
+    ``requests``' own per-request work cost half of a send's CPU (1.25-1.54 ms a request against
+    0.63-0.69 ms), and ``urllib3``'s pool, retry, timeout and response wrappers half of what was
+    left (260 against 126 us of CPU a request to the bench's fake AT; ``bench/README.md``). As
+    ``requests`` does, it verifies TLS against certifi's bundle or ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE``, sends form-encoded fields, and never resends a request (a resent POST
+    could be a second SMS). Where the environment names a proxy for AT's host (``HTTPS_PROXY``,
+    ``NO_PROXY``..., read once per host), the request goes through a ``requests`` session
+    instead, which knows every proxy form (authentication, SOCKS)."""
 
     _local = threading.local()
 
@@ -104,33 +107,82 @@ class KeepAliveSMSService(africastalking.SMSService):
         return res.status_code, res.headers.get("content-type"), res.text
 
 
-def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout) -> tuple[int, str | None, str]:
-    """POST ``data`` form-encoded on the process's urllib3 pool for ``url``'s host; status, content
-    type, text. Straight to the host's pool: ``PoolManager.request`` parses the URL, merges headers
-    and handles redirects (which are off) again for every request, 15-30 us of the 260-310 us of
-    CPU a request to the bench's fake AT costs."""
-    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    response = _pools().connection_from_url(url).urlopen(
-        "POST", _request_uri(url), body=urlencode(data), headers={**headers, "Content-Type": FORM},
-        timeout=urllib3.Timeout(connect=connect, read=read), retries=False, redirect=False)
-    return response.status, response.headers.get("content-type"), response.data.decode("utf-8", "replace")
+class _Origin(NamedTuple):
+    """Where a URL's requests go; each sending thread keeps one connection to each."""
+
+    https: bool
+    host: str
+    port: int
 
 
 @functools.lru_cache(maxsize=16)
-def _request_uri(url: str) -> str:
-    return urllib3.util.parse_url(url).request_uri
+def _split(url: str) -> tuple[_Origin, str]:
+    """``url``'s origin and its path with the query."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Origin(https, parts.hostname or "", parts.port or (443 if https else 80)), path
 
 
-def _pools() -> urllib3.PoolManager:
-    """The process's connection pools (one per host, up to MAX_CONCURRENCY connections kept each)."""
-    global _pool_manager
-    if _pool_manager is None:
-        with _services_lock:
-            if _pool_manager is None:
-                _pool_manager = urllib3.PoolManager(maxsize=MAX_CONCURRENCY, retries=False,
-                                                    cert_reqs="CERT_REQUIRED",
-                                                    ca_certs=_ca_bundle() or requests.certs.where())
-    return _pool_manager
+_kept = threading.local()  # each sending thread's connections (``connections``: _Origin -> connection)
+
+
+def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout) -> tuple[int, str | None, str]:
+    """POST ``data`` form-encoded on this thread's kept connection to ``url``'s origin; status,
+    content type, text. Any failure closes the connection (its state is unknown) and is raised
+    as the standard library raises it: ``TimeoutError``, another ``OSError`` (refused, reset,
+    TLS), or ``http.client.HTTPException`` (the server closed it, a garbled answer)."""
+    connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+    origin, path = _split(url)
+    connection = _connection(origin, connect, read)
+    try:
+        connection.request("POST", path, body=urlencode(data), headers={**headers, "Content-Type": FORM})
+        response = connection.getresponse()
+        text = response.read().decode("utf-8", "replace")
+    except BaseException:
+        _close(origin)
+        raise
+    if response.will_close:  # ``Connection: close``: the next request connects afresh
+        _close(origin)
+    return response.status, response.getheader("content-type"), text
+
+
+def _connection(origin: _Origin, connect: float, read: float) -> http.client.HTTPConnection:
+    """This thread's open connection to ``origin``, connected first if it has none or the one
+    it kept was closed by the server meanwhile (readable while idle: its end of file, as
+    ``urllib3`` checks a pooled connection before reusing it)."""
+    connections: dict[_Origin, http.client.HTTPConnection] = _kept.__dict__.setdefault("connections", {})
+    connection = connections.get(origin)
+    if connection is not None and connection.sock is not None and not wait_for_read(connection.sock, timeout=0.0):
+        if connection.sock.gettimeout() != read:
+            connection.sock.settimeout(read)
+        return connection
+    _close(origin)
+    if origin.https:
+        connection = http.client.HTTPSConnection(origin.host, origin.port, timeout=connect, context=_tls_context())
+    else:
+        connection = http.client.HTTPConnection(origin.host, origin.port, timeout=connect)
+    connections[origin] = connection
+    try:
+        connection.connect()
+    except BaseException:
+        _close(origin)
+        raise
+    connection.sock.settimeout(read)
+    return connection
+
+
+def _close(origin: _Origin) -> None:
+    connection = _kept.__dict__.get("connections", {}).pop(origin, None)
+    if connection is not None:
+        connection.close()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Certificates and host names verified against the bundle ``requests`` would use: the
+    environment's (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) or certifi's."""
+    return ssl.create_default_context(cafile=_ca_bundle() or requests.certs.where())
 
 
 def _session() -> requests.Session:
@@ -270,13 +322,10 @@ class AfricasTalkingBackend:
             else:
                 answer = self.service.send(batch[0].body, recipients, sender_id=self.sender_id,
                                            enqueue=bulk, timeout=self.timeout)
-        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass, but refused
-            log.warning("AT request failed: %s (%d message(s)); will retry", type(exc).__name__, len(batch))
-            return _all(batch, Outcome.RETRY, f"connection error: {type(exc).__name__}")
-        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
+        except (TimeoutError, requests.exceptions.Timeout):  # connecting, or waiting for the answer
             log.warning("AT request timed out (%d message(s)); will retry", len(batch))
             return _all(batch, Outcome.RETRY, "timeout")
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS; ``requests``' are OSErrors too
             log.warning("AT request failed: %s (%d message(s)); will retry", type(exc).__name__, len(batch))
             return _all(batch, Outcome.RETRY, f"connection error: {type(exc).__name__}")
         except AfricasTalkingException as exc:
