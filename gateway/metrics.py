@@ -82,4 +82,6 @@ def metrics() -> Response:
     extra = CollectorRegistry()
     extra.register(QueueDepthCollector(runtime.redis))
     output += generate_latest(extra)
-    return Response(output, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: werkzeug would add a second charset to the library's own, and a
+    # media type with a repeated parameter is refused by Go's parser, so by Prometheus' scrapes
+    return Response(output, content_type=CONTENT_TYPE_LATEST)

@@ -66,3 +66,15 @@ def test_counters_move_after_a_scripted_session(client, runtime):
     assert moved("elimu_delivery_reports_total", status="Success") == 1
     assert _total(queued, "elimu_queue_depth", queue="sms-otp") >= 0
     assert ("elimu_queue_depth", (("queue", "sms-inbound"),)) in after
+
+
+def test_the_content_type_is_the_exposition_formats_with_one_charset(client):
+    """A media type with a parameter twice (werkzeug adds a charset to the library's own when given
+    it as a mimetype) is refused by Go's mime parser, and so by Prometheus' scrapes."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    parameters = [p.split("=")[0].strip() for p in response.headers["Content-Type"].split(";")[1:]]
+    assert len(parameters) == len(set(parameters)) and "charset" in parameters
