@@ -19,18 +19,20 @@ NAME = "africastalking"
 MAX_TEXT = 1600
 _E164 = re.compile(r"\+\d{7,15}")
 
-# AT delivery statuses (§2): Success is on the handset; Sent/Submitted/Buffered are on their way;
-# Rejected is refused; Failed/AbsentSubscriber/Expired did not arrive (failureReason kept).
+# AT delivery statuses (§2): Success is on the handset; Sent/Submitted/Buffered are on their way,
+# and so is AbsentSubscriber (the SIM is unreachable for now: the network keeps trying, and a later
+# Success must still count); Rejected and Failed are final; Expired is the network giving up.
 DELIVERY_STATUS: dict[str, MessageStatus] = {
     "Success": MessageStatus.DELIVERED,
     "Sent": MessageStatus.SENT,
     "Submitted": MessageStatus.SENT,
     "Buffered": MessageStatus.SENT,
+    "AbsentSubscriber": MessageStatus.SENT,
     "Rejected": MessageStatus.REJECTED,
     "Failed": MessageStatus.FAILED,
-    "AbsentSubscriber": MessageStatus.FAILED,
-    "Expired": MessageStatus.FAILED,
+    "Expired": MessageStatus.EXPIRED,
 }
+_STATUS_AS_REASON = frozenset({"AbsentSubscriber", "Expired"})  # the status says why; kept as the reason
 FAILURE_REASONS = frozenset({
     "InsufficientCredit", "InvalidLinkId", "UserIsInactive", "UserInBlackList", "UserAccountSuspended",
     "NotNetworkSubcriber", "UserNotSubscribedToProduct", "UserDoesNotExist", "DeliveryFailure",
@@ -123,6 +125,6 @@ def parse_delivery(form: Mapping[str, str]) -> DeliveryReport:
     raw_status = (form.get("status") or "").strip()[:40]
     status = DELIVERY_STATUS.get(raw_status)
     reason = _field(form, "failureReason", 100)
-    if status in (MessageStatus.FAILED, MessageStatus.REJECTED) and reason is None and raw_status != "Failed":
-        reason = raw_status  # AbsentSubscriber, Expired: the status is the reason
+    if reason is None and (raw_status in _STATUS_AS_REASON or status is MessageStatus.REJECTED):
+        reason = raw_status
     return DeliveryReport(provider_message_id, raw_status, status, reason)

@@ -46,6 +46,8 @@ def apply_delivery_report(
     values: dict[str, object] = {"status": status, "updated_at": now}
     if status is MessageStatus.SENT:
         values["sent_at"] = func.coalesce(OutboundMessage.sent_at, now)
+        if failure_reason is not None:  # on its way with a note (AbsentSubscriber: not reachable yet)
+            values["failure_reason"] = failure_reason[:200]
     elif status is MessageStatus.DELIVERED:
         values["delivered_at"] = now
         values["failure_reason"] = None
