@@ -88,7 +88,8 @@ def short_person(masked_name: str, limit: int = 18) -> str:
     first, _, initial = name.rpartition(" ")
     if not first:
         return shorten(name, limit)
-    return f"{shorten(first, limit - len(initial) - 1)} {initial}"[:limit]
+    # shorten marks a cut with ``.``: after a first name, beside the initial's own, it reads as a typo
+    return f"{shorten(first, limit - len(initial) - 1).rstrip('.')} {initial}"[:limit]
 
 
 def options_block(options: Sequence[tuple[str, str]]) -> list[str]:

@@ -57,12 +57,17 @@ class PinEntry(Screen):
             ctx.data["pin_ok"] = True
             return Go(ctx.data.get("after") or "main", push=False)
         if check.result is PinResult.WRONG:
-            return Stay(ctx.t("pin.wrong", left=check.tries_left))
+            return Stay(_tries_left(ctx, check.tries_left, "pin.wrong", "pin.wrong_last"))
         if check.result is PinResult.LOCKED_NOW:
             return Stop(ctx.t("pin.locked_now"))
         if check.result is PinResult.LOCKED:
             return Stop(ctx.t("pin.locked", minutes=check.locked_minutes))
         return Stop(ctx.t("need_active"))
+
+
+def _tries_left(ctx: Context, left: int, many: str, last: str) -> str:
+    """The text for ``left`` tries: ``many`` (``2 tries left``), or ``last`` for the last one."""
+    return ctx.t(last) if left == 1 else ctx.t(many, left=left)
 
 
 class OtpEntry(Screen):
@@ -86,7 +91,7 @@ class OtpEntry(Screen):
             ctx.data["otp_ok"] = True
             return self.on_ok(ctx)
         if check.result is OtpResult.WRONG:
-            return Stay(ctx.t("otp.wrong", left=check.tries_left))
+            return Stay(_tries_left(ctx, check.tries_left, "otp.wrong", "otp.wrong_last"))
         if check.result is OtpResult.EXHAUSTED:
             return Stop(ctx.t("otp.exhausted"))
         return Stop(ctx.t("otp.expired"))

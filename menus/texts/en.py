@@ -33,6 +33,7 @@ TEXTS: dict[str, str] = {
     # one-time codes
     "otp.enter": "We sent a 6-digit code by SMS. Enter it:",
     "otp.wrong": "Wrong code. {left} tries left.",
+    "otp.wrong_last": "Wrong code. 1 try left.",
     "otp.expired": "The code has expired. Dial {code} to get a new one.",
     "otp.exhausted": "Too many wrong codes. Dial {code} to get a new one.",
     "otp.wait": "A code was sent less than a minute ago. Wait, then dial {code} again.",
@@ -40,6 +41,7 @@ TEXTS: dict[str, str] = {
     # PINs
     "pin.enter": "Enter your 4-digit PIN:",
     "pin.wrong": "Wrong PIN. {left} tries left.",
+    "pin.wrong_last": "Wrong PIN. 1 try left.",
     "pin.locked_now": "Wrong PIN 3 times. PIN use is locked for 30 minutes.",
     "pin.locked": "PIN use is locked. Try again in {minutes} min.",
     "pin.choose": "Choose a 4-digit PIN:",

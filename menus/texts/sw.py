@@ -33,6 +33,7 @@ TEXTS: dict[str, str] = {
     # one-time codes
     "otp.enter": "Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:",
     "otp.wrong": "Nambari si sahihi. Majaribio {left} yamebaki.",
+    "otp.wrong_last": "Nambari si sahihi. Jaribio 1 limebaki.",
     "otp.expired": "Muda wa nambari umeisha. Piga {code} kupata mpya.",
     "otp.exhausted": "Nambari si sahihi mara nyingi. Piga {code} kupata mpya.",
     "otp.wait": "Nambari ilitumwa chini ya dakika moja iliyopita. Subiri, kisha piga {code} tena.",
@@ -40,6 +41,7 @@ TEXTS: dict[str, str] = {
     # PINs
     "pin.enter": "Weka PIN yako ya tarakimu 4:",
     "pin.wrong": "PIN si sahihi. Majaribio {left} yamebaki.",
+    "pin.wrong_last": "PIN si sahihi. Jaribio 1 limebaki.",
     "pin.locked_now": "PIN si sahihi mara 3. PIN imefungwa kwa dakika 30.",
     "pin.locked": "PIN imefungwa. Jaribu tena baada ya dakika {minutes}.",
     "pin.choose": "Chagua PIN ya tarakimu 4:",

@@ -192,7 +192,7 @@ def test_wrong_codes_three_times_end(world, ussd):
     < CON Enter 6 digits.
     < ...
     > 000001
-    < CON Wrong code. 1 tries left.
+    < CON Wrong code. 1 try left.
     < ...
     > 000002
     < END Too many wrong codes. Dial *384*1234# to get a new one.
@@ -402,7 +402,7 @@ def test_three_wrong_pins_lock_for_thirty_minutes(world, ussd, clock):
     < Enter your 4-digit PIN:
     < ...
     > 2222
-    < CON Wrong PIN. 1 tries left.
+    < CON Wrong PIN. 1 try left.
     < ...
     > 3333
     < END Wrong PIN 3 times. PIN use is locked for 30 minutes.

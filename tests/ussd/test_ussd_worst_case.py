@@ -87,4 +87,4 @@ def test_worst_case_codes_and_upi_screens(crowded, ussd, clock, sms):
     assert [m.kind.value for m in sms.messages("+254712345678")] == ["otp", "upi", "otp"]
     for body in bodies:
         assert len(body) <= 160 and all(" " <= ch <= "~" for ch in body), body
-    assert bodies[1] == "Elimu: the UPI of Wanjikumuthonimainaw. K. is UPI007. Keep it safe."
+    assert bodies[1] == "Elimu: the UPI of Wanjikumuthonimainaw K. is UPI007. Keep it safe."
