@@ -13,6 +13,11 @@ Without the wait the drains of a results-day burst (B2, ``bench/README.md``) too
 (median) and spent 1.1 ms of CPU a message in the workers and PostgreSQL; with it, batches of
 200 and 0.8 ms. A reply leaves at most 0.2 s later.
 
+A phone over its per-minute limit (``INBOUND_PER_MINUTE``) gets one notice a window, then nothing;
+but STOP and START (``OPT_COMMANDS``) are applied and acknowledged whatever the limit (CONTRACT "SMS
+commands": each by one SMS, repeats too). They still count towards the limit, so they do not make room
+for other commands.
+
 Exactly one reply per inbound message: a batch claims its rows (``handled_at IS NULL``, locked on
 PostgreSQL) in the transaction that writes the replies, and writes the replies already claimed
 for sending, so neither kind of row is written twice before the send. Ids lost from Redis (flush,
@@ -42,7 +47,7 @@ from registry.db import PendingMessage
 from registry.models import InboundMessage, PhoneSetting, Priority, utcnow
 from registry.outbox import Claimed, queue_claimed
 from registry.services.audit import batched_disclosures
-from registry.services.sms_commands import CommandKind, parse
+from registry.services.sms_commands import Command, CommandKind, parse
 from registry.services.sms_replies import Reply, prefetch_results, reply_language, respond
 from registry.services.sms_texts import text as sms_text
 
@@ -67,6 +72,7 @@ ROUNDS = 5  # batches per job before yielding to higher-priority queues
 DRAIN_RETRY = (5, 30, 120)  # seconds before a drain that met an outage runs again
 UNKNOWN_REPLY_KEY = "elimu:sms:unknown-reply:{phone}"
 UNKNOWN_REPLY_GAP = 600  # at most one help reply to unknown texts per phone per 10 minutes
+OPT_COMMANDS = frozenset({CommandKind.STOP, CommandKind.START})  # answered whatever the minute limit
 _T = InboundMessage.__table__
 
 
@@ -230,7 +236,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
         ).all())
         lookup = prefetch_results(session, (command for _, command in parsed))
         gate.prepare_inbound(Counter(row.sender for row in rows))
-        parsed_allowed = [(row, c) for row, c in parsed if gate.inbound_allowed(row.sender)]
+        parsed_allowed = [(row, c) for row, c in parsed if _answerable(gate, row.sender, c)]
         gate.prepare(
             results=Counter(row.sender for row, c in parsed_allowed
                             if c.kind is CommandKind.RESULTS and c.valid_number),
@@ -258,6 +264,13 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
         claimed = queue_claimed(session, replies, provider)
         update_rows(session, _T, commands, handled_at=now)
         return claimed
+
+
+def _answerable(gate: RedisGate, phone: str, command: Command) -> bool:
+    """Whether a message gets its command's answer: within the phone's minute limit, or an opt-out or
+    opt-in (counted against the limit all the same, in arrival order)."""
+    within = gate.inbound_allowed(phone)
+    return within or command.kind in OPT_COMMANDS
 
 
 def _claim(session: Session, ids: Sequence[int], now: datetime) -> list[Row]:

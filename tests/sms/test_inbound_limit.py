@@ -1,15 +1,23 @@
 """Inbound commands per phone per minute (hardening): a flooding phone gets one SMS telling it to slow down,
-then nothing until the minute is over; other phones are not affected."""
+then nothing until the minute is over; other phones are not affected. STOP/SITISHA and START/ANZA are
+always applied and each acknowledged by one SMS (CONTRACT "SMS commands"); they still count towards the
+limit of other commands.
+
+Each flood is sent before the worker runs, so it is answered in one batch, in one minute window."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.app import create_app
 from gateway.ratelimit import INBOUND_PER_MINUTE
+from registry.models import PhoneSetting
 from tests.sms.support import outbox_rows, work_queues
+from tests.sms.test_inbound import URL, form, inbound_rows
 
 FLOODER = "+254712345600"
 NEIGHBOUR = "+254712345601"
@@ -45,3 +53,81 @@ def test_the_notice_speaks_the_keyword_language(client, sms_runtime):
     work_queues(sms_runtime)
     bodies = [r.body for r in outbox_rows(sms_runtime) if r.recipient == FLOODER]
     assert any("Ujumbe mwingi mno" in body for body in bodies)
+
+
+PHONE = "+254799000040"
+FULL = ["HELP"] * INBOUND_PER_MINUTE.count  # a minute's worth: the next message is over the limit
+TOO_MANY = "Too many messages"
+STOPPED = {"en": "You will no longer get announcements", "sw": "Hutapokea matangazo"}
+STARTED = {"en": "You will get Elimu announcements again", "sw": "Utapokea matangazo"}
+
+_ids = itertools.count()
+
+
+def _texts(client, *texts: str) -> None:
+    for text in texts:
+        response = client.post(URL, data=form(id=f"limits-{next(_ids)}", text=text, **{"from": PHONE}))
+        assert response.status_code == 200
+
+
+def _replies(runtime) -> list[str]:
+    return [row.body for row in outbox_rows(runtime) if row.recipient == PHONE]
+
+
+def _opted_out(runtime) -> bool | None:
+    with runtime.db.session() as session:
+        setting = session.get(PhoneSetting, PHONE)
+        return None if setting is None else setting.opted_out
+
+
+def _commands(runtime) -> list[str]:
+    return [row.command for row in inbound_rows(runtime) if row.sender == PHONE]
+
+
+def _counted(command: str) -> float:
+    return REGISTRY.get_sample_value("elimu_inbound_commands_total", {"command": command}) or 0.0
+
+
+@pytest.mark.parametrize(("stop", "start", "language"), [("STOP", "START", "en"), ("SITISHA", "ANZA", "sw")])
+def test_a_flooding_phone_can_opt_out_and_back_in(client, sms_runtime, stop, start, language):
+    stops_before, limited_before = _counted("stop"), _counted("limited")
+    _texts(client, *FULL, stop)
+    work_queues(sms_runtime)
+    assert _opted_out(sms_runtime) is True
+    assert _replies(sms_runtime)[-1].startswith(STOPPED[language])
+    assert not any(TOO_MANY in body for body in _replies(sms_runtime))
+    assert _commands(sms_runtime) == ["help"] * len(FULL) + ["stop"]
+    assert (_counted("stop"), _counted("limited")) == (stops_before + 1, limited_before)
+
+    _texts(client, stop)  # again, the same minute: still acknowledged, not dropped
+    work_queues(sms_runtime)
+    assert _replies(sms_runtime)[-1].startswith(STOPPED[language])
+    assert _commands(sms_runtime)[-1] == "stop"
+
+    _texts(client, start)
+    work_queues(sms_runtime)
+    assert _opted_out(sms_runtime) is False
+    assert _replies(sms_runtime)[-1].startswith(STARTED[language])
+    assert _commands(sms_runtime)[-1] == "start"
+    assert len(_replies(sms_runtime)) == len(FULL) + 3  # one acknowledgement each
+
+
+def test_a_help_flood_still_gets_one_notice_around_a_stop(client, sms_runtime):
+    _texts(client, *FULL, "HELP", "STOP", "HELP", "HELP")
+    work_queues(sms_runtime)
+    replies = _replies(sms_runtime)
+    assert len(replies) == len(FULL) + 2  # the allowed answers, one notice, the acknowledgement
+    assert sum(TOO_MANY in body for body in replies) == 1
+    assert sum(body.startswith(STOPPED["en"]) for body in replies) == 1
+    assert _commands(sms_runtime) == ["help"] * len(FULL) + ["limited", "stop", "limited", "limited"]
+    assert _opted_out(sms_runtime) is True
+
+
+def test_opt_outs_count_towards_the_limit_of_other_commands(client, sms_runtime):
+    _texts(client, *["STOP", "START"] * (INBOUND_PER_MINUTE.count // 2), "STOP", "HELP")
+    work_queues(sms_runtime)
+    replies = _replies(sms_runtime)
+    assert len(replies) == INBOUND_PER_MINUTE.count + 2  # every STOP/START acknowledged, then the notice
+    assert TOO_MANY in replies[-1]
+    assert _commands(sms_runtime)[-2:] == ["stop", "limited"]
+    assert _opted_out(sms_runtime) is True
