@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
@@ -12,6 +12,7 @@ from . import degraded, logs, security
 from .config import Settings
 from .fastpath import CallbackFastPath
 from .logs import configure_logging
+from .plain import plain
 from .runtime import Runtime
 
 # Blueprints by module; each module exposes ``bp``.
@@ -57,7 +58,10 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return jsonify(error=exc.name, reason=exc.description), exc.code
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}  # Allow...
+        if security.is_callback(request.path):  # a provider reads a callback's answer as one line of text
+            return plain(f"{exc.name}: {' '.join(str(exc.description).split())}\n", exc.code or 500, headers=headers)
+        return jsonify(error=exc.name, reason=exc.description), exc.code, headers
 
     if start_embedded_worker and settings.embedded_redis:
         from workers.embedded import start_embedded_worker as start

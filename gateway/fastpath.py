@@ -14,9 +14,11 @@ SMS instead of 1.24 (``bench/README.md``). It keeps:
   ``Retry-After`` for an inbound SMS.
 
 A request it does not fully recognise (another method or path, a GET-style gateway, a body that
-is not a form with a length within the limit, or not UTF-8) goes to Flask untouched, so every
-other answer (404, 405, 413...) stays Flask's. Installed inside ``ProxyFix``, so the client
-address it checks is the one Flask would see.
+is not a form with a length within the limit) goes to Flask untouched, so every other answer
+(404, 405, 413...) stays Flask's. A form POSTed to any callback (events and delivery reports too)
+whose bytes are not UTF-8 is answered here, 400 with that reason, after the webhook checks:
+werkzeug would read it as an empty form, and the answer would name missing fields. Installed
+inside ``ProxyFix``, so the client address it checks is the one Flask would see.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class CallbackFastPath:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         view = self._view_for(environ)
-        if view is None:
+        if view is None and not self._form_callback(environ):
             return self.downstream(environ, start_response)
         request_id = logs.new_request_id(environ.get("HTTP_X_REQUEST_ID"))
         guard: security.CallbackGuard = self.app.extensions[security.GUARD_KEY]
@@ -91,7 +93,9 @@ class CallbackFastPath:
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         try:
             form = first_values(body.decode())
-        except UnicodeDecodeError:  # Flask answers it as it always has
+        except UnicodeDecodeError:
+            return _answer(start_response, 400, security.NOT_UTF8, request_id)
+        if view is None:  # a callback Flask answers, its body read and found UTF-8
             environ["wsgi.input"] = io.BytesIO(body)
             return self.downstream(environ, start_response)
         request_token = logs.request_id_var.set(request_id)
@@ -106,16 +110,20 @@ class CallbackFastPath:
             logs.session_id_var.reset(session_token)
             logs.request_id_var.reset(request_token)
 
-    def _view_for(self, environ: dict[str, Any]) -> View | None:
-        """The view of a callback this layer answers, or None to leave the request to Flask."""
-        path: str = environ.get("PATH_INFO", "")
-        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith((USSD_PREFIX, INBOUND_SMS)):
-            return None
+    def _form_callback(self, environ: dict[str, Any]) -> bool:
+        """Whether this is a form POSTed to a provider callback, with a length within the limit."""
+        if environ.get("REQUEST_METHOD") != "POST" or not security.is_callback(environ.get("PATH_INFO", "")):
+            return False
         length = environ.get("CONTENT_LENGTH", "")
         limit = self.app.config.get("MAX_CONTENT_LENGTH")
         if not length.isdigit() or (limit is not None and int(length) > limit):
-            return None
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != FORM_TYPE:
+            return False
+        return environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == FORM_TYPE
+
+    def _view_for(self, environ: dict[str, Any]) -> View | None:
+        """The view of a callback this layer answers, or None to leave the request to Flask."""
+        path: str = environ.get("PATH_INFO", "")
+        if not path.startswith((USSD_PREFIX, INBOUND_SMS)) or not self._form_callback(environ):
             return None
         if path == INBOUND_SMS:
             return lambda form: (*answer_inbound(self.runtime, form), TEXT)

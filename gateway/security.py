@@ -53,6 +53,7 @@ class CallbackGuard:
 
 
 FORBIDDEN = "Forbidden\n"  # the whole body of a refusal: a prober learns nothing
+NOT_UTF8 = "the body is not UTF-8 form data\n"  # a form is percent-encoded UTF-8 (gateway.fastpath)
 GUARD_KEY = "elimu.callback_guard"  # app.extensions: the app's CallbackGuard
 
 

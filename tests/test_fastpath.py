@@ -139,8 +139,35 @@ def test_what_the_fast_path_does_not_take_reaches_flask(runtime, tmp_path):
     multipart = via_fast.post("/ussd/africastalking", data=_hop(), content_type="multipart/form-data")
     assert multipart.status_code == 200 and multipart.get_data(as_text=True).startswith("CON ")
     assert taken == [None] * 7
-    _same(via_fast, via_flask, "/ussd/africastalking", lambda: b"sessionId=\xff\xfe&phoneNumber=%2B254712345678",
-          content_type="application/x-www-form-urlencoded")  # not UTF-8: read, then handed to Flask
+
+
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/sms/africastalking/inbound", "/ussd/africastalking/events",
+                                  "/sms/africastalking/delivery", "/ussd/generic"])
+def test_a_form_that_is_not_utf8_is_a_400_that_says_so(runtime, tmp_path, path):
+    """Raw bytes that are not UTF-8 (a form's are percent-encoded): werkzeug would read an empty
+    form, and the answer would name missing fields. The webhook checks still come first."""
+    _, via_fast, _ = _paths(runtime, tmp_path, sealed=False, webhook_token=TOKEN)
+    body = b"sessionId=s\xff\xfe&phoneNumber=%2B254712345678&from=%2B254712345678&id=x&text=KCSE\xe9&status=Success"
+    response = via_fast.post(f"{path}?token={TOKEN}", data=body, content_type="application/x-www-form-urlencoded")
+    assert (response.status_code, response.get_data(as_text=True)) == (400, "the body is not UTF-8 form data\n")
+    assert response.headers["X-Request-ID"]
+    refused = via_fast.post(path, data=body, content_type="application/x-www-form-urlencoded")
+    assert (refused.status_code, refused.get_data(as_text=True)) == (403, "Forbidden\n")
+
+
+def test_a_callbacks_http_errors_are_one_line_of_text(runtime, tmp_path):
+    """A provider reads a callback's answer as text: Flask's HTTP errors on callback paths are one
+    plain line (with their headers, such as Allow); elsewhere they stay JSON."""
+    _, via_fast, _ = _paths(runtime, tmp_path, sealed=False, max_body_bytes=1024)
+    too_big = via_fast.post("/ussd/africastalking", data=_hop(text="1" * 5000))
+    assert too_big.status_code == 413 and too_big.mimetype == "text/plain"
+    assert too_big.get_data(as_text=True).startswith("Request Entity Too Large: ")
+    assert too_big.get_data(as_text=True).count("\n") == 1
+    wrong_method = via_fast.get("/sms/africastalking/inbound")
+    assert (wrong_method.status_code, wrong_method.mimetype) == (405, "text/plain")
+    assert "POST" in wrong_method.headers["Allow"]
+    elsewhere = via_fast.get("/no/such/page")
+    assert elsewhere.status_code == 404 and elsewhere.get_json()["error"] == "Not Found"
 
 
 @pytest.mark.parametrize("encoded", ["a=1&a=2&b=&c=%2B254&d=x+y", "bad=%ff&ok=1", "token=a%26b&&=x&k", "",
