@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..db import Database
-from .report import ImportReport, Outcome, ProgressHandler, RejectHandler, RowRejected
+from .report import ImportReport, Outcome, ProgressHandler, RejectHandler, RowRejected, WarnHandler
 
 Record = dict[str, str]
 Row = TypeVar("Row")
@@ -32,6 +32,16 @@ class BatchWriter(ABC, Generic[Row]):
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self.pending_warnings: list[tuple[int, str]] = []
+
+    def warn(self, line: int, text: str) -> None:
+        """Note something about an accepted row (from ``parse``, on the reading thread)."""
+        self.pending_warnings.append((line, text))
+
+    def take_warnings(self) -> list[tuple[int, str]]:
+        """The warnings noted since the last call."""
+        taken, self.pending_warnings = self.pending_warnings, []
+        return taken
 
     def stage(self, entries: dict[Any, int]) -> None:
         """Cache entries this thread's batch created (visible after its commit)."""
@@ -68,13 +78,14 @@ def run_import(
     progress: ProgressHandler | None = None,
     today: date | None = None,
     writers: int | None = None,
+    on_warning: WarnHandler | None = None,
 ) -> ImportReport:
     """Import ``(line, record)`` pairs (a string instead of a record is a reason to reject the line).
 
     The calling thread reads and validates; ``writers`` threads (two on PostgreSQL, one on SQLite,
     which has a single writer anyway) write batches meanwhile, each on its own connection, so the
-    database works while Python parses. Outcomes are reported in line order whatever order the
-    batches commit in.
+    database works while Python parses. Outcomes (and the writer's warnings) are reported in line
+    order whatever order the batches commit in.
     """
     report = ImportReport()
     started = time.perf_counter()
@@ -90,7 +101,7 @@ def run_import(
         with reporting:
             while next_seq[0] in finished:
                 batch, outcomes = finished.pop(next_seq[0])
-                _count(batch, outcomes, report, on_reject)
+                _count(batch, outcomes, report, on_reject, on_warning)
                 next_seq[0] += 1
                 if progress is not None:
                     progress(report.rows)
@@ -124,6 +135,8 @@ def run_import(
                 except RowRejected as exc:
                     current.rejected.append((line, str(exc)))
                 else:
+                    if writer.pending_warnings:
+                        current.warnings += writer.take_warnings()
                     if current.size >= batch_size and (
                         not current.rows or writer.group_key(current.rows[-1][1]) != writer.group_key(row)
                     ):
@@ -151,20 +164,36 @@ def run_import(
 class _Batch(Generic[Row]):
     rows: list[tuple[int, Row]] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.rejected)
 
 
+class _Warning(str):
+    """A warning's text among a batch's outcomes."""
+
+
 def _count(
-    batch: _Batch[Row], outcomes: dict[int, Outcome | RowRejected], report: ImportReport, on_reject: RejectHandler | None
+    batch: _Batch[Row],
+    outcomes: dict[int, Outcome | RowRejected],
+    report: ImportReport,
+    on_reject: RejectHandler | None,
+    on_warning: WarnHandler | None,
 ) -> None:
-    """Count one written batch; its rejections reach ``on_reject`` in line order."""
-    results: list[tuple[int, Outcome | RowRejected]] = [(line, outcomes[line]) for line, _ in batch.rows]
+    """Count one written batch; its rejections and warnings reach their handlers in line order (a
+    line's warning before its rejection)."""
+    results: list[tuple[int, Outcome | RowRejected | _Warning]]
+    results = [(line, _Warning(text)) for line, text in batch.warnings]
+    results += [(line, outcomes[line]) for line, _ in batch.rows]
     results += [(line, RowRejected(reason)) for line, reason in batch.rejected]
     for line, outcome in sorted(results, key=lambda item: item[0]):
-        if isinstance(outcome, RowRejected):
+        if isinstance(outcome, _Warning):
+            report.warnings += 1
+            if on_warning is not None:
+                on_warning(line, outcome)
+        elif isinstance(outcome, RowRejected):
             report.count(Outcome.REJECTED)
             if on_reject is not None:
                 on_reject(line, str(outcome))

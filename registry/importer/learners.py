@@ -27,7 +27,7 @@ from ..models import Guardian, GuardianLink, Institution, Learner
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
 from .bulk import Bulk
-from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected
+from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected, WarnHandler
 
 COLUMNS = (
     "upi", "first_name", "middle_name", "last_name", "date_of_birth", "gender", "birth_certificate_no",
@@ -45,6 +45,7 @@ _guardians = Guardian.__table__
 _links = GuardianLink.__table__
 
 _learner_fields = attrgetter(*LEARNER_FIELDS)
+_MAX_INSTITUTION_WARNINGS = 10  # differing names (or counties) reported per institution code
 
 
 @dataclass(slots=True)
@@ -142,9 +143,39 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         super().__init__()
         self.upi_factory = upi_factory
         self.institutions: dict[str, int] = {}  # code -> id, for codes this import already wrote
+        # code -> (name, county, line) of the first row naming it: what the import writes
+        self.first_institution: dict[str, tuple[str, str, int]] = {}
+        self._differing: dict[str, set[tuple[str, str]]] = {}  # code -> (name, county) already warned about
 
     def parse(self, line: int, record: Record, today: date) -> LearnerRow:
-        return parse_learner(line, record, today)
+        row = parse_learner(line, record, today)
+        self._check_institution(row)
+        return row
+
+    def _check_institution(self, row: LearnerRow) -> None:
+        """Remember the first row naming each institution code; warn when a later one names it otherwise.
+
+        A warning, not a rejection: the code identifies the school and the learner's row is sound,
+        and rejecting would drop every later learner of a school whose first row has a typo.
+        """
+        code, name, county = row.institution_code, row.institution_name, row.county_code
+        first = self.first_institution.get(code)
+        if first is None:
+            self.first_institution[code] = (name, county, row.line)
+            return
+        if first[0] == name and first[1] == county:
+            return
+        seen = self._differing.setdefault(code, set())
+        if (name, county) in seen or len(seen) >= _MAX_INSTITUTION_WARNINGS:
+            return
+        seen.add((name, county))
+        pairs = (("institution_name", name, first[0]), ("county_code", county, first[1]))
+        differ = " and ".join(f"{n} {new!r} differs from {old!r}" for n, new, old in pairs if new != old)
+        line = first[2]
+        text = f"{differ} on line {line} (same institution_code {code}); the import keeps line {line}'s"
+        if len(seen) == _MAX_INSTITUTION_WARNINGS:
+            text += f" (further rows naming {code} otherwise are not listed)"
+        self.warn(row.line, text)
 
     def group_key(self, row: LearnerRow) -> object:
         return row.key
@@ -184,29 +215,31 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         return outcomes
 
     def _upsert_institutions(self, bulk: Bulk, rows: list[LearnerRow]) -> dict[str, int]:
-        """Ids by code; the first row naming a code in this import sets its name and county."""
+        """Ids by code; the first row naming a code in this import (whichever batch commits first)
+        sets its name and county."""
         known = self.institutions
         ids: dict[str, int] = {}
-        new: dict[str, LearnerRow] = {}
+        new: dict[str, tuple[str, str]] = {}  # code -> (name, county)
         for row in rows:
             code = row.institution_code
             if code in known:
                 ids[code] = known[code]
             elif code not in new:
-                new[code] = row
+                first = self.first_institution.get(code)
+                new[code] = (first[0], first[1]) if first else (row.institution_name, row.county_code)
         if not new:
             return ids
         t = _institutions
         changes = []
         for inst_id, code, name, county in bulk.select_in((t.c.id, t.c.code, t.c.name, t.c.county_code), t.c.code, new):
-            row = new.pop(code)
+            wanted = new.pop(code)
             ids[code] = inst_id
-            if (name, county) != (row.institution_name, row.county_code):
-                changes.append({"id": inst_id, "name": row.institution_name, "county_code": row.county_code})
+            if (name, county) != wanted:
+                changes.append({"id": inst_id, "name": wanted[0], "county_code": wanted[1]})
         bulk.update_by_id(t, changes)
         inserted = bulk.insert(
             t,
-            [{"code": c, "name": r.institution_name, "county_code": r.county_code} for c, r in new.items()],
+            [{"code": c, "name": name, "county_code": county} for c, (name, county) in new.items()],
             returning=("id", "code"),
             order=("code",),
         )
@@ -351,10 +384,18 @@ def import_learners(
     upi_factory: Callable[[], str] = generate_upi,
     today: date | None = None,
     writers: int | None = None,
+    on_warning: WarnHandler | None = None,
 ) -> ImportReport:
-    """Import learner records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
+    """Import learner records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc.
+
+    ``on_warning(line, text)``: a row names an institution code with another name or county than
+    the code's first row (which the import keeps).
+    """
     writer = LearnerWriter(upi_factory)
-    return run_import(db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today, writers=writers)
+    return run_import(
+        db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
+        writers=writers, on_warning=on_warning,
+    )
 
 
 __all__ = ["COLUMNS", "LearnerRow", "import_learners", "parse_learner"]

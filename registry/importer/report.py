@@ -42,6 +42,7 @@ class Outcome(StrEnum):
 
 
 RejectHandler = Callable[[int, str], None]
+WarnHandler = Callable[[int, str], None]
 ProgressHandler = Callable[[int], None]
 
 
@@ -53,6 +54,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    warnings: int = 0  # accepted rows with something the clerk should know (not in the summary)
     seconds: float = 0.0
 
     @property

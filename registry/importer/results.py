@@ -2,8 +2,8 @@
 
 A result is keyed by exam, year and index number; grades and subject lists are stored exactly as
 KNEC wrote them once they pass validation (signs included: ``A-`` is not ``A``). A ``upi`` links the
-result to a learner when the registry knows that UPI (import learners first). Imported series
-stay unreleased until ``elimu results release EXAM YEAR``.
+result to a learner; a row whose UPI the registry does not know is rejected (import learners
+first). Imported series stay unreleased until ``elimu results release EXAM YEAR``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..models import ExamResult, ExamSeries, Learner
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
 from .bulk import Bulk
-from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected
+from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected, WarnHandler
 
 COLUMNS = ("exam", "year", "index_number", "upi", "candidate_name", "mean_grade", "points", "subjects")
 RESULT_FIELDS = ("upi", "candidate_name", "mean_grade", "points", "subjects")
@@ -98,9 +98,13 @@ class ResultWriter(BatchWriter[ResultRow]):
         bulk = Bulk(session)
         bulk.begin_write()
         series_ids = self._series_ids(session, {(r.exam, r.year) for r in rows})
+        learner_ids = self._learner_ids(bulk, rows)
         outcomes: dict[int, Outcome | RowRejected] = {}
         firsts: dict[tuple[str, int, str], ResultRow] = {}
         for row in rows:
+            if row.upi and row.upi not in learner_ids:
+                outcomes[row.line] = RowRejected(f"unknown UPI {row.upi} (import learners first)")
+                continue
             first = firsts.setdefault(row.key, row)
             if first is not row:
                 differ = [n for n in RESULT_FIELDS if getattr(row, n) != getattr(first, n)]
@@ -109,10 +113,6 @@ class ResultWriter(BatchWriter[ResultRow]):
                     if differ
                     else Outcome.UNCHANGED
                 )
-        learner_ids = {
-            r.upi: r.id
-            for r in bulk.select_in((_learners.c.id, _learners.c.upi), _learners.c.upi, {r.upi for r in firsts.values() if r.upi})
-        }
         wanted_series = set(series_ids.values())
         columns = (_results.c.id, _results.c.series_id, _results.c.index_number, _results.c.learner_id,
                    *(_results.c[n] for n in RESULT_FIELDS))  # fmt: skip
@@ -125,7 +125,7 @@ class ResultWriter(BatchWriter[ResultRow]):
         changes: list[dict[str, Any]] = []
         for row in firsts.values():
             values: dict[str, Any] = {n: getattr(row, n) for n in RESULT_FIELDS}
-            values["learner_id"] = learner_ids.get(row.upi) if row.upi else None
+            values["learner_id"] = learner_ids[row.upi] if row.upi else None
             if values["subjects"] is None:
                 values["subjects"] = ""
             series_id = series_ids[(row.exam, row.year)]
@@ -141,6 +141,11 @@ class ResultWriter(BatchWriter[ResultRow]):
         bulk.insert(_results, inserts, order=("series_id", "index_number"))
         bulk.update_by_id(_results, changes)
         return outcomes
+
+    def _learner_ids(self, bulk: Bulk, rows: list[ResultRow]) -> dict[str, int]:
+        """Learner ids by UPI, for the batch's UPIs the registry knows (one query)."""
+        upis = {r.upi for r in rows if r.upi}
+        return {r.upi: r.id for r in bulk.select_in((_learners.c.id, _learners.c.upi), _learners.c.upi, upis)}
 
     def _series_ids(self, session: Session, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         ids = {key: self.series[key] for key in wanted if key in self.series}
@@ -163,11 +168,12 @@ def import_results(
     progress: ProgressHandler | None = None,
     today: date | None = None,
     writers: int | None = None,
+    on_warning: WarnHandler | None = None,
 ) -> ImportReport:
     """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
     return run_import(
         db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-        writers=writers,
+        writers=writers, on_warning=on_warning,
     )
 
 

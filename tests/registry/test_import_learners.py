@@ -175,6 +175,57 @@ def test_institutions_are_upserted_by_code_and_guardian_names_filled_once(databa
         assert session.scalars(select(Guardian.name)).one() == "Mary W."
 
 
+def test_an_institution_named_otherwise_than_on_its_first_row_is_a_warning(database, tmp_path):
+    """The row is imported, the first row's name and county are kept, and each difference is told once."""
+    rows = [learner(upi=f"KE{i}", birth_certificate_no=f"B{i}", guardian_phone=f"07220000{i:02d}")
+            for i in range(8)]
+    rows[2]["institution_name"] = "Kilimani Primary School"  # line 4
+    rows[3]["institution_name"] = "Kilimani Primary School"  # line 5: the same difference, not repeated
+    rows[5]["county_code"] = "46"  # line 7
+    rows[6].update(institution_name="Kilimani Pri", county_code="046")  # line 8
+    warnings: list[tuple[int, str]] = []
+    report, rejected = run_learners(database, write_learners(tmp_path / "a.csv", rows), batch_size=2,
+                                    on_warning=lambda line, text: warnings.append((line, text)))  # fmt: skip
+    assert rejected == [] and report.added == 8 and report.warnings == 3
+    same = "on line 2 (same institution_code NB7K); the import keeps line 2's"
+    assert warnings == [
+        (4, f"institution_name 'Kilimani Primary School' differs from 'Kilimani Primary' {same}"),
+        (7, f"county_code '046' differs from '047' {same}"),
+        (8, f"institution_name 'Kilimani Pri' differs from 'Kilimani Primary' and county_code '046' differs "
+            f"from '047' {same}"),
+    ]
+    with database.session() as session:
+        school = session.scalars(select(Institution)).one()
+        assert (school.name, school.county_code) == ("Kilimani Primary", "047")
+
+
+def test_the_first_row_names_an_institution_whichever_batch_commits_first(database, tmp_path, monkeypatch):
+    """Two writers: the second batch (line 3) looks the institution up only after the first batch
+    (line 2) committed it; it must keep line 2's name, not write its own."""
+    import registry.importer.bulk as bulk
+    import registry.importer.learners as learners
+
+    upsert, select_in = learners.LearnerWriter._upsert_institutions, bulk.Bulk.select_in
+    second = threading.local()
+
+    def upsert_institutions(self, bulk_, rows):
+        second.batch = rows[0].line == 3
+        return upsert(self, bulk_, rows)
+
+    def slow_select_in(self, columns, key, values):
+        if getattr(second, "batch", False) and key.table.name == "institutions":
+            time.sleep(0.3)
+        return select_in(self, columns, key, values)
+
+    monkeypatch.setattr(learners.LearnerWriter, "_upsert_institutions", upsert_institutions)
+    monkeypatch.setattr(bulk.Bulk, "select_in", slow_select_in)
+    rows = [learner(upi="KE1"), learner(upi="KE2", birth_certificate_no="B2", institution_name="Kilimani P")]
+    report, _ = run_learners(database, write_learners(tmp_path / "a.csv", rows), batch_size=1, writers=2)
+    assert (report.added, report.warnings) == (2, 1)
+    with database.session() as session:
+        assert session.scalars(select(Institution.name)).one() == "Kilimani Primary"
+
+
 def test_small_batches_keep_a_learners_adjacent_rows_together(database, tmp_path):
     rows = []
     for i in range(7):
@@ -248,7 +299,8 @@ def test_two_imports_creating_the_same_upi_less_learner_make_one(database, tmp_p
     [
         (b"upi,first_name\nA,B\n", "header lacks column(s): middle_name, last_name"),
         (b"", "empty file"),
-        (",".join(LEARNER_COLUMNS).encode() + b"\nKE1,J\xe9r\xf4me,,K\n", "line 2: not UTF-8 text (byte 0xe9)"),
+        (",".join(LEARNER_COLUMNS).encode() + b",Not\xe9s\nKE1,J\xe9r\xf4me\n",
+         "line 1: not UTF-8 text (byte 0xe9)"),
         (b"\x00\x01binary", "NUL byte"),
     ],
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+
+from sqlalchemy import event, select
 
 from registry.models import ExamResult, ExamSeries
 
@@ -21,7 +23,7 @@ def test_results_import_keeps_grades_and_index_numbers_exactly(database, tmp_pat
         tmp_path / "r.csv",
         [
             result(upi="ke77xz"),
-            result(index_number="03611030003", mean_grade="B+", subjects="ENG:B-;KIS:C+;MAT:D-", upi="NOSUCH"),
+            result(index_number="03611030003", mean_grade="B+", subjects="ENG:B-;KIS:C+;MAT:D-", upi=""),
             result(exam="kjsea", index_number="3047190112", mean_grade="EE1", points="72", subjects="ENG:EE1;MAT:EE2"),
             result(exam="KPSEA", index_number="3047190113", mean_grade="ME", points="", subjects=""),
             result(year="2024", mean_grade="C", points="42", subjects="ENG:C"),
@@ -35,8 +37,8 @@ def test_results_import_keeps_grades_and_index_numbers_exactly(database, tmp_pat
         jane = rows[("KCSE", 2025, "03611030002")]
         assert (jane.mean_grade, jane.points, jane.subjects) == ("A-", 78, "ENG:B+;KIS:A-;MAT:A")
         assert jane.upi == "KE77XZ" and jane.learner is not None and jane.learner.first_name == "Jane"
-        unknown = rows[("KCSE", 2025, "03611030003")]
-        assert unknown.upi == "NOSUCH" and unknown.learner_id is None
+        unlinked = rows[("KCSE", 2025, "03611030003")]
+        assert unlinked.upi is None and unlinked.learner_id is None
         assert rows[("KJSEA", 2025, "3047190112")].mean_grade == "EE1"
         assert rows[("KPSEA", 2025, "3047190113")].points is None
         assert rows[("KCSE", 2024, "03611030002")].mean_grade == "C"
@@ -81,3 +83,45 @@ def test_a_correction_is_an_update(database, tmp_path):
     assert (report.updated, report.unchanged) == (1, 1)
     with database.session() as session:
         assert session.scalars(select(ExamResult.mean_grade).where(ExamResult.index_number == "03611030002")).one() == "A"
+
+
+def test_a_upi_the_registry_does_not_know_is_rejected(database, tmp_path):
+    run_learners(database, write_learners(tmp_path / "l.csv", [learner(upi="KE77XZ")]))
+    path = write_results(
+        tmp_path / "r.csv",
+        [
+            result(upi="nosuch"),  # 2
+            result(upi="KE77XZ"),  # 3: the same candidate with a known UPI: the first accepted row
+            result(upi="NOSUCH"),  # 4
+            result(index_number="03611030003", upi="NOSUCH"),  # 5
+            result(index_number="03611030003", upi="NOSUCH"),  # 6: a repeat of a rejected row is rejected too
+            result(index_number="03611030004"),  # 7: no UPI, no link
+        ],
+    )
+    report, rejected = run_results(database, path)
+    unknown = "unknown UPI NOSUCH (import learners first)"
+    assert rejected == [(2, unknown), (4, unknown), (5, unknown), (6, unknown)]
+    assert (report.added, report.rejected) == (2, 4)
+    with database.session() as session:
+        stored = session.scalars(select(ExamResult)).all()
+        links = {r.index_number: (r.upi, r.learner_id is not None) for r in stored}
+    assert links == {"03611030002": ("KE77XZ", True), "03611030004": (None, False)}
+
+
+def test_a_batchs_upis_are_looked_up_in_one_query(database, tmp_path):
+    upis = [f"KE{i:04d}" for i in range(40)]
+    learners = [learner(upi=u, birth_certificate_no=u) for u in upis]
+    run_learners(database, write_learners(tmp_path / "l.csv", learners))
+    rows = [result(index_number=f"036110{i:05d}", upi=u if i % 3 else "NOSUCH") for i, u in enumerate(upis)]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        report, rejected = run_results(database, write_results(tmp_path / "r.csv", rows), batch_size=100)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+    assert (report.added, report.rejected) == (26, 14) and len(rejected) == 14
+    assert sum(bool(re.search(r'FROM "?learners\b', s)) for s in statements) == 1
