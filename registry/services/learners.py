@@ -1,11 +1,26 @@
-"""Finding learners and the phones linked to them."""
+"""Finding learners and the phones linked to them.
+
+A link is only a school's record of a phone; a phone may see a learner's data only once it is
+*verified* for that learner: an activated account (PIN set) whose link proved it knows the learner
+(``GuardianLink.verified_at``, set by the USSD activation). The ``verified_*`` helpers and ``is_verified``
+check both;
+``learners_for_phone`` and ``is_linked`` do not and must not decide a disclosure.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session, joinedload
 
+from ..arrays import among
 from ..models import ExamResult, Guardian, GuardianLink, Learner
+
+# A phone verified for a learner: an activated account (as ``Guardian.is_active``) and a proven link.
+VERIFIED: ColumnElement[bool] = and_(
+    GuardianLink.verified_at.is_not(None), Guardian.activated_at.is_not(None), Guardian.pin_hash.is_not(None)
+)
 
 
 def find_learner(
@@ -45,7 +60,8 @@ def find_guardian(session: Session, phone: str) -> Guardian | None:
 
 
 def learners_for_phone(session: Session, phone: str) -> list[Learner]:
-    """Learners linked to an E.164 phone (as guardian or ``self``), ordered by first name."""
+    """Learners linked to an E.164 phone (as guardian or ``self``), verified or not, ordered by first
+    name. Not a disclosure check: see :func:`verified_learners_for_phone`."""
     query = (
         select(Learner)
         .join(GuardianLink, GuardianLink.learner_id == Learner.id)
@@ -68,8 +84,43 @@ def guardians_of(session: Session, learner: Learner) -> list[Guardian]:
     return list(session.scalars(query))
 
 
+def verified_learners_for_phone(session: Session, phone: str) -> list[Learner]:
+    """Learners an E.164 phone is verified for (:data:`VERIFIED`), ordered by first name."""
+    query = (
+        select(Learner)
+        .join(GuardianLink, GuardianLink.learner_id == Learner.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Guardian.phone == phone, VERIFIED)
+        .options(joinedload(Learner.institution))
+        .order_by(Learner.first_name, Learner.id)
+    )
+    return list(session.scalars(query).unique())
+
+
+def verified_phones(session: Session, learner_ids: Iterable[int], phone: str | None = None) -> set[tuple[int, str]]:
+    """``(learner id, phone)`` of each phone verified for one of ``learner_ids`` (only ``phone``'s when
+    given): one query for a whole batch."""
+    wanted = sorted(set(learner_ids))
+    if not wanted:
+        return set()
+    query = (
+        select(GuardianLink.learner_id, Guardian.phone)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(among(session, GuardianLink.learner_id, wanted), VERIFIED)
+    )
+    if phone is not None:
+        query = query.where(Guardian.phone == phone)
+    return {(learner_id, number) for learner_id, number in session.execute(query)}
+
+
+def is_verified(session: Session, phone: str, learner_id: int) -> bool:
+    """Whether an E.164 phone is verified for a learner (:data:`VERIFIED`): it may see its data."""
+    return (learner_id, phone) in verified_phones(session, [learner_id], phone)
+
+
 def is_linked(session: Session, phone: str, learner_id: int) -> bool:
-    """Whether an E.164 phone is linked to a learner."""
+    """Whether an E.164 phone is linked to a learner, verified or not (not a disclosure check:
+    see :func:`is_verified`)."""
     query = (
         select(GuardianLink.id)
         .join(Guardian, Guardian.id == GuardianLink.guardian_id)

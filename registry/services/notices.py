@@ -1,5 +1,10 @@
 """Notices about one learner to each phone linked to it (transfer released, admitted), in the phone's language.
 
+The learner's (masked) name and schools are learner data: only a phone verified for the learner
+(``registry.services.learners.VERIFIED``) gets them, and each such notice is an audit event. Any
+other linked phone (a school's record not yet proven on USSD) gets a generic notice with no learner
+data: an update about a learner linked to the number, and the USSD code to check it.
+
 Notices concern the guardian's own learner, so they also go to phones that sent STOP (STOP ends
 announcements). They are queued in the caller's transaction and leave through the SMS outbox.
 """
@@ -12,6 +17,10 @@ from sqlalchemy.orm import Session
 from .. import gsm
 from ..models import Guardian, GuardianLink, Learner, MessageKind, PhoneSetting
 from ..outbox import queue_many
+from .audit import record_disclosure
+from .learners import VERIFIED
+
+DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_CODE; callers pass the configured one
 
 TEXTS: dict[str, dict[str, str]] = {
     "released_to": {
@@ -26,6 +35,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Elimu: {name} has been admitted to {school} (from {other}).",
         "sw": "Elimu: {name} amepokelewa {school} (kutoka {other}).",
     },
+    "unverified": {
+        "en": "Elimu: there is an update about a learner linked to this number. Dial {ussd} to check.",
+        "sw": "Elimu: kuna taarifa mpya kuhusu mwanafunzi aliyeunganishwa na nambari hii. Piga {ussd} kuangalia.",
+    },
 }
 
 
@@ -37,22 +50,41 @@ def notice_text(event: str, language: str, *, name: str, school: str, other: str
     return gsm.to_gsm7(body)
 
 
-def notify_guardians(session: Session, learner: Learner, event: str, *, school: str, other: str | None = None) -> int:
-    """Queue the ``event`` notice to every phone linked to ``learner``; returns how many were queued."""
+def generic_notice_text(language: str, ussd_code: str) -> str:
+    """The notice to a phone not verified for the learner: no learner data, only where to look."""
+    variants = TEXTS["unverified"]
+    return gsm.to_gsm7(variants.get(language, variants["en"]).format(ussd=ussd_code))
+
+
+def notify_guardians(
+    session: Session, learner: Learner, event: str, *, school: str, other: str | None = None,
+    ussd_code: str = DEFAULT_USSD_CODE,
+) -> int:
+    """Queue the ``event`` notice to every phone linked to ``learner``: the full one (audited) to a
+    phone verified for the learner, the generic one to any other; returns how many were queued."""
     if event not in ("released", "admitted"):
         raise ValueError(f"unknown notice event {event!r}")
+    messages = []
+    for phone, language, verified in _linked_phones(session, learner):
+        if verified:
+            body = notice_text(event, language or "en", name=learner.masked_name, school=school, other=other)
+            record_disclosure(session, phone=phone, learner_id=learner.id, action="transfer_notice", channel="sms",
+                              detail=event)
+        else:
+            body = generic_notice_text(language or "en", ussd_code)
+        messages.append((phone, MessageKind.NOTICE, body, None))
+    queue_many(session, messages)
+    return len(messages)
+
+
+def _linked_phones(session: Session, learner: Learner) -> list[tuple[str, str | None, bool]]:
+    """``(phone, language, verified for the learner)`` of each phone linked to ``learner``, by phone."""
     rows = session.execute(
-        select(Guardian.phone, PhoneSetting.language)
+        select(Guardian.phone, PhoneSetting.language, VERIFIED)
         .join(GuardianLink, GuardianLink.guardian_id == Guardian.id)
         .outerjoin(PhoneSetting, PhoneSetting.phone == Guardian.phone)
         .where(GuardianLink.learner_id == learner.id)
         .distinct()
         .order_by(Guardian.phone)
     ).all()
-    messages = [
-        (phone, MessageKind.NOTICE,
-         notice_text(event, language or "en", name=learner.masked_name, school=school, other=other), None)
-        for phone, language in rows
-    ]
-    queue_many(session, messages)
-    return len(messages)
+    return [(phone, language, bool(verified)) for phone, language, verified in rows]

@@ -1,10 +1,14 @@
 """Answers to inbound SMS commands, with the results disclosure policy.
 
 Results go only to a sender who gives one of the candidate's names (every name given must be one of
-them) or who is an activated guardian of that learner; before ``elimu results release`` the answer is
-that they are not yet out. A results reply carries the mean grade and every subject grade exactly as
-imported, in GSM-7, within two SMS segments. Every disclosure is an audit event in the same
-transaction as the reply.
+them) or whose phone is verified for that learner (an activated account whose link was proven on
+USSD: ``registry.services.learners.VERIFIED``; a link a school recorded is not enough); before
+``elimu results release`` the answer is that they are not yet out. A sender who may not see a result
+gets the same answer whether or not the number exists ("not yet released" only for a series, whatever
+the number), so no reply tells that an index number is real. A results reply carries the mean grade
+and every subject grade exactly as imported, in GSM-7, within two SMS segments. ``UPI`` lists only the
+learners the phone is verified for. Every disclosure is an audit event in the same transaction as the
+reply.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from .. import gsm
 from ..arrays import among
 from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from .audit import record_disclosure
-from .learners import find_guardian, is_linked, learners_for_phone
+from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
 from .sms_commands import EXAMS, INDEX_EXAMS, MAX_NAMES, Command, CommandKind, name_key, name_keys
 from .sms_texts import text
@@ -52,8 +56,66 @@ class FoundResult:
 
 
 Result = ExamResult | FoundResult
-# (exam, number, year) -> the result that answers, as ``registry.services.results.find_result`` picks it
-ResultLookup = Callable[[str, str, int | None], Result | None]
+
+
+class ResultLookup:
+    """What a results reply reads of the registry, one query per question: the result that answers
+    (``registry.services.results.find_result``), the years of an exam not yet released, and whether a
+    phone is verified for a learner. :func:`prefetch_results` answers a whole batch's from a few queries."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __call__(self, exam: str, number: str, year: int | None) -> Result | None:
+        """The result that answers: that year's; else the latest released year's; else the latest year's."""
+        return find_result(self.session, exam, number, year)
+
+    def pending_years(self, exam: str) -> frozenset[int]:
+        """The years of ``exam`` imported but not yet released (the same for every number)."""
+        return frozenset(self.session.scalars(
+            select(ExamSeries.year).where(ExamSeries.exam == exam, ExamSeries.released_at.is_(None))
+        ))
+
+    def verified(self, phone: str, learner_id: int) -> bool:
+        """Whether ``phone`` is verified for the learner (may leave the name out)."""
+        return is_verified(self.session, phone, learner_id)
+
+
+class PrefetchedResults(ResultLookup):
+    """A batch's lookups: its results read by one query up front; the series not yet released, and the
+    phones verified for the batch's learners, by one more query each, made when a reply first needs it
+    (a batch whose senders all give a right name makes neither)."""
+
+    def __init__(self, session: Session, found: dict[tuple[str, str], list[FoundResult]]) -> None:
+        super().__init__(session)
+        self._found = found
+        self._learner_ids = {r.learner_id for rs in found.values() for r in rs if r.learner_id is not None}
+        self._pending: dict[str, frozenset[int]] | None = None
+        self._verified: set[tuple[int, str]] | None = None
+
+    def __call__(self, exam: str, number: str, year: int | None) -> FoundResult | None:
+        candidates = self._found.get((exam, number), [])
+        if year is not None:
+            return next((r for r in candidates if r.series.year == year), None)
+        released = [r for r in candidates if r.series.released]
+        return (released or candidates or [None])[0]
+
+    def pending_years(self, exam: str) -> frozenset[int]:
+        if self._pending is None:
+            pending: dict[str, set[int]] = {}
+            for name, year in self.session.execute(
+                select(ExamSeries.exam, ExamSeries.year).where(ExamSeries.released_at.is_(None))
+            ):
+                pending.setdefault(name, set()).add(year)
+            self._pending = {name: frozenset(years) for name, years in pending.items()}
+        return self._pending.get(exam, frozenset())
+
+    def verified(self, phone: str, learner_id: int) -> bool:
+        if learner_id not in self._learner_ids:  # not one of this batch's results: asked on its own
+            return super().verified(phone, learner_id)
+        if self._verified is None:
+            self._verified = verified_phones(self.session, self._learner_ids)
+        return (learner_id, phone) in self._verified
 
 
 class Gate(Protocol):
@@ -99,8 +161,8 @@ def respond(
     lookup: ResultLookup | None = None,
 ) -> Reply | None:
     """The reply to one inbound command from ``phone`` (E.164), or None when none is due.
-    ``lookup`` answers results queries (default: one ``find_result`` query each; a batch passes
-    :func:`prefetch_results`)."""
+    ``lookup`` answers results queries (default: a ``ResultLookup``, queries of its own for each; a
+    batch passes :func:`prefetch_results`)."""
     language = reply_language(command, stored_language)
     if command.kind is CommandKind.HELP:
         return Reply(text("help", language, ussd=ussd_code))
@@ -110,8 +172,8 @@ def respond(
     if command.kind is CommandKind.UPI:
         return _upi_reply(session, phone, message_id, language, ussd_code)
     if command.kind is CommandKind.RESULTS:
-        lookup = lookup or (lambda exam, number, year: find_result(session, exam, number, year))
-        return _results_reply(session, phone, message_id, command, language, gate, lookup)
+        return _results_reply(session, phone, message_id, command, language, gate, lookup or ResultLookup(session),
+                              ussd_code)
     if gate.first_unknown_reply(phone):
         return Reply(text("unknown", language, ussd=ussd_code))
     return None
@@ -120,10 +182,10 @@ def respond(
 # --- results -------------------------------------------------------------------------------------
 
 
-def prefetch_results(session: Session, commands: Iterable[Command]) -> ResultLookup:
+def prefetch_results(session: Session, commands: Iterable[Command]) -> PrefetchedResults:
     """One query for the results of every well-formed results command of a batch; the lookup it
     returns picks among them exactly as ``find_result`` does (that year; else the latest released
-    year; else the latest year)."""
+    year; else the latest year), and reads the rest a reply needs once for the whole batch."""
     numbers: dict[str, set[str]] = {}  # exam -> index numbers: one array of numbers per exam
     for c in commands:
         if c.kind is CommandKind.RESULTS and c.valid_number:
@@ -142,20 +204,12 @@ def prefetch_results(session: Session, commands: Iterable[Command]) -> ResultLoo
             result = FoundResult(learner_id, number, name, mean, points, subjects or "",
                                  Series(exam, year, released_at is not None))
             found.setdefault((exam, number), []).append(result)
-
-    def lookup(exam: str, number: str, year: int | None) -> FoundResult | None:
-        candidates = found.get((exam, number), [])
-        if year is not None:
-            return next((r for r in candidates if r.series.year == year), None)
-        released = [r for r in candidates if r.series.released]
-        return (released or candidates or [None])[0]
-
-    return lookup
+    return PrefetchedResults(session, found)
 
 
 def _results_reply(
     session: Session, phone: str, message_id: int, command: Command, language: str, gate: Gate,
-    lookup: ResultLookup,
+    lookup: ResultLookup, ussd_code: str,
 ) -> Reply:
     exam = command.exam or EXAMS[0]
     if not command.valid_number:
@@ -164,14 +218,13 @@ def _results_reply(
     assert command.number is not None
     if not gate.results_allowed(phone):
         return Reply(text("results_limited", language))
+    if command.year is not None and command.year in lookup.pending_years(exam):
+        return Reply(text("results_embargoed", language, exam=exam, year=command.year))
     result = lookup(exam, command.number, command.year)
-    if result is None:
-        year = f" {command.year}" if command.year else ""
-        return Reply(text("results_not_found", language, exam=exam, year=year, number=command.number))
-    if not result.series.released:
+    if result is None or not _may_see(session, lookup, phone, result, command.names):
+        return _refusal(lookup, command, exam, language, ussd_code)
+    if not result.series.released:  # only to a sender who may see it: a right name or a verified phone
         return Reply(text("results_embargoed", language, exam=exam, year=result.series.year))
-    if not _may_see(session, phone, result, command.names):
-        return Reply(text("results_need_name", language, exam=exam, number=command.number))
     record_disclosure(
         session, phone=phone, learner_id=result.learner_id, action="results_replied", channel="sms",
         reference=str(message_id), detail=f"{exam} {result.series.year}",
@@ -179,13 +232,24 @@ def _results_reply(
     return Reply(format_results(result, language))
 
 
-def _may_see(session: Session, phone: str, result: Result, names: tuple[str, ...]) -> bool:
+def _refusal(lookup: ResultLookup, command: Command, exam: str, language: str, ussd_code: str) -> Reply:
+    """The answer when no result may be shown, the same whether the number is unknown or its names
+    did not match: "not yet released" while a series of the exam is (a year asked was checked before),
+    else a request for a name (none given, with how a guardian verifies) or "none with that name"."""
+    pending = lookup.pending_years(exam) if command.year is None else frozenset()
+    if pending:
+        return Reply(text("results_embargoed", language, exam=exam, year=max(pending)))
+    if not command.names:
+        return Reply(text("results_need_name", language, exam=exam, number=command.number, ussd=ussd_code))
+    year = f" {command.year}" if command.year else ""
+    return Reply(text("results_no_match", language, exam=exam, year=year, number=command.number))
+
+
+def _may_see(session: Session, lookup: ResultLookup, phone: str, result: Result, names: tuple[str, ...]) -> bool:
+    """One of the candidate's names was given, or ``phone`` is verified for the learner."""
     if names and names_match(names, result, lambda: session.get(Learner, result.learner_id)):
         return True
-    if result.learner_id is None:
-        return False
-    guardian = find_guardian(session, phone)
-    return guardian is not None and guardian.is_active and is_linked(session, phone, result.learner_id)
+    return result.learner_id is not None and lookup.verified(phone, result.learner_id)
 
 
 def names_match(given: tuple[str, ...], result: Result, learner_of: Callable[[], Learner | None]) -> bool:
@@ -253,9 +317,9 @@ def _upi_reply(session: Session, phone: str, message_id: int, language: str, uss
     guardian = find_guardian(session, phone)
     if guardian is None or not guardian.is_active:
         return Reply(text("upi_inactive", language, ussd=ussd_code))
-    learners = learners_for_phone(session, phone)
-    if not learners:
-        return Reply(text("upi_none", language, ussd=ussd_code))
+    learners = verified_learners_for_phone(session, phone)
+    if not learners:  # linked but verified for none of them: how to verify, nothing disclosed
+        return Reply(text("upi_unverified" if guardian.links else "upi_none", language, ussd=ussd_code))
     shown = learners[:MAX_UPIS]
     items = "; ".join(f"{gsm.to_gsm7(learner.masked_name)} {learner.upi}" for learner in shown)
     more = len(learners) - len(shown)

@@ -27,17 +27,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "For results send: {exam} <index no> <one of the candidate's names>, e.g. {exam} {example} Wanjiku",
         "sw": "Kwa matokeo tuma: {exam} <nambari ya mtihani> <jina moja la mtahiniwa>, mfano {exam} {example} Wanjiku",
     },
-    "results_not_found": {
-        "en": "No {exam}{year} results were found for {number}. Check the number and try again.",
-        "sw": "Hakuna matokeo ya {exam}{year} ya {number}. Hakikisha nambari kisha ujaribu tena.",
+    # "results_no_match" and "results_need_name" (and "results_embargoed" to a sender who may not see the
+    # result) never depend on whether the number exists: a reply must not tell that a number is real.
+    "results_no_match": {
+        "en": "No {exam}{year} results were found for {number} with that name. Check the number and send "
+              "one of the candidate's names.",
+        "sw": "Hakuna matokeo ya {exam}{year} ya {number} kwa jina hilo. Hakikisha nambari kisha utume jina moja "
+              "la mtahiniwa.",
     },
     "results_embargoed": {
         "en": "{exam} {year} results are not yet released. Please try again after the official release.",
         "sw": "Matokeo ya {exam} {year} bado hayajatolewa. Tafadhali jaribu tena baada ya kutolewa rasmi.",
     },
     "results_need_name": {
-        "en": "For privacy, results are sent only with one of the candidate's names. Send: {exam} {number} <name>",
-        "sw": "Kwa usiri, matokeo hutumwa tu pamoja na jina moja la mtahiniwa. Tuma: {exam} {number} <jina>",
+        "en": "For privacy, results need one of the candidate's names: {exam} {number} <name>. Verified "
+              "guardians may leave it out: dial {ussd} to verify.",
+        "sw": "Kwa usiri, matokeo yanahitaji jina moja la mtahiniwa: {exam} {number} <jina>. Mzazi "
+              "aliyethibitishwa anaweza kuliacha: piga {ussd} kuthibitisha.",
     },
     "results_limited": {
         "en": "Too many results requests from this number. Please try again later.",
@@ -55,6 +61,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "upi_inactive": {
         "en": "UPIs are sent only to activated accounts. Dial {ussd} to activate yours.",
         "sw": "UPI hutumwa tu kwa akaunti zilizoamilishwa. Piga {ussd} kuamilisha yako.",
+    },
+    "upi_unverified": {
+        "en": "UPIs are sent only for learners verified on this number. Dial {ussd} to verify yours.",
+        "sw": "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga {ussd} kuwathibitisha wako.",
     },
     "upi_none": {
         "en": "No learners are linked to this number. Dial {ussd} for help.",

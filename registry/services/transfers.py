@@ -4,7 +4,8 @@ The receiving school requests a learner, the current school releases them, the r
 admits them. A school may also release a learner nobody has requested yet; then any other school
 may admit. Every other move is refused with ``TransferRefused`` and changes nothing. On release
 and on admission each phone linked to the learner gets an SMS notice, queued in the same
-transaction.
+transaction: the learner's masked name and schools to a phone verified for the learner, a generic
+notice without learner data to any other (``registry.services.notices``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..identifiers import InvalidUpi, normalize_upi
 from ..models import EnrolmentState, Institution, Learner, Transfer, TransferState, utcnow
-from .notices import notify_guardians
+from .notices import DEFAULT_USSD_CODE, notify_guardians
 
 
 class TransferRefused(Exception):
@@ -80,8 +81,9 @@ def request_transfer(session: Session, upi: str, institution_code: str) -> Trans
     return transfer
 
 
-def release(session: Session, upi: str) -> Transfer:
-    """The current school releases a learner (requested by another school, or not yet requested)."""
+def release(session: Session, upi: str, *, ussd_code: str = DEFAULT_USSD_CODE) -> Transfer:
+    """The current school releases a learner (requested by another school, or not yet requested);
+    ``ussd_code`` is the service code generic notices name (``ELIMU_USSD_CODE``)."""
     learner = _learner(session, upi)
     current = learner.institution
     if learner.enrolment_state is EnrolmentState.RELEASED:
@@ -96,12 +98,14 @@ def release(session: Session, upi: str) -> Transfer:
     learner.enrolment_state = EnrolmentState.RELEASED
     session.flush()
     target = transfer.to_institution
-    notify_guardians(session, learner, "released", school=current.name, other=target.name if target else None)
+    notify_guardians(session, learner, "released", school=current.name, other=target.name if target else None,
+                     ussd_code=ussd_code)
     return transfer
 
 
-def admit(session: Session, upi: str, institution_code: str) -> Transfer:
-    """The receiving school admits a released learner; the learner's school changes."""
+def admit(session: Session, upi: str, institution_code: str, *, ussd_code: str = DEFAULT_USSD_CODE) -> Transfer:
+    """The receiving school admits a released learner; the learner's school changes (``ussd_code``:
+    as for :func:`release`)."""
     learner = _learner(session, upi)
     target = _institution(session, institution_code)
     current = learner.institution
@@ -122,5 +126,5 @@ def admit(session: Session, upi: str, institution_code: str) -> Transfer:
     learner.institution = target
     learner.enrolment_state = EnrolmentState.ENROLLED
     session.flush()
-    notify_guardians(session, learner, "admitted", school=target.name, other=current.name)
+    notify_guardians(session, learner, "admitted", school=target.name, other=current.name, ussd_code=ussd_code)
     return transfer

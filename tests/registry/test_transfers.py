@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
-from registry.models import EnrolmentState, Learner, MessageKind, OutboundMessage, PhoneSetting, TransferState
+from registry.models import (
+    AuditEvent,
+    EnrolmentState,
+    Guardian,
+    GuardianLink,
+    Learner,
+    MessageKind,
+    OutboundMessage,
+    PhoneSetting,
+    TransferState,
+)
 from registry.services.transfers import TransferRefused, admit, release, request_transfer
 
 from .support import learner, run_learners, snapshot, write_learners
@@ -39,7 +51,29 @@ def _notices(database):
         return [(m.recipient, m.kind, m.body) for m in session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))]
 
 
-def test_request_release_admit_moves_the_learner_and_notifies_each_guardian(schools):
+GENERIC = {
+    "en": "Elimu: there is an update about a learner linked to this number. Dial *384*1234# to check.",
+    "sw": "Elimu: kuna taarifa mpya kuhusu mwanafunzi aliyeunganishwa na nambari hii. Piga *384*1234# kuangalia.",
+}
+
+
+def _verify(database, phone, upi):
+    """``phone`` activated and its link to ``upi`` proven, as the USSD activation leaves them."""
+    with database.transaction() as session:
+        guardian = session.scalars(select(Guardian).where(Guardian.phone == phone)).one()
+        guardian.activated_at, guardian.pin_hash = datetime.now(UTC), "x"
+        link = session.scalars(select(GuardianLink).join(Learner).where(
+            GuardianLink.guardian_id == guardian.id, Learner.upi == upi)).one()
+        link.verified_at = datetime.now(UTC)
+
+
+def _audits(database):
+    with database.session() as session:
+        return [(a.phone, a.action, a.channel, a.detail) for a in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+
+def test_request_release_admit_moves_the_learner_and_notifies_each_guardian(schools, monkeypatch):
+    monkeypatch.delenv("ELIMU_USSD_CODE", raising=False)  # the generic notice names the configured code
     with schools.transaction() as session:
         transfer = request_transfer(session, "ke77xz", "ks5l")
         assert transfer.requested_at is not None
@@ -59,12 +93,29 @@ def test_request_release_admit_moves_the_learner_and_notifies_each_guardian(scho
     assert _state(schools, "KE77XZ") == ("KS5L", EnrolmentState.ENROLLED, [TransferState.ADMITTED])
     notices = _notices(schools)
     assert len(notices) == 4
-    bodies = {recipient: body for recipient, _, body in notices[2:]}
-    english, kiswahili = bodies["+254712345678"], bodies["+254722111222"]
-    for body in (english, kiswahili):
-        assert "Jane W." in body and "Wanjiru" not in body and "KE77XZ" not in body
-        assert body.isascii() and len(body) <= 160
-    assert "admitted" in english and "admitted" not in kiswahili
+    # neither phone is verified for Jane (imported links only): a notice without learner data, each in its language
+    for bodies in ({r: b for r, _, b in notices[:2]}, {r: b for r, _, b in notices[2:]}):
+        assert bodies == {"+254712345678": GENERIC["en"], "+254722111222": GENERIC["sw"]}
+    assert _audits(schools) == []
+
+
+def test_a_phone_verified_for_the_learner_gets_the_names_and_schools_audited_the_others_a_generic_notice(schools):
+    _verify(schools, "+254712345678", "KE77XZ")
+    with schools.transaction() as session:
+        request_transfer(session, "KE77XZ", "KS5L")
+        release(session, "KE77XZ")
+    with schools.transaction() as session:
+        admit(session, "KE77XZ", "KS5L", ussd_code="*123#")
+    notices = _notices(schools)
+    released, admitted = {r: b for r, _, b in notices[:2]}, {r: b for r, _, b in notices[2:]}
+    assert released["+254712345678"] == "Elimu: Jane W. has been released by Kilimani Primary to Kisumu Lakeside."
+    assert admitted["+254712345678"] == "Elimu: Jane W. has been admitted to Kisumu Lakeside (from Kilimani Primary)."
+    assert released["+254722111222"] == GENERIC["sw"]
+    assert admitted["+254722111222"] == GENERIC["sw"].replace("*384*1234#", "*123#")
+    for body in [*released.values(), *admitted.values()]:
+        assert "Wanjiru" not in body and "KE77XZ" not in body and body.isascii() and len(body) <= 160
+    assert _audits(schools) == [("+254712345678", "transfer_notice", "sms", "released"),
+                                ("+254712345678", "transfer_notice", "sms", "admitted")]
 
 
 def test_a_release_without_request_lets_any_other_school_admit(schools):

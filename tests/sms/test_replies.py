@@ -10,7 +10,8 @@ import pytest
 from registry import gsm
 from registry.models import AuditEvent, MessageKind, PhoneSetting
 from registry.services.sms_commands import parse
-from registry.services.sms_replies import OpenGate, format_results, respond
+from registry.services.sms_replies import OpenGate, format_results, prefetch_results, respond
+from tests.sms.links import verify
 from tests.sms.support import add_guardian, add_institution, add_learner, add_result
 from workers.inbound import RedisGate
 
@@ -24,9 +25,18 @@ def session(sqlite_database):
         yield session
 
 
-def ask(session, text, phone=PHONE, language=None, gate=None, message_id=1):
-    return respond(session, message_id=message_id, phone=phone, command=parse(text), stored_language=language,
-                   gate=gate or OpenGate(), ussd_code="*384*1234#")
+NEED_NAME = ("For privacy, results need one of the candidate's names: KCSE 36611030002 <name>. "
+             "Verified guardians may leave it out: dial *384*1234# to verify.")
+NO_MATCH = ("No KCSE results were found for 36611030002 with that name. "
+            "Check the number and send one of the candidate's names.")
+
+
+def ask(session, text, phone=PHONE, language=None, gate=None, message_id=1, batched=False):
+    """The reply to ``text``; ``batched``: through a batch's lookup, as the inbound drain asks."""
+    command = parse(text)
+    lookup = prefetch_results(session, [command]) if batched else None
+    return respond(session, message_id=message_id, phone=phone, command=command, stored_language=language,
+                   gate=gate or OpenGate(), ussd_code="*384*1234#", lookup=lookup)
 
 
 def audits(session):
@@ -52,18 +62,16 @@ def test_before_release_the_reply_says_not_yet_out(session):
     assert "B+" not in reply.text and audits(session) == []
 
 
-@pytest.mark.parametrize("text", [
-    "KCSE 36611030002",  # no name, not a guardian
-    "KCSE 36611030002 Akinyi",  # not one of the names
-    "KCSE 36611030002 Wanjiku Akinyi",  # every name given must match
-    "KCSE 36611030002 J",  # an initial is not a name
-    "KCSE 36611030002 Jane Wambui Wanjiku Jane Wanjiku",  # no spraying many names at once
+@pytest.mark.parametrize(("text", "expected"), [
+    ("KCSE 36611030002", NEED_NAME),  # no name, not a guardian
+    ("KCSE 36611030002 Akinyi", NO_MATCH),  # not one of the names
+    ("KCSE 36611030002 Wanjiku Akinyi", NO_MATCH),  # every name given must match
+    ("KCSE 36611030002 J", NO_MATCH),  # an initial is not a name
+    ("KCSE 36611030002 Jane Wambui Wanjiku Jane Wanjiku", NO_MATCH),  # no spraying many names at once
 ])
-def test_without_a_right_name_no_grades(session, text):
+def test_without_a_right_name_no_grades(session, text, expected):
     add_result(session)
-    reply = ask(session, text)
-    assert reply.text == ("For privacy, results are sent only with one of the candidate's names. "
-                          "Send: KCSE 36611030002 <name>")
+    assert ask(session, text).text == expected
     assert audits(session) == []
 
 
@@ -79,12 +87,39 @@ def test_the_learners_registry_names_count_too(session):
     assert "Mean grade" in ask(session, "KCSE 36611030002 kamau").text
 
 
-def test_an_activated_guardian_needs_no_name(session):
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_an_activated_guardian_verified_for_the_learner_needs_no_name(session, batched):
     learner = add_learner(session, add_institution(session))
     add_guardian(session, PHONE, learner, active=True)
+    verify(session, PHONE, learner)
     add_result(session, learner=learner)
-    assert "Mean grade B+" in ask(session, "KCSE 36611030002").text
+    assert "Mean grade B+" in ask(session, "KCSE 36611030002", batched=batched).text
     assert [a[0] for a in audits(session)] == ["results_replied"]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_an_activated_guardian_not_verified_for_the_learner_needs_a_name(session, batched):
+    """Mary activated for Jane only; Brian is linked to her phone (a school's record) but not verified."""
+    institution = add_institution(session)
+    jane, brian = add_learner(session, institution), add_learner(session, institution, first="Brian", last="Kamau")
+    add_guardian(session, PHONE, jane, brian, active=True)
+    verify(session, PHONE, jane)
+    add_result(session, learner=brian, index="19301012001", name="Brian Mwangi Kamau", mean="A-")
+    reply = ask(session, "KCSE 19301012001", batched=batched)
+    assert "A-" not in reply.text and audits(session) == []
+    assert reply.text == NEED_NAME.replace("36611030002", "19301012001")  # with how to verify
+    named = ask(session, "KCSE 19301012001 Brian", batched=batched, message_id=5)  # the name: the second factor
+    assert "Mean grade A-" in named.text
+    assert audits(session) == [("results_replied", "sms", "5", brian.id, PHONE)]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_a_verified_link_of_an_account_without_a_pin_still_needs_a_name(session, batched):
+    learner = add_learner(session, add_institution(session))
+    add_guardian(session, PHONE, learner, active=False)
+    verify(session, PHONE, learner)
+    add_result(session, learner=learner)
+    assert ask(session, "KCSE 36611030002", batched=batched).text == NEED_NAME
 
 
 def test_a_linked_but_not_activated_phone_still_needs_a_name(session):
@@ -111,9 +146,42 @@ def test_the_latest_released_year_answers_and_a_trailing_year_picks_one(session)
 
 
 def test_unknown_index_and_malformed_number(session):
-    assert ask(session, "KCSE 36611039999 Jane").text.startswith("No KCSE results were found for 36611039999")
+    assert ask(session, "KCSE 36611039999 Jane").text == NO_MATCH.replace("36611030002", "36611039999")
     assert ask(session, "KCSE 2024 Jane Wanjiku").text.startswith("For results send: KCSE <index no>")
     assert ask(session, "KCSE Jane").text.startswith("For results send: KCSE <index no>")
+
+
+# --- no reply tells whether an index number exists ---------------------------------------------
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+@pytest.mark.parametrize("language", ["en", "sw"])
+@pytest.mark.parametrize("asked", ["{n} Wanjiku", "{n} Wanjiku 2025", "{n}", "{n} 2025"])
+def test_an_unknown_number_and_a_wrong_name_get_the_same_reply(session, batched, language, asked):
+    add_result(session, index="36611030002", name="Jane Wambui Kamau")  # a real index: Wanjiku is not a name
+    real = ask(session, f"KCSE {asked.format(n='36611030002')}", language=language, batched=batched).text
+    unknown = ask(session, f"KCSE {asked.format(n='36611039999')}", language=language, batched=batched).text
+    assert real == unknown.replace("36611039999", "36611030002")
+    assert audits(session) == []
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+@pytest.mark.parametrize("asked", ["{n} Jane", "{n} Akinyi", "{n}", "{n} Jane 2025", "{n} Akinyi 2025"])
+def test_not_yet_released_is_said_of_the_series_whatever_the_number(session, batched, asked):
+    add_result(session, year=2024, index="36611030002")
+    add_result(session, year=2025, index="36611030002", released=False)
+    add_result(session, year=2025, index="36611030003", released=False, name="Peter Otieno")
+    for number in ("36611030003", "36611039999"):  # only in the unreleased series; unknown
+        reply = ask(session, f"KCSE {asked.format(n=number)}", batched=batched)
+        assert reply.text == ("KCSE 2025 results are not yet released. "
+                              "Please try again after the official release."), number
+    assert audits(session) == []
+
+
+def test_a_right_name_still_gets_the_latest_released_year_while_another_is_not_out(session):
+    add_result(session, year=2024, index="36611030002", mean="B-", subjects="ENG:B-")
+    add_result(session, year=2025, index="36611030003", released=False)
+    assert ask(session, "KCSE 36611030002 Jane").text.startswith("KCSE 2024 36611030002: Mean grade B-")
 
 
 def test_assessment_numbers_for_kpsea(session):
@@ -174,16 +242,41 @@ def test_upi_only_for_an_activated_account(session):
     assert audits(session) == []
 
 
-def test_upi_lists_the_linked_learners_and_is_audited(session):
+def test_upi_lists_the_verified_learners_and_is_audited(session):
     institution = add_institution(session)
     jane = add_learner(session, institution, upi="ABC234")
     otieno = add_learner(session, institution, first="Otieno", last="Kamau", upi="XYZ789")
     add_guardian(session, PHONE, jane, otieno, active=True)
+    verify(session, PHONE, jane, otieno)
     reply = ask(session, "upi", message_id=9)
     assert reply.text == "UPI: Jane W. ABC234; Otieno K. XYZ789"
     assert reply.kind is MessageKind.UPI
     assert sorted(audits(session)) == sorted([("upi_sent", "sms", "9", jane.id, PHONE),
                                               ("upi_sent", "sms", "9", otieno.id, PHONE)])
+
+
+def test_upi_leaves_out_the_learners_the_phone_is_not_verified_for(session):
+    """Mary activated for Jane only: Peter and Brian are linked to her phone but not verified."""
+    institution = add_institution(session)
+    jane = add_learner(session, institution, upi="ZQ6NFN")
+    peter = add_learner(session, institution, first="Peter", last="Kamau", upi="ZKA8MQ")
+    brian = add_learner(session, institution, first="Brian", last="Kamau", upi="9EP5BA")
+    add_guardian(session, PHONE, jane, peter, brian, active=True)
+    verify(session, PHONE, jane)
+    reply = ask(session, "UPI", message_id=3)
+    assert reply.text == "UPI: Jane W. ZQ6NFN"
+    assert audits(session) == [("upi_sent", "sms", "3", jane.id, PHONE)]
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", "UPIs are sent only for learners verified on this number. Dial *384*1234# to verify yours."),
+    ("sw", "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga *384*1234# kuwathibitisha wako."),
+])
+def test_upi_to_an_account_verified_for_none_of_its_links_says_how_to_verify(session, language, expected):
+    learner = add_learner(session, add_institution(session), upi="ABC234")
+    add_guardian(session, PHONE, learner, active=True)
+    assert ask(session, "UPI", language=language).text == expected
+    assert audits(session) == []
 
 
 def test_stop_and_start_set_the_opt_out(session):
@@ -211,7 +304,7 @@ def test_an_unknown_text_gets_help_at_most_once_per_ten_minutes(session):
 
 
 @pytest.mark.parametrize("text", ["HELP", "MSAADA", "STOP", "SITISHA", "START", "ANZA", "UPI", "xyz",
-                                  "KCSE 36611030002 Jane", "KCSE Jane"])
+                                  "KCSE 36611030002 Jane", "KCSE Jane", "KCSE 36611030002", "KCSE 36611039999 Jane"])
 @pytest.mark.parametrize("language", ["en", "sw"])
 def test_every_reply_is_gsm7_within_two_segments(session, text, language):
     add_result(session)
@@ -258,6 +351,46 @@ def test_the_batch_lookup_applies_the_same_name_rules(session, text, shown):
                     ussd_code="*384*1234#", lookup=prefetch_results(session, [command]))
     assert ("Mean grade B+" in reply.text) is shown
     assert len(audits(session)) == int(shown)
+
+
+def test_a_batch_reads_the_verified_phones_once_not_per_message(session):
+    """The drain's rule: nameless queries of a whole batch make one query for every phone's links."""
+    from sqlalchemy import event
+
+    institution = add_institution(session)
+    phones = [f"+2547120000{i:02d}" for i in range(10)]
+    for i, phone in enumerate(phones):
+        learner = add_learner(session, institution, first=f"Child{i}")
+        add_guardian(session, phone, learner, active=True)
+        if i % 2:
+            verify(session, phone, learner)
+        add_result(session, learner=learner, index=f"366110300{i:02d}")
+    commands = [parse(f"KCSE 366110300{i:02d}") for i in range(10)]
+    lookup = prefetch_results(session, commands)
+    statements = []
+    listen = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listen)
+    try:
+        replies = [respond(session, message_id=i, phone=phone, command=command, stored_language=None,
+                           gate=OpenGate(), ussd_code="*384*1234#", lookup=lookup)
+                   for i, (phone, command) in enumerate(zip(phones, commands, strict=True))]
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listen)
+    assert [("Mean grade" in r.text) for r in replies] == [bool(i % 2) for i in range(10)]
+    assert len([s for s in statements if "guardian_links" in s]) == 1
+    assert len(statements) <= 3  # the links, the series not yet out (for the refusals), the audit rows
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+@pytest.mark.parametrize("key", ["results_no_match", "results_need_name", "upi_unverified"])
+def test_the_privacy_texts_fit_one_segment_and_two_with_the_longest_number(key, language):
+    from registry.services.sms_texts import text
+
+    values = {"exam": "KPSEA", "year": " 2025", "number": "36611030002", "ussd": "*384*1234#"}
+    reply = text(key, language, **values)
+    assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
+    longest = text(key, language, **(values | {"number": "A" * 32, "ussd": "*384*1234*99#"}))
+    assert gsm.segments(longest) <= 2
 
 
 def _seen(result):

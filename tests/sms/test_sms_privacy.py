@@ -11,6 +11,7 @@ from registry.models import MessageKind
 from registry.outbox import queue_sms
 from registry.services.announcements import announce
 from registry.services.transfers import release
+from tests.sms.links import verify
 from tests.sms.support import Scripted, add_guardian, add_institution, add_learner, add_result, work_queues
 
 PARENT = "+254712345678"
@@ -27,6 +28,7 @@ def test_no_secret_in_any_sms_log_line(at_runtime, fake_at, caplog, quick_retrie
         add_institution(s, code="KS5L", name="Kisumu Lakeside")
         jane = add_learner(s, school, first="Wambui", last="Kariuki", upi="QW7E9R", grade="Form 4")
         add_guardian(s, PARENT, jane, active=True)
+        verify(s, PARENT, jane)  # PARENT's UPI and nameless results are disclosures; STUDENT gets the generic notice
         add_guardian(s, STUDENT, jane)
         add_result(s, index="36611030002", name="Wambui Njeri Kariuki", mean="B+", learner=jane)
     client = create_app(runtime=runtime).test_client()
