@@ -29,10 +29,10 @@ def test_import_learners_prints_counts_and_exits_0_then_1_for_rejects(database, 
 
 def test_unreadable_files_exit_2_with_one_line(database, tmp_path):
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes(b"upi,first_name\nKE1,J\xe9r\xf4me\n")
+    latin1.write_bytes(b"upi,first_name,Not\xe9s\nKE1,J\xe9r\xf4me\n")
     missing = write_results(tmp_path / "results.csv", [])
     cases = [
-        ("import-learners", latin1, "line 2: not UTF-8 text"),
+        ("import-learners", latin1, "line 1: not UTF-8 text (byte 0xe9)"),
         ("import-learners", tmp_path / "absent.csv", "no such file"),
         ("import-learners", missing, "header lacks column(s): first_name, middle_name"),
     ]
@@ -40,6 +40,53 @@ def test_unreadable_files_exit_2_with_one_line(database, tmp_path):
         done = run_elimu(database, tmp_path, "registry", command, str(path))
         assert done.exit_code == 2, (command, path, done.stdout, done.stderr)
         assert done.stdout == "" and len(done.stderr.splitlines()) == 1 and reason in done.stderr
+
+
+def _results(count: int, start: int = 0) -> list[dict[str, str]]:
+    return [{"exam": "KCSE", "year": "2025", "index_number": f"{36611000000 + i:011d}", "upi": "",
+             "candidate_name": f"Candidate {i}", "mean_grade": "B", "points": "", "subjects": ""}
+            for i in range(start, start + count)]  # fmt: skip
+
+
+def test_a_damaged_row_after_written_batches_is_a_rejected_line_not_exit_2(database, tmp_path):
+    """1,200 good rows (a batch of 1000 is written), a field over 200,000 characters, 5 good rows."""
+    rows = [*_results(1200), {**_results(1, 5000)[0], "candidate_name": "x" * 200_001}, *_results(5, 2000)]
+    path = write_results(tmp_path / "big.csv", rows)
+    done = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 1, done.stderr
+    assert done.stdout.startswith("added 1205, updated 0, unchanged 0, rejected 1 (1206 rows in ")
+    assert done.stderr == "line 1202: a field is longer than 131072 characters\n"
+
+
+def test_a_quote_never_closed_is_named_and_the_lines_it_swallowed_are_counted_out(database, tmp_path):
+    path = write_results(tmp_path / "quote.csv", _results(1200))
+    with path.open("a", encoding="utf-8", newline="") as fh:
+        fh.write('KCSE,2025,36611099998,,"Unclosed name,B,,\r\n')  # line 1202
+        fh.writelines(f"KCSE,2025,{36611002000 + i:011d},,Later {i},B,,\r\n" for i in range(4))  # 1203-1206
+    done = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 1
+    assert done.stdout.startswith("added 1200, updated 0, unchanged 0, rejected 1 (1201 rows in ")
+    assert done.stdout.endswith(" s); lines 1203-1206 were not imported: see line 1202\n")
+    assert done.stderr == (
+        "line 1202: a quote opened on line 1202 is never closed: lines 1202-1206, to the end of the file, "
+        "were read as this one row and not imported\n"
+    )
+
+
+def test_unknown_upis_and_institutions_named_twice(database, tmp_path):
+    rows = [learner(upi="KE1"), learner(upi="KE2", birth_certificate_no="X2", institution_name="Kilimani P")]
+    path = write_learners(tmp_path / "l.csv", rows)
+    done = run_elimu(database, tmp_path, "registry", "import-learners", str(path))
+    assert done.exit_code == 0 and done.stdout.startswith("added 2, updated 0, unchanged 0, rejected 0")
+    assert done.stderr == (
+        "l.csv: line 3: institution_name 'Kilimani P' differs from 'Kilimani Primary' on line 2 "
+        "(same institution_code NB7K); the import keeps line 2's\n"
+    )
+    results = [{**_results(1)[0], "upi": "KE1"}, {**_results(1, 1)[0], "upi": "NOSUCH"}]
+    path = write_results(tmp_path / "r.csv", results)
+    done = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 1 and done.stdout.startswith("added 1, updated 0, unchanged 0, rejected 1")
+    assert done.stderr == "line 3: unknown UPI NOSUCH (import learners first)\n"
 
 
 def test_import_results_then_release(database, tmp_path):
@@ -85,6 +132,20 @@ def test_transfer_moves_and_refusals(database, tmp_path):
 
     done = run_elimu(database, tmp_path, "registry", "admit", "KE77XZ")
     assert done.exit_code == 2 and "--institution" in done.stderr
+
+
+def test_a_transfer_notice_to_an_unverified_phone_names_the_configured_ussd_code(database, tmp_path, monkeypatch):
+    """The imported guardian has not verified the learner on USSD: the notice carries no learner
+    data, only the service code this deployment is configured with (ELIMU_USSD_CODE)."""
+    from registry.models import OutboundMessage
+
+    monkeypatch.setenv("ELIMU_USSD_CODE", "*555*1#")
+    rows = [learner(upi="KE77XZ", first_name="Jane", last_name="Wanjiru", guardian_phone="0722111222")]
+    run_elimu(database, tmp_path, "registry", "import-learners", str(write_learners(tmp_path / "l.csv", rows)))
+    assert run_elimu(database, tmp_path, "registry", "release", "KE77XZ").exit_code == 0
+    with database.session() as session:
+        [body] = [m.body for m in session.query(OutboundMessage).filter_by(recipient="+254722111222")]
+    assert "Dial *555*1# to check" in body and "Jane" not in body and "Kilimani" not in body
 
 
 def test_an_unmigrated_database_is_one_line_not_a_traceback(tmp_path):

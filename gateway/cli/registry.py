@@ -37,7 +37,11 @@ def registry_group() -> None:
 
 
 def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Callable[..., ImportReport]) -> None:
-    """Import one CSV file; exit 0 (all accepted), 1 (some rejected) or 2 (unreadable)."""
+    """Import one CSV file; exit 0 (all accepted), 1 (some rejected) or 2 (unreadable).
+
+    Exit 2 comes only from opening the file (its header is checked before anything is written);
+    a damaged row further on is a rejected row.
+    """
     try:
         source = CsvFile(path, columns)
     except UnreadableFile as exc:
@@ -46,15 +50,24 @@ def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Ca
     with source, _progress(source) as (say, advance), database_errors():
         for name in source.ignored_columns:
             say(f"{path.name}: ignoring unknown column {name!r}")
-        try:
-            report = importer(
-                ctx.runtime.db, source, on_reject=lambda line, reason: say(f"line {line}: {reason}"), progress=advance
-            )
-        except UnreadableFile as exc:
-            say(f"Error: {exc}")
-            sys.exit(EXIT_UNREADABLE)
-    click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s)")
+        report = importer(
+            ctx.runtime.db,
+            source,
+            on_reject=lambda line, reason: say(f"line {line}: {reason}"),
+            on_warning=lambda line, text: say(f"{path.name}: line {line}: {text}"),
+            progress=advance,
+        )
+    click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s){_swallowed(source)}")
     sys.exit(EXIT_REJECTED if report.rejected else 0)
+
+
+def _swallowed(source: CsvFile) -> str:
+    """The counts' note on lines a quote left open made part of one rejected row (not counted as rows)."""
+    notes = []
+    for first, last in source.swallowed:
+        lines = f"line {last} was" if last == first + 1 else f"lines {first + 1}-{last} were"
+        notes.append(f"; {lines} not imported: see line {first}")
+    return "".join(notes)
 
 
 def _stderr_is_terminal() -> bool:
@@ -102,7 +115,7 @@ def import_results_command(ctx: Context, file: Path) -> None:
 def _move(ctx: Context, action: Callable[..., Transfer], *args: str) -> str:
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:
-            transfer = action(session, *args)
+            transfer = action(session, *args, ussd_code=ctx.runtime.settings.ussd_code)  # named by generic notices
         except TransferRefused as exc:
             raise click.ClickException(f"refused: {exc.reason}") from None
         learner = transfer.learner
