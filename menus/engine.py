@@ -120,14 +120,19 @@ class View:
 class Screen:
     """A unit of conversation. Subclasses set ``name`` and implement ``render`` and ``handle``.
 
-    ``enter`` may redirect before the screen is shown (e.g. nothing to choose from); ``resumable``
-    screens are offered again when a session drops while on them.
+    ``enter`` may redirect before the screen is shown (e.g. nothing to choose from); ``back`` may
+    take ``0`` within the screen (a list's previous page); ``resumable`` screens are offered again
+    when a session drops while on them.
     """
 
     name: str = ""
     resumable: bool = False
 
     def enter(self, ctx: Context) -> Outcome | None:
+        return None
+
+    def back(self, ctx: Context) -> Outcome | None:
+        """What ``0`` does within this screen, or None to go back to the previous screen."""
         return None
 
     def render(self, ctx: Context) -> View:
@@ -192,9 +197,9 @@ class Engine:
         value = value.strip()
         if state["stack"] and value == HOME:
             return self._apply(ctx, state, Home())
-        if state["stack"] and value == BACK:
-            return self._apply(ctx, state, Back())
         screen = self.screens.get(state.get("screen", ""))
+        if state["stack"] and value == BACK:
+            return self._apply(ctx, state, (screen.back(ctx) if screen is not None else None) or Back())
         if screen is None:  # unknown (e.g. a screen renamed since): start over
             return self._apply(ctx, state, Home())
         return self._apply(ctx, state, screen.handle(ctx, value))

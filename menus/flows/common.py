@@ -183,6 +183,13 @@ class LearnerList(Screen):
             lines.append(f"{MORE}. {ctx.t('nav.more')}")
         return View(lines=tuple(lines))
 
+    def back(self, ctx: Context) -> Outcome | None:
+        """``0`` on a later page shows the page before it; on the first, the previous screen."""
+        if ctx.data.get("page", 0) > 0:
+            ctx.data["page"] -= 1
+            return Stay()
+        return None
+
     def handle(self, ctx: Context, value: str) -> Outcome:
         choices = ctx.data.get("choices", [])
         _, pages = self._pages(ctx)

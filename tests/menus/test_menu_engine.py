@@ -78,6 +78,17 @@ def test_learner_list_pages_with_more(talk):
     assert talk.send("7").end
 
 
+def test_back_on_a_later_page_shows_the_page_before(talk):
+    talk.dial()
+    talk.send("3")
+    first = talk.send(PIN_OK).text
+    second = talk.send("98").text
+    assert talk.send("0").text == first  # back one page, not out of the list
+    assert talk.send("98").text == second
+    talk.send("0")
+    assert talk.send("0").text.startswith("Welcome to Elimu")  # from the first page: the screen before the list
+
+
 def test_wrong_pin_reasks_without_counting_as_invalid(talk):
     talk.dial()
     talk.send("2")
