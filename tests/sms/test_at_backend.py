@@ -176,8 +176,10 @@ def test_without_a_proxy_posts_skip_requests_and_keep_their_connections(fake_at,
     assert all(seen.headers["Content-Type"] == "application/x-www-form-urlencoded" for seen in fake_at.requests)
     assert all(seen.headers["User-Agent"].startswith("africastalking-python/") for seen in fake_at.requests)
     assert getattr(at.KeepAliveSMSService._local, "session", None) is None
-    # three requests one after another, on one connection kept alive
+    # three requests one after another, on one connection kept alive, with Nagle's algorithm off
     assert len({seen.client_port for seen in fake_at.requests}) == 1
+    kept = at._kept.connections[at._split(fake_at.url + "/messaging")[0]]
+    assert kept.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def test_a_kept_connection_the_server_closed_is_replaced_before_the_next_request(fake_at, monkeypatch):

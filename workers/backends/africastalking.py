@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -165,6 +166,9 @@ def _connection(origin: _Origin, connect: float, read: float) -> http.client.HTT
     connections[origin] = connection
     try:
         connection.connect()
+        # http.client sends a request's head and body in two writes: without this, Nagle's algorithm
+        # can hold the body until the head's (delayed) ACK; urllib3 sets it too
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         _close(origin)
         raise
