@@ -61,6 +61,7 @@ def add_learner(session, institution: Institution, first: str = "Jane", last: st
 
 
 def add_guardian(session, phone: str, *learners: Learner, active: bool = False) -> Guardian:
+    """Link ``phone`` to ``learners`` as a school's import does (not verified: see ``verify``)."""
     guardian = session.query(Guardian).filter_by(phone=phone).one_or_none()
     if guardian is None:
         guardian = Guardian(phone=phone)
@@ -73,6 +74,16 @@ def add_guardian(session, phone: str, *learners: Learner, active: bool = False) 
         session.add(GuardianLink(learner_id=learner.id, guardian_id=guardian.id))
     session.flush()
     return guardian
+
+
+def verify(session, phone: str, *learners: Learner) -> None:
+    """Mark ``phone``'s links to ``learners`` proven (``GuardianLink.verified_at``), as the USSD
+    activation does."""
+    guardian = session.query(Guardian).filter_by(phone=phone).one()
+    for learner in learners:
+        link = session.query(GuardianLink).filter_by(guardian_id=guardian.id, learner_id=learner.id).one()
+        link.verified_at = datetime.now(UTC)
+    session.flush()
 
 
 def add_result(session, *, exam: str = "KCSE", year: int = 2025, index: str = "36611030002",

@@ -11,8 +11,7 @@ from registry import gsm
 from registry.models import AuditEvent, MessageKind, PhoneSetting
 from registry.services.sms_commands import parse
 from registry.services.sms_replies import OpenGate, format_results, prefetch_results, respond
-from tests.sms.links import verify
-from tests.sms.support import add_guardian, add_institution, add_learner, add_result
+from tests.sms.support import add_guardian, add_institution, add_learner, add_result, verify
 from workers.inbound import RedisGate
 
 PHONE = "+254712345678"

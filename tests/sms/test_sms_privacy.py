@@ -11,8 +11,15 @@ from registry.models import MessageKind
 from registry.outbox import queue_sms
 from registry.services.announcements import announce
 from registry.services.transfers import release
-from tests.sms.links import verify
-from tests.sms.support import Scripted, add_guardian, add_institution, add_learner, add_result, work_queues
+from tests.sms.support import (
+    Scripted,
+    add_guardian,
+    add_institution,
+    add_learner,
+    add_result,
+    verify,
+    work_queues,
+)
 
 PARENT = "+254712345678"
 STUDENT = "+254722000111"
