@@ -12,11 +12,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -244,13 +245,37 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    """The fake's server: werkzeug's listen backlog (senders connect 16 at a time), and every
+    connection it accepted closed when it stops, so a connection a sending thread keeps can never
+    reach a later test's server on a reused port."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, app: FakeAT) -> None:
+        super().__init__(("127.0.0.1", 0), _KeepAliveHandler)
+        self.app = app
+        self.accepted: list[socket.socket] = []
+
+    def get_request(self):
+        connection, address = super().get_request()
+        self.accepted.append(connection)
+        return connection, address
+
+    def close_all(self) -> None:
+        self.shutdown()
+        self.server_close()
+        for connection in self.accepted:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 @contextmanager
 def fake_at_server(tls: tuple[str, str] | None = None) -> Iterator[FakeAT]:
     """A fake AT on a free port; over TLS with ``tls`` (certificate and key files)."""
     fake = FakeAT()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
-    server.daemon_threads = True
-    server.app = fake  # type: ignore[attr-defined]
+    server = _Server(fake)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
@@ -261,8 +286,7 @@ def fake_at_server(tls: tuple[str, str] | None = None) -> Iterator[FakeAT]:
     try:
         yield fake
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close_all()
         thread.join(5)
 
 
