@@ -56,6 +56,25 @@ class SmsWorker(SimpleWorker):
         if threading.current_thread() is threading.main_thread():
             super()._install_signal_handlers()
 
+    def unsubscribe(self) -> None:
+        """RQ's, with the listening thread told to stop before the UNSUBSCRIBE whose answer wakes it.
+
+        RQ 3 unsubscribes first and then calls ``PubSubWorkerThread.stop()``, which in redis-py 8
+        waits for the thread. A thread that read the UNSUBSCRIBE's answer before its flag was
+        cleared went back to waiting for a subscription, for RQ's 60 s sleep time: a worker took
+        up to a minute to exit after its last job (seen in ``elimu worker --burst``; rq/rq#1613)."""
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=0)  # clear the flag, do not wait yet
+        except TypeError:  # redis-py before 8: stop() only clears the flag
+            thread.stop()
+        self.pubsub.unsubscribe()  # the answer wakes the thread, which now finds the flag cleared
+        thread.join(timeout=1)
+        self.pubsub.close()
+
     def handle_exception(self, job: Job, *exc_info) -> None:
         """RQ's handler logs the job's arguments as log-record extras; an OTP's clear text rides in
         them, so this logs the job id, queue and traceback only."""
