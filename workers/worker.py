@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 from rq.job import Job
 from rq.job_lifecycle import call_exception_handlers, format_exc_info
@@ -71,8 +74,12 @@ class SmsWorker(SimpleWorker):
             thread.stop(timeout=0)  # clear the flag, do not wait yet
         except TypeError:  # redis-py before 8: stop() only clears the flag
             thread.stop()
-        self.pubsub.unsubscribe()  # the answer wakes the thread, which now finds the flag cleared
-        thread.join(timeout=1)
+        if thread.is_alive():
+            # the answer wakes the thread, which now finds the flag cleared; a thread that ended
+            # meanwhile closed the connection, and the subscription with it
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                self.pubsub.unsubscribe()
+            thread.join(timeout=1)
         self.pubsub.close()
 
     def handle_exception(self, job: Job, *exc_info) -> None:
