@@ -3,8 +3,7 @@
 A link is only a school's record of a phone; a phone may see a learner's data only once it is
 *verified* for that learner: an activated account (PIN set) whose link proved it knows the learner
 (``GuardianLink.verified_at``, set by the USSD activation). The ``verified_*`` helpers and ``is_verified``
-check both;
-``learners_for_phone`` and ``is_linked`` do not and must not decide a disclosure.
+check both; ``learners_for_phone`` (the links a school recorded) must not decide a disclosure.
 """
 
 from __future__ import annotations
@@ -116,14 +115,3 @@ def verified_phones(session: Session, learner_ids: Iterable[int], phone: str | N
 def is_verified(session: Session, phone: str, learner_id: int) -> bool:
     """Whether an E.164 phone is verified for a learner (:data:`VERIFIED`): it may see its data."""
     return (learner_id, phone) in verified_phones(session, [learner_id], phone)
-
-
-def is_linked(session: Session, phone: str, learner_id: int) -> bool:
-    """Whether an E.164 phone is linked to a learner, verified or not (not a disclosure check:
-    see :func:`is_verified`)."""
-    query = (
-        select(GuardianLink.id)
-        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
-        .where(Guardian.phone == phone, GuardianLink.learner_id == learner_id)
-    )
-    return session.scalars(query.limit(1)).first() is not None
