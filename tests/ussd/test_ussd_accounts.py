@@ -4,6 +4,8 @@ Runs on SQLite and PostgreSQL (``database`` fixture)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -12,7 +14,7 @@ from menus.services import ActivationResult, OtpResult, PinResult, Purpose, Send
 from registry.models import OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
-from registry.services.secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
+from registry.services.secrets import OtpHasher, PinHasher, derive_key, generate_otp, pin_is_trivial
 from tests.conftest import TEST_SECRET
 from tests.ussd.support import PHONE, STRANGER, World
 
@@ -23,10 +25,23 @@ KEYS = Keys.from_secret(TEST_SECRET)
 def test_otp_hashes_are_salted_keyed_and_checked():
     hasher = OtpHasher(TEST_SECRET)
     first, second = hasher.hash("042917"), hasher.hash("042917")
-    assert first != second and "042917" not in first and first.startswith("scrypt$")
+    assert first != second and "042917" not in first and first.startswith("hmac-sha256$")
     assert hasher.verify(first, "042917") and not hasher.verify(first, "042918")
     assert not OtpHasher("another-secret-key-0123456789").verify(first, "042917")
-    assert not hasher.verify("garbage", "042917") and not hasher.verify("scrypt$zz$zz", "042917")
+    assert not hasher.verify("garbage", "042917") and not hasher.verify("hmac-sha256$zz$zz", "042917")
+    scheme, salt, digest = first.split("$")
+    assert not hasher.verify(f"md5${salt}${digest}", "042917")  # an unknown scheme never matches
+    assert not hasher.verify(f"{scheme}${salt[:-2]}${digest}", "042917")  # nor a short salt
+
+
+def test_codes_hashed_before_the_switch_to_hmac_still_verify():
+    """Codes stored as scrypt (until 2026-12-04) stay good for the minutes they have left."""
+    salt = bytes(range(16))
+    peppered = hmac.new(derive_key(TEST_SECRET, "otp"), b"042917", hashlib.sha256).digest()
+    stored = f"scrypt${salt.hex()}${hashlib.scrypt(peppered, salt=salt, n=4096, r=8, p=1, dklen=32).hex()}"
+    hasher = OtpHasher(TEST_SECRET)
+    assert hasher.verify(stored, "042917") and not hasher.verify(stored, "042918")
+    assert not OtpHasher("another-secret-key-0123456789").verify(stored, "042917")
 
 
 def test_pins_use_argon2id_with_a_pepper():
