@@ -128,3 +128,27 @@ def test_a_session_reads_the_registry_once_for_language_and_standing(ussd, world
     finally:
         event.remove(world.db.engine, "before_cursor_execute", count)
     assert len(statements) == 1, statements  # the caller read; hop 2's standing came from the session
+
+
+def test_the_code_hop_reads_the_caller_and_the_send_limits_once(ussd, world):
+    """The hop that sends an activation code: one read of the caller (standing and the SMS's
+    language together) and one of the send limits, in the transaction that writes the code."""
+    world.learner()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(" ".join(statement.split()))
+
+    phone = ussd()
+    phone.dial()
+    phone.send("1")
+    phone.send("12345678")
+    event.listen(world.db.engine, "before_cursor_execute", count)
+    try:
+        assert phone.send("05092014").startswith("CON We sent a 6-digit code by SMS")
+    finally:
+        event.remove(world.db.engine, "before_cursor_execute", count)
+    selects = [s for s in statements if s.upper().startswith("SELECT")]
+    assert sum("FROM phone_settings" in s for s in selects) == 1, selects
+    assert sum("FROM one_time_codes" in s for s in selects) == 1, selects
+    assert len(selects) == 4, selects  # the caller, the send limits, the learners linked, their index numbers

@@ -551,6 +551,17 @@ def test_back_home_and_invalid_answers(world, ussd):
     """)
 
 
+def test_activation_code_comes_in_the_phones_language(world, ussd, sms):
+    world.learner()
+    with world.db.transaction() as session:
+        session.add(PhoneSetting(phone=PHONE, language="sw"))
+    ussd().script("dial\n> 1\n> 12345678\n> 05092014\n< CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:\n< ...")
+    (code,) = sms.otps(PHONE)
+    (message,) = sms.messages(PHONE)
+    assert sms.clear_bodies(PHONE) == [f"Nambari ya Elimu: {code}. Inatumika dakika 5. Usimpe mtu yeyote."]
+    assert message.body == "Nambari ya Elimu: ******. Inatumika dakika 5. Usimpe mtu yeyote."
+
+
 def test_phone_number_in_national_format_is_the_same_caller(world, ussd, sms):
     world.learner()
     ussd(PHONE, wire_phone="0712345678").script("dial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code"
