@@ -64,6 +64,11 @@ def init_app(app: Flask) -> None:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     guard = app.extensions[GUARD_KEY] = CallbackGuard(settings.webhook_token, settings.allowed_networks)
+    if not settings.dev_mode and not settings.webhook_token and not settings.allowed_networks:
+        # The phone number of a hop is what proves who is calling (a code is good only in its own
+        # phone's session): unchecked callbacks let anyone post any number.
+        log.warning("provider callbacks are not authenticated: set ELIMU_WEBHOOK_TOKEN or ELIMU_ALLOWED_NETWORKS "
+                    "(without them anyone can post a USSD hop or SMS in any phone's name)")
 
     @app.before_request
     def _check_callback() -> Response | None:

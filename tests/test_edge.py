@@ -1,5 +1,6 @@
 """Edge checks shared by every callback: webhook token, source networks, body size, request ids, metrics."""
 
+import dataclasses
 import logging
 
 import pytest
@@ -30,6 +31,20 @@ def test_right_token_passes_the_edge(runtime, tmp_path):
     client = _client(runtime, tmp_path, webhook_token="s3cret-token-value")
     response = client.post("/ussd/africastalking?token=s3cret-token-value", data={})
     assert response.status_code != 403
+
+
+@pytest.mark.parametrize(("env", "overrides", "warned"), [
+    ("production", {}, True),
+    ("production", {"webhook_token": "s3cret-token-value"}, False),
+    ("production", {"allowed_networks": ("10.0.0.0/8",)}, False),
+    ("development", {}, False),
+])
+def test_unauthenticated_callbacks_are_warned_of_outside_development(runtime, tmp_path, caplog, env, overrides,
+                                                                    warned):
+    settings = dataclasses.replace(make_settings(tmp_path, runtime.db, **overrides), env=env)
+    with caplog.at_level(logging.WARNING, logger="gateway.security"):
+        create_app(runtime=Runtime.build(settings, db=runtime.db, redis=runtime.redis))
+    assert any("callbacks are not authenticated" in r.getMessage() for r in caplog.records) is warned
 
 
 def test_health_is_not_a_callback(runtime, tmp_path):
