@@ -46,10 +46,14 @@ class OtpHasher:
     0.2-1.5 s without it (2026-12-04). What protects a code is the key, which is not in the
     database: without it no guess can even be tested. A code is also good for 5 minutes and 3
     tries only, and only in a USSD session of the phone it was sent to, a number the telco gives,
-    not the caller. (PINs live for years and are often reused elsewhere, so they keep argon2id:
-    ``PinHasher``.)
+    not the caller, once callbacks are authenticated (``ELIMU_WEBHOOK_TOKEN`` or
+    ``ELIMU_ALLOWED_NETWORKS``; the service warns at start in production without either). PINs live
+    for years and are often reused elsewhere, so they keep argon2id (``PinHasher``).
 
-    Codes stored before this (``scrypt$``) still verify, for the minutes they have left.
+    Codes stored before this (``scrypt$``) still verify, for the 5 minutes they had left at the
+    upgrade: the legacy branch can go in a release after 2026-12. An older process counts a code
+    hashed here as a wrong try, so restart every web process together for this upgrade
+    (``docs/deploy.md``).
     """
 
     scheme = "hmac-sha256"

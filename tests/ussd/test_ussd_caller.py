@@ -132,7 +132,7 @@ def test_a_session_reads_the_registry_once_for_language_and_standing(ussd, world
 
 def test_the_code_hop_reads_the_caller_and_the_send_limits_once(ussd, world):
     """The hop that sends an activation code: one read of the caller (standing and the SMS's
-    language together) and one of the send limits, in the transaction that writes the code."""
+    language together) and one of the send limits, then the code and its SMS written."""
     world.learner()
     statements: list[str] = []
 
@@ -152,3 +152,6 @@ def test_the_code_hop_reads_the_caller_and_the_send_limits_once(ussd, world):
     assert sum("FROM phone_settings" in s for s in selects) == 1, selects
     assert sum("FROM one_time_codes" in s for s in selects) == 1, selects
     assert len(selects) == 4, selects  # the caller, the send limits, the learners linked, their index numbers
+    inserts = [s.split("(")[0] for s in statements if s.upper().startswith("INSERT")]
+    assert inserts == ["INSERT INTO one_time_codes ", "INSERT INTO outbound_messages "], statements
+    assert len(statements) == 6, statements  # and nothing else on the way
