@@ -306,10 +306,9 @@ def start_activation(
     if not who.linked:
         return Activation(ActivationResult.NOT_LINKED)
     allowed = send_allowance(session, phone, now)
-    if allowed is SendResult.TOO_SOON:
-        return Activation(ActivationResult.TOO_SOON)
-    if allowed is SendResult.LIMIT:
-        return Activation(ActivationResult.LIMIT)
+    if allowed is not SendResult.SENT:
+        otp_event.send("limited")  # counted as ``issue_otp`` counts a refused code
+        return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
     learner = match_learner(session, phone, identifier, born)
     if learner is None:
         return Activation(ActivationResult.MISS)

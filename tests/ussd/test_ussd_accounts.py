@@ -15,6 +15,7 @@ from registry.models import OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from registry.services.secrets import OtpHasher, PinHasher, derive_key, generate_otp, pin_is_trivial
+from registry.signals import otp_event
 from tests.conftest import TEST_SECRET
 from tests.ussd.support import PHONE, STRANGER, World
 
@@ -140,7 +141,13 @@ def test_activation_matches_only_this_phones_learner(world):
     assert attempt("99990000", date(2014, 9, 5)) is ActivationResult.MISS
     assert attempt("12345678", date(2014, 9, 6)) is ActivationResult.MISS
     assert attempt("12345678", date(2014, 9, 5)) is ActivationResult.MATCH
-    assert attempt("12345678", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.TOO_SOON
+    events: list[str] = []
+    otp_event.connect(receiver := lambda event: events.append(event), weak=False)
+    try:
+        assert attempt("12345678", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.TOO_SOON
+    finally:
+        otp_event.disconnect(receiver)
+    assert events == ["limited"]  # the code's metrics count a refused activation as a refused code
     assert attempt("12345678", date(2014, 9, 5), phone="+254799000000") is ActivationResult.NOT_LINKED
 
 
