@@ -36,55 +36,63 @@ def generate_otp() -> str:
 
 
 class OtpHasher:
-    """One-time codes as ``hmac-sha256$<salt>$<digest>``: HMAC-SHA256, under a key derived from the
-    service secret (the pepper), of a random 16-byte salt and the code.
+    """One-time codes as ``scrypt:<log2 n>:<r>:<p>$<salt>$<hash>``: scrypt (n=1024, r=8, p=1; the
+    hardening issue asks for scrypt or argon2) over HMAC-SHA256(pepper, code), with a 16-byte salt.
 
-    No slow hash, on purpose. A code has a million values, so no hash a USSD hop can afford makes an
-    offline search of one costly: scrypt at n=4096 took 13-16 ms of CPU here (every code in about
-    4 core-hours, far less on a GPU). In the OTP hop, while a bulk announcement drained, it cost a
-    lot more than that: code to AT took 1.7-4.1 s at p95 in eight runs of ``bench`` B3, and
-    0.2-1.5 s without it (2026-12-04). What protects a code is the key, which is not in the
-    database: without it no guess can even be tested. A code is also good for 5 minutes and 3
-    tries only, and only in a USSD session of the phone it was sent to, a number the telco gives,
-    not the caller, once callbacks are authenticated (``ELIMU_WEBHOOK_TOKEN`` or
-    ``ELIMU_ALLOWED_NETWORKS``; the service warns at start in production without either). PINs live
-    for years and are often reused elsewhere, so they keep argon2id (``PinHasher``).
+    The pepper, derived from the service secret and kept out of the database, is what protects a
+    code: with the database but not the key, no guess can even be tested. No cost a USSD hop can
+    afford makes an offline search of a million codes slow should the key leak too, so the cost is
+    kept small: at n=4096 a code took 13-16 ms of CPU here, and with a 100,000-recipient
+    announcement draining the OTP reached AT in 1.7-4.2 s at p95 (``bench`` B3, ten runs); at
+    n=1024 it takes 4 ms, and 0.6-2.0 s (four runs; 2026-12-04). A code is also good for 5 minutes
+    and 3 tries only, and only in a USSD session of the phone it was sent to, a number the telco
+    gives, not the caller, once callbacks are authenticated (``ELIMU_WEBHOOK_TOKEN`` or
+    ``ELIMU_ALLOWED_NETWORKS``; the service warns at start in production without either).
 
-    Codes stored before this (``scrypt$``) still verify, for the 5 minutes they had left at the
-    upgrade: the legacy branch can go in a release after 2026-12. An older process counts a code
-    hashed here as a wrong try, so restart every web process together for this upgrade
+    The parameters travel in the stored hash, so they can change again; codes stored before they
+    did (``scrypt$``: n=4096) still verify. An older process counts a code hashed with parameters
+    it does not read as a wrong try, so restart every web process together across such an upgrade
     (``docs/deploy.md``).
     """
 
-    scheme = "hmac-sha256"
-    LEGACY_SCHEME = "scrypt"  # n=4096, r=8, p=1 over HMAC-SHA256(pepper, code)
+    LOG2_N, R, P = 10, 8, 1
+    LEGACY = (12, 8, 1)  # the parameters of hashes stored as plain ``scrypt$``
 
     def __init__(self, secret_key: str) -> None:
         self._key = derive_key(secret_key, "otp")
 
-    def _digest(self, salt: bytes, code: str) -> bytes:
-        return hmac.new(self._key, salt + code.encode(), hashlib.sha256).digest()
-
-    def _legacy_digest(self, salt: bytes, code: str) -> bytes:
+    def _digest(self, salt: bytes, code: str, log2_n: int, r: int, p: int) -> bytes:
         peppered = hmac.new(self._key, code.encode(), hashlib.sha256).digest()
-        return hashlib.scrypt(peppered, salt=salt, n=2**12, r=8, p=1, dklen=32)
+        return hashlib.scrypt(peppered, salt=salt, n=2**log2_n, r=r, p=p, dklen=32)
 
     def hash(self, code: str) -> str:
         salt = os.urandom(16)
-        return f"{self.scheme}${salt.hex()}${self._digest(salt, code).hex()}"
+        digest = self._digest(salt, code, self.LOG2_N, self.R, self.P)
+        return f"scrypt:{self.LOG2_N}:{self.R}:{self.P}${salt.hex()}${digest.hex()}"
 
     def verify(self, stored: str, code: str) -> bool:
         """Constant-time check of ``code`` against a stored hash; False for malformed hashes."""
         try:
             scheme, salt_hex, digest_hex = stored.split("$")
             salt, digest = bytes.fromhex(salt_hex), bytes.fromhex(digest_hex)
+            params = _scrypt_params(scheme)
         except ValueError:
             return False
-        if len(salt) != 16:
+        if params is None or len(salt) != 16 or len(digest) != 32:
             return False
-        if scheme == self.scheme:
-            return hmac.compare_digest(digest, self._digest(salt, code))
-        return scheme == self.LEGACY_SCHEME and hmac.compare_digest(digest, self._legacy_digest(salt, code))
+        return hmac.compare_digest(digest, self._digest(salt, code, *params))
+
+
+def _scrypt_params(scheme: str) -> tuple[int, int, int] | None:
+    """``(log2 n, r, p)`` of a stored OTP hash's scheme, or None when it is not one this reads (or
+    its cost is outside what a hop may pay)."""
+    if scheme == "scrypt":
+        return OtpHasher.LEGACY
+    name, *values = scheme.split(":")
+    if name != "scrypt" or len(values) != 3:
+        return None
+    log2_n, r, p = (int(v) for v in values)
+    return (log2_n, r, p) if 1 <= log2_n <= 14 and 1 <= r <= 16 and p == 1 else None
 
 
 class PinHasher:

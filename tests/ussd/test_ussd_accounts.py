@@ -26,17 +26,20 @@ KEYS = Keys.from_secret(TEST_SECRET)
 def test_otp_hashes_are_salted_keyed_and_checked():
     hasher = OtpHasher(TEST_SECRET)
     first, second = hasher.hash("042917"), hasher.hash("042917")
-    assert first != second and "042917" not in first and first.startswith("hmac-sha256$")
+    assert first != second and "042917" not in first and first.startswith("scrypt:10:8:1$")
     assert hasher.verify(first, "042917") and not hasher.verify(first, "042918")
     assert not OtpHasher("another-secret-key-0123456789").verify(first, "042917")
-    assert not hasher.verify("garbage", "042917") and not hasher.verify("hmac-sha256$zz$zz", "042917")
-    scheme, salt, digest = first.split("$")
-    assert not hasher.verify(f"md5${salt}${digest}", "042917")  # an unknown scheme never matches
-    assert not hasher.verify(f"{scheme}${salt[:-2]}${digest}", "042917")  # nor a short salt
+    assert not hasher.verify("garbage", "042917") and not hasher.verify("scrypt:10:8:1$zz$zz", "042917")
+    _, salt, digest = first.split("$")
+    for scheme in ("md5", "scrypt:10:8", "scrypt:x:8:1", "scrypt:20:8:1", "scrypt:10:8:2", "argon2:10:8:1"):
+        assert not hasher.verify(f"{scheme}${salt}${digest}", "042917"), scheme
+    assert not hasher.verify(f"scrypt:10:8:1${salt[:-2]}${digest}", "042917")  # nor a short salt
+    # the parameters are read from the stored hash: the same code under other ones is not a match
+    assert not hasher.verify(f"scrypt:11:8:1${salt}${digest}", "042917")
 
 
-def test_codes_hashed_before_the_switch_to_hmac_still_verify():
-    """Codes stored as scrypt (until 2026-12-04) stay good for the minutes they have left."""
+def test_codes_hashed_before_the_parameters_were_stored_still_verify():
+    """Codes stored as plain ``scrypt$`` (n=4096, until 2026-12-04) stay good for the minutes they have left."""
     salt = bytes(range(16))
     peppered = hmac.new(derive_key(TEST_SECRET, "otp"), b"042917", hashlib.sha256).digest()
     stored = f"scrypt${salt.hex()}${hashlib.scrypt(peppered, salt=salt, n=4096, r=8, p=1, dklen=32).hex()}"
