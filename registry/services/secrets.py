@@ -43,11 +43,12 @@ class OtpHasher:
     code: with the database but not the key, no guess can even be tested. No cost a USSD hop can
     afford makes an offline search of a million codes slow should the key leak too, so the cost is
     kept small: at n=4096 a code took 13-16 ms of CPU here, and with a 100,000-recipient
-    announcement draining the OTP reached AT in 1.7-4.2 s at p95 (``bench`` B3, ten runs); at
-    n=1024 it takes 4 ms, and 0.6-2.0 s (four runs; 2026-12-04). A code is also good for 5 minutes
-    and 3 tries only, and only in a USSD session of the phone it was sent to, a number the telco
-    gives, not the caller, once callbacks are authenticated (``ELIMU_WEBHOOK_TOKEN`` or
-    ``ELIMU_ALLOWED_NETWORKS``; the service warns at start in production without either).
+    announcement draining the OTP reached AT in 1.7-4.2 s at p95 (``bench`` B3, ten runs, median
+    2.5 s); at n=1024 it takes 4 ms, and 0.6-2.0 s (seven runs, median 1.2 s; 2026-12-04). A code
+    is also good for 5 minutes and 3 tries only, and only in a USSD session of the phone it was
+    sent to, a number the telco gives, not the caller, once callbacks are authenticated
+    (``ELIMU_WEBHOOK_TOKEN`` or ``ELIMU_ALLOWED_NETWORKS``; the service warns at start in
+    production without either).
 
     The parameters travel in the stored hash, so they can change again; codes stored before they
     did (``scrypt$``: n=4096) still verify. An older process counts a code hashed with parameters
