@@ -271,21 +271,22 @@ def _same(a: str | None, b: str) -> bool:
 
 def match_learner(session: Session, phone: str, identifier: str, born: date) -> Learner | None:
     """The learner linked to ``phone`` whose birth certificate, assessment or index number is
-    ``identifier`` and who was born on ``born``; every candidate is compared, no early exit."""
-    candidates = list(session.scalars(
-        select(Learner).join(GuardianLink, GuardianLink.learner_id == Learner.id)
-        .join(Guardian, Guardian.id == GuardianLink.guardian_id).where(Guardian.phone == phone)
-    ))
-    if not candidates:
-        return None
+    ``identifier`` and who was born on ``born``; every candidate is compared, no early exit.
+
+    One statement: the learners linked to the phone with their results' index numbers joined."""
+    candidates: dict[int, Learner] = {}
     index_numbers: dict[int, list[str]] = {}
-    for learner_id, number in session.execute(
-        select(ExamResult.learner_id, ExamResult.index_number)
-        .where(ExamResult.learner_id.in_([c.id for c in candidates]))
+    for learner, number in session.execute(
+        select(Learner, ExamResult.index_number).join(GuardianLink, GuardianLink.learner_id == Learner.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .outerjoin(ExamResult, ExamResult.learner_id == Learner.id)
+        .where(Guardian.phone == phone)
     ):
-        index_numbers.setdefault(learner_id, []).append(number)
+        candidates.setdefault(learner.id, learner)
+        if number is not None:
+            index_numbers.setdefault(learner.id, []).append(number)
     found = None
-    for learner in candidates:
+    for learner in candidates.values():
         numbers = [learner.birth_certificate_no, learner.assessment_no, *index_numbers.get(learner.id, [])]
         known = any([_same(n, identifier) for n in numbers if n])  # noqa: C419 - compare them all
         if known and learner.date_of_birth == born and found is None:

@@ -154,6 +154,27 @@ def test_activation_matches_only_this_phones_learner(world):
     assert attempt("12345678", date(2014, 9, 5), phone="+254799000000") is ActivationResult.NOT_LINKED
 
 
+def test_activation_matches_any_of_a_learners_numbers_among_several_learners(world):
+    """The learners linked to a phone are read with their results joined: a learner with two
+    results, one with none, and every number of each, all found."""
+    first = world.learner()
+    world.result(first, "KCPE", 2023, "36611030002")
+    world.result(first, "KCSE", 2025, "19301012001")
+    second = world.learner(first="Brian", upi="B7K9M2", birth_cert="777", assessment=None)
+    db = world.db
+
+    def matched(identifier: str, born: date) -> int | None:
+        with db.transaction() as session:
+            learner = accounts.match_learner(session, PHONE, identifier, born)
+            return learner.id if learner else None
+
+    for number in ("12345678", "36611030002", "19301012001"):
+        assert matched(number, date(2014, 9, 5)) == first, number
+    assert matched("777", date(2014, 9, 5)) == second
+    assert matched("19301012001", date(2014, 9, 6)) is None
+    assert matched("99999999", date(2014, 9, 5)) is None
+
+
 def test_disclosures_need_a_used_code_and_a_verified_link(world):
     learner = world.learner()
     db = world.db

@@ -151,7 +151,7 @@ def test_the_code_hop_reads_the_caller_and_the_send_limits_once(ussd, world):
     selects = [s for s in statements if s.upper().startswith("SELECT")]
     assert sum("FROM phone_settings" in s for s in selects) == 1, selects
     assert sum("FROM one_time_codes" in s for s in selects) == 1, selects
-    assert len(selects) == 4, selects  # the caller, the send limits, the learners linked, their index numbers
+    assert len(selects) == 3, selects  # the caller, the send limits, the learners linked with their index numbers
     inserts = [s.split("(")[0] for s in statements if s.upper().startswith("INSERT")]
     assert inserts == ["INSERT INTO one_time_codes ", "INSERT INTO outbound_messages "], statements
-    assert len(statements) == 6, statements  # and nothing else on the way
+    assert len(statements) == 5, statements  # and nothing else on the way
