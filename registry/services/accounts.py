@@ -166,11 +166,6 @@ def _caller_of(row: Sequence[Any]) -> Caller:
     return Caller(language=lang, linked=bool(linked), active=bool(active), locked_until=_aware(locked_until))
 
 
-def account(session: Session | Connection, phone: str, now: datetime) -> Account:
-    """The phone's standing, in one statement (guardian row and whether any learner is linked)."""
-    return caller(session, phone).account(now)
-
-
 # --- one-time codes -----------------------------------------------------------------------------
 
 
