@@ -83,7 +83,8 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
         if report.status is None:
             return
         with runtime.db.transaction() as session:
-            apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason)
+            apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason,
+                                  phone=report.phone)
 
     def ussd_events(runtime: Runtime, form: dict[str, str]) -> None:
         from .ussd.events import event_fields, record_event

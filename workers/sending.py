@@ -8,8 +8,10 @@
    (``registry.outbox.queue_claimed``) and sends them with ``send_claimed``.
 2. **Send** outside any transaction.
 3. **Record** per message: accepted (provider id, status code, cost; never submitted again),
-   refused for good (failed, with the reason), or retryable (back to ``queued`` with the next
-   attempt time, or failed once the attempts are used up).
+   unconfirmed (a premium reply whose answer was lost: recorded as accepted without a provider
+   id, never submitted again; a delivery report for its phone supplies the id), refused for good
+   (failed, with the reason), or retryable (back to ``queued`` with the next attempt time, or
+   failed once the attempts are used up).
 
 A worker killed between 1 and 3 leaves rows ``submitted`` without ``accepted_at``; the reconciler
 puts them back to ``queued`` after a lease, so the message goes out again: the only duplicate
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 BULK_BATCH = 100
 DUE_SLACK = timedelta(seconds=2)  # RQ's scheduler and ours poll each second
-_METRIC_STATUS = {Outcome.ACCEPTED: "submitted", Outcome.DELIVERED: "delivered", Outcome.FAILED: "failed"}
+_METRIC_STATUS = {Outcome.ACCEPTED: "submitted", Outcome.DELIVERED: "delivered", Outcome.FAILED: "failed",
+                  Outcome.UNCONFIRMED: "unconfirmed"}
 _T = OutboundMessage.__table__
 
 
@@ -225,7 +228,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     for result in results:
         row = rows[result.message_id]
         base = {"id": row.id, "status_code": result.status_code, "failure_reason": result.reason}
-        if result.outcome is Outcome.ACCEPTED:
+        if result.outcome in (Outcome.ACCEPTED, Outcome.UNCONFIRMED):  # taken (or maybe): never sent again
             accepted.append(base | {"provider_message_id": result.provider_message_id, "cost": result.cost})
         elif result.outcome is Outcome.DELIVERED:
             delivered.append(base | {"provider_message_id": result.provider_message_id, "cost": result.cost,

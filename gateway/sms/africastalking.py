@@ -61,6 +61,7 @@ class DeliveryReport:
     raw_status: str
     status: MessageStatus | None  # None: a status AT has not documented
     failure_reason: str | None = None
+    phone: str | None = None  # ``phoneNumber`` as E.164, when it reads as one
 
 
 def _field(form: Mapping[str, str], name: str, limit: int) -> str | None:
@@ -127,4 +128,8 @@ def parse_delivery(form: Mapping[str, str]) -> DeliveryReport:
     reason = _field(form, "failureReason", 100)
     if reason is None and (raw_status in _STATUS_AS_REASON or status is MessageStatus.REJECTED):
         reason = raw_status
-    return DeliveryReport(provider_message_id, raw_status, status, reason)
+    try:
+        phone = sender_number(form.get("phoneNumber") or "")
+    except BadCallback:
+        phone = None  # only used to match a message whose send answer was lost
+    return DeliveryReport(provider_message_id, raw_status, status, reason, phone)

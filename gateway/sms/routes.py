@@ -64,7 +64,8 @@ def delivery() -> Response:
         log.warning("delivery report %s has an undocumented status; ignored", report.provider_message_id)
         return plain("OK (status not known)\n")
     with _runtime().db.transaction() as session:
-        outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason)
+        outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason,
+                                        phone=report.phone)
     if outcome is ReportOutcome.UNKNOWN:
         log.info("delivery report for unknown message id %s", report.provider_message_id)
     return plain(f"OK ({outcome.value})\n")

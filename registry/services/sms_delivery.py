@@ -3,12 +3,16 @@
 States only move forward (queued < submitted < sent < a final state); a final state (delivered,
 failed, rejected, expired) is never undone, so a late ``Sent`` after ``Success`` changes nothing and
 the same report twice changes nothing the second time.
+
+A report for an id no message has, naming a phone, is matched to the oldest message to that phone
+taken without a provider id in the last day (a premium reply whose send answer was lost, or a 2xx
+answer that could not be read): the message takes the report's id, then the report applies.
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -25,6 +29,7 @@ RANK = {
     MessageStatus.EXPIRED: 3,
 }
 FINAL = frozenset(status for status, rank in RANK.items() if rank == 3)
+ADOPT_WINDOW = timedelta(hours=24)  # how long a message taken without an id waits for its report
 
 
 class ReportOutcome(enum.StrEnum):
@@ -39,9 +44,41 @@ def apply_delivery_report(
     status: MessageStatus,
     failure_reason: str | None = None,
     at: datetime | None = None,
+    phone: str | None = None,
 ) -> ReportOutcome:
-    """Move the message with ``provider_message_id`` to ``status`` if that is a step forward."""
+    """Move the message with ``provider_message_id`` to ``status`` if that is a step forward; an
+    unknown id names the message to ``phone`` whose id was never learnt (``adopt``)."""
     now = at or utcnow()
+    outcome = _apply(session, provider_message_id, status, failure_reason, now)
+    if outcome is ReportOutcome.UNKNOWN and phone and adopt(session, provider_message_id, phone, now):
+        outcome = _apply(session, provider_message_id, status, failure_reason, now)
+    return outcome
+
+
+def adopt(session: Session, provider_message_id: str, phone: str, now: datetime) -> bool:
+    """Give ``provider_message_id`` to the oldest message to ``phone`` that the provider took (or
+    may have) without telling its id, in the last ``ADOPT_WINDOW``. True if one took it."""
+    waiting = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
+               OutboundMessage.provider_message_id.is_(None), OutboundMessage.accepted_at.is_not(None),
+               OutboundMessage.accepted_at >= now - ADOPT_WINDOW)
+        .order_by(OutboundMessage.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == waiting, OutboundMessage.provider_message_id.is_(None))
+        .values(provider_message_id=provider_message_id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def _apply(
+    session: Session, provider_message_id: str, status: MessageStatus, failure_reason: str | None, now: datetime
+) -> ReportOutcome:
     earlier = [s for s, rank in RANK.items() if rank < RANK[status]]
     values: dict[str, object] = {"status": status, "updated_at": now}
     if status is MessageStatus.SENT:

@@ -105,6 +105,96 @@ def test_a_timeout_is_retried(tmp_path, sqlite_database, fake_redis, fake_at, qu
     assert fake_at.sent_to(PHONE) == 2
 
 
+def test_a_premium_reply_whose_answer_is_lost_is_never_sent_twice(
+    tmp_path, database, fake_redis, fake_at, quick_retries, monkeypatch
+):
+    """The request went out, then the answer timed out: AT may have taken the reply, which the
+    parent pays for. It counts as taken, is not resent (not by RQ, not by the reconciler), and
+    AT's delivery report, whose id the service never learnt, finds it by the phone."""
+    from datetime import timedelta
+
+    from gateway.app import create_app
+    from registry.models import utcnow
+    from workers.reconcile import reconcile
+
+    monkeypatch.setattr("workers.backends.africastalking.DEFAULT_TIMEOUT", (2.0, 0.2))
+    with job_runtime(tmp_path, database, fake_redis, **at_settings(fake_at)) as runtime:
+        with runtime.db.transaction() as session:
+            other = queue_sms(session, PHONE, MessageKind.NOTICE, "Elimu: school opens on Monday.").id
+        work_queues(runtime)  # a message to the same phone, with its id known
+        fake_at.then(Scripted(delay=1.0))
+        with runtime.db.transaction() as session:
+            reply = queue_sms(session, PHONE, MessageKind.REPLY, "Your results", link_id="SampleLinkId123").id
+        work_queues(runtime)
+        reconcile(runtime, now=utcnow() + timedelta(hours=1))
+        work_queues(runtime)
+        rows = {row.id: row for row in outbox_rows(runtime)}
+        assert (rows[reply].status, rows[reply].attempts, rows[reply].provider_message_id) == (
+            MessageStatus.SUBMITTED, 1, None)
+        assert rows[reply].accepted_at is not None
+        assert rows[reply].failure_reason == "answer lost (timeout); not resent, the subscriber pays for it"
+        assert fake_at.sent_to(PHONE) == 2  # the notice and the one reply
+        client = create_app(runtime=runtime).test_client()
+        for status in ("Sent", "Success"):
+            answer = client.post("/sms/africastalking/delivery",
+                                 data={"id": "ATXid_lost", "status": status, "phoneNumber": PHONE, "networkCode": "63902"})
+            assert answer.get_data(as_text=True) == "OK (updated)\n"
+        rows = {row.id: row for row in outbox_rows(runtime)}
+    assert (rows[reply].status, rows[reply].provider_message_id) == (MessageStatus.DELIVERED, "ATXid_lost")
+    assert rows[reply].failure_reason is None
+    assert (rows[other].status, rows[other].provider_message_id) == (MessageStatus.SUBMITTED, "ATXid_1")
+
+
+def test_an_answer_lost_on_a_premium_reply_or_a_plain_message(fake_at, monkeypatch):
+    """After the request went out: a premium reply is unconfirmed, anything else retried. A kept
+    connection the server had closed as idle (``RemoteDisconnected``) means AT never read it: retried."""
+    import http.client
+
+    from workers.backends import africastalking as at
+
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url), short_code="22384")
+    premium = Outgoing(1, PHONE, "Your results", "reply", link_id="L1")
+    plain = Outgoing(2, PHONE, "Elimu: hello", "notice")
+    send_one = lambda message: backend.send([message])  # noqa: E731 - in this thread, on its kept connection
+    assert [r.outcome for m in (premium, plain) for r in send_one(m)] == ["accepted"] * 2
+    lost = ConnectionResetError(104, "Connection reset by peer")
+    idle_closed = http.client.RemoteDisconnected("Remote end closed connection without response")
+    expected = {
+        (lost, "premium"): ("unconfirmed", "answer lost (connection error: ConnectionResetError); not resent, "
+                                           "the subscriber pays for it"),
+        (lost, "plain"): ("retry", "connection error: ConnectionResetError"),
+        (idle_closed, "premium"): ("retry", "connection error: RemoteDisconnected"),
+    }
+    for (error, which), outcome in expected.items():
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        for connection in list(at._kept.connections.values()):
+            monkeypatch.setattr(connection, "getresponse", fail)
+        [result] = send_one(premium if which == "premium" else plain)
+        assert (result.outcome, result.reason) == outcome, (error, which)
+        monkeypatch.undo()
+        assert [r.outcome for r in send_one(plain)] == ["accepted"]  # on a fresh connection
+
+
+def test_a_read_timeout_through_a_proxy_is_an_answer_lost(monkeypatch):
+    import requests
+
+    from workers.backends import africastalking as at
+
+    service = at.KeepAliveSMSService("elimu", "test-api-key")
+
+    def post(*args, **kwargs):
+        raise requests.exceptions.ReadTimeout("read timed out")
+
+    monkeypatch.setattr(at.KeepAliveSMSService, "_local", threading.local())
+    monkeypatch.setattr(service._local, "session", requests.Session(), raising=False)
+    monkeypatch.setattr(service._local.session, "post", post)
+    with pytest.raises(at.AnswerLost) as lost:
+        service._post_through_proxy("http://at.invalid/version1/messaging", {}, {}, (1, 1), {})
+    assert isinstance(lost.value.__cause__, requests.exceptions.Timeout)
+
+
 def test_a_connection_error_is_retried_then_fails(tmp_path, sqlite_database, fake_redis, quick_retries):
     settings = dict(sms_backend="africastalking", at_username="elimu", at_api_key="k",
                     at_api_base_url="http://127.0.0.1:9/version1", sms_rate_per_second=0.0)

@@ -119,3 +119,47 @@ def test_an_undocumented_status_is_200_and_ignored(client, sms_runtime, message)
 def test_a_malformed_report_is_400(client, data, reason):
     response = client.post(URL, data=data)
     assert (response.status_code, response.get_data(as_text=True)) == (400, reason + "\n")
+
+
+# --- a report whose id the service never learnt (a premium reply whose send answer was lost) ------
+
+
+def _taken_without_id(session, phone: str, accepted_at, **values) -> int:
+    message = queue_sms(session, phone, MessageKind.REPLY, "Your results", link_id="L1")
+    message.status, message.accepted_at = MessageStatus.SUBMITTED, accepted_at
+    for name, value in values.items():
+        setattr(message, name, value)
+    session.flush()
+    return message.id
+
+
+def test_an_unknown_id_goes_to_the_oldest_message_to_its_phone_taken_without_an_id(database):
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+
+    now, phone = utcnow(), "+254712345678"
+    with database.transaction() as session:
+        first = _taken_without_id(session, phone, now - timedelta(minutes=5))
+        second = _taken_without_id(session, phone, now - timedelta(minutes=1))
+        others = [
+            _taken_without_id(session, phone, now - timedelta(hours=25)),  # too old to wait for a report
+            _taken_without_id(session, phone, None),  # in flight: not taken yet
+            _taken_without_id(session, phone, now, provider_message_id="ATXid_known"),
+            _taken_without_id(session, phone, now, status=MessageStatus.FAILED),
+            _taken_without_id(session, "+254722000000", now),  # another phone
+        ]
+    outcomes = []
+    with database.transaction() as session:
+        for pmid, status, to in (("ATXid_a", MessageStatus.SENT, phone), ("ATXid_a", MessageStatus.DELIVERED, phone),
+                                 ("ATXid_b", MessageStatus.FAILED, phone), ("ATXid_c", MessageStatus.DELIVERED, phone),
+                                 ("ATXid_d", MessageStatus.DELIVERED, None)):
+            outcomes.append(apply_delivery_report(session, pmid, status, "InvalidLinkId", at=now, phone=to))
+    assert outcomes == [ReportOutcome.UPDATED] * 3 + [ReportOutcome.UNKNOWN] * 2
+    with database.session() as session:
+        rows = {m.id: m for m in session.query(OutboundMessage)}
+    assert (rows[first].provider_message_id, rows[first].status) == ("ATXid_a", MessageStatus.DELIVERED)
+    assert (rows[second].provider_message_id, rows[second].status) == ("ATXid_b", MessageStatus.FAILED)
+    assert rows[second].failure_reason == "InvalidLinkId"
+    assert [rows[m].provider_message_id for m in others] == [None, None, "ATXid_known", None, None]

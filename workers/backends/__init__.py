@@ -29,6 +29,10 @@ class Outcome(enum.StrEnum):
     ACCEPTED = "accepted"  # the provider took it (awaiting a delivery report)
     DELIVERED = "delivered"  # final at once (the outbox backend)
     RETRY = "retry"  # not taken; worth trying again later (5xx, timeout, connection)
+    # the request went out whole but its answer was lost (a read timeout, a dropped connection): the
+    # provider may have taken it, so it is counted as taken and never sent again (premium replies,
+    # which the subscriber pays for); a delivery report naming the phone confirms it
+    UNCONFIRMED = "unconfirmed"
     FAILED = "failed"  # not taken and never will be (invalid number, blacklisted, ...)
 
 

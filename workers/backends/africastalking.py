@@ -8,7 +8,13 @@ SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
   with the body. Here POSTs go on ``http.client`` (see ``KeepAliveSMSService``): its timeouts and connection
   errors, or ``requests``' through a proxy, come through unwrapped and are classified below.
 - Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good; 500/501/502 worth
-  retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried.
+  retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried,
+  but for one case: when the request went out whole and its answer was lost (``AnswerLost``: a
+  read timeout, the connection dropped while waiting), AT may have taken it. A premium reply is
+  charged to the subscriber, so it is then counted as taken (``UNCONFIRMED``) and never sent
+  again: a parent is not billed twice (Kenya's 2017 results service refunded 424,011 requests
+  delayed or double-billed). Other messages are retried: a second copy costs the sender a little,
+  a lost code more.
 
 A bulk notice with one text goes as one request per batch of recipients (``enqueue=1``); a reply to
 a premium message carrying a ``linkId`` goes through ``send_premium`` from the short code.
@@ -37,6 +43,7 @@ from urllib.parse import urlencode, urlsplit
 import africastalking
 import requests
 from africastalking.Service import AfricasTalkingException
+from urllib3.exceptions import ProtocolError
 from urllib3.util.wait import wait_for_read
 
 from . import Outcome, Outgoing, SendResult
@@ -64,6 +71,11 @@ _services: dict[tuple[str, str, str | None], Any] = {}
 _services_lock = threading.Lock()
 _executors: dict[int, ThreadPoolExecutor] = {}
 FORM = "application/x-www-form-urlencoded"
+
+
+class AnswerLost(Exception):
+    """The request was sent whole, then its answer never came: a read timeout, or the connection
+    failed while waiting. AT may have taken it. The error is the ``__cause__``."""
 
 
 class KeepAliveSMSService(africastalking.SMSService):
@@ -104,7 +116,14 @@ class KeepAliveSMSService(africastalking.SMSService):
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = _session()
-        res = session.post(url=url, headers=headers, data=data, timeout=timeout, proxies=proxies)
+        try:
+            res = session.post(url=url, headers=headers, data=data, timeout=timeout, proxies=proxies)
+        except requests.exceptions.ReadTimeout as exc:
+            raise AnswerLost("read timeout") from exc
+        except requests.exceptions.ConnectionError as exc:
+            if exc.args and isinstance(exc.args[0], ProtocolError):  # "Connection aborted." after sending
+                raise AnswerLost("connection lost") from exc
+            raise
         return res.status_code, res.headers.get("content-type"), res.text
 
 
@@ -132,14 +151,26 @@ def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout
     """POST ``data`` form-encoded on this thread's kept connection to ``url``'s origin; status,
     content type, text. Any failure closes the connection (its state is unknown) and is raised
     as the standard library raises it: ``TimeoutError``, another ``OSError`` (refused, reset,
-    TLS), or ``http.client.HTTPException`` (the server closed it, a garbled answer)."""
+    TLS), or ``http.client.HTTPException`` (the server closed it, a garbled answer); raised as
+    ``AnswerLost`` when the request had gone out whole. The one exception: a kept connection the
+    server closed without answering (``RemoteDisconnected``) was closed as idle, before it read the
+    request (the race ``_connection``'s check narrows), so that stays a plain error."""
     connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     origin, path = _split(url)
-    connection = _connection(origin, connect, read)
+    connection, kept = _connection(origin, connect, read)
     try:
         connection.request("POST", path, body=urlencode(data), headers={**headers, "Content-Type": FORM})
+    except BaseException:
+        _close(origin)
+        raise
+    try:
         response = connection.getresponse()
         text = response.read().decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException) as exc:
+        _close(origin)
+        if kept and isinstance(exc, http.client.RemoteDisconnected):
+            raise
+        raise AnswerLost(type(exc).__name__) from exc
     except BaseException:
         _close(origin)
         raise
@@ -148,16 +179,16 @@ def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout
     return response.status, response.getheader("content-type"), text
 
 
-def _connection(origin: _Origin, connect: float, read: float) -> http.client.HTTPConnection:
-    """This thread's open connection to ``origin``, connected first if it has none or the one
-    it kept was closed by the server meanwhile (readable while idle: its end of file, as
-    ``urllib3`` checks a pooled connection before reusing it)."""
+def _connection(origin: _Origin, connect: float, read: float) -> tuple[http.client.HTTPConnection, bool]:
+    """This thread's open connection to ``origin`` and whether it was kept from an earlier request;
+    connected first if it has none or the one it kept was closed by the server meanwhile (readable
+    while idle: its end of file, as ``urllib3`` checks a pooled connection before reusing it)."""
     connections: dict[_Origin, http.client.HTTPConnection] = _kept.__dict__.setdefault("connections", {})
     connection = connections.get(origin)
     if connection is not None and connection.sock is not None and not wait_for_read(connection.sock, timeout=0.0):
         if connection.sock.gettimeout() != read:
             connection.sock.settimeout(read)
-        return connection
+        return connection, True
     _close(origin)
     if origin.https:
         connection = http.client.HTTPSConnection(origin.host, origin.port, timeout=connect, context=_tls_context())
@@ -173,7 +204,7 @@ def _connection(origin: _Origin, connect: float, read: float) -> http.client.HTT
         _close(origin)
         raise
     connection.sock.settimeout(read)
-    return connection
+    return connection, False
 
 
 def _close(origin: _Origin) -> None:
@@ -326,7 +357,9 @@ class AfricasTalkingBackend:
             else:
                 answer = self.service.send(batch[0].body, recipients, sender_id=self.sender_id,
                                            enqueue=bulk, timeout=self.timeout)
-        except (TimeoutError, requests.exceptions.Timeout):  # connecting, or waiting for the answer
+        except AnswerLost as exc:
+            return _answer_lost(kind, batch, exc.__cause__)
+        except (TimeoutError, requests.exceptions.Timeout):  # connecting or sending: AT has not got it
             log.warning("AT request timed out (%d message(s)); will retry", len(batch))
             return _all(batch, Outcome.RETRY, "timeout")
         except (OSError, http.client.HTTPException) as exc:  # refused, reset, TLS; ``requests``' are OSErrors too
@@ -339,6 +372,18 @@ class AfricasTalkingBackend:
         except ValueError:
             return _all(batch, Outcome.FAILED, "invalid phone number")
         return classify(batch, answer)
+
+
+def _answer_lost(kind: str, batch: list[Outgoing], cause: BaseException | None) -> list[SendResult]:
+    """The request went out and its answer was lost: AT may have taken it. A premium reply (the
+    subscriber pays) is counted as taken, never resent; anything else is retried."""
+    timeout = isinstance(cause, (TimeoutError, requests.exceptions.Timeout))
+    what = "timeout" if timeout else f"connection error: {type(cause).__name__}"
+    if kind == "premium":
+        log.warning("AT answer lost (%s) for a premium reply; not resent (the subscriber would pay twice)", what)
+        return _all(batch, Outcome.UNCONFIRMED, f"answer lost ({what}); not resent, the subscriber pays for it")
+    log.warning("AT answer lost (%s, %d message(s)); will retry", what, len(batch))
+    return _all(batch, Outcome.RETRY, what)
 
 
 def _all(batch: Sequence[Outgoing], outcome: Outcome, reason: str) -> list[SendResult]:
