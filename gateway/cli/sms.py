@@ -166,11 +166,11 @@ def messages(ctx: Context, recipient: str | None, limit: int, as_json: bool) -> 
     if not rows:
         click.echo("no messages")
         return
-    table = Table("id", "to", "kind", "status", "created", "text")
+    table = Table("id", "to", "kind", "status", "created", "text", "reason")
     for row in rows:
         record = _record(row)
         table.add_row(str(record["id"]), str(record["to"]), str(record["kind"]), str(record["status"]),
-                      str(record["created_at"])[:19], _shown_body(row))
+                      str(record["created_at"])[:19], _shown_body(row), row.failure_reason or "")
     console = Console()
     if not console.is_terminal:  # piped: do not wrap to 80 columns
         console = Console(width=200)

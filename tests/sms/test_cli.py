@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import Context, cli
-from registry.models import Announcement, MessageKind, MessageStatus, PhoneSetting
+from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting
 from registry.outbox import queue_sms
 from tests.sms.support import add_guardian, add_institution, add_learner, outbox_rows
 
@@ -99,8 +99,11 @@ def test_messages_to_one_phone_and_the_table_hides_codes(run, sms_runtime):
         queue_sms(session, P1, MessageKind.OTP, "Elimu code: ******", secret="Elimu code: 111222")
         queue_sms(session, P2, MessageKind.NOTICE, "Transfer released")
     assert [r["to"] for r in json.loads(run("messages", "--to", "0711000001", "--json").output)] == [P1]
+    with sms_runtime.db.transaction() as session:
+        session.get(OutboundMessage, 2).failure_reason = "AT 403 InvalidPhoneNumber"
     table = run("messages").output
     assert "(one-time code, not shown)" in table and "Elimu code" not in table and "Transfer released" in table
+    assert "AT 403 InvalidPhoneNumber" in table  # why a message failed (failure reasons hold no personal data)
     assert run("messages", "--to", "12345").exit_code == 2
 
 
