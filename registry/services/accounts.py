@@ -142,17 +142,38 @@ class Caller:
 # The language and the standing in one statement: the phone's settings row and guardian row may
 # each be missing, so both hang off a one-row FROM.
 _ONE = select(literal(1).label("one")).subquery("one")
-_CALLER = select(
+_CALLER_COLUMNS = (
     _LANGUAGE.scalar_subquery(),
     _GUARDIANS.c.pin_hash.is_not(None) & _GUARDIANS.c.activated_at.is_not(None),
     _GUARDIANS.c.pin_locked_until,
     exists().where(_LINKS.c.guardian_id == _GUARDIANS.c.id),
-).select_from(_ONE.outerjoin(_GUARDIANS, _GUARDIANS.c.phone == bindparam("phone"))).limit(1)
+)
+_CALLER_FROM = _ONE.outerjoin(_GUARDIANS, _GUARDIANS.c.phone == bindparam("phone"))
+_CALLER = select(*_CALLER_COLUMNS).select_from(_CALLER_FROM).limit(1)
+# PostgreSQL: the phone's code-sending lock, held to the end of the transaction. Two requests for
+# one phone at once (a callback sent twice, forged ones in a burst) would otherwise both pass the
+# send limits, each blind to the other's code until it commits: the second now waits for the
+# first, and its next statement (a fresh snapshot) sees the first one's code.
+_SEND_LOCK = func.pg_advisory_xact_lock(func.hashtextextended(literal("otp:") + bindparam("phone"), 0))
+_CALLER_SENDING = select(*_CALLER_COLUMNS, _SEND_LOCK).select_from(_CALLER_FROM).limit(1)
 
 
-def caller(session: Session | Connection, phone: str) -> Caller:
-    """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two)."""
-    return _caller_of(session.execute(_CALLER, {"phone": phone}).one())
+def _postgresql(session: Session | Connection) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def caller(session: Session | Connection, phone: str, *, sending: bool = False) -> Caller:
+    """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two);
+    ``sending``: a code may be sent next, so the same statement takes the phone's sending lock."""
+    statement = _CALLER_SENDING if sending and _postgresql(session) else _CALLER
+    return _caller_of(session.execute(statement, {"phone": phone}).one())
+
+
+def lock_sends(session: Session, phone: str) -> None:
+    """Hold ``phone``'s code-sending lock until the transaction ends (PostgreSQL; SQLite runs one
+    writer at a time): the send limits read after it count every code committed before."""
+    if _postgresql(session):
+        session.execute(select(_SEND_LOCK), {"phone": phone})
 
 
 def read_caller(db: Database, phone: str) -> Caller:
@@ -162,7 +183,7 @@ def read_caller(db: Database, phone: str) -> Caller:
 
 
 def _caller_of(row: Sequence[Any]) -> Caller:
-    lang, active, locked_until, linked = row
+    lang, active, locked_until, linked = row[:4]
     return Caller(language=lang, linked=bool(linked), active=bool(active), locked_until=_aware(locked_until))
 
 
@@ -170,7 +191,8 @@ def _caller_of(row: Sequence[Any]) -> Caller:
 
 
 def send_allowance(session: Session, phone: str, now: datetime) -> SendResult:
-    """Whether another code may go to ``phone`` now (gap, hourly and daily ceilings)."""
+    """Whether another code may go to ``phone`` now (gap, hourly and daily ceilings). The caller
+    holds the phone's sending lock (``lock_sends``, or ``caller(..., sending=True)``)."""
     times = [_aware(t) for t in session.scalars(
         select(OneTimeCode.created_at)
         .where(OneTimeCode.phone == phone, OneTimeCode.created_at > now - timedelta(days=1))
@@ -187,6 +209,7 @@ def issue_otp(
     session: Session, keys: Keys, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None
 ) -> SendResult:
     """Create a code and queue its SMS (redacted in the database, clear only in the job)."""
+    lock_sends(session, phone)
     allowed = send_allowance(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")
@@ -298,7 +321,7 @@ def start_activation(
     of the caller gives the standing and the SMS's language, and the limits are read once: the OTP
     hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
     """
-    who = caller(session, phone)
+    who = caller(session, phone, sending=True)  # the sending lock in the same round trip
     if not who.linked:
         return Activation(ActivationResult.NOT_LINKED)
     allowed = send_allowance(session, phone, now)

@@ -104,6 +104,48 @@ def test_code_limits_gap_hour_day(world):
     assert codes_sent(db, NOW, 1, phone=STRANGER) == [SendResult.SENT]  # per phone
 
 
+@pytest.mark.parametrize("first", ["activation", "code"])
+def test_two_code_requests_for_one_phone_at_once_send_one_code(pg_database, first):
+    """Two requests for one phone at once (a callback sent twice, a burst of forged ones): the
+    second waits for the first's transaction and then finds its code, so the send limits hold.
+    Without the phone's sending lock each would pass them, blind to the other's uncommitted code."""
+    import threading
+
+    world = World(pg_database, TEST_SECRET)
+    world.learner()
+
+    def activation(session):
+        return accounts.start_activation(session, KEYS, PHONE, "12345678", date(2014, 9, 5), NOW).result
+
+    def code(session):
+        return accounts.issue_otp(session, KEYS, PHONE, Purpose.UPI, NOW)
+
+    calls = {"activation": activation, "code": code}
+    second_name = "code" if first == "activation" else "activation"
+    inside, done = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def run_second() -> None:
+        inside.wait(10)
+        with pg_database.transaction() as session:
+            results["second"] = calls[second_name](session)
+        done.set()
+
+    other = threading.Thread(target=run_second)
+    other.start()
+    with pg_database.transaction() as session:
+        results["first"] = calls[first](session)
+        inside.set()
+        # the second request has its own transaction now; it must wait for this one to end
+        assert not done.wait(0.5), "the second request did not wait for the first one's code"
+    other.join(10)
+    sent = {"activation": ActivationResult.MATCH, "code": SendResult.SENT}
+    too_soon = {"activation": ActivationResult.TOO_SOON, "code": SendResult.TOO_SOON}
+    assert results == {"first": sent[first], "second": too_soon[second_name]}
+    with pg_database.session() as session:
+        assert session.query(OneTimeCode).count() == 1
+
+
 def latest_code(db) -> OneTimeCode:
     with db.transaction() as session:
         return session.query(OneTimeCode).order_by(OneTimeCode.id.desc()).first()
