@@ -10,7 +10,7 @@ SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
 - Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good; 500/501/502 worth
   retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried,
   but for one case: when the request went out whole and its answer was lost (``AnswerLost``: a
-  read timeout, the connection dropped while waiting), AT may have taken it. A premium reply is
+  read timeout, the connection dropped while waiting; see ``_post``), AT may have taken it. A premium reply is
   charged to the subscriber, so it is then counted as taken (``UNCONFIRMED``) and never sent
   again: a parent is not billed twice (Kenya's 2017 results service refunded 424,011 requests
   delayed or double-billed). Other messages are retried: a second copy costs the sender a little,
@@ -43,7 +43,6 @@ from urllib.parse import urlencode, urlsplit
 import africastalking
 import requests
 from africastalking.Service import AfricasTalkingException
-from urllib3.exceptions import ProtocolError
 from urllib3.util.wait import wait_for_read
 
 from . import Outcome, Outgoing, SendResult
@@ -59,6 +58,9 @@ DEFAULT_TIMEOUT = (3.05, 10.0)  # (connect, read) seconds for every call
 BATCH_SIZE = 100  # recipients per bulk request (AT publishes no maximum; stay conservative)
 CONCURRENCY = 8  # requests in flight at once from one worker process (ELIMU_SMS_CONCURRENCY)
 MAX_CONCURRENCY = 64  # the most sending threads (each keeps its own connection to AT)
+# A kept connection idle this long is replaced: NATs and load balancers forget idle connections
+# (after 60-350 s), and a request on a forgotten one is reset, unanswered.
+KEEP_IDLE_S = 30.0
 ACCEPTED = {100: "Processed", 101: "Sent", 102: "Queued"}
 RETRYABLE = {500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway"}
 REFUSED = {
@@ -116,14 +118,10 @@ class KeepAliveSMSService(africastalking.SMSService):
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = _session()
-        try:
-            res = session.post(url=url, headers=headers, data=data, timeout=timeout, proxies=proxies)
-        except requests.exceptions.ReadTimeout as exc:
-            raise AnswerLost("read timeout") from exc
-        except requests.exceptions.ConnectionError as exc:
-            if exc.args and isinstance(exc.args[0], ProtocolError):  # "Connection aborted." after sending
-                raise AnswerLost("connection lost") from exc
-            raise
+        # ``requests`` does not say whether a failure came before the request went out (a proxy's
+        # CONNECT or the TLS handshake in its tunnel time out as a ReadTimeout too), so none is
+        # taken for an answer lost: every one is retried
+        res = session.post(url=url, headers=headers, data=data, timeout=timeout, proxies=proxies)
         return res.status_code, res.headers.get("content-type"), res.text
 
 
@@ -151,41 +149,51 @@ def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout
     """POST ``data`` form-encoded on this thread's kept connection to ``url``'s origin; status,
     content type, text. Any failure closes the connection (its state is unknown) and is raised
     as the standard library raises it: ``TimeoutError``, another ``OSError`` (refused, reset,
-    TLS), or ``http.client.HTTPException`` (the server closed it, a garbled answer); raised as
-    ``AnswerLost`` when the request had gone out whole. The one exception: a kept connection the
-    server closed without answering (``RemoteDisconnected``) was closed as idle, before it read the
-    request (the race ``_connection``'s check narrows), so that stays a plain error."""
+    TLS), or ``http.client.HTTPException`` (the server closed it, a garbled answer).
+
+    Raised as ``AnswerLost`` when the request went out whole and AT may have taken it: a timeout
+    waiting for the answer (AT is there, and slow), the answer cut off once it began, or a fresh
+    connection reset or closed before any answer. A *kept* connection reset or closed before any
+    answer is a plain error: it died while idle (AT or a NAT on the way forgot it, or closed it
+    as our request went out), so AT never read the request. Kept connections idle for
+    ``KEEP_IDLE_S`` are not used again, which keeps that case rare."""
     connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     origin, path = _split(url)
     connection, kept = _connection(origin, connect, read)
     try:
         connection.request("POST", path, body=urlencode(data), headers={**headers, "Content-Type": FORM})
-    except BaseException:
-        _close(origin)
-        raise
-    try:
-        response = connection.getresponse()
-        text = response.read().decode("utf-8", "replace")
-    except (OSError, http.client.HTTPException) as exc:
-        _close(origin)
-        if kept and isinstance(exc, http.client.RemoteDisconnected):
-            raise
-        raise AnswerLost(type(exc).__name__) from exc
+        try:
+            response = connection.getresponse()
+        except TimeoutError as exc:
+            raise AnswerLost("timeout") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            if kept and isinstance(exc, ConnectionError):  # reset or closed (``RemoteDisconnected``) unanswered
+                raise
+            raise AnswerLost(type(exc).__name__) from exc
+        try:
+            text = response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:  # AT began to answer: it had the request
+            raise AnswerLost(type(exc).__name__) from exc
     except BaseException:
         _close(origin)
         raise
     if response.will_close:  # ``Connection: close``: the next request connects afresh
         _close(origin)
+    else:
+        connection.elimu_used = time.monotonic()  # type: ignore[attr-defined]
     return response.status, response.getheader("content-type"), text
 
 
 def _connection(origin: _Origin, connect: float, read: float) -> tuple[http.client.HTTPConnection, bool]:
     """This thread's open connection to ``origin`` and whether it was kept from an earlier request;
-    connected first if it has none or the one it kept was closed by the server meanwhile (readable
-    while idle: its end of file, as ``urllib3`` checks a pooled connection before reusing it)."""
+    connected first if it has none, the one it kept was idle for ``KEEP_IDLE_S`` or more, or the
+    server closed it meanwhile (readable while idle: its end of file, as ``urllib3`` checks a
+    pooled connection before reusing it)."""
     connections: dict[_Origin, http.client.HTTPConnection] = _kept.__dict__.setdefault("connections", {})
     connection = connections.get(origin)
-    if connection is not None and connection.sock is not None and not wait_for_read(connection.sock, timeout=0.0):
+    if (connection is not None and connection.sock is not None
+            and time.monotonic() - getattr(connection, "elimu_used", 0.0) < KEEP_IDLE_S
+            and not wait_for_read(connection.sock, timeout=0.0)):
         if connection.sock.gettimeout() != read:
             connection.sock.settimeout(read)
         return connection, True
