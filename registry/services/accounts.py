@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, exists, func, literal, select
+from sqlalchemy import Connection, bindparam, exists, false, func, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from menus.layout import short_person
@@ -150,12 +150,16 @@ _CALLER_COLUMNS = (
 )
 _CALLER_FROM = _ONE.outerjoin(_GUARDIANS, _GUARDIANS.c.phone == bindparam("phone"))
 _CALLER = select(*_CALLER_COLUMNS).select_from(_CALLER_FROM).limit(1)
-# PostgreSQL: the phone's code-sending lock, held to the end of the transaction. Two requests for
-# one phone at once (a callback sent twice, forged ones in a burst) would otherwise both pass the
-# send limits, each blind to the other's code until it commits: the second now waits for the
-# first, and its next statement (a fresh snapshot) sees the first one's code.
+# The phone's code-sending lock, held to the end of the transaction. Two requests for one phone
+# at once (a callback sent twice, forged ones in a burst) would otherwise both pass the send
+# limits, each blind to the other's code until it commits: the second now waits for the first,
+# and its next statement (a fresh snapshot) sees the first one's code. PostgreSQL: an advisory
+# lock per phone, taken in the caller read itself (no round trip of its own). SQLite: the
+# database's write lock, taken by a write that changes nothing (its driver opens a transaction
+# only at the first write, so reads before it hold nothing).
 _SEND_LOCK = func.pg_advisory_xact_lock(func.hashtextextended(literal("otp:") + bindparam("phone"), 0))
 _CALLER_SENDING = select(*_CALLER_COLUMNS, _SEND_LOCK).select_from(_CALLER_FROM).limit(1)
+_SQLITE_WRITE_LOCK = update(OneTimeCode).where(false()).values(phone=OneTimeCode.phone)
 
 
 def _postgresql(session: Session | Connection) -> bool:
@@ -164,16 +168,24 @@ def _postgresql(session: Session | Connection) -> bool:
 
 def caller(session: Session | Connection, phone: str, *, sending: bool = False) -> Caller:
     """``language`` and ``account`` of ``phone`` in one statement (one round trip instead of two);
-    ``sending``: a code may be sent next, so the same statement takes the phone's sending lock."""
-    statement = _CALLER_SENDING if sending and _postgresql(session) else _CALLER
-    return _caller_of(session.execute(statement, {"phone": phone}).one())
+    ``sending``: a code may be sent next, so the phone's sending lock is taken too (on PostgreSQL
+    in the same statement)."""
+    if not sending:
+        return _caller_of(session.execute(_CALLER, {"phone": phone}).one())
+    if _postgresql(session):
+        return _caller_of(session.execute(_CALLER_SENDING, {"phone": phone}).one())
+    who = _caller_of(session.execute(_CALLER, {"phone": phone}).one())
+    lock_sends(session, phone)
+    return who
 
 
-def lock_sends(session: Session, phone: str) -> None:
-    """Hold ``phone``'s code-sending lock until the transaction ends (PostgreSQL; SQLite runs one
-    writer at a time): the send limits read after it count every code committed before."""
+def lock_sends(session: Session | Connection, phone: str) -> None:
+    """Hold ``phone``'s code-sending lock until the transaction ends: the send limits read after
+    it count every code committed before."""
     if _postgresql(session):
         session.execute(select(_SEND_LOCK), {"phone": phone})
+    else:
+        session.execute(_SQLITE_WRITE_LOCK, execution_options={"synchronize_session": False})
 
 
 def read_caller(db: Database, phone: str) -> Caller:
@@ -321,7 +333,7 @@ def start_activation(
     of the caller gives the standing and the SMS's language, and the limits are read once: the OTP
     hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
     """
-    who = caller(session, phone, sending=True)  # the sending lock in the same round trip
+    who = caller(session, phone, sending=True)  # and the phone's sending lock
     if not who.linked:
         return Activation(ActivationResult.NOT_LINKED)
     allowed = send_allowance(session, phone, now)

@@ -105,13 +105,13 @@ def test_code_limits_gap_hour_day(world):
 
 
 @pytest.mark.parametrize("first", ["activation", "code"])
-def test_two_code_requests_for_one_phone_at_once_send_one_code(pg_database, first):
+def test_two_code_requests_for_one_phone_at_once_send_one_code(database, first):
     """Two requests for one phone at once (a callback sent twice, a burst of forged ones): the
     second waits for the first's transaction and then finds its code, so the send limits hold.
     Without the phone's sending lock each would pass them, blind to the other's uncommitted code."""
     import threading
 
-    world = World(pg_database, TEST_SECRET)
+    world = World(database, TEST_SECRET)
     world.learner()
 
     def activation(session):
@@ -127,13 +127,13 @@ def test_two_code_requests_for_one_phone_at_once_send_one_code(pg_database, firs
 
     def run_second() -> None:
         inside.wait(10)
-        with pg_database.transaction() as session:
+        with database.transaction() as session:
             results["second"] = calls[second_name](session)
         done.set()
 
     other = threading.Thread(target=run_second)
     other.start()
-    with pg_database.transaction() as session:
+    with database.transaction() as session:
         results["first"] = calls[first](session)
         inside.set()
         # the second request has its own transaction now; it must wait for this one to end
@@ -142,7 +142,7 @@ def test_two_code_requests_for_one_phone_at_once_send_one_code(pg_database, firs
     sent = {"activation": ActivationResult.MATCH, "code": SendResult.SENT}
     too_soon = {"activation": ActivationResult.TOO_SOON, "code": SendResult.TOO_SOON}
     assert results == {"first": sent[first], "second": too_soon[second_name]}
-    with pg_database.session() as session:
+    with database.session() as session:
         assert session.query(OneTimeCode).count() == 1
 
 
