@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from registry import gsm
@@ -169,8 +170,10 @@ def messages(ctx: Context, recipient: str | None, limit: int, as_json: bool) -> 
     table = Table("id", "to", "kind", "status", "created", "text", "reason")
     for row in rows:
         record = _record(row)
+        # a body or reason is shown as it is, never read as Rich markup ("[/]" in a reason from a
+        # delivery report would end the command with an error, "[link=...]" would make a link)
         table.add_row(str(record["id"]), str(record["to"]), str(record["kind"]), str(record["status"]),
-                      str(record["created_at"])[:19], _shown_body(row), row.failure_reason or "")
+                      str(record["created_at"])[:19], Text(_shown_body(row)), Text(row.failure_reason or ""))
     console = Console()
     if not console.is_terminal:  # piped: do not wrap to 80 columns
         console = Console(width=200)

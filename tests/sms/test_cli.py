@@ -100,10 +100,14 @@ def test_messages_to_one_phone_and_the_table_hides_codes(run, sms_runtime):
         queue_sms(session, P2, MessageKind.NOTICE, "Transfer released")
     assert [r["to"] for r in json.loads(run("messages", "--to", "0711000001", "--json").output)] == [P1]
     with sms_runtime.db.transaction() as session:
-        session.get(OutboundMessage, 2).failure_reason = "AT 403 InvalidPhoneNumber"
-    table = run("messages").output
-    assert "(one-time code, not shown)" in table and "Elimu code" not in table and "Transfer released" in table
-    assert "AT 403 InvalidPhoneNumber" in table  # why a message failed (failure reasons hold no personal data)
+        session.get(OutboundMessage, 2).failure_reason = "AT 403 InvalidPhoneNumber [/]"
+        session.get(OutboundMessage, 2).body = "Transfer [bold]released[/bold]"
+    result = run("messages")
+    table = result.output
+    assert result.exit_code == 0, table
+    assert "(one-time code, not shown)" in table and "Elimu code" not in table
+    # why a message failed (failure reasons hold no personal data); text shown as it is, not as markup
+    assert "AT 403 InvalidPhoneNumber [/]" in table and "Transfer [bold]released[/bold]" in table
     assert run("messages", "--to", "12345").exit_code == 2
 
 
