@@ -72,7 +72,9 @@ def spool(runtime: Runtime, kind: str, form: dict[str, str]) -> None:
 
 def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
     def delivery(runtime: Runtime, form: dict[str, str]) -> None:
-        from registry.services.sms_delivery import apply_delivery_report
+        from registry.models import utcnow
+        from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+        from workers.reports import keep as keep_report
 
         from .sms.africastalking import BadCallback, parse_delivery
 
@@ -83,8 +85,11 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
         if report.status is None:
             return
         with runtime.db.transaction() as session:
-            apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason,
-                                  phone=report.phone)
+            outcome = apply_delivery_report(session, report.provider_message_id, report.status,
+                                            report.failure_reason, phone=report.phone)
+        if outcome is ReportOutcome.UNKNOWN and report.phone:
+            keep_report(runtime.redis, report.provider_message_id, report.status, report.failure_reason,
+                        report.phone, utcnow())
 
     def ussd_events(runtime: Runtime, form: dict[str, str]) -> None:
         from .ussd.events import event_fields, record_event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +13,9 @@ from .db import PendingMessage, add_pending
 from .models import PRIORITY_BY_KIND, MessageKind, MessageStatus, OutboundMessage, utcnow
 
 _T = OutboundMessage.__table__
+# A send never takes this long (AT timeouts ~13 s, throttle waits short): a row submitted longer
+# ago and not accepted lost its worker (the reconciler sends it again).
+LEASE = timedelta(minutes=5)
 Message = tuple[str, MessageKind | str, str, str | None]  # (recipient, kind, body, link_id)
 
 

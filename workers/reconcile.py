@@ -7,6 +7,8 @@ on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``
   RQ's retries used up): enqueued again. An OTP is re-enqueued only from its surviving job (the
   only place its clear text exists); when that is gone the row expires instead of going out redacted.
 - Inbound messages still unanswered past the grace period: handed to the drains again.
+- Delivery reports kept because their id matched no message yet (``workers.reports``): applied
+  again; messages taken without a provider id that no report confirmed within a day: expired.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
+from registry.outbox import LEASE
+from registry.services.sms_delivery import settle_unconfirmed
 
 from .context import queues_of
 from .inbound import hand_over, unhandled_before
 from .queues import SendJob, send_job_id
+from .reports import replay as replay_reports
 from .sending import expire_orphaned_otps
 
 if TYPE_CHECKING:
@@ -33,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRACE = timedelta(minutes=3)  # a queued row this old without a waiting job is re-enqueued
-LEASE = timedelta(minutes=5)  # a send never takes this long (timeouts ~13 s, throttle waits short)
 LIMIT = 10_000  # rows per run; the next run takes the rest
 LOCK_KEY = "elimu:sms:reconcile-lock"
 _WAITING = {"queued", "scheduled", "deferred"}
@@ -46,13 +50,16 @@ class Report:
     expired: int = 0  # OTPs whose clear text was lost
     waiting: int = 0  # queued rows whose job is still waiting in Redis
     inbound: int = 0  # unanswered inbound messages handed over again
+    reports: int = 0  # kept delivery reports that matched a message now
+    unconfirmed: int = 0  # messages taken without an id and never confirmed, expired
     locked: bool = False  # another reconciler was running; nothing done
 
     def __str__(self) -> str:
         if self.locked:
             return "another reconciler is running; nothing done"
         return (f"{self.enqueued} enqueued again ({self.reclaimed} from lost workers), {self.expired} OTPs "
-                f"expired, {self.waiting} still waiting, {self.inbound} inbound handed over again")
+                f"expired, {self.waiting} still waiting, {self.inbound} inbound handed over again, "
+                f"{self.reports} delivery reports matched late, {self.unconfirmed} unconfirmed expired")
 
 
 def reconcile(
@@ -69,7 +76,7 @@ def reconcile(
     finally:
         if lock:
             runtime.redis.delete(LOCK_KEY)
-    if report.enqueued or report.expired or report.inbound:
+    if report.enqueued or report.expired or report.inbound or report.reports or report.unconfirmed:
         log.info("reconciler: %s", report)
     return report
 
@@ -103,6 +110,9 @@ def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: dateti
     for start in range(0, len(inbound), 500):
         hand_over(runtime, inbound[start:start + 500])
     report.inbound = len(inbound)
+    report.reports = replay_reports(runtime, now)
+    with runtime.db.transaction() as session:
+        report.unconfirmed = settle_unconfirmed(session, now)
 
 
 def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> None:

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 
 from flask import Blueprint, Response, current_app, request
 
+from registry.models import utcnow
 from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
 from workers.inbound import receive
+from workers.reports import keep as keep_report
 
 from ..metrics import DELIVERY_REPORTS
 from ..plain import plain
@@ -63,9 +65,13 @@ def delivery() -> Response:
     if report.status is None:
         log.warning("delivery report %s has an undocumented status; ignored", report.provider_message_id)
         return plain("OK (status not known)\n")
-    with _runtime().db.transaction() as session:
+    runtime, now = _runtime(), utcnow()
+    with runtime.db.transaction() as session:
         outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason,
-                                        phone=report.phone)
+                                        at=now, phone=report.phone)
     if outcome is ReportOutcome.UNKNOWN:
         log.info("delivery report for unknown message id %s", report.provider_message_id)
+        if report.phone:  # it may be for a send whose answer is not recorded yet
+            keep_report(runtime.redis, report.provider_message_id, report.status, report.failure_reason,
+                        report.phone, now)
     return plain(f"OK ({outcome.value})\n")

@@ -56,6 +56,11 @@ class OutboundMessage(Timestamped, Base):
         Index("ix_outbound_messages_in_flight", "submitted_at",
               postgresql_where=text(f"status = '{MessageStatus.SUBMITTED}' AND accepted_at IS NULL"),
               sqlite_where=text(f"status = '{MessageStatus.SUBMITTED}' AND accepted_at IS NULL")),
+        Index("ix_outbound_messages_unconfirmed", "accepted_at",
+              postgresql_where=text(f"status = '{MessageStatus.SUBMITTED}' AND provider_message_id IS NULL "
+                                    "AND accepted_at IS NOT NULL"),
+              sqlite_where=text(f"status = '{MessageStatus.SUBMITTED}' AND provider_message_id IS NULL "
+                                "AND accepted_at IS NOT NULL")),
         Index("ix_outbound_messages_recipient", "recipient", "created_at"),
         Index("ix_outbound_messages_provider_message_id", "provider_message_id"),
         Index("ix_outbound_messages_announcement_id", "announcement_id"),

@@ -6,7 +6,10 @@ the same report twice changes nothing the second time.
 
 A report for an id no message has, naming a phone, is matched to the oldest message to that phone
 taken without a provider id in the last day (a premium reply whose send answer was lost, or a 2xx
-answer that could not be read): the message takes the report's id, then the report applies.
+answer that could not be read): the message takes the report's id, then the report applies. Not
+while a send to that phone is still in flight, though: the report may be that send's, come before
+its answer was recorded (the web keeps such reports, and the reconciler applies them again).
+Messages no report confirmed within the day expire (``settle_unconfirmed``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import MessageStatus, OutboundMessage, utcnow
+from ..outbox import LEASE
 
 RANK = {
     MessageStatus.QUEUED: 0,
@@ -50,14 +54,30 @@ def apply_delivery_report(
     unknown id names the message to ``phone`` whose id was never learnt (``adopt``)."""
     now = at or utcnow()
     outcome = _apply(session, provider_message_id, status, failure_reason, now)
-    if outcome is ReportOutcome.UNKNOWN and phone and adopt(session, provider_message_id, phone, now):
+    if outcome is not ReportOutcome.UNKNOWN or not phone:
+        return outcome
+    # Twice: a concurrent report may take the chosen message first (PostgreSQL re-checks the row
+    # once its lock is free). It may have been this id's report (then the id is known now), or
+    # another id's (then the next message waiting is this one's).
+    for _ in range(2):
+        if adopt(session, provider_message_id, phone, now):
+            return _apply(session, provider_message_id, status, failure_reason, now)
         outcome = _apply(session, provider_message_id, status, failure_reason, now)
+        if outcome is not ReportOutcome.UNKNOWN:
+            break
     return outcome
 
 
 def adopt(session: Session, provider_message_id: str, phone: str, now: datetime) -> bool:
     """Give ``provider_message_id`` to the oldest message to ``phone`` that the provider took (or
-    may have) without telling its id, in the last ``ADOPT_WINDOW``. True if one took it."""
+    may have) without telling its id, in the last ``ADOPT_WINDOW``, unless a send to ``phone`` is
+    in flight (the report may be its own). True if one took it."""
+    in_flight = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
+               OutboundMessage.accepted_at.is_(None), OutboundMessage.submitted_at > now - LEASE)
+        .exists()
+    )
     waiting = (
         select(OutboundMessage.id)
         .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
@@ -69,11 +89,25 @@ def adopt(session: Session, provider_message_id: str, phone: str, now: datetime)
     )
     result = session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.id == waiting, OutboundMessage.provider_message_id.is_(None))
+        .where(OutboundMessage.id == waiting, OutboundMessage.provider_message_id.is_(None), ~in_flight)
         .values(provider_message_id=provider_message_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
+
+
+def settle_unconfirmed(session: Session, now: datetime) -> int:
+    """Expire the messages taken without a provider id that no report confirmed within
+    ``ADOPT_WINDOW``: not resent (a premium reply would be charged twice), and no longer waited for."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.status == MessageStatus.SUBMITTED, OutboundMessage.provider_message_id.is_(None),
+               OutboundMessage.accepted_at.is_not(None), OutboundMessage.accepted_at < now - ADOPT_WINDOW)
+        .values(status=MessageStatus.EXPIRED, updated_at=now,
+                failure_reason="no delivery report within 24 h of a lost or unreadable answer; not resent")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 def _apply(

@@ -163,3 +163,122 @@ def test_an_unknown_id_goes_to_the_oldest_message_to_its_phone_taken_without_an_
     assert (rows[second].provider_message_id, rows[second].status) == ("ATXid_b", MessageStatus.FAILED)
     assert rows[second].failure_reason == "InvalidLinkId"
     assert [rows[m].provider_message_id for m in others] == [None, None, "ATXid_known", None, None]
+
+
+def test_no_report_is_matched_by_phone_while_a_send_to_that_phone_is_in_flight(database):
+    """The report may be the in-flight send's own, come before its answer was recorded."""
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+
+    now, phone = utcnow(), "+254712345678"
+    with database.transaction() as session:
+        waiting = _taken_without_id(session, phone, now - timedelta(minutes=5))
+        flying = _taken_without_id(session, phone, None, submitted_at=now - timedelta(seconds=3))
+    with database.transaction() as session:
+        assert apply_delivery_report(session, "ATXid_early", MessageStatus.SENT, at=now, phone=phone) is (
+            ReportOutcome.UNKNOWN)
+    with database.transaction() as session:  # its send is recorded (as taken without an id, here)
+        session.get(OutboundMessage, flying).accepted_at = now
+    with database.transaction() as session:
+        assert apply_delivery_report(session, "ATXid_early", MessageStatus.SENT, at=now, phone=phone) is (
+            ReportOutcome.UPDATED)
+    with database.session() as session:
+        assert session.get(OutboundMessage, waiting).provider_message_id == "ATXid_early"  # the oldest
+
+
+def test_concurrent_reports_for_one_phone_each_find_their_message(pg_database):
+    """PostgreSQL: a report waiting on the row another report is adopting finds, once that one
+    commits, either its id now known (Sent, then Success of one message) or the next message."""
+    import threading
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+
+    now, phone = utcnow(), "+254712345678"
+
+    def at_once(first: tuple[str, MessageStatus], second: tuple[str, MessageStatus]) -> list[ReportOutcome]:
+        """``first`` applied and held uncommitted while ``second`` is applied in another transaction."""
+        holding, done, outcomes = threading.Event(), threading.Event(), []
+
+        def apply_second() -> None:
+            holding.wait(10)
+            with pg_database.transaction() as session:
+                outcomes.append(apply_delivery_report(session, *second, at=now, phone=phone))
+            done.set()
+
+        thread = threading.Thread(target=apply_second)
+        thread.start()
+        with pg_database.transaction() as session:
+            outcomes.append(apply_delivery_report(session, *first, at=now, phone=phone))
+            holding.set()
+            assert not done.wait(0.3)  # the second waits for the row this transaction holds
+        thread.join(10)
+        return outcomes
+
+    def messages() -> tuple[int, int]:
+        with pg_database.transaction() as session:
+            session.query(OutboundMessage).delete()
+            return (_taken_without_id(session, phone, now - timedelta(minutes=2)),
+                    _taken_without_id(session, phone, now - timedelta(minutes=1)))
+
+    first, second = messages()
+    assert at_once(("ATXid_a", MessageStatus.SENT), ("ATXid_a", MessageStatus.DELIVERED)) == [
+        ReportOutcome.UPDATED] * 2
+    assert (row_of(pg_database, first).provider_message_id, row_of(pg_database, first).status) == (
+        "ATXid_a", MessageStatus.DELIVERED)
+    assert row_of(pg_database, second).provider_message_id is None
+    first, second = messages()
+    assert at_once(("ATXid_a", MessageStatus.DELIVERED), ("ATXid_b", MessageStatus.DELIVERED)) == [
+        ReportOutcome.UPDATED] * 2
+    assert [row_of(pg_database, m).provider_message_id for m in (first, second)] == ["ATXid_a", "ATXid_b"]
+
+
+def row_of(database, message_id):
+    with database.session() as session:
+        return session.get(OutboundMessage, message_id)
+
+
+def test_a_report_kept_while_its_send_was_in_flight_is_applied_by_the_reconciler(client, sms_runtime):
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from workers import reports
+    from workers.reconcile import reconcile
+
+    phone = "+254712345678"
+    with sms_runtime.db.transaction() as session:
+        flying = _taken_without_id(session, phone, None, submitted_at=utcnow())
+    data = {"id": "ATXid_quick", "status": "Failed", "failureReason": "InvalidLinkId", "phoneNumber": phone}
+    assert client.post(URL, data=data).get_data(as_text=True) == "OK (unknown)\n"
+    assert client.post(URL, data=data | {"id": "ATXid_other_app"}).get_data(as_text=True) == "OK (unknown)\n"
+    assert sms_runtime.redis.llen(reports.KEY) == 2
+    with sms_runtime.db.transaction() as session:  # the answer was lost: recorded as taken, no id
+        session.get(OutboundMessage, flying).accepted_at = utcnow()
+    first = reconcile(sms_runtime)
+    assert (first.reports, sms_runtime.redis.llen(reports.KEY)) == (1, 1)  # the other app's report waits on
+    stored = row(sms_runtime, flying)
+    assert (stored.status, stored.provider_message_id, stored.failure_reason) == (
+        MessageStatus.FAILED, "ATXid_quick", "InvalidLinkId")
+    later = reconcile(sms_runtime, now=utcnow() + reports.KEEP + timedelta(seconds=1))
+    assert (later.reports, sms_runtime.redis.llen(reports.KEY)) == (0, 0)  # dropped once too old
+
+
+def test_messages_never_confirmed_expire_after_a_day_and_are_not_resent(sms_runtime):
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from workers.reconcile import reconcile
+
+    now, phone = utcnow(), "+254712345678"
+    with sms_runtime.db.transaction() as session:
+        old = _taken_without_id(session, phone, now - timedelta(hours=24, minutes=1))
+        recent = _taken_without_id(session, phone, now - timedelta(hours=23))
+        known = _taken_without_id(session, phone, now - timedelta(days=3), provider_message_id="ATXid_k")
+    assert reconcile(sms_runtime, now=now).unconfirmed == 1
+    assert (row(sms_runtime, old).status, row(sms_runtime, old).failure_reason) == (
+        MessageStatus.EXPIRED, "no delivery report within 24 h of a lost or unreadable answer; not resent")
+    assert row(sms_runtime, recent).status is row(sms_runtime, known).status is MessageStatus.SUBMITTED
+    assert reconcile(sms_runtime, now=now).unconfirmed == 0
