@@ -110,9 +110,9 @@ def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: dateti
     for start in range(0, len(inbound), 500):
         hand_over(runtime, inbound[start:start + 500])
     report.inbound = len(inbound)
-    report.reports = replay_reports(runtime, now)
     with runtime.db.transaction() as session:
         report.unconfirmed = settle_unconfirmed(session, now)
+    report.reports = replay_reports(runtime, now)
 
 
 def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> None:

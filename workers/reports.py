@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 KEY = "elimu:sms:unmatched-reports"
 KEEP = timedelta(minutes=5)
 MAX_KEPT = 5_000
+REPLAY_LIMIT = 1_000  # reports applied again in one reconciler pass
 
 
 def keep(redis: redis_lib.Redis | Any, provider_message_id: str, status: MessageStatus, failure_reason: str | None,
@@ -44,29 +45,35 @@ def keep(redis: redis_lib.Redis | Any, provider_message_id: str, status: Message
         log.info("unmatched delivery report not kept (%s)", type(exc).__name__)
 
 
-def replay(runtime: Runtime, now: datetime) -> int:
-    """Apply the kept reports again, in one transaction; keep those still unmatched and younger
-    than ``KEEP``. Returns how many now applied."""
-    pipe = runtime.redis.pipeline(transaction=True)
-    pipe.lrange(KEY, 0, -1)
-    pipe.delete(KEY)
-    entries, _ = pipe.execute()
-    if not entries:
-        return 0
-    applied, again = 0, []
-    with runtime.db.transaction() as session:
+def replay(runtime: Runtime, now: datetime, limit: int = REPLAY_LIMIT) -> int:
+    """Apply again up to ``limit`` of the kept reports, oldest first, each in a transaction of its
+    own; keep those still unmatched and younger than ``KEEP``. The list loses the taken reports
+    only once they are done: an outage part-way leaves the rest where they were (applying one
+    twice changes nothing). Returns how many now changed a message."""
+    entries = runtime.redis.lrange(KEY, 0, limit - 1)
+    applied, again, done = 0, [], 0
+    try:
         for raw in entries:
             try:
                 entry = json.loads(raw)
                 at = datetime.fromisoformat(entry["at"])
-                status = MessageStatus(entry["status"])
+                report = (entry["id"], MessageStatus(entry["status"]), entry.get("reason"))
+                phone = entry["phone"]
             except (ValueError, KeyError, TypeError):
+                done += 1  # not a report this code wrote: dropped
                 continue
-            outcome = apply_delivery_report(session, entry["id"], status, entry["reason"], at=at, phone=entry["phone"])
-            if outcome is not ReportOutcome.UNKNOWN:
+            with runtime.db.transaction() as session:
+                outcome = apply_delivery_report(session, *report, at=at, phone=phone)
+            done += 1
+            if outcome is ReportOutcome.UPDATED:
                 applied += 1
-            elif now - at < KEEP:
+            elif outcome is ReportOutcome.UNKNOWN and now - at < KEEP:
                 again.append(raw)
-    if again:
-        runtime.redis.rpush(KEY, *again)
+    finally:
+        if done:
+            pipe = runtime.redis.pipeline(transaction=True)
+            pipe.ltrim(KEY, done, -1)  # reports kept meanwhile were pushed after these
+            if again:
+                pipe.rpush(KEY, *again)
+            pipe.execute()
     return applied

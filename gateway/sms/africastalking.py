@@ -64,8 +64,11 @@ class DeliveryReport:
     phone: str | None = None  # ``phoneNumber`` as E.164, when it reads as one
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # terminal escapes and the like: never stored
+
+
 def _field(form: Mapping[str, str], name: str, limit: int) -> str | None:
-    value = (form.get(name) or "").strip()
+    value = _CONTROL.sub("", (form.get(name) or "")).strip()
     return value[:limit] or None
 
 

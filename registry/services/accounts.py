@@ -175,7 +175,8 @@ def caller(session: Session | Connection, phone: str, *, sending: bool = False) 
     if _postgresql(session):
         return _caller_of(session.execute(_CALLER_SENDING, {"phone": phone}).one())
     who = _caller_of(session.execute(_CALLER, {"phone": phone}).one())
-    lock_sends(session, phone)
+    if who.linked:  # only a linked phone can be sent an activation code: others take no write lock
+        lock_sends(session, phone)
     return who
 
 

@@ -58,9 +58,12 @@ def apply_delivery_report(
         return outcome
     # Twice: a concurrent report may take the chosen message first (PostgreSQL re-checks the row
     # once its lock is free). It may have been this id's report (then the id is known now), or
-    # another id's (then the next message waiting is this one's).
+    # another id's (then the next message waiting is this one's). No candidate: nothing to retry.
     for _ in range(2):
-        if adopt(session, provider_message_id, phone, now):
+        adopted = adopt(session, provider_message_id, phone, now)
+        if adopted is None:
+            return outcome
+        if adopted:
             return _apply(session, provider_message_id, status, failure_reason, now)
         outcome = _apply(session, provider_message_id, status, failure_reason, now)
         if outcome is not ReportOutcome.UNKNOWN:
@@ -68,28 +71,38 @@ def apply_delivery_report(
     return outcome
 
 
-def adopt(session: Session, provider_message_id: str, phone: str, now: datetime) -> bool:
+def _waiting(phone: str, now: datetime):
+    """The messages to ``phone`` taken without a provider id in the last ``ADOPT_WINDOW``."""
+    return (
+        OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
+        OutboundMessage.provider_message_id.is_(None), OutboundMessage.accepted_at.is_not(None),
+        OutboundMessage.accepted_at >= now - ADOPT_WINDOW,
+    )
+
+
+def adopt(session: Session, provider_message_id: str, phone: str, now: datetime) -> bool | None:
     """Give ``provider_message_id`` to the oldest message to ``phone`` that the provider took (or
     may have) without telling its id, in the last ``ADOPT_WINDOW``, unless a send to ``phone`` is
-    in flight (the report may be its own). True if one took it."""
+    in flight (the report may be its own). True if one took it; False if a concurrent report took
+    the one chosen; None if there was none to take."""
     in_flight = (
         select(OutboundMessage.id)
         .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
                OutboundMessage.accepted_at.is_(None), OutboundMessage.submitted_at > now - LEASE)
         .exists()
     )
-    waiting = (
-        select(OutboundMessage.id)
-        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
-               OutboundMessage.provider_message_id.is_(None), OutboundMessage.accepted_at.is_not(None),
-               OutboundMessage.accepted_at >= now - ADOPT_WINDOW)
-        .order_by(OutboundMessage.id)
-        .limit(1)
-        .scalar_subquery()
+    candidate = session.scalar(
+        select(OutboundMessage.id).where(*_waiting(phone, now), ~in_flight).order_by(OutboundMessage.id).limit(1)
     )
+    if candidate is None:
+        return None
+    # Checked again in the UPDATE's own snapshot, and again by PostgreSQL on the row once its lock
+    # is free: still waiting (not given an id, not expired meanwhile), no send to the phone in
+    # flight, and no message holding this id already (its send recorded since the read above).
+    known = select(OutboundMessage.id).where(OutboundMessage.provider_message_id == provider_message_id).exists()
     result = session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.id == waiting, OutboundMessage.provider_message_id.is_(None), ~in_flight)
+        .where(OutboundMessage.id == candidate, *_waiting(phone, now), ~in_flight, ~known)
         .values(provider_message_id=provider_message_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )

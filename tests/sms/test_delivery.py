@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -282,3 +283,55 @@ def test_messages_never_confirmed_expire_after_a_day_and_are_not_resent(sms_runt
         MessageStatus.EXPIRED, "no delivery report within 24 h of a lost or unreadable answer; not resent")
     assert row(sms_runtime, recent).status is row(sms_runtime, known).status is MessageStatus.SUBMITTED
     assert reconcile(sms_runtime, now=now).unconfirmed == 0
+
+
+def test_an_id_a_message_already_holds_is_never_given_to_another(database):
+    """The worker may record a send's id between the report's first look and its match by phone:
+    then the id is that send's, and no waiting message takes it (nor an expired one)."""
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from registry.services.sms_delivery import adopt
+
+    now, phone = utcnow(), "+254712345678"
+    with database.transaction() as session:
+        waiting = _taken_without_id(session, phone, now - timedelta(minutes=3))
+        _taken_without_id(session, phone, now, provider_message_id="ATXid_1")
+        gone = _taken_without_id(session, "+254722000000", now - timedelta(minutes=3), status=MessageStatus.EXPIRED)
+    with database.transaction() as session:
+        assert adopt(session, "ATXid_1", phone, now) is False
+        assert adopt(session, "ATXid_2", "+254722000000", now) is None
+        assert adopt(session, "ATXid_3", phone, now) is True
+    assert row_of(database, waiting).provider_message_id == "ATXid_3"
+    assert row_of(database, gone).provider_message_id is None
+
+
+def test_an_outage_part_way_through_a_replay_loses_no_kept_report(sms_runtime, monkeypatch):
+    from registry.models import utcnow
+    from workers import reports
+
+    now = utcnow()
+    for n in range(3):
+        reports.keep(sms_runtime.redis, f"ATXid_{n}", MessageStatus.DELIVERED, None, "+254712345678", now)
+    sms_runtime.redis.rpush(reports.KEY, b"not json")
+    real, calls = reports.apply_delivery_report, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise ConnectionError("database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "apply_delivery_report", flaky)
+    with pytest.raises(ConnectionError):
+        reports.replay(sms_runtime, now)
+    kept = [json.loads(raw)["id"] for raw in sms_runtime.redis.lrange(reports.KEY, 0, -1) if raw != b"not json"]
+    assert sorted(kept) == ["ATXid_0", "ATXid_1", "ATXid_2"]  # the first kept again, the rest untouched
+    assert reports.replay(sms_runtime, now) == 0  # all unknown still; the unreadable entry dropped
+    assert b"not json" not in sms_runtime.redis.lrange(reports.KEY, 0, -1)
+
+
+def test_control_characters_in_a_failure_reason_are_never_stored(client, sms_runtime, message):
+    """A forged report could carry terminal escapes for whoever reads ``elimu messages``."""
+    assert report(client, "Failed", "Delivery\x1b]0;owned\x07Failure\x1b[2J").status_code == 200
+    assert row(sms_runtime, message).failure_reason == "Delivery]0;ownedFailure[2J"
