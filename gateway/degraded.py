@@ -73,8 +73,7 @@ def spool(runtime: Runtime, kind: str, form: dict[str, str]) -> None:
 def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
     def delivery(runtime: Runtime, form: dict[str, str]) -> None:
         from registry.models import utcnow
-        from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
-        from workers.reports import keep as keep_report
+        from workers.reports import apply as apply_report
 
         from .sms.africastalking import BadCallback, parse_delivery
 
@@ -84,12 +83,8 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
             return
         if report.status is None:
             return
-        with runtime.db.transaction() as session:
-            outcome = apply_delivery_report(session, report.provider_message_id, report.status,
-                                            report.failure_reason, phone=report.phone)
-        if outcome is ReportOutcome.UNKNOWN and report.phone:
-            keep_report(runtime.redis, report.provider_message_id, report.status, report.failure_reason,
-                        report.phone, utcnow())
+        apply_report(runtime, report.provider_message_id, report.status, report.failure_reason, report.phone,
+                     utcnow())
 
     def ussd_events(runtime: Runtime, form: dict[str, str]) -> None:
         from .ussd.events import event_fields, record_event

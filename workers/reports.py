@@ -45,6 +45,17 @@ def keep(redis: redis_lib.Redis | Any, provider_message_id: str, status: Message
         log.info("unmatched delivery report not kept (%s)", type(exc).__name__)
 
 
+def apply(runtime: Runtime, provider_message_id: str, status: MessageStatus, failure_reason: str | None,
+          phone: str | None, at: datetime) -> ReportOutcome:
+    """Apply one report as it comes (the delivery webhook, the spool of an outage), in a
+    transaction of its own; one whose id matched no message and that names a phone is kept."""
+    with runtime.db.transaction() as session:
+        outcome = apply_delivery_report(session, provider_message_id, status, failure_reason, at=at, phone=phone)
+    if outcome is ReportOutcome.UNKNOWN and phone:  # it may be for a send whose answer is not recorded yet
+        keep(runtime.redis, provider_message_id, status, failure_reason, phone, at)
+    return outcome
+
+
 def replay(runtime: Runtime, now: datetime, limit: int = REPLAY_LIMIT) -> int:
     """Apply again up to ``limit`` of the kept reports, oldest first, each in a transaction of its
     own; keep those still unmatched and younger than ``KEEP``. The list loses the taken reports

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from flask import Blueprint, Response, current_app, request
 
 from registry.models import utcnow
-from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+from registry.services.sms_delivery import ReportOutcome
 from workers.inbound import receive
-from workers.reports import keep as keep_report
+from workers.reports import apply as apply_report
 
 from ..metrics import DELIVERY_REPORTS
 from ..plain import plain
@@ -65,13 +65,8 @@ def delivery() -> Response:
     if report.status is None:
         log.warning("delivery report %s has an undocumented status; ignored", report.provider_message_id)
         return plain("OK (status not known)\n")
-    runtime, now = _runtime(), utcnow()
-    with runtime.db.transaction() as session:
-        outcome = apply_delivery_report(session, report.provider_message_id, report.status, report.failure_reason,
-                                        at=now, phone=report.phone)
+    outcome = apply_report(_runtime(), report.provider_message_id, report.status, report.failure_reason,
+                           report.phone, utcnow())
     if outcome is ReportOutcome.UNKNOWN:
         log.info("delivery report for unknown message id %s", report.provider_message_id)
-        if report.phone:  # it may be for a send whose answer is not recorded yet
-            keep_report(runtime.redis, report.provider_message_id, report.status, report.failure_reason,
-                        report.phone, now)
     return plain(f"OK ({outcome.value})\n")

@@ -71,13 +71,17 @@ def apply_delivery_report(
     return outcome
 
 
+# Taken (or maybe taken) by the provider without telling its id: an answer lost or unreadable
+# (the rows of the partial index ``ix_outbound_messages_unconfirmed``)
+_TAKEN_WITHOUT_ID = (
+    OutboundMessage.status == MessageStatus.SUBMITTED, OutboundMessage.provider_message_id.is_(None),
+    OutboundMessage.accepted_at.is_not(None),
+)
+
+
 def _waiting(phone: str, now: datetime):
     """The messages to ``phone`` taken without a provider id in the last ``ADOPT_WINDOW``."""
-    return (
-        OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.SUBMITTED,
-        OutboundMessage.provider_message_id.is_(None), OutboundMessage.accepted_at.is_not(None),
-        OutboundMessage.accepted_at >= now - ADOPT_WINDOW,
-    )
+    return (OutboundMessage.recipient == phone, *_TAKEN_WITHOUT_ID, OutboundMessage.accepted_at >= now - ADOPT_WINDOW)
 
 
 def adopt(session: Session, provider_message_id: str, phone: str, now: datetime) -> bool | None:
@@ -114,8 +118,7 @@ def settle_unconfirmed(session: Session, now: datetime) -> int:
     ``ADOPT_WINDOW``: not resent (a premium reply would be charged twice), and no longer waited for."""
     result = session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.status == MessageStatus.SUBMITTED, OutboundMessage.provider_message_id.is_(None),
-               OutboundMessage.accepted_at.is_not(None), OutboundMessage.accepted_at < now - ADOPT_WINDOW)
+        .where(*_TAKEN_WITHOUT_ID, OutboundMessage.accepted_at < now - ADOPT_WINDOW)
         .values(status=MessageStatus.EXPIRED, updated_at=now,
                 failure_reason="no delivery report within 24 h of a lost or unreadable answer; not resent")
         .execution_options(synchronize_session=False)
