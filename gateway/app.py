@@ -41,7 +41,7 @@ def create_app(
     """Build the web app. Pass ``runtime`` to share one with tests; ``start_embedded_worker`` runs
     the SMS worker in a thread of this process (embedded Redis only)."""
     settings = settings or (runtime.settings if runtime else Settings.from_env())
-    runtime = runtime or Runtime.build(settings)
+    runtime = runtime or Runtime.build(settings, serving=True)
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.extensions["elimu"] = runtime

@@ -51,6 +51,9 @@ class Settings:
     trusted_proxies: int = 0
     allowed_networks: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024
+    # PostgreSQL waits (0: none): the web service's statements, every process's connects
+    db_statement_timeout_ms: int = 3000
+    db_connect_timeout_s: int = 3
     ussd_hops_per_minute: int = 30  # per phone; 0 switches the limit off
     generic_ussd_fields: str = ""  # role=name pairs for the generic CON/END adapter
     # Operator experience
@@ -127,6 +130,8 @@ class Settings:
             trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
             allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
             max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
+            db_statement_timeout_ms=_whole(env, "ELIMU_DB_STATEMENT_TIMEOUT_MS", 3000, 0, 600_000),
+            db_connect_timeout_s=_whole(env, "ELIMU_DB_CONNECT_TIMEOUT_S", 3, 0, 600),
             ussd_hops_per_minute=int(_number(env, "ELIMU_USSD_HOPS_PER_MINUTE", 30)),
             generic_ussd_fields=_generic_fields(env.get("ELIMU_GENERIC_USSD_FIELDS", "")),
             simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),

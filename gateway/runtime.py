@@ -61,12 +61,18 @@ class Runtime:
 
     @classmethod
     def build(
-        cls, settings: Settings, *, db: Database | None = None, redis: redis_lib.Redis | None = None
+        cls, settings: Settings, *, db: Database | None = None, redis: redis_lib.Redis | None = None,
+        serving: bool = False,
     ) -> Runtime:
-        """Assemble from settings; tests pass their own ``db``/``redis``."""
+        """Assemble from settings; tests pass their own ``db``/``redis``. ``serving``: for the web
+        service, whose statements are cut off after ``db_statement_timeout_ms`` (a callback stuck
+        behind a lock would hold a web thread long after the telco gave up; the CLI's imports and
+        the workers' batches are not cut off)."""
+        timeout = settings.db_statement_timeout_ms if serving else None
         runtime = cls(
             settings=settings,
-            db=db or Database(settings.database_url),
+            db=db or Database(settings.database_url, statement_timeout_ms=timeout,
+                              connect_timeout_s=settings.db_connect_timeout_s),
             redis=redis if redis is not None else connect_redis(settings),
         )
         _wire_sms(runtime)

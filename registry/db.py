@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -16,6 +17,8 @@ from sqlalchemy import Connection, Engine, Executable, create_engine, event, tex
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,71 @@ PENDING_KEY = "elimu.pending_messages"
 DISPATCH_KEY = "elimu.dispatch"
 
 
+def postgres_connect_args(
+    url: str, *, statement_timeout_ms: int | None = None, connect_timeout_s: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """libpq settings for PostgreSQL connections: how long to wait for a connection
+    (``connect_timeout``) and, server side, for a statement (``statement_timeout``, locks included).
+
+    What the URL sets wins: a ``connect_timeout`` in its query is kept, and a ``statement_timeout``
+    in its ``options`` (or in ``PGOPTIONS``, when the URL has none) is never overridden. ``None``
+    or 0 leaves a setting as libpq and the server have it."""
+    environ = os.environ if environ is None else environ
+    query = make_url(url).query
+    args: dict[str, object] = {}
+    if connect_timeout_s and "connect_timeout" not in query and "PGCONNECT_TIMEOUT" not in environ:
+        args["connect_timeout"] = max(2, int(connect_timeout_s))  # libpq takes 1 as 2
+    options = query.get("options", environ.get("PGOPTIONS", ""))
+    if isinstance(options, tuple):  # the query named it more than once: libpq takes the last
+        options = options[-1]
+    if statement_timeout_ms and "statement_timeout" not in options:
+        args["options"] = f"{options} {_timeout_option(statement_timeout_ms)}".strip()
+    return args
+
+
+def _timeout_option(statement_timeout_ms: int) -> str:
+    return f"-c statement_timeout={int(statement_timeout_ms)}"
+
+
+@dataclass(frozen=True)
+class OptionalOption:
+    """A setting of ours in the ``options`` startup parameter, dropped once the server refuses it
+    (``refused`` is shared by a database's engines, so the server is asked once)."""
+
+    option: str
+    refused: threading.Event
+
+
+def _connect_without_if_refused(engine: Engine, optional: OptionalOption) -> None:
+    """Connect without ``optional``'s option where the server refuses it: PgBouncer refuses
+    startup parameters it does not know unless told to take them (``track_extra_parameters`` or
+    ``ignore_startup_parameters``, ``docs/deploy.md``). A service that waits without a limit is
+    better than one that cannot connect; the log says so, once."""
+    dialect = engine.dialect
+    option, refused = optional.option, optional.refused
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):
+        if refused.is_set():
+            cparams["options"] = _without(cparams.get("options", ""), option)
+            return dialect.connect(*cargs, **cparams)
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            if "startup parameter" not in str(exc) or option not in cparams.get("options", ""):
+                raise
+            refused.set()
+            log.warning("the database refused %r in the connection's options (%s); connecting without it, so "
+                        "statements wait without a limit: see docs/deploy.md", option, str(exc).strip()[:200])
+            cparams["options"] = _without(cparams["options"], option)
+            return dialect.connect(*cargs, **cparams)
+
+
+def _without(options: str, option: str) -> str:
+    return " ".join(options.replace(option, " ").split())
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     """An engine with sane pooling: SQLite gets WAL and a busy timeout, PostgreSQL a real pool."""
     parsed = make_url(url)
@@ -76,10 +144,13 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cur.close()
 
         return engine
+    optional = kwargs.pop("optional_option", None)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_recycle", 1800)
     engine = create_engine(url, **kwargs)
+    if isinstance(optional, OptionalOption):
+        _connect_without_if_refused(engine, optional)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
     return engine
@@ -132,8 +203,22 @@ class _KeptConnection(threading.local):
 class Database:
     """Engine + session factory. ``dispatch`` receives the outbox rows of every committed transaction."""
 
-    def __init__(self, url: str, dispatch: Dispatcher | None = None, **engine_kwargs: object) -> None:
+    def __init__(
+        self, url: str, dispatch: Dispatcher | None = None, *, statement_timeout_ms: int | None = None,
+        connect_timeout_s: int | None = None, **engine_kwargs: object,
+    ) -> None:
+        """``statement_timeout_ms`` and ``connect_timeout_s``: see ``postgres_connect_args`` (PostgreSQL
+        only; SQLite waits for its write lock ``timeout`` seconds, 30)."""
         self.url = url
+        if make_url(url).get_backend_name() == "postgresql":
+            given = engine_kwargs.get("connect_args") or {}
+            limits = postgres_connect_args(url, statement_timeout_ms=statement_timeout_ms,
+                                           connect_timeout_s=connect_timeout_s)
+            if limits:
+                engine_kwargs["connect_args"] = {**limits, **given}  # type: ignore[dict-item]
+            if statement_timeout_ms and "statement_timeout" in str(limits.get("options", "")):
+                engine_kwargs["optional_option"] = OptionalOption(_timeout_option(statement_timeout_ms),
+                                                                  threading.Event())
         self.engine = make_engine(url, **engine_kwargs)
         self.dispatch: Dispatcher | None = dispatch
         self._engine_kwargs = engine_kwargs

@@ -51,6 +51,9 @@ def test_plain_postgresql_urls_use_psycopg():
         ({"ELIMU_SMS_CONCURRENCY": "65"}, "ELIMU_SMS_CONCURRENCY"),
         ({"ELIMU_SMS_CONCURRENCY": "2.5"}, "ELIMU_SMS_CONCURRENCY"),
         ({"ELIMU_ALLOWED_NETWORKS": "10.0.0.0/33"}, "ELIMU_ALLOWED_NETWORKS"),
+        ({"ELIMU_DB_STATEMENT_TIMEOUT_MS": "-1"}, "ELIMU_DB_STATEMENT_TIMEOUT_MS"),
+        ({"ELIMU_DB_STATEMENT_TIMEOUT_MS": "3s"}, "ELIMU_DB_STATEMENT_TIMEOUT_MS"),
+        ({"ELIMU_DB_CONNECT_TIMEOUT_S": "1.5"}, "ELIMU_DB_CONNECT_TIMEOUT_S"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_variable(env, variable):
@@ -64,6 +67,14 @@ def test_bad_settings_give_one_line_naming_the_variable(env, variable):
 def test_requests_in_flight_to_the_provider_per_worker_default_to_eight():
     assert Settings.from_env({"ELIMU_SECRET_KEY": SECRET}).sms_concurrency == 8
     assert Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_SMS_CONCURRENCY": "32"}).sms_concurrency == 32
+
+
+def test_database_waits_default_to_three_seconds_and_zero_means_none():
+    settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET})
+    assert (settings.db_statement_timeout_ms, settings.db_connect_timeout_s) == (3000, 3)
+    settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_DB_STATEMENT_TIMEOUT_MS": "0",
+                                  "ELIMU_DB_CONNECT_TIMEOUT_S": "10"})
+    assert (settings.db_statement_timeout_ms, settings.db_connect_timeout_s) == (0, 10)
 
 
 def _elimu(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

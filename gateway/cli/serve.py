@@ -39,8 +39,8 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
     if debug:
         if not settings.dev_mode:
             raise click.ClickException("--debug is refused outside development mode")
-        create_app(runtime=ctx.runtime, start_embedded_worker=embedded).run(host=host, port=port, debug=True,
-                                                                            use_reloader=False)
+        create_app(settings=settings, start_embedded_worker=embedded).run(host=host, port=port, debug=True,
+                                                                          use_reloader=False)
         return
     options = {
         "bind": f"{host}:{port}",
