@@ -164,7 +164,12 @@ def answer_failure(exc: Exception) -> Response:
     if path in SPOOLED_PATHS:
         _log_failure(path, exc)
         try:
-            spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], request.form.to_dict())
+            form = request.form.to_dict()
+            if "input" in form:  # what the caller typed never reaches the disk (``input_shape``)
+                from .ussd.events import input_shape
+
+                form["input"] = input_shape(form["input"]) or ""
+            spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], form)
             return plain("OK (spooled)\n")
         except OSError:
             log.error("spool not writable; %s callback refused for retry", path)

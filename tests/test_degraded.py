@@ -69,6 +69,23 @@ def test_database_down(runtime, down_db):
     assert client.get("/readyz").status_code == 200
 
 
+def test_a_spooled_session_event_keeps_only_the_shape_of_what_was_typed(runtime, down_db):
+    from registry.models import UssdSessionEvent
+
+    good = runtime.db
+    runtime.db = down_db
+    client = create_app(runtime=runtime).test_client()
+    event = {"sessionId": "ATUid_sp", "phoneNumber": "+254712345678", "status": "Incomplete",
+             "input": "2*4826*314159", "hopsCount": "3"}
+    assert client.post("/ussd/africastalking/events", data=event).data.startswith(b"OK (spooled)")
+    spooled = (spool_dir(runtime) / "ussd-events.jsonl").read_text()
+    assert "4826" not in spooled and "314159" not in spooled and json.loads(spooled)["input"] == "2*[4]*[6]"
+    runtime.db = good
+    assert replay_spool(runtime) == 1
+    with good.session() as s:
+        assert s.query(UssdSessionEvent.last_input).scalar() == "2*[4]*[6]"
+
+
 def test_replay_keeps_what_it_cannot_apply(runtime, down_db):
     from gateway.degraded import spool
 

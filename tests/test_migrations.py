@@ -104,3 +104,26 @@ def test_an_update_by_id_with_a_status_check_is_planned_by_id_whatever_the_stati
         plan = "\n".join(conn.execute(text("EXPLAIN EXECUTE record_one(7, 'submitted')")).scalars())
         conn.execute(text("DEALLOCATE record_one"))
     assert "pk_outbound_messages" in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_session_events_stored_before_0004_lose_what_was_typed(backend, tmp_path, request):
+    from gateway.ussd.events import input_shape
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    typed = ["1*12345678*05092014*314159*4826*4826", "4*2", "2*A1B2C3", None, "1*[8]"]
+    try:
+        upgrade(database.engine, "0003")
+        with database.engine.begin() as conn:
+            for number, value in enumerate(typed):
+                conn.execute(text("INSERT INTO ussd_session_events (session_id, last_input, created_at, updated_at) "
+                                  "VALUES (:sid, :value, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                             {"sid": f"ATUid_{number}", "value": value})
+        upgrade(database.engine)
+        with database.engine.connect() as conn:
+            stored = conn.execute(text("SELECT last_input FROM ussd_session_events ORDER BY id")).scalars().all()
+        assert stored == ["1*[8]*[8]*[6]*[4]*[4]", "4*2", "2*[6]", None, "1*[8]"]
+        assert stored == [input_shape(value) for value in typed]  # the migration's copy agrees with the code
+    finally:
+        database.dispose()

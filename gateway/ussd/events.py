@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from sqlalchemy import select
@@ -27,6 +28,22 @@ def _cut(value: str | None, length: int | None) -> str | None:
     return value[:length] if length else value[:4000]
 
 
+def input_shape(value: str | None) -> str | None:
+    """AT's ``input`` (every input of the session, joined by ``*``) with only the menu choices kept:
+    an input longer than two characters (a PIN, a one-time code, a date of birth, a birth
+    certificate or index number) becomes its length in brackets, ``1*12345678*4826`` ->
+    ``1*[8]*[4]``. Where sessions stop is kept; what the caller typed is never stored. A shape is
+    its own shape (a spooled event is shaped before it is spooled, and again when replayed)."""
+    value = _cut(value, None)
+    if value is None:
+        return None
+    return "*".join(part if len(part) <= 2 or _SHAPED.fullmatch(part) else f"[{len(part)}]"
+                    for part in value.split("*"))
+
+
+_SHAPED = re.compile(r"\[[0-9]{1,4}\]")
+
+
 def event_fields(form: Mapping[str, str]) -> dict[str, object] | None:
     """The columns to store from AT's form; None without a session id."""
     session_id = _cut(form.get("sessionId"), 100)
@@ -45,7 +62,7 @@ def event_fields(form: Mapping[str, str]) -> dict[str, object] | None:
         "status": _cut(form.get("status"), 16),
         "duration_ms": _int(form.get("durationInMillis")),
         "hops_count": _int(form.get("hopsCount")),
-        "last_input": _cut(form.get("input"), None),
+        "last_input": input_shape(form.get("input")),
         "error_message": _cut(form.get("errorMessage"), None),
         "cost": _cut(form.get("cost"), 32),
         "event_date": _cut(form.get("date"), 32),

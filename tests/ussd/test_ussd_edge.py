@@ -82,7 +82,18 @@ def test_session_event_is_stored(runtime, client):
     assert client.post("/ussd/africastalking/events", data=EVENT).status_code == 200
     [row] = events(runtime)
     assert (row.session_id, row.phone, row.status, row.duration_ms, row.hops_count, row.last_input, row.cost) == (
-        "ATUid_ev1", "+254712345678", "Incomplete", 41230, 4, "1*12345678*05092014", "KES 1.00")
+        "ATUid_ev1", "+254712345678", "Incomplete", 41230, 4, "1*[8]*[8]", "KES 1.00")
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("1*12345678*05092014*314159*4826*4826", "1*[8]*[8]*[6]*[4]*[4]"),  # the codes and PIN never stored
+    ("4*2*98*00*0", "4*2*98*00*0"),  # menu choices kept: where sessions stop
+    ("", None), ("  ", None), ("1**2", "1**2"), ("1*[8]*[4]", "1*[8]*[4]"),
+])
+def test_a_session_event_keeps_the_menu_choices_and_never_what_was_typed(runtime, client, given, stored):
+    assert client.post("/ussd/africastalking/events", data=dict(EVENT, input=given)).status_code == 200
+    [row] = events(runtime)
+    assert row.last_input == stored
 
 
 def test_session_event_is_upserted(runtime, client):
