@@ -1,7 +1,9 @@
 """Logging: JSON lines (production) or text (development), with request and session ids.
 
 Log records never carry personal data: the code logs ids and outcomes, not names, UPIs, OTPs or
-PINs, and ``RedactingFilter`` masks phone numbers and long digit runs as a second line of defence.
+PINs, and ``RedactingFilter`` masks phone numbers and long digit runs as a second line of defence
+(``RedactingFormatter`` does the same in tracebacks). Database errors carry no statement
+parameters at all (``registry.db.make_engine``'s ``hide_parameters``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,19 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+class RedactingFormatter(logging.Formatter):
+    """Tracebacks redacted like messages: an exception's text can quote what it failed on."""
+
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return redact(super().formatException(ei))
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info:  # another handler may have cached its unredacted text on the record
+            record.exc_text = self.formatException(record.exc_info)
+        return super().format(record)
+
+
+class JsonFormatter(RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -73,7 +87,7 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     root.addHandler(handler)
     root.setLevel(level)

@@ -128,8 +128,10 @@ def _without(options: str, option: str) -> str:
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
-    """An engine with sane pooling: SQLite gets WAL and a busy timeout, PostgreSQL a real pool."""
+    """An engine with sane pooling: SQLite gets WAL and a busy timeout, PostgreSQL a real pool.
+    Its errors never quote a statement's parameters (phones, names, message texts) into a log."""
     parsed = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +300,7 @@ class Database:
             if lost:
                 self._kept.connection = self._kept.cursor = None
                 connection.invalidate(exc)
-            raise DBAPIError.instance(direct.sql, values, exc, dialect.loaded_dbapi.Error,
+            raise DBAPIError.instance(direct.sql, values, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
                                       connection_invalidated=lost, dialect=dialect) from exc
         self._kept.used = time.monotonic()
         return rows

@@ -121,3 +121,36 @@ def test_json_log_lines_carry_request_and_session_ids(runtime, tmp_path, capsys)
     assert entry["request_id"] == "req-42" and entry["session_id"] == "ATUid_77" and entry["screen"] == "main"
     assert entry["msg"] == "hop from +254******678"
     assert "ts" in entry
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_failed_statement_logged_with_its_traceback_quotes_no_parameters(runtime, database, fmt, capsys):
+    """A statement that fails is logged with its traceback: its parameters (the sender, what was
+    sent) are never quoted, and a phone or index number in the database's own message is masked."""
+    from sqlalchemy import text as sql
+
+    from gateway.logs import configure_logging
+
+    configure_logging(fmt)
+    try:
+        try:
+            database.fetch(sql("SELECT CAST(:sender AS TEXT), CAST(:body AS TEXT), 1 / 0"),
+                           {"sender": "+254712345678", "body": "KCSE 19301012001 Wanjiku"})
+        except Exception:  # noqa: BLE001
+            logging.getLogger("elimu.test").exception("inbound SMS not stored")
+        with database.transaction() as session:
+            try:
+                with session.begin_nested():
+                    session.execute(sql("SELECT CAST(:sender AS INTEGER), CAST(:body AS TEXT)"),
+                                    {"sender": "+254712345678", "body": "KCSE 19301012001 Wanjiku"})
+            except Exception:  # noqa: BLE001
+                logging.getLogger("elimu.test").exception("inbound SMS not stored")
+        logged = capsys.readouterr().err
+    finally:
+        configure_logging("text")
+    if database.is_sqlite:  # SQLite casts anything and divides by zero to NULL: nothing failed
+        assert logged == ""
+        return
+    assert logged.count("inbound SMS not stored") == 2 and "Traceback" in logged
+    assert "out of range" in logged and "division by zero" in logged
+    assert "712345678" not in logged and "Wanjiku" not in logged and "19301012001" not in logged
