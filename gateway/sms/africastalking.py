@@ -97,15 +97,15 @@ def _date(raw: str | None) -> datetime | None:
     for parse in (datetime.fromisoformat, lambda v: datetime.strptime(v, "%Y-%m-%d %H:%M:%S")):
         try:
             value = parse(raw.strip())
-        except ValueError:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
             continue
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return None
 
 
 def parse_inbound(form: Mapping[str, str]) -> InboundSms:
     _missing(form, ("from", "id", "text"))
-    provider_id = (form.get("id") or "").strip()
+    provider_id = _CONTROL.sub("", form.get("id") or "").strip()
     if not provider_id:
         raise BadCallback("id is empty")
     if len(provider_id) > 100:
@@ -113,7 +113,7 @@ def parse_inbound(form: Mapping[str, str]) -> InboundSms:
     return InboundSms(
         provider_id=provider_id,
         sender=sender_number(form.get("from") or ""),
-        text=(form.get("text") or "")[:MAX_TEXT],
+        text=(form.get("text") or "").replace("\x00", "")[:MAX_TEXT],  # a NUL: no database stores one
         short_code=_field(form, "to", 32),
         link_id=_field(form, "linkId", 100),
         network_code=_field(form, "networkCode", 16),
@@ -123,7 +123,7 @@ def parse_inbound(form: Mapping[str, str]) -> InboundSms:
 
 def parse_delivery(form: Mapping[str, str]) -> DeliveryReport:
     _missing(form, ("id", "status"))
-    provider_message_id = (form.get("id") or "").strip()
+    provider_message_id = _CONTROL.sub("", form.get("id") or "").strip()
     if not provider_message_id or len(provider_message_id) > 100:
         raise BadCallback("id is empty or longer than 100 characters")
     raw_status = (form.get("status") or "").strip()[:40]

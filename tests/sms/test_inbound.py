@@ -149,12 +149,25 @@ def test_a_database_outage_hands_the_batch_back_instead_of_dropping_it(client, s
     ("2026-1-9 8:05:00", datetime(2026, 1, 9, 8, 5, tzinfo=UTC)),  # unpadded
     ("2026-01-09T10:00:00+03:00", datetime(2026, 1, 9, 7, 0, tzinfo=UTC)),  # ISO with an offset
     ("9 Jan 2026", None), ("", None),
+    ("0001-01-01T00:00:00+01:00", None), ("9999-12-31T23:00:00-03:00", None),  # past the calendar in UTC
 ])
 def test_the_date_of_an_inbound_sms_is_read_in_each_form(raw, expected):
     from gateway.sms.africastalking import parse_inbound
 
     form = {"from": "+254712345678", "id": "ATXid_9", "text": "HELP", "date": raw}
     assert parse_inbound(form).received_at == expected
+
+
+def test_control_characters_never_stop_a_message_being_stored(integration_runtime):
+    """PostgreSQL stores no NUL: a text or id carrying one (a gateway's GSM-7 ``@`` left as 0x00)
+    would fail its INSERT on every retry AT makes for 12 hours. It is stored without it."""
+    client = create_app(runtime=integration_runtime).test_client()
+    response = client.post(URL, data=form(text="KCSE 36611030002 Jane\x00", id="ATXid_\x00nul\x1b"))
+    assert response.status_code == 200
+    [row] = inbound_rows(integration_runtime)
+    assert (row.provider_id, row.text) == ("ATXid_nul", "KCSE 36611030002 Jane")
+    assert client.post(URL, data=form(text="KCSE 36611030002 Jane", id="ATXid_nul")).status_code == 200
+    assert len(inbound_rows(integration_runtime)) == 1  # the same message, once
 
 
 # --- batches: a short one waits once for more --------------------------------------------------
