@@ -31,7 +31,7 @@ EXAMS: dict[str, Exam] = {
     "KJSEA": Exam("KJSEA", _LEVELS + _STATUS_MARKS, 2025, None, 72),
 }
 _SUBJECT_CODE = re.compile(r"[A-Z0-9]{2,8}")
-_MARK_AND_GRADE = re.compile(r"(\d{1,3}) (\S+)")
+_MARK_AND_GRADE = re.compile(r"([0-9]{1,3}) (\S+)")
 
 
 class InvalidExamData(ValueError):

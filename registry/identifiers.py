@@ -23,7 +23,7 @@ _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 # digits, valid and mobile, so it is answered without the parse (1.4 us instead of 24 us: every
 # inbound SMS and USSD session brings a number, an import millions). Tests hold it equal to the parse.
 _KE_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("KE").mobile.national_number_pattern)
-_PHONE_FORM = re.compile(r"(?:\+?254|0)?([17]\d{8})")
+_PHONE_FORM = re.compile(r"(?:\+?254|0)?([17][0-9]{8})")  # ASCII digits: others go to the parse
 _PHONE_NOISE = str.maketrans("", "", " -.()")
 
 
@@ -140,7 +140,7 @@ def normalize_upi(raw: str) -> str:
 
 INDEX_NUMBER_EXAMS = ("KCSE", "KCPE")  # 11-digit index numbers: 8-digit centre code + 3-digit serial
 ASSESSMENT_NUMBER_EXAMS = ("KPSEA", "KJSEA")  # the KNEC assessment number (format unconfirmed)
-_INDEX_RE = re.compile(r"\d{11}")
+_INDEX_RE = re.compile(r"[0-9]{11}")  # ASCII: \d takes any script's digits
 _ASSESSMENT_RE = re.compile(r"[A-Z0-9/-]{4,20}")
 
 

@@ -14,7 +14,7 @@ RELATIONSHIPS = frozenset(
     }
 )  # fmt: skip
 _CODE = re.compile(r"[A-Z0-9/-]{1,16}")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def text(value: str, name: str, max_length: int, required: bool = False) -> str | None:

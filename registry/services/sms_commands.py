@@ -58,9 +58,9 @@ KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
 _EXAM = "|".join(EXAMS)
 _EXAM_FIRST = re.compile(rf"({_EXAM})([0-9][0-9A-Z/-]*)")  # KCSE36611030002
 _EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})")  # 36611030002KCSE
-_INDEX = re.compile(r"\d{6,15}")
+_INDEX = re.compile(r"[0-9]{6,15}")
 _ASSESSMENT = re.compile(r"[0-9A-Z][0-9A-Z/-]{3,31}")
-_YEAR = re.compile(r"(19|20)\d\d")
+_YEAR = re.compile(r"(19|20)[0-9][0-9]")
 _SEPARATORS = re.compile(r"[,;:#*.\"()]+")
 MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
 

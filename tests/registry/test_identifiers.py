@@ -184,6 +184,15 @@ def test_kcse_index_numbers_are_eleven_digits_kept_as_text():
             normalize_index_number(bad, "KCSE")
 
 
+def test_digits_of_other_scripts_are_never_stored_as_they_came():
+    """``\\d`` takes Arabic-Indic or full-width digits: a number stored so could never match a caller."""
+    assert normalize_msisdn("+2547\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668") == "+254712345678"
+    assert fast_phone("07\uff11\uff12345678") == "+254712345678"
+    for bad in ("\uff11\uff19\uff13\uff10\uff11\uff10\uff11\uff12\uff10\uff19\uff19", "1930101\u0662099"):
+        with pytest.raises(InvalidIndexNumber):
+            normalize_index_number(bad, "KCSE")
+
+
 def test_assessment_numbers_for_cbc_exams():
     assert normalize_index_number("a304719011", "KJSEA") == "A304719011"
     with pytest.raises(InvalidIndexNumber):
