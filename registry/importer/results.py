@@ -124,12 +124,17 @@ class ResultWriter(BatchWriter[ResultRow]):
         inserts: list[dict[str, Any]] = []
         changes: list[dict[str, Any]] = []
         for row in firsts.values():
-            values: dict[str, Any] = {n: getattr(row, n) for n in RESULT_FIELDS}
-            values["learner_id"] = learner_ids[row.upi] if row.upi else None
-            if values["subjects"] is None:
-                values["subjects"] = ""
             series_id = series_ids[(row.exam, row.year)]
             found = existing.get((series_id, row.index_number))
+            values: dict[str, Any] = {n: getattr(row, n) for n in RESULT_FIELDS}
+            if row.upi:
+                values["learner_id"] = learner_ids[row.upi]
+            elif found is not None:  # a blank upi says nothing of the learner: a linked result stays linked
+                values["upi"], values["learner_id"] = found.upi, found.learner_id
+            else:
+                values["learner_id"] = None
+            if values["subjects"] is None:
+                values["subjects"] = ""
             if found is None:
                 inserts.append({"series_id": series_id, "index_number": row.index_number, **values})
                 outcomes[row.line] = Outcome.ADDED

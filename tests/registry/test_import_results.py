@@ -125,3 +125,17 @@ def test_a_batchs_upis_are_looked_up_in_one_query(database, tmp_path):
         event.remove(database.engine, "before_cursor_execute", seen)
     assert (report.added, report.rejected) == (26, 14) and len(rejected) == 14
     assert sum(bool(re.search(r'FROM "?learners\b', s)) for s in statements) == 1
+
+
+def test_a_correction_without_the_upi_keeps_the_result_linked(database, tmp_path):
+    """A second file that leaves the upi blank (a KNEC file joined with the registry's once) says
+    nothing of the learner: the link the first import made stays, and the guardian still sees it."""
+    run_learners(database, write_learners(tmp_path / "l.csv", [learner(upi="KE77XZ")]))
+    run_results(database, write_results(tmp_path / "a.csv", [result(upi="KE77XZ")]))
+    report, _ = run_results(database, write_results(tmp_path / "b.csv", [result(mean_grade="A")]))
+    assert report.updated == 1
+    again, _ = run_results(database, write_results(tmp_path / "c.csv", [result(mean_grade="A")]))
+    assert again.unchanged == 1
+    with database.session() as session:
+        stored = session.scalars(select(ExamResult)).one()
+    assert (stored.mean_grade, stored.upi, stored.learner_id is not None) == ("A", "KE77XZ", True)
