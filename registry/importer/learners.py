@@ -202,7 +202,12 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             group.append(row)
 
         learner_ids, learner_outcomes = self._upsert_learners(bulk, groups, institution_ids)
-        accepted = [row for group in groups.values() for row in group]
+        for key, group in groups.items():
+            refused = learner_outcomes[key]
+            if isinstance(refused, RowRejected):
+                outcomes.update((row.line, refused) for row in group)
+        accepted = [row for key, group in groups.items() for row in group
+                    if not isinstance(learner_outcomes[key], RowRejected)]
         link_outcomes = self._upsert_links(bulk, [r for r in accepted if r.guardian_phone], learner_ids)
         for row in accepted:
             mine = [learner_outcomes[row.key]] if row is groups[row.key][0] else []
@@ -249,8 +254,13 @@ class LearnerWriter(BatchWriter[LearnerRow]):
 
     def _upsert_learners(
         self, bulk: Bulk, groups: dict[tuple[str, str], list[LearnerRow]], institution_ids: dict[str, int]
-    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], Outcome]]:
-        """Learner ids and outcomes by learner key."""
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], Outcome | RowRejected]]:
+        """Learner ids and outcomes by learner key.
+
+        A row found by its birth certificate or assessment number whose date of birth is not the
+        stored learner's is refused: it is another child under a mistyped number (updating would
+        put one child's name, school and guardians on another's record), or a correction, which
+        names the learner's upi. A blank identifier keeps the stored one."""
         t = _learners
         columns = (t.c.id, t.c.upi, *(t.c[n] for n in LEARNER_FIELDS), t.c.institution_id)
         existing: dict[tuple[str, str], Row[Any]] = {}
@@ -261,7 +271,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 existing[(kind, getattr(found, kind))] = found  # the oldest learner wins when several match
 
         ids: dict[tuple[str, str], int] = {}
-        outcome: dict[tuple[str, str], Outcome] = {}
+        outcome: dict[tuple[str, str], Outcome | RowRejected] = {}
         changes: list[dict[str, Any]] = []
         new: list[tuple[tuple[str, str], dict[str, Any]]] = []
         for key, group in groups.items():
@@ -272,6 +282,14 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             if found is None:
                 new.append((key, values))
                 continue
+            if key[0] != "upi" and found.date_of_birth != values["date_of_birth"]:
+                outcome[key] = RowRejected(
+                    f"{key[0]} {key[1]} belongs to learner {found.upi}, born on another date: check the number, "
+                    "or give the upi to correct that learner's date of birth")
+                continue
+            for name in ("birth_certificate_no", "assessment_no"):
+                if values[name] is None:
+                    values[name] = getattr(found, name)
             ids[key] = found.id
             if all(getattr(found, n) == v for n, v in values.items()):
                 outcome[key] = Outcome.UNCHANGED

@@ -332,3 +332,36 @@ def test_a_record_holds_the_wanted_columns_stripped_and_blank_lines_are_skipped(
                                 (6, {"grade": "Form 1", "upi": "KE3"})]
     with CsvFile(path, ["upi"]) as source:  # one column: still a record of one
         assert [record for _, record in source][0] == {"upi": "KE1"}
+
+
+def test_another_child_under_a_known_birth_certificate_is_refused_not_written_over(database, tmp_path):
+    """A row found by its birth certificate whose date of birth is not the stored learner's is
+    another child (a mistyped number): updating would give one child's record another's name,
+    school and guardian. It is refused with its line; a correction names the learner's upi."""
+    first = learner(upi="", birth_certificate_no="5102347", assessment_no="3047210045", guardian_phone="0712345678")
+    run_learners(database, write_learners(tmp_path / "a.csv", [first]))
+    with database.session() as session:
+        stored = session.scalars(select(Learner)).one()
+        upi, born = stored.upi, stored.date_of_birth
+    stranger = learner(upi="", first_name="Otieno", last_name="Ouma", date_of_birth="2012-01-01",
+                       birth_certificate_no="5102347", assessment_no="", guardian_phone="0733999888")
+    report, rejected = run_learners(database, write_learners(tmp_path / "b.csv", [stranger]))
+    assert rejected == [(2, f"birth_certificate_no 5102347 belongs to learner {upi}, born on another date: check "
+                            "the number, or give the upi to correct that learner's date of birth")]
+    assert (report.added, report.updated, report.rejected) == (0, 0, 1)
+    with database.session() as session:
+        kept = session.scalars(select(Learner)).one()
+        assert (kept.first_name, kept.date_of_birth, kept.assessment_no) == ("Jane", born, "3047210045")
+        assert [link.guardian.phone for link in kept.guardian_links] == ["+254712345678"]  # no stranger linked
+
+    # the same child with a corrected name and no assessment number: an update, the number kept
+    fixed = {**first, "first_name": "Janet", "assessment_no": ""}
+    report, rejected = run_learners(database, write_learners(tmp_path / "c.csv", [fixed]))
+    assert (rejected, report.updated) == ([], 1)
+    # a date of birth corrected by upi
+    report, rejected = run_learners(database, write_learners(tmp_path / "d.csv", [{**fixed, "upi": upi,
+                                                                                   "date_of_birth": "2014-09-06"}]))
+    assert (rejected, report.updated) == ([], 1)
+    with database.session() as session:
+        kept = session.scalars(select(Learner)).one()
+        assert (kept.first_name, str(kept.date_of_birth), kept.assessment_no) == ("Janet", "2014-09-06", "3047210045")
