@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine import Context, Go, Home, Outcome, Restore, Retry, Screen, View
+from ..engine import BACK, HOME, Context, Go, Home, Outcome, Restore, Retry, Screen, View
 from . import activate
 
 
@@ -48,7 +48,7 @@ class Resume(Screen):
     def handle(self, ctx: Context, value: str) -> Outcome:
         if value == "1" and isinstance(ctx.data.get("saved"), dict):
             return Restore(ctx.data["saved"])
-        if value == "2":
+        if value in ("2", BACK, HOME):  # 0 and 00 work here as on every screen: the menu it stands for
             return Home()
         return Retry(ctx.t("hint.choice"))
 

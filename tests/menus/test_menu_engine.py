@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.menus.menu_fakes import DOB, ID_MATCH, OTP_OK, OTP_WRONG, PIN_EASY, PIN_OK, PIN_WRONG
 
 MAIN_EN = "Welcome to Elimu\n1. Activate account\n2. Get learner UPI\n3. Learner status\n4. My account"
@@ -148,14 +150,16 @@ def test_resume_offer_continue_restores_the_screen(talk, fake, engine):
     assert again.send(OTP_OK).text.startswith("Choose a 4-digit PIN:")
 
 
-def test_resume_offer_start_over_goes_home(talk, fake, engine):
+@pytest.mark.parametrize("choice", ["2", "0", "00"])
+def test_resume_offer_start_over_goes_home(talk, fake, engine, choice):
+    """``2`` starts over; ``0`` and ``00`` too, as they do on every screen after the main menu."""
     fake.active = False
     talk.dial()
     talk.send("1")
     saved = talk.state
     again = type(talk)(engine, fake)
     again.dial(saved)
-    assert again.send("2").text == MAIN_EN
+    assert again.send(choice).text == MAIN_EN
 
 
 def test_main_menu_is_not_resumable(talk, engine):
