@@ -1,6 +1,6 @@
 """gunicorn settings for production: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
-Environment overrides: ELIMU_BIND, WEB_CONCURRENCY (processes), ELIMU_THREADS.
+Environment overrides: ELIMU_BIND, WEB_CONCURRENCY (processes; always one without REDIS_URL), ELIMU_THREADS.
 Prometheus metrics are merged across processes through PROMETHEUS_MULTIPROC_DIR.
 """
 
@@ -10,6 +10,10 @@ import tempfile
 
 bind = os.environ.get("ELIMU_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2 + 1))
+# Without REDIS_URL (or Sentinels) each process would hold its own in-process Redis, so a session's
+# hops landing on two processes would each find the other's session missing: one process then,
+# whatever WEB_CONCURRENCY or --workers say (``on_starting``).
+embedded_redis = not (os.environ.get("REDIS_URL") or os.environ.get("ELIMU_REDIS_SENTINELS"))
 threads = int(os.environ.get("ELIMU_THREADS", "4"))
 worker_class = "gthread"
 timeout = 30  # a USSD hop must answer within AT's 10 s; anything near 30 s is a stuck worker
@@ -36,6 +40,10 @@ _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
 def on_starting(server):
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
+    if embedded_redis and server.num_workers > 1:
+        server.log.warning("REDIS_URL is unset: one process, not %d, with the embedded Redis and SMS worker "
+                           "(set REDIS_URL for more; see docs/deploy.md)", server.num_workers)
+        server.num_workers = 1
 
 
 def child_exit(server, worker):

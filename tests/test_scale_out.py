@@ -1,6 +1,7 @@
 """Scale-out proof on one PostgreSQL and one Redis: two web servers (gunicorn, one of them with two worker
 processes) answer alternate hops of the same USSD sessions; two ``elimu worker`` processes drain one queue
-without sending anything twice; /metrics adds up across a server's processes."""
+without sending anything twice; /metrics adds up across a server's processes (under `elimu serve` too);
+without REDIS_URL gunicorn runs one process, whose embedded Redis holds every session."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -46,7 +48,7 @@ def _env(pg_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str,
 
 
 @contextmanager
-def web_server(env: dict[str, str], workers: int, metrics_dir: Path):
+def web_server(env: dict[str, str], workers: int, metrics_dir: Path, started: list | None = None):
     port = _port()
     metrics_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -54,6 +56,8 @@ def web_server(env: dict[str, str], workers: int, metrics_dir: Path):
          "--workers", str(workers), "--threads", "2"],
         cwd=ROOT, env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    if started is not None:
+        started.append(proc)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 30
@@ -145,3 +149,47 @@ def test_two_workers_drain_one_queue_without_duplicates(tmp_path, pg_database, r
     counts = {n: fake_at.sent_to(n) for n in numbers}
     assert counts == dict.fromkeys(numbers, 1)
     assert len({row.provider_message_id for row in rows}) == len(numbers)
+
+
+
+def test_without_redis_url_gunicorn_runs_one_process_whatever_it_is_told(tmp_path):
+    """The embedded Redis lives in a process: two would each hold half the sessions."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ELIMU_", "PROMETHEUS_", "REDIS_URL", "DATABASE_URL", "WEB_CONCURRENCY"))}
+    env.update(ELIMU_ENV="development", ELIMU_SECRET_KEY=TEST_SECRET, ELIMU_INSTANCE_PATH=str(tmp_path),
+               ELIMU_LOG_FORMAT="json", WEB_CONCURRENCY="3")
+    subprocess.run([str(BIN / "elimu"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    started: list[subprocess.Popen] = []
+    with web_server(env, 3, tmp_path / "metrics", started) as url:
+        master = started[0].pid
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        answers = {_hop(url, "embedded-1", "+254712345678", "") for _ in range(6)}
+        answers |= {_hop(url, "embedded-1", "+254712345678", "4") for _ in range(6)}
+    assert len(children) == 1
+    assert len(answers) == 2 and any(a.startswith("CON Welcome to Elimu") for a in answers)  # one session
+
+
+def test_elimu_serve_adds_up_the_metrics_of_its_processes(pg_database, real_redis, redis_url, tmp_path):
+    """``elimu serve`` with REDIS_URL runs two processes: every scrape counts the hops of both
+    (each process answering with its own would read as counter resets to Prometheus)."""
+    env = _env(pg_database.url, redis_url, tmp_path)
+    port = _port()
+    proc = subprocess.Popen([str(BIN / "elimu"), "serve", "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        with ThreadPoolExecutor(16) as pool:  # at once, so that both processes answer some
+            answers = list(pool.map(lambda n: _hop(url, f"serve-{n}", PARENTS[n % 3], ""), range(64)))
+            scrapes = list(pool.map(lambda _: _metric(url, "elimu_ussd_hops_total"), range(16)))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    assert all(answer.startswith("CON ") for answer in answers)
+    assert scrapes == [64.0] * 16

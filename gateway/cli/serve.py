@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import click
 from gunicorn.app.base import BaseApplication
 
@@ -30,10 +34,10 @@ class _Gunicorn(BaseApplication):
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) -> None:
     """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
-    from ..app import create_app
-
     settings = ctx.settings
     embedded = settings.embedded_redis
+    child_exit = None if embedded or debug else _metrics_across_processes()
+    from ..app import create_app  # after the line above: prometheus_client reads its folder on import
     if embedded:
         workers = 1  # the in-process Redis lives in this one process
     if debug:
@@ -51,8 +55,27 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
         "graceful_timeout": 10,
         "accesslog": "-",
     }
+    if child_exit is not None:
+        options["child_exit"] = child_exit
     click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
     _Gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
+
+
+def _metrics_across_processes():
+    """``/metrics`` adds up the counters of every process, as ``gunicorn.conf.py`` has it for
+    ``gunicorn wsgi:app`` (each process would otherwise answer with its own, and Prometheus read
+    every scrape landing on another process as a counter reset). Returns the ``child_exit`` hook."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="elimu-metrics-")
+    shutil.rmtree(folder, ignore_errors=True)  # counts of an earlier run are not this one's
+    os.makedirs(folder, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+    def child_exit(_server, worker) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+    return child_exit
 
 
 commands = [serve]
