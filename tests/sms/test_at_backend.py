@@ -544,3 +544,32 @@ def test_the_proxy_comes_from_the_environment_read_once_per_host(fake_at, monkey
     assert [r.outcome for r in results] == ["accepted"] * 3
     assert [seen.headers.get("Host") for seen in fake_at.requests] == ["at.invalid"] * 3
     assert reads == ["http://at.invalid/"]
+
+
+def test_an_operator_is_told_once_what_premium_replies_lack(monkeypatch, caplog, tmp_path):
+    """No AT_SHORT_CODE: replies to premium messages go without their linkId; a proxy in front of
+    AT's content API: a premium reply whose answer is lost is retried (charged twice, maybe)."""
+    from gateway.config import Settings
+    from tests.conftest import TEST_SECRET
+    from workers.backends import africastalking as at
+
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(at, "_warned", set())
+    at._proxies.cache_clear()
+    content = "https://content.africastalking.com/version1"
+    assert at.setup_warnings("22384", content) == []
+    assert at.setup_warnings(None, content)[0].startswith("AT_SHORT_CODE is unset")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    at._proxies.cache_clear()
+    try:
+        assert at.setup_warnings("22384", content)[0].startswith("a proxy is set for AT's content API")
+        env = {"ELIMU_SECRET_KEY": TEST_SECRET, "ELIMU_INSTANCE_PATH": str(tmp_path), "SMS_BACKEND": "africastalking",
+               "AT_USERNAME": "elimu", "AT_API_KEY": "test-api-key", "AT_SHORT_CODE": "22384"}
+        for _ in range(3):
+            AfricasTalkingBackend.from_settings(Settings.from_env(env))
+    finally:
+        monkeypatch.delenv("HTTPS_PROXY")
+        at._proxies.cache_clear()
+    warned = [r.getMessage() for r in caplog.records if r.name == at.__name__]
+    assert len(warned) == 1 and "charged twice" in warned[0]

@@ -251,6 +251,22 @@ def _proxies(scheme_host: tuple[str, str]) -> dict[str, str]:
     return requests.utils.get_environ_proxies(f"{scheme_host[0]}://{scheme_host[1]}/")
 
 
+_warned: set[str] = set()
+
+
+def setup_warnings(short_code: str | None, content_url: str) -> list[str]:
+    """What an operator should know about premium (on-demand) replies before the first is sent."""
+    if not short_code:
+        return ["AT_SHORT_CODE is unset: replies to messages that came with a linkId (a premium short "
+                "code) go out as plain bulk SMS, without it; set AT_SHORT_CODE to the short code inbound "
+                "SMS arrive on"]
+    if requests.utils.select_proxy(content_url, _proxies(urlsplit(content_url)[:2])):
+        return ["a proxy is set for AT's content API: a premium reply whose answer is lost there is retried, "
+                "since through a proxy it cannot be told whether AT took it, and the subscriber may be "
+                "charged twice (docs/sms.md); reach AT directly for premium replies if you can"]
+    return []
+
+
 def sms_service(username: str, api_key: str, base_url: str | None = None) -> Any:
     """The SDK's SMS service for these credentials, built once per process."""
     key = (username, api_key, base_url)
@@ -299,6 +315,10 @@ class AfricasTalkingBackend:
         if not (settings.at_username and settings.at_api_key):
             raise ValueError("SMS_BACKEND=africastalking needs AT_USERNAME and AT_API_KEY")
         service = sms_service(settings.at_username, settings.at_api_key, settings.at_api_base_url)
+        for warning in setup_warnings(settings.at_short_code, service._contentUrl):
+            if warning not in _warned:
+                _warned.add(warning)
+                log.warning(warning)
         return cls(service, throttle, settings.at_sender_id, settings.at_short_code,
                    concurrency=settings.sms_concurrency)
 
