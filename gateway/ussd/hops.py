@@ -30,18 +30,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-def new_input(last_text: str, text_now: str) -> str | None:
-    """The input this hop adds to ``last_text``; None when ``text_now`` does not extend it.
-
-    The input is everything after the separator, so a ``*`` the caller typed stays in it.
-    """
-    if not last_text:
-        return text_now
-    if text_now.startswith(last_text + "*"):
-        return text_now[len(last_text) + 1 :]
-    return None
-
-
 class HopHandler:
     def __init__(
         self, store: SessionStore, services: Services, ussd_code: str, *, engine: Engine | None = None,
@@ -86,7 +74,8 @@ class HopHandler:
             if counted:
                 self.limiter.take_back(pipe, counted[0])  # type: ignore[union-attr]
 
-        if record is not None and record.phone == phone and (known := record.answer_for(request.text)):
+        digest = self.store.digest(request.session_id, request.text)
+        if record is not None and record.phone == phone and (known := record.answer_for(digest)):
             self.store.give_back(request.session_id, token, give_back if counted else None)
             USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
             return known  # a retried hop: same answer, no second side effect
@@ -103,7 +92,7 @@ class HopHandler:
         try:
             if record is not None and record.phone != phone:
                 return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
-            answer, record, resume = self._step(request, phone, record, opened.resume_raw)
+            answer, record, resume = self._step(request, phone, record, digest, opened.resume_raw)
             self.store.save(record, resume)
             saved = True
             screen = str(record.state.get("screen"))
@@ -117,7 +106,8 @@ class HopHandler:
                 self.store.release(request.session_id, token)
 
     def _step(
-        self, request: UssdRequest, phone: str, record: SessionRecord | None, resume_raw: bytes | None = None
+        self, request: UssdRequest, phone: str, record: SessionRecord | None, digest: str,
+        resume_raw: bytes | None = None,
     ) -> tuple[UssdAnswer, SessionRecord, ResumeAction]:
         live = record is not None and not record.ended
         services: Any = self.services
@@ -125,7 +115,7 @@ class HopHandler:
             services = CallerServices(services, phone, record.caller if live else None,  # type: ignore[union-attr]
                                       getattr(self.services, "clock", utc_now))
         ctx = Context(phone=phone, session_id=request.session_id, services=services, ussd_code=self.ussd_code)
-        value = new_input(record.last_text, request.text) if live else None
+        value = record.new_input(request.text, self.store.digest) if live else None  # type: ignore[union-attr]
         if record is None or record.ended:
             # A new (or expired, or finished) session starts at the top: the text is not replayed.
             resume_from = self.store.parse_resume(resume_raw, request.session_id)
@@ -136,7 +126,7 @@ class HopHandler:
         else:
             reply, state = self.engine.step(ctx, record.state, value)
         answer = UssdAnswer(reply.text, reply.end)
-        record.record(request.text, answer, state, self.store.clock())
+        record.record(request.text, digest, answer, state, self.store.clock())
         record.caller = services.saved_memo() if isinstance(services, CallerServices) else None
         resume: ResumeAction
         if reply.end:

@@ -12,6 +12,7 @@ from typing import Protocol
 from flask import Blueprint, Response, abort, current_app, request
 
 from registry.services.accounts import Keys
+from registry.services.secrets import derive_key
 from registry.services.ussd_services import RegistryServices
 
 from ..metrics import USSD_HOP_SECONDS
@@ -62,7 +63,8 @@ def hop_handler(runtime: Runtime) -> HopHandler:
         return runtime.extras.get("clock", utc_now)()  # type: ignore[operator]
 
     services = RegistryServices(runtime.db, Keys.from_secret(runtime.settings.secret_key), clock)
-    store = SessionStore(runtime.redis, clock=lambda: clock().timestamp(), link=runtime.link)
+    store = SessionStore(runtime.redis, clock=lambda: clock().timestamp(), link=runtime.link,
+                         digest_key=derive_key(runtime.settings.secret_key, "ussd-text"))
     handler = HopHandler(store, services, runtime.settings.ussd_code, limiter=RateLimiter(runtime.redis),
                          hops_per_minute=runtime.settings.ussd_hops_per_minute)
     runtime.extras[HANDLER_KEY] = handler

@@ -1,7 +1,8 @@
 """USSD sessions in Redis.
 
-- ``ussd:s:<session id>``: one JSON value per session (phone, menu state, the text last acted on,
-  hop count, last-touched time, the answers already given by text, and the caller's language and
+- ``ussd:s:<session id>``: one JSON value per session (phone, menu state, the length and keyed
+  digest of the text last acted on (``TextDigest``: never the text, which holds PINs), hop count,
+  last-touched time, the answers already given by text digest, and the caller's language and
   standing as read at the start, see ``gateway.ussd.caller``), TTL ``SESSION_TTL``,
   refreshed on every hop. Writing the new state and its answer is one ``SET``, so a retried hop
   either finds its answer or finds the state from before it: never half of each.
@@ -19,7 +20,7 @@ without sleeping.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -43,9 +44,17 @@ WAIT_STEP = 0.05
 ResumeAction = Literal["set", "keep", "drop"]
 
 
-def text_key(text: str) -> str:
-    """A short digest of a hop's full text, to key its answer."""
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:20]
+class TextDigest:
+    """A hop's full text as a short keyed digest, salted by its session: what the session record
+    keeps of it. The text holds every input of the session (PINs, one-time codes), which is never
+    stored as typed, nor as a plain hash (ten thousand PINs are hashed in a millisecond)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, session_id: str, text: str) -> str:
+        message = f"{session_id}\x00{text}".encode("utf-8", "replace")
+        return hmac.digest(self._key, message, "sha256").hex()[:32]
 
 
 @dataclass
@@ -53,24 +62,35 @@ class SessionRecord:
     session_id: str
     phone: str
     state: dict[str, Any]
-    last_text: str = ""
+    last_length: int = 0  # of the text last acted on; the text itself is kept as ``last_digest``
+    last_digest: str = ""
     hops: int = 0
     touched: float = 0.0
     ended: bool = False
     answers: dict[str, list[Any]] = field(default_factory=dict)  # text digest -> [end, text]
     caller: list[Any] | None = None  # the caller's language and standing as read (``gateway.ussd.caller``)
 
-    def answer_for(self, text: str) -> UssdAnswer | None:
-        found = self.answers.get(text_key(text))
+    def answer_for(self, digest: str) -> UssdAnswer | None:
+        found = self.answers.get(digest)
         return UssdAnswer(text=found[1], end=bool(found[0])) if found else None
 
-    def record(self, text: str, answer: UssdAnswer, state: dict[str, Any], now: float) -> None:
+    def new_input(self, text_now: str, digest: TextDigest) -> str | None:
+        """The input ``text_now`` adds to the text last acted on (everything after its ``*``, so a
+        ``*`` the caller typed stays in it); None when ``text_now`` does not extend it."""
+        if not self.last_length:
+            return text_now
+        cut = self.last_length
+        if len(text_now) > cut and text_now[cut] == "*" and digest(self.session_id, text_now[:cut]) == self.last_digest:
+            return text_now[cut + 1:]
+        return None
+
+    def record(self, text: str, digest: str, answer: UssdAnswer, state: dict[str, Any], now: float) -> None:
         self.state = state
-        self.last_text = text
+        self.last_length, self.last_digest = len(text), digest
         self.hops += 1
         self.touched = now
         self.ended = answer.end
-        self.answers[text_key(text)] = [answer.end, answer.text]
+        self.answers[digest] = [answer.end, answer.text]
         while len(self.answers) > MAX_ANSWERS:
             self.answers.pop(next(iter(self.answers)))
 
@@ -97,8 +117,9 @@ class Opened:
 
 class SessionStore:
     def __init__(self, redis: redis_lib.Redis, clock: Callable[[], float] = time.time, prefix: str = "ussd",
-                 link: ThreadLink | None = None) -> None:
+                 link: ThreadLink | None = None, *, digest_key: bytes) -> None:
         self.redis = redis
+        self.digest = TextDigest(digest_key)
         self.link = link or ThreadLink(redis)  # the hop's two round trips
         self.clock = clock
         self.prefix = prefix
@@ -172,12 +193,13 @@ class SessionStore:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self.load(session_id)
-            found = record.answer_for(text) if record else None
+            key = self.digest(session_id, text)
+            found = record.answer_for(key) if record else None
             if found is not None:
                 return found
             if not self.redis.exists(self._lock_key(session_id)):
                 record = self.load(session_id)
-                return record.answer_for(text) if record else None
+                return record.answer_for(key) if record else None
             time.sleep(WAIT_STEP)
         return None
 

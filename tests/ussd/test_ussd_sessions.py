@@ -163,6 +163,29 @@ def test_text_that_does_not_extend_the_last_one_shows_the_screen_again(world, st
     assert post(client, "s5", "9*9*2").startswith("CON Choose language:")
 
 
+def test_redis_never_holds_what_was_typed_nor_a_plain_hash_of_it(world, stack, sms, runtime):
+    """A session's text holds every input: the one-time code and the PIN never reach Redis, in
+    clear or as a hash anyone could reverse (ten thousand PINs), and the session still follows."""
+    import hashlib
+
+    world.learner()
+    client = stack[3]
+    typed = ["", "1", "1*12345678", "1*12345678*05092014"]
+    for text in typed:
+        post(client, "s10", text)
+    code = sms.last_otp(PHONE)
+    typed += [f"{typed[-1]}*{code}", f"{typed[-1]}*{code}*4826"]
+    assert post(client, "s10", typed[-2]).startswith("CON Choose a 4-digit PIN")
+    assert post(client, "s10", typed[-1]).startswith("CON Enter the PIN again")
+    assert post(client, "s10", typed[-2]).startswith("CON Choose a 4-digit PIN")  # a retried hop: its answer
+    stored = b" ".join(runtime.redis.dump(key) or b"" for key in runtime.redis.keys("*"))
+    for secret in (code, "4826", typed[-2], typed[-1]):
+        assert secret.encode() not in stored
+        for text in typed:
+            assert hashlib.sha256(text.encode()).hexdigest()[:20].encode() not in stored
+    assert post(client, "s10", f"{typed[-1]}*4826").startswith("END Your account is active.")
+
+
 def test_a_session_id_reused_by_another_phone_is_refused(stack):
     client = stack[3]
     post(client, "s6", "")
@@ -174,7 +197,7 @@ def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
     post(client, "s7", "")
     post(client, "s7", "4")
     assert runtime.redis.ttl("ussd:s:s7") > 0
-    record = SessionStore(runtime.redis, clock=lambda: stack[0]().timestamp()).load("s7")
+    record = SessionStore(runtime.redis, clock=lambda: stack[0]().timestamp(), digest_key=b"k").load("s7")
     assert record is not None and record.hops == 2 and record.state["screen"] == "acct"
     assert not runtime.redis.exists("ussd:lock:s7")
 
