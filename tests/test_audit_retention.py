@@ -80,6 +80,36 @@ def test_audit_cli(runtime, monkeypatch):
     bad = runner.invoke(cli_module.cli, ["audit", "--phone", "020 2222222"])
     assert bad.exit_code == 2 and "landline" in bad.output
     none = runner.invoke(cli_module.cli, ["audit"])
-    assert none.exit_code == 2
+    assert none.exit_code == 2 and "--index NUMBER" in none.output
     purged = runner.invoke(cli_module.cli, ["purge", "--older-than", "30"])
     assert purged.exit_code == 0 and "purged:" in purged.output
+
+
+def test_results_sent_are_found_by_index_number_and_by_the_learner_linked_later(runtime, monkeypatch):
+    """A result imported without a UPI is sent to a phone abroad; the audit row names the index
+    number, so ``--index`` finds it, and ``--learner`` too once the result is linked to the learner."""
+    from gateway import cli as cli_module
+    from registry.models import ExamResult, ExamSeries
+    from registry.services.sms_commands import parse
+    from registry.services.sms_replies import OpenGate, respond
+    from tests.sms.support import add_result
+
+    with runtime.db.transaction() as s:
+        add_result(s, index="19301012001", name="Jane Wanjiku", year=2026)
+        reply = respond(s, message_id=7, phone="+447700900123", command=parse("KCSE 19301012001 Wanjiku"),
+                        stored_language=None, gate=OpenGate(), ussd_code="*384*1234#")
+    assert reply.text.startswith("KCSE 2026 19301012001: Mean grade B+")
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    runner = CliRunner()
+    by_index = json.loads(runner.invoke(cli_module.cli, ["audit", "--index", "19301012001", "--json"]).output)
+    assert [(r["action"], r["phone"], r["learner"], r["detail"]) for r in by_index] == [
+        ("results_replied", "+447700900123", None, "KCSE 2026 19301012001")]
+    by_phone = runner.invoke(cli_module.cli, ["audit", "--phone", "+44 7700 900123", "--json"])
+    assert by_phone.exit_code == 0 and json.loads(by_phone.output) == by_index
+    with runtime.db.transaction() as s:
+        learner = _learner(s)
+        s.query(ExamResult).update({"learner_id": learner.id})
+        assert s.query(ExamSeries).count() == 1
+    by_learner = json.loads(runner.invoke(cli_module.cli, ["audit", "--learner", "ABC234", "--json"]).output)
+    assert [r["detail"] for r in by_learner] == ["KCSE 2026 19301012001"]
+    assert json.loads(runner.invoke(cli_module.cli, ["audit", "--index", "19301012002", "--json"]).output) == []

@@ -11,26 +11,26 @@ from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.services.audit import history
 from registry.services.retention import purge
 
+from ..sms.africastalking import BadCallback, sender_number
 from . import Context, pass_context
 
 
 @click.command("audit")
 @click.option("--learner", "upi", metavar="UPI", help="disclosures of this learner's data")
-@click.option("--phone", metavar="MSISDN", help="disclosures to this phone")
+@click.option("--phone", metavar="MSISDN", help="disclosures to this phone (any E.164 number: results go abroad too)")
+@click.option("--index", "index_number", metavar="NUMBER", help="results sent of this index or assessment number")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @pass_context
-def audit(ctx: Context, upi: str | None, phone: str | None, limit: int, as_json: bool) -> None:
+def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | None, limit: int,
+          as_json: bool) -> None:
     """Show the disclosure audit trail, newest first."""
-    if not upi and not phone:
-        raise click.UsageError("give --learner UPI or --phone MSISDN")
+    if not upi and not phone and not index_number:
+        raise click.UsageError("give --learner UPI, --phone MSISDN or --index NUMBER")
     if phone:
-        try:
-            phone = normalize_msisdn(phone)
-        except InvalidMsisdn as exc:
-            raise click.BadParameter(str(exc), param_hint="--phone") from None
+        phone = _audited_phone(phone)
     with ctx.runtime.db.session() as session:
-        rows = history(session, upi=upi, phone=phone, limit=limit)
+        rows = history(session, upi=upi, phone=phone, index_number=index_number, limit=limit)
     records = [
         {
             "at": event.at.isoformat(),
@@ -39,6 +39,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, limit: int, as_json:
             "action": event.action,
             "channel": event.channel,
             "reference": event.reference,
+            "detail": event.detail,
         }
         for event, learner_upi in rows
     ]
@@ -50,7 +51,19 @@ def audit(ctx: Context, upi: str | None, phone: str | None, limit: int, as_json:
         return
     for r in records:
         click.echo(f"{r['at']}  {r['phone']}  {r['learner'] or '-':<10} {r['action']:<18} {r['channel']:<5} "
-                   f"{r['reference'] or ''}")
+                   f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip())
+
+
+def _audited_phone(raw: str) -> str:
+    """A phone as the audit trail holds it: Kenyan numbers as E.164, and any other E.164 number as
+    an inbound SMS's sender is stored (results are sent abroad too)."""
+    try:
+        return normalize_msisdn(raw)
+    except InvalidMsisdn as exc:
+        try:
+            return sender_number(raw)
+        except BadCallback:
+            raise click.BadParameter(str(exc), param_hint="--phone") from None
 
 
 @click.command("purge")

@@ -17,7 +17,7 @@ from registry.models import MessageStatus
 
 NAME = "africastalking"
 MAX_TEXT = 1600
-_E164 = re.compile(r"\+\d{7,15}")
+_E164 = re.compile(r"\+[0-9]{7,15}")
 
 # AT delivery statuses (§2): Success is on the handset; Sent/Submitted/Buffered are on their way,
 # and so is AbsentSubscriber (the SIM is unreachable for now: the network keeps trying, and a later

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from ..arrays import insert_rows
-from ..models import AuditEvent, Learner, utcnow
+from ..models import AuditEvent, ExamResult, Learner, utcnow
 
 BATCH_KEY = "elimu.disclosures"  # session.info: the rows ``batched_disclosures`` collects
 
@@ -51,17 +51,32 @@ def batched_disclosures(session: Session) -> Iterator[None]:
     insert_rows(session, AuditEvent.__table__, rows)
 
 
+RESULTS_ACTION = "results_replied"  # its detail: "<exam> <year> <index number>"
+
+
 def history(
-    session: Session, *, upi: str | None = None, phone: str | None = None, limit: int = 200
+    session: Session, *, upi: str | None = None, phone: str | None = None, index_number: str | None = None,
+    limit: int = 200,
 ) -> list[tuple[AuditEvent, str | None]]:
-    """Audit rows for a learner (by UPI) and/or a phone, newest first, with the learner's UPI."""
+    """Audit rows for a learner (by UPI), a phone and/or a candidate's index number, newest first,
+    with the learner's UPI. A learner's rows include the results sent of each index number now
+    linked to it, also those sent before the link was made (a result imported without a UPI)."""
     query = select(AuditEvent, Learner.upi).outerjoin(Learner, Learner.id == AuditEvent.learner_id)
     conditions = []
     if upi:
         conditions.append(Learner.upi == upi.strip().upper())
+        numbers = session.scalars(select(ExamResult.index_number).join(Learner, Learner.id == ExamResult.learner_id)
+                                  .where(Learner.upi == upi.strip().upper()).distinct()).all()
+        conditions.extend(_results_of(number) for number in numbers)
     if phone:
         conditions.append(AuditEvent.phone == phone)
+    if index_number:
+        conditions.append(_results_of(index_number.strip().upper()))
     if conditions:
         query = query.where(or_(*conditions) if len(conditions) > 1 else conditions[0])
     query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     return [(event, learner_upi) for event, learner_upi in session.execute(query)]
+
+
+def _results_of(index_number: str):
+    return and_(AuditEvent.action == RESULTS_ACTION, AuditEvent.detail.like(f"% {index_number}"))

@@ -227,7 +227,7 @@ def _results_reply(
         return Reply(text("results_embargoed", language, exam=exam, year=result.series.year))
     record_disclosure(
         session, phone=phone, learner_id=result.learner_id, action="results_replied", channel="sms",
-        reference=str(message_id), detail=f"{exam} {result.series.year}",
+        reference=str(message_id), detail=f"{exam} {result.series.year} {result.index_number}",  # whose, linked or not
     )
     return Reply(format_results(result, language))
 
