@@ -106,3 +106,21 @@ def test_terminal_command_texts_and_dials(server):
 def test_terminal_command_without_a_service(tmp_path):
     result = CliRunner().invoke(simulate, ["--url", "http://127.0.0.1:9"])
     assert result.exit_code == 1 and "make run" in result.output
+
+
+def test_terminal_phone_dials_a_service_without_the_simulator_inbox(runtime, tmp_path):
+    """Production mode has no simulator inbox: the terminal phone still dials and texts, and says
+    the SMS are not shown (it refused to start)."""
+    settings = make_settings(tmp_path, runtime.db, simulator_enabled=False)
+    app = create_app(runtime=Runtime.build(settings, db=runtime.db, redis=runtime.redis))
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = CliRunner().invoke(simulate, ["--phone", "0712000999", "--url", f"http://127.0.0.1:{httpd.server_port}"],
+                                    input="1\n4\n0\n2\n2\nHELP\n3\nq\n")
+    finally:
+        httpd.shutdown()
+    assert result.exit_code == 0, result.output
+    assert "this service has no simulator inbox" in result.output and "(no simulator inbox)" in result.output
+    assert "My account" in result.output and "Activate your account first" in result.output
