@@ -15,6 +15,7 @@ from sqlalchemy import select
 from registry import gsm
 from registry.db import take_pending
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
+from registry.levels import InvalidGrade, normalize_school_grade
 from registry.models import MessageKind, OutboundMessage
 from registry.services.announcements import UnknownInstitution, announce, find_institution, opted_out_count
 
@@ -85,6 +86,11 @@ def announce_command(ctx: Context, code: str, grade: str | None, message: str) -
     text = message.strip()
     if not text:
         raise click.BadParameter("the message is empty", param_hint="--message")
+    if grade is not None:  # "grade 4", "GRADE4": as the import spells it; a typo is refused, not sent to none
+        try:
+            grade = normalize_school_grade(grade)
+        except InvalidGrade as exc:
+            raise click.BadParameter(str(exc), param_hint="--grade") from None
     if gsm.segments(text) > MAX_ANNOUNCEMENT_SEGMENTS:
         raise click.BadParameter(
             f"the message takes {gsm.segments(text)} SMS segments; keep it within {MAX_ANNOUNCEMENT_SEGMENTS}",

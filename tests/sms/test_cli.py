@@ -58,10 +58,13 @@ def test_announce_reaches_every_guardian_once_except_stop(run, sms_runtime, scho
 
 
 def test_announce_to_one_grade(run, sms_runtime, school):
-    result = run("announce", "--institution", "WE4T", "--grade", "form 4", "--message", "Form 4 meeting")
+    result = run("announce", "--institution", "WE4T", "--grade", "FORM4", "--message", "Form 4 meeting")
     assert result.exit_code == 0, result.output
-    assert "to WE4T form 4: 1 recipient(s) queued, 1 left out" in result.output
+    assert "to WE4T Form 4: 1 recipient(s) queued, 1 left out" in result.output
     assert [r.recipient for r in outbox_rows(sms_runtime)] == [P1]
+    typo = run("announce", "--institution", "WE4T", "--grade", "Form 5", "--message", "Form 5 meeting")
+    assert typo.exit_code == 2 and "grade must be PP1, PP2, Grade 1-Grade 12 or Form 1-Form 4" in typo.output
+    assert len(outbox_rows(sms_runtime)) == 1  # refused, not queued to nobody
 
 
 def test_announce_maps_curly_quotes_to_gsm7(run, sms_runtime, school):
