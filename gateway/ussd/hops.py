@@ -84,14 +84,15 @@ class HopHandler:
             USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
             language = self.services.language(phone) or DEFAULT_LANGUAGE
             return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
-        if token is None:
+        if token is None:  # the busy answer in the session's language (it is this phone's: checked below)
+            language = record.state.get("lang", DEFAULT_LANGUAGE) if record and record.phone == phone else None
             return self.store.wait_for_answer(request.session_id, request.text) or UssdAnswer(
-                text(DEFAULT_LANGUAGE, "end.busy"), end=True
+                text(language or self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True
             )
         saved = False
         try:
-            if record is not None and record.phone != phone:
-                return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
+            if record is not None and record.phone != phone:  # a session id another phone holds
+                return UssdAnswer(text(self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True)
             answer, record, resume = self._step(request, phone, record, digest, opened.resume_raw)
             self.store.save(record, resume)
             saved = True

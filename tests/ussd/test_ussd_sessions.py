@@ -192,6 +192,22 @@ def test_a_session_id_reused_by_another_phone_is_refused(stack):
     assert post(client, "s6", "", phone=STRANGER).startswith("END ")
 
 
+BUSY_SW = "END Huduma ina shughuli nyingi. Tafadhali jaribu tena baada ya dakika chache."
+
+
+def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, runtime):
+    """The busy answers a hop gets without an error (another hop of the session holds it; a session
+    id another phone holds) speak the phone's language."""
+    client = stack[3]
+    for number in (PHONE, STRANGER):
+        ussd(number).script("dial\n> 4\n> 2\n> 2")  # Kiswahili chosen
+    post(client, "s11", "")
+    runtime.redis.set("ussd:lock:s11", "another-hop", px=5000)  # a hop of the session, still working
+    assert post(client, "s11", "4") == BUSY_SW
+    runtime.redis.delete("ussd:lock:s11")
+    assert post(client, "s11", "", phone=STRANGER) == BUSY_SW
+
+
 def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
     client = stack[3]
     post(client, "s7", "")
