@@ -8,6 +8,13 @@ import os
 import shutil
 import tempfile
 
+# before anything imports prometheus_client, which reads it once
+_shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                     os.path.join(_shm or tempfile.gettempdir(), "elimu-metrics"))
+
+from gateway.logs import ACCESS_LOG_FORMAT  # noqa: E402 - after the line above
+
 bind = os.environ.get("ELIMU_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2 + 1))
 # Without REDIS_URL (or Sentinels) each process would hold its own in-process Redis, so a session's
@@ -21,7 +28,6 @@ graceful_timeout = 20
 keepalive = 5
 # The heartbeat file every worker touches on each pass of its loop, and the metrics files below, on
 # tmpfs when there is one (gunicorn's advice): on a disk-backed /tmp each touch is a journaled write.
-_shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 worker_tmp_dir = _shm
 # A worker is recycled (a bound on any slow leak) after this many requests. A new one spends about
 # 0.6 s of CPU importing the app and then warms its caches: after 20,000 requests, as before, that
@@ -30,11 +36,9 @@ worker_tmp_dir = _shm
 max_requests = 200000
 max_requests_jitter = 20000
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'  # no query string: it may hold the token
+access_log_format = ACCESS_LOG_FORMAT  # the path without its query string (gateway.logs)
 proc_name = "elimu-web"
 
-_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                                     os.path.join(_shm or tempfile.gettempdir(), "elimu-metrics"))
 
 
 def on_starting(server):

@@ -21,6 +21,11 @@ from flask import Flask, g, request
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 session_id_var: ContextVar[str | None] = ContextVar("session_id", default=None)
 
+# gunicorn's access log line: the path without its query string (``%(U)s``; ``%(r)s``, its default,
+# is the whole request line), which holds the webhook token and a GET callback's fields (phone
+# numbers, what the caller typed)
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+
 _PHONE = re.compile(r"\+?254\d{9}|\b0[17]\d{8}\b")
 _DIGITS = re.compile(r"\b\d{6,}\b")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

@@ -55,7 +55,7 @@ def web_server(env: dict[str, str], workers: int, metrics_dir: Path, started: li
         [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", "2"],
         cwd=ROOT, env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        stdout=metrics_dir.with_suffix(".access.log").open("wb"), stderr=subprocess.PIPE, start_new_session=True)
     if started is not None:
         started.append(proc)
     url = f"http://127.0.0.1:{port}"
@@ -165,6 +165,11 @@ def test_without_redis_url_gunicorn_runs_one_process_whatever_it_is_told(tmp_pat
         children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
         answers = {_hop(url, "embedded-1", "+254712345678", "") for _ in range(6)}
         answers |= {_hop(url, "embedded-1", "+254712345678", "4") for _ in range(6)}
+        requests.post(f"{url}/ussd/africastalking?token=sekrit-123", data={"sessionId": "x"}, timeout=10)
+        requests.get(f"{url}/ussd/generic?msisdn=0712345678&ussd_string=4*1*4826&session_id=g1", timeout=10)
+    logged = (tmp_path / "metrics.access.log").read_text()
+    assert '"POST /ussd/africastalking HTTP/1.1" 400' in logged and '"GET /ussd/generic HTTP/1.1" 200' in logged
+    assert "sekrit-123" not in logged and "4826" not in logged and "712345678" not in logged  # no query strings
     assert len(children) == 1
     assert len(answers) == 2 and any(a.startswith("CON Welcome to Elimu") for a in answers)  # one session
 

@@ -9,6 +9,7 @@ import tempfile
 import click
 from gunicorn.app.base import BaseApplication
 
+from ..logs import ACCESS_LOG_FORMAT
 from . import Context, pass_context
 
 
@@ -54,6 +55,7 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
     }
     if child_exit is not None:
         options["child_exit"] = child_exit
