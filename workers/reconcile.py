@@ -1,6 +1,7 @@
 """The reconciler: the database is the truth, Redis only carries work. Run by every ``elimu worker``
 on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``.
 
+- Send results kept in Redis while the database was away (``workers.unrecorded``): recorded first.
 - Rows ``submitted`` but never accepted, older than the lease: the worker died mid-send. Back to
   ``queued`` and sent again (that one message may reach the phone twice: the in-flight duplicate).
 - Rows ``queued`` past the grace period with no job waiting in Redis (Redis flushed or restarted,
@@ -30,7 +31,8 @@ from .context import queues_of
 from .inbound import hand_over, unhandled_before
 from .queues import SendJob, send_job_id
 from .reports import replay as replay_reports
-from .sending import expire_orphaned_otps
+from .sending import expire_orphaned_otps, schedule_retries
+from .unrecorded import record_kept
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -45,6 +47,7 @@ _WAITING = {"queued", "scheduled", "deferred"}
 
 @dataclass
 class Report:
+    recorded: int = 0  # send results kept in Redis while the database was away, now recorded
     reclaimed: int = 0  # submitted rows of a lost worker, queued again
     enqueued: int = 0
     expired: int = 0  # OTPs whose clear text was lost
@@ -57,7 +60,8 @@ class Report:
     def __str__(self) -> str:
         if self.locked:
             return "another reconciler is running; nothing done"
-        return (f"{self.enqueued} enqueued again ({self.reclaimed} from lost workers), {self.expired} OTPs "
+        return (f"{self.recorded} kept send results recorded, "
+                f"{self.enqueued} enqueued again ({self.reclaimed} from lost workers), {self.expired} OTPs "
                 f"expired, {self.waiting} still waiting, {self.inbound} inbound handed over again, "
                 f"{self.reports} delivery reports matched late, {self.unconfirmed} unconfirmed expired")
 
@@ -76,12 +80,15 @@ def reconcile(
     finally:
         if lock:
             runtime.redis.delete(LOCK_KEY)
-    if report.enqueued or report.expired or report.inbound or report.reports or report.unconfirmed:
+    if report.recorded or report.enqueued or report.expired or report.inbound or report.reports or report.unconfirmed:
         log.info("reconciler: %s", report)
     return report
 
 
 def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: datetime, report: Report) -> None:
+    kept = record_kept(runtime)  # first: a message whose answer came back is not "lost mid-send"
+    report.recorded = kept.accepted + kept.failed + len(kept.retries)
+    schedule_retries(runtime, kept.retries)
     with runtime.db.transaction() as session:
         reclaimed = set(session.scalars(
             update(OutboundMessage)

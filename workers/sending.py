@@ -16,11 +16,14 @@
 A worker killed between 1 and 3 leaves rows ``submitted`` without ``accepted_at``; the reconciler
 puts them back to ``queued`` after a lease, so the message goes out again: the only duplicate
 possible is that one in-flight message (the provider may have taken it just before the kill).
+Results the database cannot take (an outage during 3) are kept in Redis until recorded
+(``workers.unrecorded``), so an outage alone never sends a message twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,11 +33,13 @@ from rq.job import Job
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from gateway.degraded import is_outage
 from gateway.metrics import SMS_MESSAGES
 from registry.arrays import among, update_rows
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.outbox import Claimed
 
+from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendResult
 from .context import backend_of, queues_of
 from .queues import SendJob, max_attempts, retry_delay, send_job_id
@@ -186,9 +191,45 @@ def send_claimed(runtime: Runtime, claimed: Sequence[Claimed], clear: Mapping[in
         raise
     by_id = {result.message_id: result for result in results}
     complete = [by_id.get(c.id) or SendResult(c.id, Outcome.RETRY, reason="no result from backend") for c in claimed]
-    with runtime.db.transaction() as session:
-        record(session, claimed, complete, summary)
+    _record_sent(runtime, claimed, complete, summary)
     return summary
+
+
+RECORD_PATIENCE_S = 60.0  # how long a worker retries recording results the database refused
+
+
+def _record_sent(runtime: Runtime, claimed: Sequence[Claimed], results: Sequence[SendResult],
+                 summary: Summary) -> None:
+    """Record the answers in hand; never lose them to a database outage. Their rows would stay
+    ``submitted`` and be sent again when their lease runs out (a premium reply charged twice), so
+    they are kept in Redis (``workers.unrecorded``, which the reconciler records before reclaiming
+    any lease) and recording is retried here for ``RECORD_PATIENCE_S``."""
+    kept = False
+    delay, deadline = 0.25, time.monotonic() + RECORD_PATIENCE_S
+    while True:
+        attempt = Summary()
+        try:
+            with runtime.db.transaction() as session:
+                record(session, claimed, results, attempt)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            if not kept:
+                kept = unrecorded.keep(runtime, claimed, results)
+            if time.monotonic() + delay > deadline:
+                log.error("send results of %d messages not recorded (%s): %s", len(results), type(exc).__name__,
+                          "kept in Redis for the reconciler" if kept else "not kept either: their lease will "
+                          "send them again")
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+            continue
+        summary.accepted += attempt.accepted
+        summary.failed += attempt.failed
+        summary.retries += attempt.retries
+        if kept:
+            unrecorded.forget(runtime, [r.message_id for r in results])
+        return
 
 
 def drop_waiting_jobs(runtime: Runtime, message_ids: Sequence[int]) -> None:
@@ -225,6 +266,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     now = utcnow()
     rows = {c.id: c for c in claimed}
     accepted, delivered, failed, requeued = [], [], [], []
+    counted: list[tuple[str, str]] = []  # metric labels, counted once the rows are written
     for result in results:
         row = rows[result.message_id]
         base = {"id": row.id, "status_code": result.status_code, "failure_reason": result.reason}
@@ -241,7 +283,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
             delay = retry_delay(row.priority, row.attempts)
             requeued.append(base | {"next_attempt_at": now + timedelta(seconds=delay)})
             summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
-        SMS_MESSAGES.labels(row.kind, _METRIC_STATUS.get(result.outcome, "retry")).inc()
+        counted.append((row.kind, _METRIC_STATUS.get(result.outcome, "retry")))
     submitted = {"status": MessageStatus.SUBMITTED}
     update_rows(session, _T, accepted, where=submitted, accepted_at=now, next_attempt_at=None, updated_at=now)
     update_rows(session, _T, delivered, where=submitted, status=MessageStatus.DELIVERED.value, accepted_at=now,
@@ -249,6 +291,8 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     update_rows(session, _T, failed, where=submitted, status=MessageStatus.FAILED.value, next_attempt_at=None,
                 updated_at=now)
     update_rows(session, _T, requeued, where=submitted, status=MessageStatus.QUEUED.value, updated_at=now)
+    for labels in counted:
+        SMS_MESSAGES.labels(*labels).inc()
     summary.accepted += len(accepted) + len(delivered)
     summary.failed += len(failed)
 

@@ -271,3 +271,45 @@ def test_a_failing_otp_job_never_logs_the_code(at_runtime, fake_at, caplog):
     for record in caplog.records:
         assert "482913" not in record.getMessage()
         assert all("482913" not in repr(value) for value in vars(record).values())
+
+
+@pytest.mark.parametrize("outage", ["brief", "long"])
+def test_answers_the_database_could_not_take_are_recorded_never_sent_again(at_runtime, fake_at, monkeypatch,
+                                                                             outage):
+    """The database goes away just as AT's answers come back. Brief: the worker records them once
+    it is back. Long: they wait in Redis and the reconciler records them before it reclaims a
+    lease. Either way no message is sent twice (a premium reply would be charged twice)."""
+    from sqlalchemy.exc import OperationalError
+
+    from workers import sending, unrecorded
+
+    real_record = sending.record
+    failures = {"left": 2 if outage == "brief" else 10**6}
+
+    def record_while_away(session, *args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE outbound_messages", {}, Exception("server closed the connection"))
+        return real_record(session, *args, **kwargs)
+
+    monkeypatch.setattr(sending, "record", record_while_away)
+    if outage == "long":
+        monkeypatch.setattr(sending, "RECORD_PATIENCE_S", 0.0)
+    with at_runtime.db.transaction() as session:
+        for n, phone in enumerate((PHONE, "+254722000111")):
+            queue_sms(session, phone, MessageKind.REPLY, f"reply {n}", link_id=f"link-{n}")
+    work_queues(at_runtime)
+    assert len(fake_at.requests) == 2
+    if outage == "long":
+        assert at_runtime.redis.hlen(unrecorded.KEY) == 2
+        assert {row.status for row in outbox_rows(at_runtime)} == {MessageStatus.SUBMITTED}
+        monkeypatch.setattr(sending, "record", real_record)  # the database is back
+        report = reconcile(at_runtime, now=utcnow() + LATER)  # every lease long run out
+        assert (report.recorded, report.reclaimed, report.enqueued) == (2, 0, 0)
+    work_queues(at_runtime)
+    assert reconcile(at_runtime, now=utcnow() + LATER).reclaimed == 0
+    work_queues(at_runtime)
+    assert len(fake_at.requests) == 2  # each message once
+    assert at_runtime.redis.hlen(unrecorded.KEY) == 0
+    rows = outbox_rows(at_runtime)
+    assert all(row.accepted_at is not None and row.provider_message_id for row in rows)
