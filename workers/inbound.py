@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rq import Retry
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -303,6 +304,8 @@ def send_replies(runtime: Runtime, claimed: Sequence[Claimed]) -> None:
         log.warning("sending %d replies inline failed (%s); queueing them", len(claimed), type(exc).__name__)
         if runtime.db.dispatch is not None:
             runtime.db.dispatch([PendingMessage(c.id, c.priority) for c in claimed])
+        if isinstance(exc, JobTimeoutException):
+            raise  # the drain's time is up: it stops here (its rows are stored, its replies queued)
 
 
 def _mark_error(runtime: Runtime, message_id: int) -> None:

@@ -40,7 +40,7 @@ from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.outbox import Claimed
 
 from . import unrecorded
-from .backends import Backend, Outcome, Outgoing, SendResult
+from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
 from .context import backend_of, queues_of
 from .queues import SendJob, max_attempts, retry_delay, send_job_id
 
@@ -186,13 +186,19 @@ def send_claimed(runtime: Runtime, claimed: Sequence[Claimed], clear: Mapping[in
     ]
     try:
         results = backend.send(outgoing)
-    except Exception:
+    except SendInterrupted as interrupted:  # some went out: record them, the rest is retried
+        _record_sent(runtime, claimed, _complete(claimed, interrupted.results), summary)
+        raise interrupted.__cause__ or interrupted from None
+    except BaseException:
         _release(runtime, [c.id for c in claimed])
         raise
-    by_id = {result.message_id: result for result in results}
-    complete = [by_id.get(c.id) or SendResult(c.id, Outcome.RETRY, reason="no result from backend") for c in claimed]
-    _record_sent(runtime, claimed, complete, summary)
+    _record_sent(runtime, claimed, _complete(claimed, results), summary)
     return summary
+
+
+def _complete(claimed: Sequence[Claimed], results: Sequence[SendResult]) -> list[SendResult]:
+    by_id = {result.message_id: result for result in results}
+    return [by_id.get(c.id) or SendResult(c.id, Outcome.RETRY, reason="no result from backend") for c in claimed]
 
 
 RECORD_PATIENCE_S = 60.0  # how long a worker retries recording results the database refused

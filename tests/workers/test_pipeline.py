@@ -313,3 +313,49 @@ def test_answers_the_database_could_not_take_are_recorded_never_sent_again(at_ru
     assert at_runtime.redis.hlen(unrecorded.KEY) == 0
     rows = outbox_rows(at_runtime)
     assert all(row.accepted_at is not None and row.provider_message_id for row in rows)
+
+
+def test_a_send_interrupted_mid_batch_records_what_went_out_and_sends_the_rest_once(at_runtime, fake_at,
+                                                                                    monkeypatch):
+    """A job's time runs out (RQ raises in the sending thread) while a batch's requests are in
+    flight: the ones AT answered are recorded, the ones never started go back for a retry, and
+    no phone gets its message twice (all went back to ``queued`` and were sent again)."""
+    import signal
+
+    from workers import sending
+
+    class TimeRanOut(Exception):
+        pass
+
+    def ran_out(*_):
+        raise TimeRanOut
+
+    phones = [f"+2547220001{n:02d}" for n in range(8)]
+    with at_runtime.db.transaction() as session:
+        ids = [queue_sms(session, phone, MessageKind.REPLY, f"reply {n}").id for n, phone in enumerate(phones)]
+    at_runtime.redis.flushdb()  # no jobs: this test sends the batch itself
+    backend = sending.backend_of(at_runtime)
+    monkeypatch.setattr(backend, "concurrency", 2)
+    fake_at.delay = 0.3
+    with at_runtime.db.transaction() as session:
+        claimed = sending.claim(session, ids, {}, backend.name)
+    previous = signal.signal(signal.SIGALRM, ran_out)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(TimeRanOut):
+            sending.send_claimed(at_runtime, claimed, backend=backend)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    sent_first = len(fake_at.requests)
+    assert 2 <= sent_first < 8  # two threads: some answered, some never started
+    rows = {row.id: row for row in outbox_rows(at_runtime)}
+    assert sum(row.accepted_at is not None for row in rows.values()) == sent_first
+    assert all(row.status == MessageStatus.QUEUED for row in rows.values() if row.accepted_at is None)
+    fake_at.delay = 0.0
+    with at_runtime.db.transaction() as session:  # their retry interval has passed
+        session.query(OutboundMessage).filter_by(status=MessageStatus.QUEUED).update(
+            {"next_attempt_at": utcnow() - timedelta(minutes=5)})
+    assert reconcile(at_runtime).enqueued == 8 - sent_first  # no job survived the flush above
+    work_queues(at_runtime)
+    assert sorted(r for seen in fake_at.requests for r in seen.recipients) == sorted(phones)  # each once

@@ -46,6 +46,16 @@ class SendResult:
     reason: str | None = None  # short, no personal data
 
 
+class SendInterrupted(Exception):
+    """``send`` was interrupted (a job timeout) while its requests were in flight: ``results``
+    holds the answer of every message, ``RETRY`` for the ones never sent, so the caller records
+    what the provider took instead of putting every row back to be sent again."""
+
+    def __init__(self, results: list[SendResult]) -> None:
+        super().__init__(f"send interrupted ({len(results)} messages)")
+        self.results = results
+
+
 class Backend(Protocol):
     name: str
     throttled: bool  # whether sends count against the provider's rate limit

@@ -45,7 +45,7 @@ import requests
 from africastalking.Service import AfricasTalkingException
 from urllib3.util.wait import wait_for_read
 
-from . import Outcome, Outgoing, SendResult
+from . import Outcome, Outgoing, SendInterrupted, SendResult
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -350,8 +350,10 @@ class AfricasTalkingBackend:
             for index in range(len(calls)):
                 turns.put(index)
 
+            stop = threading.Event()  # the calling thread was interrupted: start no more requests
+
             def take_turns() -> None:
-                while True:
+                while not stop.is_set():
                     try:
                         index = turns.get_nowait()
                     except Empty:
@@ -359,13 +361,24 @@ class AfricasTalkingBackend:
                     delay = booked + waits[index] - time.monotonic()
                     if delay > 0 and self.throttle is not None:
                         self.throttle.sleep(delay)
+                    if stop.is_set() or time.monotonic() - booked > TURN_DEADLINE_S:
+                        # too late for the lease its rows were claimed under: a job of their own sends them
+                        answers[index] = _all(calls[index][1], Outcome.RETRY, "not sent: its turn came too late")
+                        continue
                     answers[index] = self._request(*calls[index], throttled=False)
 
             # ``concurrency`` threads take the calls in turn: a task per thread, not per request
             # (a future per request cost a fifth of the send's CPU in a drain's batch of 200 replies)
             pool = _executor(self.concurrency)
             runs = [pool.submit(take_turns) for _ in range(min(self.concurrency, len(calls)))]
-            futures_wait(runs)  # every request ends before any error is raised
+            try:
+                futures_wait(runs)  # every request ends before any error is raised
+            except BaseException as exc:  # the job's time ran out (RQ raises in this thread), a signal
+                stop.set()
+                futures_wait(runs)  # the requests already sent end (their timeout bounds the wait)
+                sent = [answer or _all(calls[index][1], Outcome.RETRY, "not sent: the send was interrupted")
+                        for index, answer in enumerate(answers)]
+                raise SendInterrupted(results + [r for answer in sent for r in answer]) from exc
             for run in runs:
                 run.result()
             for answer in answers:
@@ -400,6 +413,11 @@ class AfricasTalkingBackend:
         except ValueError:
             return _all(batch, Outcome.FAILED, "invalid phone number")
         return classify(batch, answer)
+
+
+# A call whose turn comes later than this after the booking is not made: its rows were claimed
+# under ``registry.outbox.LEASE`` (5 minutes), after which the reconciler sends them again.
+TURN_DEADLINE_S = 120.0
 
 
 def _answer_lost(kind: str, batch: list[Outgoing], cause: BaseException | None) -> list[SendResult]:
