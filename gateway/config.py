@@ -120,8 +120,9 @@ class Settings:
             webhook_token=env.get("ELIMU_WEBHOOK_TOKEN") or None,
             ussd_code=env.get("ELIMU_USSD_CODE") or "*384*1234#",
             instance_path=instance_path,
-            at_username=env.get("AT_USERNAME") or None,
-            at_api_key=env.get("AT_API_KEY") or None,
+            # a key pasted from a file often brings its newline, which no HTTP header may carry
+            at_username=(env.get("AT_USERNAME") or "").strip() or None,
+            at_api_key=(env.get("AT_API_KEY") or "").strip() or None,
             at_sender_id=env.get("AT_SENDER_ID") or None,
             at_short_code=env.get("AT_SHORT_CODE") or None,
             at_api_base_url=base_url,

@@ -69,6 +69,12 @@ def test_requests_in_flight_to_the_provider_per_worker_default_to_eight():
     assert Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_SMS_CONCURRENCY": "32"}).sms_concurrency == 32
 
 
+def test_at_credentials_lose_the_newline_a_file_brings():
+    settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "SMS_BACKEND": "africastalking",
+                                  "AT_USERNAME": " elimu\n", "AT_API_KEY": "atsk_123\n"})
+    assert (settings.at_username, settings.at_api_key) == ("elimu", "atsk_123")
+
+
 def test_database_waits_default_to_three_seconds_and_zero_means_none():
     settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET})
     assert (settings.db_statement_timeout_ms, settings.db_connect_timeout_s) == (3000, 3)

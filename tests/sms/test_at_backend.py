@@ -292,6 +292,34 @@ def test_broken_json_labelled_json_counts_as_accepted_too(at_runtime, fake_at, q
     assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 1) and "unreadable" in row.failure_reason
 
 
+@pytest.mark.parametrize("recipients", ['7', '"all"', '{"number": "+254712345678"}'])
+def test_recipients_that_are_no_list_count_as_accepted_too(at_runtime, fake_at, quick_retries, recipients):
+    fake_at.then(Scripted(body=f'{{"SMSMessageData": {{"Message": "Sent to 1/1", "Recipients": {recipients}}}}}',
+                          content_type="application/json"))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 1) and "unreadable" in row.failure_reason
+    assert len(fake_at.requests) == 1
+
+
+def test_a_recipient_without_a_code_but_with_status_success_is_accepted():
+    from workers.backends.africastalking import classify
+
+    answer = {"SMSMessageData": {"Recipients": [{"number": PHONE, "status": "Success", "messageId": "ATXid_7"}]}}
+    [result] = classify([Outgoing(1, PHONE, "hello", "reply")], answer)
+    assert (result.outcome, result.provider_message_id) == ("accepted", "ATXid_7")
+
+
+def test_an_api_key_http_refuses_is_no_verdict_on_the_message(at_runtime, fake_at, quick_retries, caplog):
+    """A newline in AT_API_KEY makes http.client refuse the header (a ValueError, like the SDK's
+    own phone check): the message is retried and the log names the key, not "invalid number"."""
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key\n", fake_at.url))
+    [result] = backend.send([Outgoing(1, PHONE, "hello", "reply")])
+    assert (result.outcome, result.reason) == ("retry", "request not made: ValueError")
+    assert "check AT_API_KEY" in caplog.text and fake_at.requests == []
+
+
 def test_without_a_proxy_posts_skip_requests_and_keep_their_connections(fake_at, monkeypatch):
     """Sends go on the thread's kept ``http.client`` connection: no ``requests`` session is made or used."""
     import requests

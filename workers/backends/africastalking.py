@@ -410,8 +410,13 @@ class AfricasTalkingBackend:
             detail = " ".join(str(exc).split())[:120]
             log.error("AT refused the request (check AT_USERNAME/AT_API_KEY/AT_SENDER_ID): %s", detail)
             return _all(batch, Outcome.RETRY, f"provider refused the request: {detail}")
-        except ValueError:
-            return _all(batch, Outcome.FAILED, "invalid phone number")
+        except ValueError as exc:
+            if str(exc).startswith("Invalid phone number"):  # the SDK's own check of the recipients
+                return _all(batch, Outcome.FAILED, "invalid phone number")
+            # anything else (a header value http.client refuses, such as an API key with a newline)
+            # is no verdict on the message: retried, and said in the log
+            log.error("AT request not made: %s (check AT_API_KEY and AT_USERNAME)", type(exc).__name__)
+            return _all(batch, Outcome.RETRY, f"request not made: {type(exc).__name__}")
         return classify(batch, answer)
 
 
@@ -442,8 +447,11 @@ def classify(batch: Sequence[Outgoing], answer: object) -> list[SendResult]:
     data = _message_data(answer)
     if data is None:
         return _all(batch, Outcome.ACCEPTED, "provider accepted; its answer was unreadable")
+    recipients = data.get("Recipients") or []
+    if not isinstance(recipients, list):  # a 2xx AT answered: it took the request, the rest is unreadable
+        return _all(batch, Outcome.ACCEPTED, "provider accepted; its answer was unreadable")
     by_number: dict[str, list[dict[str, Any]]] = {}
-    for recipient in data.get("Recipients") or []:
+    for recipient in recipients:
         if isinstance(recipient, dict):
             by_number.setdefault(str(recipient.get("number", "")), []).append(recipient)
     summary = " ".join(str(data.get("Message") or "").split())[:80]
@@ -478,7 +486,8 @@ def _recipient_result(message: Outgoing, entry: dict[str, Any]) -> SendResult:
     status = str(entry.get("status") or "")[:40]
     cost = str(entry.get("cost") or "")[:32] or None
     message_id = str(entry.get("messageId") or "")
-    if code in ACCEPTED:
+    # a code AT documents as taken; without a code, a status that says so (``Success``, or a code's name)
+    if code in ACCEPTED or (code is None and status in ("Success", *ACCEPTED.values())):
         return SendResult(message.message_id, Outcome.ACCEPTED, None if message_id in ("", "None") else message_id,
                           code, cost)
     name = REFUSED.get(code or 0) or RETRYABLE.get(code or 0) or status or "unknown"
