@@ -90,7 +90,9 @@ class CallbackFastPath:
 
         if guard.refusal(path, environ.get("REMOTE_ADDR"), query_token) is not None:
             return _answer(start_response, 403, security.FORBIDDEN, request_id)
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        body, refusal = self._body(environ)
+        if refusal is not None:
+            return _answer(start_response, *refusal, request_id)
         try:
             form = first_values(body.decode())
         except UnicodeDecodeError:
@@ -111,14 +113,34 @@ class CallbackFastPath:
             logs.request_id_var.reset(request_token)
 
     def _form_callback(self, environ: dict[str, Any]) -> bool:
-        """Whether this is a form POSTed to a provider callback, with a length within the limit."""
+        """Whether this is a form POSTed to a provider callback, with a length within the limit
+        (or sent in chunks, its length then checked as it is read)."""
         if environ.get("REQUEST_METHOD") != "POST" or not security.is_callback(environ.get("PATH_INFO", "")):
             return False
         length = environ.get("CONTENT_LENGTH", "")
         limit = self.app.config.get("MAX_CONTENT_LENGTH")
-        if not length.isdigit() or (limit is not None and int(length) > limit):
+        if length.isdigit():
+            if limit is not None and int(length) > limit:
+                return False
+        elif length or environ.get("HTTP_TRANSFER_ENCODING", "").lower() != "chunked":
             return False
         return environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() == FORM_TYPE
+
+    def _body(self, environ: dict[str, Any]) -> tuple[bytes, tuple[int, str] | None]:
+        """The request's body, or why it is refused: one that ended before its ``Content-Length``
+        (a client gone mid-request: acting on part of a text or a hop would be acting on what was
+        never sent), or a chunked one over the limit."""
+        length = environ.get("CONTENT_LENGTH", "")
+        if length.isdigit():
+            body = environ["wsgi.input"].read(int(length))
+            if len(body) != int(length):
+                return body, (400, f"the body ended after {len(body)} of its {length} bytes\n")
+            return body, None
+        limit = self.app.config.get("MAX_CONTENT_LENGTH") or 16 * 1024
+        body = environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            return body, (413, f"the body is over {limit} bytes\n")
+        return body, None
 
     def _view_for(self, environ: dict[str, Any]) -> View | None:
         """The view of a callback this layer answers, or None to leave the request to Flask."""

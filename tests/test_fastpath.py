@@ -8,6 +8,7 @@ path does not take (other methods, paths, bodies) must reach Flask untouched.
 from __future__ import annotations
 
 import itertools
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -184,3 +185,34 @@ def test_any_form_is_read_as_werkzeug_reads_it(pairs):
     encoded = "&".join(f"{name}={value}" for name, value in pairs)
     args = Request(EnvironBuilder(query_string=encoded).get_environ()).args
     assert first_values(encoded) == {name: args.get(name) for name in args}
+
+
+def _call(fast: CallbackFastPath, path: str, body: bytes, **environ_changes: str) -> tuple[int, str]:
+    import io
+
+    environ = EnvironBuilder(path=path, method="POST", data=body,
+                             content_type="application/x-www-form-urlencoded").get_environ()
+    environ.update(environ_changes)
+    environ["wsgi.input"] = io.BytesIO(body)
+    seen: list[str] = []
+    chunks = fast(environ, lambda status, headers: seen.append(status))
+    return int(seen[0].split()[0]), b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/sms/africastalking/inbound"])
+def test_a_body_cut_short_of_its_length_is_refused_not_acted_on(runtime, tmp_path, path):
+    """The client went away mid-body: acting on part of a text (``KCSE 1930``) or a hop would be
+    acting on what was never sent."""
+    fast, _, _ = _paths(runtime, tmp_path)
+    body = urlencode({"from": "+254712345678", "id": "ATXid_cut", "text": "KCSE 19301012001 Wanjiku"} | _hop())
+    status, text = _call(fast, path, body.encode()[:60], CONTENT_LENGTH=str(len(body)))
+    assert (status, text) == (400, f"the body ended after 60 of its {len(body)} bytes\n")
+
+
+def test_a_chunked_callback_is_read_to_its_end_and_refused_over_the_limit(runtime, tmp_path):
+    fast, _, _ = _paths(runtime, tmp_path, max_body_bytes=1024)
+    chunked = {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}
+    status, text = _call(fast, "/ussd/africastalking", urlencode(_hop()).encode(), **chunked)
+    assert status == 200 and text.startswith("CON Welcome to Elimu")
+    status, text = _call(fast, "/ussd/africastalking", urlencode(_hop(text="1" * 5000)).encode(), **chunked)
+    assert (status, text) == (413, "the body is over 1024 bytes\n")
