@@ -21,8 +21,11 @@ def _int(value: str | None) -> int | None:
     return number if 0 <= number < 2**31 else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # never stored (PostgreSQL refuses a NUL outright)
+
+
 def _cut(value: str | None, length: int | None) -> str | None:
-    value = (value or "").strip()
+    value = _CONTROL.sub("", value or "").strip()
     if not value:
         return None
     return value[:length] if length else value[:4000]

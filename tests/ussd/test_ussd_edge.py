@@ -159,3 +159,15 @@ def test_hops_are_counted_in_metrics(client):
     client.post("/ussd/africastalking", data={"sessionId": "m1", "phoneNumber": "+254712345678", "text": "4"})
     assert USSD_HOPS.labels("acct", "con")._value.get() == before + 1
     assert USSD_HOPS.labels("acct", "replayed")._value.get() >= 1
+
+
+def test_a_session_event_with_control_characters_is_stored_without_them(integration_runtime):
+    """PostgreSQL refuses a NUL: the event was taken for an outage, spooled, and dropped on replay."""
+    from gateway.app import create_app
+
+    client = create_app(runtime=integration_runtime).test_client()
+    response = client.post("/ussd/africastalking/events",
+                           data=dict(EVENT, sessionId="ATUid_\x00ev9", errorMessage="time\x00out\x1b[31m"))
+    assert response.status_code == 200 and b"spooled" not in response.data
+    [row] = events(integration_runtime)
+    assert (row.session_id, row.error_message) == ("ATUid_ev9", "timeout[31m")
