@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from .models import Base
 
@@ -19,6 +22,29 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+@functools.cache
+def revisions() -> tuple[str, ...]:
+    """This code's revisions, oldest first (the last is the head)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return tuple(reversed([rev.revision for rev in script.walk_revisions()]))
+
+
+def schema_state(connection: Connection) -> str:
+    """``ok`` when the schema is at this code's head (or at a revision newer than this code knows,
+    as during a rolling upgrade), else what is wrong, saying what to run."""
+    try:
+        stored = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return "not migrated: run `elimu db upgrade`"
+    known = revisions()
+    if not stored:
+        return "not migrated: run `elimu db upgrade`"
+    behind = [rev for rev in stored if rev in known and rev != known[-1]]
+    if behind:
+        return f"at {behind[0]}, this code needs {known[-1]}: run `elimu db upgrade`"
+    return "ok"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
