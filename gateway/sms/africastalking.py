@@ -1,8 +1,9 @@
 """Africa's Talking SMS callbacks, wire to plain objects (AT-PROTOCOL.md §2).
 
-Both callbacks are form-encoded POSTs with AT's field names. Inbound: ``from``, ``to``, ``text``,
+The callbacks are form-encoded POSTs with AT's field names. Inbound: ``from``, ``to``, ``text``,
 ``date``, ``id``, optional ``linkId``, ``networkCode``. Delivery report: ``id`` (our send's
 ``messageId``), ``status``, ``phoneNumber``, ``networkCode``, optional ``failureReason``, ``retryCount``.
+Opt-out (a subscriber who blocked our sender ID through the network's menu): ``senderId``, ``phoneNumber``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class DeliveryReport:
     status: MessageStatus | None  # None: a status AT has not documented
     failure_reason: str | None = None
     phone: str | None = None  # ``phoneNumber`` as E.164, when it reads as one
+
+
+@dataclass(frozen=True)
+class OptOut:
+    phone: str  # E.164
+    sender_id: str | None = None
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # terminal escapes and the like: never stored
@@ -136,3 +143,12 @@ def parse_delivery(form: Mapping[str, str]) -> DeliveryReport:
     except BadCallback:
         phone = None  # only used to match a message whose send answer was lost
     return DeliveryReport(provider_message_id, raw_status, status, reason, phone)
+
+
+def parse_optout(form: Mapping[str, str]) -> OptOut:
+    _missing(form, ("phoneNumber",))
+    try:
+        phone = sender_number(form.get("phoneNumber") or "")
+    except BadCallback:
+        raise BadCallback("phoneNumber is not a phone number") from None
+    return OptOut(phone, _field(form, "senderId", 32))

@@ -1,7 +1,7 @@
-"""SMS callbacks: ``POST /sms/africastalking/inbound`` and ``POST /sms/africastalking/delivery``.
+"""SMS callbacks: ``POST /sms/africastalking/inbound``, ``/delivery`` and ``/optout``.
 
-Both answer at once: an inbound message is stored and handed to the workers (the reply leaves as
-an SMS); a delivery report is one conditional UPDATE. Provider tokens and source networks are
+Each answers at once: an inbound message is stored and handed to the workers (the reply leaves as
+an SMS); a delivery report is one conditional UPDATE; an opt-out is a STOP from that phone. Provider tokens and source networks are
 checked for every ``/sms/`` path by ``gateway.security``.
 """
 
@@ -14,13 +14,14 @@ from flask import Blueprint, Response, current_app, request
 
 from registry.models import utcnow
 from registry.services.sms_delivery import ReportOutcome
+from registry.services.sms_replies import set_opted_out
 from workers.inbound import receive
 from workers.reports import apply as apply_report
 
 from ..metrics import DELIVERY_REPORTS
 from ..plain import plain
 from ..runtime import Runtime
-from .africastalking import DELIVERY_STATUS, BadCallback, parse_delivery, parse_inbound
+from .africastalking import DELIVERY_STATUS, BadCallback, parse_delivery, parse_inbound, parse_optout
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
@@ -70,3 +71,17 @@ def delivery() -> Response:
     if outcome is ReportOutcome.UNKNOWN:
         log.info("delivery report for unknown message id %s", report.provider_message_id)
     return plain(f"OK ({outcome.value})\n")
+
+
+@bp.post("/sms/africastalking/optout")
+def optout() -> Response:
+    """A subscriber blocked our sender ID at the network (AT's opt-out callback): the phone gets no
+    more announcements, as after ``STOP``; ``START`` by SMS turns them on again."""
+    try:
+        opt_out = parse_optout(request.form)
+    except BadCallback as exc:
+        return plain(f"{exc}\n", 400)
+    with _runtime().db.transaction() as session:
+        set_opted_out(session, opt_out.phone, True)
+    log.info("opt-out from the network for sender id %s", opt_out.sender_id or "(none)")
+    return plain("OK\n")
