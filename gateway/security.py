@@ -78,8 +78,11 @@ def init_app(app: Flask) -> None:
 
 
 def _allowed(remote: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether ``remote`` is in one of ``networks``; an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``,
+    what a dual-stack listener reports for an IPv4 client) is also matched as its IPv4 address."""
     try:
         address = ipaddress.ip_address(remote or "")
     except ValueError:
         return False
-    return any(address in net for net in networks)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return any(address in net or (mapped is not None and mapped in net) for net in networks)

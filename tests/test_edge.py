@@ -59,6 +59,17 @@ def test_network_allow_list(runtime, tmp_path):
     assert allowed.status_code != 403
 
 
+def test_allow_list_admits_an_ipv4_mapped_address_of_an_allowed_network(runtime, tmp_path):
+    """Behind a dual-stack listener an IPv4 client's address is ``::ffff:a.b.c.d``."""
+    client = _client(runtime, tmp_path, allowed_networks=("196.201.214.0/24",))
+    for remote, status in (("::ffff:196.201.214.5", 200), ("::ffff:196.201.215.5", 403)):
+        for path in ("/sms/africastalking/delivery", "/ussd/africastalking/events"):
+            response = client.post(path, data={"id": "ATXid_1", "status": "Success"}, environ_base={"REMOTE_ADDR": remote})
+            assert response.status_code == status, (remote, path)
+            # a GET callback is never taken by the fast path: Flask's own check
+            assert (client.get(path, environ_base={"REMOTE_ADDR": remote}).status_code == 403) is (status == 403)
+
+
 def test_allow_list_behind_a_trusted_proxy(runtime, tmp_path):
     client = _client(runtime, tmp_path, allowed_networks=("10.0.0.0/8",), trusted_proxies=1)
     headers = {"X-Forwarded-For": "10.9.9.9"}

@@ -79,6 +79,15 @@ def test_the_webhook_checks_answer_as_flask_does(runtime, tmp_path):
     _same(via_fast, via_flask, f"/ussd/africastalking?token={TOKEN}", _hop)  # outside the networks: 403
 
 
+@pytest.mark.parametrize(("remote", "admitted"), [("::ffff:196.201.214.5", True), ("::ffff:196.201.215.5", False),
+                                                  ("196.201.214.5", True), ("2001:db8::5", False)])
+def test_an_ipv4_mapped_address_is_checked_as_its_ipv4_address_on_both_paths(runtime, tmp_path, remote, admitted):
+    """A dual-stack listener reports an IPv4 client as ``::ffff:a.b.c.d``: an allowed IPv4 network admits it."""
+    _, via_fast, via_flask = _paths(runtime, tmp_path, allowed_networks=("196.201.214.0/24",))
+    status = _same(via_fast, via_flask, "/ussd/africastalking", _hop, environ_base={"REMOTE_ADDR": remote})[0]
+    assert (status == "200 OK") is admitted, status
+
+
 def test_a_failure_past_the_handler_is_the_busy_end_on_both_paths(runtime, tmp_path, monkeypatch):
     fast, via_fast, via_flask = _paths(runtime, tmp_path)
 
