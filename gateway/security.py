@@ -2,7 +2,8 @@
 
 Provider callbacks (every path under ``/ussd/`` and ``/sms/``) must carry ``?token=`` equal to
 ``ELIMU_WEBHOOK_TOKEN`` (compared in constant time) when it is set, and may be limited to source
-networks. Refusals are 403 with no detail, so a prober learns nothing.
+networks. Refusals are 403 with no detail, so a prober learns nothing, and come before the body
+is read (a refused body over the limit is a 403, not a 413).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import logs
 from .metrics import CALLBACKS_REFUSED
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,15 @@ def init_app(app: Flask) -> None:
         log.warning("provider callbacks are not authenticated: set ELIMU_WEBHOOK_TOKEN or ELIMU_ALLOWED_NETWORKS "
                     "(without them anyone can post a USSD hop or SMS in any phone's name)")
 
-    @app.before_request
     def _check_callback() -> Response | None:
         if guard.refusal(request.path, request.remote_addr, lambda: request.args.get("token")) is not None:
+            g.request_id = logs.new_request_id(request.headers.get("X-Request-ID"))  # echoed by gateway.logs
             return Response(FORBIDDEN, status=403, mimetype="text/plain")
         return None
+
+    # First of the hooks: a refused callback's body is never read (gateway.logs reads the form for
+    # its session id, and a body over the limit would be a 413 before the 403).
+    app.before_request_funcs.setdefault(None, []).insert(0, _check_callback)
 
 
 def _allowed(remote: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

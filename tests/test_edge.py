@@ -1,6 +1,7 @@
 """Edge checks shared by every callback: webhook token, source networks, body size, request ids, metrics."""
 
 import dataclasses
+import io
 import logging
 
 import pytest
@@ -82,6 +83,39 @@ def test_oversized_body_is_413(runtime, tmp_path):
     client = _client(runtime, tmp_path, max_body_bytes=1024)
     response = client.post("/ussd/africastalking", data={"text": "1" * 5000, "sessionId": "s"})
     assert response.status_code == 413
+
+
+class _WatchedBody(io.BytesIO):
+    """A request body that notes whether anything read it."""
+
+    was_read = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.was_read = True
+        return super().read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self.was_read = True
+        return super().readline(size)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        self.was_read = True
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize(("size", "content_type"), [(5000, "application/x-www-form-urlencoded"),
+                                                    (100, "application/x-www-form-urlencoded"),
+                                                    (100, "multipart/form-data; boundary=x")])
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/sms/africastalking/delivery"])
+def test_a_callback_without_its_token_is_refused_before_its_body_is_read(runtime, tmp_path, size, content_type, path):
+    """403 for a missing token, not 413 for a body over the limit: the body is never read."""
+    client = _client(runtime, tmp_path, webhook_token="s3cret-token-value", max_body_bytes=1024)
+    body = _WatchedBody(b"text=" + b"1" * (size - 5))
+    response = client.post(path, input_stream=body, content_length=size, content_type=content_type,
+                           headers={"X-Request-ID": "rid-403"})
+    assert response.status_code == 403 and response.data == b"Forbidden\n"
+    assert response.headers["X-Request-ID"] == "rid-403"
+    assert not body.was_read
 
 
 def test_request_id_echoed(client):
