@@ -29,7 +29,7 @@ RETRY_INTERVALS: dict[str, tuple[int, ...]] = {
 }
 OTP_JOB_TTL = 600  # an OTP job not started within 10 minutes is dropped (the reconciler expires its row)
 JOB_TIMEOUT = 180  # seconds one send job may run (a bulk batch waits for the throttle)
-FAILURE_TTL = 7 * 24 * 3600
+FAILURE_TTL = 7 * 24 * 3600  # a failed job is kept this long for inspection, but an OTP's (``_job_options``)
 
 
 def send_job_id(message_id: int, retry: int | None = None) -> str:
@@ -123,12 +123,16 @@ def _job_args(job: SendJob) -> tuple[object, ...]:
 
 
 def _job_options(job: SendJob) -> dict[str, object]:
+    """RQ's options for a send job. A job on the OTP queue may carry a code's clear text in its
+    arguments: RQ applies ``ttl`` each time it queues or schedules the job (a retry too) and
+    ``failure_ttl`` once it has failed, so neither a waiting nor a failed job outlives the code."""
+    urgent = job.priority == Priority.OTP.value
     return {
         "job_id": send_job_id(job.message_id, job.retry),
         "retry": retry_policy(job.priority),
         "result_ttl": 0,
-        "failure_ttl": FAILURE_TTL,
-        "ttl": OTP_JOB_TTL if job.priority == Priority.OTP.value else None,
+        "failure_ttl": OTP_JOB_TTL if urgent else FAILURE_TTL,
+        "ttl": OTP_JOB_TTL if urgent else None,
         "timeout": JOB_TIMEOUT,
         "description": f"send SMS {job.message_id}",
     }

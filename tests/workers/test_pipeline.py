@@ -359,3 +359,41 @@ def test_a_send_interrupted_mid_batch_records_what_went_out_and_sends_the_rest_o
     assert reconcile(at_runtime).enqueued == 8 - sent_first  # no job survived the flush above
     work_queues(at_runtime)
     assert sorted(r for seen in fake_at.requests for r in seen.recipients) == sorted(phones)  # each once
+
+
+def _otp_job_keys_expire_with_the_code(runtime, message_id: int) -> bool:
+    """Every key of the OTP job (its hash with the clear text, its results) expires within OTP_JOB_TTL."""
+    from workers.queues import OTP_JOB_TTL
+
+    redis = runtime.redis
+    kept = [key for key in redis.scan_iter() if f"sms-{message_id}".encode() in key and redis.type(key) != b"zset"]
+    return bool(kept) and all(0 < redis.ttl(key) <= OTP_JOB_TTL for key in kept)
+
+
+def _database_away(*args, **kwargs):
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("UPDATE outbound_messages", {}, Exception("server closed the connection"))
+
+
+def test_a_failed_otp_job_keeps_its_code_no_longer_than_an_otp_job_waits(sms_runtime, quick_retries, monkeypatch):
+    """An OTP job's arguments carry the code's clear text: failed (here the database is away on every
+    attempt), RQ keeps the job and its failure record only as long as an OTP job may wait, not a week."""
+    monkeypatch.setattr(jobs, "deliver", _database_away)
+    with sms_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 482913")
+    work_queues(sms_runtime)
+    job = Job.fetch(f"sms-{otp.id}", connection=sms_runtime.redis)
+    assert job.is_failed and job.args == (otp.id, "code 482913")
+    assert _otp_job_keys_expire_with_the_code(sms_runtime, otp.id)
+
+
+def test_an_otp_job_waiting_out_a_retry_keeps_its_code_no_longer_either(sms_runtime, monkeypatch):
+    from workers.worker import build_worker
+
+    monkeypatch.setattr(jobs, "deliver", _database_away)
+    with sms_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 482913")
+    build_worker(sms_runtime).work(burst=True, max_jobs=1, logging_level="WARNING")
+    assert ScheduledJobRegistry("sms-otp", connection=sms_runtime.redis).get_job_ids() == [f"sms-{otp.id}"]
+    assert _otp_job_keys_expire_with_the_code(sms_runtime, otp.id)
