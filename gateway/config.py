@@ -65,6 +65,12 @@ class Settings:
         return self.env == "development"
 
     @property
+    def simulator_served(self) -> bool:
+        """Whether ``/simulator`` is served: ``ELIMU_SIMULATOR``, outside development only with
+        ``ELIMU_WEBHOOK_TOKEN`` (its API acts in any phone's name, so it needs the token too)."""
+        return self.simulator_enabled and (self.dev_mode or self.webhook_token is not None)
+
+    @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None and not self.redis_sentinels
 

@@ -2,7 +2,8 @@
 
 Provider callbacks (every path under ``/ussd/`` and ``/sms/``) must carry ``?token=`` equal to
 ``ELIMU_WEBHOOK_TOKEN`` (compared in constant time) when it is set, and may be limited to source
-networks. Refusals are 403 with no detail, so a prober learns nothing, and come before the body
+networks. Outside development the simulator (``/simulator``, when served) is checked the same
+way: its API acts in any phone's name as a callback does. Refusals are 403 with no detail, so a prober learns nothing, and come before the body
 is read (a refused body over the limit is a 403, not a 413).
 """
 
@@ -12,6 +13,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,9 +21,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import logs
 from .metrics import CALLBACKS_REFUSED
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 log = logging.getLogger(__name__)
 
 CALLBACK_PREFIXES = ("/ussd/", "/sms/")
+SIMULATOR_PREFIXES = ("/simulator",)
 
 
 def is_callback(path: str) -> bool:
@@ -32,15 +38,17 @@ class CallbackGuard:
     """The token and source-network checks of provider callbacks, built once from the settings;
     used by the Flask hook below and by the callback fast path (``gateway.fastpath``)."""
 
-    def __init__(self, webhook_token: str | None, allowed_networks: Sequence[str]) -> None:
+    def __init__(self, webhook_token: str | None, allowed_networks: Sequence[str],
+                 also_guarded: tuple[str, ...] = ()) -> None:
         self.token = webhook_token.encode() if webhook_token else None
         self.networks = [ipaddress.ip_network(n) for n in allowed_networks]
+        self.prefixes = CALLBACK_PREFIXES + also_guarded  # paths checked like a callback
 
     def refusal(self, path: str, remote_addr: str | None, given_token: Callable[[], str | None]) -> str | None:
         """Why a request to ``path`` is refused (``network`` or ``token``), or None to let it in;
         ``given_token`` reads the request's ``?token=``, only when a callback's token is checked.
         A refusal is counted and logged here."""
-        if not is_callback(path):
+        if not path.startswith(self.prefixes):
             return None
         reason = None
         if self.networks and not _allowed(remote_addr, self.networks):
@@ -65,7 +73,8 @@ def init_app(app: Flask) -> None:
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-    guard = app.extensions[GUARD_KEY] = CallbackGuard(settings.webhook_token, settings.allowed_networks)
+    guard = app.extensions[GUARD_KEY] = CallbackGuard(settings.webhook_token, settings.allowed_networks,
+                                                      _also_guarded(settings))
     if not settings.dev_mode and not settings.webhook_token and not settings.allowed_networks:
         # The phone number of a hop is what proves who is calling (a code is good only in its own
         # phone's session): unchecked callbacks let anyone post any number.
@@ -81,6 +90,12 @@ def init_app(app: Flask) -> None:
     # First of the hooks: a refused callback's body is never read (gateway.logs reads the form for
     # its session id, and a body over the limit would be a 413 before the 403).
     app.before_request_funcs.setdefault(None, []).insert(0, _check_callback)
+
+
+def _also_guarded(settings: Settings) -> tuple[str, ...]:
+    """Paths checked like a callback besides the callbacks: the simulator outside development (its
+    API runs the same hop handler in any phone's name; ``Settings.simulator_served``)."""
+    return SIMULATOR_PREFIXES if settings.simulator_served and not settings.dev_mode else ()
 
 
 def _allowed(remote: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

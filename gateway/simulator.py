@@ -3,33 +3,72 @@
 On in development; off in production unless ``ELIMU_SIMULATOR=true``. The page calls a small JSON
 API that runs the same adapter and hop handler as the provider callbacks, so what it shows is what
 a handset would show. The inbox lists what the ``outbox`` SMS backend delivered to that number.
+
+That API acts in any phone's name, as a callback does: outside development the simulator is served
+only with ``ELIMU_WEBHOOK_TOKEN`` set, and every request to it is checked like a callback (the
+token as ``?token=``, which the page passes on to its API, and ``ELIMU_ALLOWED_NETWORKS``; see
+``gateway.security``). Without the token it stays off, and says so in the log at start.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
 from .runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("simulator", __name__)
+BODY_SHAPE = 'the body must be a JSON object, like {"phone": "0712345678", "text": "1"}'
+
+
+@bp.record_once
+def _say_why_it_is_off(state: BlueprintSetupState) -> None:
+    settings = state.app.extensions["elimu"].settings
+    if settings.simulator_enabled and not settings.simulator_served:
+        log.warning("ELIMU_SIMULATOR=true is ignored: outside development the simulator needs ELIMU_WEBHOOK_TOKEN "
+                    "(its API acts in any phone's name, like a provider callback), so /simulator stays off")
 
 
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["elimu"]
-    if not runtime.settings.simulator_enabled:
+    if not runtime.settings.simulator_served:
         abort(404)
     return runtime
 
 
-def _phone(raw: str | None) -> str:
+def _json_object() -> dict[str, Any]:
+    """The request's JSON body, which must be an object: anything else is a 400 saying so."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description=BODY_SHAPE)
+    return data
+
+
+def _phone(raw: object) -> str:
+    if raw is not None and not isinstance(raw, str):
+        abort(400, description="phone: give the number as a string, like \"0712345678\"")
     try:
         return normalize_msisdn(raw or "")
     except InvalidMsisdn as exc:
         abort(400, description=f"phone: {exc}")
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    """A string field of the body (missing or null: empty); any other type is a 400."""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        abort(400, description=f"{name}: must be a string")
+    return value
 
 
 @bp.get("/simulator")
@@ -45,11 +84,11 @@ def ussd() -> Response:
     from .ussd.routes import ADAPTERS, hop_handler
 
     runtime = _runtime()
-    data = request.get_json(silent=True) or {}
+    data = _json_object()
     phone = _phone(data.get("phone"))
-    session = str(data.get("session") or "")[:64] or f"sim-{uuid.uuid4().hex[:12]}"
+    session = _text(data, "session")[:64] or f"sim-{uuid.uuid4().hex[:12]}"
     form = {"sessionId": session, "phoneNumber": phone, "serviceCode": runtime.settings.ussd_code,
-            "networkCode": "63902", "text": str(data.get("text") or "")[:500]}
+            "networkCode": "63902", "text": _text(data, "text")[:500]}
     adapter = ADAPTERS["africastalking"]
     body, _ = adapter.render(hop_handler(runtime).handle(adapter.parse_hop(form)))
     return jsonify(session=session, body=body)
@@ -61,9 +100,9 @@ def sms() -> Response:
     from workers.inbound import receive
 
     runtime = _runtime()
-    data = request.get_json(silent=True) or {}
+    data = _json_object()
     phone = _phone(data.get("phone"))
-    text = str(data.get("text") or "").strip()[:480]
+    text = _text(data, "text").strip()[:480]
     if not text:
         abort(400, description="text: type a message")
     receive(runtime, provider_id=f"sim-{uuid.uuid4().hex}", sender=phone, text=text,
@@ -123,8 +162,10 @@ label{font-size:13px;color:#4a5568}
 <script>
 let session = null, inputs = [];
 const $ = id => document.getElementById(id);
+const token = new URLSearchParams(location.search).get("token");  // the API needs it outside development
+const withToken = url => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
 async function post(url, data) {
-  const r = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(data)});
+  const r = await fetch(withToken(url), {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(data)});
   const j = await r.json();
   if (!r.ok) throw new Error(j.reason || r.statusText);
   return j;
@@ -150,7 +191,7 @@ $("smssend").onclick = async () => {
 };
 async function refreshInbox() {
   try {
-    const r = await fetch("simulator/api/inbox?phone=" + encodeURIComponent($("phone").value));
+    const r = await fetch(withToken("simulator/api/inbox?phone=" + encodeURIComponent($("phone").value)));
     if (!r.ok) return;
     const j = await r.json();
     const box = $("inbox");

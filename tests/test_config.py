@@ -90,6 +90,19 @@ def _elimu(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(elimu), "db", "upgrade"], env=clean, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.parametrize(("env", "served"), [
+    ({}, False),
+    ({"ELIMU_SIMULATOR": "true"}, False),  # anyone could act as any phone: ignored without the token
+    ({"ELIMU_SIMULATOR": "true", "ELIMU_WEBHOOK_TOKEN": "t" * 32}, True),
+    ({"ELIMU_WEBHOOK_TOKEN": "t" * 32}, False),
+    ({"ELIMU_ENV": "development"}, True),
+    ({"ELIMU_ENV": "development", "ELIMU_SIMULATOR": "false"}, False),
+])
+def test_the_simulator_is_served_outside_development_only_with_the_webhook_token(env, served):
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db/elimu", "ELIMU_SECRET_KEY": SECRET, **env})
+    assert settings.simulator_served is served
+
+
 def test_cli_refuses_production_without_a_secret_key_in_one_line(tmp_path):
     done = _elimu(tmp_path, ELIMU_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
     assert done.returncode != 0

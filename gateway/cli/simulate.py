@@ -54,7 +54,7 @@ class Phone:
     def inbox(self) -> list[dict]:
         if not self.has_inbox:
             return []
-        response = self.http.get(f"{self.base}/simulator/api/inbox", params={"phone": self.phone},
+        response = self.http.get(f"{self.base}/simulator/api/inbox", params={**self.params, "phone": self.phone},
                                  timeout=self.timeout)
         if response.status_code == 404:  # a production service: USSD and texting still work
             self.has_inbox = False
