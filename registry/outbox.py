@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .arrays import insert_rows
@@ -17,6 +18,7 @@ _T = OutboundMessage.__table__
 # ago and not accepted lost its worker (the reconciler sends it again).
 LEASE = timedelta(minutes=5)
 Message = tuple[str, MessageKind | str, str, str | None]  # (recipient, kind, body, link_id)
+OPTED_OUT = "not sent: the phone opted out (STOP)"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,21 @@ def queue_claimed(session: Session, messages: Iterable[Message], provider: str) 
     )
     return [Claimed(message_id, recipient, body, kind, link_id, 1, priority, None)
             for message_id, recipient, body, kind, link_id, priority in sorted(inserted)]
+
+
+def cancel_announcements(session: Session, recipient: str) -> int:
+    """End ``recipient``'s announcements still waiting (``queued``, first time or a retry): ``failed``,
+    the reason saying it opted out, in the caller's transaction. Other kinds (codes, replies,
+    transfer notices) are left alone, and so is a row a worker has claimed (in flight). A send job
+    of an ended row finds it no longer queued and sends nothing (``workers.sending.claim``)."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.recipient == recipient, OutboundMessage.kind == MessageKind.ANNOUNCEMENT,
+               OutboundMessage.status == MessageStatus.QUEUED)
+        .values(status=MessageStatus.FAILED, failure_reason=OPTED_OUT, next_attempt_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 def _rows(messages: Iterable[Message]) -> list[dict[str, str | None]]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from .. import gsm
 from ..arrays import among
 from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
+from ..outbox import cancel_announcements
 from .audit import record_disclosure
 from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
@@ -335,7 +336,9 @@ def _upi_reply(session: Session, phone: str, message_id: int, language: str, uss
 
 
 def set_opted_out(session: Session, phone: str, opted_out: bool) -> None:
-    """STOP/START for a phone, linked or not: one upsert, safe when two arrive at once."""
+    """STOP/START for a phone, linked or not: one upsert, safe when two arrive at once. STOP also
+    ends the phone's announcements still queued (CONTRACT: no more announcements), in the same
+    transaction."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
@@ -345,3 +348,5 @@ def set_opted_out(session: Session, phone: str, opted_out: bool) -> None:
         index_elements=[PhoneSetting.phone], set_={"opted_out": opted_out, "updated_at": now}
     )
     session.execute(statement)
+    if opted_out:
+        cancel_announcements(session, phone)

@@ -240,3 +240,20 @@ def test_replies_the_backend_failed_on_go_back_to_queued_with_jobs(client, sms_r
     monkeypatch.setattr(backend, "send", working)
     work_queues(sms_runtime)
     assert outbox_rows(sms_runtime)[0].status is MessageStatus.DELIVERED
+
+
+def test_a_stop_keeps_the_announcements_still_queued_for_the_phone_from_going_out(at_runtime, fake_at):
+    """The drain answers STOP before the bulk queue's turn: the batch a bulk job claims leaves the
+    phone's ended row out, and that row's own job sends nothing."""
+    from registry.outbox import OPTED_OUT, queue_many
+    from workers.inbound import receive
+
+    phones = [PHONE, "+254722000111", "+254733000222"]
+    with at_runtime.db.transaction() as session:
+        queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Term dates", None) for p in phones], announcement_id=1)
+    receive(at_runtime, provider_id="ATXid_stop", sender=PHONE, text="STOP")
+    work_queues(at_runtime)
+    assert [(seen.recipients, seen.form["message"][:8]) for seen in fake_at.requests] == [
+        ([PHONE], "You will"), (phones[1:], "Term dat")]
+    rows = {row.recipient: row for row in outbox_rows(at_runtime) if row.kind == MessageKind.ANNOUNCEMENT}
+    assert (rows[PHONE].status, rows[PHONE].failure_reason) == (MessageStatus.FAILED, OPTED_OUT)

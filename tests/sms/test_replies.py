@@ -287,6 +287,25 @@ def test_stop_and_start_set_the_opt_out(session):
     assert session.get(PhoneSetting, PHONE).opted_out is False
 
 
+def test_stop_ends_the_phones_queued_announcements_and_nothing_else(session):
+    from registry.models import MessageStatus, OutboundMessage
+    from registry.outbox import OPTED_OUT, queue_many, queue_sms
+
+    queue_many(session, [(PHONE, MessageKind.ANNOUNCEMENT, "Term dates", None),
+                         (OTHER, MessageKind.ANNOUNCEMENT, "Term dates", None)], announcement_id=1)
+    in_flight = queue_sms(session, PHONE, MessageKind.ANNOUNCEMENT, "Fees", announcement_id=2)
+    in_flight.status = MessageStatus.SUBMITTED  # a worker holds it: on its way
+    for kind in (MessageKind.OTP, MessageKind.NOTICE, MessageKind.REPLY, MessageKind.UPI):
+        queue_sms(session, PHONE, kind, f"a {kind}")
+    session.flush()
+    ask(session, "STOP")
+    session.expire_all()
+    rows = {(m.recipient, m.kind, m.body): (m.status, m.failure_reason) for m in session.query(OutboundMessage)}
+    assert rows.pop((PHONE, MessageKind.ANNOUNCEMENT, "Term dates")) == (MessageStatus.FAILED, OPTED_OUT)
+    assert rows.pop((PHONE, MessageKind.ANNOUNCEMENT, "Fees")) == (MessageStatus.SUBMITTED, None)
+    assert {status for status, _ in rows.values()} == {MessageStatus.QUEUED}  # the other phone's, and the rest
+
+
 def test_replies_follow_the_keywords_language_else_the_phones(session):
     assert ask(session, "MSAADA").text.startswith("Elimu: kwa matokeo tuma KCSE")
     assert ask(session, "HELP", language="sw").text.startswith("Elimu: for results send KCSE")
