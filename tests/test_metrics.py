@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
+import fakeredis
+import pytest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway import metrics
 from registry.models import Guardian, GuardianLink, Institution, Learner
 from tests.sms.support import work_queues
 
@@ -78,3 +83,63 @@ def test_the_content_type_is_the_exposition_formats_with_one_charset(client):
     assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
     parameters = [p.split("=")[0].strip() for p in response.headers["Content-Type"].split(";")[1:]]
     assert len(parameters) == len(set(parameters)) and "charset" in parameters
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = sorted([*ROOT.glob("docs/*.md"), ROOT / "README.md"])
+MENTION = re.compile(r"\b(elimu_[a-z_]+)(\{[^}]*\})?")
+SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"), "gauge": ("",)}
+
+
+def _exposed() -> dict[str, set[str]]:
+    """Every sample name ``/metrics`` can show, with its label names."""
+    exposed: dict[str, set[str]] = {}
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            for suffix in SUFFIXES[metric._type]:
+                exposed[metric._name + suffix] = set(metric._labelnames) | ({"le"} if suffix == "_bucket" else set())
+    for family in metrics.QueueDepthCollector(fakeredis.FakeRedis()).collect():
+        exposed[family.name] = {label for sample in family.samples for label in sample.labels}
+    return exposed
+
+
+def _known_values() -> dict[tuple[str, str], set[str]]:
+    """The values a label can take where the code fixes them (metric, label -> values)."""
+    from gateway.sms.africastalking import DELIVERY_STATUS
+    from workers.sending import _METRIC_STATUS
+
+    return {("elimu_sms_messages_total", "status"): {*_METRIC_STATUS.values(), "retry"},
+            ("elimu_delivery_reports_total", "status"): {*DELIVERY_STATUS, "other"}}
+
+
+def _mentions() -> list[tuple[str, str, dict[str, str | None]]]:
+    """Each ``elimu_...`` metric named in the docs: where, the name, and the labels given with it
+    (label name -> the quoted value, or None)."""
+    found = []
+    for document in DOCUMENTS:
+        for match in MENTION.finditer(document.read_text()):
+            labels: dict[str, str | None] = {}
+            for part in (match.group(2) or "{}")[1:-1].split(","):
+                label, _, value = part.partition("=")
+                if label.strip():
+                    labels[label.strip()] = value.strip()[1:-1] if value.strip().startswith('"') else None
+            found.append((document.name, match.group(1), labels))
+    return found
+
+
+@pytest.mark.parametrize(("document", "name", "labels"), _mentions())
+def test_every_metric_the_docs_name_is_exposed_with_those_labels(document, name, labels):
+    """A metric the docs tell operators to watch exists under that name (with ``_total`` where the
+    scrape shows it), those labels and those values: docs/operations.md once named
+    ``elimu_sms_messages_total{status="rejected"}``, never emitted."""
+    exposed = _exposed()
+    assert name in exposed, f"{document}: {name} is not on /metrics (it shows {sorted(exposed)})"
+    assert set(labels) <= exposed[name], f"{document}: {name} has no label {sorted(set(labels) - exposed[name])}"
+    for label, value in labels.items():
+        known = _known_values().get((name, label))
+        assert value is None or known is None or value in known, f"{document}: {name}{{{label}={value!r}}} never emitted"
+
+
+def test_the_docs_name_metrics():
+    assert {name for _, name, _ in _mentions()} >= {"elimu_queue_depth", "elimu_sms_messages_total",
+                                                    "elimu_delivery_reports_total", "elimu_rate_limited_total"}
