@@ -30,7 +30,8 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -221,12 +222,14 @@ def handle_batch(runtime: Runtime, ids: Sequence[int]) -> None:
 
 def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
     """Claim the unhandled rows among ``ids`` and write their replies, in one transaction; the
-    replies are written claimed for this worker to send (``registry.outbox.queue_claimed``)."""
+    replies are written claimed for this worker to send (``registry.outbox.queue_claimed``). A batch
+    whose transaction fails takes back what it counted against the per-phone limits, so the batch
+    redone (whole after an outage, or one message at a time) counts each message once."""
     gate = RedisGate(runtime.redis, link=runtime.link)
     ussd_code = runtime.settings.ussd_code
     provider = backend_of(runtime).name
     now = utcnow()
-    with runtime.db.transaction() as session:
+    with gate.booking(), runtime.db.transaction() as session:
         rows = _claim(session, ids, now)
         if not rows:
             return []
@@ -331,7 +334,16 @@ def unhandled_before(runtime: Runtime, cutoff: datetime, limit: int = 10_000) ->
 
 class RedisGate:
     """The per-phone limits of SMS answers, in Redis (shared by every worker). ``prepare`` books a
-    whole batch in one round trip; a phone not prepared is asked about on its own."""
+    whole batch in one round trip; a phone not prepared is asked about on its own.
+
+    What a gate books (counts, and the once-a-window reply slots it took) it keeps a note of, and
+    ``take_back`` undoes it: a batch whose transaction failed answered nothing, so when it is redone
+    (whole, after an outage; one message at a time, after a bug) each message is counted once, and
+    a help or slow-down reply not sent is not lost with its slot. Undoing is simpler than booking
+    per message id (an id booked by a failed batch of five would count before the other four when
+    they are redone one by one) and keeps the counters exact. Only a worker killed mid-batch leaves
+    its batch counted twice, until the window ends (the reconciler redoes it after three minutes,
+    when the minute's window is over)."""
 
     RESULTS_KEY = "elimu:sms:results-limit:{phone}:{window}"
 
@@ -350,6 +362,8 @@ class RedisGate:
         self._results_left: dict[str, int] = {}
         self._unknown_first: dict[str, bool] = {}
         self._inbound_left: dict[str, int] = {}
+        self._counted: list[tuple[str, int, int]] = []  # (key, count, window): what take_back undoes
+        self._slots: list[str] = []  # once-a-window reply slots taken
 
     def prepare_inbound(self, messages: Counter[str]) -> None:
         """Count each phone's messages of this batch against its per-minute window (one round trip)."""
@@ -364,6 +378,7 @@ class RedisGate:
             pipe.execute_command("EXPIRE", key, limit.window_s + 1)
         answers = pipe.execute()
         for i, (phone, count) in enumerate(messages.items()):
+            self._counted.append((self.INBOUND_KEY.format(phone=phone, window=self._window), count, limit.window_s))
             used_before = int(answers[2 * i]) - count
             self._inbound_left[phone] = max(limit.count - used_before, 0)
 
@@ -376,7 +391,10 @@ class RedisGate:
     def first_too_many_reply(self, phone: str) -> bool:
         """True once per phone per window: the one SMS telling a flooding phone to slow down."""
         key = self.TOO_MANY_KEY.format(phone=phone, window=getattr(self, "_window", 0))
-        return bool(self.redis.set(key, "1", nx=True, ex=self.inbound_limit.window_s + 1))
+        taken = bool(self.redis.set(key, "1", nx=True, ex=self.inbound_limit.window_s + 1))
+        if taken:
+            self._slots.append(key)
+        return taken
 
     def prepare(self, results: Counter[str], unknown: Iterable[str] = ()) -> None:
         """Count ``results[phone]`` queries per phone against the hourly window, and take the
@@ -395,10 +413,41 @@ class RedisGate:
             pipe.execute_command("SET", UNKNOWN_REPLY_KEY.format(phone=phone), "1", "NX", "EX", UNKNOWN_REPLY_GAP)
         answers = pipe.execute()
         for i, (phone, count) in enumerate(results.items()):
+            self._counted.append((self.RESULTS_KEY.format(phone=phone, window=window), count, limit.window_s))
             used_before = int(answers[2 * i]) - count
             self._results_left[phone] = self._results_left.get(phone, 0) + max(limit.count - used_before, 0)
         for phone, taken in zip(unknown, answers[2 * len(results):], strict=True):
             self._unknown_first[phone] = bool(taken)
+            if taken:
+                self._slots.append(UNKNOWN_REPLY_KEY.format(phone=phone))
+
+    @contextmanager
+    def booking(self) -> Iterator[RedisGate]:
+        """The gate, taking back what it booked if the block fails (its batch answered nothing)."""
+        try:
+            yield self
+        except BaseException:
+            self.take_back()
+            raise
+
+    def take_back(self) -> None:
+        """Undo what this gate booked (its batch failed): the counts decremented (each key's expiry
+        set again, so a window that ended meanwhile leaves no key behind), the slots freed. Best
+        effort: with Redis away the counts stay, as after a killed worker."""
+        counted, slots = self._counted, self._slots
+        self._counted, self._slots = [], []
+        if not counted and not slots:
+            return
+        try:
+            pipe = self._batch()
+            for key, count, window_s in counted:
+                pipe.execute_command("DECRBY", key, count)
+                pipe.execute_command("EXPIRE", key, window_s + 1)
+            if slots:
+                pipe.execute_command("DEL", *slots)
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - the batch's own error is what the caller reports
+            log.warning("per-phone counts of a failed batch not taken back (%s)", type(exc).__name__)
 
     def first_unknown_reply(self, phone: str) -> bool:
         if phone not in self._unknown_first:

@@ -131,3 +131,32 @@ def test_opt_outs_count_towards_the_limit_of_other_commands(client, sms_runtime)
     assert TOO_MANY in replies[-1]
     assert _commands(sms_runtime)[-2:] == ["stop", "limited"]
     assert _opted_out(sms_runtime) is True
+
+
+@pytest.mark.parametrize("failure", ["outage", "bug"])
+def test_a_batch_redone_after_its_transaction_failed_counts_each_message_once(client, sms_runtime, monkeypatch,
+                                                                              failure):
+    """A minute's worth of texts, whose batch fails once: after an outage it is redone whole, after a
+    bug one message at a time. Either way each text is counted once and answered: none refused as
+    over the limit, no slow-down notice."""
+    from sqlalchemy.exc import OperationalError
+
+    from workers import inbound as inbound_module
+
+    real, calls = inbound_module.respond, []
+
+    def fails_once(session, **kwargs):
+        calls.append(kwargs["message_id"])
+        if len(calls) == 1:
+            if failure == "outage":
+                raise OperationalError("INSERT INTO outbound_messages", {}, Exception("server closed the connection"))
+            raise RuntimeError("a bug")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(inbound_module, "respond", fails_once)
+    _texts(client, *FULL)
+    work_queues(sms_runtime)
+    assert len(calls) == len(FULL) + 1  # the failed try, then each message once
+    assert _commands(sms_runtime) == ["help"] * len(FULL)
+    assert not any(TOO_MANY in body for body in _replies(sms_runtime))
+    assert len(_replies(sms_runtime)) == len(FULL)

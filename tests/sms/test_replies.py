@@ -440,3 +440,28 @@ def test_the_redis_gate_books_a_whole_batch(kept):
     assert later.results_allowed(OTHER) is True and later.results_allowed(OTHER) is False
     assert later.first_unknown_reply(PHONE) is False
     assert 0 < redis.ttl(next(iter(redis.scan_iter("elimu:sms:results-limit:*")))) <= 3601
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["pipeline", "thread link"])
+def test_a_gate_takes_back_what_a_failed_batch_booked(kept):
+    """Counts and reply slots of a batch whose transaction failed are undone, so its redo counts once."""
+    from collections import Counter
+
+    from gateway.ratelimit import Limit
+    from gateway.redis_link import ThreadLink
+
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    link = ThreadLink(redis) if kept else None
+
+    def book(gate):
+        gate.prepare_inbound(Counter({PHONE: 3}))
+        gate.prepare(results=Counter({PHONE: 2}), unknown=[OTHER])
+        return ([gate.inbound_allowed(PHONE) for _ in range(3)], [gate.results_allowed(PHONE) for _ in range(2)],
+                gate.first_unknown_reply(OTHER), gate.first_too_many_reply(PHONE))
+
+    limits = {"results_limit": Limit("results", 2, 3600), "inbound_limit": Limit("inbound", 3, 60), "link": link}
+    failed = RedisGate(redis, **limits)
+    assert book(failed) == ([True] * 3, [True] * 2, True, True)
+    failed.take_back()
+    assert book(RedisGate(redis, **limits)) == ([True] * 3, [True] * 2, True, True)  # the redo, as if first
+    assert all(redis.ttl(key) > 0 for key in redis.scan_iter())
