@@ -117,7 +117,9 @@ class ChoosePin(Screen):
         if not is_digits(value, 4):
             return Retry(ctx.t("hint.digits", n=4))
         if ctx.services.pin_refused(ctx.phone, value):
-            return Retry(ctx.t("pin.trivial"))
+            # A well-formed answer the policy refuses: said why, not counted as an invalid one (a
+            # parent trying 1234, 0000 and a birth year must not lose the code they just verified)
+            return Stay(ctx.t("pin.trivial"))
         ctx.data["sealed_pin"] = ctx.services.seal_pin(value)
         return Go(self.confirm)
 

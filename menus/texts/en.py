@@ -46,7 +46,7 @@ TEXTS: dict[str, str] = {
     "pin.locked": "PIN use is locked. Try again in {minutes} min.",
     "pin.choose": "Choose a 4-digit PIN:",
     "pin.choose_new": "Choose a new 4-digit PIN:",
-    "pin.trivial": "That PIN is too easy to guess.",
+    "pin.trivial": "That PIN is too easy to guess (like 1234, 1111 or a birth year).",
     "pin.confirm": "Enter the PIN again to confirm:",
     "pin.mismatch": "The PINs did not match.",
     "pin.changed": "Your PIN has been changed.",

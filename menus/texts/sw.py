@@ -46,7 +46,7 @@ TEXTS: dict[str, str] = {
     "pin.locked": "PIN imefungwa. Jaribu tena baada ya dakika {minutes}.",
     "pin.choose": "Chagua PIN ya tarakimu 4:",
     "pin.choose_new": "Chagua PIN mpya ya tarakimu 4:",
-    "pin.trivial": "PIN hiyo ni rahisi kukisia.",
+    "pin.trivial": "PIN hiyo ni rahisi kukisia (kama 1234, 1111 au mwaka wa kuzaliwa).",
     "pin.confirm": "Weka PIN tena kuthibitisha:",
     "pin.mismatch": "PIN hazilingani.",
     "pin.changed": "PIN yako imebadilishwa.",

@@ -119,7 +119,8 @@ def test_pin_mismatch_goes_back_to_choosing(talk, fake):
     talk.dial()
     for value in ("1", ID_MATCH, DOB, OTP_OK):
         talk.send(value)
-    assert talk.send(PIN_EASY).text.startswith("That PIN is too easy to guess.\nChoose a 4-digit PIN:")
+    assert talk.send(PIN_EASY).text.startswith(
+        "That PIN is too easy to guess (like 1234, 1111 or a birth year).\nChoose a 4-digit PIN:")
     talk.send("8264")
     assert talk.send("8265").text.startswith("The PINs did not match.\nChoose a 4-digit PIN:")
     talk.send("8264")
@@ -188,3 +189,18 @@ def test_showing_a_state_with_an_unknown_screen_shows_the_main_menu(talk, engine
     talk.state["screen"] = "gone.screen"
     reply, state = engine.show(talk.ctx(), talk.state)
     assert reply.text == MAIN_EN and state["screen"] == "main"
+
+
+def test_refused_pins_do_not_count_as_invalid_answers(talk, fake):
+    """A parent who tries three easy PINs after verifying the code keeps the session (and the code):
+    only malformed answers count towards the three that end it."""
+    fake.active = False
+    talk.dial()
+    for value in ("1", ID_MATCH, DOB, OTP_OK):
+        talk.send(value)
+    for _ in range(4):
+        reply = talk.send(PIN_EASY)
+        assert not reply.end and "too easy" in reply.text
+    talk.send("8264")
+    reply = talk.send("8264")
+    assert reply.end and reply.text.startswith("Your account is active.")

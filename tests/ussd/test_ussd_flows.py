@@ -48,11 +48,11 @@ def test_activation_end_to_end_in_english(world, ussd, sms):
     < CON Choose a 4-digit PIN:
     < ...
     > 1234
-    < CON That PIN is too easy to guess.
+    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
     < Choose a 4-digit PIN:
     < ...
     > 2014
-    < CON That PIN is too easy to guess.
+    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
     < ...
     > 4826
     < CON Enter the PIN again to confirm:
@@ -432,7 +432,7 @@ def test_change_pin(world, ussd):
     < CON Choose a new 4-digit PIN:
     < ...
     > 9876
-    < CON That PIN is too easy to guess.
+    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
     < ...
     > 7391
     > 7391
