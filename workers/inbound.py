@@ -21,7 +21,8 @@ for other commands.
 Exactly one reply per inbound message: a batch claims its rows (``handled_at IS NULL``, locked on
 PostgreSQL) in the transaction that writes the replies, and writes the replies already claimed
 for sending, so neither kind of row is written twice before the send. Ids lost from Redis (flush,
-killed worker) are found by the reconciler (rows still unhandled) and pushed again.
+killed worker) are found by the reconciler (rows still unhandled and not on the list) and pushed
+again.
 """
 
 from __future__ import annotations
@@ -129,6 +130,32 @@ def hand_over(runtime: Runtime, ids: Sequence[int]) -> None:
     _, started = pipe.execute()
     if started:
         _enqueue_drain(runtime, slot)
+
+
+def hand_over_stale(runtime: Runtime, cutoff: datetime) -> int:
+    """For the reconciler: hand over again the messages still unanswered that arrived before
+    ``cutoff`` and are not waiting on the list (ids lost with Redis, or with a drain killed
+    mid-batch); when all of them wait there, start a drain in case none runs. A results-day backlog
+    waits on the list longer than the cutoff: pushing it again each pass would only make the drains
+    take each id twice. Returns how many were handed over."""
+    unhandled = unhandled_before(runtime, cutoff)
+    if not unhandled:
+        return 0
+    waiting = {int(x) for x in runtime.redis.lrange(PENDING_KEY, 0, -1)}
+    stale = [message_id for message_id in unhandled if message_id not in waiting]
+    for start in range(0, len(stale), 500):
+        hand_over(runtime, stale[start:start + 500])  # starts a drain if its slot is free
+    if not stale:
+        _wake_drain(runtime)
+    return len(stale)
+
+
+def _wake_drain(runtime: Runtime) -> None:
+    """Start a drain on a slot no drain holds (a drain killed mid-run frees its slot after SLOT_TTL)."""
+    for slot in range(SLOTS):
+        if runtime.redis.set(SLOT_KEY.format(slot=slot), "1", nx=True, ex=SLOT_TTL):
+            _enqueue_drain(runtime, slot)
+            return
 
 
 def _enqueue_drain(runtime: Runtime, slot: int) -> None:

@@ -7,7 +7,8 @@ on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``
 - Rows ``queued`` past the grace period with no job waiting in Redis (Redis flushed or restarted,
   RQ's retries used up): enqueued again. An OTP is re-enqueued only from its surviving job (the
   only place its clear text exists); when that is gone the row expires instead of going out redacted.
-- Inbound messages still unanswered past the grace period: handed to the drains again.
+- Inbound messages still unanswered past the grace period and not waiting on the drains' list
+  (``workers.inbound.hand_over_stale``): handed to the drains again.
 - Delivery reports kept because their id matched no message yet (``workers.reports``): applied
   again; messages taken without a provider id that no report confirmed within a day: expired.
 """
@@ -28,7 +29,7 @@ from registry.outbox import LEASE
 from registry.services.sms_delivery import settle_unconfirmed
 
 from .context import queues_of
-from .inbound import hand_over, unhandled_before
+from .inbound import hand_over_stale
 from .queues import SendJob, send_job_id
 from .reports import replay as replay_reports
 from .sending import expire_orphaned_otps, schedule_retries
@@ -113,10 +114,7 @@ def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: dateti
             ).all()
     report.reclaimed = len(reclaimed)
     _requeue(runtime, rows, reclaimed, report)
-    inbound = unhandled_before(runtime, now - grace)
-    for start in range(0, len(inbound), 500):
-        hand_over(runtime, inbound[start:start + 500])
-    report.inbound = len(inbound)
+    report.inbound = hand_over_stale(runtime, now - grace)
     with runtime.db.transaction() as session:
         report.unconfirmed = settle_unconfirmed(session, now)
     report.reports = replay_reports(runtime, now)

@@ -236,6 +236,33 @@ def test_inbound_messages_lost_from_redis_are_answered_after_reconciliation(sms_
     assert len(outbox_rows(sms_runtime)) == 2
 
 
+def test_inbound_messages_waiting_for_a_drain_are_not_pushed_again(sms_runtime):
+    """A backlog older than the grace period is still on the list: the reconciler leaves it there
+    (once a pass it pushed every id again), hands over only an id the list lost, and starts a drain
+    when none is running (one killed mid-run)."""
+    from workers.inbound import PENDING_KEY, SLOT_KEY, SLOTS
+    from workers.queues import INBOUND_QUEUE
+
+    redis = sms_runtime.redis
+
+    def drain_killed():
+        redis.delete(Queue(INBOUND_QUEUE, connection=redis).key, *(SLOT_KEY.format(slot=s) for s in range(SLOTS)))
+
+    ids = [receive(sms_runtime, provider_id=f"in-{n}", sender=PHONE, text="HELP") for n in range(3)]
+    assert reconcile(sms_runtime, now=utcnow() + LATER).inbound == 0
+    assert [int(x) for x in redis.lrange(PENDING_KEY, 0, -1)] == ids
+    drain_killed()
+    assert reconcile(sms_runtime, now=utcnow() + LATER).inbound == 0
+    assert (redis.llen(PENDING_KEY), queue_length(sms_runtime, INBOUND_QUEUE)) == (3, 1)
+    drain_killed()
+    redis.lrem(PENDING_KEY, 1, ids[1])  # it had taken this one
+    assert reconcile(sms_runtime, now=utcnow() + LATER).inbound == 1
+    assert sorted(int(x) for x in redis.lrange(PENDING_KEY, 0, -1)) == ids
+    assert queue_length(sms_runtime, INBOUND_QUEUE) == 1
+    work_queues(sms_runtime)
+    assert [row.recipient for row in outbox_rows(sms_runtime)] == [PHONE] * 3
+
+
 def test_one_reconciler_at_a_time(sms_runtime):
     sms_runtime.redis.set("elimu:sms:reconcile-lock", "1")
     assert reconcile(sms_runtime).locked
