@@ -7,6 +7,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
 
@@ -43,3 +45,56 @@ def test_folders_exist_before_the_steps_write_into_them():
     assert made < cloned
     env_file = next(step for step in steps if step.endswith("/etc/elimu/elimu.env") and "install" in step)
     assert " -D " in env_file and "-g elimu" in env_file
+
+
+def _service(path: Path) -> dict[str, list[str]]:
+    """The ``[Service]`` settings of a unit file, each with its values in order."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def _environment(service: dict[str, list[str]]) -> dict[str, str]:
+    """What the process sees: the unit's ``Environment=``, then the example environment file over it."""
+    env = dict(value.partition("=")[::2] for value in service.get("Environment", []))
+    if service.get("EnvironmentFile"):
+        example = (ROOT / "deploy" / "elimu.env.example").read_text().splitlines()
+        env |= dict(line.partition("=")[::2] for line in example if "=" in line and not line.startswith("#"))
+    return env
+
+
+def _writable(service: dict[str, list[str]]) -> list[Path]:
+    """The folders a unit under ``ProtectSystem=strict`` may write to."""
+    folders = [Path("/var/lib", name) for value in service.get("StateDirectory", []) for name in value.split()]
+    folders += [Path("/run", name) for value in service.get("RuntimeDirectory", []) for name in value.split()]
+    return folders + [Path(p.lstrip("-")) for value in service.get("ReadWritePaths", []) for p in value.split()]
+
+
+@pytest.mark.parametrize("unit", sorted(UNITS.glob("*.service")), ids=lambda p: p.name)
+def test_what_a_unit_writes_is_writable_under_its_protection(unit):
+    """The spool of degraded mode (``ELIMU_INSTANCE_PATH``/spool) and the metrics files are writable:
+    under ``ProtectSystem=strict`` with no state directory the web could spool nothing."""
+    service = _service(unit)
+    if service.get("ProtectSystem") != ["strict"]:
+        return  # elimu-purge: writes no files, and may write anywhere its user can
+    env = _environment(service)
+    assert "ELIMU_INSTANCE_PATH" in env, f"{unit.name}: spools under /opt/elimu, read-only to it"
+    writes = [Path(env["ELIMU_INSTANCE_PATH"]) / "spool"]
+    writes += [Path(env["PROMETHEUS_MULTIPROC_DIR"])] if "PROMETHEUS_MULTIPROC_DIR" in env else []
+    for path in writes:
+        assert any(path.is_relative_to(folder) for folder in _writable(service)), f"{unit.name}: {path} is read-only"
+
+
+def test_the_units_and_the_environment_file_agree_on_the_instance_folder():
+    spooling = [_service(UNITS / name) for name in ("elimu-web.service", "elimu-worker@.service",
+                                                    "elimu-worker-urgent.service")]
+    assert {_environment(service)["ELIMU_INSTANCE_PATH"] for service in spooling} == {"/var/lib/elimu"}
+    assert all(value.partition("=")[2] == "/var/lib/elimu" for service in spooling
+               for value in service["Environment"] if value.startswith("ELIMU_INSTANCE_PATH="))
