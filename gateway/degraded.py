@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import redis.exceptions as redis_errors
 from flask import Flask, Response, current_app, jsonify, request
@@ -59,15 +61,30 @@ def spool_dir(runtime: Runtime) -> Path:
 
 
 def spool(runtime: Runtime, kind: str, form: dict[str, str]) -> None:
-    """Append one callback's form to ``instance/spool/<kind>.jsonl`` (safe across processes)."""
+    """Append one callback's form to ``instance/spool/<kind>.jsonl`` (safe across processes). A
+    file a replayer took (renamed) between this open and its lock is let go for the fresh spool:
+    a line added to it after the replayer read it would be lost."""
     folder = spool_dir(runtime)
     folder.mkdir(parents=True, exist_ok=True)
     line = json.dumps(form, ensure_ascii=False) + "\n"
-    with open(folder / f"{kind}.jsonl", "a", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    path = folder / f"{kind}.jsonl"
+    while True:
+        with open(path, "a", encoding="utf-8") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if _names(path, fh):
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+                return
+
+
+def _names(path: Path, fh: IO[str]) -> bool:
+    """Whether ``path`` still names the file open as ``fh`` (not renamed or removed meanwhile)."""
+    try:
+        named, held = os.stat(path), os.fstat(fh.fileno())
+    except FileNotFoundError:
+        return False
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
@@ -97,38 +114,78 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
 
 
 def replay_spool(runtime: Runtime) -> int:
-    """Apply spooled callbacks; stop (keeping the rest) at the first outage. Returns how many were applied."""
+    """Apply spooled callbacks; stop (keeping the rest) at the first outage. Returns how many were applied.
+
+    A replayer holds the file it replays under an exclusive lock (``flock``) from before it takes it
+    (renames ``<kind>.jsonl`` to ``<kind>.<pid>-<token>.replaying``) until it has removed it. The
+    kernel drops the locks of a process that dies, so a ``.replaying`` file no one holds was left by a
+    replayer that died mid-way, whatever became of its pid, and is replayed again (callbacks it had
+    applied already are applied twice: a delivery report only moves a message forward). Only the
+    process that gets the lock replays a file: two never replay the same one.
+    """
     folder = spool_dir(runtime)
     if not folder.is_dir():
         return 0
     applied = 0
     with _replay_lock:
         for kind, apply in _appliers().items():
-            path = folder / f"{kind}.jsonl"
-            if not path.exists():
-                continue
-            claimed = folder / f"{kind}.{os.getpid()}.replaying"
-            try:
-                os.replace(path, claimed)  # atomic: one process replays a given batch
-            except FileNotFoundError:
-                continue
-            lines = claimed.read_text(encoding="utf-8").splitlines()
-            for number, line in enumerate(lines):
-                try:
-                    apply(runtime, json.loads(line))
-                    applied += 1
-                except Exception as exc:  # noqa: BLE001
-                    if is_outage(exc):
-                        for rest in lines[number:]:
-                            spool(runtime, kind, json.loads(rest))
-                        log.warning("spool replay paused: %s still unavailable", type(exc).__name__)
-                        claimed.unlink()
-                        return applied
-                    log.error("spooled %s callback dropped: %s", kind, type(exc).__name__)
-            claimed.unlink()
+            for path in [*sorted(folder.glob(f"{kind}.*.replaying")), folder / f"{kind}.jsonl"]:
+                done, paused = _replay_file(runtime, kind, apply, path)
+                applied += done
+                if paused:
+                    return applied
     if applied:
         log.info("replayed %d spooled callbacks", applied)
     return applied
+
+
+def _replay_file(
+    runtime: Runtime, kind: str, apply: Callable[[Runtime, dict[str, str]], None], path: Path
+) -> tuple[int, bool]:
+    """Replay one spool file unless another process holds it; (callbacks applied, paused by an
+    outage: the rest is spooled again)."""
+    fh = _hold(path)
+    if fh is None:
+        return 0, False
+    with fh:
+        if path.suffix == ".jsonl":  # callbacks arriving meanwhile go to a fresh spool
+            taken = path.with_name(f"{kind}.{os.getpid()}-{uuid.uuid4().hex[:8]}.replaying")
+            os.replace(path, taken)
+            path = taken
+        lines = fh.read().splitlines()
+        applied = 0
+        for number, line in enumerate(lines):
+            try:
+                apply(runtime, json.loads(line))
+                applied += 1
+            except Exception as exc:  # noqa: BLE001
+                if is_outage(exc):
+                    for rest in lines[number:]:
+                        spool(runtime, kind, json.loads(rest))
+                    log.warning("spool replay paused: %s still unavailable", type(exc).__name__)
+                    path.unlink()
+                    return applied, True
+                log.error("spooled %s callback dropped: %s", kind, type(exc).__name__)
+        path.unlink()
+    return applied, False
+
+
+def _hold(path: Path) -> IO[str] | None:
+    """``path`` open under this process's exclusive lock; None when another process holds it (a
+    writer appending, a live replayer) or it is gone (replayed meanwhile)."""
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - returned open, for the caller's with
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    if not _names(path, fh):
+        fh.close()
+        return None
+    return fh
 
 
 def busy_ussd_body() -> str:

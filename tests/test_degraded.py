@@ -113,3 +113,53 @@ def test_a_crash_is_never_a_500(runtime, monkeypatch):
     assert inbound.status_code == 503 and inbound.headers["Retry-After"] == "60"
     assert b"Traceback" not in inbound.data
     assert workers.inbound.receive is not boom
+
+
+def test_a_spool_file_a_dead_replayer_left_is_replayed_and_one_held_is_left_alone(runtime):
+    """A replayer that dies mid-way leaves ``<kind>.<pid>.replaying``: replayed again once no process
+    holds its lock (a live replayer holds it, here another process), never by two processes."""
+    import subprocess
+    import sys
+
+    folder = spool_dir(runtime)
+    folder.mkdir(parents=True)
+    left = folder / "delivery.4242.replaying"
+    left.write_text(json.dumps({"id": "ATXid_7", "status": "Success", "phoneNumber": "+254712345678"}) + "\n")
+    message_id = _message(runtime.db, "ATXid_7")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); time.sleep(60)", str(left)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert replay_spool(runtime) == 0 and left.exists()  # its replayer is alive
+    finally:
+        holder.kill()
+        holder.wait()
+    assert replay_spool(runtime) == 1
+    assert not list(folder.iterdir())
+    with runtime.db.session() as s:
+        assert s.get(OutboundMessage, message_id).status is MessageStatus.DELIVERED
+
+
+def test_a_callback_spooled_as_a_replayer_takes_the_file_goes_to_the_fresh_spool(runtime, monkeypatch):
+    """A replayer renames ``<kind>.jsonl`` between a writer's open and its lock: the writer's line
+    goes to a fresh spool, not into the file taken (read already, it would be lost)."""
+    import fcntl
+    import os
+    from types import SimpleNamespace
+
+    from gateway.degraded import spool
+
+    spool(runtime, "delivery", {"id": "ATXid_1"})
+    fresh, taken = spool_dir(runtime) / "delivery.jsonl", spool_dir(runtime) / "delivery.1-replayer.replaying"
+
+    def taken_before_the_lock(fh, operation):
+        if not taken.exists():
+            os.replace(fresh, taken)
+        fcntl.flock(fh, operation)
+
+    monkeypatch.setattr("gateway.degraded.fcntl", SimpleNamespace(
+        flock=taken_before_the_lock, LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB))
+    spool(runtime, "delivery", {"id": "ATXid_2"})
+    assert [json.loads(line)["id"] for line in taken.read_text().splitlines()] == ["ATXid_1"]
+    assert [json.loads(line)["id"] for line in fresh.read_text().splitlines()] == ["ATXid_2"]
