@@ -39,13 +39,19 @@ def _work_here_if_embedded(runtime: Runtime) -> None:
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
 @click.option("--no-bulk", "no_bulk", is_flag=True,
               help="leave bulk notices to the other workers (OTPs never wait behind a batch of them)")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="ELIMU_WORKER_METRICS_PORT",
+              help="serve this worker's Prometheus metrics (SMS sent, failed, retried; inbound commands) "
+                   "at http://HOST:PORT/metrics")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="address the metrics listen on")
 @pass_context
-def worker(ctx: Context, burst: bool, no_bulk: bool) -> None:
+def worker(ctx: Context, burst: bool, no_bulk: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run an SMS worker on REDIS_URL: OTPs first, then replies, inbound texts, bulk notices.
 
     Run one per core; each also moves due retries onto the queues and runs the reconciler. While
     announcements drain, a worker finishes the batch in hand (up to 100 messages) before it takes
-    the next OTP: run one more with --no-bulk so codes go out at once.
+    the next OTP: run one more with --no-bulk so codes go out at once. What a worker counts (SMS
+    by kind and status, inbound commands) is on its own --metrics-port, not on the web's /metrics.
     """
     settings = ctx.settings
     if settings.embedded_redis:
@@ -53,9 +59,22 @@ def worker(ctx: Context, burst: bool, no_bulk: bool) -> None:
             "REDIS_URL is not set: in embedded mode `elimu serve` runs the SMS worker in its own process"
         )
     configure_logging(settings.log_format)
+    if metrics_port is not None:
+        serve_worker_metrics(metrics_host, metrics_port)
     from workers.worker import run_worker
 
     run_worker(ctx.runtime, burst=burst, bulk=not no_bulk)
+
+
+def serve_worker_metrics(host: str, port: int) -> None:
+    """This process's metrics over HTTP, from a daemon thread (a worker's counters live in the
+    worker process: the web's ``/metrics`` cannot see them)."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @click.group("sms")

@@ -1,0 +1,58 @@
+"""``elimu worker --metrics-port``: a worker's own counters over HTTP (the web's /metrics cannot
+see what another process counts)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import Context, cli
+from gateway.cli.sms import serve_worker_metrics
+from gateway.metrics import SMS_MESSAGES
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_worker_serves_what_it_counted():
+    port = free_port()
+    serve_worker_metrics("127.0.0.1", port)
+    SMS_MESSAGES.labels("otp", "accepted").inc()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    line = next(x for x in body.splitlines() if x.startswith('elimu_sms_messages_total{kind="otp",status="accepted"}'))
+    assert float(line.split()[-1]) >= 1
+
+
+def test_a_port_in_use_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(click.ClickException, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            serve_worker_metrics("127.0.0.1", port)
+
+
+def test_the_port_comes_from_the_option_or_the_environment(integration_runtime, monkeypatch):
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr("gateway.cli.sms.serve_worker_metrics", lambda host, port: served.append((host, port)))
+    monkeypatch.setattr("workers.worker.run_worker", lambda *args, **kwargs: None)
+
+    def run(*args: str, env: dict[str, str] | None = None):
+        context = Context()
+        context._runtime = integration_runtime
+        return CliRunner().invoke(cli, ["worker", *args], obj=context, env=env)
+
+    assert run("--metrics-port", "9201").exit_code == 0
+    assert run(env={"ELIMU_WORKER_METRICS_PORT": "9202"}).exit_code == 0
+    assert run().exit_code == 0  # none asked: none served
+    assert served == [("127.0.0.1", 9201), ("127.0.0.1", 9202)]
+    refused = run("--metrics-port", "0")
+    assert refused.exit_code == 2 and "--metrics-port" in refused.output
