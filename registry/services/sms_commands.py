@@ -2,11 +2,15 @@
 
 - ``KCSE 36611030002 Wanjiku [2024]``, also the legacy ``36611030002KCSE`` and ``KCSE36611030002``
   forms and ``36611030002 KCSE``; the same for KCPE, and KPSEA/KJSEA with assessment numbers;
-- ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown.
+- any of these after ``RESULTS``/``MATOKEO`` (Kiswahili answers ``MATOKEO``), and either word alone is
+  ``HELP`` (it tells how to ask for results);
+- ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown. An
+  unknown text that starts with a number keeps it (``36611030002 Wanjiku``: the exam is missing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import unicodedata
@@ -31,7 +35,8 @@ class Command:
     kind: CommandKind
     language: str | None = None  # the keyword's own language (MSAADA -> sw); None: the phone's choice
     exam: str | None = None
-    number: str | None = None  # index or assessment number, exactly as typed (leading zeros kept)
+    number: str | None = None  # index or assessment number, exactly as typed (leading zeros kept); on an
+    # unknown command, the number it starts with (results asked for without the exam)
     names: tuple[str, ...] = ()
     year: int | None = None
 
@@ -54,6 +59,8 @@ KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
     "ANZA": (CommandKind.START, "sw"),
     "UPI": (CommandKind.UPI, None),
 }
+# Words people put before a results request ("MATOKEO KCSE 36611030002 Wanjiku"): skipped, in their language.
+LEADING_WORDS: dict[str, str] = {"RESULTS": "en", "RESULT": "en", "MATOKEO": "sw"}
 
 _EXAM = "|".join(EXAMS)
 _EXAM_FIRST = re.compile(rf"({_EXAM})([0-9][0-9A-Z/-]*)")  # KCSE36611030002
@@ -74,7 +81,17 @@ def parse(text: str) -> Command:
     if head in KEYWORDS:
         kind, language = KEYWORDS[head]
         return Command(kind, language)
-    return _parse_results(tokens) or Command(CommandKind.UNKNOWN)
+    if head in LEADING_WORDS:
+        language = LEADING_WORDS[head]
+        if len(tokens) == 1:
+            return Command(CommandKind.HELP, language)
+        command = parse(" ".join(tokens[1:]))
+        return command if command.language else dataclasses.replace(command, language=language)
+    if (command := _parse_results(tokens)) is not None:
+        return command
+    if _INDEX.fullmatch(tokens[0]):
+        return Command(CommandKind.UNKNOWN, number=tokens[0])
+    return Command(CommandKind.UNKNOWN)
 
 
 def _parse_results(tokens: list[str]) -> Command | None:

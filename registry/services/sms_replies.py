@@ -176,6 +176,8 @@ def respond(
         return _results_reply(session, phone, message_id, command, language, gate, lookup or ResultLookup(session),
                               ussd_code)
     if gate.first_unknown_reply(phone):
+        if command.number:  # "36611030002 Wanjiku": results asked for without the exam
+            return Reply(text("results_need_exam", language, number=command.number))
         return Reply(text("unknown", language, ussd=ussd_code))
     return None
 

@@ -23,6 +23,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "You will get Elimu announcements again. Send STOP to stop them.",
         "sw": "Utapokea matangazo ya Elimu tena. Tuma SITISHA kuyasitisha.",
     },
+    "results_need_exam": {
+        "en": "For results, start with the exam: KCSE {number} <one of the candidate's names> (or KCPE, KPSEA, "
+              "KJSEA instead of KCSE).",
+        "sw": "Kwa matokeo, anza na mtihani: KCSE {number} <jina moja la mtahiniwa> (au KCPE, KPSEA, KJSEA badala "
+              "ya KCSE).",
+    },
     "results_usage": {
         "en": "For results send: {exam} <index no> <one of the candidate's names>, e.g. {exam} {example} Wanjiku",
         "sw": "Kwa matokeo tuma: {exam} <nambari ya mtihani> <jina moja la mtahiniwa>, mfano {exam} {example} Wanjiku",

@@ -41,8 +41,17 @@ R = CommandKind.RESULTS
     ("ANZA", Command(CommandKind.START, "sw")),
     ("", Command(CommandKind.UNKNOWN)),
     ("hello there", Command(CommandKind.UNKNOWN)),
-    ("36611030002", Command(CommandKind.UNKNOWN)),
+    ("36611030002", Command(CommandKind.UNKNOWN, number="36611030002")),
+    ("36611030002 Wanjiku", Command(CommandKind.UNKNOWN, number="36611030002")),
     ("KCSEE 36611030002", Command(CommandKind.UNKNOWN)),
+    ("12345 hello", Command(CommandKind.UNKNOWN)),
+    ("MATOKEO KCSE 36611030002 Wanjiku", Command(R, "sw", exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("Results: KCPE 36611030002", Command(R, "en", exam="KCPE", number="36611030002")),
+    ("matokeo", Command(CommandKind.HELP, "sw")),
+    ("RESULTS", Command(CommandKind.HELP, "en")),
+    ("matokeo msaada", Command(CommandKind.HELP, "sw")),
+    ("matokeo 36611030002 Wanjiku", Command(CommandKind.UNKNOWN, "sw", number="36611030002")),
+    ("matokeo tafadhali", Command(CommandKind.UNKNOWN, "sw")),
 ])
 def test_parse(text, expected):
     assert parse(text) == expected

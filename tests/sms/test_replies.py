@@ -321,8 +321,26 @@ def test_an_unknown_text_gets_help_at_most_once_per_ten_minutes(session):
     assert ask(session, "HELP", gate=gate) is not None  # asking for help always answers
 
 
+def test_a_number_without_the_exam_gets_the_form_to_use_under_the_same_ten_minute_gate(session):
+    gate = RedisGate(fakeredis.FakeRedis(server=fakeredis.FakeServer()))
+    reply = ask(session, "36611030002 Jane", gate=gate)
+    assert reply.text == ("For results, start with the exam: KCSE 36611030002 <one of the candidate's names> "
+                          "(or KCPE, KPSEA, KJSEA instead of KCSE).")
+    assert ask(session, "36611030002 Jane", gate=gate) is None
+    assert ask(session, "matokeo 36611030002", phone=OTHER, gate=gate).text.startswith(
+        "Kwa matokeo, anza na mtihani: KCSE 36611030002")
+
+
+def test_results_after_matokeo_are_answered_in_kiswahili(session):
+    add_result(session)
+    assert ask(session, "MATOKEO KCSE 36611030002 Jane").text.startswith("KCSE 2025 36611030002: Wastani")
+    assert ask(session, "Results KCSE 36611030002 Jane", language="sw").text.startswith(
+        "KCSE 2025 36611030002: Mean grade")
+    assert ask(session, "matokeo").text.startswith("Elimu: kwa matokeo tuma KCSE")
+
+
 @pytest.mark.parametrize("text", ["HELP", "MSAADA", "STOP", "SITISHA", "START", "ANZA", "UPI", "xyz",
-                                  "KCSE 36611030002 Jane", "KCSE Jane", "KCSE 36611030002", "KCSE 36611039999 Jane"])
+                                  "366110300029999 Jane", "MATOKEO", "KCSE 36611030002 Jane", "KCSE Jane", "KCSE 36611030002", "KCSE 36611039999 Jane"])
 @pytest.mark.parametrize("language", ["en", "sw"])
 def test_every_reply_is_gsm7_within_two_segments(session, text, language):
     add_result(session)
