@@ -276,6 +276,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     for result in results:
         row = rows[result.message_id]
         base = {"id": row.id, "status_code": result.status_code, "failure_reason": result.reason}
+        metric = _METRIC_STATUS.get(result.outcome, "retry")
         if result.outcome in (Outcome.ACCEPTED, Outcome.UNCONFIRMED):  # taken (or maybe): never sent again
             accepted.append(base | {"provider_message_id": result.provider_message_id, "cost": result.cost})
         elif result.outcome is Outcome.DELIVERED:
@@ -285,11 +286,12 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
             failed.append(base)
         elif row.attempts >= max_attempts(row.priority):
             failed.append(base | {"failure_reason": f"gave up after {row.attempts} attempts: {result.reason}"[:200]})
+            metric = "failed"  # the last attempt: the message has failed, not gone back to the queue
         else:
             delay = retry_delay(row.priority, row.attempts)
             requeued.append(base | {"next_attempt_at": now + timedelta(seconds=delay)})
             summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
-        counted.append((row.kind, _METRIC_STATUS.get(result.outcome, "retry")))
+        counted.append((row.kind, metric))
     submitted = {"status": MessageStatus.SUBMITTED}
     update_rows(session, _T, accepted, where=submitted, accepted_at=now, next_attempt_at=None, updated_at=now)
     update_rows(session, _T, delivered, where=submitted, status=MessageStatus.DELIVERED.value, accepted_at=now,

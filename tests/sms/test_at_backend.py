@@ -9,6 +9,7 @@ import subprocess
 import threading
 
 import pytest
+from prometheus_client import REGISTRY
 
 from registry.models import MessageKind, MessageStatus
 from registry.outbox import queue_many, queue_sms
@@ -25,6 +26,10 @@ from workers.backends import Outgoing
 from workers.backends.africastalking import AfricasTalkingBackend, sms_service
 
 PHONE = "+254712345678"
+
+
+def sent_count(kind: str, status: str) -> float:
+    return REGISTRY.get_sample_value("elimu_sms_messages_total", {"kind": kind, "status": status}) or 0.0
 
 
 def queue(runtime, *messages, kind=MessageKind.NOTICE, body="Elimu: school opens on Monday."):
@@ -84,6 +89,7 @@ def test_every_refusal_code_is_final(at_runtime, fake_at, quick_retries, code):
 
 @pytest.mark.parametrize("code", [500, 501, 502])
 def test_server_side_codes_are_retried_until_attempts_run_out(at_runtime, fake_at, quick_retries, code):
+    counted = {status: sent_count("notice", status) for status in ("retry", "failed")}
     fake_at.then(*[Scripted(codes={PHONE: code})] * 3)
     queue(at_runtime, PHONE)
     work_queues(at_runtime)
@@ -91,6 +97,9 @@ def test_server_side_codes_are_retried_until_attempts_run_out(at_runtime, fake_a
     assert (row.status, row.attempts) == (MessageStatus.FAILED, 3)
     assert row.failure_reason.startswith("gave up after 3 attempts: AT ")
     assert len(fake_at.requests) == 3
+    # two attempts went back to the queue; the last one failed the message, and counts as failed
+    assert {status: sent_count("notice", status) - before for status, before in counted.items()} == {
+        "retry": 2, "failed": 1}
 
 
 def test_a_timeout_is_retried(tmp_path, sqlite_database, fake_redis, fake_at, quick_retries, monkeypatch):
