@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import datagen
-from .figures import FULL, INBOUND_BASE, OTP_BASE, SMOKE, Row, b1, b2, b3, b4, prepare
+from .figures import FULL, INBOUND_BASE, OTP_BASE, SMOKE, THROTTLED_OTP_BASE, Row, b1, b2, b3, b4, prepare
 from .harness import ROOT, Stack, drop_database, fresh_database, release_redis_db, reserve_redis_db
 
 ANNOUNCE_BASE = 3_000_000
@@ -31,6 +31,7 @@ def seed(url: str, scale, wanted: set[str]) -> None:
         if "B3" in wanted:
             school = datagen.institution(session, "BSCH", "Bench Secondary School")
             datagen.learners_with_guardians(session, scale.otp_flows, school, start=OTP_BASE)
+            datagen.learners_with_guardians(session, scale.otp_flows, school, start=THROTTLED_OTP_BASE)
             announced = datagen.institution(session, "BANN", "Bench Announcement School")
             datagen.learners_with_guardians(session, scale.announcement, announced, start=ANNOUNCE_BASE)
         if "B2" in wanted:

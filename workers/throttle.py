@@ -5,6 +5,10 @@ next message. Reserving ``n`` messages moves it ``n / rate`` seconds on and retu
 caller must wait before sending; up to ``burst`` seconds' worth may go at once after a pause. The
 read-modify-write is a WATCH/MULTI transaction against Redis's own clock, so hosts with skewed
 clocks still share one schedule and no Lua is needed (the embedded fakeredis has none).
+
+One-time codes are booked as *urgent*: they go at once whatever is booked ahead of them and move
+the schedule on by their share, so the announcements booked after them wait for them instead (a
+parent on the USSD code screen never waits behind a drain; the rate over time is kept).
 """
 
 from __future__ import annotations
@@ -37,14 +41,16 @@ class Throttle:
     def unlimited(self) -> bool:
         return self.rate <= 0
 
-    def reserve(self, count: int = 1) -> float:
-        """Book ``count`` sends; the seconds to wait before making them (0: now)."""
-        return self.schedule([count])[0]
+    def reserve(self, count: int = 1, urgent: bool = False) -> float:
+        """Book ``count`` sends; the seconds to wait before making them (0: now; always 0 when
+        ``urgent``)."""
+        return self.schedule([count], [urgent])[0]
 
-    def schedule(self, counts: Sequence[int]) -> list[float]:
+    def schedule(self, counts: Sequence[int], urgent: Sequence[bool] = ()) -> list[float]:
         """Book several sends (``counts[i]`` messages each) in one transaction, in this order; the
         seconds each must wait, exactly what ``reserve`` called for each in turn would answer (as
-        if nobody else booked in between). One round trip instead of one per request."""
+        if nobody else booked in between). One round trip instead of one per request. A send
+        marked in ``urgent`` waits 0 and still takes its share of the schedule."""
         total = sum(counts)
         if self.unlimited or total <= 0:
             return [0.0] * len(counts)
@@ -64,14 +70,15 @@ class Throttle:
                 except WatchError:
                     continue
         waits, booked = [], tat - now  # seconds of sends already booked ahead of now
-        for count in counts:
-            waits.append(max(booked - self.burst, 0.0))  # reserve's max(tat - burst, now) - now
+        for index, count in enumerate(counts):
+            now_please = index < len(urgent) and urgent[index]
+            waits.append(0.0 if now_please else max(booked - self.burst, 0.0))  # max(tat - burst, now) - now
             booked += count / self.rate
         return waits
 
-    def acquire(self, count: int = 1) -> float:
+    def acquire(self, count: int = 1, urgent: bool = False) -> float:
         """Wait until ``count`` sends are allowed; returns the seconds waited."""
-        wait = self.reserve(count)
+        wait = self.reserve(count, urgent)
         if wait > 0:
             self.sleep(wait)
         return wait

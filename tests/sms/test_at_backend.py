@@ -499,17 +499,40 @@ def test_the_requests_of_one_send_are_booked_with_the_throttle_in_one_go(fake_at
         def sleep(seconds: float) -> None:
             raise AssertionError("nothing to wait for")
 
-        def schedule(self, counts):
+        def schedule(self, counts, urgent=()):
             booked.append(list(counts))
             return [0.0] * len(counts)
 
-        def acquire(self, count):
+        def acquire(self, count, urgent=False):
             raise AssertionError("booked one request at a time")
 
     backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url), Throttle())
     results = backend.send([Outgoing(n, PHONE, f"reply {n}", "reply") for n in range(3)])
     assert booked == [[1, 1, 1]] and [r.outcome for r in results] == ["accepted"] * 3
     assert len(fake_at.requests) == 3
+
+
+def test_a_code_is_sent_at_once_while_a_drain_is_booked_ahead(fake_at):
+    """At ELIMU_SMS_RATE's pace a drain books seconds ahead; an OTP (and the UPI after one) goes at
+    once, where it waited behind the drain's bookings (seconds, on the code screen)."""
+    import fakeredis
+
+    from workers.throttle import Throttle
+
+    slept: list[float] = []
+    throttle = Throttle(fakeredis.FakeRedis(), "africastalking", rate_per_second=10.0, burst_seconds=0.0,
+                        sleep=slept.append)
+    backend = AfricasTalkingBackend(sms_service("elimu", "test-api-key", fake_at.url), throttle)
+    throttle.reserve(200)  # another worker's announcement batches: twenty seconds booked
+    [code] = backend.send([Outgoing(1, PHONE, "Elimu code: 123456", "otp")])
+    [upi] = backend.send([Outgoing(2, PHONE, "Elimu: the UPI of Jane W. is A1B2C3.", "upi")])
+    assert (code.outcome, upi.outcome, slept) == ("accepted", "accepted", [])
+    backend.send([Outgoing(3, PHONE, "Elimu: school opens on Monday.", "notice")])
+    assert len(slept) == 1 and slept[0] > 20.0  # a notice waits its turn, behind the codes too
+    mixed = backend.send([Outgoing(4, "+254711000004", "notice", "notice"),
+                          Outgoing(5, "+254711000005", "Elimu code: 654321", "otp")])
+    assert {r.message_id: r.outcome for r in mixed} == {4: "accepted", 5: "accepted"}
+    assert len(slept) == 2  # in one send, too, only the notice waited
 
 
 @pytest.mark.parametrize("concurrency", [1, 8, 16])

@@ -74,3 +74,21 @@ def test_a_schedule_books_like_reserve_called_in_turn(redis):
     assert waits == pytest.approx([other.reserve(count) for count in counts], abs=0.05)
     assert waits[0] == 0 and waits[-1] > 2.0
     assert float(redis.get(one.key)) == pytest.approx(float(redis.get(other.key)), abs=0.05)
+
+
+def test_an_urgent_send_goes_at_once_and_the_later_ones_wait_for_it(redis):
+    """A one-time code does not wait behind a booked drain; what was booked after it waits its share."""
+    throttle = Throttle(redis, "africastalking", rate_per_second=10.0, burst_seconds=0.0)
+    assert throttle.reserve(100) == 0  # a bulk batch: ten seconds of sends booked
+    assert throttle.reserve(1, urgent=True) == 0
+    after = throttle.reserve(1)
+    assert 10.05 < after <= 10.2  # behind the batch and the code
+    waits = throttle.schedule([1, 1, 1], [False, True, False])
+    assert waits[1] == 0 and waits[0] > 10.1 and waits[2] > waits[0] + 0.15
+
+
+def test_acquire_of_an_urgent_send_never_sleeps(redis):
+    slept: list[float] = []
+    throttle = Throttle(redis, "africastalking", 1.0, 0.0, sleep=slept.append)
+    throttle.acquire(50)
+    assert throttle.acquire(1, urgent=True) == 0 and slept == []

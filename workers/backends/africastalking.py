@@ -45,6 +45,8 @@ import requests
 from africastalking.Service import AfricasTalkingException
 from urllib3.util.wait import wait_for_read
 
+from registry.models import PRIORITY_BY_KIND, MessageKind, Priority
+
 from . import Outcome, Outgoing, SendInterrupted, SendResult
 
 if TYPE_CHECKING:
@@ -67,6 +69,14 @@ REFUSED = {
     401: "RiskHold", 402: "InvalidSenderId", 403: "InvalidPhoneNumber", 404: "UnsupportedNumberType",
     405: "InsufficientBalance", 406: "UserInBlacklist", 407: "CouldNotRoute", 409: "DoNotDisturbRejection",
 }
+# Kinds the throttle lets go at once (one-time codes and the UPI after one): a person is waiting.
+URGENT_KINDS = frozenset(kind.value for kind in MessageKind if PRIORITY_BY_KIND[kind] is Priority.OTP)
+
+
+def _urgent(batch: Sequence[Outgoing]) -> bool:
+    return all(message.kind in URGENT_KINDS for message in batch)
+
+
 _PHONE = re.compile(r"^\+\d{1,3}\d{3,}$")  # the SDK's own check; a failing number would raise
 
 _services: dict[tuple[str, str, str | None], Any] = {}
@@ -338,12 +348,14 @@ class AfricasTalkingBackend:
                 groups.setdefault((message.body, message.bulk), []).append(message)
         for (_body, bulk), group in groups.items():
             calls.extend(("plain", group[i:i + BATCH_SIZE], bulk) for i in range(0, len(group), BATCH_SIZE))
+        calls.sort(key=lambda call: not _urgent(call[1]))  # codes first: they wait for nobody
         if len(calls) == 1:
             results.extend(self._request(*calls[0]))
         elif calls:
             # one throttle booking for all the requests, each then waiting out its own share
-            waits = (self.throttle.schedule([len(batch) for _, batch, _ in calls]) if self.throttle is not None
-                     else [0.0] * len(calls))
+            waits = (self.throttle.schedule([len(batch) for _, batch, _ in calls],
+                                            [_urgent(batch) for _, batch, _ in calls])
+                     if self.throttle is not None else [0.0] * len(calls))
             booked = time.monotonic()
             answers: list[list[SendResult]] = [[] for _ in calls]
             turns = SimpleQueue()  # the calls in booking order, taken by whichever thread is free
@@ -389,7 +401,7 @@ class AfricasTalkingBackend:
         """One HTTP request to AT for ``batch`` (all with the same text), classified per message
         (``throttled``: book it with the throttle first; False when the caller booked it)."""
         if throttled and self.throttle is not None:
-            self.throttle.acquire(len(batch))
+            self.throttle.acquire(len(batch), _urgent(batch))
         recipients = [m.recipient for m in batch]
         try:
             if kind == "premium":
