@@ -1,9 +1,10 @@
-"""SMS commands: ``elimu worker``, ``elimu sms reconcile``, ``elimu announce``, ``elimu messages``."""
+"""SMS commands: ``elimu worker``, ``elimu sms reconcile``, ``elimu sms status``, ``elimu announce``,
+``elimu messages``."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
@@ -16,8 +17,9 @@ from registry import gsm
 from registry.db import take_pending
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.levels import InvalidGrade, normalize_school_grade
-from registry.models import MessageKind, OutboundMessage
+from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.services.announcements import UnknownInstitution, announce, find_institution, opted_out_count
+from registry.services.sms_status import PipelineStatus, pipeline_status
 
 from ..logs import configure_logging
 from ..runtime import Runtime
@@ -92,6 +94,111 @@ def reconcile_command(ctx: Context) -> None:
     report = reconcile(ctx.runtime)
     click.echo(str(report))
     _work_here_if_embedded(ctx.runtime)
+
+
+@sms_group.command("status")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
+              help="count the messages made in this many hours")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+@pass_context
+def status_command(ctx: Context, hours: int, as_json: bool) -> None:
+    """Where the pipeline stands: messages by kind and status, what still waits and since when,
+    unanswered inbound texts, the queues in Redis and the latest announcements' progress."""
+    now = utcnow()
+    with ctx.runtime.db.session() as session:
+        status = pipeline_status(session, now - timedelta(hours=hours))
+    queues = None if ctx.settings.embedded_redis else _queue_counts(ctx.runtime)
+    if as_json:
+        click.echo(json.dumps(_status_record(status, queues, now)))
+        return
+    console = Console()
+    _print_status(console if console.is_terminal else Console(width=120), status, queues, now, hours)
+
+
+# The table's columns: the statuses grouped as an operator reads them (``--json`` has each status).
+STATUS_GROUPS: dict[str, tuple[str, ...]] = {
+    "waiting": (MessageStatus.QUEUED.value,),
+    "with AT": (MessageStatus.SUBMITTED.value, MessageStatus.SENT.value),
+    "delivered": (MessageStatus.DELIVERED.value,),
+    "failed": (MessageStatus.FAILED.value, MessageStatus.REJECTED.value, MessageStatus.EXPIRED.value),
+}
+
+
+def _grouped(counts: dict[str, int]) -> list[str]:
+    return [f"{sum(counts.get(s, 0) for s in statuses):,}" for statuses in STATUS_GROUPS.values()]
+
+
+def _queue_counts(runtime: Runtime) -> dict[str, dict[str, int]]:
+    """Per RQ queue: jobs waiting, retries scheduled, jobs failed for good (kept a while)."""
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+    from workers.queues import Queues
+
+    queues = Queues(runtime.redis)
+    depths = queues.depths()
+    return {
+        name: {"waiting": depth,
+               "scheduled": ScheduledJobRegistry(queue=queues.get(name)).count,
+               "failed": FailedJobRegistry(queue=queues.get(name)).count}
+        for name, depth in depths.items()
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def _waited(now: datetime, since: datetime | None) -> str:
+    if since is None:
+        return "-"
+    seconds = max(int((now - (since if since.tzinfo else since.replace(tzinfo=UTC))).total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
+def _status_record(status: PipelineStatus, queues: dict | None, now: datetime) -> dict[str, object]:
+    return {
+        "at": _iso(now),
+        "since": _iso(status.since),
+        "messages": status.by_kind,
+        "queued": status.queued,
+        "oldest_queued_at": _iso(status.oldest_queued_at),
+        "unanswered_inbound": status.unanswered_inbound,
+        "oldest_unanswered_at": _iso(status.oldest_unanswered_at),
+        "queues": queues,
+        "announcements": [
+            {"id": a.id, "institution": a.institution_code, "grade": a.grade, "created_at": _iso(a.created_at),
+             "recipients": a.recipients, "messages": a.by_status}
+            for a in status.announcements
+        ],
+    }
+
+
+def _print_status(console: Console, status: PipelineStatus, queues: dict | None, now: datetime, hours: int) -> None:
+    made = Table("kind", *STATUS_GROUPS, "all", title=f"messages made in the last {hours} h")
+    for kind in sorted(status.by_kind):
+        counts = status.by_kind[kind]
+        made.add_row(kind, *_grouped(counts), f"{sum(counts.values()):,}")
+    console.print(made if status.by_kind else f"no messages made in the last {hours} h")
+    console.print(f"queued now: {status.queued:,} (the oldest waiting {_waited(now, status.oldest_queued_at)}); "
+                  f"inbound texts unanswered: {status.unanswered_inbound:,} "
+                  f"(the oldest {_waited(now, status.oldest_unanswered_at)})", highlight=False)
+    if queues is None:
+        console.print("queues: embedded Redis (REDIS_URL unset): they live in the `elimu serve` process")
+    else:
+        table = Table("queue", "waiting", "retries scheduled", "failed jobs", title="queues (Redis)")
+        for name, counts in queues.items():
+            table.add_row(name, f"{counts['waiting']:,}", f"{counts['scheduled']:,}", f"{counts['failed']:,}")
+        console.print(table)
+    if status.announcements:
+        table = Table("id", "to", "made (UTC)", "phones", *STATUS_GROUPS, title="latest announcements")
+        for a in status.announcements:
+            made_at = (_iso(a.created_at) or "")[5:16].replace("T", " ")
+            table.add_row(str(a.id), Text(f"{a.institution_code} {a.grade or ''}".strip()), made_at,
+                          f"{a.recipients:,}", *_grouped(a.by_status))
+        console.print(table)
 
 
 @click.command("announce")
@@ -206,14 +313,13 @@ def messages(ctx: Context, recipient: str | None, limit: int, as_json: bool) -> 
 
 
 def _record(row: OutboundMessage) -> dict[str, object]:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return {
         "id": row.id,
         "to": row.recipient,
         "kind": str(row.kind),
         "status": str(row.status),
         "provider_message_id": row.provider_message_id,
-        "created_at": created.astimezone(UTC).isoformat(),
+        "created_at": _iso(row.created_at),
     }
 
 
