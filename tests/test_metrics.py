@@ -86,7 +86,8 @@ def test_the_content_type_is_the_exposition_formats_with_one_charset(client):
 
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = sorted([*ROOT.glob("docs/*.md"), ROOT / "README.md"])
+ALERT_RULES = ROOT / "deploy" / "prometheus" / "elimu-alerts.yml"
+DOCUMENTS = sorted([*ROOT.glob("docs/*.md"), ROOT / "README.md", ALERT_RULES])
 MENTION = re.compile(r"\b(elimu_[a-z_]+)(\{[^}]*\})?")
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"), "gauge": ("",)}
 
@@ -109,7 +110,8 @@ def _known_values() -> dict[tuple[str, str], set[str]]:
     from workers.sending import _METRIC_STATUS
 
     return {("elimu_sms_messages_total", "status"): {*_METRIC_STATUS.values(), "retry"},
-            ("elimu_delivery_reports_total", "status"): {*DELIVERY_STATUS, "other"}}
+            ("elimu_delivery_reports_total", "status"): {*DELIVERY_STATUS, "other"},
+            ("elimu_queue_depth", "queue"): set(metrics.QUEUES)}
 
 
 def _mentions() -> list[tuple[str, str, dict[str, str | None]]]:
@@ -143,3 +145,21 @@ def test_every_metric_the_docs_name_is_exposed_with_those_labels(document, name,
 def test_the_docs_name_metrics():
     assert {name for _, name, _ in _mentions()} >= {"elimu_queue_depth", "elimu_sms_messages_total",
                                                     "elimu_delivery_reports_total", "elimu_rate_limited_total"}
+
+
+def test_the_alerting_rules_are_well_formed():
+    """deploy/prometheus/elimu-alerts.yml: rules Prometheus loads (each an alert, an expression, a
+    duration and what to do), on metrics that exist (checked with the docs above)."""
+    import promql_parser
+    import yaml
+
+    [group] = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    names = [rule["alert"] for rule in group["rules"]]
+    assert len(names) == len(set(names)) >= 8
+    for rule in group["rules"]:
+        promql_parser.parse(rule["expr"])  # raises on what Prometheus would refuse to load
+        assert re.fullmatch(r"[0-9]+[smh]", rule["for"]), rule["alert"]
+        assert rule["labels"]["severity"] in {"page", "warn", "info"}, rule["alert"]
+        assert {"summary", "action"} <= set(rule["annotations"]), rule["alert"]
+    assert {name for document, name, _ in _mentions() if document == ALERT_RULES.name} >= {
+        "elimu_queue_depth", "elimu_sms_messages_total", "elimu_ussd_hops_total", "elimu_ussd_hop_seconds_bucket"}
