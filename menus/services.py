@@ -90,7 +90,7 @@ class LearnerChoice:
 class Enrolment(enum.StrEnum):
     ENROLLED = "enrolled"
     REQUESTED = "requested"  # another school asked for a transfer
-    RELEASED = "released"  # released by the old school, awaiting admission
+    RELEASED = "released"  # released by the school it is at, awaiting admission
     ADMITTED = "admitted"  # admitted after a transfer
 
 
@@ -100,7 +100,7 @@ class LearnerStatus:
     grade: str
     school: str
     enrolment: Enrolment
-    other_school: str | None = None  # the requesting or releasing school
+    other_school: str | None = None  # the school that asked for the learner (requested, or released to it)
     admitted_on: date | None = None
     released_results: list[str] = field(default_factory=list)  # e.g. ["KCSE 2025"], newest first
 

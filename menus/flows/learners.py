@@ -41,8 +41,10 @@ def status_text(ctx: Context, status: LearnerStatus) -> str:
         other = layout.shorten(status.other_school or "", limit)
         if status.enrolment is Enrolment.REQUESTED:
             state = ctx.t("status.state.requested", school=other)
-        elif status.enrolment is Enrolment.RELEASED:
+        elif status.enrolment is Enrolment.RELEASED and other:
             state = ctx.t("status.state.released", school=other)
+        elif status.enrolment is Enrolment.RELEASED:
+            state = ctx.t("status.state.released_open")
         elif status.enrolment is Enrolment.ADMITTED and status.admitted_on:
             state = ctx.t("status.state.admitted", date=status.admitted_on.strftime("%d/%m/%Y"))
         else:

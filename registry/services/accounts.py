@@ -474,8 +474,9 @@ def learner_status(session: Session, phone: str, learner_id: int, session_id: st
         if transfer.state is TransferState.REQUESTED:
             enrolment = Enrolment.REQUESTED
             other = transfer.to_institution.name if transfer.to_institution else None
-        elif transfer.state is TransferState.RELEASED:
-            enrolment, other = Enrolment.RELEASED, transfer.from_institution.name
+        elif transfer.state is TransferState.RELEASED:  # the school that asked to admit, if one did
+            enrolment = Enrolment.RELEASED
+            other = transfer.to_institution.name if transfer.to_institution else None
         elif transfer.state is TransferState.ADMITTED and transfer.admitted_at:
             enrolment, admitted = Enrolment.ADMITTED, _aware(transfer.admitted_at).date()  # type: ignore[union-attr]
     released = [

@@ -117,10 +117,11 @@ class FakeServices:
         if learner_id == 6:
             return None
         choice = long_learners(7)[(learner_id - 1) % 7]
-        enrolment = list(Enrolment)[learner_id % 4]
+        # 1 requested, 2 released to a school, 3 admitted, 4 enrolled, 5 requested, 7 released to none
+        enrolment = Enrolment.RELEASED if learner_id == 7 else list(Enrolment)[learner_id % 4]
         return LearnerStatus(
             masked_name=choice.masked_name, grade=choice.grade, school=LONG_SCHOOL, enrolment=enrolment,
-            other_school=OTHER_SCHOOL, admitted_on=date(2026, 1, 12),
+            other_school=None if learner_id == 7 else OTHER_SCHOOL, admitted_on=date(2026, 1, 12),
             released_results=["KJSEA 2025", "KCSE 2025", "KPSEA 2022", "KCPE 2021", "KNEC 2020"],
         )
 

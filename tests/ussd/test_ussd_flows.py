@@ -338,11 +338,40 @@ def test_learner_status_released_transfer_and_results(world, ussd):
     > {PIN}
     < END Jane W. (Grade 6)
     < Kilimani Primary School
-    < Awaiting admission, released by Kilimani Primary School
+    < Released to Moi Avenue Junior School, awaiting admission
     < Results: KPSEA 2024
     """)
     [event] = audit(world, "status_shown")
     assert (event.learner_id, event.channel, event.reference) == (learner, "ussd", phone.session_id)
+
+
+def test_learner_status_names_where_a_released_learner_goes_in_both_languages(world, ussd):
+    """The school line is the releasing school: the state line names the school that will admit, or
+    says any school may when the release had no request."""
+    learner = world.learner()
+    with world.db.transaction() as session:
+        session.add(Transfer(learner_id=learner, from_institution_id=world.school(), to_institution_id=None,
+                             state=TransferState.RELEASED, released_at=datetime(2026, 2, 1, tzinfo=UTC)))
+    world.activate()
+    ussd().script(f"""
+    dial
+    > 3
+    > {PIN}
+    < END Jane W. (Grade 6)
+    < Kilimani Primary School
+    < Released, awaiting admission by a new school
+    < Results: none released
+    dial
+    > 4
+    > 2
+    > 2
+    > 3
+    > {PIN}
+    < END Jane W. (Grade 6)
+    < Kilimani Primary School
+    < Ameachiliwa, anasubiri kupokelewa na shule mpya
+    < Matokeo: hakuna yaliyotolewa
+    """)
 
 
 def test_learner_status_in_kiswahili_enrolled_no_results(world, ussd):
