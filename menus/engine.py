@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -95,7 +96,8 @@ Outcome = Go | Back | Home | Retry | Stay | Stop | Restore
 
 @dataclass
 class Context:
-    """What a screen may use during one hop. ``data`` is the conversation's mutable data."""
+    """What a screen may use during one hop. ``data`` is the conversation's mutable data; ``today``
+    is the date in Kenya (no date of birth is after it)."""
 
     phone: str
     session_id: str
@@ -103,6 +105,7 @@ class Context:
     ussd_code: str
     lang: str = DEFAULT_LANGUAGE
     data: dict[str, Any] = field(default_factory=dict)
+    today: date = field(default_factory=date.today)
 
     def t(self, key: str, **values: object) -> str:
         """The text ``key`` in the conversation's language; ``{code}`` is the USSD code."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from menus.app import build_engine
@@ -28,6 +28,7 @@ from .sessions import ResumeAction, SessionRecord, SessionStore
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+KENYA_OFFSET = timedelta(hours=3)  # East Africa Time, no daylight saving: the caller's calendar
 
 
 class HopHandler:
@@ -115,7 +116,9 @@ class HopHandler:
         if hasattr(services, "caller"):  # the registry's: language and standing read once a session
             services = CallerServices(services, phone, record.caller if live else None,  # type: ignore[union-attr]
                                       getattr(self.services, "clock", utc_now))
-        ctx = Context(phone=phone, session_id=request.session_id, services=services, ussd_code=self.ussd_code)
+        now = getattr(self.services, "clock", utc_now)()
+        ctx = Context(phone=phone, session_id=request.session_id, services=services, ussd_code=self.ussd_code,
+                      today=(now + KENYA_OFFSET).date())
         value = record.new_input(request.text, self.store.digest) if live else None  # type: ignore[union-attr]
         if record is None or record.ended:
             # A new (or expired, or finished) session starts at the top: the text is not replayed.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engine import Back, Context, Go, Outcome, Retry, Screen, Stop, View
 from ..services import ActivationResult, Purpose
-from .common import ChoosePin, ConfirmPin, OtpEntry, clean_identifier, parse_ddmmyyyy
+from .common import ChoosePin, ConfirmPin, OtpEntry, birth_date_hint, clean_identifier, parse_ddmmyyyy
 
 MAX_MISSES = 3
 MISSES = "_misses"  # survives ``00`` (home): three misses per session, not per attempt
@@ -53,8 +53,9 @@ class BirthDate(Screen):
 
     def handle(self, ctx: Context, value: str) -> Outcome:
         born = parse_ddmmyyyy(value)
-        if born is None:
-            return Retry(ctx.t("hint.date"))
+        hint = birth_date_hint(value, born, ctx.today)
+        if hint is not None or born is None:  # a slip, not a miss: the three misses are for wrong details
+            return Retry(ctx.t(hint or "hint.date"))
         outcome = ctx.services.start_activation(ctx.phone, ctx.data.pop("identifier", ""), born)
         result = outcome.result
         if result is ActivationResult.MATCH:

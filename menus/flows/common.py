@@ -11,6 +11,7 @@ from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay
 from ..services import LearnerChoice, OtpResult, PinResult, Purpose
 
 IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
+DATE_SEPARATORS = str.maketrans("", "", " /-.")  # ``05 09 2014``, ``05/09/2014`` read as ``05092014``
 
 
 def is_digits(value: str, count: int) -> bool:
@@ -18,13 +19,23 @@ def is_digits(value: str, count: int) -> bool:
 
 
 def parse_ddmmyyyy(value: str) -> date | None:
-    """``05092014`` -> 2014-09-05; None for anything else (wrong length, impossible date)."""
+    """``05092014`` (spaces, ``/``, ``-`` or ``.`` between allowed) -> 2014-09-05; None for anything
+    else (wrong length, impossible date)."""
+    value = value.translate(DATE_SEPARATORS)
     if not is_digits(value, 8):
         return None
     try:
         return date(int(value[4:]), int(value[2:4]), int(value[:2]))
     except ValueError:
         return None
+
+
+def birth_date_hint(value: str, born: date | None, today: date) -> str | None:
+    """The hint key for a date of birth that cannot be right (``born`` is ``parse_ddmmyyyy(value)``):
+    not 8 digits, no such day (31022015), or after ``today``; None for a possible date."""
+    if born is None:
+        return "hint.no_date" if is_digits(value.translate(DATE_SEPARATORS), 8) else "hint.date"
+    return "hint.future_date" if born > today else None
 
 
 def clean_identifier(value: str) -> str | None:

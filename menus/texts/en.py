@@ -8,6 +8,8 @@ TEXTS: dict[str, str] = {
     "hint.choice": "Invalid choice.",
     "hint.digits": "Enter {n} digits.",
     "hint.date": "Use DDMMYYYY, e.g. 05092014.",
+    "hint.no_date": "There is no such date. Use DDMMYYYY, e.g. 05092014.",
+    "hint.future_date": "That date is in the future. Use DDMMYYYY, e.g. 05092014.",
     "hint.identifier": "Enter the number only.",
     "end.invalid": "Too many invalid answers. Please dial {code} again.",
     "end.busy": "Service busy. Please try again in a few minutes.",

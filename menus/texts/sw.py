@@ -8,6 +8,8 @@ TEXTS: dict[str, str] = {
     "hint.choice": "Chaguo si sahihi.",
     "hint.digits": "Weka tarakimu {n}.",
     "hint.date": "Tumia DDMMYYYY, mf. 05092014.",
+    "hint.no_date": "Tarehe hiyo haipo. Tumia DDMMYYYY, mf. 05092014.",
+    "hint.future_date": "Tarehe hiyo bado haijafika. Tumia DDMMYYYY, mf. 05092014.",
     "hint.identifier": "Weka nambari pekee.",
     "end.invalid": "Majibu mengi si sahihi. Tafadhali piga {code} tena.",
     "end.busy": "Huduma ina shughuli nyingi. Tafadhali jaribu tena baada ya dakika chache.",

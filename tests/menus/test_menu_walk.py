@@ -37,7 +37,7 @@ from tests.menus.menu_fakes import (
 
 INPUTS = (
     "", "0", "00", "1", "2", "3", "4", "5", "6", "7", "98", "x", "*#",
-    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, DOB, "31022015",
+    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, DOB, "31022015", "01012099",
     OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED,
     PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY, "8264",
 )

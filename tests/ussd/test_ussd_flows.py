@@ -164,7 +164,7 @@ def test_activation_misses_in_kiswahili(world, ussd):
     > 2
     > 1
     > 12345678
-    > 32012014
+    > 3201201
     < CON Tumia DDMMYYYY, mf. 05092014.
     < Weka tarehe ya kuzaliwa ya mwanafunzi (DDMMYYYY):
     < ...
@@ -596,3 +596,57 @@ def test_phone_number_in_national_format_is_the_same_caller(world, ussd, sms):
     ussd(PHONE, wire_phone="0712345678").script("dial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code"
                                                  " by SMS. Enter it:\n< ...")
     assert len(sms.otps(PHONE)) == 1
+
+
+def test_a_date_that_cannot_be_a_birth_date_is_said_so_and_not_counted_as_a_miss(world, ussd, sms):
+    """31 February and a date after today (the clock is 2 March 2026) are typing slips: the hint says
+    which, and they do not use up one of the three misses; a date typed with spaces or slashes is read."""
+    world.learner()
+    ussd().script("""
+    dial
+    > 1
+    > 12345678
+    > 31022015
+    < CON There is no such date. Use DDMMYYYY, e.g. 05092014.
+    < Enter the learner's date of birth (DDMMYYYY):
+    < ...
+    > 05092034
+    < CON That date is in the future. Use DDMMYYYY, e.g. 05092014.
+    < ...
+    > 01012014
+    < CON Details do not match our records.
+    < ...
+    > 12345678
+    > 03032026
+    < CON That date is in the future. Use DDMMYYYY, e.g. 05092014.
+    < ...
+    > 01012014
+    < CON Details do not match our records.
+    < ...
+    > 12345678
+    > 05 09 2014
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    """)
+    assert len(sms.otps(PHONE)) == 1
+
+
+def test_date_hints_in_kiswahili(world, ussd):
+    world.learner()
+    ussd().script("""
+    dial
+    > 4
+    > 2
+    > 2
+    > 1
+    > 12345678
+    > 30022014
+    < CON Tarehe hiyo haipo. Tumia DDMMYYYY, mf. 05092014.
+    < ...
+    > 01012099
+    < CON Tarehe hiyo bado haijafika. Tumia DDMMYYYY, mf. 05092014.
+    < ...
+    > 05/09/2014
+    < CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:
+    < ...
+    """)
