@@ -157,6 +157,12 @@ def _copy(state: State) -> State:
     return orjson.loads(orjson.dumps(state, option=PLAIN_JSON))
 
 
+def clean_input(value: str) -> str:
+    """An answer without the spaces, ``*`` and ``#`` a caller used to dialling codes types around it
+    (``1#``, ``*12345678#``): no answer starts or ends with them."""
+    return value.strip().strip("*#").strip()
+
+
 def new_state(lang: str = DEFAULT_LANGUAGE, screen: str = "main") -> State:
     return {"lang": lang, "screen": screen, "stack": [], "data": {}, "invalid": 0, "note": None}
 
@@ -197,7 +203,7 @@ class Engine:
         state = _copy(state)
         ctx.lang = state.get("lang", DEFAULT_LANGUAGE)
         ctx.data = state.setdefault("data", {})
-        value = value.strip()
+        value = clean_input(value)
         if state["stack"] and value == HOME:
             return self._apply(ctx, state, Home())
         screen = self.screens.get(state.get("screen", ""))

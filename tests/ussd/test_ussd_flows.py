@@ -650,3 +650,23 @@ def test_date_hints_in_kiswahili(world, ussd):
     < CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:
     < ...
     """)
+
+
+def test_a_stray_star_or_hash_around_an_answer_is_ignored(world, ussd):
+    """Parents used to dialling codes type ``1#`` or ``*12345678#``: the answer inside is taken."""
+    world.learner()
+    ussd().script("""
+    dial
+    > 1#
+    < CON Enter the learner's birth certificate no. or assessment/index no.:
+    < ...
+    > *1234 5678#
+    < CON Enter the learner's date of birth (DDMMYYYY):
+    < ...
+    > 05092014#
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 00#
+    < CON Welcome to Elimu
+    < ...
+    """)
