@@ -22,7 +22,7 @@ TEXTS: dict[str, str] = {
     "main.status": "Hali ya mwanafunzi",
     "main.account": "Akaunti yangu",
     "resume.title": "Kikao chako cha mwisho hakikukamilika.",
-    "resume.continue": "Endelea ulipoachia",
+    "resume.continue": "Endelea ulipoishia",
     "resume.restart": "Anza upya",
     # activation
     "act.not_linked": "Simu hii haipo kwenye rekodi za shule. Omba shule isasishe nambari yako, kisha piga {code}.",
@@ -30,14 +30,14 @@ TEXTS: dict[str, str] = {
     "act.dob": "Weka tarehe ya kuzaliwa ya mwanafunzi (DDMMYYYY):",
     "act.miss": "Maelezo hayalingani na rekodi zetu.",
     "act.too_many_misses": "Maelezo hayakulingana mara 3. Omba shule ikague rekodi.",
-    "act.done": "Akaunti yako iko hai. UPI ya mwanafunzi itakuja kwa SMS.",
+    "act.done": "Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS.",
     "act.added": "Mwanafunzi ameongezwa kwenye akaunti yako. UPI itakuja kwa SMS.",
     # one-time codes
     "otp.enter": "Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:",
     "otp.wrong": "Nambari si sahihi. Majaribio {left} yamebaki.",
     "otp.wrong_last": "Nambari si sahihi. Jaribio 1 limebaki.",
     "otp.expired": "Muda wa nambari umeisha. Piga {code} kupata mpya.",
-    "otp.exhausted": "Nambari si sahihi mara nyingi. Piga {code} kupata mpya.",
+    "otp.exhausted": "Umekosea nambari mara nyingi mno. Piga {code} kupata mpya.",
     "otp.wait": "Nambari ilitumwa chini ya dakika moja iliyopita. Subiri, kisha piga {code} tena.",
     "otp.limit": "Umeomba nambari nyingi mno leo. Jaribu tena baadaye.",
     # PINs
@@ -70,9 +70,9 @@ TEXTS: dict[str, str] = {
     "acct.title": "Akaunti yangu",
     "acct.change_pin": "Badilisha PIN",
     "acct.language": "Lugha",
-    "acct.forgot_pin": "Umesahau PIN",
+    "acct.forgot_pin": "Nimesahau PIN",
     "lang.title": "Chagua lugha:",
     # SMS
-    "sms.otp": "Nambari ya Elimu: {otp}. Inatumika dakika 5. Usimpe mtu yeyote.",
+    "sms.otp": "Nambari ya Elimu: {otp}. Itaisha baada ya dakika 5. Usimpe mtu yeyote.",
     "sms.upi": "Elimu: UPI ya {name} ni {upi}. Iweke salama.",
 }

@@ -96,7 +96,7 @@ def test_activation_in_kiswahili_by_assessment_number(world, ussd, sms):
     < CON Weka PIN tena kuthibitisha:
     < ...
     > 4826
-    < END Akaunti yako iko hai. UPI ya mwanafunzi itakuja kwa SMS.
+    < END Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS.
     """)
     bodies = sms.clear_bodies(PHONE)
     assert bodies[0].startswith("Nambari ya Elimu: ") and bodies[1] == "Elimu: UPI ya Jane W. ni A1B2C3. Iweke salama."
@@ -587,8 +587,8 @@ def test_activation_code_comes_in_the_phones_language(world, ussd, sms):
     ussd().script("dial\n> 1\n> 12345678\n> 05092014\n< CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:\n< ...")
     (code,) = sms.otps(PHONE)
     (message,) = sms.messages(PHONE)
-    assert sms.clear_bodies(PHONE) == [f"Nambari ya Elimu: {code}. Inatumika dakika 5. Usimpe mtu yeyote."]
-    assert message.body == "Nambari ya Elimu: ******. Inatumika dakika 5. Usimpe mtu yeyote."
+    assert sms.clear_bodies(PHONE) == [f"Nambari ya Elimu: {code}. Itaisha baada ya dakika 5. Usimpe mtu yeyote."]
+    assert message.body == "Nambari ya Elimu: ******. Itaisha baada ya dakika 5. Usimpe mtu yeyote."
 
 
 def test_phone_number_in_national_format_is_the_same_caller(world, ussd, sms):
@@ -669,4 +669,28 @@ def test_a_stray_star_or_hash_around_an_answer_is_ignored(world, ussd):
     > 00#
     < CON Welcome to Elimu
     < ...
+    """)
+
+
+def test_account_menu_and_too_many_codes_in_kiswahili(world, ussd):
+    world.learner()
+    with world.db.transaction() as session:
+        session.add(PhoneSetting(phone=PHONE, language="sw"))
+    ussd().script("""
+    dial
+    > 4
+    < CON Akaunti yangu
+    < 1. Badilisha PIN
+    < 2. Lugha
+    < 3. Nimesahau PIN
+    < 0. Rudi
+    < 00. Mwanzo
+    dial
+    > 1
+    > 12345678
+    > 05092014
+    > 000000
+    > 000001
+    > 000002
+    < END Umekosea nambari mara nyingi mno. Piga *384*1234# kupata mpya.
     """)

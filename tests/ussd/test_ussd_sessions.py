@@ -113,7 +113,7 @@ def test_resume_offer_in_kiswahili_and_start_over(world, ussd, clock):
     phone.script("""
     dial
     < CON Kikao chako cha mwisho hakikukamilika.
-    < 1. Endelea ulipoachia
+    < 1. Endelea ulipoishia
     < 2. Anza upya
     > 2
     < CON Karibu Elimu
