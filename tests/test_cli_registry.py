@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from registry.models import ExamSeries
 from tests.cli_support import run_elimu
 from tests.registry.support import learner, write_learners, write_results
 
@@ -109,6 +112,20 @@ def test_import_results_then_release(database, tmp_path):
     assert done.exit_code == 1 and done.stderr == "Error: no KJSEA 2025 results have been imported\n"
     done = run_elimu(database, tmp_path, "results", "release", "GCSE", "2025")
     assert done.exit_code == 2 and "exam must be one of" in done.stderr
+
+
+def test_a_series_whose_rows_were_all_rejected_is_not_released(database, tmp_path):
+    """Released empty, it would publish the results imported into it later the moment they land."""
+    results = write_results(tmp_path / "results.csv", [
+        {"exam": "KCSE", "year": "2024", "index_number": "03611030002", "upi": "NOSUCH", "candidate_name": "Jane Kamau",
+         "mean_grade": "A-", "points": "78", "subjects": "ENG:B+;KIS:A-"},
+    ])  # fmt: skip
+    assert run_elimu(database, tmp_path, "registry", "import-results", str(results)).exit_code == 1
+    done = run_elimu(database, tmp_path, "results", "release", "KCSE", "2024")
+    assert done.exit_code == 1
+    assert done.stderr == "Error: no KCSE 2024 results have been imported (every row was rejected)\n"
+    with database.session() as session:
+        assert session.scalars(select(ExamSeries)).one().released_at is None
 
 
 def test_transfer_moves_and_refusals(database, tmp_path):

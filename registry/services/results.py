@@ -38,7 +38,8 @@ def find_result(session: Session, exam: str, index_number: str, year: int | None
 def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries, int, bool]:
     """Publish one series: ``(series, number of results, whether it was already released)``.
 
-    Releasing twice keeps the first release time.
+    Releasing twice keeps the first release time. A series holding no results (every row of its
+    file was rejected) is not released: results imported into it later would answer at once.
     """
     name = exam_named(exam).name
     series = session.scalars(
@@ -48,6 +49,8 @@ def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries,
         raise UnknownSeries(f"no {name} {year} results have been imported")
     count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
     already = series.released
+    if not already and not count:
+        raise UnknownSeries(f"no {name} {year} results have been imported (every row was rejected)")
     if not already:
         series.released_at = utcnow()
         session.flush()
