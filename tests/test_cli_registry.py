@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from sqlalchemy import select
 
 from registry.models import ExamSeries
@@ -126,6 +129,28 @@ def test_a_series_whose_rows_were_all_rejected_is_not_released(database, tmp_pat
     assert done.stderr == "Error: no KCSE 2024 results have been imported (every row was rejected)\n"
     with database.session() as session:
         assert session.scalars(select(ExamSeries)).one().released_at is None
+
+
+def test_results_status_counts_each_series_and_says_whether_it_is_released(database, tmp_path):
+    assert run_elimu(database, tmp_path, "results", "status").stdout == "no results have been imported\n"
+    run_elimu(database, tmp_path, "registry", "import-learners", str(write_learners(tmp_path / "l.csv", [learner(upi="KE1")])))
+    row = {"exam": "KCSE", "year": "2025", "index_number": "03611030002", "upi": "KE1", "candidate_name": "Jane Kamau",
+           "mean_grade": "A-", "points": "78", "subjects": "ENG:B+"}  # fmt: skip
+    results = write_results(tmp_path / "r.csv", [row, {**row, "index_number": "03611030003", "upi": ""},
+                                                 {**row, "exam": "KJSEA", "index_number": "3047190112", "upi": "",
+                                                  "mean_grade": "EE1", "points": "70", "subjects": ""}])  # fmt: skip
+    assert run_elimu(database, tmp_path, "registry", "import-results", str(results)).exit_code == 0
+    assert run_elimu(database, tmp_path, "results", "release", "KCSE", "2025").exit_code == 0
+
+    done = run_elimu(database, tmp_path, "results", "status")
+    assert done.exit_code == 0
+    lines = done.stdout.splitlines()
+    assert lines[0] == "exam   year   results    linked  released"
+    assert re.fullmatch(r"KCSE   2025         2         1  \d{4}-\d\d-\d\d \d\d:\d\d UTC", lines[1])
+    assert lines[2:] == ["KJSEA  2025         1         0  not released"]
+    records = json.loads(run_elimu(database, tmp_path, "results", "status", "--json").stdout)
+    assert records[1] == {"exam": "KJSEA", "year": 2025, "results": 1, "linked": 0, "released_at": None}
+    assert records[0]["released_at"].endswith("+00:00")
 
 
 def test_transfer_moves_and_refusals(database, tmp_path):

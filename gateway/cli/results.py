@@ -1,14 +1,18 @@
-"""``elimu results``: publishing an exam series."""
+"""``elimu results``: publishing an exam series, and what is imported and released."""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
 
 import click
 
 from registry.exams import InvalidExamData, exam_named
-from registry.services.results import UnknownSeries, release_results
+from registry.services.results import SeriesStatus, UnknownSeries, release_results, series_status
 
 from . import Context, pass_context
 from .errors import database_errors
+from .sms import _iso as iso_utc
 
 
 @click.group("results")
@@ -31,11 +35,40 @@ def release_command(ctx: Context, exam: str, year: int) -> None:
             series, count, already = release_results(session, name, year)
         except UnknownSeries as exc:
             raise click.ClickException(str(exc)) from None
-        when = series.released_at.strftime("%Y-%m-%d %H:%M UTC") if series.released_at else ""
         if already:
-            click.echo(f"{name} {year} was already released on {when}: {count} results")
+            click.echo(f"{name} {year} was already released on {_when(series.released_at)}: {count} results")
         else:
             click.echo(f"{name} {year} released: {count} results now answer")
+
+
+@results_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+@pass_context
+def status_command(ctx: Context, as_json: bool) -> None:
+    """Each exam series imported: results, how many are linked to learners, released or not."""
+    with database_errors(), ctx.runtime.db.session() as session:
+        rows = series_status(session)
+    if as_json:
+        click.echo(json.dumps([_status_record(row) for row in rows]))
+    elif not rows:
+        click.echo("no results have been imported")
+    else:
+        click.echo(f"{'exam':<6} {'year':<4} {'results':>9} {'linked':>9}  released")
+        for row in rows:
+            click.echo(f"{row.exam:<6} {row.year:<4} {row.results:>9} {row.linked:>9}  {_released(row)}")
+
+
+def _released(row: SeriesStatus) -> str:
+    return _when(row.released_at) if row.released_at else "not released"
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""
+
+
+def _status_record(row: SeriesStatus) -> dict[str, object]:
+    return {"exam": row.exam, "year": row.year, "results": row.results, "linked": row.linked,
+            "released_at": iso_utc(row.released_at)}
 
 
 commands = [results_group]

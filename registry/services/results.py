@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -11,6 +14,17 @@ from ..models import ExamResult, ExamSeries, utcnow
 
 class UnknownSeries(LookupError):
     """No results were imported for that exam and year."""
+
+
+@dataclass(frozen=True)
+class SeriesStatus:
+    """One exam series as an operator checks it on results day."""
+
+    exam: str
+    year: int
+    results: int  # results imported
+    linked: int  # of them linked to a learner of the registry
+    released_at: datetime | None
 
 
 def find_result(session: Session, exam: str, index_number: str, year: int | None = None) -> ExamResult | None:
@@ -55,3 +69,15 @@ def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries,
         series.released_at = utcnow()
         session.flush()
     return series, count, already
+
+
+def series_status(session: Session) -> list[SeriesStatus]:
+    """Every exam series with its counts of results and whether it is released (one query)."""
+    query = (
+        select(ExamSeries.exam, ExamSeries.year, func.count(ExamResult.id), func.count(ExamResult.learner_id),
+               ExamSeries.released_at)
+        .outerjoin(ExamResult, ExamResult.series_id == ExamSeries.id)
+        .group_by(ExamSeries.id, ExamSeries.exam, ExamSeries.year, ExamSeries.released_at)
+        .order_by(ExamSeries.exam, ExamSeries.year.desc())
+    )
+    return [SeriesStatus(*row) for row in session.execute(query)]
