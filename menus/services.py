@@ -57,6 +57,7 @@ class ActivationResult(enum.StrEnum):
     NOT_LINKED = "not_linked"
     TOO_SOON = "too_soon"
     LIMIT = "limit"
+    MISS_LIMIT = "miss_limit"  # too many misses from this phone today: said before any matching
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ class BirthDate(Screen):
             return Stop(ctx.t("otp.wait"))
         if result is ActivationResult.LIMIT:
             return Stop(ctx.t("otp.limit"))
+        if result is ActivationResult.MISS_LIMIT:
+            return Stop(ctx.t("act.miss_limit"))
         return Stop(ctx.t("act.not_linked"))
 
 

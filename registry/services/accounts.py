@@ -7,6 +7,8 @@ datetime), so tests control time. Rules:
 - codes: 6 digits, 5 minutes, 3 tries, single use, at least 60 s apart, at most 5 an hour and 10 a day
   per phone, stored only as keyed hashes (``secrets.OtpHasher``);
 - PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes;
+- details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
+  from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, exists, false, func, literal, select, update
+from sqlalchemy import Connection, Select, bindparam, exists, false, func, literal, select, union_all, update
 from sqlalchemy.orm import Session, joinedload
 
 from menus.layout import short_person
@@ -39,6 +41,7 @@ from menus.services import (
 from menus.texts import DEFAULT_LANGUAGE, LANGUAGES, text
 
 from ..models import (
+    AuditEvent,
     ExamResult,
     ExamSeries,
     Guardian,
@@ -52,7 +55,7 @@ from ..models import (
 )
 from ..outbox import queue_sms
 from ..signals import otp_event
-from .audit import record_disclosure
+from .audit import record_disclosure, record_failed_check
 from .learners import find_guardian
 from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
 
@@ -67,6 +70,8 @@ OTP_PER_DAY = 10
 PIN_TRIES = 3
 PIN_LOCK = timedelta(minutes=30)
 PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up step this long
+MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
+MISS_ACTION = "activation_miss"
 CHANNEL = "ussd"
 SMS_NAME_LIMIT = 24
 
@@ -203,19 +208,34 @@ def _caller_of(row: Sequence[Any]) -> Caller:
 # --- one-time codes -----------------------------------------------------------------------------
 
 
+def _codes_since(phone: str, since: datetime) -> Select:
+    return select(OneTimeCode.created_at).where(OneTimeCode.phone == phone, OneTimeCode.created_at > since)
+
+
 def send_allowance(session: Session, phone: str, now: datetime) -> SendResult:
     """Whether another code may go to ``phone`` now (gap, hourly and daily ceilings). The caller
     holds the phone's sending lock (``lock_sends``, or ``caller(..., sending=True)``)."""
-    times = [_aware(t) for t in session.scalars(
-        select(OneTimeCode.created_at)
-        .where(OneTimeCode.phone == phone, OneTimeCode.created_at > now - timedelta(days=1))
-        .order_by(OneTimeCode.created_at.desc())
-    )]
+    return _allowance(list(session.scalars(_codes_since(phone, now - timedelta(days=1)))), now)
+
+
+def _allowance(sent: Sequence[datetime], now: datetime) -> SendResult:
+    """``send_allowance`` from the times of the codes sent in the last day."""
+    times = sorted((_aware(t) for t in sent), reverse=True)  # type: ignore[type-var]
     if times and now - times[0] < OTP_GAP:  # type: ignore[operator]
         return SendResult.TOO_SOON
     if len(times) >= OTP_PER_DAY or sum(1 for t in times if now - t < timedelta(hours=1)) >= OTP_PER_HOUR:  # type: ignore[operator]
         return SendResult.LIMIT
     return SendResult.SENT
+
+
+def _allowance_and_misses(session: Session, phone: str, now: datetime) -> tuple[SendResult, int]:
+    """``send_allowance`` and the phone's activation misses in the last day, in one statement."""
+    since = now - timedelta(days=1)
+    codes = _codes_since(phone, since).add_columns(literal(False).label("miss"))
+    misses = select(AuditEvent.at, literal(True)).where(
+        AuditEvent.phone == phone, AuditEvent.action == MISS_ACTION, AuditEvent.at > since)
+    rows = session.execute(union_all(codes, misses)).all()
+    return _allowance([at for at, miss in rows if not miss], now), sum(1 for _, miss in rows if miss)
 
 
 def issue_otp(
@@ -337,12 +357,15 @@ def start_activation(
     who = caller(session, phone, sending=True)  # and the phone's sending lock
     if not who.linked:
         return Activation(ActivationResult.NOT_LINKED)
-    allowed = send_allowance(session, phone, now)
+    allowed, misses = _allowance_and_misses(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")  # counted as ``issue_otp`` counts a refused code
         return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
+    if misses >= MISSES_PER_DAY:
+        return Activation(ActivationResult.MISS_LIMIT)  # before matching: it never tells a match
     learner = match_learner(session, phone, identifier, born)
     if learner is None:
+        record_failed_check(session, phone=phone, action=MISS_ACTION, channel=CHANNEL, at=now)
         return Activation(ActivationResult.MISS)
     _send_code(session, keys, phone, Purpose.ACTIVATE, now, learner.id, who.language)
     return Activation(ActivationResult.MATCH, learner.id)

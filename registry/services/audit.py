@@ -54,6 +54,13 @@ def batched_disclosures(session: Session) -> Iterator[None]:
 RESULTS_ACTION = "results_replied"  # its detail: "<exam> <year> <index number>"
 
 
+def record_failed_check(session: Session, *, phone: str, action: str, channel: str, at: datetime) -> None:
+    """A phone's failed proof of knowing a learner (e.g. ``activation_miss``): no learner, nothing
+    disclosed, but in the trail beside the disclosures (``elimu audit --phone``), where the registry
+    counts them to stop guessing (``accounts.MISSES_PER_DAY``)."""
+    session.add(AuditEvent(at=at, phone=phone, learner_id=None, action=action, channel=channel))
+
+
 def history(
     session: Session, *, upi: str | None = None, phone: str | None = None, index_number: str | None = None,
     limit: int = 200,

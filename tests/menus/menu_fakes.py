@@ -27,7 +27,7 @@ OTHER_SCHOOL = "Our Lady of Perpetual Help Nyandarua Girls' Junior Secondary Aca
 # Codes and PINs that make the fake answer each way.
 OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED = "111111", "222222", "333333", "444444"
 PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY = "1357", "2468", "3579", "4680", "1234"
-ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE = "BC1", "SOON", "LIMIT", "GONE"
+ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED = "BC1", "SOON", "LIMIT", "GONE", "BLOCKED"
 DOB = "05012015"
 
 
@@ -66,6 +66,8 @@ class FakeServices:
             return Activation(ActivationResult.TOO_SOON)
         if identifier == ID_LIMIT:
             return Activation(ActivationResult.LIMIT)
+        if identifier == ID_BLOCKED:
+            return Activation(ActivationResult.MISS_LIMIT)
         if identifier in (ID_MATCH, ID_GONE) and born == date(2015, 1, 5):
             return Activation(ActivationResult.MATCH, 1 if identifier == ID_MATCH else 99)
         return Activation(ActivationResult.MISS)

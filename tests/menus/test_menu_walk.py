@@ -18,6 +18,7 @@ from menus.engine import Reply
 from menus.layout import SCREEN_LIMIT
 from tests.menus.menu_fakes import (
     DOB,
+    ID_BLOCKED,
     ID_GONE,
     ID_LIMIT,
     ID_MATCH,
@@ -37,7 +38,7 @@ from tests.menus.menu_fakes import (
 
 INPUTS = (
     "", "0", "00", "1", "2", "3", "4", "5", "6", "7", "98", "x", "*#",
-    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, DOB, "31022015", "01012099",
+    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED, DOB, "31022015", "01012099",
     OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED,
     PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY, "8264",
 )

@@ -694,3 +694,26 @@ def test_account_menu_and_too_many_codes_in_kiswahili(world, ussd):
     > 000002
     < END Umekosea nambari mara nyingi mno. Piga *384*1234# kupata mpya.
     """)
+
+
+def test_activation_misses_are_limited_per_phone_per_day_not_only_per_session(world, ussd, sms, clock):
+    """Three misses end a session, but a new session gave three more: the date of birth could be
+    guessed session after session. Ten misses in a day stop activation from this phone until the
+    day has passed, with the right details too, and the stop is said before any matching."""
+    world.learner()
+    phone = ussd()
+    for _ in range(3):
+        phone.script("redial\n> 1\n> 12345678\n> 01012014\n> 12345678\n> 02012014\n> 12345678\n> 03012014\n"
+                     "< END Details did not match 3 times. Ask the school to check the records.")
+    phone.script("redial\n> 1\n> 12345678\n> 04012014\n< CON Details do not match our records.\n< ...")
+    phone.script("""
+    redial
+    > 1
+    > 12345678
+    > 05092014
+    < END Details did not match too many times today. Try again tomorrow, or ask the school to check the records.
+    """)
+    assert sms.messages(PHONE) == []
+    assert len(audit(world, "activation_miss")) == 10
+    clock.advance(hours=24)
+    phone.script("redial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
