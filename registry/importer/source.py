@@ -7,6 +7,7 @@ so an import never stops halfway after writing batches.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,8 @@ from .report import UnreadableFile
 # Fed to the csv reader after the file's last line: a lone high surrogate, which decoding never
 # produces (undecodable bytes become low surrogates), so a row holding it shows where the file ended.
 _END = "\ud800"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_OTHER_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 
 
 def header_key(name: str) -> str:
@@ -37,6 +40,21 @@ def text_problem(text: str, *, header: bool = False) -> str | None:
         except UnicodeEncodeError as exc:  # an undecodable byte, kept as a surrogate (surrogateescape)
             return f"not UTF-8 text (byte 0x{ord(text[exc.start]) - 0xDC00:02x}); save the file as UTF-8"
     return None
+
+
+def looks_utf16(path: Path) -> bool:
+    """Whether the file starts like UTF-16 text (Excel's "Unicode Text"): its byte-order mark, or
+    an ASCII character beside a NUL byte."""
+    with path.open("rb") as fh:
+        start = fh.read(2)
+    return start in _UTF16_BOMS or (len(start) == 2 and start.count(0) == 1)
+
+
+def other_separator(header: list[str]) -> str | None:
+    """How the fields are separated when a header read as one cell holds ``;``, tabs or ``|``."""
+    if len(header) != 1:
+        return None
+    return next((label for sep, label in _OTHER_SEPARATORS.items() if sep in header[0]), None)
 
 
 def _line_breaks(text: str) -> int:
@@ -89,12 +107,18 @@ class CsvFile:
         if not any(cell.strip() for cell in header):
             raise UnreadableFile(f"{name}: empty file: the first line must be the header")
         problem = text_problem("".join(header), header=True)
+        if problem and "\x00" in "".join(header) and looks_utf16(self.path):
+            problem = "UTF-16 text (NUL bytes); save the file as CSV UTF-8"
         if problem:
             raise UnreadableFile(f"{name}: line 1: {problem}")
         keys = [header_key(cell) for cell in header]
         missing = [c for c in columns if c not in keys]
         if missing:
-            raise UnreadableFile(f"{name}: line 1: header lacks column(s): {', '.join(missing)}")
+            separator = other_separator(header)
+            hint = f"; its fields are separated by {separator}, not commas: save it as CSV (comma-separated)"
+            raise UnreadableFile(
+                f"{name}: line 1: header lacks column(s): {', '.join(missing)}{hint if separator else ''}"
+            )
         return keys, header
 
     def position(self) -> int:

@@ -97,7 +97,11 @@ def test_a_quote_never_closed_names_where_it_opened_and_the_lines_lost(tmp_path,
     ("content", "reason"),
     [
         (b"a,b\xe9,c\n1,2,3\n", "line 1: not UTF-8 text (byte 0xe9)"),
-        (b"\xff\xfea\x00,\x00b\x00\n\x00", "line 1: NUL byte: this is not a text (CSV) file"),  # UTF-16
+        (b"\xff\xfea\x00,\x00b\x00\n\x00", "line 1: UTF-16 text (NUL bytes); save the file as CSV UTF-8"),
+        ("a,b,c\n1,2,3\n".encode("utf-16-be"), "line 1: UTF-16 text (NUL bytes); save the file as CSV UTF-8"),
+        (b"ab\x00,c\n", "line 1: NUL byte: this is not a text (CSV) file"),
+        (b"a;b;c\n1;2;3\n", "header lacks column(s): a, b, c; its fields are separated by ';', not commas: save it as"),
+        (b"a\tb\tc\n", "header lacks column(s): a, b, c; its fields are separated by tabs, not commas"),
         (b'a,"b,c\n1,2,3\n', "line 1: a quote opened in the header is never closed"),
         (b"a,b,c" + b"x" * 200_000 + b"\n1,2,3\n", "line 1: field larger than field limit"),
     ],
@@ -106,6 +110,13 @@ def test_a_damaged_header_is_unreadable(tmp_path, content, reason):
     path = tmp_path / "any.csv"
     path.write_bytes(content)
     with pytest.raises(UnreadableFile, match=re.escape(reason)):
+        CsvFile(path, ["a", "b", "c"])
+
+
+def test_a_comma_separated_header_lacking_a_column_gets_no_separator_hint(tmp_path):
+    path = tmp_path / "any.csv"
+    path.write_bytes(b"a;x,b\n")
+    with pytest.raises(UnreadableFile, match=r"line 1: header lacks column\(s\): a, c$"):
         CsvFile(path, ["a", "b", "c"])
 
 
