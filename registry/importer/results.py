@@ -23,10 +23,12 @@ from ..models import ExamResult, ExamSeries, Learner
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
 from .bulk import Bulk
+from .first_rows import FirstRows
 from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected, WarnHandler
 
 COLUMNS = ("exam", "year", "index_number", "upi", "candidate_name", "mean_grade", "points", "subjects")
 RESULT_FIELDS = ("upi", "candidate_name", "mean_grade", "points", "subjects")
+GRADE_FIELDS = RESULT_FIELDS[1:]  # what a reply tells: two rows of a file may not disagree on it
 
 _results = ExamResult.__table__
 _series = ExamSeries.__table__
@@ -51,8 +53,8 @@ class ResultRow:
     def key(self) -> tuple[str, int, str]:
         return (self.exam, self.year, self.index_number)
 
-    def values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, n) for n in RESULT_FIELDS)
+    def values(self, names: tuple[str, ...] = RESULT_FIELDS) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in names)
 
 
 def parse_result(line: int, record: dict[str, str], today: date) -> ResultRow:
@@ -79,14 +81,24 @@ def parse_result(line: int, record: dict[str, str], today: date) -> ResultRow:
 
 
 class ResultWriter(BatchWriter[ResultRow]):
-    """Writes batches of result rows; remembers exam series across batches."""
+    """Writes batches of result rows; remembers exam series across batches, and the first row of
+    each candidate in the file, so a later row giving other grades is rejected wherever it lies
+    (rows differing in their ``upi`` alone are told apart by the batch, which knows the UPIs)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.series: dict[tuple[str, int], int] = {}
+        self.first_rows = FirstRows(GRADE_FIELDS)
 
     def parse(self, line: int, record: Record, today: date) -> ResultRow:
-        return parse_result(line, record, today)
+        row = parse_result(line, record, today)
+        earlier = self.first_rows.differ("|".join(map(str, row.key)), line, row.values(GRADE_FIELDS))
+        if earlier is not None:
+            raise _differs(*earlier)
+        return row
+
+    def close(self) -> None:
+        self.first_rows.close()
 
     def group_key(self, row: ResultRow) -> object:
         return row.key
@@ -108,11 +120,7 @@ class ResultWriter(BatchWriter[ResultRow]):
             first = firsts.setdefault(row.key, row)
             if first is not row:
                 differ = [n for n in RESULT_FIELDS if getattr(row, n) != getattr(first, n)]
-                outcomes[row.line] = (
-                    RowRejected(f"differs from line {first.line} (same exam, year and index_number): {', '.join(differ)}")
-                    if differ
-                    else Outcome.UNCHANGED
-                )
+                outcomes[row.line] = _differs(first.line, differ) if differ else Outcome.UNCHANGED
         wanted_series = set(series_ids.values())
         columns = (_results.c.id, _results.c.series_id, _results.c.index_number, _results.c.learner_id,
                    *(_results.c[n] for n in RESULT_FIELDS))  # fmt: skip
@@ -164,6 +172,10 @@ class ResultWriter(BatchWriter[ResultRow]):
         return ids
 
 
+def _differs(line: int, fields: list[str]) -> RowRejected:
+    return RowRejected(f"differs from line {line} (same exam, year and index_number): {', '.join(fields)}")
+
+
 def import_results(
     db: Database,
     records: Iterable[tuple[int, Record | str]],
@@ -176,10 +188,14 @@ def import_results(
     on_warning: WarnHandler | None = None,
 ) -> ImportReport:
     """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
-    return run_import(
-        db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-        writers=writers, on_warning=on_warning,
-    )
+    writer = ResultWriter()
+    try:
+        return run_import(
+            db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
+            writers=writers, on_warning=on_warning,
+        )
+    finally:
+        writer.close()
 
 
 __all__ = ["COLUMNS", "ResultRow", "import_results", "parse_result"]

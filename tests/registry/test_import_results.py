@@ -77,6 +77,25 @@ def test_bad_result_rows_are_named_by_line(database, tmp_path):
     assert (report.added, report.unchanged, report.rejected) == (1, 1, 7)
 
 
+def test_rows_of_one_candidate_that_disagree_are_rejected_however_far_apart(database, tmp_path):
+    """Batches of 2 rows, written by two writers on PostgreSQL: the later row never overwrites the
+    first (which one won depended on batch boundaries and commit order), and importing again
+    changes nothing."""
+    rows = [result(index_number=f"036110300{i:02d}") for i in range(10)]
+    rows += [result(mean_grade="B+"), result(subjects="ENG:B+;KIS:A-;MAT:A"), result(points="", candidate_name="J K")]
+    path = write_results(tmp_path / "r.csv", rows)
+    for attempt in range(2):
+        report, rejected = run_results(database, path, batch_size=2, writers=2)
+        assert rejected == [
+            (12, "differs from line 4 (same exam, year and index_number): mean_grade"),
+            (14, "differs from line 4 (same exam, year and index_number): candidate_name, points"),
+        ]
+        assert (report.added, report.updated, report.unchanged) == ((10, 0, 1) if attempt == 0 else (0, 0, 11))
+    with database.session() as session:
+        stored = session.scalars(select(ExamResult).where(ExamResult.index_number == "03611030002")).one()
+        assert (stored.mean_grade, stored.points, stored.candidate_name) == ("A-", 78, "Jane Kamau")
+
+
 def test_a_correction_is_an_update(database, tmp_path):
     run_results(database, write_results(tmp_path / "a.csv", [result(), result(index_number="03611030003")]))
     report, _ = run_results(database, write_results(tmp_path / "b.csv", [result(mean_grade="A"), result(index_number="03611030003")]))
