@@ -1,10 +1,13 @@
-"""My account: change PIN, language, forgotten PIN reset through a one-time code."""
+"""My account: change PIN, language, forgotten PIN reset (a learner's details, then a one-time code)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from ..engine import Context, Go, Home, Outcome, Retry, Screen, Stop, View
-from ..services import Purpose, SendResult
+from ..services import Activation, Purpose
 from ..texts import LANGUAGE_NAMES, LANGUAGES
+from .activate import BirthDate, Identifier
 from .common import ChoosePin, ConfirmPin, OtpEntry
 
 
@@ -29,15 +32,16 @@ class AccountMenu(Screen):
 
 
 def _start_reset(ctx: Context) -> Outcome:
-    """A forgotten PIN: an active account gets a code by SMS (even while its PIN is locked)."""
+    """A forgotten PIN (even while it is locked): an active account proves it knows one of its
+    verified learners, as at activation, then gets a code by SMS. The code alone would let anyone
+    holding the phone past the PIN."""
     if not ctx.services.account(ctx.phone).active:
         return Stop(ctx.t("need_active"))
-    sent = ctx.services.send_otp(ctx.phone, Purpose.PIN_RESET)
-    if sent is SendResult.TOO_SOON:
-        return Stop(ctx.t("otp.wait"))
-    if sent is SendResult.LIMIT:
-        return Stop(ctx.t("otp.limit"))
-    return Go("rst.otp")
+    return Go("rst.id", note=ctx.t("rst.intro"))
+
+
+def _match_for_reset(ctx: Context, identifier: str, born: date) -> Activation:
+    return ctx.services.start_pin_reset(ctx.phone, identifier, born)
 
 
 class Language(Screen):
@@ -70,6 +74,8 @@ SCREENS = (
     Language(),
     ChoosePin("chg.pin", "pin.choose_new", "chg.pin2", needs="pin_ok", resumable=False),
     ConfirmPin("chg.pin2", _change, resumable=False),
+    Identifier("rst.id", "rst.dob"),
+    BirthDate("rst.dob", _match_for_reset, "rst.otp"),
     OtpEntry("rst.otp", Purpose.PIN_RESET, lambda ctx: Go("rst.pin", push=False)),
     ChoosePin("rst.pin", "pin.choose_new", "rst.pin2", needs="otp_ok", resumable=True),
     ConfirmPin("rst.pin2", _reset, resumable=True),

@@ -1,9 +1,15 @@
-"""Activation: identify a learner linked to this phone, prove it with a code, choose a PIN."""
+"""Activation: identify a learner linked to this phone, prove it with a code, choose a PIN.
+
+The same two screens (identifier, date of birth) open a forgotten-PIN reset (``menus.flows.account``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
+
 from ..engine import Back, Context, Go, Outcome, Retry, Screen, Stop, View
-from ..services import ActivationResult, Purpose
+from ..services import Activation, ActivationResult, Purpose
 from .common import ChoosePin, ConfirmPin, OtpEntry, birth_date_hint, clean_identifier, parse_ddmmyyyy
 
 MAX_MISSES = 3
@@ -22,8 +28,13 @@ def begin(ctx: Context) -> Outcome:
 
 
 class Identifier(Screen):
-    name = "act.id"
+    """Asks for a birth certificate, assessment or index number, then goes to ``born``."""
+
     resumable = True
+
+    def __init__(self, name: str = "act.id", born: str = "act.dob") -> None:
+        self.name = name
+        self.born = born
 
     def enter(self, ctx: Context) -> Outcome | None:
         if ctx.data.get("adding") and not ctx.data.get("pin_ok"):
@@ -38,12 +49,25 @@ class Identifier(Screen):
         if identifier is None:
             return Retry(ctx.t("hint.identifier"))
         ctx.data["identifier"] = identifier
-        return Go("act.dob")
+        return Go(self.born)
+
+
+Start = Callable[[Context, str, date], Activation]
+
+
+def _start_activation(ctx: Context, identifier: str, born: date) -> Activation:
+    return ctx.services.start_activation(ctx.phone, identifier, born)
 
 
 class BirthDate(Screen):
-    name = "act.dob"
+    """Asks for the date of birth, then has ``start`` match the learner; a match goes to ``code``."""
+
     resumable = True
+
+    def __init__(self, name: str = "act.dob", start: Start = _start_activation, code: str = "act.otp") -> None:
+        self.name = name
+        self.start = start
+        self.code = code
 
     def enter(self, ctx: Context) -> Outcome | None:
         return None if ctx.data.get("identifier") else Back()
@@ -56,11 +80,11 @@ class BirthDate(Screen):
         hint = birth_date_hint(value, born, ctx.today)
         if hint is not None or born is None:  # a slip, not a miss: the three misses are for wrong details
             return Retry(ctx.t(hint or "hint.date"))
-        outcome = ctx.services.start_activation(ctx.phone, ctx.data.pop("identifier", ""), born)
+        outcome = self.start(ctx, ctx.data.pop("identifier", ""), born)
         result = outcome.result
         if result is ActivationResult.MATCH:
             ctx.data["learner"] = outcome.learner_id
-            return Go("act.otp", push=False)
+            return Go(self.code, push=False)
         if result is ActivationResult.MISS:
             misses = ctx.data.get(MISSES, 0) + 1
             ctx.data[MISSES] = misses

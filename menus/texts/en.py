@@ -73,6 +73,7 @@ TEXTS: dict[str, str] = {
     "acct.language": "Language",
     "acct.forgot_pin": "Forgot PIN",
     "lang.title": "Choose language:",
+    "rst.intro": "To reset your PIN, confirm a learner on your account.",
     # SMS
     "sms.otp": "Elimu code: {otp}. Valid 5 minutes. Do not share it with anyone.",
     "sms.upi": "Elimu: the UPI of {name} is {upi}. Keep it safe.",

@@ -73,6 +73,7 @@ TEXTS: dict[str, str] = {
     "acct.language": "Lugha",
     "acct.forgot_pin": "Nimesahau PIN",
     "lang.title": "Chagua lugha:",
+    "rst.intro": "Ili kuweka PIN upya, thibitisha mwanafunzi wa akaunti yako.",
     # SMS
     "sms.otp": "Nambari ya Elimu: {otp}. Itaisha baada ya dakika 5. Usimpe mtu yeyote.",
     "sms.upi": "Elimu: UPI ya {name} ni {upi}. Iweke salama.",

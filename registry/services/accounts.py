@@ -320,19 +320,25 @@ def _same(a: str | None, b: str) -> bool:
     return hmac.compare_digest((a or "").replace(" ", "").upper().encode(), b.encode())
 
 
-def match_learner(session: Session, phone: str, identifier: str, born: date) -> Learner | None:
-    """The learner linked to ``phone`` whose birth certificate, assessment or index number is
-    ``identifier`` and who was born on ``born``; every candidate is compared, no early exit.
+def match_learner(
+    session: Session, phone: str, identifier: str, born: date, *, verified: bool = False
+) -> Learner | None:
+    """The learner linked to ``phone`` (``verified``: and verified on it) whose birth certificate,
+    assessment or index number is ``identifier`` and who was born on ``born``; every candidate is
+    compared, no early exit.
 
     One statement: the learners linked to the phone with their results' index numbers joined."""
     candidates: dict[int, Learner] = {}
     index_numbers: dict[int, list[str]] = {}
-    for learner, number in session.execute(
+    query = (
         select(Learner, ExamResult.index_number).join(GuardianLink, GuardianLink.learner_id == Learner.id)
         .join(Guardian, Guardian.id == GuardianLink.guardian_id)
         .outerjoin(ExamResult, ExamResult.learner_id == Learner.id)
         .where(Guardian.phone == phone)
-    ):
+    )
+    if verified:
+        query = query.where(GuardianLink.verified_at.is_not(None))
+    for learner, number in session.execute(query):
         candidates.setdefault(learner.id, learner)
         if number is not None:
             index_numbers.setdefault(learner.id, []).append(number)
@@ -346,16 +352,21 @@ def match_learner(session: Session, phone: str, identifier: str, born: date) -> 
 
 
 def start_activation(
-    session: Session, keys: Keys, phone: str, identifier: str, born: date, now: datetime
+    session: Session, keys: Keys, phone: str, identifier: str, born: date, now: datetime,
+    purpose: Purpose = Purpose.ACTIVATE,
 ) -> Activation:
     """Identity + date of birth for a learner linked to this phone; a match gets a code by SMS.
+
+    ``Purpose.PIN_RESET``: the same for a forgotten PIN, among the learners the phone is verified
+    for (an active account only), with the same misses and limits.
 
     The send limits are checked first, so "wait" never reveals that the details matched. One read
     of the caller gives the standing and the SMS's language, and the limits are read once: the OTP
     hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
     """
     who = caller(session, phone, sending=True)  # and the phone's sending lock
-    if not who.linked:
+    resetting = purpose is Purpose.PIN_RESET
+    if not who.linked or (resetting and not who.active):
         return Activation(ActivationResult.NOT_LINKED)
     allowed, misses = _allowance_and_misses(session, phone, now)
     if allowed is not SendResult.SENT:
@@ -363,11 +374,11 @@ def start_activation(
         return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
     if misses >= MISSES_PER_DAY:
         return Activation(ActivationResult.MISS_LIMIT)  # before matching: it never tells a match
-    learner = match_learner(session, phone, identifier, born)
+    learner = match_learner(session, phone, identifier, born, verified=resetting)
     if learner is None:
         record_failed_check(session, phone=phone, action=MISS_ACTION, channel=CHANNEL, at=now)
         return Activation(ActivationResult.MISS)
-    _send_code(session, keys, phone, Purpose.ACTIVATE, now, learner.id, who.language)
+    _send_code(session, keys, phone, purpose, now, learner.id, who.language)
     return Activation(ActivationResult.MATCH, learner.id)
 
 

@@ -55,6 +55,11 @@ class RegistryServices:
         with self.db.transaction() as session:
             return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock())
 
+    def start_pin_reset(self, phone: str, identifier: str, born: date) -> Activation:
+        with self.db.transaction() as session:
+            return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock(),
+                                             Purpose.PIN_RESET)
+
     def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
         with self.db.transaction() as session:
             return accounts.issue_otp(session, self.keys, phone, purpose, self.clock(), learner_id)

@@ -72,6 +72,10 @@ class FakeServices:
             return Activation(ActivationResult.MATCH, 1 if identifier == ID_MATCH else 99)
         return Activation(ActivationResult.MISS)
 
+    def start_pin_reset(self, phone: str, identifier: str, born: date) -> Activation:
+        self.calls.append(("start_pin_reset", identifier, born))
+        return self.start_activation(phone, identifier, born)
+
     def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
         self.calls.append(("send_otp", purpose, learner_id))
         return {3: SendResult.TOO_SOON, 4: SendResult.LIMIT}.get(learner_id or 0, SendResult.SENT)

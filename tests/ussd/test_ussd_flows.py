@@ -477,7 +477,7 @@ def test_change_pin(world, ussd):
     """)
 
 
-def test_forgotten_pin_reset_by_code_also_unlocks(world, ussd, clock):
+def test_forgotten_pin_reset_by_learner_details_and_code_also_unlocks(world, ussd, clock):
     world.learner()
     world.activate()
     phone = ussd()
@@ -486,6 +486,14 @@ def test_forgotten_pin_reset_by_code_also_unlocks(world, ussd, clock):
     dial
     > 4
     > 3
+    < CON To reset your PIN, confirm a learner on your account.
+    < Enter the learner's birth certificate no. or assessment/index no.:
+    < 0. Back
+    < 00. Home
+    > 12345678
+    < CON Enter the learner's date of birth (DDMMYYYY):
+    < ...
+    > 05092014
     < CON We sent a 6-digit code by SMS. Enter it:
     < ...
     > {otp}
@@ -717,3 +725,52 @@ def test_activation_misses_are_limited_per_phone_per_day_not_only_per_session(wo
     assert len(audit(world, "activation_miss")) == 10
     clock.advance(hours=24)
     phone.script("redial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
+
+
+def test_a_phone_alone_cannot_reset_the_pin(world, ussd, sms):
+    """Whoever holds the phone got the reset code by SMS, so the PIN kept nobody out: a reset asks
+    for a verified learner's details first, with the activation's misses and limits, and a learner
+    linked but not verified on this phone does not count."""
+    world.learner()
+    world.activate()
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    ussd().script("""
+    dial
+    > 4
+    > 3
+    > 777
+    > 05092014
+    < CON Details do not match our records.
+    < Enter the learner's birth certificate no. or assessment/index no.:
+    < ...
+    > 12345678
+    > 01012014
+    < CON Details do not match our records.
+    < ...
+    > 12345678
+    > 02012014
+    < END Details did not match 3 times. Ask the school to check the records.
+    """)
+    assert sms.messages(PHONE) == []
+    assert len(audit(world, "activation_miss")) == 3
+
+
+def test_pin_reset_in_kiswahili(world, ussd):
+    world.learner()
+    world.activate()
+    with world.db.transaction() as session:
+        session.add(PhoneSetting(phone=PHONE, language="sw"))
+    ussd().script("""
+    dial
+    > 4
+    > 3
+    < CON Ili kuweka PIN upya, thibitisha mwanafunzi wa akaunti yako.
+    < Weka nambari ya cheti cha kuzaliwa au ya tathmini/mtihani ya mwanafunzi:
+    < 0. Rudi
+    < 00. Mwanzo
+    > 12345678
+    > 05092014
+    > {otp}
+    < CON Chagua PIN mpya ya tarakimu 4:
+    < ...
+    """)

@@ -72,7 +72,7 @@ def test_no_secret_in_any_log_line(world, ussd, sms, clock, caplog):
     phone.script("dial\n> 2\n> 5821\n> {otp}\n< END The UPI of Wanjiru K. will come by SMS.")
     phone.script("dial\n> 3\n> 5821\n< END Wanjiru K. (Grade 6)\n< ...")
     clock.advance(seconds=61)
-    phone.script("dial\n> 4\n> 3\n> {otp}\n> 6942\n> 6942\n< END Your PIN has been reset.\n< ...")
+    phone.script("dial\n> 4\n> 3\n> 11112222\n> 01042013\n> {otp}\n> 6942\n> 6942\n< END Your PIN has been reset.\n< ...")
     phone.script("dial\n> 3\n> 0000\n> 1111\n> 2222\n< END Wrong PIN 3 times.\n< ...")
     ussd(STRANGER).script("dial\n> 1\n< END This phone is not on any school record.\n< ...")
     secrets = {"5821", "6942", "KQ7T2M", "Wanjiru Kamau", "Kamau", "11112222", PHONE, PHONE[1:], "0712345678",

@@ -75,7 +75,7 @@ def test_every_learner_list_page_and_status_screen(crowded, ussd, lang_keys):
 
 def test_worst_case_codes_and_upi_screens(crowded, ussd, clock, sms):
     phone = ussd()
-    for value_list in (["2", PIN, "98", "8", "{otp}"], ["4", "3", "{otp}", "0918", "0918"]):
+    for value_list in (["2", PIN, "98", "8", "{otp}"], ["4", "3", "bc0", "01012010", "{otp}", "0918", "0918"]):
         screens = [phone.dial()]
         for value in value_list:
             screens.append(phone.send(value))
