@@ -434,11 +434,18 @@ def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
     return PinCheck(PinResult.WRONG, tries_left=PIN_TRIES - guardian.pin_failures)
 
 
-def pin_refused(session: Session, phone: str, pin: str) -> bool:
-    """The PIN policy, with the birth years and dates of this phone's learners as personal PINs."""
+def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
+    """The PIN policy, with the birth years and dates of this phone's learners as personal PINs:
+    those it is verified for and the one whose activation code it used within the proof window.
+    (A learner only linked is left out: refusing its birthday would tell it to whoever tries PINs.)"""
+    proving = select(OneTimeCode.learner_id).where(
+        OneTimeCode.phone == phone, OneTimeCode.purpose == Purpose.ACTIVATE.value,
+        OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
+    )
     births = session.scalars(
         select(Learner.date_of_birth).join(GuardianLink, GuardianLink.learner_id == Learner.id)
         .join(Guardian, Guardian.id == GuardianLink.guardian_id).where(Guardian.phone == phone)
+        .where(GuardianLink.verified_at.is_not(None) | Learner.id.in_(proving))
     )
     personal = {f(b) for b in births for f in (lambda d: f"{d.year}", lambda d: d.strftime("%d%m"),
                                                lambda d: d.strftime("%m%d"))}

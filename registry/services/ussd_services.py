@@ -74,7 +74,7 @@ class RegistryServices:
 
     def pin_refused(self, phone: str, pin: str) -> bool:
         with self.db.transaction() as session:
-            return accounts.pin_refused(session, phone, pin)
+            return accounts.pin_refused(session, phone, pin, self.clock())
 
     def seal_pin(self, pin: str) -> str:
         return self.keys.pin.seal(pin)

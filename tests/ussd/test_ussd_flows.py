@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -772,5 +772,27 @@ def test_pin_reset_in_kiswahili(world, ussd):
     > 05092014
     > {otp}
     < CON Chagua PIN mpya ya tarakimu 4:
+    < ...
+    """)
+
+
+def test_the_pin_policy_does_not_tell_an_unverified_learners_birthday(world, ussd):
+    """Choosing a PIN refused the birth dates of every learner linked to the phone, so trying PINs
+    told the day and month of a child the phone had never proved it knows; only the birth dates of
+    learners verified on this phone (or being verified now) are refused."""
+    world.learner()
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None,
+                  born=date(2011, 7, 23))
+    ussd().script("""
+    dial
+    > 1
+    > 12345678
+    > 05092014
+    > {otp}
+    > 0509
+    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
+    < ...
+    > 2307
+    < CON Enter the PIN again to confirm:
     < ...
     """)
