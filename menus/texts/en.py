@@ -31,7 +31,7 @@ TEXTS: dict[str, str] = {
     "act.miss": "Details do not match our records.",
     "act.too_many_misses": "Details did not match 3 times. Ask the school to check the records.",
     "act.miss_limit": "Details did not match too many times today. Try again tomorrow, or ask the school to check the records.",
-    "act.done": "Your account is active. The learner's UPI will come by SMS.",
+    "act.done": "Your account is active. The learner's UPI will come by SMS. To add another learner, dial {code} and choose 1.",
     "act.added": "Learner added to your account. The UPI will come by SMS.",
     # one-time codes
     "otp.enter": "We sent a 6-digit code by SMS. Enter it:",

@@ -31,7 +31,7 @@ TEXTS: dict[str, str] = {
     "act.miss": "Maelezo hayalingani na rekodi zetu.",
     "act.too_many_misses": "Maelezo hayakulingana mara 3. Omba shule ikague rekodi.",
     "act.miss_limit": "Maelezo hayakulingana mara nyingi mno leo. Jaribu tena kesho, au omba shule ikague rekodi.",
-    "act.done": "Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS.",
+    "act.done": "Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS. Kuongeza mwanafunzi mwingine, piga {code} uchague 1.",
     "act.added": "Mwanafunzi ameongezwa kwenye akaunti yako. UPI itakuja kwa SMS.",
     # one-time codes
     "otp.enter": "Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:",

@@ -58,7 +58,7 @@ def test_activation_end_to_end_in_english(world, ussd, sms):
     < CON Enter the PIN again to confirm:
     < ...
     > 4826
-    < END Your account is active. The learner's UPI will come by SMS.
+    < END Your account is active. The learner's UPI will come by SMS. To add another learner, dial *384*1234# and choose 1.
     """)
     bodies = sms.clear_bodies(PHONE)
     assert bodies[-1] == "Elimu: the UPI of Jane W. is A1B2C3. Keep it safe."
@@ -96,7 +96,7 @@ def test_activation_in_kiswahili_by_assessment_number(world, ussd, sms):
     < CON Weka PIN tena kuthibitisha:
     < ...
     > 4826
-    < END Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS.
+    < END Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS. Kuongeza mwanafunzi mwingine, piga *384*1234# uchague 1.
     """)
     bodies = sms.clear_bodies(PHONE)
     assert bodies[0].startswith("Nambari ya Elimu: ") and bodies[1] == "Elimu: UPI ya Jane W. ni A1B2C3. Iweke salama."

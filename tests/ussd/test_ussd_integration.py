@@ -26,7 +26,7 @@ def test_activation_upi_and_status_on_postgres_and_redis(real_stack, real_ussd):
     > {otp}
     > 4826
     > 4826
-    < END Your account is active. The learner's UPI will come by SMS.
+    < END Your account is active. The learner's UPI will come by SMS. To add another learner, dial *384*1234# and choose 1.
     """)
     clock.advance(seconds=61)
     phone.script(f"""
