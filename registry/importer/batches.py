@@ -43,6 +43,21 @@ class BatchWriter(ABC, Generic[Row]):
         taken, self.pending_warnings = self.pending_warnings, []
         return taken
 
+    def note(self, line: int, text: str) -> None:
+        """Note something about a row the batch writes (from ``write``, on a writer thread); kept
+        only when the batch commits."""
+        self._local.notes.append((line, text))
+
+    def begin_batch(self) -> None:
+        """Forget the notes of an attempt at writing the batch that did not commit."""
+        self._local.notes = []
+
+    def take_notes(self) -> list[tuple[int, str]]:
+        """The notes of the batch just committed."""
+        notes: list[tuple[int, str]] = self._local.notes
+        self._local.notes = []
+        return notes
+
     def stage(self, entries: dict[Any, int]) -> None:
         """Cache entries this thread's batch created (visible after its commit)."""
         self._local.staged = entries
@@ -111,6 +126,7 @@ def run_import(
             while (item := batches.get()) is not None:
                 seq, batch = item
                 outcomes = _write(db, writer, [row for _, row in batch.rows]) if batch.rows else {}
+                batch.warnings += writer.take_notes() if batch.rows else []
                 finished[seq] = (batch, outcomes)
                 report_ready()
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
@@ -205,6 +221,7 @@ def _write(db: Database, writer: BatchWriter[Row], rows: list[Row]) -> dict[int,
     """One batch in one transaction; redone when a concurrent writer won a unique-key race (or the
     two deadlocked: PostgreSQL then aborts one of them)."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        writer.begin_batch()
         try:
             with db.transaction() as session:
                 outcomes = writer.write(session, rows)

@@ -110,6 +110,7 @@ class ResultWriter(BatchWriter[ResultRow]):
         bulk = Bulk(session)
         bulk.begin_write()
         series_ids = self._series_ids(session, {(r.exam, r.year) for r in rows})
+        released = self._released(session, set(series_ids.values()))
         learner_ids = self._learner_ids(bulk, rows)
         outcomes: dict[int, Outcome | RowRejected] = {}
         firsts: dict[tuple[str, int, str], ResultRow] = {}
@@ -151,9 +152,25 @@ class ResultWriter(BatchWriter[ResultRow]):
             else:
                 changes.append({"id": found.id, **values})
                 outcomes[row.line] = Outcome.UPDATED
+                if series_id in released:
+                    self._note_correction(row, found, values)
         bulk.insert(_results, inserts, order=("series_id", "index_number"))
         bulk.update_by_id(_results, changes)
         return outcomes
+
+    def _released(self, session: Session, series_ids: set[int]) -> set[int]:
+        """Those of ``series_ids`` already released: their results answer queries now."""
+        query = select(_series.c.id).where(_series.c.id.in_(series_ids), _series.c.released_at.is_not(None))
+        return set(session.scalars(query))
+
+    def _note_correction(self, row: ResultRow, found: Any, values: dict[str, Any]) -> None:
+        """Tell the operator that a released result changes: what it was, and where to see who got it."""
+        changes = [f"{n} {getattr(found, n)!r} -> {values[n]!r}" for n in GRADE_FIELDS if getattr(found, n) != values[n]]
+        if changes:
+            self.note(row.line, (
+                f"corrects released {row.exam} {row.year} {row.index_number}: {', '.join(changes)}; "
+                f"replies already sent: elimu audit --index {row.index_number}"
+            ))
 
     def _learner_ids(self, bulk: Bulk, rows: list[ResultRow]) -> dict[str, int]:
         """Learner ids by UPI, for the batch's UPIs the registry knows (one query)."""

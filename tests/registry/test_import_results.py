@@ -7,6 +7,7 @@ import re
 from sqlalchemy import event, select
 
 from registry.models import ExamResult, ExamSeries
+from registry.services.results import release_results
 
 from .support import learner, run_learners, run_results, snapshot, write_learners, write_results
 
@@ -102,6 +103,32 @@ def test_a_correction_is_an_update(database, tmp_path):
     assert (report.updated, report.unchanged) == (1, 1)
     with database.session() as session:
         assert session.scalars(select(ExamResult.mean_grade).where(ExamResult.index_number == "03611030002")).one() == "A"
+
+
+def test_a_correction_of_a_released_result_is_told_with_what_it_was(database, tmp_path):
+    """Parents may already have the released grade: the operator sees each change and where to find
+    who was sent it; corrections before release, and links, are routine and pass quietly."""
+    first = [result(), result(index_number="03611030003"), result(exam="KJSEA", index_number="3047190112",
+                                                                   mean_grade="ME1", points="40", subjects="")]
+    run_results(database, write_results(tmp_path / "a.csv", first))
+    with database.transaction() as session:
+        release_results(session, "KCSE", 2025)
+    fixed = [result(mean_grade="B+", points="70"), result(index_number="03611030003", subjects=""),
+             result(exam="KJSEA", index_number="3047190112", mean_grade="ME2", points="40", subjects="")]
+    warnings: list[tuple[int, str]] = []
+    report, rejected = run_results(database, write_results(tmp_path / "b.csv", fixed), batch_size=1,
+                                   on_warning=lambda line, text: warnings.append((line, text)))  # fmt: skip
+    assert rejected == [] and report.updated == 3 and report.warnings == 2
+    assert warnings == [
+        (2, "corrects released KCSE 2025 03611030002: mean_grade 'A-' -> 'B+', points 78 -> 70; "
+            "replies already sent: elimu audit --index 03611030002"),
+        (3, "corrects released KCSE 2025 03611030003: subjects 'ENG:B+;KIS:A-;MAT:A' -> ''; "
+            "replies already sent: elimu audit --index 03611030003"),
+    ]  # fmt: skip
+    warnings.clear()
+    again, _ = run_results(database, write_results(tmp_path / "b.csv", fixed),
+                           on_warning=lambda line, text: warnings.append((line, text)))  # fmt: skip
+    assert again.unchanged == 3 and warnings == []
 
 
 def test_a_upi_the_registry_does_not_know_is_rejected(database, tmp_path):
