@@ -38,6 +38,11 @@ class InvalidExamData(ValueError):
     """An exam name, year, grade or subject list we cannot accept, with a reason."""
 
 
+def _is_ascii_number(text: str) -> bool:
+    """Digits 0-9 only (``str.isdigit`` also takes ``²`` and other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def exam_named(raw: str) -> Exam:
     """The exam for a name (case-insensitive): KCSE, KCPE, KPSEA or KJSEA."""
     name = (raw or "").strip().upper()
@@ -50,7 +55,7 @@ def exam_named(raw: str) -> Exam:
 def check_year(exam: Exam, raw: str | int, today: date | None = None) -> int:
     """A four-digit year in which ``exam`` was sat, not later than this year."""
     text = str(raw).strip()
-    if not (len(text) == 4 and text.isdigit()):
+    if not (len(text) == 4 and _is_ascii_number(text)):
         raise InvalidExamData(f"year must be four digits (YYYY), not {text!r}")
     year = int(text)
     this_year = (today or date.today()).year
@@ -75,7 +80,7 @@ def check_points(exam: Exam, raw: str) -> int | None:
     text = (raw or "").strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not _is_ascii_number(text):
         raise InvalidExamData(f"points must be a whole number, not {text!r}")
     points = int(text)
     if points > exam.max_points:

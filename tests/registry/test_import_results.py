@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import event, select
 
 from registry.models import ExamResult, ExamSeries
@@ -95,6 +96,21 @@ def test_rows_of_one_candidate_that_disagree_are_rejected_however_far_apart(data
     with database.session() as session:
         stored = session.scalars(select(ExamResult).where(ExamResult.index_number == "03611030002")).one()
         assert (stored.mean_grade, stored.points, stored.candidate_name) == ("A-", 78, "Jane Kamau")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("year", "２０２５", "year must be four digits (YYYY), not '２０２５'"),
+        ("year", "²⁰²⁵", "year must be four digits (YYYY), not '²⁰²⁵'"),
+        ("points", "７８", "points must be a whole number, not '７８'"),
+        ("points", "²", "points must be a whole number, not '²'"),
+    ],
+)
+def test_years_and_points_take_ascii_digits_only(sqlite_database, tmp_path, field, value, reason):
+    """Other scripts' digits were read as numbers, and ``²`` gave Python's own int() message."""
+    _, rejected = run_results(sqlite_database, write_results(tmp_path / "r.csv", [result(**{field: value})]))
+    assert rejected == [(2, reason)]
 
 
 def test_a_correction_is_an_update(database, tmp_path):
