@@ -33,10 +33,12 @@ MAX_CHAIN = 8  # screens an outcome may pass through in one hop (entry hooks red
 
 @dataclass(frozen=True)
 class Reply:
-    """What to show: ``text`` without the ``CON``/``END`` prefix; ``end`` closes the session."""
+    """What to show: ``text`` without the ``CON``/``END`` prefix; ``end`` closes the session;
+    ``gave_up``: it closes after too many invalid answers (the caller may resume the screen)."""
 
     text: str
     end: bool
+    gave_up: bool = False
 
 
 # --- outcomes a screen returns --------------------------------------------------------------------
@@ -237,7 +239,7 @@ class Engine:
             if isinstance(outcome, Retry):
                 state["invalid"] = state.get("invalid", 0) + 1
                 if state["invalid"] >= MAX_INVALID:
-                    return Reply(self._fit(ctx.t("end.invalid")), end=True), state
+                    return Reply(self._fit(ctx.t("end.invalid")), end=True, gave_up=True), state
                 state["note"] = outcome.hint
                 return self._show(ctx, state)
             if isinstance(outcome, Stay):
@@ -250,6 +252,7 @@ class Engine:
                 saved = _copy(outcome.state)
                 saved["lang"] = state["lang"]
                 saved["invalid"] = 0
+                saved["note"] = None  # the hint of an answer given before the session dropped
                 return self._show(ctx, saved)
             state["invalid"] = 0
             if isinstance(outcome, Home):

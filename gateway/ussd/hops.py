@@ -134,7 +134,9 @@ class HopHandler:
         record.caller = services.saved_memo() if isinstance(services, CallerServices) else None
         resume: ResumeAction
         if reply.end:
-            resume = "drop"
+            # too many invalid answers on a screen worth coming back to (the code, the PIN): the
+            # point saved on arriving there stays, so a redial can continue instead of starting over
+            resume = "keep" if reply.gave_up and self.engine.resumable(state) else "drop"
         elif state["screen"] == self.engine.resume_screen:
             resume = "keep"  # the offer itself: the saved point stays until the caller chooses
         else:

@@ -141,6 +141,37 @@ def test_no_resume_after_a_finished_session_or_from_the_main_menu(world, ussd):
     phone.script("dial\n< CON Welcome to Elimu\n< ...")
 
 
+def test_too_many_invalid_answers_on_the_code_screen_can_be_resumed_without_the_old_hint(world, ussd):
+    """Three malformed answers end the session, but on a screen worth coming back to the parent may
+    continue there (the code already sent stays good) rather than prove the learner again."""
+    world.learner()
+    phone = ussd()
+    phone.script("""
+    dial
+    > 1
+    > 12345678
+    > 05092014
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 12
+    < CON Enter 6 digits.
+    < ...
+    > 12
+    > 12
+    < END Too many invalid answers. Please dial *384*1234# again.
+    dial
+    < CON Your last session did not finish.
+    < ...
+    > 1
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < 0. Back
+    < 00. Home
+    > {otp}
+    < CON Choose a 4-digit PIN:
+    < ...
+    """)
+
+
 def test_resume_is_only_for_the_same_phone(world, ussd):
     world.learner()
     ussd().script("dial\n> 1\n> 12345678")
