@@ -8,6 +8,7 @@ first). Imported series stay unreleased until ``elimu results release EXAM YEAR`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..exams import check_grade, check_points, check_subjects, check_year, exam_named
-from ..identifiers import normalize_index_number, normalize_upi
+from ..identifiers import INDEX_NUMBER_EXAMS, normalize_index_number, normalize_upi
 from ..models import ExamResult, ExamSeries, Learner
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
@@ -30,6 +31,8 @@ COLUMNS = ("exam", "year", "index_number", "upi", "candidate_name", "mean_grade"
 RESULT_FIELDS = ("upi", "candidate_name", "mean_grade", "points", "subjects")
 GRADE_FIELDS = RESULT_FIELDS[1:]  # what a reply tells: two rows of a file may not disagree on it
 
+# an index number as a spreadsheet writes it once read as a number: leading 0 lost, ".0", exponent
+_SPREADSHEET_NUMBER = re.compile(r"[1-9][0-9]{9}|[1-9][0-9]{9,10}\.0+|[0-9]+(\.[0-9]+)?[eE]\+?[0-9]+")
 _results = ExamResult.__table__
 _series = ExamSeries.__table__
 _learners = Learner.__table__
@@ -57,6 +60,18 @@ class ResultRow:
         return tuple(getattr(self, n) for n in names)
 
 
+def index_number(raw: str, exam: str) -> str:
+    """``normalize_index_number``, its reason naming what a spreadsheet does to a number as text:
+    a leading 0 dropped, or the number written as ``1.93E+10``. Never repaired: a guess could give
+    one candidate another's results."""
+    try:
+        return normalize_index_number(raw, exam)
+    except ValueError as exc:
+        if exam in INDEX_NUMBER_EXAMS and _SPREADSHEET_NUMBER.fullmatch(raw.strip()):
+            raise ValueError(f"{exc} (a spreadsheet saved it as a number? keep the column as text)") from None
+        raise
+
+
 def parse_result(line: int, record: dict[str, str], today: date) -> ResultRow:
     """Validate one record; RowRejected names every problem in it."""
     check = Problems()
@@ -67,7 +82,7 @@ def parse_result(line: int, record: dict[str, str], today: date) -> ResultRow:
         line=line,
         exam=exam.name,
         year=check(check_year, exam, record["year"], today),
-        index_number=check(normalize_index_number, record["index_number"], exam.name),
+        index_number=check(index_number, record["index_number"], exam.name),
         upi=check(normalize_upi, record["upi"]) if record["upi"] else None,
         candidate_name=check(f.text, record["candidate_name"], "candidate_name", 200, required=True),
         mean_grade=check(check_grade, exam, record["mean_grade"]) if record["mean_grade"] else None,

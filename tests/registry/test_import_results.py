@@ -113,6 +113,23 @@ def test_years_and_points_take_ascii_digits_only(sqlite_database, tmp_path, fiel
     assert rejected == [(2, reason)]
 
 
+def test_an_index_number_a_spreadsheet_turned_into_a_number_is_rejected_with_the_cause(sqlite_database, tmp_path):
+    """A whole county's index numbers start with 0; the reason says why they look wrong (never repaired)."""
+    hint = " (a spreadsheet saved it as a number? keep the column as text)"
+    numbers = ["1301012091", "1.93010E+10", "19301012001.0", "0361103000", "123", "3047190112"]
+    rows = [result(index_number=n) for n in numbers[:-1]] + [result(exam="KJSEA", index_number=numbers[-1],
+                                                                       mean_grade="EE1", points="", subjects="")]
+    report, rejected = run_results(sqlite_database, write_results(tmp_path / "r.csv", rows))
+    assert rejected == [
+        (2, "KCSE index number must be 11 digits, not '1301012091'" + hint),
+        (3, "KCSE index number must be 11 digits, not '1.93010E+10'" + hint),
+        (4, "KCSE index number must be 11 digits, not '19301012001.0'" + hint),
+        (5, "KCSE index number must be 11 digits, not '0361103000'"),
+        (6, "KCSE index number must be 11 digits, not '123'"),
+    ]
+    assert report.added == 1
+
+
 def test_a_correction_is_an_update(database, tmp_path):
     run_results(database, write_results(tmp_path / "a.csv", [result(), result(index_number="03611030003")]))
     report, _ = run_results(database, write_results(tmp_path / "b.csv", [result(mean_grade="A"), result(index_number="03611030003")]))
