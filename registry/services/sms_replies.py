@@ -284,13 +284,17 @@ def subject_grades(subjects: str) -> list[tuple[str, str]]:
     return pairs
 
 
+MARKS_EXAMS = frozenset({"KCPE"})  # totals in marks (out of 500), not points
+
+
 def format_results(result: Result, language: str) -> str:
     """The results reply: mean grade, points and every subject grade, GSM-7, within two segments.
 
     Compact spacing is used when the roomy layout is too long; only an import with an implausible
     number of subjects would be cut, and then the cut is marked with ``...``.
     """
-    points = "" if result.points is None else text("results_points", language, points=result.points)
+    scale = "results_marks" if result.series.exam in MARKS_EXAMS else "results_points"
+    points = "" if result.points is None else text(scale, language, points=result.points)
     pairs = subject_grades(result.subjects or "")
 
     def compose(separator: str, items: list[tuple[str, str]], tail: str = "") -> str:

@@ -64,6 +64,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
     },
     "results_points": {"en": " ({points} pts)", "sw": " (alama {points})"},
+    "results_marks": {"en": " ({points} marks)", "sw": " (alama {points})"},  # KCPE: marks out of 500
     "upi_inactive": {
         "en": "UPIs are sent only to activated accounts. Dial {ussd} to activate yours.",
         "sw": "UPI hutumwa tu kwa akaunti zilizoamilishwa. Piga {ussd} kuamilisha yako.",

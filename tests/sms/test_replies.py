@@ -54,6 +54,13 @@ def test_results_with_one_of_the_candidates_names(session):
     assert audits(session) == [("results_replied", "sms", "41", learner.id, PHONE)]
 
 
+def test_a_kcpe_total_is_in_marks_not_points(session):
+    add_result(session, exam="KCPE", year=2023, mean="B+", points=412, subjects="ENG:A-;KIS:B+;MAT:A")
+    assert ask(session, "KCPE 36611030002 Jane").text == "KCPE 2023 36611030002: Mean grade B+ (412 marks). ENG:A-, KIS:B+, MAT:A"
+    assert ask(session, "KCPE 36611030002 Jane", language="sw").text.startswith(
+        "KCPE 2023 36611030002: Wastani B+ (alama 412).")
+
+
 def test_before_release_the_reply_says_not_yet_out(session):
     add_result(session, released=False)
     reply = ask(session, "KCSE 36611030002 Wanjiku")
