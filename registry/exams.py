@@ -89,14 +89,17 @@ def check_points(exam: Exam, raw: str) -> int | None:
 
 
 def check_subjects(exam: Exam, raw: str) -> str:
-    """Validate ``ENG:B+;KIS:A-;MAT:A`` and return it unchanged (blank stays blank)."""
-    text = (raw or "").strip()
+    """Validate ``ENG:B+;KIS:A-;MAT:A`` and return it unchanged (blank stays blank), but for a
+    trailing ``;`` that spreadsheets and hand-made files leave (``ENG:B+;KIS:A-;``), dropped."""
+    text = (raw or "").strip().rstrip(";").rstrip()
     if not text:
         return ""
     seen: set[str] = set()
     for item in text.split(";"):
         code, sep, grade = item.strip().partition(":")
         code, grade = code.strip(), grade.strip()
+        if not item.strip():
+            raise InvalidExamData("subjects has an empty entry (two ';' in a row?)")
         if not sep or not code or not grade:
             raise InvalidExamData(f"subjects entry {item.strip()!r} is not CODE:GRADE")
         if not _SUBJECT_CODE.fullmatch(code):

@@ -235,8 +235,10 @@ def test_subjects_are_validated_and_returned_unchanged():
     kcse = EXAMS["KCSE"]
     assert check_subjects(kcse, "ENG:B+;KIS:A-;MAT:A") == "ENG:B+;KIS:A-;MAT:A"
     assert check_subjects(EXAMS["KCPE"], "ENG:73 B+;MAT:A") == "ENG:73 B+;MAT:A"
+    assert check_subjects(kcse, " ENG:B+;KIS:A-; ") == "ENG:B+;KIS:A-"  # a trailing separator is dropped
+    assert check_subjects(kcse, ";") == ""
     for bad, reason in (("ENG:B+;ENG:A", "twice"), ("ENG-B+", "CODE:GRADE"), ("ENG:Q", "not a KCSE grade"),
-                        ("english:A", "capital")):  # fmt: skip
+                        ("english:A", "capital"), ("ENG:B+;;KIS:A-", "empty entry")):  # fmt: skip
         with pytest.raises(InvalidExamData, match=reason):
             check_subjects(kcse, bad)
 
