@@ -77,6 +77,7 @@ def test_audit_cli(runtime, monkeypatch):
     assert json.loads(result.output)[0]["action"] == "status_shown"
     text = runner.invoke(cli_module.cli, ["audit", "--learner", "ABC234"])
     assert "status_shown" in text.output and "sess-7" in text.output
+    assert text.output.splitlines()[0].split() == ["at", "(UTC)", "phone", "learner", "action", "via", "ref", "detail"]
     bad = runner.invoke(cli_module.cli, ["audit", "--phone", "020 2222222"])
     assert bad.exit_code == 2 and "landline" in bad.output
     none = runner.invoke(cli_module.cli, ["audit"])

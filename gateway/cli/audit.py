@@ -50,8 +50,9 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
     if not records:
         click.echo("no disclosures recorded")
         return
+    click.echo(f"{'at (UTC)':<32}  {'phone':<13}  {'learner':<10} {'action':<18} {'via':<5} {'ref':<8} detail")
     for r in records:
-        click.echo(f"{r['at']}  {r['phone']}  {r['learner'] or '-':<10} {r['action']:<18} {r['channel']:<5} "
+        click.echo(f"{r['at']:<32}  {r['phone']:<13}  {r['learner'] or '-':<10} {r['action']:<18} {r['channel']:<5} "
                    f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip())
 
 
