@@ -27,6 +27,7 @@ from ..models import Guardian, GuardianLink, Institution, Learner
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
 from .bulk import Bulk
+from .first_rows import FirstRows
 from .report import ImportReport, Outcome, Problems, ProgressHandler, RejectHandler, RowRejected, WarnHandler
 
 COLUMNS = (
@@ -137,7 +138,9 @@ def _phone(value: str) -> str | None:
 
 
 class LearnerWriter(BatchWriter[LearnerRow]):
-    """Writes batches of learner rows; remembers institutions across batches."""
+    """Writes batches of learner rows; remembers institutions across batches, and the first row of
+    each learner in the file, so a later row giving other learner details is rejected wherever it
+    lies (in the same batch or a million lines on), not written over the first."""
 
     def __init__(self, upi_factory: Callable[[], str] = generate_upi) -> None:
         super().__init__()
@@ -146,11 +149,18 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         # code -> (name, county, line) of the first row naming it: what the import writes
         self.first_institution: dict[str, tuple[str, str, int]] = {}
         self._differing: dict[str, set[tuple[str, str]]] = {}  # code -> (name, county) already warned about
+        self.first_rows = FirstRows((*LEARNER_FIELDS, "institution_code"))
 
     def parse(self, line: int, record: Record, today: date) -> LearnerRow:
         row = parse_learner(line, record, today)
+        earlier = self.first_rows.differ("|".join(row.key), line, row.learner_values())
+        if earlier is not None:
+            raise _details_differ(earlier[0], row.key, earlier[1])
         self._check_institution(row)
         return row
+
+    def close(self) -> None:
+        self.first_rows.close()
 
     def _check_institution(self, row: LearnerRow) -> None:
         """Remember the first row naming each institution code; warn when a later one names it otherwise.
@@ -195,9 +205,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             if group and row.learner_values() != group[0].learner_values():
                 first = group[0]
                 differ = [n for n in (*LEARNER_FIELDS, "institution_code") if getattr(row, n) != getattr(first, n)]
-                outcomes[row.line] = RowRejected(
-                    f"learner details differ from line {first.line} (same {first.key[0]}): {', '.join(differ)}"
-                )
+                outcomes[row.line] = _details_differ(first.line, first.key, differ)
                 continue
             group.append(row)
 
@@ -390,6 +398,10 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         bulk.insert(t, inserts, order=("learner_id", "guardian_id"))
         bulk.update_by_id(t, changes)
         return outcomes
+
+
+def _details_differ(line: int, key: tuple[str, str], fields: list[str]) -> RowRejected:
+    return RowRejected(f"learner details differ from line {line} (same {key[0]}): {', '.join(fields)}")
 
 
 def import_learners(

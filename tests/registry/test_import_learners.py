@@ -236,6 +236,23 @@ def test_small_batches_keep_a_learners_adjacent_rows_together(database, tmp_path
     assert report.added == 20
 
 
+def test_a_learners_rows_far_apart_that_disagree_are_rejected_not_written_over_the_first(database, tmp_path):
+    """Rows of one learner in different batches (a county export sorted by guardian, say): the later
+    one giving other details was written over the first, and each import of the file counted both
+    as updated, changing the learner back and forth; it is rejected as within a batch."""
+    rows = [learner(upi="KE1", grade="Grade 6")]
+    rows += [learner(upi=f"KE{i}", birth_certificate_no=f"B{i}", guardian_phone=f"07220001{i:02d}") for i in range(2, 9)]
+    rows += [learner(upi="KE1", grade="Grade 7", guardian_phone="0722111222")]
+    path = write_learners(tmp_path / "a.csv", rows)
+    report, rejected = run_learners(database, path, batch_size=2, writers=2)
+    assert rejected == [(10, "learner details differ from line 2 (same upi): grade")]
+    assert (report.added, report.rejected) == (8, 1)
+    with database.session() as session:
+        assert session.scalars(select(Learner.grade).where(Learner.upi == "KE1")).one() == "Grade 6"
+    again, _ = run_learners(database, path, batch_size=2, writers=2)
+    assert (again.added, again.updated, again.unchanged, again.rejected) == (0, 0, 8, 1)
+
+
 @pytest.mark.parametrize("threads", [2])
 def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, threads):
     """Both imports draw UPIs from the same seeded sequence, so they collide on purpose; and both
