@@ -48,17 +48,18 @@ class HopHandler:
         if request.phone is None:
             USSD_HOPS.labels("none", "not_kenyan").inc()
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
+        language: list[str] = []  # the session's, once its record is read: the busy answer speaks it
         try:
-            return self._handle(request, request.phone)
+            return self._handle(request, request.phone, language)
         except Exception as exc:  # noqa: BLE001 - the caller must always get a well-formed answer
             frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             where = f"{frame.filename}:{frame.lineno}" if frame else "?"
             # Type and place only: messages of database errors can carry phone numbers or UPIs.
             log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
             USSD_HOPS.labels("none", "busy").inc()
-            return UssdAnswer(text(DEFAULT_LANGUAGE, "end.busy"), end=True)
+            return UssdAnswer(text(language[0] if language else DEFAULT_LANGUAGE, "end.busy"), end=True)
 
-    def _handle(self, request: UssdRequest, phone: str) -> UssdAnswer:
+    def _handle(self, request: UssdRequest, phone: str, language: list[str]) -> UssdAnswer:
         # One round trip reads the session and takes its lock, and counts the hop against the
         # phone's limit; a retried hop then gives the count (and the lock) back, so it is never
         # counted, and a refused one is taken back too, as ``RateLimiter.hit`` does.
@@ -70,6 +71,8 @@ class HopHandler:
 
         opened = self.store.open(request.session_id, phone, count if self.limiter is not None else None)
         record, token = opened.record, opened.token
+        if record is not None and record.phone == phone:
+            language.append(record.state.get("lang", DEFAULT_LANGUAGE))
 
         def give_back(pipe) -> None:
             if counted:

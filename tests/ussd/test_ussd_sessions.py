@@ -239,6 +239,28 @@ def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, r
     assert post(client, "s11", "", phone=STRANGER) == BUSY_SW
 
 
+def test_a_hop_that_fails_mid_session_says_busy_in_the_sessions_language(world, stack, runtime, monkeypatch):
+    """The database failing under a Kiswahili session: the busy END is in Kiswahili too (it was
+    always English when the hop itself failed)."""
+    world.learner()
+    client = stack[3]
+    post(client, "s12", "")
+    post(client, "s12", "4")
+    post(client, "s12", "4*2")
+    post(client, "s12", "4*2*2")  # Kiswahili chosen in this session
+
+    def database_down(*args, **kwargs):
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(hop_handler(runtime).services, "start_activation", database_down)
+    assert post(client, "s12", "4*2*2*1").startswith("CON Weka")
+    post(client, "s12", "4*2*2*1*12345678")
+    assert post(client, "s12", "4*2*2*1*12345678*05092014") == BUSY_SW
+    assert post(client, "s13", "", phone=STRANGER).startswith("CON Welcome to Elimu")  # a new session: English
+
+
 def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
     client = stack[3]
     post(client, "s7", "")
