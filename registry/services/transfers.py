@@ -10,7 +10,7 @@ notice without learner data to any other (``registry.services.notices``).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
 from ..identifiers import InvalidUpi, normalize_upi
@@ -26,11 +26,21 @@ class TransferRefused(Exception):
         self.reason = reason
 
 
+# An UPDATE matching no row: on SQLite it takes the database's write lock, which nothing else gives
+# before a transaction's first write (a SELECT ... FOR UPDATE is a plain read there).
+_SQLITE_WRITE_LOCK = update(Learner).where(false()).values(upi=Learner.upi)
+
+
 def _learner(session: Session, upi: str) -> Learner:
+    """The learner with ``upi``, locked until the move commits: a move made at the same time on the
+    same learner waits, then reads what this one left (on PostgreSQL the learner's row is locked,
+    on SQLite the whole database)."""
     try:
         code = normalize_upi(upi)
     except InvalidUpi as exc:
         raise TransferRefused(str(exc)) from None
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(_SQLITE_WRITE_LOCK, execution_options={"synchronize_session": False})
     learner = session.scalars(select(Learner).where(Learner.upi == code).with_for_update()).first()
     if learner is None:
         raise TransferRefused(f"no learner has UPI {code}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -169,3 +170,28 @@ def test_moves_outside_the_state_machine_are_refused_and_change_nothing(schools,
     with pytest.raises(TransferRefused, match=reason), schools.transaction() as session:
         move(session)
     assert snapshot(schools) == before
+
+
+def test_two_schools_admitting_one_released_learner_at_once_admit_it_once(schools):
+    """The second admission waits for the first to commit, then finds the learner enrolled."""
+    with schools.transaction() as session:
+        release(session, "KE88YY")
+    second: dict[str, str] = {}
+
+    def admit_elsewhere() -> None:
+        try:
+            with schools.transaction() as session:
+                admit(session, "KE88YY", "NB7K")
+                second["outcome"] = "admitted"
+        except TransferRefused as exc:
+            second["outcome"] = exc.reason
+
+    with schools.transaction() as session:
+        admit(session, "KE88YY", "NY3H")
+        other = threading.Thread(target=admit_elsewhere)
+        other.start()
+        other.join(0.5)  # it waits for this transaction
+    other.join(10)
+    assert second == {"outcome": "KE88YY is enrolled at NY3H and not released: that school releases first"}
+    assert _state(schools, "KE88YY") == ("NY3H", EnrolmentState.ENROLLED, [TransferState.ADMITTED])
+    assert len(_notices(schools)) == 2  # one release notice and one admission notice to its one phone
