@@ -22,18 +22,20 @@ from .learners import VERIFIED
 
 DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_CODE; callers pass the configured one
 
+# Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameachiliwa kutoka X kwenda Y",
+# released from X to Y ("na X kwenda Y", by X to Y, reads oddly), and "amepokelewa katika" a school.
 TEXTS: dict[str, dict[str, str]] = {
     "released_to": {
         "en": "Elimu: {name} has been released by {school} to {other}.",
-        "sw": "Elimu: {name} ameachiliwa na {school} kwenda {other}.",
+        "sw": "Elimu: {name} ameachiliwa kutoka {school} kwenda {other}.",
     },
     "released": {
         "en": "Elimu: {name} has been released by {school} and can now be admitted by another school.",
-        "sw": "Elimu: {name} ameachiliwa na {school} na sasa anaweza kupokelewa na shule nyingine.",
+        "sw": "Elimu: {name} ameachiliwa kutoka {school} na sasa anaweza kupokelewa na shule nyingine.",
     },
     "admitted": {
         "en": "Elimu: {name} has been admitted to {school} (from {other}).",
-        "sw": "Elimu: {name} amepokelewa {school} (kutoka {other}).",
+        "sw": "Elimu: {name} amepokelewa katika {school} (kutoka {other}).",
     },
     "unverified": {
         "en": "Elimu: there is an update about a learner linked to this number. Dial {ussd} to check.",
