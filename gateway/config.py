@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,6 +16,8 @@ from sqlalchemy.exc import ArgumentError
 
 DEV_SECRET_KEY = "elimu-dev-only-secret-do-not-use-in-production"
 SMS_BACKENDS = ("outbox", "africastalking")
+LOG_FORMATS = ("text", "json")
+USSD_CODE = re.compile(r"\*\d+(\*\d+)*#")  # *384*1234#
 
 
 class ConfigError(ValueError):
@@ -78,7 +82,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
         """Read and validate the environment; raise ConfigError with a one-line reason."""
         env = dict(os.environ if environ is None else environ)
-        instance_path = Path(env.get("ELIMU_INSTANCE_PATH") or Path.cwd() / "instance")
+        instance_path = _instance_path(env)
 
         database_url = env.get("DATABASE_URL") or ""
         if database_url:
@@ -124,7 +128,7 @@ class Settings:
             env=mode,
             secret_key=secret,
             webhook_token=env.get("ELIMU_WEBHOOK_TOKEN") or None,
-            ussd_code=env.get("ELIMU_USSD_CODE") or "*384*1234#",
+            ussd_code=_ussd_code(env),
             instance_path=instance_path,
             # a key pasted from a file often brings its newline, which no HTTP header may carry
             at_username=(env.get("AT_USERNAME") or "").strip() or None,
@@ -134,15 +138,15 @@ class Settings:
             at_api_base_url=base_url,
             sms_rate_per_second=_number(env, "ELIMU_SMS_RATE", 50.0),
             sms_concurrency=_whole(env, "ELIMU_SMS_CONCURRENCY", 8, 1, 64),
-            trusted_proxies=int(_number(env, "ELIMU_TRUSTED_PROXIES", 0)),
+            trusted_proxies=_whole(env, "ELIMU_TRUSTED_PROXIES", 0, 0, 100),
             allowed_networks=_networks(env.get("ELIMU_ALLOWED_NETWORKS", "")),
-            max_body_bytes=int(_number(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024)),
+            max_body_bytes=_whole(env, "ELIMU_MAX_BODY_BYTES", 16 * 1024, 1024, 16 * 1024 * 1024),
             db_statement_timeout_ms=_whole(env, "ELIMU_DB_STATEMENT_TIMEOUT_MS", 3000, 0, 600_000),
             db_connect_timeout_s=_whole(env, "ELIMU_DB_CONNECT_TIMEOUT_S", 3, 0, 600),
-            ussd_hops_per_minute=int(_number(env, "ELIMU_USSD_HOPS_PER_MINUTE", 30)),
+            ussd_hops_per_minute=_whole(env, "ELIMU_USSD_HOPS_PER_MINUTE", 30, 0, 100_000),
             generic_ussd_fields=_generic_fields(env.get("ELIMU_GENERIC_USSD_FIELDS", "")),
             simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),
-            log_format=(env.get("ELIMU_LOG_FORMAT") or ("text" if mode == "development" else "json")).lower(),
+            log_format=_log_format(env, mode),
         )
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
@@ -177,6 +181,31 @@ def _check_redis_url(url: str) -> None:
         raise ConfigError(f"REDIS_URL has no host: {url!r}")
 
 
+def _instance_path(env: dict[str, str]) -> Path:
+    """ELIMU_INSTANCE_PATH (default ./instance): a folder, or one that can be made (nothing is made here)."""
+    path = Path(env.get("ELIMU_INSTANCE_PATH") or Path.cwd() / "instance")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"ELIMU_INSTANCE_PATH must be a folder, but {str(existing)!r} is a file")
+    return path
+
+
+def _ussd_code(env: dict[str, str]) -> str:
+    """ELIMU_USSD_CODE: a service code as dialled, ``*384*1234#``."""
+    code = (env.get("ELIMU_USSD_CODE") or "*384*1234#").strip()
+    if not USSD_CODE.fullmatch(code):
+        raise ConfigError(f"ELIMU_USSD_CODE must be a USSD code like *384*1234#, not {code!r}")
+    return code
+
+
+def _log_format(env: dict[str, str], mode: str) -> str:
+    """ELIMU_LOG_FORMAT: ``text`` (the development default) or ``json``."""
+    fmt = (env.get("ELIMU_LOG_FORMAT") or ("text" if mode == "development" else "json")).strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"ELIMU_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
+    return fmt
+
+
 def _sentinels(raw: str) -> tuple[tuple[str, int], ...]:
     nodes = []
     for part in raw.replace(";", ",").split(","):
@@ -208,6 +237,8 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {raw!r}")
     if value < 0:
         raise ConfigError(f"{name} must not be negative")
     return value

@@ -54,6 +54,17 @@ def test_plain_postgresql_urls_use_psycopg():
         ({"ELIMU_DB_STATEMENT_TIMEOUT_MS": "-1"}, "ELIMU_DB_STATEMENT_TIMEOUT_MS"),
         ({"ELIMU_DB_STATEMENT_TIMEOUT_MS": "3s"}, "ELIMU_DB_STATEMENT_TIMEOUT_MS"),
         ({"ELIMU_DB_CONNECT_TIMEOUT_S": "1.5"}, "ELIMU_DB_CONNECT_TIMEOUT_S"),
+        ({"ELIMU_SMS_RATE": "nan"}, "ELIMU_SMS_RATE"),  # would reach the throttle as a NaN wait
+        ({"ELIMU_TRUSTED_PROXIES": "inf"}, "ELIMU_TRUSTED_PROXIES"),  # was an OverflowError traceback
+        ({"ELIMU_TRUSTED_PROXIES": "1.5"}, "ELIMU_TRUSTED_PROXIES"),  # was silently 1
+        ({"ELIMU_MAX_BODY_BYTES": "nan"}, "ELIMU_MAX_BODY_BYTES"),  # was a ValueError traceback
+        ({"ELIMU_MAX_BODY_BYTES": "0"}, "ELIMU_MAX_BODY_BYTES"),  # every callback would get 413
+        ({"ELIMU_USSD_HOPS_PER_MINUTE": "inf"}, "ELIMU_USSD_HOPS_PER_MINUTE"),
+        ({"ELIMU_LOG_FORMAT": "xml"}, "ELIMU_LOG_FORMAT"),  # was taken as text
+        ({"ELIMU_USSD_CODE": "384"}, "ELIMU_USSD_CODE"),
+        ({"ELIMU_USSD_CODE": "*384*1234"}, "ELIMU_USSD_CODE"),
+        ({"ELIMU_INSTANCE_PATH": "/etc/hostname"}, "ELIMU_INSTANCE_PATH"),  # was a FileExistsError traceback
+        ({"ELIMU_INSTANCE_PATH": "/etc/hostname/elimu"}, "ELIMU_INSTANCE_PATH"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_variable(env, variable):
@@ -62,6 +73,15 @@ def test_bad_settings_give_one_line_naming_the_variable(env, variable):
         Settings.from_env({**base, **env})
     message = str(caught.value)
     assert variable in message and "\n" not in message
+
+
+def test_checked_settings_keep_their_good_values(tmp_path):
+    settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_INSTANCE_PATH": str(tmp_path / "new"),
+                                  "ELIMU_USSD_CODE": "*483*1#", "ELIMU_LOG_FORMAT": "JSON",
+                                  "ELIMU_TRUSTED_PROXIES": "2", "ELIMU_USSD_HOPS_PER_MINUTE": "0"})
+    assert (settings.ussd_code, settings.log_format) == ("*483*1#", "json")
+    assert (settings.trusted_proxies, settings.ussd_hops_per_minute) == (2, 0)
+    assert settings.instance_path == tmp_path / "new" and not settings.instance_path.exists()
 
 
 def test_requests_in_flight_to_the_provider_per_worker_default_to_eight():
