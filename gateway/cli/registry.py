@@ -1,4 +1,4 @@
-"""``elimu registry``: CSV imports and the NEMIS transfer moves."""
+"""``elimu registry``: CSV imports and the NEMIS transfer moves (request, release, admit, cancel)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 from registry.importer import (
     LEARNER_COLUMNS,
@@ -20,9 +21,9 @@ from registry.importer import (
     import_learners,
     import_results,
 )
-from registry.models import Transfer
+from registry.models import Transfer, TransferState
 from registry.services.learners import guardians_of
-from registry.services.transfers import TransferRefused, admit, release, request_transfer
+from registry.services.transfers import TransferRefused, admit, cancel_transfer, release, request_transfer
 
 from . import Context, pass_context
 from .errors import database_errors
@@ -119,8 +120,21 @@ def _move(ctx: Context, action: Callable[..., Transfer], *args: str) -> str:
         except TransferRefused as exc:
             raise click.ClickException(f"refused: {exc.reason}") from None
         learner = transfer.learner
-        phones = len(guardians_of(session, learner))
-        return f"{learner.upi} ({learner.masked_name}): {transfer.state.value}; SMS notice queued to {phones} phone(s)"
+        return f"{learner.upi} ({learner.masked_name}): {_outcome(transfer)}; {_notices(session, transfer)}"
+
+
+def _outcome(transfer: Transfer) -> str:
+    """The transfer's state after the move, and where a cancelled transfer leaves the learner."""
+    if transfer.state is TransferState.CANCELLED:
+        return f"transfer cancelled, enrolled at {transfer.learner.institution.code}"
+    return transfer.state.value
+
+
+def _notices(session: Session, transfer: Transfer) -> str:
+    """What the guardians were sent: a request, and the cancelling of one, tell them nothing."""
+    if transfer.released_at is None:
+        return "no SMS notice (the guardians were not told of the request)"
+    return f"SMS notice queued to {len(guardians_of(session, transfer.learner))} phone(s)"
 
 
 @registry_group.command("request-transfer")
@@ -155,6 +169,16 @@ def release_command(ctx: Context, upi: str) -> None:
 def admit_command(ctx: Context, upi: str, code: str) -> None:
     """The receiving school admits a released learner (NEMIS step 3); guardians get an SMS notice."""
     click.echo(_move(ctx, admit, upi, code))
+
+
+@registry_group.command("cancel-transfer")
+@click.argument("upi")
+@click.option("--institution", "code", metavar="CODE", help="the cancelling school's code (checked: either school of the transfer)")
+@pass_context
+def cancel_transfer_command(ctx: Context, upi: str, code: str | None) -> None:
+    """Either school withdraws a transfer not yet admitted: the learner stays enrolled at the
+    current school; guardians told of a release get an SMS notice."""
+    click.echo(_move(ctx, cancel_transfer, upi, code))
 
 
 commands = [registry_group]

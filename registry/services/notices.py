@@ -1,4 +1,5 @@
-"""Notices about one learner to each phone linked to it (transfer released, admitted), in the phone's language.
+"""Notices about one learner to each phone linked to it (transfer released, admitted, release cancelled), in
+the phone's language.
 
 The learner's (masked) name and schools are learner data: only a phone verified for the learner
 (``registry.services.learners.VERIFIED``) gets them, and each such notice is an audit event. Any
@@ -22,6 +23,8 @@ from .learners import VERIFIED
 
 DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_CODE; callers pass the configured one
 
+EVENTS = ("released", "admitted", "cancelled")
+
 # Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameachiliwa kutoka X kwenda Y",
 # released from X to Y ("na X kwenda Y", by X to Y, reads oddly), and "amepokelewa katika" a school.
 TEXTS: dict[str, dict[str, str]] = {
@@ -37,6 +40,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Elimu: {name} has been admitted to {school} (from {other}).",
         "sw": "Elimu: {name} amepokelewa katika {school} (kutoka {other}).",
     },
+    "cancelled": {
+        "en": "Elimu: the transfer of {name} has been cancelled; the learner stays at {school}.",
+        "sw": "Elimu: uhamisho wa {name} umeghairiwa; mwanafunzi anabaki katika {school}.",
+    },
     "unverified": {
         "en": "Elimu: there is an update about a learner linked to this number. Dial {ussd} to check.",
         "sw": "Elimu: kuna taarifa mpya kuhusu mwanafunzi aliyeunganishwa na nambari hii. Piga {ussd} kuangalia.",
@@ -45,7 +52,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def notice_text(event: str, language: str, *, name: str, school: str, other: str | None = None) -> str:
-    """The notice for ``event`` (``released`` or ``admitted``) in ``language``, GSM-7."""
+    """The notice for ``event`` (``released``, ``admitted`` or ``cancelled``) in ``language``, GSM-7."""
     key = "released_to" if event == "released" and other else event
     variants = TEXTS[key]
     body = variants.get(language, variants["en"]).format(name=name, school=school, other=other or "")
@@ -64,7 +71,7 @@ def notify_guardians(
 ) -> int:
     """Queue the ``event`` notice to every phone linked to ``learner``: the full one (audited) to a
     phone verified for the learner, the generic one to any other; returns how many were queued."""
-    if event not in ("released", "admitted"):
+    if event not in EVENTS:
         raise ValueError(f"unknown notice event {event!r}")
     messages = []
     for phone, language, verified in _linked_phones(session, learner):

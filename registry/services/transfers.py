@@ -2,10 +2,12 @@
 
 The receiving school requests a learner, the current school releases them, the receiving school
 admits them. A school may also release a learner nobody has requested yet; then any other school
-may admit. Every other move is refused with ``TransferRefused`` and changes nothing. On release
-and on admission each phone linked to the learner gets an SMS notice, queued in the same
-transaction: the learner's masked name and schools to a phone verified for the learner, a generic
-notice without learner data to any other (``registry.services.notices``).
+may admit. Until the admission either school may cancel the transfer: the learner stays enrolled
+at the current school. Every other move is refused with ``TransferRefused`` and changes nothing.
+On release, on admission and on cancelling a release each phone linked to the learner gets an
+SMS notice, queued in the same transaction: the learner's masked name and schools to a phone
+verified for the learner, a generic notice without learner data to any other
+(``registry.services.notices``).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def request_transfer(session: Session, upi: str, institution_code: str) -> Trans
     if learner.enrolment_state is EnrolmentState.TRANSFER_REQUESTED:
         pending = open_transfer(session, learner)
         by = pending.to_institution.code if pending and pending.to_institution else "another school"
-        raise TransferRefused(f"{learner.upi} already has a transfer requested by {by}")
+        raise TransferRefused(f"{learner.upi} already has a transfer requested by {by} (cancelled with cancel-transfer)")
     if learner.enrolment_state is EnrolmentState.RELEASED:
         raise TransferRefused(f"{learner.upi} is already released by {current.code}: the receiving school admits")
     if target.id == current.id:
@@ -129,7 +131,10 @@ def admit(session: Session, upi: str, institution_code: str, *, ussd_code: str =
             f"{learner.upi} was released to {transfer.to_institution.code}: only that school can admit"  # type: ignore[union-attr]
         )
     if target.id == transfer.from_institution_id:
-        raise TransferRefused(f"{learner.upi} was released by {target.code}: a school cannot admit its own learner back")
+        raise TransferRefused(
+            f"{learner.upi} was released by {target.code}: a school cannot admit its own learner back; "
+            "to keep the learner, cancel the transfer (cancel-transfer)"
+        )
     transfer.to_institution = target
     transfer.state = TransferState.ADMITTED
     transfer.admitted_at = utcnow()
@@ -138,3 +143,33 @@ def admit(session: Session, upi: str, institution_code: str, *, ussd_code: str =
     session.flush()
     notify_guardians(session, learner, "admitted", school=target.name, other=current.name, ussd_code=ussd_code)
     return transfer
+
+
+def cancel_transfer(
+    session: Session, upi: str, institution_code: str | None = None, *, ussd_code: str = DEFAULT_USSD_CODE
+) -> Transfer:
+    """Either school withdraws a transfer not yet admitted (requested or released): the learner stays
+    enrolled at the current school. ``institution_code``, when given, must be one of the two
+    schools. Guardians told of a release get a notice that it is cancelled (``ussd_code``: as for
+    :func:`release`)."""
+    learner = _learner(session, upi)
+    current = learner.institution
+    transfer = open_transfer(session, learner) if learner.enrolment_state is not EnrolmentState.ENROLLED else None
+    if transfer is None:
+        raise TransferRefused(f"{learner.upi} has no transfer in progress: enrolled at {current.code}")
+    if institution_code is not None:
+        _check_party(transfer, _institution(session, institution_code))
+    was_released = transfer.state is TransferState.RELEASED
+    transfer.state = TransferState.CANCELLED
+    learner.enrolment_state = EnrolmentState.ENROLLED
+    session.flush()
+    if was_released:
+        notify_guardians(session, learner, "cancelled", school=current.name, ussd_code=ussd_code)
+    return transfer
+
+
+def _check_party(transfer: Transfer, school: Institution) -> None:
+    """Refuse ``school`` unless it is the school the learner leaves or the one that asked for them."""
+    if school.id not in (transfer.from_institution_id, transfer.to_institution_id):
+        parties = " or ".join(i.code for i in (transfer.from_institution, transfer.to_institution) if i is not None)
+        raise TransferRefused(f"{school.code} is not a school of {transfer.learner.upi}'s transfer: only {parties} can cancel it")

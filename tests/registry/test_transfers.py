@@ -19,7 +19,7 @@ from registry.models import (
     PhoneSetting,
     TransferState,
 )
-from registry.services.transfers import TransferRefused, admit, release, request_transfer
+from registry.services.transfers import TransferRefused, admit, cancel_transfer, release, request_transfer
 
 from .support import learner, run_learners, snapshot, write_learners
 
@@ -162,6 +162,10 @@ RELEASED_UNREQUESTED = [lambda s: release(s, "KE77XZ")]
         ([], lambda s: release(s, " "), "UPI is empty"),
         ([], lambda s: request_transfer(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),
         ([], lambda s: admit(s, "KE77XZ", ""), "no institution has code"),
+        ([], lambda s: cancel_transfer(s, "KE77XZ"), "has no transfer in progress: enrolled at NB7K"),
+        (REQUESTED, lambda s: cancel_transfer(s, "KE77XZ", "NY3H"), "NY3H is not a school of KE77XZ's transfer: only NB7K or KS5L"),
+        (RELEASED_UNREQUESTED, lambda s: cancel_transfer(s, "KE77XZ", "KS5L"), "only NB7K can cancel it"),
+        (RELEASED, lambda s: cancel_transfer(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),
     ],
 )
 def test_moves_outside_the_state_machine_are_refused_and_change_nothing(schools, steps, move, reason):
@@ -195,3 +199,34 @@ def test_two_schools_admitting_one_released_learner_at_once_admit_it_once(school
     assert second == {"outcome": "KE88YY is enrolled at NY3H and not released: that school releases first"}
     assert _state(schools, "KE88YY") == ("NY3H", EnrolmentState.ENROLLED, [TransferState.ADMITTED])
     assert len(_notices(schools)) == 2  # one release notice and one admission notice to its one phone
+
+
+def test_a_requested_transfer_cancelled_by_the_requesting_school_leaves_the_learner_enrolled_unnotified(schools):
+    """A request that went nowhere no longer blocks other schools; guardians were never told of it."""
+    _prepare(schools, REQUESTED)
+    with schools.transaction() as session:
+        assert cancel_transfer(session, "KE77XZ", "KS5L").state is TransferState.CANCELLED
+    assert _state(schools, "KE77XZ") == ("NB7K", EnrolmentState.ENROLLED, [TransferState.CANCELLED])
+    assert _notices(schools) == []
+    with schools.transaction() as session:
+        request_transfer(session, "KE77XZ", "NY3H")  # another school may now ask
+    assert _state(schools, "KE77XZ")[1] is EnrolmentState.TRANSFER_REQUESTED
+
+
+def test_a_release_cancelled_keeps_the_learner_at_the_school_and_tells_the_guardians(schools):
+    """A learner released by mistake (or never admitted) goes back to enrolled at the releasing school,
+    which admit refused ('cannot admit its own learner back'); the guardians told of the release are told."""
+    _verify(schools, "+254712345678", "KE77XZ")
+    _prepare(schools, RELEASED)
+    with schools.transaction() as session:
+        cancel_transfer(session, "KE77XZ")
+    assert _state(schools, "KE77XZ") == ("NB7K", EnrolmentState.ENROLLED, [TransferState.CANCELLED])
+    cancelled = {r: b for r, _, b in _notices(schools)[2:]}
+    assert cancelled == {
+        "+254712345678": "Elimu: the transfer of Jane W. has been cancelled; the learner stays at Kilimani Primary.",
+        "+254722111222": GENERIC["sw"],
+    }
+    assert _audits(schools)[-1] == ("+254712345678", "transfer_notice", "sms", "cancelled")
+    with schools.transaction() as session:
+        release(session, "KE77XZ")  # the school may release again later
+    assert _state(schools, "KE77XZ")[1] is EnrolmentState.RELEASED

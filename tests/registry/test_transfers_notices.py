@@ -25,7 +25,9 @@ def test_kiswahili_notices_say_from_and_to_as_the_status_screen_does():
 
 
 @pytest.mark.parametrize("language", ["en", "sw"])
-@pytest.mark.parametrize(("event", "other"), [("released", KISUMU), ("released", None), ("admitted", KISUMU)])
+@pytest.mark.parametrize(
+    ("event", "other"), [("released", KISUMU), ("released", None), ("admitted", KISUMU), ("cancelled", None)]
+)
 def test_every_notice_is_one_gsm7_segment_with_long_school_names(language, event, other):
     body = notice_text(event, language, name="Faith W.", school=KILIMANI, other=other)
     assert gsm.is_gsm7(body) and gsm.segments(body) == 1
