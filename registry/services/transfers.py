@@ -141,7 +141,8 @@ def admit(session: Session, upi: str, institution_code: str, *, ussd_code: str =
     learner.institution = target
     learner.enrolment_state = EnrolmentState.ENROLLED
     session.flush()
-    notify_guardians(session, learner, "admitted", school=target.name, other=current.name, ussd_code=ussd_code)
+    leaving = transfer.from_institution  # not ``current``: an import may have moved the learner already
+    notify_guardians(session, learner, "admitted", school=target.name, other=leaving.name, ussd_code=ussd_code)
     return transfer
 
 

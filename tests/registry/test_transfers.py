@@ -230,3 +230,16 @@ def test_a_release_cancelled_keeps_the_learner_at_the_school_and_tells_the_guard
     with schools.transaction() as session:
         release(session, "KE77XZ")  # the school may release again later
     assert _state(schools, "KE77XZ")[1] is EnrolmentState.RELEASED
+
+
+def test_the_admission_notice_names_the_school_that_released_even_after_an_import_moved_the_learner(schools, tmp_path):
+    """A learners.csv from NEMIS may list the learner at the new school before the admission here."""
+    _verify(schools, "+254712345678", "KE77XZ")
+    _prepare(schools, RELEASED)
+    moved = [learner(upi="KE77XZ", first_name="Jane", last_name="Wanjiru", guardian_phone="0712345678",
+                     institution_code="KS5L", institution_name="Kisumu Lakeside", county_code="042")]  # fmt: skip
+    run_learners(schools, write_learners(tmp_path / "moved.csv", moved))
+    with schools.transaction() as session:
+        admit(session, "KE77XZ", "KS5L")
+    admitted = {r: b for r, _, b in _notices(schools)[2:]}
+    assert admitted["+254712345678"] == "Elimu: Jane W. has been admitted to Kisumu Lakeside (from Kilimani Primary)."
