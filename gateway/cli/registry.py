@@ -156,10 +156,11 @@ def request_transfer_command(ctx: Context, upi: str, code: str) -> None:
 
 @registry_group.command("release")
 @click.argument("upi")
+@click.option("--institution", "code", metavar="CODE", help="the releasing school's code (checked: the learner's school)")
 @pass_context
-def release_command(ctx: Context, upi: str) -> None:
+def release_command(ctx: Context, upi: str, code: str | None) -> None:
     """The current school releases a learner (NEMIS step 2); guardians get an SMS notice."""
-    click.echo(_move(ctx, release, upi))
+    click.echo(_move(ctx, release, upi, code))
 
 
 @registry_group.command("admit")

@@ -93,11 +93,18 @@ def request_transfer(session: Session, upi: str, institution_code: str) -> Trans
     return transfer
 
 
-def release(session: Session, upi: str, *, ussd_code: str = DEFAULT_USSD_CODE) -> Transfer:
+def release(
+    session: Session, upi: str, institution_code: str | None = None, *, ussd_code: str = DEFAULT_USSD_CODE
+) -> Transfer:
     """The current school releases a learner (requested by another school, or not yet requested);
-    ``ussd_code`` is the service code generic notices name (``ELIMU_USSD_CODE``)."""
+    ``institution_code``, when given, must be that school (a mistyped UPI names another school's
+    learner); ``ussd_code`` is the service code generic notices name (``ELIMU_USSD_CODE``)."""
     learner = _learner(session, upi)
     current = learner.institution
+    if institution_code is not None and _institution(session, institution_code).id != current.id:
+        raise TransferRefused(
+            f"{learner.upi} is enrolled at {current.code}, not {institution_code.strip().upper()}: only {current.code} can release"
+        )
     if learner.enrolment_state is EnrolmentState.RELEASED:
         raise TransferRefused(f"{learner.upi} is already released by {current.code}")
     transfer = open_transfer(session, learner) if learner.enrolment_state is EnrolmentState.TRANSFER_REQUESTED else None

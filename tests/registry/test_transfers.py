@@ -121,7 +121,7 @@ def test_a_phone_verified_for_the_learner_gets_the_names_and_schools_audited_the
 
 def test_a_release_without_request_lets_any_other_school_admit(schools):
     with schools.transaction() as session:
-        transfer = release(session, "KE88YY")
+        transfer = release(session, "KE88YY", " ks5l ")  # the releasing school named, as the learner's
         assert transfer.to_institution is None
     with schools.transaction() as session:
         admit(session, "KE88YY", "NY3H")
@@ -163,6 +163,8 @@ RELEASED_UNREQUESTED = [lambda s: release(s, "KE77XZ")]
         ([], lambda s: request_transfer(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),
         ([], lambda s: admit(s, "KE77XZ", ""), "no institution has code"),
         ([], lambda s: cancel_transfer(s, "KE77XZ"), "has no transfer in progress: enrolled at NB7K"),
+        ([], lambda s: release(s, "KE77XZ", "KS5L"), "KE77XZ is enrolled at NB7K, not KS5L: only NB7K can release"),
+        ([], lambda s: release(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),
         (REQUESTED, lambda s: cancel_transfer(s, "KE77XZ", "NY3H"), "NY3H is not a school of KE77XZ's transfer: only NB7K or KS5L"),
         (RELEASED_UNREQUESTED, lambda s: cancel_transfer(s, "KE77XZ", "KS5L"), "only NB7K can cancel it"),
         (RELEASED, lambda s: cancel_transfer(s, "KE77XZ", "ZZZZ"), "no institution has code ZZZZ"),

@@ -37,6 +37,7 @@ def test_cancelling_a_request_then_a_release(jane, tmp_path):
         (("cancel-transfer", "KE77XZ"), "KE77XZ has no transfer in progress: enrolled at NB7K"),
         (("cancel-transfer", "NOSUCH"), "no learner has UPI NOSUCH"),
         (("cancel-transfer", "KE77XZ", "--institution", "NOPE"), "KE77XZ has no transfer in progress: enrolled at NB7K"),
+        (("release", "KE88YY", "--institution", "NB7K"), "KE88YY is enrolled at KS5L, not NB7K: only KS5L can release"),
     ],
 )
 def test_a_cancel_refused_says_why_in_one_line_and_exits_1(jane, tmp_path, args, reason):
