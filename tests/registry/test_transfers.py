@@ -245,3 +245,11 @@ def test_the_admission_notice_names_the_school_that_released_even_after_an_impor
         admit(session, "KE77XZ", "KS5L")
     admitted = {r: b for r, _, b in _notices(schools)[2:]}
     assert admitted["+254712345678"] == "Elimu: Jane W. has been admitted to Kisumu Lakeside (from Kilimani Primary)."
+
+
+def test_transfer_notices_are_service_messages_sent_to_a_phone_that_sent_stop(schools):
+    """STOP ends announcements only (CONTRACT); a notice about the phone's own learner still goes."""
+    with schools.transaction() as session:
+        session.get(PhoneSetting, "+254722111222").opted_out = True
+        release(session, "KE77XZ")
+    assert sorted(r for r, _, _ in _notices(schools)) == ["+254712345678", "+254722111222"]
