@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -23,10 +25,19 @@ from registry.importer import (
 )
 from registry.models import Transfer, TransferState
 from registry.services.learners import guardians_of
-from registry.services.transfers import TransferRefused, admit, cancel_transfer, release, request_transfer
+from registry.services.transfers import (
+    TransferInProgress,
+    TransferRefused,
+    admit,
+    cancel_transfer,
+    release,
+    request_transfer,
+    transfers_in_progress,
+)
 
 from . import Context, pass_context
 from .errors import database_errors
+from .sms import _iso as iso_utc
 
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
@@ -180,6 +191,38 @@ def cancel_transfer_command(ctx: Context, upi: str, code: str | None) -> None:
     """Either school withdraws a transfer not yet admitted: the learner stays enrolled at the
     current school; guardians told of a release get an SMS notice."""
     click.echo(_move(ctx, cancel_transfer, upi, code))
+
+
+@registry_group.command("transfers")
+@click.option("--institution", "code", metavar="CODE", help="only this school's transfers (leaving or receiving)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+@pass_context
+def transfers_command(ctx: Context, code: str | None, as_json: bool) -> None:
+    """Transfers in progress (requested, or released and not yet admitted), longest waiting first."""
+    with database_errors(), ctx.runtime.db.session() as session:
+        try:
+            rows = transfers_in_progress(session, code)
+        except TransferRefused as exc:
+            raise click.ClickException(f"refused: {exc.reason}") from None
+    if as_json:
+        click.echo(json.dumps([_transfer_record(row) for row in rows]))
+    elif not rows:
+        click.echo("no transfers in progress")
+    else:
+        click.echo(f"{'upi':<10} {'learner':<16} {'state':<10} {'from':<6} {'to':<6} since")
+        for row in rows:
+            click.echo(f"{row.upi:<10} {row.masked_name:<16} {row.state.value:<10} {row.from_code:<6} "
+                       f"{row.to_code or 'any':<6} {_utc(row.since):%Y-%m-%d %H:%M} UTC")
+
+
+def _utc(at: datetime) -> datetime:
+    """``at`` in UTC (SQLite gives it back without a zone)."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _transfer_record(row: TransferInProgress) -> dict[str, object]:
+    return {"upi": row.upi, "learner": row.masked_name, "state": row.state.value, "from": row.from_code,
+            "to": row.to_code, "since": iso_utc(row.since)}
 
 
 commands = [registry_group]

@@ -12,8 +12,11 @@ verified for the learner, a generic notice without learner data to any other
 
 from __future__ import annotations
 
-from sqlalchemy import false, select, update
-from sqlalchemy.orm import Session
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import false, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from ..identifiers import InvalidUpi, normalize_upi
 from ..models import EnrolmentState, Institution, Learner, Transfer, TransferState, utcnow
@@ -181,3 +184,37 @@ def _check_party(transfer: Transfer, school: Institution) -> None:
     if school.id not in (transfer.from_institution_id, transfer.to_institution_id):
         parties = " or ".join(i.code for i in (transfer.from_institution, transfer.to_institution) if i is not None)
         raise TransferRefused(f"{school.code} is not a school of {transfer.learner.upi}'s transfer: only {parties} can cancel it")
+
+
+@dataclass(frozen=True)
+class TransferInProgress:
+    """A transfer requested or released and not yet admitted, as a school administrator follows it."""
+
+    upi: str
+    masked_name: str
+    state: TransferState
+    from_code: str
+    to_code: str | None  # None: released to any school
+    since: datetime  # when it reached its state
+
+
+def transfers_in_progress(session: Session, institution_code: str | None = None) -> list[TransferInProgress]:
+    """Every transfer neither admitted nor cancelled, longest waiting first; only those of
+    ``institution_code`` (leaving or receiving) when given."""
+    leaving, receiving = aliased(Institution), aliased(Institution)
+    since = func.coalesce(Transfer.released_at, Transfer.requested_at, Transfer.created_at)
+    query = (
+        select(Learner, Transfer.state, leaving.code, receiving.code, since)
+        .join(Learner, Learner.id == Transfer.learner_id)
+        .join(leaving, leaving.id == Transfer.from_institution_id)
+        .outerjoin(receiving, receiving.id == Transfer.to_institution_id)
+        .where(Transfer.state.in_([TransferState.REQUESTED, TransferState.RELEASED]))
+        .order_by(since, Transfer.id)
+    )
+    if institution_code is not None:
+        school = _institution(session, institution_code)
+        query = query.where(or_(Transfer.from_institution_id == school.id, Transfer.to_institution_id == school.id))
+    return [
+        TransferInProgress(learner.upi, learner.masked_name, state, from_code, to_code, at)
+        for learner, state, from_code, to_code, at in session.execute(query)
+    ]

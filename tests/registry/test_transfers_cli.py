@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ..cli_support import run_elimu
@@ -48,3 +50,22 @@ def test_the_admit_refusal_for_the_releasing_school_names_the_way_back(jane, tmp
     _run(jane, tmp_path, "release", "KE77XZ")
     code, _, err = _run(jane, tmp_path, "admit", "KE77XZ", "--institution", "NB7K")
     assert code == 1 and "cannot admit its own learner back; to keep the learner, cancel the transfer" in err
+
+
+def test_transfers_lists_what_is_in_progress_for_a_school_as_a_table_or_json(jane, tmp_path):
+    """A learner released and never admitted, or a request never released, stays visible to the schools."""
+    assert _run(jane, tmp_path, "transfers") == (0, "no transfers in progress\n", "")
+    _run(jane, tmp_path, "request-transfer", "KE77XZ", "--institution", "KS5L")
+    _run(jane, tmp_path, "release", "KE88YY")
+    code, out, _ = _run(jane, tmp_path, "transfers")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["upi", "learner", "state", "from", "to", "since"]
+    assert [line.split()[:6] for line in lines[1:]] == [["KE77XZ", "Jane", "W.", "requested", "NB7K", "KS5L"],
+                                                        ["KE88YY", "Jane", "K.", "released", "KS5L", "any"]]  # fmt: skip
+    records = json.loads(_run(jane, tmp_path, "transfers", "--institution", "nb7k", "--json")[1])
+    assert [(r["upi"], r["learner"], r["state"], r["from"], r["to"]) for r in records] == [
+        ("KE77XZ", "Jane W.", "requested", "NB7K", "KS5L")]
+    assert records[0]["since"].endswith("+00:00")
+    _run(jane, tmp_path, "cancel-transfer", "KE77XZ")
+    assert json.loads(_run(jane, tmp_path, "transfers", "--institution", "NB7K", "--json")[1]) == []
+    assert _run(jane, tmp_path, "transfers", "--institution", "NOPE") == (1, "", "Error: refused: no institution has code NOPE\n")
