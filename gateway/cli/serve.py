@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import tempfile
 
 import click
@@ -29,13 +31,14 @@ class _Gunicorn(BaseApplication):
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=None, type=int, help="gunicorn worker processes (embedded mode: always 1)")
 @click.option("--debug", is_flag=True, help="Flask's development server with the debugger (never in production)")
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) -> None:
     """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
     settings = ctx.settings
+    _check_address_free(host, port)
     embedded = settings.embedded_redis
     child_exit = None if embedded or debug else _metrics_across_processes()
     from ..app import create_app  # after the line above: prometheus_client reads its folder on import
@@ -61,6 +64,24 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
         options["child_exit"] = child_exit
     click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
     _Gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
+
+
+def _check_address_free(host: str, port: int) -> None:
+    """One line, before anything starts, when ``host:port`` cannot be listened on (gunicorn would
+    print a banner, then retry five times and end with "Can't connect")."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"--host {host!r} is not an address of this machine ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"{host}:{port} is already in use (another `elimu serve` or `make run`?):"
+                                           " stop it, or choose another --port") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _metrics_across_processes():

@@ -1,0 +1,38 @@
+"""``elimu serve`` refuses an address it cannot listen on in one line, before gunicorn starts."""
+
+from __future__ import annotations
+
+import socket
+
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from tests.cli_support import SECRET
+
+
+def _serve(tmp_path, *args: str):
+    env = {"ELIMU_ENV": "development", "ELIMU_SECRET_KEY": SECRET, "ELIMU_INSTANCE_PATH": str(tmp_path),
+           "DATABASE_URL": None, "REDIS_URL": None}
+    return CliRunner().invoke(cli, ["serve", *args], env=env)
+
+
+def test_a_port_in_use_is_one_line_naming_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve(tmp_path, "--port", str(port))
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: 127.0.0.1:{port} is already in use (another `elimu serve` or "
+                                     "`make run`?): stop it, or choose another --port")
+
+
+def test_a_host_not_of_this_machine_is_one_line(tmp_path):
+    result = _serve(tmp_path, "--host", "192.0.2.1", "--port", "8123")  # TEST-NET-1, on no interface here
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot listen on 192.0.2.1:8123: ") and result.output.count("\n") == 1
+
+
+def test_a_port_out_of_range_is_refused(tmp_path):
+    result = _serve(tmp_path, "--port", "70000")
+    assert result.exit_code == 2 and "70000 is not in the range 1<=x<=65535" in result.output
