@@ -17,6 +17,9 @@ from sqlalchemy.exc import ArgumentError
 DEV_SECRET_KEY = "elimu-dev-only-secret-do-not-use-in-production"
 SMS_BACKENDS = ("outbox", "africastalking")
 LOG_FORMATS = ("text", "json")
+# deploy/elimu.env.example marks what must be set; a secret left as it is would be a published one
+PLACEHOLDER = "CHANGE-ME"
+PLACEHOLDER_CHECKED = ("DATABASE_URL", "ELIMU_SECRET_KEY", "ELIMU_WEBHOOK_TOKEN", "AT_API_KEY")
 USSD_CODE = re.compile(r"\*\d+(\*\d+)*#")  # *384*1234#
 
 
@@ -82,6 +85,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
         """Read and validate the environment; raise ConfigError with a one-line reason."""
         env = dict(os.environ if environ is None else environ)
+        _check_placeholders(env)
         instance_path = _instance_path(env)
 
         database_url = env.get("DATABASE_URL") or ""
@@ -179,6 +183,14 @@ def _check_redis_url(url: str) -> None:
         raise ConfigError(f"REDIS_URL has a malformed port: {url!r}") from None
     if parsed.scheme != "unix" and not parsed.hostname:
         raise ConfigError(f"REDIS_URL has no host: {url!r}")
+
+
+def _check_placeholders(env: dict[str, str]) -> None:
+    """Refuse a setting still holding the example file's CHANGE-ME (its value is not shown)."""
+    for name in PLACEHOLDER_CHECKED:
+        if PLACEHOLDER in (env.get(name) or ""):
+            raise ConfigError(f"{name} still holds the {PLACEHOLDER} placeholder of deploy/elimu.env.example: "
+                              "set it (docs/deploy.md)")
 
 
 def _instance_path(env: dict[str, str]) -> Path:

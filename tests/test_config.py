@@ -75,6 +75,18 @@ def test_bad_settings_give_one_line_naming_the_variable(env, variable):
     assert variable in message and "\n" not in message
 
 
+@pytest.mark.parametrize("name", ["DATABASE_URL", "ELIMU_SECRET_KEY", "ELIMU_WEBHOOK_TOKEN", "AT_API_KEY"])
+def test_a_change_me_left_from_the_example_env_file_is_refused_without_its_value(name):
+    example = Path(__file__).resolve().parents[1] / "deploy" / "elimu.env.example"
+    env = dict(line.split("=", 1) for line in example.read_text().splitlines() if line and not line.startswith("#"))
+    env = {**env, "DATABASE_URL": "postgresql://u:p@db/elimu", "ELIMU_SECRET_KEY": SECRET,
+           "ELIMU_WEBHOOK_TOKEN": "t" * 32, "AT_API_KEY": "atsk_real", name: env[name]}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == (f"{name} still holds the CHANGE-ME placeholder of deploy/elimu.env.example: "
+                                 "set it (docs/deploy.md)")
+
+
 def test_checked_settings_keep_their_good_values(tmp_path):
     settings = Settings.from_env({"ELIMU_SECRET_KEY": SECRET, "ELIMU_INSTANCE_PATH": str(tmp_path / "new"),
                                   "ELIMU_USSD_CODE": "*483*1#", "ELIMU_LOG_FORMAT": "JSON",
