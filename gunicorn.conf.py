@@ -15,13 +15,22 @@ _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
 
 from gateway.logs import ACCESS_LOG_FORMAT  # noqa: E402 - after the line above
 
+
+def _count(name: str, default: int) -> int:
+    """A whole number from 1 in the environment; a bad one stops gunicorn with one line naming it."""
+    raw = (os.environ.get(name) or str(default)).strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"Error: {name} must be a whole number from 1, not {raw!r}")
+    return int(raw)
+
+
 bind = os.environ.get("ELIMU_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2 + 1))
+workers = _count("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2 + 1)
 # Without REDIS_URL (or Sentinels) each process would hold its own in-process Redis, so a session's
 # hops landing on two processes would each find the other's session missing: one process then,
 # whatever WEB_CONCURRENCY or --workers say (``on_starting``).
 embedded_redis = not (os.environ.get("REDIS_URL") or os.environ.get("ELIMU_REDIS_SENTINELS"))
-threads = int(os.environ.get("ELIMU_THREADS", "4"))
+threads = _count("ELIMU_THREADS", 4)
 worker_class = "gthread"
 timeout = 30  # a USSD hop must answer within AT's 10 s; anything near 30 s is a stuck worker
 graceful_timeout = 20

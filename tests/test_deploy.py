@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,20 @@ def test_the_units_and_the_environment_file_agree_on_the_instance_folder():
     assert {_environment(service)["ELIMU_INSTANCE_PATH"] for service in spooling} == {"/var/lib/elimu"}
     assert all(value.partition("=")[2] == "/var/lib/elimu" for service in spooling
                for value in service["Environment"] if value.startswith("ELIMU_INSTANCE_PATH="))
+
+
+@pytest.mark.parametrize(("name", "value"), [("ELIMU_THREADS", "0"), ("ELIMU_THREADS", "four"),
+                                             ("WEB_CONCURRENCY", "0")])
+def test_gunicorn_conf_names_a_bad_count_in_one_line(name, value, tmp_path):
+    env = {**os.environ, name: value, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "import runpy; runpy.run_path('gunicorn.conf.py')"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (1, f"Error: {name} must be a whole number from 1, not {value!r}\n")
+
+
+def test_gunicorn_conf_reads_its_counts():
+    env = {**os.environ, "ELIMU_THREADS": "8", "WEB_CONCURRENCY": "3"}
+    done = subprocess.run([sys.executable, "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+                           "print(c['workers'], c['threads'])"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["3", "8"], done.stderr
