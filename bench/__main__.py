@@ -19,6 +19,7 @@ from .figures import FULL, INBOUND_BASE, OTP_BASE, SMOKE, THROTTLED_OTP_BASE, Ro
 from .harness import ROOT, Stack, drop_database, fresh_database, release_redis_db, reserve_redis_db
 
 ANNOUNCE_BASE = 3_000_000
+FIGURES = ("B1", "B2", "B3", "B4")
 
 
 def seed(url: str, scale, wanted: set[str]) -> None:
@@ -44,10 +45,12 @@ def seed(url: str, scale, wanted: set[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds-long run at toy scale (CI)")
-    parser.add_argument("--only", default="B1,B2,B3,B4", help="comma-separated figures")
+    parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures")
     args = parser.parse_args(argv)
     scale = SMOKE if args.smoke else FULL
     wanted = {f.strip().upper() for f in args.only.split(",")}
+    if unknown := sorted(wanted - set(FIGURES)):
+        parser.error(f"--only: no figure {', '.join(unknown)} (the figures are {', '.join(FIGURES)})")
     rows: list[Row] = []
     redis_db = reserve_redis_db()
     began = time.time()

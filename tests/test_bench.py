@@ -121,3 +121,13 @@ def test_the_machine_busy_share_counts_this_process_burning():
     assert after[0] - before[0] >= 0.15  # at least this process's 0.2 s (ticks are 10 ms)
     assert 0.0 < cpu.busy_share(before, after) <= 1.0
     assert cpu.busy_share(before, before) == 0.0
+
+
+def test_an_unknown_figure_is_refused_before_anything_runs(capsys, monkeypatch):
+    from bench import __main__ as bench_main
+
+    monkeypatch.setattr(bench_main, "reserve_redis_db", lambda: pytest.fail("the bench started"))
+    with pytest.raises(SystemExit) as stopped:
+        bench_main.main(["--only", "B1,B5"])
+    assert stopped.value.code == 2
+    assert "--only: no figure B5 (the figures are B1, B2, B3, B4)" in capsys.readouterr().err
