@@ -70,7 +70,7 @@ def _audited_phone(raw: str) -> str:
 
 @click.command("purge")
 @click.option("--older-than", "days", default=90, show_default=True, type=click.IntRange(1, 3650),
-              help="age in days", envvar="ELIMU_RETENTION_DAYS")
+              help="age in days", envvar="ELIMU_RETENTION_DAYS", show_envvar=True)
 @pass_context
 def purge_command(ctx: Context, days: int) -> None:
     """Remove USSD session events and message bodies older than the retention age."""

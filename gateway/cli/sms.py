@@ -41,7 +41,7 @@ def _work_here_if_embedded(runtime: Runtime) -> None:
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
 @click.option("--no-bulk", "no_bulk", is_flag=True,
               help="leave bulk notices to the other workers (OTPs never wait behind a batch of them)")
-@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="ELIMU_WORKER_METRICS_PORT",
+@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="ELIMU_WORKER_METRICS_PORT", show_envvar=True,
               help="serve this worker's Prometheus metrics (SMS sent, failed, retried; inbound commands) "
                    "at http://HOST:PORT/metrics")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
