@@ -40,6 +40,8 @@ def test_history_by_learner_and_phone(database):
         assert all(upi == "ABC234" for _, upi in by_learner)
         by_phone = history(s, phone="+254712345678")
         assert [(e.action, e.reference) for e, _ in by_phone] == [("upi_sent", "sess-1")]
+        either = history(s, upi="abc234", phone="+254799999999")  # several: the rows matching any (elimu audit --help)
+        assert [e.reference for e, _ in either] == ["msg-9", "sess-1"]
 
 
 def test_purge_removes_old_bodies_and_events_only(database):
