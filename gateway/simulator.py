@@ -153,7 +153,7 @@ label{font-size:13px;color:#4a5568}
  </div>
  <div class="panel">
   <h2 style="font-size:16px;margin-top:0">Text the short code</h2>
-  <div class="row"><input id="smstext" placeholder="e.g. KCSE 36611030002 Wanjiku" aria-label="sms text">
+  <div class="row"><input id="smstext" placeholder="e.g. KCSE 19301012001 Mwangi" aria-label="sms text">
    <button id="smssend">Send</button></div>
   <h2 style="font-size:16px">Inbox</h2>
   <div id="inbox"><em>No messages yet.</em></div>

@@ -52,6 +52,17 @@ def test_page_is_served_in_development(client):
     assert b"phone simulator" in response.data and b"*384*1234#" in response.data
 
 
+def test_the_sms_example_on_the_page_is_a_demo_candidate_with_released_results(client):
+    """A newcomer types the example first: it must answer with grades, not 'no such result'."""
+    from registry.demo import FEATURED, RELEASED
+
+    example = re.search(rb'id="smstext" placeholder="e\.g\. (\w+) (\d+) (\w+)"', client.get("/simulator").data)
+    assert example, "the page has no SMS example"
+    exam, number, name = (part.decode() for part in example.groups())
+    assert any((exam, number) == (e, n) and (e, y) in RELEASED and name in (d.first, d.middle, d.last)
+               for d in FEATURED for e, y, n in d.results)
+
+
 def test_simulator_is_off_in_production_unless_enabled(runtime, tmp_path):
     settings = make_settings(tmp_path, runtime.db, simulator_enabled=False)
     client = create_app(runtime=Runtime.build(settings, db=runtime.db, redis=runtime.redis)).test_client()
