@@ -23,7 +23,7 @@ from ..counties import normalize_county_code
 from ..db import Database
 from ..identifiers import InvalidMsisdn, generate_upi, normalize_upi
 from ..levels import normalize_school_grade
-from ..models import Guardian, GuardianLink, Institution, Learner
+from ..models import Guardian, GuardianLink, Institution, Learner, Transfer, TransferState
 from . import fields as f
 from .batches import BatchWriter, Record, run_import
 from .bulk import Bulk
@@ -44,6 +44,8 @@ _learners = Learner.__table__
 _institutions = Institution.__table__
 _guardians = Guardian.__table__
 _links = GuardianLink.__table__
+_transfers = Transfer.__table__
+OPEN_TRANSFER = (TransferState.REQUESTED.value, TransferState.RELEASED.value)
 
 _learner_fields = attrgetter(*LEARNER_FIELDS)
 _MAX_INSTITUTION_WARNINGS = 10  # differing names (or counties) reported per institution code
@@ -282,6 +284,8 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         outcome: dict[tuple[str, str], Outcome | RowRejected] = {}
         changes: list[dict[str, Any]] = []
         new: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        moving = self._in_transfer(bulk, [existing[key] for key, group in groups.items() if key in existing
+                                          and existing[key].institution_id != institution_ids[group[0].institution_code]])
         for key, group in groups.items():
             row = group[0]
             values: dict[str, Any] = dict(zip(LEARNER_FIELDS, _learner_fields(row), strict=True))
@@ -290,6 +294,11 @@ class LearnerWriter(BatchWriter[LearnerRow]):
             if found is None:
                 new.append((key, values))
                 continue
+            if found.id in moving:  # a transfer in progress decides the school, not the file
+                values["institution_id"] = found.institution_id
+                self.note(row.line, f"learner {found.upi} stays at {moving[found.id][0]}: a transfer is in "
+                                    f"progress ({moving[found.id][1]}); complete it (elimu registry admit) or cancel "
+                                    "it (elimu registry cancel-transfer), then import again to move the learner")
             if key[0] != "upi" and found.date_of_birth != values["date_of_birth"]:
                 outcome[key] = RowRejected(
                     f"{key[0]} {key[1]} belongs to learner {found.upi}, born on another date: check the number, "
@@ -315,6 +324,22 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 ids[key_of[upi]] = learner_id
                 outcome[key_of[upi]] = Outcome.ADDED
         return ids, outcome
+
+    def _in_transfer(self, bulk: Bulk, learners: list[Row[Any]]) -> dict[int, tuple[str, str]]:
+        """Of ``learners`` (whose school the file changes), those with a transfer in progress: learner
+        id -> (current school's code, the transfer's state)."""
+        if not learners:
+            return {}
+        t = _transfers
+        open_states = {r.learner_id: r.state for r in bulk.select_in((t.c.learner_id, t.c.state), t.c.learner_id,
+                                                                      [lrn.id for lrn in learners])
+                       if r.state in OPEN_TRANSFER}
+        if not open_states:
+            return {}
+        school = {learner.id: learner.institution_id for learner in learners if learner.id in open_states}
+        i = _institutions
+        codes = dict(bulk.select_in((i.c.id, i.c.code), i.c.id, set(school.values())))
+        return {lid: (codes[school[lid]], str(state)) for lid, state in open_states.items()}
 
     def _assign_upis(self, bulk: Bulk, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Given UPIs as they are; fresh ones for the rest, checked against the table (the unique

@@ -226,6 +226,36 @@ def test_the_first_row_names_an_institution_whichever_batch_commits_first(databa
         assert session.scalars(select(Institution.name)).one() == "Kilimani Primary"
 
 
+def test_a_learner_in_transfer_keeps_the_school_the_transfer_decides(database, tmp_path):
+    """An import that moves a learner whose transfer is in progress (released, not yet admitted)
+    left the transfer open under a learner already at the new school; the school stays until the
+    transfer is admitted or cancelled, and the import says so."""
+    from registry.services.transfers import admit, release, request_transfer
+
+    other = learner(upi="KE2", birth_certificate_no="B2", guardian_phone="0722000002", institution_code="KS5L",
+                    institution_name="Kisumu Lakeside", county_code="042")
+    run_learners(database, write_learners(tmp_path / "a.csv", [learner(upi="KE1", grade="Grade 6"), other]))
+    with database.transaction() as session:
+        request_transfer(session, "KE1", "KS5L")
+    moved = learner(upi="KE1", grade="Grade 7", institution_code="KS5L", institution_name="Kisumu Lakeside",
+                    county_code="042")
+    path = write_learners(tmp_path / "b.csv", [moved])
+    warnings: list[tuple[int, str]] = []
+    report, rejected = run_learners(database, path, on_warning=lambda line, text: warnings.append((line, text)))
+    assert rejected == [] and (report.updated, report.warnings) == (1, 1)  # the grade, not the school
+    assert warnings == [(2, "learner KE1 stays at NB7K: a transfer is in progress (requested); complete it "
+                            "(elimu registry admit) or cancel it (elimu registry cancel-transfer), then import "
+                            "again to move the learner")]
+    with database.transaction() as session:
+        stored = session.scalars(select(Learner).where(Learner.upi == "KE1")).one()
+        assert (stored.institution.code, stored.grade) == ("NB7K", "Grade 7")
+        release(session, "KE1")
+        admit(session, "KE1", "KS5L")
+    warnings.clear()
+    again, _ = run_learners(database, path, on_warning=lambda line, text: warnings.append((line, text)))
+    assert (again.unchanged, warnings) == (1, [])
+
+
 def test_small_batches_keep_a_learners_adjacent_rows_together(database, tmp_path):
     rows = []
     for i in range(7):
