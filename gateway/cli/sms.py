@@ -18,7 +18,13 @@ from registry.db import take_pending
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.levels import InvalidGrade, normalize_school_grade
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
-from registry.services.announcements import UnknownInstitution, announce, find_institution, opted_out_count
+from registry.services.announcements import (
+    RepeatedAnnouncement,
+    UnknownInstitution,
+    announce,
+    find_institution,
+    opted_out_count,
+)
 from registry.services.sms_status import PipelineStatus, pipeline_status
 
 from ..logs import configure_logging
@@ -205,10 +211,13 @@ def _print_status(console: Console, status: PipelineStatus, queues: dict | None,
 @click.option("--institution", "code", required=True, metavar="CODE", help="the school's institution code")
 @click.option("--grade", default=None, metavar="GRADE", help="only guardians of learners in this grade")
 @click.option("--message", required=True, metavar="TEXT", help="the announcement text")
+@click.option("--again", is_flag=True,
+              help="send it although the same text went to the same school (and grade) in the last 24 hours")
 @pass_context
-def announce_command(ctx: Context, code: str, grade: str | None, message: str) -> None:
+def announce_command(ctx: Context, code: str, grade: str | None, message: str, again: bool) -> None:
     """Send an announcement to every guardian of a school's learners (one SMS per phone; phones
-    that sent STOP are left out)."""
+    that sent STOP are left out). The same text to the same school and grade within 24 hours is
+    refused (a command run twice by mistake would bill every message twice) unless --again."""
     text = message.strip()
     if not text:
         raise click.BadParameter("the message is empty", param_hint="--message")
@@ -235,7 +244,15 @@ def announce_command(ctx: Context, code: str, grade: str | None, message: str) -
             if progress is not None and task is not None:
                 progress.update(task, completed=done, total=total)
 
-        announcement = announce(session, institution, text, grade=grade, progress=advance)
+        try:
+            announcement = announce(session, institution, text, grade=grade, progress=advance, again=again)
+        except RepeatedAnnouncement as exc:
+            earlier = exc.earlier
+            raise click.ClickException(
+                f"announcement {earlier.id} sent this text to {earlier.institution_code}"
+                f"{f' {earlier.grade}' if earlier.grade else ''} at {_iso(earlier.created_at)[:16].replace('T', ' ')} "
+                f"UTC ({earlier.recipients} recipient(s)); nothing was queued. Add --again to send it once more"
+            ) from None
         skipped = opted_out_count(session, institution.id, grade)
         pending = take_pending(session)
         summary = (announcement.id, announcement.recipients, announcement.body, institution.code)

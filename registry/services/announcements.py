@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import gsm
-from ..models import Announcement, Guardian, GuardianLink, Institution, Learner, MessageKind, PhoneSetting
+from ..models import (
+    Announcement,
+    Guardian,
+    GuardianLink,
+    Institution,
+    Learner,
+    MessageKind,
+    PhoneSetting,
+    utcnow,
+)
 from ..outbox import queue_many
 
 CHUNK = 500
+# The same text to the same school (and grade) again within this is refused unless asked for: a
+# command run twice by mistake would bill every parent's message twice.
+REPEAT_WINDOW = timedelta(hours=24)
 
 
 class UnknownInstitution(LookupError):
     """No institution has the code given."""
+
+
+class RepeatedAnnouncement(Exception):
+    """The same text went to the same school (and grade) within ``REPEAT_WINDOW``: ``earlier``."""
+
+    def __init__(self, earlier: Announcement) -> None:
+        super().__init__(f"announcement {earlier.id} sent this text to the same phones")
+        self.earlier = earlier
 
 
 def prefer_gsm7(body: str) -> str:
@@ -63,15 +84,35 @@ def opted_out_count(session: Session, institution_id: int, grade: str | None = N
     return session.scalar(query) or 0
 
 
+def earlier_same(session: Session, institution: Institution, body: str, grade: str | None) -> Announcement | None:
+    """The latest announcement of this very text to this school (and grade) within ``REPEAT_WINDOW``."""
+    query = (
+        select(Announcement)
+        .where(Announcement.institution_code == institution.code, Announcement.body == prefer_gsm7(body.strip()),
+               Announcement.created_at >= utcnow() - REPEAT_WINDOW,
+               Announcement.grade.is_(None) if grade is None else Announcement.grade == grade)
+        .order_by(Announcement.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
 def announce(
     session: Session,
     institution: Institution,
     body: str,
     grade: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    again: bool = False,
 ) -> Announcement:
     """Queue one announcement message per recipient phone (bulk priority), in the caller's
-    transaction; ``progress(done, total)`` hears of each chunk written."""
+    transaction; ``progress(done, total)`` hears of each chunk written. The same text to the same
+    school and grade within ``REPEAT_WINDOW`` raises :class:`RepeatedAnnouncement` unless ``again``
+    (two runs at once are told apart by the school's row lock, on PostgreSQL)."""
+    session.execute(select(Institution.id).where(Institution.id == institution.id).with_for_update())
+    if not again and (earlier := earlier_same(session, institution, body, grade)) is not None:
+        raise RepeatedAnnouncement(earlier)
     body = prefer_gsm7(body.strip())
     recipients = announcement_recipients(session, institution.id, grade)
     announcement = Announcement(institution_code=institution.code, grade=grade, body=body,

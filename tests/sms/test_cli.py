@@ -67,6 +67,26 @@ def test_announce_to_one_grade(run, sms_runtime, school):
     assert len(outbox_rows(sms_runtime)) == 1  # refused, not queued to nobody
 
 
+def test_the_same_announcement_twice_is_refused_unless_asked_for_again(run, sms_runtime, school):
+    """A command run twice by mistake would bill every parent's message twice (the 2023 results
+    service double-billed 424,000 requests): the same text to the same school and grade within a
+    day is refused, nothing queued, until --again."""
+    first = run("announce", "--institution", "WE4T", "--message", "Closing day is Friday 4 April.")
+    assert first.exit_code == 0, first.output
+    twice = run("announce", "--institution", "we4t", "--message", " Closing day is Friday 4 April. ")
+    assert twice.exit_code == 1
+    assert "announcement 1 sent this text to WE4T at " in twice.output and "Add --again" in twice.output
+    assert len(outbox_rows(sms_runtime)) == 2
+    assert run("announce", "--institution", "WE4T", "--grade", "Form 4", "--message",
+               "Closing day is Friday 4 April.").exit_code == 0  # one class: other phones, another announcement
+    assert run("announce", "--institution", "WE4T", "--message", "Closing day is Friday 11 April.").exit_code == 0
+    again = run("announce", "--institution", "WE4T", "--message", "Closing day is Friday 4 April.", "--again")
+    assert again.exit_code == 0 and "announcement 4 to WE4T: 2 recipient(s)" in again.output
+    with sms_runtime.db.transaction() as session:  # a day later the text may go again
+        session.query(Announcement).update({"created_at": datetime(2020, 1, 1)})
+    assert run("announce", "--institution", "WE4T", "--message", "Closing day is Friday 4 April.").exit_code == 0
+
+
 def test_announce_maps_curly_quotes_to_gsm7(run, sms_runtime, school):
     run("announce", "--institution", "WE4T", "--message", "Parents\u2019 day \u2013 Friday")
     assert {r.body for r in outbox_rows(sms_runtime)} == {"Parents' day - Friday"}
@@ -122,3 +142,33 @@ def test_reconcile_reports(run):
 def test_worker_needs_a_real_redis(run):
     result = run("worker", "--burst")
     assert result.exit_code == 1 and "REDIS_URL is not set" in result.output
+
+
+def test_two_runs_of_one_announcement_at_once_queue_it_once(pg_database):
+    """The school's row lock: the second run waits for the first to commit, then sees it."""
+    import threading
+
+    from registry.services.announcements import RepeatedAnnouncement, announce
+
+    with pg_database.transaction() as session:
+        school = add_institution(session)
+        add_guardian(session, P1, add_learner(session, school))
+    outcome: list[object] = []
+    with pg_database.transaction() as first:
+        announce(first, first.merge(school), "Closing day is Friday.")
+
+        def second_run() -> None:
+            with pg_database.transaction() as second:
+                try:
+                    outcome.append(announce(second, second.merge(school), "Closing day is Friday."))
+                except RepeatedAnnouncement as exc:
+                    outcome.append(exc)
+
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive()  # waiting on the school's row
+    thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], RepeatedAnnouncement)
+    with pg_database.session() as session:
+        assert session.query(Announcement).count() == 1
