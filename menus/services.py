@@ -149,6 +149,11 @@ class Services(Protocol):
         """Replace the PIN of an active account and clear its lock."""
         ...
 
+    def reset_pin(self, phone: str, pin: str) -> bool:
+        """``set_pin`` after a forgotten-PIN code this phone used within the last minutes (checked by
+        the registry, not taken from the session); False when there is none."""
+        ...
+
     def my_learners(self, phone: str) -> list[LearnerChoice]:
         """Learners this phone has verified (through activation)."""
         ...

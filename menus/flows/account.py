@@ -60,12 +60,15 @@ class Language(Screen):
 
 
 def _change(ctx: Context, pin: str) -> Outcome:
-    ctx.services.set_pin(ctx.phone, pin)
+    if not ctx.services.set_pin(ctx.phone, pin):
+        return Stop(ctx.t("need_active"))
     return Stop(ctx.t("pin.changed"))
 
 
 def _reset(ctx: Context, pin: str) -> Outcome:
-    ctx.services.set_pin(ctx.phone, pin)
+    """The registry checks the reset code's use itself: a session resumed long after it gets no new PIN."""
+    if not ctx.services.reset_pin(ctx.phone, pin):
+        return Stop(ctx.t("otp.expired"))
     return Stop(ctx.t("pin.reset_done"))
 
 

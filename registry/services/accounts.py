@@ -453,7 +453,7 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
 
 
 def set_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> bool:
-    """Replace the PIN of an active account (after the current PIN or a reset code) and unlock it."""
+    """Replace the PIN of an active account (after the current PIN, in the same session) and unlock it."""
     guardian = find_guardian(session, phone)
     if guardian is None or not guardian.is_active:
         return False
@@ -461,6 +461,15 @@ def set_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -
     guardian.pin_failures = 0
     guardian.pin_locked_until = None
     return True
+
+
+def reset_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> bool:
+    """A forgotten PIN's replacement: only after a reset code this phone used within the proof
+    window, checked here rather than taken from the session's state (which a resumed session
+    carries on from one dial to the next)."""
+    if not _proved(session, phone, Purpose.PIN_RESET, now):
+        return False
+    return set_pin(session, keys, phone, pin, now)
 
 
 # --- disclosures --------------------------------------------------------------------------------

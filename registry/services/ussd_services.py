@@ -90,6 +90,10 @@ class RegistryServices:
         with self.db.transaction() as session:
             return accounts.set_pin(session, self.keys, phone, pin, self.clock())
 
+    def reset_pin(self, phone: str, pin: str) -> bool:
+        with self.db.transaction() as session:
+            return accounts.reset_pin(session, self.keys, phone, pin, self.clock())
+
     def my_learners(self, phone: str) -> list[LearnerChoice]:
         with self.db.transaction() as session:
             return accounts.my_learners(session, phone)

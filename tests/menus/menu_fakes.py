@@ -112,6 +112,10 @@ class FakeServices:
         self.calls.append(("set_pin",))
         return True
 
+    def reset_pin(self, phone: str, pin: str) -> bool:
+        self.calls.append(("reset_pin",))
+        return True
+
     def my_learners(self, phone: str) -> list[LearnerChoice]:
         return long_learners(self.learner_count)
 
