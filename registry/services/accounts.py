@@ -396,12 +396,16 @@ def _link(session: Session, phone: str, learner_id: int, *, verified: bool) -> G
 def activate(
     session: Session, keys: Keys, phone: str, learner_id: int, pin: str | None, session_id: str, now: datetime
 ) -> bool:
-    """After a good activation code: verify the link, set the PIN if given, and SMS the UPI."""
+    """After a good activation code: verify the link, set the PIN if given, and SMS the UPI.
+
+    An active account keeps its PIN (a learner added to it after the PIN, whatever ``pin`` says):
+    an activation code proves a learner linked to the phone, not the PIN, which only the current
+    PIN or a reset code (a verified learner's details) may replace."""
     link = _link(session, phone, learner_id, verified=False)
     if link is None or not _proved(session, phone, Purpose.ACTIVATE, now, learner_id):
         return False
     guardian = link.guardian
-    if pin is not None:
+    if pin is not None and not guardian.is_active:
         guardian.pin_hash = keys.pin.hash(pin)
         guardian.pin_failures = 0
         guardian.pin_locked_until = None

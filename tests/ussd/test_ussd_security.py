@@ -3,6 +3,9 @@ session or a forged hop must not get past the registry's own checks."""
 
 from __future__ import annotations
 
+from datetime import date
+
+from registry.models import OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from tests.conftest import TEST_SECRET
@@ -40,3 +43,25 @@ def test_a_reset_within_the_proof_window_sets_the_pin(world, clock):
     with world.db.transaction() as session:
         assert not accounts.reset_pin(session, KEYS, PHONE, "5803", clock())  # no code used
     assert pin_works(world, clock, PIN)
+
+
+def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock):
+    """``activate`` took a new PIN from whatever state asked, so an activation code for any learner
+    linked to the phone (one a school linked, never verified here) replaced an active account's
+    PIN: a reset without the current PIN and without a verified learner's details. The learner is
+    added and the PIN kept."""
+    first = world.learner(verified=True)
+    world.activate()
+    other = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    with world.db.transaction() as session:
+        assert accounts.start_activation(session, KEYS, PHONE, "777", date(2014, 9, 5), clock()).learner_id == other
+    with world.db.transaction() as session:
+        session.get(OneTimeCode, latest_code_id(session)).used_at = clock()
+        assert accounts.activate(session, KEYS, PHONE, other, "5937", "s", clock())
+    assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5937")
+    with world.db.transaction() as session:
+        assert {c.learner_id for c in accounts.my_learners(session, PHONE)} == {first, other}
+
+
+def latest_code_id(session) -> int:
+    return session.query(OneTimeCode.id).order_by(OneTimeCode.id.desc()).limit(1).scalar()
