@@ -6,7 +6,8 @@ datetime), so tests control time. Rules:
 - a phone sees a learner only through a ``GuardianLink`` it has verified (identity + date of birth + code);
 - codes: 6 digits, 5 minutes, 3 tries, single use, at least 60 s apart, at most 5 an hour and 10 a day
   per phone, stored only as keyed hashes (``secrets.OtpHasher``);
-- PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes;
+- PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes, and each further
+  3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
   from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``.
@@ -69,6 +70,7 @@ OTP_PER_HOUR = 5
 OTP_PER_DAY = 10
 PIN_TRIES = 3
 PIN_LOCK = timedelta(minutes=30)
+PIN_LOCK_MAX = timedelta(days=1)
 PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up step this long
 MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
 MISS_ACTION = "activation_miss"
@@ -430,12 +432,22 @@ def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
     if keys.pin.verify(guardian.pin_hash, pin):
         guardian.pin_failures = 0
         return PinCheck(PinResult.OK)
-    guardian.pin_failures += 1
-    if guardian.pin_failures >= PIN_TRIES:
-        guardian.pin_failures = 0
-        guardian.pin_locked_until = now + PIN_LOCK
-        return PinCheck(PinResult.LOCKED_NOW, locked_minutes=int(PIN_LOCK.total_seconds() // 60))
-    return PinCheck(PinResult.WRONG, tries_left=PIN_TRIES - guardian.pin_failures)
+    guardian.pin_failures += 1  # kept across locks: only a right PIN or a new one clears it
+    if guardian.pin_failures % PIN_TRIES:
+        return PinCheck(PinResult.WRONG, tries_left=PIN_TRIES - guardian.pin_failures % PIN_TRIES)
+    locks = guardian.pin_failures // PIN_TRIES
+    lock = pin_lock(locks)
+    guardian.pin_locked_until = now + lock
+    minutes = int(lock.total_seconds() // 60)
+    # the first lock's text names its 30 minutes; a longer one says how long it is
+    return PinCheck(PinResult.LOCKED_NOW if locks == 1 else PinResult.LOCKED, locked_minutes=minutes)
+
+
+def pin_lock(locks: int) -> timedelta:
+    """How long the ``locks``-th PIN lock in a row lasts: 30 minutes, doubling each time, a day at
+    most. A fixed 30 minutes let whoever held the phone try 144 PINs a day, every PIN in ten weeks;
+    this leaves 18 the first day and 3 a day after."""
+    return min(PIN_LOCK * 2 ** min(locks - 1, 6), PIN_LOCK_MAX)
 
 
 def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:

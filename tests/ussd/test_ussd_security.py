@@ -65,3 +65,29 @@ def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock
 
 def latest_code_id(session) -> int:
     return session.query(OneTimeCode.id).order_by(OneTimeCode.id.desc()).limit(1).scalar()
+
+
+def test_pin_locks_grow_so_the_pin_cannot_be_guessed_at_leisure(world, clock):
+    """3 wrong PINs locked PIN use for 30 minutes and cleared the count, for ever: 144 guesses a
+    day from the phone, every 4-digit PIN within ten weeks. Each lock in a row now lasts twice the
+    one before, up to a day; a right PIN starts the count again."""
+    world.learner(verified=True)
+    world.activate()
+
+    def check(pin: str):
+        with world.db.transaction() as session:
+            return accounts.check_pin(session, KEYS, PHONE, pin, clock())
+
+    def three_wrong() -> int:
+        results = [check(pin) for pin in ("0001", "0002", "0003")]
+        assert [r.result.value for r in results[:2]] == ["wrong", "wrong"]
+        return results[-1].locked_minutes
+
+    locks = []
+    for _ in range(8):
+        locks.append(three_wrong())
+        clock.advance(minutes=locks[-1])
+    assert locks == [30, 60, 120, 240, 480, 960, 1440, 1440]
+    assert check("0004").result.value == "wrong"
+    assert check(PIN).result.value == "ok"  # and the count starts again
+    assert three_wrong() == 30
