@@ -90,7 +90,7 @@ class HopHandler:
             return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
         if token is None:  # the busy answer in the session's language (it is this phone's: checked below)
             language = record.state.get("lang", DEFAULT_LANGUAGE) if record and record.phone == phone else None
-            return self.store.wait_for_answer(request.session_id, request.text) or UssdAnswer(
+            return self.store.wait_for_answer(request.session_id, request.text, phone) or UssdAnswer(
                 text(language or self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True
             )
         saved = False

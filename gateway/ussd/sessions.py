@@ -188,20 +188,24 @@ class SessionStore:
         if self.redis.get(key) == token.encode():
             self.redis.delete(key)
 
-    def wait_for_answer(self, session_id: str, text: str, timeout: float = 3.0) -> UssdAnswer | None:
-        """For the losing twin of a concurrent hop: the winner's answer once stored, or None."""
+    def wait_for_answer(self, session_id: str, text: str, phone: str, timeout: float = 3.0) -> UssdAnswer | None:
+        """For the losing twin of a concurrent hop: the winner's answer once stored, or None. Only
+        ``phone``'s own session answers: a hop of another phone that names the session id (and its
+        text) while its owner's hop runs must not be handed the owner's screen."""
         deadline = time.monotonic() + timeout
+        key = self.digest(session_id, text)
         while time.monotonic() < deadline:
-            record = self.load(session_id)
-            key = self.digest(session_id, text)
-            found = record.answer_for(key) if record else None
+            found = self._answer_of(session_id, key, phone)
             if found is not None:
                 return found
             if not self.redis.exists(self._lock_key(session_id)):
-                record = self.load(session_id)
-                return record.answer_for(key) if record else None
+                return self._answer_of(session_id, key, phone)
             time.sleep(WAIT_STEP)
         return None
+
+    def _answer_of(self, session_id: str, key: str, phone: str) -> UssdAnswer | None:
+        record = self.load(session_id)
+        return record.answer_for(key) if record is not None and record.phone == phone else None
 
     def save(self, record: SessionRecord, resume: ResumeAction) -> None:
         """Store the session and its resume point and release the lock, in one round trip.

@@ -3,13 +3,15 @@ session or a forged hop must not get past the registry's own checks."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
+from gateway.ussd.routes import hop_handler
 from registry.models import OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from tests.conftest import TEST_SECRET
-from tests.ussd.support import PHONE, PIN
+from tests.ussd.support import PHONE, PIN, STRANGER
 
 KEYS = Keys.from_secret(TEST_SECRET)
 
@@ -91,3 +93,50 @@ def test_pin_locks_grow_so_the_pin_cannot_be_guessed_at_leisure(world, clock):
     assert check("0004").result.value == "wrong"
     assert check(PIN).result.value == "ok"  # and the count starts again
     assert three_wrong() == 30
+
+
+def test_another_phone_naming_a_busy_session_gets_no_answer_of_it(world, stack, runtime):
+    """A hop that finds its session's lock taken waits for the twin's answer and returned it
+    without asking whose session it was: another phone that sent the same session id and text
+    while the owner's hop ran was handed the owner's screen, here a learner's status. It now gets
+    the busy answer and the owner alone sees the status."""
+    world.learner(verified=True)
+    world.activate()
+    client = stack[3]
+    for text in ("", "3"):
+        hop(client, "s-busy", text, PHONE)
+    handler = hop_handler(runtime)
+    inside, waiting = threading.Event(), threading.Event()
+    real_status, real_wait = handler.services.learner_status, handler.store.wait_for_answer
+
+    def slow_status(*args, **kwargs):
+        inside.set()
+        assert waiting.wait(10), "the other phone's hop never waited"
+        return real_status(*args, **kwargs)
+
+    def wait_for_answer(*args, **kwargs):
+        waiting.set()
+        return real_wait(*args, **kwargs)
+
+    handler.services.learner_status, handler.store.wait_for_answer = slow_status, wait_for_answer
+    answers: dict[str, str] = {}
+
+    def run(phone: str) -> None:
+        answers[phone] = hop(client.application.test_client(), "s-busy", f"3*{PIN}", phone)
+
+    owner = threading.Thread(target=run, args=(PHONE,))
+    owner.start()
+    assert inside.wait(10)
+    other = threading.Thread(target=run, args=(STRANGER,))
+    other.start()
+    owner.join(10)
+    other.join(10)
+    assert answers[PHONE].startswith("END Jane W.")
+    assert "Jane" not in answers[STRANGER] and answers[STRANGER].startswith("END ")
+
+
+def hop(client, session_id: str, text: str, phone: str) -> str:
+    response = client.post("/ussd/africastalking", data={"sessionId": session_id, "phoneNumber": phone,
+                                                        "serviceCode": "*384*1234#", "text": text})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
