@@ -62,6 +62,18 @@ class CallbackGuard:
         return reason
 
 
+# Every answer Flask gives (the simulator, its JSON API, health, metrics, errors): never framed (the
+# simulator acts as any phone: a framing page could click it), never sniffed into another type, no
+# referrer (the simulator's address carries ``?token=``), nothing loaded; the simulator's page sets
+# its own Content-Security-Policy, which allows its inline script and style (``gateway.simulator``).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
 FORBIDDEN = "Forbidden\n"  # the whole body of a refusal: a prober learns nothing
 NOT_UTF8 = "the body is not UTF-8 form data\n"  # a form is percent-encoded UTF-8 (gateway.fastpath)
 GUARD_KEY = "elimu.callback_guard"  # app.extensions: the app's CallbackGuard
@@ -87,9 +99,17 @@ def init_app(app: Flask) -> None:
             return Response(FORBIDDEN, status=403, mimetype="text/plain")
         return None
 
+    app.after_request(_secure_headers)
     # First of the hooks: a refused callback's body is never read (gateway.logs reads the form for
     # its session id, and a body over the limit would be a 413 before the 403).
     app.before_request_funcs.setdefault(None, []).insert(0, _check_callback)
+
+
+def _secure_headers(response: Response) -> Response:
+    """``SECURITY_HEADERS`` on a Flask answer, a header the view set itself kept."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _also_guarded(settings: Settings) -> tuple[str, ...]:

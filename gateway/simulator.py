@@ -12,6 +12,8 @@ token as ``?token=``, which the page passes on to its API, and ``ELIMU_ALLOWED_N
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -75,7 +77,7 @@ def _text(data: dict[str, Any], name: str) -> str:
 def page() -> Response:
     runtime = _runtime()
     html = PAGE.replace("{{USSD_CODE}}", runtime.settings.ussd_code)
-    return Response(html, mimetype="text/html")
+    return Response(html, mimetype="text/html", headers={"Content-Security-Policy": PAGE_POLICY})
 
 
 @bp.post("/simulator/api/ussd")
@@ -208,3 +210,15 @@ setInterval(refreshInbox, 2000);
 </script>
 </body></html>
 """
+
+
+def _page_policy(page: str) -> str:
+    """The page's Content-Security-Policy: its own inline script (by hash) and styles, requests to
+    its own API, nothing else; never framed."""
+    script = page.split("<script>", 1)[1].split("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+PAGE_POLICY = _page_policy(PAGE)
