@@ -25,16 +25,17 @@ DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_
 
 EVENTS = ("released", "admitted", "cancelled")
 
-# Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameachiliwa kutoka X kwenda Y",
-# released from X to Y ("na X kwenda Y", by X to Y, reads oddly), and "amepokelewa katika" a school.
+# Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameruhusiwa kuhama kutoka X kwenda Y",
+# allowed to move from X to Y ("ameachiliwa", set free, is said of prisoners; "na X kwenda Y", by X to Y,
+# reads oddly), and "amepokelewa katika" a school.
 TEXTS: dict[str, dict[str, str]] = {
     "released_to": {
         "en": "Elimu: {name} has been released by {school} to {other}.",
-        "sw": "Elimu: {name} ameachiliwa kutoka {school} kwenda {other}.",
+        "sw": "Elimu: {name} ameruhusiwa kuhama kutoka {school} kwenda {other}.",
     },
     "released": {
         "en": "Elimu: {name} has been released by {school} and can now be admitted by another school.",
-        "sw": "Elimu: {name} ameachiliwa kutoka {school} na sasa anaweza kupokelewa na shule nyingine.",
+        "sw": "Elimu: {name} ameruhusiwa kuhama kutoka {school} na sasa anaweza kupokelewa na shule nyingine.",
     },
     "admitted": {
         "en": "Elimu: {name} has been admitted to {school} (from {other}).",

@@ -11,13 +11,13 @@ KILIMANI, KISUMU = "Kilimani Primary and Junior School", "Kisumu Lakeside Compre
 
 
 def test_kiswahili_notices_say_from_and_to_as_the_status_screen_does():
-    """'ameachiliwa kutoka X kwenda Y' (released from X to Y), as the USSD status reads
-    'Ameachiliwa kwenda ...'; admitted 'katika' a school."""
+    """'ameruhusiwa kuhama kutoka X kwenda Y' (released from X to Y), as the USSD status reads
+    'Ameruhusiwa kuhama kwenda ...'; admitted 'katika' a school."""
     assert notice_text("released", "sw", name="Faith W.", school=KILIMANI, other=KISUMU) == (
-        f"Elimu: Faith W. ameachiliwa kutoka {KILIMANI} kwenda {KISUMU}."
+        f"Elimu: Faith W. ameruhusiwa kuhama kutoka {KILIMANI} kwenda {KISUMU}."
     )
     assert notice_text("released", "sw", name="Faith W.", school=KILIMANI) == (
-        f"Elimu: Faith W. ameachiliwa kutoka {KILIMANI} na sasa anaweza kupokelewa na shule nyingine."
+        f"Elimu: Faith W. ameruhusiwa kuhama kutoka {KILIMANI} na sasa anaweza kupokelewa na shule nyingine."
     )
     assert notice_text("admitted", "sw", name="Faith W.", school=KISUMU, other=KILIMANI) == (
         f"Elimu: Faith W. amepokelewa katika {KISUMU} (kutoka {KILIMANI})."

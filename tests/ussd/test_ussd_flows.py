@@ -369,7 +369,7 @@ def test_learner_status_names_where_a_released_learner_goes_in_both_languages(wo
     > {PIN}
     < END Jane W. (Grade 6)
     < Kilimani Primary School
-    < Ameachiliwa, anasubiri kupokelewa na shule mpya
+    < Ameruhusiwa kuhama, anasubiri kupokelewa na shule mpya
     < Matokeo: hakuna yaliyotolewa
     """)
 
