@@ -87,7 +87,7 @@ def test_activation_in_kiswahili_by_assessment_number(world, ussd, sms):
     < CON Weka tarehe ya kuzaliwa ya mwanafunzi (DDMMYYYY):
     < ...
     > 05092014
-    < CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:
+    < CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:
     < ...
     > {otp}
     < CON Chagua PIN ya tarakimu 4:
@@ -96,10 +96,10 @@ def test_activation_in_kiswahili_by_assessment_number(world, ussd, sms):
     < CON Weka PIN tena kuthibitisha:
     < ...
     > 4826
-    < END Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS. Kuongeza mwanafunzi mwingine, piga *384*1234# uchague 1.
+    < END Akaunti yako imefunguliwa. UPI ya mwanafunzi itakuja kwa SMS. Kuongeza mwanafunzi mwingine, piga *384*1234# kisha uchague 1.
     """)
     bodies = sms.clear_bodies(PHONE)
-    assert bodies[0].startswith("Nambari ya Elimu: ") and bodies[1] == "Elimu: UPI ya Jane W. ni A1B2C3. Iweke salama."
+    assert bodies[0].startswith("Msimbo wa Elimu: ") and bodies[1] == "Elimu: UPI ya Jane W. ni A1B2C3. Iweke salama."
 
 
 def test_activation_by_exam_index_number(world, ussd):
@@ -120,13 +120,13 @@ def test_unlinked_phone_is_told_to_ask_the_school_in_both_languages(world, ussd,
     ussd(STRANGER).script("""
     dial
     > 1
-    < END This phone is not on any school record. Ask the school to update your contact, then dial *384*1234#.
+    < END This phone is not on any school record. Ask the learner's school to add your number, then dial *384*1234# again.
     dial
     > 4
     > 2
     > 2
     > 1
-    < END Simu hii haipo kwenye rekodi za shule. Omba shule isasishe nambari yako, kisha piga *384*1234#.
+    < END Simu hii haipo kwenye rekodi za shule. Omba shule ya mwanafunzi iongeze nambari yako, kisha piga *384*1234# tena.
     """)
     assert sms.messages(STRANGER) == []
 
@@ -260,17 +260,17 @@ def test_code_send_limits_gap_hour_and_day(world, ussd, clock):
     for _ in range(5):
         phone.script("redial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
         phone.script("redial\n> 1\n> 12345678\n> 05092014\n"
-                     "< END A code was sent less than a minute ago. Wait, then dial *384*1234# again.")
+                     "< END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.")
         clock.advance(seconds=61)
-    phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes asked for today. Try again later.")
+    phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes were sent to this phone. Try again later.")
     clock.advance(hours=1)
     for _ in range(5):
         phone.script("redial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
         clock.advance(seconds=61)
     clock.advance(hours=1)
-    phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes asked for today. Try again later.")
+    phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes were sent to this phone. Try again later.")
     # The wait is answered before the details are checked, so it never confirms a match.
-    phone.script("redial\n> 1\n> 00000000\n> 01012000\n< END Too many codes asked for today. Try again later.")
+    phone.script("redial\n> 1\n> 00000000\n> 01012000\n< END Too many codes were sent to this phone. Try again later.")
 
 
 def test_get_upi_with_two_learners(world, ussd, sms):
@@ -315,7 +315,7 @@ def test_get_upi_in_kiswahili(world, ussd, sms):
     < CON Weka PIN yako ya tarakimu 4:
     < ...
     > {PIN}
-    < CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:
+    < CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:
     < ...
     > {{otp}}
     < END UPI ya Jane W. itakuja kwa SMS.
@@ -407,15 +407,15 @@ def test_pin_items_need_an_active_account(world, ussd):
     ussd().script("""
     dial
     > 2
-    < END Activate your account first: option 1 on the main menu.
+    < END Activate your account first: choose 1 on the main menu.
     dial
     > 4
     > 1
-    < END Activate your account first: option 1 on the main menu.
+    < END Activate your account first: choose 1 on the main menu.
     dial
     > 4
     > 3
-    < END Activate your account first: option 1 on the main menu.
+    < END Activate your account first: choose 1 on the main menu.
     """)
 
 
@@ -434,11 +434,11 @@ def test_three_wrong_pins_lock_for_thirty_minutes(world, ussd, clock):
     < CON Wrong PIN. 1 try left.
     < ...
     > 3333
-    < END Wrong PIN 3 times. PIN use is locked for 30 minutes.
+    < END Wrong PIN 3 times. Your PIN is locked for 30 minutes. Forgot it? Choose My account, then Forgot PIN.
     """)
     clock.advance(minutes=10)
-    phone.script("dial\n> 2\n< END PIN use is locked. Try again in 20 min.")
-    phone.script("dial\n> 4\n> 2\n> 2\n> 3\n< END PIN imefungwa. Jaribu tena baada ya dakika 20.")
+    phone.script("dial\n> 2\n< END Your PIN is locked. Try again in 20 min. Forgot it? Choose My account, then Forgot PIN.")
+    phone.script("dial\n> 4\n> 2\n> 2\n> 3\n< END PIN yako imefungwa. Jaribu tena baada ya dakika 20. Umeisahau? Chagua Akaunti yangu, kisha Nimesahau PIN.")
     clock.advance(minutes=20, seconds=1)
     phone.script(f"dial\n> 3\n> {PIN}\n< END Jane W. (Grade 6)\n< ...")
 
@@ -481,7 +481,7 @@ def test_forgotten_pin_reset_by_learner_details_and_code_also_unlocks(world, uss
     world.learner()
     world.activate()
     phone = ussd()
-    phone.script("dial\n> 2\n> 0001\n> 0002\n> 0003\n< END Wrong PIN 3 times. PIN use is locked for 30 minutes.")
+    phone.script("dial\n> 2\n> 0001\n> 0002\n> 0003\n< END Wrong PIN 3 times. Your PIN is locked for 30 minutes. Forgot it? Choose My account, then Forgot PIN.")
     phone.script("""
     dial
     > 4
@@ -592,11 +592,11 @@ def test_activation_code_comes_in_the_phones_language(world, ussd, sms):
     world.learner()
     with world.db.transaction() as session:
         session.add(PhoneSetting(phone=PHONE, language="sw"))
-    ussd().script("dial\n> 1\n> 12345678\n> 05092014\n< CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:\n< ...")
+    ussd().script("dial\n> 1\n> 12345678\n> 05092014\n< CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:\n< ...")
     (code,) = sms.otps(PHONE)
     (message,) = sms.messages(PHONE)
-    assert sms.clear_bodies(PHONE) == [f"Nambari ya Elimu: {code}. Itaisha baada ya dakika 5. Usimpe mtu yeyote."]
-    assert message.body == "Nambari ya Elimu: ******. Itaisha baada ya dakika 5. Usimpe mtu yeyote."
+    assert sms.clear_bodies(PHONE) == [f"Msimbo wa Elimu: {code}. Ni halali kwa dakika 5. Usimpe mtu yeyote."]
+    assert message.body == "Msimbo wa Elimu: ******. Ni halali kwa dakika 5. Usimpe mtu yeyote."
 
 
 def test_phone_number_in_national_format_is_the_same_caller(world, ussd, sms):
@@ -655,7 +655,7 @@ def test_date_hints_in_kiswahili(world, ussd):
     < CON Tarehe hiyo bado haijafika. Tumia DDMMYYYY, mf. 05092014.
     < ...
     > 05/09/2014
-    < CON Tumetuma nambari ya tarakimu 6 kwa SMS. Iweke:
+    < CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:
     < ...
     """)
 
@@ -700,7 +700,7 @@ def test_account_menu_and_too_many_codes_in_kiswahili(world, ussd):
     > 000000
     > 000001
     > 000002
-    < END Umekosea nambari mara nyingi mno. Piga *384*1234# kupata mpya.
+    < END Umekosea msimbo mara nyingi mno. Piga *384*1234# kupata msimbo mpya.
     """)
 
 

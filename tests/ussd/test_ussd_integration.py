@@ -60,7 +60,7 @@ def test_kiswahili_and_unlinked_phone_on_real_servers(real_stack, real_ussd):
     < CON Karibu Elimu
     < ...
     > 1
-    < END Simu hii haipo kwenye rekodi za shule. Omba shule isasishe nambari yako, kisha piga *384*1234#.
+    < END Simu hii haipo kwenye rekodi za shule. Omba shule ya mwanafunzi iongeze nambari yako, kisha piga *384*1234# tena.
     dial
     < CON Karibu Elimu
     < ...

@@ -112,7 +112,7 @@ def test_resume_offer_in_kiswahili_and_start_over(world, ussd, clock):
     phone.script("dial\n> 4\n> 2\n> 2\n> 1\n> 12345678")
     phone.script("""
     dial
-    < CON Kikao chako cha mwisho hakikukamilika.
+    < CON Hukumaliza ulichokuwa ukifanya mara ya mwisho.
     < 1. Endelea ulipoishia
     < 2. Anza upya
     > 2
