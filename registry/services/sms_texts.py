@@ -7,9 +7,9 @@ LANGUAGES = ("en", "sw")
 TEXTS: dict[str, dict[str, str]] = {
     "help": {
         "en": "Elimu: for results send KCSE <index no> <one of the candidate's names> (also KCPE, KPSEA, "
-              "KJSEA). UPI: your learners' UPIs. STOP: no announcements. More: dial {ussd}",
+              "KJSEA). Send UPI for your learners' UPIs, STOP to stop announcements. More: dial {ussd}",
         "sw": "Elimu: kwa matokeo tuma KCSE <nambari ya mtihani> <jina moja la mtahiniwa> (pia KCPE, KPSEA, "
-              "KJSEA). UPI: UPI za wanafunzi wako. SITISHA: acha matangazo. Zaidi: piga {ussd}",
+              "KJSEA). Tuma UPI kupata UPI za wanafunzi wako, SITISHA kusitisha matangazo. Zaidi: piga {ussd}",
     },
     "unknown": {
         "en": "Sorry, we did not understand that. Send HELP for the commands or dial {ussd}",
@@ -17,7 +17,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "stopped": {
         "en": "You will no longer get announcements from Elimu. Send START to get them again.",
-        "sw": "Hutapokea matangazo ya Elimu tena. Tuma START kuyapata tena.",
+        "sw": "Hutapokea tena matangazo ya Elimu. Tuma START kuyapokea tena.",
     },
     "started": {
         "en": "You will get Elimu announcements again. Send STOP to stop them.",
@@ -48,7 +48,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "results_need_name": {
         "en": "For privacy, results need one of the candidate's names: {exam} {number} <name>. Verified "
               "guardians may leave it out: dial {ussd} to verify.",
-        "sw": "Kwa usiri, matokeo yanahitaji jina moja la mtahiniwa: {exam} {number} <jina>. Mzazi "
+        "sw": "Kwa faragha, matokeo yanahitaji jina moja la mtahiniwa: {exam} {number} <jina>. Mzazi "
               "aliyethibitishwa anaweza kuliacha: piga {ussd} kuthibitisha.",
     },
     "results_limited": {
@@ -57,7 +57,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "too_many": {
         "en": "Too many messages from this number. Please wait a minute before sending again.",
-        "sw": "Ujumbe mwingi mno kutoka nambari hii. Tafadhali subiri dakika moja kabla ya kutuma tena.",
+        "sw": "Jumbe nyingi mno kutoka nambari hii. Tafadhali subiri dakika moja kabla ya kutuma tena.",
     },
     "results": {
         "en": "{exam} {year} {number}: Mean grade {mean}{points}. {subjects}",
@@ -67,15 +67,15 @@ TEXTS: dict[str, dict[str, str]] = {
     "results_marks": {"en": " ({points} marks)", "sw": " (alama {points})"},  # KCPE: marks out of 500
     "upi_inactive": {
         "en": "UPIs are sent only to activated accounts. Dial {ussd} to activate yours.",
-        "sw": "UPI hutumwa tu kwa akaunti zilizoamilishwa. Piga {ussd} kuamilisha yako.",
+        "sw": "UPI hutumwa tu kwa akaunti zilizofunguliwa. Piga {ussd} kufungua akaunti yako.",
     },
     "upi_unverified": {
-        "en": "UPIs are sent only for learners verified on this number. Dial {ussd} to verify yours.",
-        "sw": "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga {ussd} kuwathibitisha wako.",
+        "en": "UPIs are sent only for learners verified on this number. Dial {ussd} and choose 1 to add yours.",
+        "sw": "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga {ussd} kisha uchague 1 kuwaongeza wako.",
     },
     "upi_none": {
-        "en": "No learners are linked to this number. Dial {ussd} for help.",
-        "sw": "Hakuna wanafunzi waliounganishwa na nambari hii. Piga {ussd} kwa msaada.",
+        "en": "No learners are linked to this number. Ask the learner's school to add your number, then dial {ussd}",
+        "sw": "Hakuna wanafunzi waliounganishwa na nambari hii. Omba shule ya mwanafunzi iongeze nambari yako, kisha piga {ussd}",
     },
     "upi_list": {"en": "UPI: {items}", "sw": "UPI: {items}"},
     "upi_more": {"en": " (+{count} more: dial {ussd})", "sw": " (+{count} zaidi: piga {ussd})"},

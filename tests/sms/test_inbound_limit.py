@@ -52,13 +52,13 @@ def test_the_notice_speaks_the_keyword_language(client, sms_runtime):
         _send(client, FLOODER, n, text="MSAADA")
     work_queues(sms_runtime)
     bodies = [r.body for r in outbox_rows(sms_runtime) if r.recipient == FLOODER]
-    assert any("Ujumbe mwingi mno" in body for body in bodies)
+    assert any("Jumbe nyingi mno" in body for body in bodies)
 
 
 PHONE = "+254799000040"
 FULL = ["HELP"] * INBOUND_PER_MINUTE.count  # a minute's worth: the next message is over the limit
 TOO_MANY = "Too many messages"
-STOPPED = {"en": "You will no longer get announcements", "sw": "Hutapokea matangazo"}
+STOPPED = {"en": "You will no longer get announcements", "sw": "Hutapokea tena matangazo"}
 STARTED = {"en": "You will get Elimu announcements again", "sw": "Utapokea matangazo"}
 
 _ids = itertools.count()

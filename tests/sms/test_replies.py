@@ -275,8 +275,8 @@ def test_upi_leaves_out_the_learners_the_phone_is_not_verified_for(session):
 
 
 @pytest.mark.parametrize(("language", "expected"), [
-    ("en", "UPIs are sent only for learners verified on this number. Dial *384*1234# to verify yours."),
-    ("sw", "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga *384*1234# kuwathibitisha wako."),
+    ("en", "UPIs are sent only for learners verified on this number. Dial *384*1234# and choose 1 to add yours."),
+    ("sw", "UPI hutumwa tu kwa wanafunzi waliothibitishwa kwa nambari hii. Piga *384*1234# kisha uchague 1 kuwaongeza wako."),
 ])
 def test_upi_to_an_account_verified_for_none_of_its_links_says_how_to_verify(session, language, expected):
     learner = add_learner(session, add_institution(session), upi="ABC234")
@@ -288,7 +288,7 @@ def test_upi_to_an_account_verified_for_none_of_its_links_says_how_to_verify(ses
 def test_stop_and_start_set_the_opt_out(session):
     assert ask(session, "STOP").text.startswith("You will no longer get announcements")
     assert session.get(PhoneSetting, PHONE).opted_out is True
-    assert ask(session, "sitisha").text.startswith("Hutapokea matangazo")
+    assert ask(session, "sitisha").text.startswith("Hutapokea tena matangazo")
     assert ask(session, "START").text.startswith("You will get Elimu announcements again")
     session.expire_all()
     assert session.get(PhoneSetting, PHONE).opted_out is False
