@@ -216,8 +216,9 @@ def _results_reply(
 ) -> Reply:
     exam = command.exam or EXAMS[0]
     if not command.valid_number:
-        example = "36611030002" if exam in INDEX_EXAMS else "<assessment no>"
-        return Reply(text("results_usage", language, exam=exam, example=example))
+        if exam in INDEX_EXAMS:
+            return Reply(text("results_usage", language, exam=exam, example="36611030002"))
+        return Reply(text("results_usage_assessment", language, exam=exam))
     assert command.number is not None
     if not gate.results_allowed(phone):
         return Reply(text("results_limited", language))

@@ -29,6 +29,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "sw": "Kwa matokeo, anza na mtihani: KCSE {number} <jina moja la mtahiniwa> (au KCPE, KPSEA, KJSEA badala "
               "ya KCSE).",
     },
+    "results_usage_assessment": {  # KPSEA, KJSEA: assessment numbers, whose format KNEC has not published
+        "en": "For results send: {exam} <assessment no> <one of the learner's names>",
+        "sw": "Kwa matokeo tuma: {exam} <nambari ya tathmini> <jina moja la mwanafunzi>",
+    },
     "results_usage": {
         "en": "For results send: {exam} <index no> <one of the candidate's names>, e.g. {exam} {example} Wanjiku",
         "sw": "Kwa matokeo tuma: {exam} <nambari ya mtihani> <jina moja la mtahiniwa>, mfano {exam} {example} Wanjiku",

@@ -155,6 +155,10 @@ def test_unknown_index_and_malformed_number(session):
     assert ask(session, "KCSE 36611039999 Jane").text == NO_MATCH.replace("36611030002", "36611039999")
     assert ask(session, "KCSE 2024 Jane Wanjiku").text.startswith("For results send: KCSE <index no>")
     assert ask(session, "KCSE Jane").text.startswith("For results send: KCSE <index no>")
+    # KPSEA and KJSEA take assessment numbers: the form says so (it said <index no>, e.g. <assessment no>)
+    assert ask(session, "KPSEA Jane").text == "For results send: KPSEA <assessment no> <one of the learner's names>"
+    assert ask(session, "KJSEA", language="sw").text == (
+        "Kwa matokeo tuma: KJSEA <nambari ya tathmini> <jina moja la mwanafunzi>")
 
 
 # --- no reply tells whether an index number exists ---------------------------------------------
