@@ -156,7 +156,7 @@ def test_unknown_index_and_malformed_number(session):
     assert ask(session, "KCSE 2024 Jane Wanjiku").text.startswith("For results send: KCSE <index no>")
     assert ask(session, "KCSE Jane").text.startswith("For results send: KCSE <index no>")
     # KPSEA and KJSEA take assessment numbers: the form says so (it said <index no>, e.g. <assessment no>)
-    assert ask(session, "KPSEA Jane").text == "For results send: KPSEA <assessment no> <one of the learner's names>"
+    assert ask(session, "KPSEA 12 Jane").text == "For results send: KPSEA <assessment no> <one of the learner's names>"
     assert ask(session, "KJSEA", language="sw").text == (
         "Kwa matokeo tuma: KJSEA <nambari ya tathmini> <jina moja la mwanafunzi>")
 
