@@ -47,10 +47,18 @@ def schema_state(connection: Connection) -> str:
     return "ok"
 
 
+# pg_advisory_xact_lock key of `elimu db upgrade` (any fixed number no other code uses): "ELIMUDB".
+MIGRATION_LOCK = 0x454C494D554442
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema at ``engine`` up to ``revision``."""
+    """Bring the schema at ``engine`` up to ``revision``. On PostgreSQL one upgrade runs at a time:
+    several hosts starting together (each web unit runs it before it starts) wait for the first,
+    then find the schema up to date, where the second failed on tables the first had just made."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

@@ -51,6 +51,33 @@ def test_migrations_on_postgresql_match_the_models(empty_pg_url):
     _check(empty_pg_url)
 
 
+def test_hosts_upgrading_at_once_wait_for_each_other(empty_pg_url):
+    """Two web units starting together both run `elimu db upgrade`: the second waits for the first
+    (an advisory lock) and finds nothing to do, where it failed on the tables the first made."""
+    import threading
+
+    databases = [Database(empty_pg_url) for _ in range(3)]
+    failures: list[BaseException] = []
+
+    def run(database: Database) -> None:
+        try:
+            upgrade(database.engine)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(database,)) for database in databases]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failures == []
+        assert pending_changes(databases[0].engine) == []
+    finally:
+        for database in databases:
+            database.dispose()
+
+
 def test_pending_changes_notices_a_model_the_migrations_lack(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
     upgrade(database.engine)
