@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gateway.cli.demo",
     "gateway.cli.sms",
     "gateway.cli.audit",
+    "gateway.cli.privacy",
     "gateway.cli.simulate",
 )
 

@@ -30,7 +30,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
     if not upi and not phone and not index_number:
         raise click.UsageError("give --learner UPI, --phone MSISDN or --index NUMBER")
     if phone:
-        phone = _audited_phone(phone)
+        phone = audited_phone(phone)
     with ctx.runtime.db.session() as session:
         rows = history(session, upi=upi, phone=phone, index_number=index_number, limit=limit)
     records = [
@@ -57,7 +57,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
                    f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip())
 
 
-def _audited_phone(raw: str) -> str:
+def audited_phone(raw: str, param_hint: str = "--phone") -> str:
     """A phone as the audit trail holds it: Kenyan numbers as E.164, and any other E.164 number as
     an inbound SMS's sender is stored (results are sent abroad too)."""
     try:
@@ -66,7 +66,7 @@ def _audited_phone(raw: str) -> str:
         try:
             return sender_number(raw)
         except BadCallback:
-            raise click.BadParameter(str(exc), param_hint="--phone") from None
+            raise click.BadParameter(str(exc), param_hint=param_hint) from None
 
 
 @click.command("purge")

@@ -63,10 +63,10 @@ def record_failed_check(session: Session, *, phone: str, action: str, channel: s
 
 def history(
     session: Session, *, upi: str | None = None, phone: str | None = None, index_number: str | None = None,
-    limit: int = 200,
+    limit: int | None = 200,
 ) -> list[tuple[AuditEvent, str | None]]:
     """Audit rows for a learner (by UPI), a phone and/or a candidate's index number, newest first,
-    with the learner's UPI. A learner's rows include the results sent of each index number now
+    with the learner's UPI (at most ``limit``; None: all). A learner's rows include the results sent of each index number now
     linked to it, also those sent before the link was made (a result imported without a UPI)."""
     query = select(AuditEvent, Learner.upi).outerjoin(Learner, Learner.id == AuditEvent.learner_id)
     conditions = []

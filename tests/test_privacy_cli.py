@@ -1,0 +1,189 @@
+"""``elimu privacy export`` and ``elimu privacy erase``: a data subject's requests about a phone."""
+
+import json
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from gateway.ratelimit import Limit, RateLimiter
+from gateway.ussd.sessions import SessionRecord, SessionStore
+from registry.models import (
+    AuditEvent,
+    Guardian,
+    GuardianLink,
+    InboundMessage,
+    Institution,
+    Learner,
+    MessageKind,
+    MessageStatus,
+    OneTimeCode,
+    OutboundMessage,
+    PhoneSetting,
+    Priority,
+    UssdSessionEvent,
+    utcnow,
+)
+from registry.services.audit import record_disclosure
+from registry.services.retention import PURGED
+from workers.inbound import RedisGate
+
+PHONE = "+254712345678"
+OTHER = "+254722111222"
+PIN_HASH = "$argon2id$v=19$secret-hash"
+
+
+def _seed(session, phone=PHONE, *, opted_out=True):
+    """A guardian with an active account and everything the service records about its phone."""
+    now = utcnow()
+    school = Institution(code="NB7K", name="Kilimani Primary", county_code="047")
+    learner = Learner(upi="ZQ6NFN", first_name="Jane", last_name="Kamau", date_of_birth=date(2016, 5, 14),
+                      gender="F", grade="Grade 4", institution=school)
+    guardian = Guardian(phone=phone, name="Mary Wanjiku Kamau", pin_hash=PIN_HASH, activated_at=now,
+                        pin_failures=2, pin_locked_until=now + timedelta(minutes=5))
+    session.add_all([learner, guardian])
+    session.flush()
+    session.add_all([
+        GuardianLink(learner_id=learner.id, guardian_id=guardian.id, relationship_="mother", verified_at=now),
+        PhoneSetting(phone=phone, language="sw", opted_out=opted_out),
+        OneTimeCode(phone=phone, purpose="activate", learner_id=learner.id, code_hash="scrypt$code-hash",
+                    expires_at=now + timedelta(minutes=5)),
+        _sent(phone, MessageKind.OTP, "Msimbo wa Elimu: ******"),
+        _sent(phone, MessageKind.UPI, "Jane K.: UPI ZQ6NFN"),
+        _sent(phone, MessageKind.REPLY, "a reply still queued", status=MessageStatus.QUEUED),
+        InboundMessage(provider_id="at-1", sender=phone, text="UPI", command="upi", handled_at=now),
+        UssdSessionEvent(session_id="ATUid_1", phone=phone, status="Success", hops_count=4, last_input="1*[8]*[4]"),
+        UssdSessionEvent(session_id="ATUid_2", phone=OTHER, status="Success", hops_count=1, last_input="2"),
+        _sent(OTHER, MessageKind.REPLY, "someone else's reply"),
+    ])
+    record_disclosure(session, phone=phone, learner_id=learner.id, action="upi_sent", channel="ussd",
+                      reference="ATUid_1")
+
+
+def _sent(phone, kind, body, status=MessageStatus.DELIVERED):
+    return OutboundMessage(recipient=phone, kind=kind, body=body, priority=Priority.REPLY, status=status)
+
+
+def _seed_redis(redis, phone=PHONE):
+    """The phone's state in Redis, written by the classes that write it in service."""
+    store = SessionStore(redis, digest_key=b"k" * 32)
+    for session_id, owner in (("s-mine", phone), ("s-other", OTHER)):
+        record = SessionRecord(session_id=session_id, phone=owner, state={"screen": "activate"}, touched=1.0)
+        store.save(record, "set")
+    for owner in (phone, OTHER):
+        RateLimiter(redis).hit(owner, [Limit("ussd_hops_per_phone", 30, 60)])
+        RedisGate(redis).prepare_inbound(Counter({owner: 1}))
+
+
+def _invoke(runtime, monkeypatch, *args, input=None):
+    from gateway import cli as cli_module
+
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    return CliRunner().invoke(cli_module.cli, ["privacy", *args], input=input, catch_exceptions=False)
+
+
+def test_export_shows_everything_held_and_no_secret(runtime, monkeypatch):
+    with runtime.db.transaction() as s:
+        _seed(s)
+    result = _invoke(runtime, monkeypatch, "export", "0712 345 678", "--json")
+    assert result.exit_code == 0, result.output
+    assert PIN_HASH not in result.output and "code-hash" not in result.output and "******" not in result.output
+    record = json.loads(result.output)
+    assert record["held"] and record["phone"] == PHONE
+    assert record["guardian"] | {"activated_at": None, "pin_locked_until": None} == {
+        "name": "Mary Wanjiku Kamau", "active": True, "pin_set": True, "activated_at": None, "pin_locked_until": None}
+    assert [(ln["upi"], ln["name"], ln["school"], ln["relationship"], ln["verified"]) for ln in record["learners"]] == [
+        ("ZQ6NFN", "Jane K.", "NB7K Kilimani Primary", "mother", True)]
+    assert record["settings"] == {"language": "sw", "opted_out": True}
+    assert [c["purpose"] for c in record["one_time_codes"]] == ["activate"]
+    assert [(m["kind"], m["body"]) for m in record["messages_sent"]] == [
+        ("otp", None), ("upi", "Jane K.: UPI ZQ6NFN"), ("reply", "a reply still queued")]
+    assert [(m["command"], m["text"]) for m in record["messages_received"]] == [("upi", "UPI")]
+    assert [(e["session_id"], e["input_shape"]) for e in record["ussd_sessions"]] == [("ATUid_1", "1*[8]*[4]")]
+    assert [(a["learner"], a["action"]) for a in record["audit"]] == [("ZQ6NFN", "upi_sent")]
+    report = _invoke(runtime, monkeypatch, "export", PHONE).output
+    for line in ("Guardian record (from the school's import): Mary Wanjiku Kamau; account active since",
+                 "ZQ6NFN  Jane K.  NB7K Kilimani Primary  mother  verified", "Settings: language sw; announcements "
+                 "stopped (STOP)", "Messages sent to it (3):", '"Jane K.: UPI ZQ6NFN"', "(text not kept)",
+                 "USSD sessions", "upi_sent"):
+        assert line in report
+    assert "someone else" not in report and "ATUid_2" not in report
+
+
+def test_a_phone_nothing_is_held_about(runtime, monkeypatch):
+    exported = _invoke(runtime, monkeypatch, "export", "+44 7700 900123")
+    assert (exported.exit_code, exported.output) == (0, "the service holds nothing about +447700900123\n")
+    assert json.loads(_invoke(runtime, monkeypatch, "export", "+447700900123", "--json").output)["held"] is False
+    erased = _invoke(runtime, monkeypatch, "erase", "+447700900123", "--yes")
+    assert erased.exit_code == 1 and "holds nothing about +447700900123: nothing to erase" in erased.output
+    assert _invoke(runtime, monkeypatch, "export", "not a phone").exit_code == 2
+
+
+def _assert_erased(db, redis):
+    with db.session() as s:
+        guardian = s.scalar(select(Guardian).where(Guardian.phone == PHONE))
+        assert guardian.name == "Mary Wanjiku Kamau" and not guardian.is_active  # the school's record stays
+        assert (guardian.pin_hash, guardian.activated_at, guardian.pin_failures, guardian.pin_locked_until) == (
+            None, None, 0, None)
+        assert [link.verified_at for link in s.scalars(select(GuardianLink))] == [None]
+        setting = s.get(PhoneSetting, PHONE)
+        assert (setting.opted_out, setting.language) == (True, "en")  # STOP keeps working
+        assert s.scalars(select(OneTimeCode)).all() == []
+        bodies = {(m.recipient, m.kind, m.body) for m in s.scalars(select(OutboundMessage))}
+        assert bodies == {(PHONE, MessageKind.OTP, PURGED), (PHONE, MessageKind.UPI, PURGED),
+                          (PHONE, MessageKind.REPLY, "a reply still queued"), (OTHER, MessageKind.REPLY,
+                                                                               "someone else's reply")}
+        assert [m.text for m in s.scalars(select(InboundMessage))] == [PURGED]
+        assert [e.session_id for e in s.scalars(select(UssdSessionEvent))] == ["ATUid_2"]
+        trail = [(e.action, e.learner_id is None, e.channel) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+        assert trail == [("upi_sent", False, "ussd"), ("data_erased", True, "cli")]
+    left = sorted(k.decode() for k in redis.scan_iter("*"))
+    assert left and all(OTHER in k or k == "ussd:s:s-other" for k in left), left
+
+
+def test_erase_removes_what_the_service_created_and_keeps_the_schools_records(runtime, monkeypatch):
+    with runtime.db.transaction() as s:
+        _seed(s)
+    _seed_redis(runtime.redis)
+    result = _invoke(runtime, monkeypatch, "erase", "0712345678", "--yes")
+    assert result.exit_code == 0, result.output
+    for line in ("1 the account's activation and PIN", "1 verified mark(s)", "1 one-time code(s)",
+                 "2 text(s) of messages sent to it", "1 USSD session event(s)", "4 Redis key(s)",
+                 "the school must correct its records and re-import to remove them", "the STOP opt-out",
+                 "the text of 1 message(s) still being sent", "the audit trail (1 rows naming the phone)",
+                 "erased (in the audit trail as data_erased)"):
+        assert line in result.output
+    _assert_erased(runtime.db, runtime.redis)
+    again = _invoke(runtime, monkeypatch, "erase", PHONE, "--yes")
+    assert again.exit_code == 0 and again.output.startswith(f"nothing left to erase about {PHONE}")
+    with runtime.db.session() as s:
+        assert len(s.scalars(select(AuditEvent).where(AuditEvent.action == "data_erased")).all()) == 1
+
+
+def test_erase_asks_before_erasing(runtime, monkeypatch):
+    with runtime.db.transaction() as s:
+        _seed(s, opted_out=False)
+    refused = _invoke(runtime, monkeypatch, "erase", PHONE, input="n\n")
+    assert refused.exit_code == 1 and "Erase it? [y/N]" in refused.output and "Aborted" in refused.output
+    with runtime.db.session() as s:
+        assert s.scalar(select(Guardian.pin_hash)) == PIN_HASH and s.get(PhoneSetting, PHONE) is not None
+    accepted = _invoke(runtime, monkeypatch, "erase", PHONE, input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "1 its phone settings" in accepted.output and "STOP opt-out" not in accepted.output
+    with runtime.db.session() as s:
+        assert s.scalar(select(Guardian.pin_hash)) is None and s.get(PhoneSetting, PHONE) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_erase_on_postgresql_and_redis(integration_runtime, monkeypatch):
+    with integration_runtime.db.transaction() as s:
+        _seed(s)
+    _seed_redis(integration_runtime.redis)
+    exported = json.loads(_invoke(integration_runtime, monkeypatch, "export", PHONE, "--json").output)
+    assert exported["guardian"]["active"] and len(exported["messages_sent"]) == 3
+    result = _invoke(integration_runtime, monkeypatch, "erase", PHONE, "--yes")
+    assert result.exit_code == 0, result.output
+    _assert_erased(integration_runtime.db, integration_runtime.redis)
