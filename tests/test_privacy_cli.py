@@ -139,6 +139,9 @@ def _assert_erased(db, redis):
         assert [e.session_id for e in s.scalars(select(UssdSessionEvent))] == ["ATUid_2"]
         trail = [(e.action, e.learner_id is None, e.channel) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
         assert trail == [("upi_sent", False, "ussd"), ("data_erased", True, "cli")]
+        assert s.scalar(select(AuditEvent.detail).where(AuditEvent.action == "data_erased")) == (
+            "account 1, verified_links 1, settings 1, one_time_codes 1, outbound_bodies 2, inbound_texts 1, "
+            "session_events 1")
     left = sorted(k.decode() for k in redis.scan_iter("*"))
     assert left and all(OTHER in k or k == "ussd:s:s-other" for k in left), left
 

@@ -164,12 +164,16 @@ class Erasure:
 
     @property
     def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self) if f.name not in ("waiting_messages", "kept_opt_out"))
+        """Items erased (the kept ones not counted)."""
+        return sum(getattr(self, name) for name in ERASED_COUNTS)
+
+
+ERASED_COUNTS = tuple(f.name for f in fields(Erasure) if f.name not in ("waiting_messages", "kept_opt_out"))
 
 
 def erase(session: Session, phone: str, *, audit: bool = True) -> Erasure:
     """Erase what the service created about ``phone``, in the caller's transaction, and record the
-    erasure in the audit trail (``data_erased``, no learner) when anything was erased."""
+    erasure in the audit trail (``data_erased``, no learner; ``audit=False``: not recorded)."""
     kept_opt_out, settings = _erase_settings(session, phone)
     erased = Erasure(
         account=_erase_account(session, phone),
@@ -188,7 +192,7 @@ def erase(session: Session, phone: str, *, audit: bool = True) -> Erasure:
         waiting_messages=_waiting(session, phone),
         kept_opt_out=kept_opt_out,
     )
-    if audit and erased.total:
+    if audit:
         record_disclosure(session, phone=phone, learner_id=None, action=ERASED_ACTION, channel="cli",
                           detail=erasure_detail(erased))
     return erased
@@ -202,10 +206,11 @@ def erasure_preview(session: Session, phone: str) -> Erasure:
         session.rollback()
 
 
-def erasure_detail(erased: Erasure) -> str:
-    """The audit row's detail: the counts erased, e.g. ``account 1, verified_links 2, ...``."""
+def erasure_detail(erased: Erasure) -> str | None:
+    """The audit row's detail: the counts erased, e.g. ``account 1, verified_links 2, ...`` (None
+    when only the phone's Redis state went)."""
     return ", ".join(f"{f.name} {getattr(erased, f.name)}" for f in fields(erased)
-                     if f.name != "kept_opt_out" and getattr(erased, f.name))[:200]
+                     if f.name in ERASED_COUNTS and getattr(erased, f.name))[:200] or None
 
 
 def _count(result) -> int:
