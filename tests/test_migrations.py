@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from registry.db import Database
-from registry.migrate import alembic_config, pending_changes, upgrade
+from registry.migrate import downgrade, pending_changes, upgrade
 from registry.models import Base
 from tests.conftest import PG_URL, _unavailable
 
@@ -109,10 +108,7 @@ def test_a_database_at_0001_moves_to_the_partial_outbox_indexes_and_back(backend
         assert pending_changes(database.engine) == []
         with database.engine.connect() as conn:
             assert conn.execute(text("SELECT body FROM outbound_messages")).scalars().all() == ["kept"]
-        cfg = alembic_config(url)
-        with database.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0001")
+        downgrade(database.engine, "0001")
         assert "ix_outbound_messages_status_next" in _index_names(database.engine)
     finally:
         database.dispose()
@@ -152,5 +148,201 @@ def test_session_events_stored_before_0004_lose_what_was_typed(backend, tmp_path
             stored = conn.execute(text("SELECT last_input FROM ussd_session_events ORDER BY id")).scalars().all()
         assert stored == ["1*[8]*[8]*[6]*[4]*[4]", "4*2", "2*[6]", None, "1*[8]"]
         assert stored == [input_shape(value) for value in typed]  # the migration's copy agrees with the code
+    finally:
+        database.dispose()
+
+
+# --- upgrading a live PostgreSQL database (docs/deploy.md, Upgrading) ----------------------------
+
+def _pg_statements(engine) -> list[tuple[str, bool]]:
+    """Every statement the engine sends from now on, with whether its connection was in autocommit."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, bool]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        seen.append((" ".join(statement.split()), bool(conn.connection.dbapi_connection.autocommit)))
+
+    return seen
+
+
+def _revision(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+
+
+def test_outbox_indexes_are_built_concurrently_outside_a_transaction(empty_pg_url):
+    """0002 and 0003 took the outbox's ACCESS EXCLUSIVE (DROP INDEX) and SHARE (CREATE INDEX) locks,
+    and one transaction for the whole upgrade held them to its end (22.9 s with 5 million messages
+    and 2 million session events: every outbox read and write waited out the web's 3 s limit)."""
+    database = Database(empty_pg_url)
+    try:
+        upgrade(database.engine, "0001")
+        seen = _pg_statements(database.engine)
+        upgrade(database.engine)
+        ddl = [(sql, autocommit) for sql, autocommit in seen if " INDEX " in f" {sql} " and "pg_index" not in sql]
+        assert len(ddl) == 4, ddl  # three builds, one drop
+        assert all("CONCURRENTLY" in sql and autocommit for sql, autocommit in ddl), ddl
+        first_ddl = seen.index(ddl[0])
+        # the session's limit, then the concurrent builds' longer one (their waits hold up no query)
+        assert [sql for sql, _ in seen[:first_ddl] if sql.startswith("SET lock_timeout")] == [
+            "SET lock_timeout = 1000", "SET lock_timeout = 30000"]
+        assert pending_changes(database.engine) == []
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "0"  # the pooled connection is reset
+            assert not conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar()
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def at_0003_with_a_locked_event(empty_pg_url):
+    """A database at 0003 with one session event whose typed text 0004 rewrites, and a connection
+    holding that row's lock (an end-of-session event being recorded, a purge) until released."""
+    database = Database(empty_pg_url)
+    upgrade(database.engine, "0003")
+    with database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO ussd_session_events (session_id, last_input, created_at, updated_at) "
+                          "VALUES ('ATUid_1', '1*12345678*4826', now(), now())"))
+    holder = database.engine.connect()
+    holder.execute(text("SELECT id FROM ussd_session_events FOR UPDATE"))
+    yield database, holder
+    holder.close()
+    database.dispose()
+
+
+def test_an_upgrade_blocked_behind_a_lock_gives_up_with_a_clear_message(at_0003_with_a_locked_event):
+    import time
+
+    from registry.migrate import MigrationBlocked
+
+    database, holder = at_0003_with_a_locked_event
+    pauses: list[float] = []
+    started = time.monotonic()
+    with pytest.raises(MigrationBlocked) as blocked:
+        upgrade(database.engine, lock_timeout_ms=200, attempts=3, sleep=pauses.append)
+    assert time.monotonic() - started < 5  # 3 waits of 0.2 s, not a hang behind the holder
+    assert pauses == [2, 4]
+    message = str(blocked.value)
+    assert "gave up after 3 tries" in message and "revision 0003" in message and "pg_stat_activity" in message
+    assert "UPDATE ussd_session_events" in message and "`elimu db upgrade` again" in message
+    assert _revision(database.engine) == "0003"  # the schema is whole: 0004 is not half recorded
+    holder.rollback()
+    upgrade(database.engine)
+    assert _revision(database.engine) == "0004"
+
+
+def test_an_upgrade_retries_once_the_lock_is_let_go(at_0003_with_a_locked_event):
+    database, holder = at_0003_with_a_locked_event
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        holder.rollback()  # the other session ends while the upgrade waits to retry
+
+    upgrade(database.engine, lock_timeout_ms=200, sleep=pause)
+    assert pauses == [2]
+    assert _revision(database.engine) == "0004"
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT last_input FROM ussd_session_events")).scalar() == "1*[8]*[4]"
+
+
+def test_the_invalid_index_a_concurrent_build_gave_up_on_is_rebuilt_by_the_next_run(empty_pg_url):
+    """A CONCURRENTLY build waits for the transactions writing the table; given up, it leaves an
+    invalid index behind (kept up to date by every write, used by no query), which the next run
+    drops and builds again where `IF NOT EXISTS` alone would keep it as it is."""
+    from registry.migrate import MigrationBlocked
+
+    database = Database(empty_pg_url)
+    writer = None
+    try:
+        upgrade(database.engine, "0002")
+        writer = database.engine.connect()
+        writer.execute(text("INSERT INTO outbound_messages (recipient, kind, body, priority, status, attempts, "
+                            "created_at, updated_at) VALUES ('+254712345678', 'reply', 'x', 'sms-reply', 'queued', "
+                            "0, now(), now())"))
+        with pytest.raises(MigrationBlocked, match="ix_outbound_messages_unconfirmed"):
+            upgrade(database.engine, concurrent_lock_timeout_ms=200, attempts=2, sleep=lambda seconds: None)
+        assert _revision(database.engine) == "0002"
+        with database.engine.connect() as conn:  # the writer is still there: the drop waits for it too
+            assert conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar() == 1
+        writer.commit()
+        upgrade(database.engine)
+        assert _revision(database.engine) == "0004"
+        assert pending_changes(database.engine) == []
+        with database.engine.connect() as conn:
+            assert not conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar()
+    finally:
+        if writer is not None:
+            writer.close()
+        database.dispose()
+
+
+def test_an_upgrade_waits_for_one_holding_the_migration_lock_across_its_revisions(empty_pg_url):
+    """The lock is a session's, not a transaction's: each revision commits on its own now."""
+    import threading
+
+    from registry.migrate import MIGRATION_LOCK
+
+    database = Database(empty_pg_url)
+    other = database.engine.connect()
+    try:
+        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        other.commit()
+        thread = threading.Thread(target=upgrade, args=(database.engine,))
+        thread.start()
+        thread.join(1.5)
+        assert thread.is_alive()
+        assert "alembic_version" not in inspect(database.engine).get_table_names()
+        other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        other.commit()
+        thread.join(30)
+        assert not thread.is_alive()
+        assert _revision(database.engine) == "0004"
+    finally:
+        other.close()
+        database.dispose()
+
+
+def test_the_command_says_an_upgrade_was_blocked_in_one_line(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from gateway import cli as cli_module
+    from gateway.cli import database as db_cli
+    from registry.migrate import MigrationBlocked
+
+    def blocked(engine, **limits):  # noqa: ANN001, ANN003, ARG001
+        assert limits == {"lock_timeout_ms": 500}
+        raise MigrationBlocked("gave up after 5 tries: … The schema is at revision 0003, whole and usable")
+
+    class FakeRuntime:
+        db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+
+    monkeypatch.setattr(db_cli, "upgrade", blocked)
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: FakeRuntime()))
+    result = CliRunner().invoke(cli_module.cli, ["db", "upgrade", "--lock-timeout", "500"])
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("Error: schema upgrade blocked: gave up after 5 tries")
+    assert "revision 0003" in result.output and "Traceback" not in result.output
+
+
+def test_a_downgrade_command_takes_the_schema_back(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gateway import cli as cli_module
+
+    database = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+
+    class FakeRuntime:
+        db = database
+
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: FakeRuntime()))
+    try:
+        upgrade(database.engine)
+        result = CliRunner().invoke(cli_module.cli, ["db", "downgrade", "0001"])
+        assert result.exit_code == 0, result.output
+        assert _revision(database.engine) == "0001"
+        assert "ix_outbound_messages_status_next" in _index_names(database.engine)
     finally:
         database.dispose()

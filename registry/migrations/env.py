@@ -31,8 +31,11 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
+    # One transaction per revision: what a revision locks is let go when it commits, not at the end
+    # of the upgrade, and a revision with an autocommit block (CREATE INDEX CONCURRENTLY) can run.
+    # (SQLite: ``registry.migrate`` hands over a connection in a transaction, which holds them all.)
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                      compare_type=True)
+                      compare_type=True, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 

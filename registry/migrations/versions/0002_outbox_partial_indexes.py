@@ -12,8 +12,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25 08:45:00
 """
-from alembic import op
-import sqlalchemy as sa
+from registry.migrate import create_index, drop_index
 
 
 revision = '0002'
@@ -26,17 +25,14 @@ IN_FLIGHT = "status = 'submitted' AND accepted_at IS NULL"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbound_messages_status_next')
-        batch_op.create_index('ix_outbound_messages_due', ['next_attempt_at'], unique=False,
-                              postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))
-        batch_op.create_index('ix_outbound_messages_in_flight', ['submitted_at'], unique=False,
-                              postgresql_where=sa.text(IN_FLIGHT), sqlite_where=sa.text(IN_FLIGHT))
+    # Built CONCURRENTLY on PostgreSQL, the new ones first: the outbox is written throughout, and the
+    # claims keep an index to use meanwhile (``registry.migrate.create_index``; docs/deploy.md).
+    create_index('ix_outbound_messages_due', 'outbound_messages', ['next_attempt_at'], where=DUE)
+    create_index('ix_outbound_messages_in_flight', 'outbound_messages', ['submitted_at'], where=IN_FLIGHT)
+    drop_index('ix_outbound_messages_status_next', 'outbound_messages')
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbound_messages_in_flight', postgresql_where=sa.text(IN_FLIGHT),
-                            sqlite_where=sa.text(IN_FLIGHT))
-        batch_op.drop_index('ix_outbound_messages_due', postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))
-        batch_op.create_index('ix_outbound_messages_status_next', ['status', 'next_attempt_at'], unique=False)
+    create_index('ix_outbound_messages_status_next', 'outbound_messages', ['status', 'next_attempt_at'])
+    drop_index('ix_outbound_messages_in_flight', 'outbound_messages', where=IN_FLIGHT)
+    drop_index('ix_outbound_messages_due', 'outbound_messages', where=DUE)

@@ -9,8 +9,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-04 21:30:00
 """
-from alembic import op
-import sqlalchemy as sa
+from registry.migrate import create_index, drop_index
 
 
 revision = '0003'
@@ -22,12 +21,9 @@ UNCONFIRMED = "status = 'submitted' AND provider_message_id IS NULL AND accepted
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
-        batch_op.create_index('ix_outbound_messages_unconfirmed', ['accepted_at'], unique=False,
-                              postgresql_where=sa.text(UNCONFIRMED), sqlite_where=sa.text(UNCONFIRMED))
+    # CONCURRENTLY on PostgreSQL: writes to the outbox go on while it is built.
+    create_index('ix_outbound_messages_unconfirmed', 'outbound_messages', ['accepted_at'], where=UNCONFIRMED)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('outbound_messages', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbound_messages_unconfirmed', postgresql_where=sa.text(UNCONFIRMED),
-                            sqlite_where=sa.text(UNCONFIRMED))
+    drop_index('ix_outbound_messages_unconfirmed', 'outbound_messages', where=UNCONFIRMED)
