@@ -77,9 +77,10 @@ def machine_seconds() -> tuple[float, float]:
 
 
 def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
-    """The share of the machine's CPU time that was busy between two ``machine_seconds``."""
+    """The share of the machine's CPU time that was busy between two ``machine_seconds`` (at most 1:
+    the two counters are read apart, and a fully busy machine came out at 1.000000000004)."""
     elapsed = after[1] - before[1]
-    return (after[0] - before[0]) / elapsed if elapsed > 0 else 0.0
+    return min((after[0] - before[0]) / elapsed, 1.0) if elapsed > 0 else 0.0
 
 
 def per_unit(before: Mapping[str, float], after: Mapping[str, float], units: int) -> dict[str, float]:
