@@ -92,6 +92,8 @@ class BirthDate(Screen):
                 return Stop(ctx.t("act.too_many_misses"))
             return Back(ctx.t("act.miss"))
         if result is ActivationResult.TOO_SOON:
+            if ctx.data.get("learner") is not None:  # back from this session's code screen: that code
+                return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))  # is still good
             return Stop(ctx.t("otp.wait"))
         if result is ActivationResult.LIMIT:
             return Stop(ctx.t("otp.limit"))

@@ -39,6 +39,7 @@ TEXTS: dict[str, str] = {
     "otp.wrong_last": "Wrong code. 1 try left.",
     "otp.expired": "The code has expired. Dial {code} to get a new one.",
     "otp.exhausted": "Too many wrong codes. Dial {code} to get a new one.",
+    "otp.sent_recently": "The code sent less than a minute ago is still good.",
     "otp.wait": "A code was sent less than a minute ago. Wait a minute, then dial {code} again.",
     "otp.limit": "Too many codes were sent to this phone. Try again later.",
     # PINs

@@ -39,6 +39,7 @@ TEXTS: dict[str, str] = {
     "otp.wrong_last": "Msimbo si sahihi. Jaribio 1 limebaki.",
     "otp.expired": "Muda wa msimbo umeisha. Piga {code} kupata msimbo mpya.",
     "otp.exhausted": "Umekosea msimbo mara nyingi mno. Piga {code} kupata msimbo mpya.",
+    "otp.sent_recently": "Msimbo uliotumwa chini ya dakika moja iliyopita bado ni halali.",
     "otp.wait": "Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga {code} tena.",
     "otp.limit": "Misimbo mingi mno imetumwa kwa simu hii. Jaribu tena baadaye.",
     # PINs

@@ -172,6 +172,36 @@ def test_too_many_invalid_answers_on_the_code_screen_can_be_resumed_without_the_
     """)
 
 
+def test_back_from_the_code_screen_and_the_same_details_again_keep_the_code_sent(world, ussd, sms):
+    """A parent whose code is slow to come goes back and types the details again within the minute:
+    the code already sent is still good, so the code screen comes back (it ended with 'wait')."""
+    world.learner()
+    ussd().script("""
+    dial
+    > 1
+    > 12345678
+    > 05092014
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 0
+    < CON Enter the learner's birth certificate no. or assessment/index no.:
+    < ...
+    > 12345678
+    > 05092014
+    < CON The code sent less than a minute ago is still good.
+    < We sent a 6-digit code by SMS. Enter it:
+    < 0. Back
+    < 00. Home
+    > {otp}
+    < CON Choose a 4-digit PIN:
+    < ...
+    """)
+    assert len(sms.otps(PHONE)) == 1
+    # starting over (or a new session) knows of no code: the minute between codes holds
+    ussd().script("dial\n< CON Your last session did not finish.\n< ...\n> 2\n> 1\n> 12345678\n> 05092014\n"
+                  "< END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.")
+
+
 def test_resume_is_only_for_the_same_phone(world, ussd):
     world.learner()
     ussd().script("dial\n> 1\n> 12345678")
