@@ -308,7 +308,8 @@ class Database:
     def _kept_connection(self) -> Any:
         """The autocommit pool's connection this thread keeps for ``fetch`` (taken on first use,
         given back to the pool when the thread ends). One idle longer than ``IDLE_PING_S`` is
-        pinged first and replaced if dead, as the pool does at checkout (``_ping_when_idle``)."""
+        pinged first and replaced if dead, as the pool does at checkout (``_ping_when_idle``); a dead one
+        is let go before the reconnect, which may fail too while the server is away."""
         kept = self._kept
         connection = kept.connection
         if connection is not None and kept.pid != os.getpid():  # inherited over a fork: not ours to use
@@ -319,12 +320,22 @@ class Database:
                 dialect.do_ping(connection.dbapi_connection)
             except dialect.loaded_dbapi.Error as exc:
                 connection.invalidate(exc)
-                connection = None
+                connection = kept.connection = kept.cursor = None  # a failed reconnect must not leave it kept
         if connection is None:
-            connection = kept.connection = self.autocommit_engine.raw_connection()
+            connection = kept.connection = self._connect()
             kept.cursor = connection.cursor()
             kept.pid = os.getpid()
         return connection
+
+    def _connect(self) -> Any:
+        """A connection from the autocommit pool; the driver's failure to connect (the server away)
+        arrives wrapped as SQLAlchemy wraps it, an ``OperationalError`` the callers take for an outage."""
+        dialect = self.autocommit_engine.dialect
+        try:
+            return self.autocommit_engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+                                      dialect=dialect) from exc
 
     def _direct_form(self, statement: Executable) -> Direct | None:
         try:

@@ -135,3 +135,30 @@ def test_a_kept_connection_s_cursor_is_reused_and_replaced_with_it(pg_database) 
     with pytest.raises(DBAPIError):
         _backend_pid(pg_database)
     assert _backend_pid(pg_database) != first and pg_database._kept.cursor is not cursor
+
+
+def test_a_kept_connection_lost_while_the_server_is_away_is_replaced_once_it_is_back(pg_database,
+                                                                                    monkeypatch) -> None:
+    """The drill's PostgreSQL outage: the idle kept connection fails its ping, and so does the
+    reconnect (the server is still away). That is an outage like any other, and once the server is
+    back the thread's next statement runs, instead of every later one failing on the dead connection."""
+    import psycopg
+
+    from registry import db as db_module
+
+    pid = _backend_pid(pg_database)
+    with pg_database.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.commit()
+    monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)
+    engine = pg_database.autocommit_engine
+
+    def refused() -> None:
+        raise psycopg.OperationalError("connection failed: Connection refused")
+
+    monkeypatch.setattr(engine, "raw_connection", refused)
+    with pytest.raises(DBAPIError) as caught:
+        pg_database.fetch(_CALLER, {"phone": "+254700000009"})
+    assert is_outage(caught.value)
+    monkeypatch.undo()
+    assert pg_database.fetch(_CALLER, {"phone": "+254700000009"}) == [(None, False, None, False)]
