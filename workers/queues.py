@@ -53,9 +53,12 @@ def retry_delay(priority: str, attempts: int) -> int:
     return intervals[min(max(attempts, 1), len(intervals)) - 1]
 
 
-def retry_policy(priority: str) -> Retry:
-    intervals = list(retry_intervals(priority))
-    return Retry(max=len(intervals), interval=intervals)
+def retry_policy(priority: str, attempts: int = 0) -> Retry | None:
+    """RQ's retries of a job whose message had ``attempts`` submissions before it: each waits what
+    the row waits after that attempt fails (``retry_delay``), so a retry never finds the row not yet
+    due; None when the job's own run is the last attempt."""
+    intervals = list(retry_intervals(priority))[attempts:]
+    return Retry(max=len(intervals), interval=intervals) if intervals else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class SendJob:
     priority: str
     clear_body: str | None = None
     retry: int | None = None  # set for a retry scheduled outside RQ's own Retry (see send_job_id)
+    attempts: int = 0  # submissions the message had before this job (``retry_policy``)
 
 
 class Queues:
@@ -129,7 +133,7 @@ def _job_options(job: SendJob) -> dict[str, object]:
     urgent = job.priority == Priority.OTP.value
     return {
         "job_id": send_job_id(job.message_id, job.retry),
-        "retry": retry_policy(job.priority),
+        "retry": retry_policy(job.priority, job.attempts),
         "result_ttl": 0,
         "failure_ttl": OTP_JOB_TTL if urgent else FAILURE_TTL,
         "ttl": OTP_JOB_TTL if urgent else None,

@@ -101,7 +101,7 @@ def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: dateti
             .execution_options(synchronize_session=False)
         ))
         rows = session.execute(
-            select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority)
+            select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority, OutboundMessage.attempts)
             .where(OutboundMessage.status == MessageStatus.QUEUED, OutboundMessage.next_attempt_at < now - grace)
             .order_by(OutboundMessage.id)
             .limit(LIMIT)
@@ -109,7 +109,7 @@ def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: dateti
         if reclaimed:
             known = {row.id for row in rows}
             rows += session.execute(
-                select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority)
+                select(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.priority, OutboundMessage.attempts)
                 .where(OutboundMessage.id.in_(reclaimed - known))
             ).all()
     report.reclaimed = len(reclaimed)
@@ -146,7 +146,7 @@ def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> Non
             queues.get(str(row.priority)).enqueue_job(job)
             report.enqueued += 1
         else:
-            fresh.append(SendJob(row.id, str(row.priority)))
+            fresh.append(SendJob(row.id, str(row.priority), attempts=row.attempts))
     report.enqueued += queues.enqueue_sends(fresh)
     if orphaned_otps:
         with runtime.db.transaction() as session:

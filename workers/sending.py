@@ -310,7 +310,7 @@ def schedule_retries(runtime: Runtime, retries: Sequence[Retry], skip: int | Non
     by_delay: dict[int, list[SendJob]] = {}
     for retry in retries:
         if retry.message_id != skip:
-            job = SendJob(retry.message_id, retry.priority, retry=retry.attempts)
+            job = SendJob(retry.message_id, retry.priority, retry=retry.attempts, attempts=retry.attempts)
             by_delay.setdefault(retry.delay, []).append(job)
     for delay, jobs in by_delay.items():
         queues_of(runtime).enqueue_sends(jobs, delay=delay)

@@ -424,3 +424,21 @@ def test_an_otp_job_waiting_out_a_retry_keeps_its_code_no_longer_either(sms_runt
     build_worker(sms_runtime).work(burst=True, max_jobs=1, logging_level="WARNING")
     assert ScheduledJobRegistry("sms-otp", connection=sms_runtime.redis).get_job_ids() == [f"sms-{otp.id}"]
     assert _otp_job_keys_expire_with_the_code(sms_runtime, otp.id)
+
+
+def test_a_retry_job_of_its_own_waits_what_the_row_waits_each_time(at_runtime, fake_at):
+    """The drill's AT outage: a reply retried out of a failed batch got RQ's retry policy from its
+    first interval, so when it failed again RQ ran it after 10 s while the row waited 30 s; the job
+    found the row not due, ended, and the reply waited minutes for the reconciler. Its policy now
+    starts at the interval of its next attempt, and a re-enqueued row's at the attempts it had."""
+    from workers.queues import SendJob, _job_options, max_attempts, retry_delay
+
+    phones = [f"+2547{n:08d}" for n in range(3)]
+    fake_at.then(Scripted(codes={phones[2]: 502}))
+    with at_runtime.db.transaction() as session:
+        rows = queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Bulk", None) for p in phones], announcement_id=1)
+    work_queues(at_runtime)
+    job = Job.fetch(f"sms-{rows[2]}-retry1", connection=at_runtime.redis)
+    assert job.retries_left == max_attempts("sms-bulk") - 2  # attempt 2 is this job's own run
+    assert job.retry_intervals[0] == retry_delay("sms-bulk", 2)
+    assert _job_options(SendJob(7, "sms-reply", attempts=max_attempts("sms-reply") - 1))["retry"] is None
