@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import click
+import redis.exceptions as redis_errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -30,6 +31,7 @@ from registry.services.sms_status import PipelineStatus, pipeline_status
 from ..logs import configure_logging
 from ..runtime import Runtime
 from . import Context, pass_context
+from .errors import DatabaseFailure
 
 MAX_ANNOUNCEMENT_SEGMENTS = 5
 DISPATCH_CHUNK = 500
@@ -113,12 +115,26 @@ def status_command(ctx: Context, hours: int, as_json: bool) -> None:
     now = utcnow()
     with ctx.runtime.db.session() as session:
         status = pipeline_status(session, now - timedelta(hours=hours))
-    queues = None if ctx.settings.embedded_redis else _queue_counts(ctx.runtime)
+    queues, redis_down = _queues_if_up(ctx)
     if as_json:
-        click.echo(json.dumps(_status_record(status, queues, now)))
-        return
-    console = Console()
-    _print_status(console if console.is_terminal else Console(width=120), status, queues, now, hours)
+        click.echo(json.dumps(_status_record(status, queues, now) | ({"redis": redis_down} if redis_down else {})))
+    else:
+        console = Console()
+        _print_status(console if console.is_terminal else Console(width=120), status, queues, now, hours,
+                      redis_down)
+    if redis_down:  # the database's part is shown above; the exit code still says what is down
+        raise DatabaseFailure(f"redis: {redis_down} (the queues are not shown; is REDIS_URL right and the server up?)")
+
+
+def _queues_if_up(ctx: Context) -> tuple[dict[str, dict[str, int]] | None, str | None]:
+    """The queue counts (None on embedded Redis), or None and why Redis did not answer: during a
+    Redis outage the outbox, read from the database, is still worth seeing."""
+    if ctx.settings.embedded_redis:
+        return None, None
+    try:
+        return _queue_counts(ctx.runtime), None
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        return None, f"down ({type(exc).__name__})"
 
 
 # The table's columns: the statuses grouped as an operator reads them (``--json`` has each status).
@@ -182,7 +198,8 @@ def _status_record(status: PipelineStatus, queues: dict | None, now: datetime) -
     }
 
 
-def _print_status(console: Console, status: PipelineStatus, queues: dict | None, now: datetime, hours: int) -> None:
+def _print_status(console: Console, status: PipelineStatus, queues: dict | None, now: datetime, hours: int,
+                  redis_down: str | None = None) -> None:
     made = Table("kind", *STATUS_GROUPS, "all", title=f"messages made in the last {hours} h")
     for kind in sorted(status.by_kind):
         counts = status.by_kind[kind]
@@ -191,7 +208,9 @@ def _print_status(console: Console, status: PipelineStatus, queues: dict | None,
     console.print(f"queued now: {status.queued:,} (the oldest waiting {_waited(now, status.oldest_queued_at)}); "
                   f"inbound texts unanswered: {status.unanswered_inbound:,} "
                   f"(the oldest {_waited(now, status.oldest_unanswered_at)})", highlight=False)
-    if queues is None:
+    if redis_down:
+        console.print(f"queues: Redis {redis_down}", highlight=False)
+    elif queues is None:
         console.print("queues: embedded Redis (REDIS_URL unset): they live in the `elimu serve` process")
     else:
         table = Table("queue", "waiting", "retries scheduled", "failed jobs", title="queues (Redis)")

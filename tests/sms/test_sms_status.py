@@ -82,3 +82,23 @@ def test_the_queues_in_redis(integration_runtime):
     assert counts["sms-reply"] == {"waiting": 1, "scheduled": 1, "failed": 0}
     assert counts["sms-otp"] == {"waiting": 0, "scheduled": 0, "failed": 0}
     assert "queues (Redis)" in run(integration_runtime).output
+
+
+def test_with_redis_down_the_database_s_part_is_still_shown(tmp_path, sqlite_database):
+    """The drill's Redis outage: ``elimu sms status`` printed only ``Error: redis: …``, hiding the
+    outbox the database still had. Now the messages are shown, the queues said to be unavailable,
+    and the exit code is still 3."""
+    import redis
+
+    from tests.sms.support import job_runtime
+
+    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with job_runtime(tmp_path, sqlite_database, broken, "redis://127.0.0.1:1/0") as runtime:
+        with runtime.db.transaction() as session:
+            make(session, MessageKind.NOTICE, MessageStatus.DELIVERED)
+        table, as_json = run(runtime), run(runtime, "--json")
+    assert table.exit_code == 3 and as_json.exit_code == 3
+    assert "notice" in table.output and "queues: Redis down (ConnectionError)" in table.output
+    assert "Error: redis: down (ConnectionError)" in table.output
+    record = json.loads(as_json.output.splitlines()[0])
+    assert record["messages"] == {"notice": {"delivered": 1}} and record["redis"] == "down (ConnectionError)"
