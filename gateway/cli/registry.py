@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -37,7 +36,7 @@ from registry.services.transfers import (
 
 from . import Context, pass_context
 from .errors import database_errors
-from .sms import _iso as iso_utc
+from .times import as_utc, iso_utc
 
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
@@ -212,12 +211,7 @@ def transfers_command(ctx: Context, code: str | None, as_json: bool) -> None:
         click.echo(f"{'upi':<10} {'learner':<16} {'state':<10} {'from':<6} {'to':<6} since")
         for row in rows:
             click.echo(f"{row.upi:<10} {row.masked_name:<16} {row.state.value:<10} {row.from_code:<6} "
-                       f"{row.to_code or 'any':<6} {_utc(row.since):%Y-%m-%d %H:%M} UTC")
-
-
-def _utc(at: datetime) -> datetime:
-    """``at`` in UTC (SQLite gives it back without a zone)."""
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+                       f"{row.to_code or 'any':<6} {as_utc(row.since):%Y-%m-%d %H:%M} UTC")
 
 
 def _transfer_record(row: TransferInProgress) -> dict[str, object]:

@@ -12,7 +12,7 @@ from registry.services.results import SeriesStatus, UnknownSeries, release_resul
 
 from . import Context, pass_context
 from .errors import database_errors
-from .sms import _iso as iso_utc
+from .times import iso_utc
 
 
 @click.group("results")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import click
 import redis.exceptions as redis_errors
@@ -32,6 +32,7 @@ from ..logs import configure_logging
 from ..runtime import Runtime
 from . import Context, pass_context
 from .errors import DatabaseFailure
+from .times import as_utc, iso_utc
 
 MAX_ANNOUNCEMENT_SEGMENTS = 5
 DISPATCH_CHUNK = 500
@@ -166,32 +167,26 @@ def _queue_counts(runtime: Runtime) -> dict[str, dict[str, int]]:
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
 def _waited(now: datetime, since: datetime | None) -> str:
     if since is None:
         return "-"
-    seconds = max(int((now - (since if since.tzinfo else since.replace(tzinfo=UTC))).total_seconds()), 0)
+    seconds = max(int((now - as_utc(since)).total_seconds()), 0)
     hours, rest = divmod(seconds, 3600)
     return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 def _status_record(status: PipelineStatus, queues: dict | None, now: datetime) -> dict[str, object]:
     return {
-        "at": _iso(now),
-        "since": _iso(status.since),
+        "at": iso_utc(now),
+        "since": iso_utc(status.since),
         "messages": status.by_kind,
         "queued": status.queued,
-        "oldest_queued_at": _iso(status.oldest_queued_at),
+        "oldest_queued_at": iso_utc(status.oldest_queued_at),
         "unanswered_inbound": status.unanswered_inbound,
-        "oldest_unanswered_at": _iso(status.oldest_unanswered_at),
+        "oldest_unanswered_at": iso_utc(status.oldest_unanswered_at),
         "queues": queues,
         "announcements": [
-            {"id": a.id, "institution": a.institution_code, "grade": a.grade, "created_at": _iso(a.created_at),
+            {"id": a.id, "institution": a.institution_code, "grade": a.grade, "created_at": iso_utc(a.created_at),
              "recipients": a.recipients, "messages": a.by_status}
             for a in status.announcements
         ],
@@ -220,7 +215,7 @@ def _print_status(console: Console, status: PipelineStatus, queues: dict | None,
     if status.announcements:
         table = Table("id", "to", "made (UTC)", "phones", *STATUS_GROUPS, title="latest announcements")
         for a in status.announcements:
-            made_at = (_iso(a.created_at) or "")[5:16].replace("T", " ")
+            made_at = (iso_utc(a.created_at) or "")[5:16].replace("T", " ")
             table.add_row(str(a.id), Text(f"{a.institution_code} {a.grade or ''}".strip()), made_at,
                           f"{a.recipients:,}", *_grouped(a.by_status))
         console.print(table)
@@ -269,7 +264,7 @@ def announce_command(ctx: Context, code: str, grade: str | None, message: str, a
             earlier = exc.earlier
             raise click.ClickException(
                 f"announcement {earlier.id} sent this text to {earlier.institution_code}"
-                f"{f' {earlier.grade}' if earlier.grade else ''} at {_iso(earlier.created_at)[:16].replace('T', ' ')} "
+                f"{f' {earlier.grade}' if earlier.grade else ''} at {iso_utc(earlier.created_at)[:16].replace('T', ' ')} "
                 f"UTC ({earlier.recipients} recipient(s)); nothing was queued. Add --again to send it once more"
             ) from None
         skipped = opted_out_count(session, institution.id, grade)
@@ -355,7 +350,7 @@ def _record(row: OutboundMessage) -> dict[str, object]:
         "kind": str(row.kind),
         "status": str(row.status),
         "provider_message_id": row.provider_message_id,
-        "created_at": _iso(row.created_at),
+        "created_at": iso_utc(row.created_at),
     }
 
 
