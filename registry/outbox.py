@@ -105,11 +105,17 @@ def cancel_announcements(session: Session, recipient: str) -> int:
     the reason saying it opted out, in the caller's transaction. Other kinds (codes, replies,
     transfer notices) are left alone, and so is a row a worker has claimed (in flight). A send job
     of an ended row finds it no longer queued and sends nothing (``workers.sending.claim``)."""
+    return cancel_queued(session, recipient, (MessageKind.ANNOUNCEMENT,), OPTED_OUT)
+
+
+def cancel_queued(session: Session, recipient: str, kinds: Iterable[MessageKind], reason: str) -> int:
+    """End ``recipient``'s messages of ``kinds`` still waiting (``queued``): ``failed`` with ``reason``,
+    in the caller's transaction; a row a worker has claimed is in flight and left alone."""
     result = session.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.recipient == recipient, OutboundMessage.kind == MessageKind.ANNOUNCEMENT,
+        .where(OutboundMessage.recipient == recipient, OutboundMessage.kind.in_(list(kinds)),
                OutboundMessage.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.FAILED, failure_reason=OPTED_OUT, next_attempt_at=None, updated_at=utcnow())
+        .values(status=MessageStatus.FAILED, failure_reason=reason, next_attempt_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0

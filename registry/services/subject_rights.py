@@ -4,7 +4,9 @@
 what the service itself created and no law needs kept. The school's records (the guardian's name
 and phone, the links to its learners: they come from the school's import) and the audit trail (the
 record of who saw what) are kept; message rows stay as billing records, their text replaced as
-``elimu purge`` does. Redis state is not here (the registry has no Redis): see ``elimu privacy``.
+``elimu purge`` does, and a notice or UPI still queued for the phone is not sent (it was for a
+verified phone, which the phone no longer is). Redis state is not here (the registry has no
+Redis): see ``elimu privacy``.
 """
 
 from __future__ import annotations
@@ -31,11 +33,16 @@ from ..models import (
     PhoneSetting,
     UssdSessionEvent,
 )
+from ..outbox import cancel_queued
 from .audit import history, record_disclosure
 from .retention import PURGED
 
 ERASED_ACTION = "data_erased"
 IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SUBMITTED)  # still to be sent: their text is needed
+# Kinds sent only because the phone was verified for a learner (its name, school, UPI): once the phone
+# is erased it is not, so those still queued are not sent (a retry either), and their text goes too.
+VERIFIED_ONLY = (MessageKind.NOTICE, MessageKind.UPI)
+WITHDRAWN = "not sent: the phone's data was erased"
 
 
 @dataclass(frozen=True)
@@ -172,9 +179,11 @@ ERASED_COUNTS = tuple(f.name for f in fields(Erasure) if f.name not in ("waiting
 
 
 def erase(session: Session, phone: str, *, audit: bool = True) -> Erasure:
-    """Erase what the service created about ``phone``, in the caller's transaction, and record the
-    erasure in the audit trail (``data_erased``, no learner; ``audit=False``: not recorded)."""
+    """Erase what the service created about ``phone``, in the caller's transaction (its notices and
+    UPIs still queued are not sent: ``VERIFIED_ONLY``), and record the erasure in the audit trail
+    (``data_erased``, no learner; ``audit=False``: not recorded)."""
     kept_opt_out, settings = _erase_settings(session, phone)
+    cancel_queued(session, phone, VERIFIED_ONLY, WITHDRAWN)  # counted below with the bodies it purges
     erased = Erasure(
         account=_erase_account(session, phone),
         verified_links=_count(session.execute(
