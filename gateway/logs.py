@@ -3,7 +3,8 @@
 Log records never carry personal data: the code logs ids and outcomes, not names, UPIs, OTPs or
 PINs, and ``RedactingFilter`` masks phone numbers and long digit runs as a second line of defence
 (``RedactingFormatter`` does the same in tracebacks). Database errors carry no statement
-parameters at all (``registry.db.make_engine``'s ``hide_parameters``).
+parameters at all (``registry.db.make_engine``'s ``hide_parameters``), and the row or key values
+PostgreSQL quotes in their DETAIL line are masked.
 """
 
 from __future__ import annotations
@@ -28,11 +29,18 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-requ
 
 _PHONE = re.compile(r"\+?254\d{9}|\b0[17]\d{8}\b")
 _DIGITS = re.compile(r"\b\d{6,}\b")
+# PostgreSQL's DETAIL line quotes what failed, which ``hide_parameters`` does not hide: the key of a
+# violated unique or foreign key (``Key (upi)=(QW7E9R) already exists``) or the whole row of a failed
+# NOT NULL or CHECK (``Failing row contains (3, QW7E9R, Achieng, ...)``): names, UPIs, dates of birth.
+_PG_DETAIL = re.compile(r"(DETAIL:.*?(?:=|contains ))\(.*\)")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 def redact(text: str) -> str:
-    """Mask phone numbers (keep the last 3 digits) and other runs of 6+ digits (OTPs, index numbers)."""
+    """Mask phone numbers (keep the last 3 digits), other runs of 6+ digits (OTPs, index numbers) and
+    the values a database error's DETAIL quotes."""
+    if "DETAIL:" in text:
+        text = _PG_DETAIL.sub(r"\1(...)", text)
     text = _PHONE.sub(lambda m: "+254******" + m.group(0)[-3:], text)
     return _DIGITS.sub(lambda m: "#" * len(m.group(0)), text)
 

@@ -7,9 +7,14 @@ OTPs and PINs only as salted hashes; every disclosure an audit row that holds no
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import io
+import logging
 
-from registry.models import AuditEvent, MessageKind, MessageStatus, OutboundMessage
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.logs import JsonFormatter, RedactingFilter, RedactingFormatter
+from registry.models import AuditEvent, Institution, MessageKind, MessageStatus, OutboundMessage
 from registry.services.retention import PURGED
 from registry.services.subject_rights import erase
 from registry.services.transfers import release
@@ -53,3 +58,41 @@ def test_a_notice_still_queued_when_the_phone_is_erased_is_not_sent(sms_runtime)
     with runtime.db.session() as s:
         assert s.get(OutboundMessage, notice.id).status is MessageStatus.FAILED
         assert s.scalars(select(AuditEvent.action).where(AuditEvent.action == "transfer_notice")).all()
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+
+def test_a_logged_database_error_carries_no_row_values(pg_database):
+    """Statement parameters are hidden (``hide_parameters``), but PostgreSQL's own DETAIL line quotes
+    the row or key that failed (``Key (upi)=(QW7E9R) already exists``, ``Failing row contains (...)``);
+    a traceback logged by the degraded handler, the inbound drain or the worker must not carry it."""
+    with pg_database.transaction() as s:
+        school = add_institution(s)
+        add_learner(s, school, first="Wambui", last="Kariuki", upi="QW7E9R")
+    errors = []
+    failing = (("QW7E9R", "Achieng", "Njeri"), ("ZX8C4V", "Achieng", None))  # a UPI taken; no last name
+    for upi, first, last in failing:  # (the traceback quotes the failing call's line: values by name)
+        try:
+            with pg_database.transaction() as s:
+                add_learner(s, s.get(Institution, school.id), first=first, last=last, upi=upi)
+        except IntegrityError as exc:
+            errors.append(exc)
+    assert len(errors) == 2 and all("DETAIL" in str(exc) for exc in errors)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(RedactingFormatter("%(message)s"))
+    log = logging.getLogger("tests.disclosure")
+    log.addHandler(handler)
+    try:
+        for exc in errors:
+            log.error("unhandled error on /sms/africastalking/inbound", exc_info=exc)
+            log.error("job raised\n%s", str(exc))  # a traceback already formatted (the worker's own line)
+            handler.setFormatter(JsonFormatter())
+    finally:
+        log.removeHandler(handler)
+    logged = stream.getvalue()
+    assert "DETAIL" in logged and "already exists" in logged  # what failed is still said
+    for datum in ("QW7E9R", "ZX8C4V", "Achieng", "Njeri"):
+        assert datum not in logged, logged
