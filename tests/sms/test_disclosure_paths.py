@@ -9,16 +9,31 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gateway.app import create_app
 from gateway.logs import JsonFormatter, RedactingFilter, RedactingFormatter
-from registry.models import AuditEvent, Institution, MessageKind, MessageStatus, OutboundMessage
-from registry.services.retention import PURGED
+from menus.services import Purpose
+from registry.models import (
+    AuditEvent,
+    InboundMessage,
+    Institution,
+    MessageKind,
+    MessageStatus,
+    OneTimeCode,
+    OutboundMessage,
+)
+from registry.services.accounts import Keys, issue_otp
+from registry.services.retention import PURGED, purge
 from registry.services.subject_rights import erase
 from registry.services.transfers import release
-from tests.sms.support import add_guardian, add_institution, add_learner, verify, work_queues
+from tests.conftest import TEST_SECRET
+from tests.sms.support import add_guardian, add_institution, add_learner, add_result, verify, work_queues
+from workers.backends.outbox import read_inbox
 from workers.context import queues_of
 from workers.queues import SendJob
 
@@ -96,3 +111,129 @@ def test_a_logged_database_error_carries_no_row_values(pg_database):
     assert "DETAIL" in logged and "already exists" in logged  # what failed is still said
     for datum in ("QW7E9R", "ZX8C4V", "Achieng", "Njeri"):
         assert datum not in logged, logged
+
+
+# --- SMS replies to inbound texts ------------------------------------------------------------------
+
+LINKED = "+254722000111"  # linked by the school, never verified on USSD
+DATA = ("Wambui", "Kariuki", "Njeri", "QW7E9R", "Kilimani", "Form 4", "2008", "ENG:")  # any learner datum
+RESULT = "KCSE 2025 36611030002: Mean grade B+ (62 pts). ENG:B+, KIS:A-, MAT:A"
+
+
+def _reply(runtime, client, sender: str, text: str, n: list[int]) -> str:
+    """What the service texts back to ``text`` from ``sender``, through the inbound callback and a worker
+    (the per-phone limits, tested elsewhere, start afresh: the queues are empty between texts)."""
+    n[0] += 1
+    runtime.redis.flushdb()
+    answer = client.post("/sms/africastalking/inbound", data={"from": sender, "to": "22384", "text": text,
+                                                               "id": f"disc-{n[0]}", "date": "2026-01-09 10:00:00"})
+    assert answer.status_code == 200 and answer.get_data(as_text=True) == "OK\n"  # nothing echoed
+    work_queues(runtime)
+    with runtime.db.session() as s:
+        return s.scalars(select(OutboundMessage.body).where(OutboundMessage.recipient == sender)
+                         .order_by(OutboundMessage.id.desc()).limit(1)).one()
+
+
+def test_every_sms_reply_keeps_the_disclosure_rules(sms_runtime):
+    runtime = sms_runtime
+    with runtime.db.transaction() as s:
+        school = add_institution(s, code="WE4T", name="Kilimani Primary")
+        wambui = add_learner(s, school, first="Wambui", last="Kariuki", upi="QW7E9R", grade="Form 4")
+        add_guardian(s, PARENT, wambui, active=True)
+        verify(s, PARENT, wambui)
+        add_guardian(s, LINKED, wambui, active=True)
+        add_result(s, index="36611030002", name="Wambui Njeri Kariuki", learner=wambui)
+        add_result(s, exam="KCPE", year=2023, index="36611030009", name="Wambui Njeri Kariuki", learner=wambui,
+                   mean="W", released=False)  # KCPE 2023 not yet released
+    client = create_app(runtime=runtime).test_client()
+    n = [0]
+
+    def reply(sender: str, text: str) -> str:
+        return _reply(runtime, client, sender, text, n)
+
+    refusals = {  # every answer to a phone that may not see the learner: no datum at all
+        "wrong name": reply(STRANGER, "KCSE 36611030002 Achieng"),
+        "unknown index": reply(STRANGER, "KCSE 36611030003 Achieng"),
+        "one letter": reply(STRANGER, "KCSE 36611030002 W"),
+        "initials": reply(STRANGER, "KCSE 36611030002 W K"),
+        "two letters": reply(STRANGER, "KCSE 36611030002 Wa"),
+        "a right and a wrong name": reply(STRANGER, "KCSE 36611030002 Wambui Achieng"),
+        "no name": reply(STRANGER, "KCSE 36611030002"),
+        "no name, linked": reply(LINKED, "KCSE 36611030002"),
+        "punctuation only": reply(STRANGER, "KCSE 36611030002 ."),
+        "not yet released": reply(STRANGER, "KCPE 36611030009 Wambui"),
+        "not yet released, wrong name": reply(LINKED, "KCPE 36611030009 Achieng"),
+        "UPI, linked": reply(LINKED, "UPI"),
+        "UPI, stranger": reply(STRANGER, "UPI"),
+        "HELP": reply(STRANGER, "HELP"),
+        "STOP": reply(LINKED, "STOP"),
+        "unknown text": reply(LINKED, "36611030002 Wambui"),
+    }
+    for case, text in refusals.items():
+        assert not [d for d in DATA if d in text], (case, text)
+    # an unknown number and a wrong name get the same answer: no reply tells that a number is real
+    assert refusals["unknown index"] == refusals["wrong name"].replace("36611030002", "36611030003")
+    assert refusals["not yet released"] == refusals["not yet released, wrong name"]
+    with runtime.db.session() as s:
+        assert s.scalars(select(AuditEvent)).all() == []  # nothing disclosed, nothing audited
+
+    assert reply(STRANGER, "KCSE 36611030002 wambui") == RESULT  # index + one name: the contract's rule
+    assert reply(STRANGER, "KCSE 36611030002 Kariuki Njeri") == RESULT
+    assert reply(PARENT, "KCSE 36611030002") == RESULT  # a verified phone may leave the name out
+    upi = reply(PARENT, "UPI")
+    assert upi == "UPI: Wambui K. QW7E9R"  # the name masked
+    with runtime.db.session() as s:
+        trail = [(e.phone, e.action, e.learner_id is not None, e.detail)
+                 for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    results = "KCSE 2025 36611030002"  # the detail: which result, no name, no grade
+    assert trail == [(STRANGER, "results_replied", True, results), (STRANGER, "results_replied", True, results),
+                     (PARENT, "results_replied", True, results), (PARENT, "upi_sent", True, None)]
+
+    metrics = client.get("/metrics").get_data(as_text=True)  # labels: screens, kinds, statuses, never data
+    assert "elimu_inbound_commands" in metrics
+    assert not [d for d in (*DATA, "36611030002", PARENT[1:], STRANGER[1:], LINKED[1:]) if d in metrics]
+
+    with runtime.db.transaction() as s:  # storage limitation: the texts go, the rows and the trail stay
+        purge(s, timedelta(days=-1))
+    with runtime.db.session() as s:
+        assert set(s.scalars(select(OutboundMessage.body))) == {PURGED}
+        assert set(s.scalars(select(InboundMessage.text))) == {PURGED}
+        assert len(s.scalars(select(AuditEvent)).all()) == 4
+
+
+def test_callbacks_refusing_a_field_echo_nothing_of_it(client):
+    """A 400 says which field is wrong, never what it held."""
+    bad = "Wambui QW7E9R 36611030002"
+    for path, form in (
+        ("/sms/africastalking/inbound", {"from": bad, "id": "x1", "text": "KCSE 36611030002 Wambui"}),
+        ("/sms/africastalking/inbound", {"from": PARENT, "text": "KCSE 36611030002 Wambui"}),
+        ("/sms/africastalking/delivery", {"id": "", "status": "Success", "phoneNumber": PARENT}),
+        ("/sms/africastalking/optout", {"phoneNumber": bad}),
+    ):
+        answer = client.post(path, data=form)
+        body = answer.get_data(as_text=True)
+        assert answer.status_code == 400 and body.strip(), (path, body)
+        assert not [d for d in ("Wambui", "QW7E9R", "36611030002", PARENT[4:]) if d in body], (path, body)
+
+
+# --- one-time codes ----------------------------------------------------------------------------------
+
+
+def test_a_code_sms_carries_the_code_only_and_the_database_keeps_it_salted_and_hashed(sms_runtime):
+    runtime = sms_runtime
+    keys = Keys.from_secret(TEST_SECRET)
+    with runtime.db.transaction() as s:
+        _school_with_verified_parent(s)
+    for minutes_ago in (5, 0):
+        with runtime.db.transaction() as s:
+            issue_otp(s, keys, PARENT, Purpose.UPI, datetime.now(UTC) - timedelta(minutes=minutes_ago))
+    work_queues(runtime)
+    sent = [m["text"] for m in read_inbox(runtime.redis, PARENT)]  # what the handset got (development inbox)
+    codes = [re.search(r"\b\d{6}\b", text).group(0) for text in sent]
+    assert len(codes) == 2 and all(not [d for d in DATA if d in text] for text in sent), sent
+    with runtime.db.session() as s:
+        bodies = list(s.scalars(select(OutboundMessage.body)))
+        hashes = list(s.scalars(select(OneTimeCode.code_hash)))
+    assert not [c for c in codes if any(c in stored for stored in bodies + hashes)]
+    assert len(hashes) == 2 and all(any(keys.otp.verify(h, c) for c in codes) for h in hashes)
+    assert len({h.split("$")[1] for h in hashes}) == 2  # a salt of its own each
