@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -32,7 +33,15 @@ from registry.services.retention import PURGED, purge
 from registry.services.subject_rights import erase
 from registry.services.transfers import release
 from tests.conftest import TEST_SECRET
-from tests.sms.support import add_guardian, add_institution, add_learner, add_result, verify, work_queues
+from tests.sms.support import (
+    Scripted,
+    add_guardian,
+    add_institution,
+    add_learner,
+    add_result,
+    verify,
+    work_queues,
+)
 from workers.backends.outbox import read_inbox
 from workers.context import queues_of
 from workers.queues import SendJob
@@ -237,3 +246,43 @@ def test_a_code_sms_carries_the_code_only_and_the_database_keeps_it_salted_and_h
     assert not [c for c in codes if any(c in stored for stored in bodies + hashes)]
     assert len(hashes) == 2 and all(any(keys.otp.verify(h, c) for c in codes) for h in hashes)
     assert len({h.split("$")[1] for h in hashes}) == 2  # a salt of its own each
+
+
+# --- RQ jobs and what Redis keeps ------------------------------------------------------------------
+
+
+def test_redis_keeps_no_message_text_of_a_send_that_failed(at_runtime, fake_at, quick_retries):
+    """A send job carries the message id only (an OTP's clear code aside, tested in
+    ``tests/workers/test_pipeline.py``): after a notice's every attempt failed, nothing in Redis (queues,
+    registries, job hashes and their pickled arguments) holds its text, the learner's data or the phone."""
+    runtime = at_runtime
+    fake_at.then(*[Scripted(status=500, body="Internal Server Error", content_type="text/plain")] * 10)
+    with runtime.db.transaction() as s:
+        _school_with_verified_parent(s)
+        release(s, "QW7E9R")  # "Elimu: Jane W. has been released by Kilimani Primary ..."
+    redis = runtime.redis
+    waiting = b" ".join(_values(redis, key) for key in redis.scan_iter("*"))  # the job queued, not yet run
+    assert b"send_message" in waiting
+    work_queues(runtime)
+    with runtime.db.session() as s:
+        notice = s.scalars(select(OutboundMessage).where(OutboundMessage.kind == MessageKind.NOTICE)).one()
+        assert notice.status is MessageStatus.FAILED and notice.attempts == 3 and "Jane W." in notice.body
+    kept = waiting + b" ".join(_values(redis, key) for key in redis.scan_iter("*"))
+    for datum in (b"Jane", b"Wanjiku", b"QW7E9R", b"Kilimani", PARENT[1:].encode()):
+        assert datum not in kept, datum
+
+
+def _values(redis, key: bytes) -> bytes:
+    """Everything a Redis key holds, a job's compressed pickle opened."""
+    kind = redis.type(key)
+    if kind == b"hash":
+        values = list(redis.hvals(key))
+        data = redis.hget(key, "data")
+        return b" ".join(values + ([zlib.decompress(data)] if data else []))
+    if kind == b"list":
+        return b" ".join(redis.lrange(key, 0, -1))
+    if kind == b"zset":
+        return b" ".join(redis.zrange(key, 0, -1))
+    if kind == b"set":
+        return b" ".join(redis.smembers(key))
+    return redis.get(key) or b"" if kind == b"string" else b""
