@@ -106,6 +106,12 @@ class LearnerStatus:
     released_results: list[str] = field(default_factory=list)  # e.g. ["KCSE 2025"], newest first
 
 
+class PinNeeded(Exception):
+    """Raised by a service that discloses learner data when the registry holds no right PIN entered
+    by this phone in this USSD session (within ``registry.services.accounts.PIN_SESSION_VALID``):
+    nothing is disclosed, and the menus ask the caller to dial again."""
+
+
 class Services(Protocol):
     """The registry operations the menus call. Implementations do their own transactions."""
 
@@ -125,11 +131,16 @@ class Services(Protocol):
         """As ``start_activation``, among the learners ``phone`` is verified for; a match gets a reset code."""
         ...
 
-    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult: ...
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None,
+                 session_id: str | None = None) -> SendResult:
+        """Send a code by SMS; a ``Purpose.UPI`` code only after the PIN in ``session_id`` (else ``PinNeeded``)."""
+        ...
 
     def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck: ...
 
-    def check_pin(self, phone: str, pin: str) -> PinCheck: ...
+    def check_pin(self, phone: str, pin: str, session_id: str) -> PinCheck:
+        """Check the account PIN; a right one is recorded for ``session_id`` (what disclosures ask for)."""
+        ...
 
     def pin_refused(self, phone: str, pin: str) -> bool:
         """Whether the PIN policy refuses this PIN (trivial, or the learner's birth year)."""
@@ -154,8 +165,8 @@ class Services(Protocol):
         the registry, not taken from the session); False when there is none."""
         ...
 
-    def my_learners(self, phone: str) -> list[LearnerChoice]:
-        """Learners this phone has verified (through activation)."""
+    def my_learners(self, phone: str, session_id: str) -> list[LearnerChoice]:
+        """Learners this phone has verified (through activation); ``PinNeeded`` without the PIN in ``session_id``."""
         ...
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
@@ -163,5 +174,6 @@ class Services(Protocol):
         ...
 
     def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:
-        """The learner's status for this phone (audited), or None when not allowed."""
+        """The learner's status for this phone (audited), or None when not allowed; ``PinNeeded``
+        without the PIN in ``session_id``."""
         ...

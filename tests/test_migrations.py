@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from registry.db import Database
-from registry.migrate import downgrade, pending_changes, upgrade
+from registry.migrate import downgrade, pending_changes, revisions, upgrade
 from registry.models import Base
 from tests.conftest import PG_URL, _unavailable
 
@@ -230,7 +230,7 @@ def test_an_upgrade_blocked_behind_a_lock_gives_up_with_a_clear_message(at_0003_
     assert _revision(database.engine) == "0003"  # the schema is whole: 0004 is not half recorded
     holder.rollback()
     upgrade(database.engine)
-    assert _revision(database.engine) == "0004"
+    assert _revision(database.engine) == revisions()[-1]  # the head
 
 
 def test_an_upgrade_retries_once_the_lock_is_let_go(at_0003_with_a_locked_event):
@@ -243,7 +243,7 @@ def test_an_upgrade_retries_once_the_lock_is_let_go(at_0003_with_a_locked_event)
 
     upgrade(database.engine, lock_timeout_ms=200, sleep=pause)
     assert pauses == [2]
-    assert _revision(database.engine) == "0004"
+    assert _revision(database.engine) == revisions()[-1]
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT last_input FROM ussd_session_events")).scalar() == "1*[8]*[4]"
 
@@ -269,7 +269,7 @@ def test_the_invalid_index_a_concurrent_build_gave_up_on_is_rebuilt_by_the_next_
             assert conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar() == 1
         writer.commit()
         upgrade(database.engine)
-        assert _revision(database.engine) == "0004"
+        assert _revision(database.engine) == revisions()[-1]
         assert pending_changes(database.engine) == []
         with database.engine.connect() as conn:
             assert not conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar()
@@ -299,7 +299,7 @@ def test_an_upgrade_waits_for_one_holding_the_migration_lock_across_its_revision
         other.commit()
         thread.join(30)
         assert not thread.is_alive()
-        assert _revision(database.engine) == "0004"
+        assert _revision(database.engine) == revisions()[-1]
     finally:
         other.close()
         database.dispose()
@@ -344,5 +344,32 @@ def test_a_downgrade_command_takes_the_schema_back(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
         assert _revision(database.engine) == "0001"
         assert "ix_outbound_messages_status_next" in _index_names(database.engine)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0004_gets_the_pin_sessions_table_and_back(backend, tmp_path, request):
+    """0005 adds ``pin_sessions`` (where an account last entered its PIN) beside the accounts it
+    refers to; erasing an account's guardian row takes its row with it; a downgrade drops it."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    try:
+        upgrade(database.engine, "0004")
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO guardians (id, phone, pin_failures, created_at, updated_at) "
+                              "VALUES (1, '+254712345678', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        upgrade(database.engine)
+        assert _revision(database.engine) == "0005" and pending_changes(database.engine) == []
+        with database.engine.begin() as conn:
+            if backend == "sqlite":
+                conn.execute(text("PRAGMA foreign_keys = ON"))
+            conn.execute(text("INSERT INTO pin_sessions (guardian_id, session_id, verified_at) "
+                              "VALUES (1, 'ATUid_1', CURRENT_TIMESTAMP)"))
+            conn.execute(text("DELETE FROM guardians"))
+            assert conn.execute(text("SELECT count(*) FROM pin_sessions")).scalar() == 0
+        downgrade(database.engine, "0004")
+        assert "pin_sessions" not in inspect(database.engine).get_table_names()
+        assert _revision(database.engine) == "0004"
     finally:
         database.dispose()

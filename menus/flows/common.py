@@ -8,7 +8,7 @@ from datetime import date
 
 from .. import layout
 from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay, Stop, View
-from ..services import LearnerChoice, OtpResult, PinResult, Purpose
+from ..services import LearnerChoice, OtpResult, PinNeeded, PinResult, Purpose
 
 IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
 DATE_SEPARATORS = str.maketrans("", "", " /-.")  # ``05 09 2014``, ``05/09/2014`` read as ``05092014``
@@ -63,7 +63,7 @@ class PinEntry(Screen):
     def handle(self, ctx: Context, value: str) -> Outcome:
         if not is_digits(value, 4):
             return Retry(ctx.t("hint.digits", n=4))
-        check = ctx.services.check_pin(ctx.phone, value)
+        check = ctx.services.check_pin(ctx.phone, value, ctx.session_id)
         if check.result is PinResult.OK:
             ctx.data["pin_ok"] = True
             return Go(ctx.data.get("after") or "main", push=False)
@@ -163,7 +163,11 @@ def learner_label(choice: LearnerChoice) -> str:
 
 
 class LearnerList(Screen):
-    """The learners this phone verified, masked, paged with ``98. More``; one learner is chosen at once."""
+    """The learners this phone verified, masked, paged with ``98. More``; one learner is chosen at once.
+
+    The registry discloses them (and what a pick leads to) only to the session the PIN was entered
+    in; when it refuses (``PinNeeded``: a session resumed in a new dial, or held open too long) the
+    caller is asked to dial again."""
 
     def __init__(self, name: str, on_pick: Callable[[Context, int], Outcome]) -> None:
         self.name = name
@@ -172,7 +176,13 @@ class LearnerList(Screen):
     def enter(self, ctx: Context) -> Outcome | None:
         if not ctx.data.get("pin_ok"):
             return Home()
-        choices = ctx.services.my_learners(ctx.phone)
+        try:
+            return self._enter(ctx)
+        except PinNeeded:
+            return Stop(ctx.t("pin.again"))
+
+    def _enter(self, ctx: Context) -> Outcome | None:
+        choices = ctx.services.my_learners(ctx.phone, ctx.session_id)
         if not choices:
             return Stop(ctx.t("learners.none"))
         ctx.data["choices"] = [[c.learner_id, learner_label(c)] for c in choices]
@@ -204,6 +214,12 @@ class LearnerList(Screen):
         return None
 
     def handle(self, ctx: Context, value: str) -> Outcome:
+        try:
+            return self._handle(ctx, value)
+        except PinNeeded:
+            return Stop(ctx.t("pin.again"))
+
+    def _handle(self, ctx: Context, value: str) -> Outcome:
         choices = ctx.data.get("choices", [])
         _, pages = self._pages(ctx)
         if value == MORE and ctx.data.get("page", 0) < len(pages) - 1:

@@ -13,7 +13,7 @@ MAX_EXAMS = 4
 
 def _pick_for_upi(ctx: Context, learner_id: int) -> Outcome:
     ctx.data["learner"] = learner_id
-    sent = ctx.services.send_otp(ctx.phone, Purpose.UPI, learner_id)
+    sent = ctx.services.send_otp(ctx.phone, Purpose.UPI, learner_id, ctx.session_id)
     if sent is SendResult.TOO_SOON:
         return Stop(ctx.t("otp.wait"))
     if sent is SendResult.LIMIT:

@@ -55,6 +55,7 @@ TEXTS: dict[str, str] = {
     "pin.mismatch": "The PINs did not match.",
     "pin.changed": "Your PIN has been changed.",
     "pin.reset_done": "Your PIN has been reset. Use the new PIN from now on.",
+    "pin.again": "For your security, please dial {code} again and enter your PIN.",
     "need_active": "Activate your account first: choose 1 on the main menu.",
     # learners, UPI, status
     "learners.choose": "Choose a learner:",

@@ -55,6 +55,7 @@ TEXTS: dict[str, str] = {
     "pin.mismatch": "PIN hazikulingana.",
     "pin.changed": "PIN yako imebadilishwa.",
     "pin.reset_done": "PIN yako imewekwa upya. Tumia PIN mpya kuanzia sasa.",
+    "pin.again": "Kwa usalama wako, tafadhali piga {code} tena na uweke PIN yako.",
     "need_active": "Fungua akaunti yako kwanza: chagua 1 kwenye menyu kuu.",
     # learners, UPI, status
     "learners.choose": "Chagua mwanafunzi:",

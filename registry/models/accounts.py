@@ -1,4 +1,5 @@
-"""One-time codes sent by SMS (activation, UPI, PIN reset); only a salted hash is stored."""
+"""One-time codes sent by SMS (activation, UPI, PIN reset), stored only as salted hashes, and the
+USSD session where an account last entered its PIN."""
 
 from __future__ import annotations
 
@@ -22,3 +23,15 @@ class OneTimeCode(Timestamped, Base):
     expires_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)
     used_at: Mapped[datetime | None]
+
+
+class PinSession(Base):
+    """Where an account last had its right PIN entered: the USSD session and when. Only that session,
+    and only for a while, may see learner data (``services.accounts.require_pin``). One row per
+    account, replaced at each right PIN; it goes with the account's guardian row."""
+
+    __tablename__ = "pin_sessions"
+
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id", ondelete="CASCADE"), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(100))
+    verified_at: Mapped[datetime]

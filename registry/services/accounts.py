@@ -10,7 +10,10 @@ datetime), so tests control time. Rules:
   3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
   from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
-- every disclosure (UPI sent, status shown) writes an ``AuditEvent``.
+- every disclosure (UPI sent, status shown) writes an ``AuditEvent``;
+- learner data reaches a USSD session (the learner list, a status, a UPI code) only after the right
+  PIN in that very session, recorded here (``PinSession``) and good for ``PIN_SESSION_VALID``: the
+  menus' own ``pin_ok`` flag is not taken on trust.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, bindparam, exists, false, func, literal, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
 
 from menus.layout import short_person
@@ -35,6 +40,7 @@ from menus.services import (
     OtpCheck,
     OtpResult,
     PinCheck,
+    PinNeeded,
     PinResult,
     Purpose,
     SendResult,
@@ -54,6 +60,7 @@ from ..models import (
     Transfer,
     TransferState,
 )
+from ..models.accounts import PinSession
 from ..outbox import queue_sms
 from ..signals import otp_event
 from .audit import record_disclosure, record_failed_check
@@ -72,6 +79,10 @@ PIN_TRIES = 3
 PIN_LOCK = timedelta(minutes=30)
 PIN_LOCK_MAX = timedelta(days=1)
 PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up step this long
+# A right PIN opens learner data to its USSD session this long: the telcos end a session after
+# 180 s and the gateway forgets one idle for 200 s, so 5 minutes outlasts any live session while a
+# session id seen again later (a provider reusing ids, a replayed callback) finds it expired.
+PIN_SESSION_VALID = timedelta(minutes=5)
 MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
 MISS_ACTION = "activation_miss"
 CHANNEL = "ussd"
@@ -422,7 +433,10 @@ def activate(
 # --- PINs ---------------------------------------------------------------------------------------
 
 
-def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> PinCheck:
+def check_pin(
+    session: Session, keys: Keys, phone: str, pin: str, now: datetime, session_id: str | None = None
+) -> PinCheck:
+    """Check the PIN against its tries and locks; a right one is recorded for ``session_id``."""
     guardian = session.scalars(select(Guardian).where(Guardian.phone == phone).with_for_update()).first()
     if guardian is None or not guardian.is_active:
         return PinCheck(PinResult.INACTIVE)
@@ -431,6 +445,8 @@ def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
         return PinCheck(PinResult.LOCKED, locked_minutes=locked)
     if keys.pin.verify(guardian.pin_hash, pin):
         guardian.pin_failures = 0
+        if session_id:
+            _record_pin(session, guardian.id, session_id, now)
         return PinCheck(PinResult.OK)
     guardian.pin_failures += 1  # kept across locks: only a right PIN or a new one clears it
     if guardian.pin_failures % PIN_TRIES:
@@ -441,6 +457,29 @@ def check_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
     minutes = int(lock.total_seconds() // 60)
     # the first lock's text names its 30 minutes; a longer one says how long it is
     return PinCheck(PinResult.LOCKED_NOW if locks == 1 else PinResult.LOCKED, locked_minutes=minutes)
+
+
+def _record_pin(session: Session, guardian_id: int, session_id: str, now: datetime) -> None:
+    """``session_id`` is where ``guardian_id`` entered its right PIN, at ``now`` (one statement: an
+    insert that replaces the account's row; the guardian row is locked, so no two race)."""
+    insert = pg_insert if _postgresql(session) else sqlite_insert
+    values = {"session_id": session_id[:100], "verified_at": now}
+    session.execute(insert(PinSession).values(guardian_id=guardian_id, **values)
+                    .on_conflict_do_update(index_elements=[PinSession.guardian_id], set_=values))
+
+
+def require_pin(session: Session, phone: str, session_id: str | None, now: datetime) -> None:
+    """Raise ``PinNeeded`` unless ``phone`` entered its right PIN in USSD session ``session_id``
+    within ``PIN_SESSION_VALID`` (one read by the guardian's phone and primary key)."""
+    if session_id:
+        found = session.scalar(
+            select(PinSession.guardian_id).join(Guardian, Guardian.id == PinSession.guardian_id)
+            .where(Guardian.phone == phone, PinSession.session_id == session_id[:100],
+                   PinSession.verified_at > now - PIN_SESSION_VALID)
+        )
+        if found is not None:
+            return
+    raise PinNeeded
 
 
 def pin_lock(locks: int) -> timedelta:
@@ -491,13 +530,17 @@ def reset_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
 # --- disclosures --------------------------------------------------------------------------------
 
 
-def my_learners(session: Session, phone: str) -> list[LearnerChoice]:
-    rows = session.scalars(
+def my_learners(session: Session, phone: str, session_id: str | None, now: datetime) -> list[LearnerChoice]:
+    """The learners ``phone`` verified, masked, for the session it entered its PIN in (``require_pin``;
+    a phone with none is told so without it)."""
+    rows = list(session.scalars(
         select(Learner).join(GuardianLink, GuardianLink.learner_id == Learner.id)
         .join(Guardian, Guardian.id == GuardianLink.guardian_id)
         .where(Guardian.phone == phone, GuardianLink.verified_at.is_not(None))
         .order_by(Learner.first_name, Learner.id)
-    )
+    ))
+    if rows:
+        require_pin(session, phone, session_id, now)
     return [LearnerChoice(learner.id, learner.masked_name, learner.grade) for learner in rows]
 
 
@@ -524,10 +567,12 @@ def send_upi(session: Session, phone: str, learner_id: int, session_id: str, now
 
 
 def learner_status(session: Session, phone: str, learner_id: int, session_id: str, now: datetime) -> LearnerStatus | None:
-    """A verified learner's school, enrolment and released results, audited as shown."""
+    """A verified learner's school, enrolment and released results, audited as shown; only to the
+    session ``phone`` entered its PIN in (``require_pin``)."""
     link = _link(session, phone, learner_id, verified=True)
     if link is None:
         return None
+    require_pin(session, phone, session_id, now)
     learner = session.scalars(
         select(Learner).where(Learner.id == learner_id)
         .options(joinedload(Learner.institution), joinedload(Learner.transfers))

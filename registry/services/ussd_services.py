@@ -60,17 +60,22 @@ class RegistryServices:
             return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock(),
                                              Purpose.PIN_RESET)
 
-    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None,
+                 session_id: str | None = None) -> SendResult:
+        """A UPI code (it leads to the UPI by SMS) only after the PIN in ``session_id``: else ``PinNeeded``."""
+        now = self.clock()
         with self.db.transaction() as session:
-            return accounts.issue_otp(session, self.keys, phone, purpose, self.clock(), learner_id)
+            if purpose is Purpose.UPI:
+                accounts.require_pin(session, phone, session_id, now)
+            return accounts.issue_otp(session, self.keys, phone, purpose, now, learner_id)
 
     def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
         with self.db.transaction() as session:
             return accounts.check_otp(session, self.keys, phone, purpose, code, self.clock(), learner_id)
 
-    def check_pin(self, phone: str, pin: str) -> PinCheck:
+    def check_pin(self, phone: str, pin: str, session_id: str) -> PinCheck:
         with self.db.transaction() as session:
-            return accounts.check_pin(session, self.keys, phone, pin, self.clock())
+            return accounts.check_pin(session, self.keys, phone, pin, self.clock(), session_id)
 
     def pin_refused(self, phone: str, pin: str) -> bool:
         with self.db.transaction() as session:
@@ -94,9 +99,9 @@ class RegistryServices:
         with self.db.transaction() as session:
             return accounts.reset_pin(session, self.keys, phone, pin, self.clock())
 
-    def my_learners(self, phone: str) -> list[LearnerChoice]:
+    def my_learners(self, phone: str, session_id: str) -> list[LearnerChoice]:
         with self.db.transaction() as session:
-            return accounts.my_learners(session, phone)
+            return accounts.my_learners(session, phone, session_id, self.clock())
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
         with self.db.transaction() as session:

@@ -17,6 +17,7 @@ from menus.services import (
     OtpCheck,
     OtpResult,
     PinCheck,
+    PinNeeded,
     PinResult,
     Purpose,
     SendResult,
@@ -49,6 +50,14 @@ class FakeServices:
     learner_count: int = 7
     stored_language: str | None = None
     calls: list[tuple] = field(default_factory=list)
+    # Sessions a right PIN was entered in, as the registry records them; None (the walks, which
+    # build a fake per hop): every session is taken to have entered it.
+    pin_sessions: set[str] | None = None
+
+    def _require_pin(self, session_id: str | None) -> None:
+        """As the registry: learner data only to the session the PIN was entered in."""
+        if self.pin_sessions is not None and session_id not in self.pin_sessions:
+            raise PinNeeded
 
     def language(self, phone: str) -> str | None:
         return self.stored_language
@@ -76,7 +85,10 @@ class FakeServices:
         self.calls.append(("start_pin_reset", identifier, born))
         return self.start_activation(phone, identifier, born)
 
-    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None) -> SendResult:
+    def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None,
+                 session_id: str | None = None) -> SendResult:
+        if purpose is Purpose.UPI:
+            self._require_pin(session_id)
         self.calls.append(("send_otp", purpose, learner_id))
         return {3: SendResult.TOO_SOON, 4: SendResult.LIMIT}.get(learner_id or 0, SendResult.SENT)
 
@@ -87,7 +99,9 @@ class FakeServices:
             OTP_EXHAUSTED: OtpCheck(OtpResult.EXHAUSTED),
         }.get(code, OtpCheck(OtpResult.EXPIRED))
 
-    def check_pin(self, phone: str, pin: str) -> PinCheck:
+    def check_pin(self, phone: str, pin: str, session_id: str) -> PinCheck:
+        if pin == PIN_OK and self.pin_sessions is not None:
+            self.pin_sessions.add(session_id)
         return {
             PIN_OK: PinCheck(PinResult.OK),
             PIN_WRONG: PinCheck(PinResult.WRONG, tries_left=2),
@@ -116,7 +130,8 @@ class FakeServices:
         self.calls.append(("reset_pin",))
         return True
 
-    def my_learners(self, phone: str) -> list[LearnerChoice]:
+    def my_learners(self, phone: str, session_id: str) -> list[LearnerChoice]:
+        self._require_pin(session_id)
         return long_learners(self.learner_count)
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
@@ -124,6 +139,7 @@ class FakeServices:
         return learner_id != 6
 
     def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:
+        self._require_pin(session_id)
         if learner_id == 6:
             return None
         choice = long_learners(7)[(learner_id - 1) % 7]
@@ -145,9 +161,10 @@ class Conversation:
     phone: str = "+254712345678"
     state: State | None = None
     last: Reply | None = None
+    session_id: str = "test-session"
 
     def ctx(self) -> Context:
-        return Context(phone=self.phone, session_id="test-session", services=self.services, ussd_code="*384*1234#")
+        return Context(phone=self.phone, session_id=self.session_id, services=self.services, ussd_code="*384*1234#")
 
     def dial(self, saved: State | None = None) -> Reply:
         self.last, self.state = self.engine.start(self.ctx(), saved)

@@ -204,3 +204,49 @@ def test_refused_pins_do_not_count_as_invalid_answers(talk, fake):
     talk.send("8264")
     reply = talk.send("8264")
     assert reply.end and reply.text.startswith("Your account is active.")
+
+
+
+AGAIN = {"en": "For your security, please dial *384*1234# again and enter your PIN.",
+         "sw": "Kwa usalama wako, tafadhali piga *384*1234# tena na uweke PIN yako."}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_learner_list_is_refused_to_a_session_without_its_own_pin(talk, fake, engine, lang):
+    """``pin_ok`` travels in a resumed state; the registry trusts only a PIN entered in the session
+    asking. A state whose way back leads to the learner list, resumed in a new dial: dial again."""
+    fake.pin_sessions, fake.stored_language = set(), lang
+    saved = {"lang": lang, "screen": "upi.otp", "stack": ["main", "upi.pick"],
+             "data": {"pin_ok": True, "learner": 1}, "invalid": 0, "note": None}
+    talk.dial(saved)
+    talk.send("1")
+    reply = talk.send("0")
+    assert reply.end and reply.text == AGAIN[lang]
+    assert ("send_otp", "upi", 1) not in fake.calls
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_status_is_refused_to_a_session_without_its_own_pin(talk, fake, lang):
+    fake.pin_sessions, fake.stored_language = set(), lang
+    talk.dial()
+    talk.send("3")
+    assert talk.send(PIN_OK).text.startswith(("Choose a learner:", "Chagua mwanafunzi:"))
+    shown = talk.send("2")  # the PIN of this session: the status
+    assert shown.end and shown.text != AGAIN[lang] and "Form 4" in shown.text
+    talk.dial()
+    talk.send("3")
+    talk.send(PIN_OK)
+    fake.pin_sessions.clear()  # the registry's record expired while the list was shown
+    reply = talk.send("2")
+    assert reply.end and reply.text == AGAIN[lang]
+
+
+def test_a_upi_code_is_refused_to_a_session_without_its_own_pin(talk, fake):
+    fake.pin_sessions = set()
+    talk.dial()
+    talk.send("2")
+    talk.send(PIN_OK)
+    fake.pin_sessions.clear()
+    reply = talk.send("1")
+    assert reply.end and reply.text == AGAIN["en"]
+    assert [call for call in fake.calls if call[0] == "send_otp"] == []

@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from menus.services import ActivationResult, OtpResult, PinResult, Purpose, SendResult
-from registry.models import OneTimeCode
+from menus.services import ActivationResult, OtpResult, PinNeeded, PinResult, Purpose, SendResult
+from registry.models import AuditEvent, OneTimeCode
+from registry.models.accounts import PinSession
 from registry.services import accounts
 from registry.services.accounts import Keys
 from registry.services.secrets import OtpHasher, PinHasher, derive_key, generate_otp, pin_is_trivial
+from registry.services.ussd_services import RegistryServices
 from registry.signals import otp_event
 from tests.conftest import TEST_SECRET
 from tests.ussd.support import PHONE, STRANGER, World
@@ -224,7 +226,7 @@ def test_disclosures_need_a_used_code_and_a_verified_link(world):
         assert not accounts.activate(session, KEYS, PHONE, learner, "4826", "s", NOW)
         assert not accounts.send_upi(session, PHONE, learner, "s", NOW)
         assert accounts.learner_status(session, PHONE, learner, "s", NOW) is None
-        assert accounts.my_learners(session, PHONE) == []
+        assert accounts.my_learners(session, PHONE, "s", NOW) == []
 
 
 def test_pin_lock_after_three_wrong_tries(world):
@@ -243,3 +245,82 @@ def test_pin_lock_after_three_wrong_tries(world):
     assert check("4826", NOW + timedelta(minutes=30)).result is PinResult.OK
     with db.transaction() as session:
         assert accounts.check_pin(session, KEYS, STRANGER, "4826", NOW).result is PinResult.INACTIVE
+
+
+# --- a right PIN opens learner data to its own session only (``PinSession``) -----------------------
+
+
+def _pin(world, session_id: str | None, at: datetime = NOW, pin: str = "4826") -> PinResult:
+    with world.db.transaction() as session:
+        return accounts.check_pin(session, KEYS, PHONE, pin, at, session_id).result
+
+
+def _status(world, session_id: str, at: datetime = NOW):
+    with world.db.transaction() as session:
+        return accounts.learner_status(session, PHONE, world.learner_id, session_id, at)
+
+
+def _learners(world, session_id: str, at: datetime = NOW) -> list[int]:
+    with world.db.transaction() as session:
+        return [c.learner_id for c in accounts.my_learners(session, PHONE, session_id, at)]
+
+
+def _services(world) -> RegistryServices:
+    return RegistryServices(world.db, KEYS, clock=lambda: NOW)
+
+
+def _audited(world) -> int:
+    with world.db.transaction() as session:
+        return session.query(AuditEvent).filter_by(action="status_shown").count()
+
+
+@pytest.fixture
+def pinned(world):
+    world.learner_id = world.learner(verified=True)
+    world.activate(pin="4826")
+    return world
+
+
+def test_learner_data_is_refused_without_a_pin_entered_in_the_session(pinned):
+    with pytest.raises(PinNeeded):
+        _status(pinned, "ATUid_1")
+    with pytest.raises(PinNeeded):
+        _learners(pinned, "ATUid_1")
+    with pytest.raises(PinNeeded):
+        _services(pinned).send_otp(PHONE, Purpose.UPI, pinned.learner_id, "ATUid_1")
+    assert _pin(pinned, "ATUid_1", pin="1111") is PinResult.WRONG  # a wrong PIN opens nothing
+    with pytest.raises(PinNeeded):
+        _status(pinned, "ATUid_1")
+    assert _audited(pinned) == 0
+
+
+def test_learner_data_is_shown_to_the_session_that_entered_the_pin(pinned):
+    assert _pin(pinned, "ATUid_1") is PinResult.OK
+    assert _learners(pinned, "ATUid_1") == [pinned.learner_id]
+    assert _status(pinned, "ATUid_1", NOW + timedelta(minutes=4)).school == "Kilimani Primary School"
+    sent = _services(pinned).send_otp(PHONE, Purpose.UPI, pinned.learner_id, "ATUid_1")
+    assert sent is SendResult.SENT and _audited(pinned) == 1
+
+
+def test_another_sessions_or_an_expired_pin_is_refused(pinned):
+    assert _pin(pinned, "ATUid_1") is PinResult.OK
+    with pytest.raises(PinNeeded):
+        _status(pinned, "ATUid_2")  # a resumed state, a new dial: its own PIN first
+    with pytest.raises(PinNeeded):
+        _learners(pinned, "ATUid_1", NOW + accounts.PIN_SESSION_VALID)
+    assert _pin(pinned, "ATUid_2", NOW + timedelta(minutes=1)) is PinResult.OK
+    assert _status(pinned, "ATUid_2", NOW + timedelta(minutes=1)) is not None
+    with pytest.raises(PinNeeded):
+        _status(pinned, "ATUid_1", NOW + timedelta(minutes=1))  # one session at a time per account
+    with pinned.db.transaction() as session:
+        assert session.query(PinSession).count() == 1  # replaced, not added to
+    assert _audited(pinned) == 1
+
+
+def test_another_phones_pin_opens_nothing(pinned):
+    pinned.learner(first="Brian", phones=(STRANGER,), verified=True, upi="B7K9M2", birth_cert="777")
+    pinned.activate(phone=STRANGER, pin="5937")
+    with pinned.db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, STRANGER, "5937", NOW, "ATUid_1").result is PinResult.OK
+    with pytest.raises(PinNeeded):
+        _status(pinned, "ATUid_1")

@@ -62,7 +62,8 @@ def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock
         assert accounts.activate(session, KEYS, PHONE, other, "5937", "s", clock())
     assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5937")
     with world.db.transaction() as session:
-        assert {c.learner_id for c in accounts.my_learners(session, PHONE)} == {first, other}
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s").result.value == "ok"
+        assert {c.learner_id for c in accounts.my_learners(session, PHONE, "s", clock())} == {first, other}
 
 
 def latest_code_id(session) -> int:
