@@ -112,6 +112,32 @@ def test_export_shows_everything_held_and_no_secret(runtime, monkeypatch):
     assert "someone else" not in report and "ATUid_2" not in report
 
 
+def test_an_export_is_in_the_audit_trail_with_who_ran_it(runtime, monkeypatch):
+    """The export shows the operator the learners a phone is linked to (UPI, name, school) and all
+    else held about it: recorded like every disclosure, one row per learner it names."""
+    with runtime.db.transaction() as s:
+        _seed(s)
+    monkeypatch.setenv("SUDO_USER", "wanjiru")
+    assert _invoke(runtime, monkeypatch, "export", PHONE).exit_code == 0
+    with runtime.db.session() as s:
+        rows = s.execute(select(AuditEvent.phone, Learner.upi, AuditEvent.channel, AuditEvent.detail, AuditEvent.at)
+                         .join(Learner, Learner.id == AuditEvent.learner_id)
+                         .where(AuditEvent.action == "data_exported")).all()
+    assert [row[:4] for row in rows] == [(PHONE, "ZQ6NFN", "cli", "subject access export by wanjiru")]
+    assert rows[0].at is not None
+    exported = json.loads(_invoke(runtime, monkeypatch, "export", PHONE, "--json").output)
+    assert [a["action"] for a in exported["audit"]] == ["data_exported", "upi_sent"]  # the next export shows it
+
+
+def test_an_export_of_a_phone_with_no_learner_is_audited_without_one(runtime, monkeypatch):
+    with runtime.db.transaction() as s:
+        s.add(PhoneSetting(phone=OTHER, language="sw"))
+    assert _invoke(runtime, monkeypatch, "export", OTHER, "--json").exit_code == 0
+    with runtime.db.session() as s:
+        trail = [(e.phone, e.learner_id, e.action) for e in s.scalars(select(AuditEvent))]
+    assert trail == [(OTHER, None, "data_exported")]
+
+
 def test_a_phone_nothing_is_held_about(runtime, monkeypatch):
     exported = _invoke(runtime, monkeypatch, "export", "+44 7700 900123")
     assert (exported.exit_code, exported.output) == (0, "the service holds nothing about +447700900123\n")
@@ -119,9 +145,11 @@ def test_a_phone_nothing_is_held_about(runtime, monkeypatch):
     erased = _invoke(runtime, monkeypatch, "erase", "+447700900123", "--yes")
     assert erased.exit_code == 1 and "holds nothing about +447700900123: nothing to erase" in erased.output
     assert _invoke(runtime, monkeypatch, "export", "not a phone").exit_code == 2
+    with runtime.db.session() as s:
+        assert s.scalars(select(AuditEvent)).all() == []  # nothing disclosed, no row naming the phone
 
 
-def _assert_erased(db, redis):
+def _assert_erased(db, redis, trail_before=(("upi_sent", False, "ussd"),)):
     with db.session() as s:
         guardian = s.scalar(select(Guardian).where(Guardian.phone == PHONE))
         assert guardian.name == "Mary Wanjiku Kamau" and not guardian.is_active  # the school's record stays
@@ -138,7 +166,7 @@ def _assert_erased(db, redis):
         assert [m.text for m in s.scalars(select(InboundMessage))] == [PURGED]
         assert [e.session_id for e in s.scalars(select(UssdSessionEvent))] == ["ATUid_2"]
         trail = [(e.action, e.learner_id is None, e.channel) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
-        assert trail == [("upi_sent", False, "ussd"), ("data_erased", True, "cli")]
+        assert trail == [*trail_before, ("data_erased", True, "cli")]
         assert s.scalar(select(AuditEvent.detail).where(AuditEvent.action == "data_erased")) == (
             "account 1, verified_links 1, settings 1, one_time_codes 1, outbound_bodies 2, inbound_texts 1, "
             "session_events 1")
@@ -189,4 +217,5 @@ def test_erase_on_postgresql_and_redis(integration_runtime, monkeypatch):
     assert exported["guardian"]["active"] and len(exported["messages_sent"]) == 3
     result = _invoke(integration_runtime, monkeypatch, "erase", PHONE, "--yes")
     assert result.exit_code == 0, result.output
-    _assert_erased(integration_runtime.db, integration_runtime.redis)
+    _assert_erased(integration_runtime.db, integration_runtime.redis,
+                   (("upi_sent", False, "ussd"), ("data_exported", False, "cli")))

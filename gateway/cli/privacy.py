@@ -8,13 +8,19 @@ registry has no Redis).
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 from collections.abc import Iterator
 
 import click
 import orjson
 import redis as redis_lib
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from registry.models import Learner
+from registry.services.audit import record_disclosure
 from registry.services.subject_rights import Erasure, erase, erasure_preview, export_record, subject_data
 
 from . import Context, pass_context
@@ -22,6 +28,7 @@ from .audit import audited_phone
 
 SESSION_KEYS = "ussd:s:*"  # gateway.ussd.sessions.SessionStore: one JSON record per session, naming its phone
 SCAN_COUNT = 1000
+EXPORTED_ACTION = "data_exported"
 
 
 @click.group("privacy")
@@ -36,10 +43,13 @@ def privacy_group() -> None:
 def export_command(ctx: Context, msisdn: str, as_json: bool) -> None:
     """Everything the service holds about MSISDN (any E.164 number), for a subject access request:
     the guardian record, its learners, settings, codes, messages, USSD sessions and audit rows.
-    Never a PIN or code hash, an OTP's text or a purged body."""
+    Never a PIN or code hash, an OTP's text or a purged body. The export is in the audit trail
+    (``data_exported``, one row per learner it names, with the operator's login)."""
     phone = audited_phone(msisdn, "MSISDN")
-    with ctx.runtime.db.session() as session:
+    with ctx.runtime.db.transaction() as session:
         record = export_record(subject_data(session, phone))
+        if record["held"]:  # nothing held, nothing disclosed: no row naming a phone the service did not know
+            audit_export(session, phone, [learner["upi"] for learner in record["learners"]])
     if as_json:
         click.echo(json.dumps(record))
     elif not record["held"]:
@@ -47,6 +57,23 @@ def export_command(ctx: Context, msisdn: str, as_json: bool) -> None:
     else:
         for line in report_lines(record):
             click.echo(line)
+
+
+def audit_export(session: Session, phone: str, upis: list[str]) -> None:
+    """Record that what is held about ``phone`` was shown to the operator: one ``data_exported`` row
+    per learner the export names (found by ``elimu audit --upi``), or one with no learner."""
+    ids = session.scalars(select(Learner.id).where(Learner.upi.in_(upis)).order_by(Learner.id)).all() if upis else []
+    for learner_id in ids or [None]:
+        record_disclosure(session, phone=phone, learner_id=learner_id, action=EXPORTED_ACTION, channel="cli",
+                          detail=f"subject access export by {operator()}")
+
+
+def operator() -> str:
+    """Who ran the command: the login behind sudo, else this process's user."""
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no user name in the environment nor the password database
+        return f"uid {os.getuid()}"
 
 
 def report_lines(record: dict) -> Iterator[str]:
