@@ -1,4 +1,5 @@
-"""``elimu registry``: CSV imports and the NEMIS transfer moves (request, release, admit, cancel)."""
+"""``elimu registry``: CSV imports, the NEMIS transfer moves (request, release, admit, cancel) and
+taking a phone off a learner (``unlink-guardian``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from registry.importer import (
     import_results,
 )
 from registry.models import Transfer, TransferState
+from registry.services.guardian_links import UnlinkRefused, unlink_guardian
 from registry.services.learners import guardians_of
 from registry.services.transfers import (
     TransferInProgress,
@@ -36,6 +38,7 @@ from registry.services.transfers import (
 
 from . import Context, pass_context
 from .errors import database_errors
+from .privacy import operator
 from .times import as_utc, iso_utc
 
 EXIT_REJECTED = 1
@@ -217,6 +220,25 @@ def transfers_command(ctx: Context, code: str | None, as_json: bool) -> None:
 def _transfer_record(row: TransferInProgress) -> dict[str, object]:
     return {"upi": row.upi, "learner": row.masked_name, "state": row.state.value, "from": row.from_code,
             "to": row.to_code, "since": iso_utc(row.since)}
+
+
+@registry_group.command("unlink-guardian")
+@click.argument("upi")
+@click.argument("phone")
+@click.option("--institution", "code", metavar="CODE", help="the learner's school (checked: a school unlinks only its own)")
+@pass_context
+def unlink_guardian_command(ctx: Context, upi: str, phone: str, code: str | None) -> None:
+    """Take PHONE off learner UPI: a wrong or reassigned number an import linked. The phone stops
+    seeing the learner at once (status, UPI, results without a name, notices); the removal is
+    audited. Importing a file that still lists the number links it again, unverified."""
+    with database_errors(), ctx.runtime.db.transaction() as session:
+        try:
+            removed = unlink_guardian(session, upi, phone, by=operator(), institution_code=code)
+        except UnlinkRefused as exc:
+            raise click.ClickException(f"refused: {exc.reason}") from None
+    was = f"verified {as_utc(removed.verified_at):%Y-%m-%d}" if removed.verified_at else "never verified"
+    click.echo(f"{removed.upi} ({removed.masked_name}): {removed.phone} ({removed.relationship}, {was}) unlinked; "
+               f"{removed.phones_left} other phone(s) still linked")
 
 
 commands = [registry_group]
