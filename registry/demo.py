@@ -3,6 +3,11 @@
 Deterministic (a fixed random seed), so the README can list phones and identifiers to try. The
 hand-written ``FEATURED`` learners cover every flow; the rest fill the schools. Loading goes through
 the real importers and services, and loading twice changes nothing.
+
+Loading again (``elimu demo seed`` after trying the service) adds what is missing and leaves what
+the registry has done with the demo data since: a learner transferred stays at the school that
+admitted it, a transfer released, admitted or cancelled is not requested again, a demo phone that
+chose English keeps it. The demo learners' other details are loaded as the demo defines them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .db import Database
 from .identifiers import generate_upi
 from .importer import LEARNER_COLUMNS, RESULT_COLUMNS, ImportReport, import_learners, import_results
 from .importer.fields import phone as check_phone
-from .models import EnrolmentState, Learner, PhoneSetting
+from .models import EnrolmentState, Institution, Learner, PhoneSetting, Transfer
 from .services.results import release_results
 from .services.transfers import request_transfer
 
@@ -218,15 +223,19 @@ def _levels(rng: random.Random, count: int, levels: list[str], names: str) -> tu
     return levels[round(sum(points) / count) - 1], sum(points), listing
 
 
-def learner_records(data: DemoData) -> Iterator[dict[str, str]]:
-    """learners.csv rows (one per learner-guardian pair)."""
+School = tuple[str, str, str]  # code, name, county code
+
+
+def learner_records(data: DemoData, schools: dict[str, School] | None = None) -> Iterator[dict[str, str]]:
+    """learners.csv rows (one per learner-guardian pair); ``schools``: the school the registry has
+    a learner (by UPI) at, where it differs from the demo's (transferred since it was loaded)."""
     for learner in data.learners:
-        name, county = SCHOOLS[learner.school]
+        code, name, county = (schools or {}).get(learner.upi) or (learner.school, *SCHOOLS[learner.school])
         base = {
             "upi": learner.upi, "first_name": learner.first, "middle_name": learner.middle,
             "last_name": learner.last, "date_of_birth": learner.dob, "gender": learner.gender,
             "birth_certificate_no": learner.birth_cert, "assessment_no": learner.assessment_no,
-            "institution_code": learner.school, "institution_name": name, "county_code": county,
+            "institution_code": code, "institution_name": name, "county_code": county,
             "grade": learner.grade,
         }  # fmt: skip
         for guardian in learner.guardians:
@@ -249,14 +258,16 @@ class DemoDataError(RuntimeError):
 
 
 def seed(db: Database) -> tuple[ImportReport, ImportReport]:
-    """Load the demo data (idempotent): learners, results, releases, the transfer, a Kiswahili phone."""
+    """Load the demo data (idempotent): learners, results, releases, the transfer, a Kiswahili phone;
+    loaded again, what the registry did with it since stays (see the module docstring)."""
     data = build()
     problems: list[str] = []
 
     def collect(line: int, reason: str) -> None:
         problems.append(f"record {line}: {reason}")
 
-    learners = import_learners(db, _numbered(learner_records(data), LEARNER_COLUMNS), on_reject=collect)
+    records = learner_records(data, _schools_now(db, data))
+    learners = import_learners(db, _numbered(records, LEARNER_COLUMNS), on_reject=collect)
     results = import_results(db, _numbered(result_records(data), RESULT_COLUMNS), on_reject=collect)
     if problems:
         raise DemoDataError("; ".join(problems))
@@ -265,13 +276,23 @@ def seed(db: Database) -> tuple[ImportReport, ImportReport]:
             release_results(session, exam, year)
         upi, school = TRANSFER
         learner = session.scalars(select(Learner).where(Learner.upi == upi)).one()
-        if learner.enrolment_state is EnrolmentState.ENROLLED and learner.institution.code != school:
+        ever = session.scalar(select(func.count()).select_from(Transfer).where(Transfer.learner_id == learner.id))
+        if not ever and learner.enrolment_state is EnrolmentState.ENROLLED and learner.institution.code != school:
             request_transfer(session, upi, school)
         for phone in KISWAHILI_PHONES:
-            setting = session.get(PhoneSetting, phone) or PhoneSetting(phone=phone)
-            setting.language = "sw"
-            session.add(setting)
+            if session.get(PhoneSetting, phone) is None:
+                session.add(PhoneSetting(phone=phone, language="sw"))
     return learners, results
+
+
+def _schools_now(db: Database, data: DemoData) -> dict[str, School]:
+    """The demo learners the registry has at another school than the demo's, by UPI."""
+    demo_school = {learner.upi: learner.school for learner in data.learners}
+    with db.session() as session:
+        rows = session.execute(select(Learner.upi, Institution.code, Institution.name, Institution.county_code)
+                               .join(Institution, Institution.id == Learner.institution_id)
+                               .where(Learner.upi.in_(demo_school)))
+        return {upi: (code, name, county) for upi, code, name, county in rows if demo_school[upi] != code}
 
 
 def _numbered(records: Iterator[dict[str, str]], columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:

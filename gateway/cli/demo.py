@@ -19,7 +19,8 @@ def demo_group() -> None:
 @click.option("--if-empty", is_flag=True, help="do nothing when the registry already has learners")
 @pass_context
 def seed_command(ctx: Context, if_empty: bool) -> None:
-    """Load the demo data (three schools, about fifty learners; loading twice changes nothing)."""
+    """Load the demo data (three schools, about fifty learners). Loading again adds what is missing
+    and keeps what was done with it since: transfers, the schools they moved learners to, languages."""
     db = ctx.runtime.db
     with database_errors():
         if if_empty and (count := demo.learner_count(db)):

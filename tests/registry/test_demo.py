@@ -17,6 +17,7 @@ from registry.models import (
     Learner,
     PhoneSetting,
 )
+from registry.services import transfers
 from registry.services.learners import find_learner, learners_for_phone
 from registry.services.results import find_result
 
@@ -61,6 +62,39 @@ def test_seed_loads_every_flow_and_a_second_seed_changes_nothing(database):
     again = demo.seed(database)
     assert [r.added + r.updated for r in again] == [0, 0]
     assert snapshot(database) == before
+
+
+def test_a_second_seed_leaves_what_was_done_with_the_demo_data_alone(database):
+    """Trying the service moves the demo transfer on and may change a phone's language; seeding
+    again moved an admitted learner back and requested its transfer anew (a cancelled one too),
+    and put the phone back to Kiswahili."""
+    demo.seed(database)
+    with database.transaction() as session:
+        transfers.release(session, "QNWCEP")
+    with database.transaction() as session:
+        transfers.admit(session, "QNWCEP", "KS5L")
+    with database.transaction() as session:
+        session.get(PhoneSetting, "+254790123456").language = "en"
+    before = snapshot(database)
+    again = demo.seed(database)
+    assert [r.added + r.updated + r.rejected for r in again] == [0, 0]
+    assert snapshot(database) == before
+    with database.session() as session:
+        faith = find_learner(session, upi="QNWCEP")
+        assert (faith.institution.code, faith.enrolment_state) == ("KS5L", EnrolmentState.ENROLLED)
+        assert [t.state.value for t in faith.transfers] == ["admitted"]
+        assert session.get(PhoneSetting, "+254790123456").language == "en"
+
+
+def test_a_seed_after_a_cancelled_demo_transfer_does_not_request_it_again(database):
+    demo.seed(database)
+    with database.transaction() as session:
+        transfers.cancel_transfer(session, "QNWCEP")
+    demo.seed(database)
+    with database.session() as session:
+        faith = find_learner(session, upi="QNWCEP")
+        assert (faith.institution.code, faith.enrolment_state) == ("NB7K", EnrolmentState.ENROLLED)
+        assert [t.state.value for t in faith.transfers] == ["cancelled"]
 
 
 def test_readme_lists_the_demo_phones_and_identifiers():
