@@ -15,6 +15,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from menus.layout import short_person, shorten
+
 from .. import gsm
 from ..models import Guardian, GuardianLink, Learner, MessageKind, PhoneSetting
 from ..outbox import queue_many
@@ -24,6 +26,10 @@ from .learners import VERIFIED
 DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_CODE; callers pass the configured one
 
 EVENTS = ("released", "admitted", "cancelled")
+# A notice is one SMS part: with names too long for it, the learner's is cut to NAME_LIMIT and the
+# schools' to the first of these that fits (common words abbreviated, then cut at a word with ".").
+NAME_LIMIT = 24
+SCHOOL_LIMITS = (60, 50, 44, 38, 32, 26, 20, 16, 12)
 
 # Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameruhusiwa kuhama kutoka X kwenda Y",
 # allowed to move from X to Y ("ameachiliwa", set free, is said of prisoners; "na X kwenda Y", by X to Y,
@@ -53,11 +59,18 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def notice_text(event: str, language: str, *, name: str, school: str, other: str | None = None) -> str:
-    """The notice for ``event`` (``released``, ``admitted`` or ``cancelled``) in ``language``, GSM-7."""
+    """The notice for ``event`` (``released``, ``admitted`` or ``cancelled``) in ``language``, GSM-7,
+    in one SMS part: names are shortened only when the whole ones do not fit."""
     key = "released_to" if event == "released" and other else event
     variants = TEXTS[key]
-    body = variants.get(language, variants["en"]).format(name=name, school=school, other=other or "")
-    return gsm.to_gsm7(body)
+    template = variants.get(language, variants["en"])
+    body = gsm.to_gsm7(template.format(name=name, school=school, other=other or ""))
+    for limit in SCHOOL_LIMITS:
+        if gsm.fits(body, 1):
+            break
+        body = gsm.to_gsm7(template.format(name=short_person(name, NAME_LIMIT), school=shorten(school, limit),
+                                           other=shorten(other or "", limit))).replace("..", ".")  # "Sch.." ends
+    return body
 
 
 def generic_notice_text(language: str, ussd_code: str) -> str:
