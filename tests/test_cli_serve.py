@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -36,3 +39,23 @@ def test_a_host_not_of_this_machine_is_one_line(tmp_path):
 def test_a_port_out_of_range_is_refused(tmp_path):
     result = _serve(tmp_path, "--port", "70000")
     assert result.exit_code == 2 and "70000 is not in the range 1<=x<=65535" in result.output
+
+
+def _elimu_process(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``elimu ARGS`` in a fresh interpreter (gunicorn not imported yet), with ``env`` added."""
+    environ = {**os.environ, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": SECRET,
+               "ELIMU_INSTANCE_PATH": str(tmp_path), **env}
+    environ.pop("DATABASE_URL", None)
+    environ.pop("REDIS_URL", None)
+    return subprocess.run([sys.executable, "-c", "from gateway.cli import cli; cli()", *args], env=environ,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_web_concurrency_that_is_not_a_number_is_one_line(tmp_path):
+    """gunicorn reads WEB_CONCURRENCY with int() when imported: `abc` was its traceback, for
+    `elimu serve` and, as the CLI imported gunicorn to list its commands, for every command."""
+    served = _elimu_process(tmp_path, "serve", "--port", "8391", WEB_CONCURRENCY="abc")
+    assert served.returncode == 1 and "Traceback" not in served.stderr
+    assert served.stderr == "Error: WEB_CONCURRENCY must be a whole number from 1, not 'abc'\n"
+    other = _elimu_process(tmp_path, "db", "--help", WEB_CONCURRENCY="abc")
+    assert other.returncode == 0 and other.stderr == "" and "upgrade" in other.stdout

@@ -1,4 +1,9 @@
-"""``elimu serve``: the web service under gunicorn (Flask's development server only with --debug)."""
+"""``elimu serve``: the web service under gunicorn (Flask's development server only with --debug).
+
+gunicorn is imported only when ``serve`` runs, after WEB_CONCURRENCY is checked: importing it reads
+WEB_CONCURRENCY (``int()`` of it, for a default), so a value like ``abc`` made it raise a traceback
+on import, and with it every ``elimu`` command (the CLI imports this module to list its commands).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,34 @@ import socket
 import tempfile
 
 import click
-from gunicorn.app.base import BaseApplication
 
 from ..logs import ACCESS_LOG_FORMAT
 from . import Context, pass_context
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, app_factory, options: dict[str, object]) -> None:
-        self._factory = app_factory
-        self._options = options
-        super().__init__()
+def _gunicorn(app_factory, options: dict[str, object]):
+    """A gunicorn application running ``app_factory()`` with ``options``."""
+    from gunicorn.app.base import BaseApplication
 
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
-    def load(self):
-        return self._factory()
+        def load(self):
+            return app_factory()
+
+    return Gunicorn()
+
+
+def check_web_concurrency() -> None:
+    """One line instead of gunicorn's traceback when WEB_CONCURRENCY is not a number: gunicorn
+    takes ``int()`` of it when imported, before any setting of ours is read."""
+    raw = os.environ.get("WEB_CONCURRENCY")
+    try:
+        int(raw) if raw is not None else None
+    except ValueError:
+        raise click.ClickException(f"WEB_CONCURRENCY must be a whole number from 1, not {raw!r}") from None
 
 
 @click.command("serve")
@@ -38,6 +53,7 @@ class _Gunicorn(BaseApplication):
 def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) -> None:
     """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
     settings = ctx.settings
+    check_web_concurrency()
     _check_address_free(host, port)
     embedded = settings.embedded_redis
     child_exit = None if embedded or debug else _metrics_across_processes()
@@ -63,7 +79,7 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
     if child_exit is not None:
         options["child_exit"] = child_exit
     click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
-    _Gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
+    _gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
 
 
 def _check_address_free(host: str, port: int) -> None:
