@@ -7,6 +7,7 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -132,7 +133,7 @@ class Settings:
             env=mode,
             secret_key=secret,
             webhook_token=env.get("ELIMU_WEBHOOK_TOKEN") or None,
-            ussd_code=_ussd_code(env),
+            ussd_code=ussd_code_setting(env),
             instance_path=instance_path,
             # a key pasted from a file often brings its newline, which no HTTP header may carry
             at_username=(env.get("AT_USERNAME") or "").strip() or None,
@@ -202,8 +203,9 @@ def _instance_path(env: dict[str, str]) -> Path:
     return path
 
 
-def _ussd_code(env: dict[str, str]) -> str:
-    """ELIMU_USSD_CODE: a service code as dialled, ``*384*1234#``."""
+def ussd_code_setting(env: Mapping[str, str]) -> str:
+    """ELIMU_USSD_CODE: a service code as dialled, ``*384*1234#`` when unset or empty; ConfigError
+    when malformed (``elimu simulate`` reads it here too, without the rest of the settings)."""
     code = (env.get("ELIMU_USSD_CODE") or "*384*1234#").strip()
     if not USSD_CODE.fullmatch(code):
         raise ConfigError(f"ELIMU_USSD_CODE must be a USSD code like *384*1234#, not {code!r}")

@@ -331,3 +331,27 @@ def test_results_csv_keeps_index_numbers_and_grade_signs(sqlite_database, tmp_pa
     assert (row.index_number, row.mean_grade, row.subjects) == ("00611030002", "A-", "ENG:B+;KIS:A-;MAT:A")
     again = _import(sqlite_database, tmp_path, "results", RESULTS_HEADER + text.splitlines(True)[1])
     assert again.exit_code == 0 and again.stdout.startswith("added 0, updated 0, unchanged 1, rejected 0")
+
+
+@pytest.mark.parametrize(("value", "dialled"), [(None, "*384*1234#"), ("", "*384*1234#"),
+                                                ("  *384*55#  ", "*384*55#")])
+def test_elimu_simulate_dials_the_ussd_code_as_the_service_reads_it(monkeypatch, value, dialled):
+    """ELIMU_USSD_CODE is "the service code ... used by the simulator": unset or empty, the default."""
+    from gateway.cli import simulate
+
+    seen: list[str] = []
+    monkeypatch.setattr(simulate.Phone, "inbox", lambda self: [])
+    monkeypatch.setattr(simulate.Phone, "hop", lambda self, session, inputs: seen.append(self.ussd_code) or "END Bye")
+    result = CliRunner().invoke(simulate.simulate, ["--url", "http://127.0.0.1:9"], input="1\nq\n",
+                                env={"ELIMU_USSD_CODE": value})
+    assert result.exit_code == 0, result.output
+    assert seen == [dialled] and f"[1] Dial {dialled} " in result.output
+
+
+def test_elimu_simulate_refuses_a_malformed_ussd_code_in_one_line(monkeypatch):
+    from gateway.cli import simulate
+
+    monkeypatch.setattr(simulate.Phone, "inbox", lambda self: [])
+    result = CliRunner().invoke(simulate.simulate, ["--url", "http://127.0.0.1:9"], input="q\n",
+                                env={"ELIMU_USSD_CODE": "384"})
+    assert result.exit_code == 1 and "ELIMU_USSD_CODE" in result.output

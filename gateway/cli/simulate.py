@@ -17,6 +17,8 @@ import requests
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
+from ..config import ConfigError, ussd_code_setting
+
 MENU = "\n[1] Dial {code}   [2] Text the short code   [3] Inbox   [q] Quit"
 
 
@@ -107,7 +109,10 @@ def simulate(raw_phone: str, url: str) -> None:
         number = normalize_msisdn(raw_phone)
     except InvalidMsisdn as exc:
         raise click.BadParameter(str(exc), param_hint="--phone") from None
-    code = os.environ.get("ELIMU_USSD_CODE", "*384*1234#")
+    try:
+        code = ussd_code_setting(os.environ)  # as the service reads it: unset or empty is the default
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     phone = Phone(url, number, code, os.environ.get("ELIMU_WEBHOOK_TOKEN") or None)
     try:
         phone.seen.update(m["id"] for m in phone.inbox())
