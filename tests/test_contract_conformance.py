@@ -355,3 +355,54 @@ def test_elimu_simulate_refuses_a_malformed_ussd_code_in_one_line(monkeypatch):
     result = CliRunner().invoke(simulate.simulate, ["--url", "http://127.0.0.1:9"], input="q\n",
                                 env={"ELIMU_USSD_CODE": "384"})
     assert result.exit_code == 1 and "ELIMU_USSD_CODE" in result.output
+
+
+def test_elimu_serve_without_redis_url_answers_and_sends_through_its_own_worker(tmp_path):
+    """``elimu serve --host H --port P`` with REDIS_URL unset: the web service, the embedded Redis
+    and an in-process SMS worker (an inbound HELP is answered by an SMS with no ``elimu worker``)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
+    assert run_elimu(url, tmp_path, "db", "upgrade").exit_code == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": url, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": "s" * 32,
+           "ELIMU_INSTANCE_PATH": str(tmp_path)}
+    for name in ("REDIS_URL", "SMS_BACKEND", "ELIMU_WEBHOOK_TOKEN"):
+        env.pop(name, None)
+    served = subprocess.Popen([sys.executable, "-c", "from gateway.cli import main; main()", "serve",
+                               "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and served.poll() is None, "elimu serve did not start"
+            time.sleep(0.2)
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+        hop = requests.post(f"{base}/ussd/africastalking", data=HOP, timeout=5)
+        assert hop.status_code == 200 and hop.text.startswith("CON Welcome to Elimu")
+        inbound = {"from": PHONE, "to": "22384", "text": "HELP", "date": "2026-01-09 10:00:00", "id": "ATXid_s1"}
+        assert requests.post(f"{base}/sms/africastalking/inbound", data=inbound, timeout=5).status_code == 200
+        while True:
+            records = json.loads(run_elimu(url, tmp_path, "messages", "--json").stdout)
+            if records and records[0]["status"] != "queued":
+                break
+            assert time.monotonic() < deadline, records
+            time.sleep(0.3)
+        assert (records[0]["to"], records[0]["kind"]) == (PHONE, "reply")
+    finally:
+        served.terminate()
+        served.wait(15)
