@@ -26,6 +26,7 @@ from registry.models import (
     UssdSessionEvent,
     utcnow,
 )
+from registry.models.accounts import PinSession
 from registry.services.audit import record_disclosure
 from registry.services.retention import PURGED
 from workers.inbound import RedisGate
@@ -47,6 +48,7 @@ def _seed(session, phone=PHONE, *, opted_out=True):
     session.flush()
     session.add_all([
         GuardianLink(learner_id=learner.id, guardian_id=guardian.id, relationship_="mother", verified_at=now),
+        PinSession(guardian_id=guardian.id, session_id="ATUid_1", verified_at=now),
         PhoneSetting(phone=phone, language="sw", opted_out=opted_out),
         OneTimeCode(phone=phone, purpose="activate", learner_id=learner.id, code_hash="scrypt$code-hash",
                     expires_at=now + timedelta(minutes=5)),
@@ -92,8 +94,10 @@ def test_export_shows_everything_held_and_no_secret(runtime, monkeypatch):
     assert PIN_HASH not in result.output and "code-hash" not in result.output and "******" not in result.output
     record = json.loads(result.output)
     assert record["held"] and record["phone"] == PHONE
-    assert record["guardian"] | {"activated_at": None, "pin_locked_until": None} == {
-        "name": "Mary Wanjiku Kamau", "active": True, "pin_set": True, "activated_at": None, "pin_locked_until": None}
+    assert record["guardian"]["pin_entered_at"] is not None  # where the PIN was last entered: when
+    assert record["guardian"] | {"activated_at": None, "pin_locked_until": None, "pin_entered_at": None} == {
+        "name": "Mary Wanjiku Kamau", "active": True, "pin_set": True, "activated_at": None, "pin_locked_until": None,
+        "pin_entered_at": None}
     assert [(ln["upi"], ln["name"], ln["school"], ln["relationship"], ln["verified"]) for ln in record["learners"]] == [
         ("ZQ6NFN", "Jane K.", "NB7K Kilimani Primary", "mother", True)]
     assert record["settings"] == {"language": "sw", "opted_out": True}
@@ -105,6 +109,7 @@ def test_export_shows_everything_held_and_no_secret(runtime, monkeypatch):
     assert [(a["learner"], a["action"]) for a in record["audit"]] == [("ZQ6NFN", "upi_sent")]
     report = _invoke(runtime, monkeypatch, "export", PHONE).output
     for line in ("Guardian record (from the school's import): Mary Wanjiku Kamau; account active since",
+                 "; PIN set, last entered ",
                  "ZQ6NFN  Jane K.  NB7K Kilimani Primary  mother  verified", "Settings: language sw; announcements "
                  "stopped (STOP)", "Messages sent to it (3):", '"Jane K.: UPI ZQ6NFN"', "(text not kept)",
                  "USSD sessions", "upi_sent"):
@@ -156,6 +161,7 @@ def _assert_erased(db, redis, trail_before=(("upi_sent", False, "ussd"),)):
         assert (guardian.pin_hash, guardian.activated_at, guardian.pin_failures, guardian.pin_locked_until) == (
             None, None, 0, None)
         assert [link.verified_at for link in s.scalars(select(GuardianLink))] == [None]
+        assert s.scalars(select(PinSession)).all() == []  # no session of the old PIN opens anything
         setting = s.get(PhoneSetting, PHONE)
         assert (setting.opted_out, setting.language) == (True, "en")  # STOP keeps working
         assert s.scalars(select(OneTimeCode)).all() == []
@@ -182,7 +188,7 @@ def test_erase_removes_what_the_service_created_and_keeps_the_schools_records(ru
     assert result.exit_code == 0, result.output
     for line in ("1 the account's activation and PIN", "1 verified mark(s)", "1 one-time code(s)",
                  "2 text(s) of messages sent to it", "1 USSD session event(s)", "4 Redis key(s)",
-                 "the school must correct its records and re-import to remove them", "the STOP opt-out",
+                 "(a wrong number: elimu registry unlink-guardian UPI MSISDN", "the STOP opt-out",
                  "the text of 1 message(s) still being sent", "the audit trail (1 rows naming the phone)",
                  "erased (in the audit trail as data_erased)"):
         assert line in result.output

@@ -83,6 +83,8 @@ def report_lines(record: dict) -> Iterator[str]:
     if guardian is not None:
         account = f"account active since {guardian['activated_at']}" if guardian["active"] else "no active account"
         pin = "PIN set" if guardian["pin_set"] else "no PIN"
+        if guardian.get("pin_entered_at"):
+            pin += f", last entered {guardian['pin_entered_at']}"
         yield f"Guardian record (from the school's import): {guardian['name'] or '(no name)'}; {account}; {pin}"
     yield from _section("Learners linked", record["learners"], lambda ln: (
         f"{ln['upi']}  {ln['name']}  {ln['school']}  {ln['relationship']}  "
@@ -170,8 +172,8 @@ def _echo_kept(record: dict, planned: Erasure) -> None:
     click.echo("It keeps:")
     if record["guardian"] is not None:
         click.echo(f"  the school's records: the guardian's name and phone and its links to "
-                   f"{len(record['learners'])} learner(s), from the school's import; the school must "
-                   "correct its records and re-import to remove them")
+                   f"{len(record['learners'])} learner(s), from the school's import (a wrong number: "
+                   "elimu registry unlink-guardian UPI MSISDN, and the school corrects its file)")
     if planned.kept_opt_out:
         click.echo("  the STOP opt-out: announcements stay stopped")
     if record["messages_sent"] or record["messages_received"]:

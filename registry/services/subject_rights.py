@@ -33,6 +33,7 @@ from ..models import (
     PhoneSetting,
     UssdSessionEvent,
 )
+from ..models.accounts import PinSession
 from ..outbox import cancel_queued
 from .audit import history, record_disclosure
 from .retention import PURGED
@@ -60,6 +61,7 @@ class SubjectData:
 
     phone: str
     guardian: Guardian | None
+    pin_entered_at: datetime | None  # the account's last right PIN (``PinSession``), if any
     learners: list[LinkedLearner]
     setting: PhoneSetting | None
     codes: list[OneTimeCode]
@@ -80,6 +82,7 @@ def subject_data(session: Session, phone: str) -> SubjectData:
     return SubjectData(
         phone=phone,
         guardian=session.scalar(select(Guardian).where(Guardian.phone == phone)),
+        pin_entered_at=session.scalar(select(PinSession.verified_at).where(PinSession.guardian_id.in_(_guardian_ids(phone)))),
         learners=linked_learners(session, phone),
         setting=session.get(PhoneSetting, phone),
         codes=_rows(session, OneTimeCode, OneTimeCode.phone == phone),
@@ -127,6 +130,7 @@ def export_record(data: SubjectData) -> dict:
         "guardian": None if guardian is None else {
             "name": guardian.name, "active": guardian.is_active, "pin_set": guardian.pin_hash is not None,
             "activated_at": _iso(guardian.activated_at), "pin_locked_until": _iso(guardian.pin_locked_until),
+            "pin_entered_at": _iso(data.pin_entered_at),
         },
         "learners": [{"upi": ln.upi, "name": ln.masked_name, "school": ln.school, "relationship": ln.relationship,
                       "verified": ln.verified_at is not None, "verified_at": _iso(ln.verified_at)}
@@ -231,12 +235,15 @@ def _guardian_ids(phone: str):
 
 
 def _erase_account(session: Session, phone: str) -> int:
-    """Deactivate the phone's account: activation, PIN hash, failures and lock go."""
+    """Deactivate the phone's account: activation, PIN hash, failures, lock and the record of where
+    the PIN was last entered go."""
     has_account = (Guardian.pin_hash.is_not(None) | Guardian.activated_at.is_not(None)
                    | (Guardian.pin_failures != 0) | Guardian.pin_locked_until.is_not(None))
-    return _count(session.execute(
+    pin_sessions = _count(session.execute(delete(PinSession).where(PinSession.guardian_id.in_(_guardian_ids(phone)))))
+    accounts = _count(session.execute(
         update(Guardian).where(Guardian.phone == phone, has_account)
         .values(pin_hash=None, activated_at=None, pin_failures=0, pin_locked_until=None)))
+    return max(accounts, pin_sessions)
 
 
 def _erase_settings(session: Session, phone: str) -> tuple[bool, int]:
