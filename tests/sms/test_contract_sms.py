@@ -17,6 +17,7 @@ from tests.sms.support import (
     add_institution,
     add_learner,
     add_result,
+    job_runtime,
     outbox_rows,
     verify,
     work_queues,
@@ -118,3 +119,15 @@ def test_anything_else_gets_one_short_help_reply_per_ten_minutes(texts):
 def test_a_repeated_id_gets_200_and_no_second_reply(texts):
     assert len(texts("HELP", message_id="ATXid_same")) == 1
     assert texts("HELP", message_id="ATXid_same") == []
+
+
+def test_replies_name_the_configured_ussd_code(tmp_path, sqlite_database, fake_redis):
+    """ELIMU_USSD_CODE is the service code shown in texts, SMS replies too."""
+    with job_runtime(tmp_path, sqlite_database, fake_redis, ussd_code="*789*12#") as runtime:
+        client = create_app(runtime=runtime).test_client()
+        for number, body in enumerate(["HELP", "hello", "UPI", "MSAADA"]):
+            form = {"from": f"+25470000010{number}", "text": body, "id": f"ATXid_code{number}"}
+            assert client.post("/sms/africastalking/inbound", data=form).status_code == 200
+        work_queues(runtime)
+        replies = [row.body for row in outbox_rows(runtime)]
+    assert len(replies) == 4 and all("*789*12#" in reply and "*384*1234#" not in reply for reply in replies)
