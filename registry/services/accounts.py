@@ -85,6 +85,7 @@ PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up ste
 PIN_SESSION_VALID = timedelta(minutes=5)
 MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
 MISS_ACTION = "activation_miss"
+LISTED_ACTION = "learners_listed"  # the USSD list of a guardian's learners (masked name, grade)
 CHANNEL = "ussd"
 SMS_NAME_LIMIT = 24
 
@@ -541,6 +542,10 @@ def my_learners(session: Session, phone: str, session_id: str | None, now: datet
     ))
     if rows:
         require_pin(session, phone, session_id, now)
+        # Two or more are listed (masked name and grade): a disclosure, audited like the status. One
+        # learner is not listed: the menus go straight to what was asked, audited there.
+        for learner in rows if len(rows) > 1 else ():
+            _audit(session, phone, learner.id, LISTED_ACTION, session_id or "", now)
     return [LearnerChoice(learner.id, learner.masked_name, learner.grade) for learner in rows]
 
 

@@ -302,6 +302,20 @@ def test_learner_data_is_shown_to_the_session_that_entered_the_pin(pinned):
     assert sent is SendResult.SENT and _audited(pinned) == 1
 
 
+def test_the_list_of_learners_is_audited_as_shown(pinned):
+    """The list shows each learner's masked name and grade: a disclosure, in the trail like the status
+    (one learner is not listed: the menus go on to its status or UPI, audited on their own)."""
+    other = pinned.learner(first="Brian", verified=True, upi="B7K9M2", birth_cert="777")
+    with pytest.raises(PinNeeded):
+        _learners(pinned, "ATUid_1")
+    assert _pin(pinned, "ATUid_1") is PinResult.OK
+    assert sorted(_learners(pinned, "ATUid_1")) == sorted([pinned.learner_id, other])
+    with pinned.db.transaction() as session:
+        rows = session.query(AuditEvent).filter_by(action=accounts.LISTED_ACTION).all()
+        assert sorted((r.learner_id, r.phone, r.channel, r.reference) for r in rows) == sorted(
+            (learner_id, PHONE, "ussd", "ATUid_1") for learner_id in (pinned.learner_id, other))
+
+
 def test_another_sessions_or_an_expired_pin_is_refused(pinned):
     assert _pin(pinned, "ATUid_1") is PinResult.OK
     with pytest.raises(PinNeeded):
