@@ -406,3 +406,17 @@ def test_elimu_serve_without_redis_url_answers_and_sends_through_its_own_worker(
     finally:
         served.terminate()
         served.wait(15)
+
+
+@pytest.mark.parametrize(("wire", "stored"), [
+    ("+254712345678", PHONE), ("0712345678", PHONE), ("254 712 345 678", PHONE),
+    ("+255712345678", "+255712345678"),  # another country's E.164 number is kept
+    ("255712345678", None), ("Safaricom", None), ("0712 34", None),  # never stored other than as E.164
+])
+def test_a_session_events_phone_is_stored_as_e164_or_not_at_all(client, runtime, wire, stored):
+    """"Every phone number the project stores or compares is E.164, whatever format it arrived in"."""
+    event = {"sessionId": "ATUid_e164", "phoneNumber": wire, "status": "Success"}
+    assert client.post("/ussd/africastalking/events", data=event).status_code == 200
+    with runtime.db.session() as session:
+        [row] = session.query(UssdSessionEvent).all()
+    assert row.phone == stored

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from registry.db import Database
-from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.models import UssdSessionEvent
+
+from ..sms.africastalking import BadCallback, sender_number
 
 
 def _int(value: str | None) -> int | None:
@@ -52,11 +53,10 @@ def event_fields(form: Mapping[str, str]) -> dict[str, object] | None:
     session_id = _cut(form.get("sessionId"), 100)
     if session_id is None:
         return None
-    raw_phone = form.get("phoneNumber") or ""
-    try:
-        phone: str | None = normalize_msisdn(raw_phone[:64])
-    except InvalidMsisdn:
-        phone = _cut(raw_phone, 32)
+    try:  # E.164 (a Kenyan number normalised, another country's kept), never as it came
+        phone: str | None = sender_number((form.get("phoneNumber") or "")[:64])
+    except BadCallback:
+        phone = None
     return {
         "session_id": session_id,
         "phone": phone,
