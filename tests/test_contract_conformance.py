@@ -420,3 +420,11 @@ def test_a_session_events_phone_is_stored_as_e164_or_not_at_all(client, runtime,
     with runtime.db.session() as session:
         [row] = session.query(UssdSessionEvent).all()
     assert row.phone == stored
+
+
+@pytest.mark.parametrize("kind", ["learners", "results"])
+def test_a_folder_given_as_the_file_is_unreadable_and_said_so(sqlite_database, tmp_path, kind):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    result = run_elimu(sqlite_database, tmp_path, "registry", f"import-{kind}", str(folder))
+    assert result.exit_code == 2 and result.stderr == f"Error: {folder}: is a folder, not a CSV file\n"

@@ -73,6 +73,8 @@ class CsvFile:
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[str]) -> None:
         self.path = Path(path)
         self.swallowed: list[tuple[int, int]] = []
+        if self.path.is_dir():
+            raise UnreadableFile(f"{self.path}: is a folder, not a CSV file")
         if not self.path.is_file():
             raise UnreadableFile(f"{self.path}: no such file")
         try:
