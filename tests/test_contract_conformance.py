@@ -290,6 +290,8 @@ def test_learners_csv_groups_guardians_assigns_upis_and_normalises_phones(sqlite
         assert sorted(g.phone for g in session.query(Guardian)) == [
             "+254712345678", "+254722000111", "+254722000112", "+254733999888"]
         assert session.query(GuardianLink).count() == 4
+        own = session.query(GuardianLink).join(Guardian).filter(Guardian.phone == "+254733999888").one()
+        assert (own.learner.upi, own.relationship_) == ("UP1", "self")  # the learner's own phone
     again = _import(sqlite_database, tmp_path, "learners", LEARNERS)  # the same file twice changes nothing
     assert again.exit_code == 0 and again.stdout.startswith("added 0, updated 0, unchanged 5, rejected 0")
 
@@ -316,6 +318,15 @@ def test_an_unreadable_file_exits_2(sqlite_database, tmp_path, kind, content):
         path.write_bytes(content)
     result = run_elimu(sqlite_database, tmp_path, "registry", f"import-{kind}", str(path))
     assert result.exit_code == 2 and result.stderr.strip()
+
+
+def test_results_csv_upi_links_the_result_to_the_learner(sqlite_database, tmp_path):
+    assert _import(sqlite_database, tmp_path, "learners", LEARNERS).exit_code == 0
+    text = RESULTS_HEADER + "KCSE,2025,36611030002,UP1,Brian K Mwangi,B+,62,ENG:B+;MAT:A\n"
+    assert _import(sqlite_database, tmp_path, "results", text, "results.csv").exit_code == 0
+    with sqlite_database.session() as session:
+        [row] = session.query(ExamResult).all()
+        assert row.learner is not None and row.learner.upi == "UP1"
 
 
 def test_results_csv_keeps_index_numbers_and_grade_signs(sqlite_database, tmp_path):
