@@ -30,14 +30,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from rq.job import Job
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.degraded import is_outage
 from gateway.metrics import SMS_MESSAGES
 from registry.arrays import among, update_rows
-from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
-from registry.outbox import Claimed
+from registry.models import MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
+from registry.outbox import OPTED_OUT, Claimed
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
@@ -80,6 +80,14 @@ class Summary:
         return next((r for r in self.retries if r.message_id == message_id), None)
 
 
+# An announcement to a phone that sent STOP: ended at its claim instead of sent. STOP ends the rows
+# already queued (``cancel_announcements``), but not those of an announcement still being written
+# when it commits (their rows are not visible to it yet): the claim reads the phone's setting.
+_OPTED_OUT_ANNOUNCEMENT = (OutboundMessage.kind == MessageKind.ANNOUNCEMENT) & (
+    select(PhoneSetting.phone)
+    .where(PhoneSetting.phone == OutboundMessage.recipient, PhoneSetting.opted_out.is_(True))
+    .exists()
+)
 _RETURNING = (
     OutboundMessage.id, OutboundMessage.recipient, OutboundMessage.body, OutboundMessage.kind,
     OutboundMessage.link_id, OutboundMessage.attempts, OutboundMessage.priority, OutboundMessage.announcement_id,
@@ -88,7 +96,8 @@ _RETURNING = (
 
 def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provider: str) -> list[Claimed]:
     """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
-    clear text (its job was recreated from the database) expires at once instead.
+    clear text (its job was recreated from the database) expires at once instead, and an
+    announcement to a phone that opted out (STOP) ends failed, unsent.
 
     A row waiting out a retry interval is not due: a job running early (its first job, still in a
     queue when the batch it shared failed) leaves it to the retry scheduled for it.
@@ -96,6 +105,7 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     if not ids:
         return []
     now = utcnow()
+    stopped = _OPTED_OUT_ANNOUNCEMENT
     statement = (
         update(OutboundMessage)
         .where(
@@ -103,15 +113,18 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
             OutboundMessage.status == MessageStatus.QUEUED,
             or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now + DUE_SLACK),
         )
-        .values(status=MessageStatus.SUBMITTED, attempts=OutboundMessage.attempts + 1, submitted_at=now,
-                provider=provider, updated_at=now)
-        .returning(*_RETURNING)
+        .values(status=case((stopped, MessageStatus.FAILED.value), else_=MessageStatus.SUBMITTED.value),
+                failure_reason=case((stopped, OPTED_OUT), else_=OutboundMessage.failure_reason),
+                next_attempt_at=case((stopped, None), else_=OutboundMessage.next_attempt_at),
+                attempts=case((stopped, OutboundMessage.attempts), else_=OutboundMessage.attempts + 1),
+                submitted_at=now, provider=provider, updated_at=now)
+        .returning(*_RETURNING, OutboundMessage.status)
         .execution_options(synchronize_session=False)
     )
     claimed = [
         Claimed(row.id, row.recipient, row.body, str(row.kind), row.link_id, row.attempts, str(row.priority),
                 row.announcement_id)
-        for row in session.execute(statement)
+        for row in session.execute(statement) if row.status == MessageStatus.SUBMITTED
     ]
     orphans = [c.id for c in claimed if c.kind == MessageKind.OTP and c.id not in clear]
     if orphans:
