@@ -18,7 +18,9 @@ def _pick_for_upi(ctx: Context, learner_id: int) -> Outcome:
         return Stop(ctx.t("otp.wait"))
     if sent is SendResult.LIMIT:
         return Stop(ctx.t("otp.limit"))
-    return Go("upi.otp", push=False)
+    # ``0`` on the code screen goes back to the list the learner was picked from; with one learner
+    # no list was shown (``LearnerList`` picks it at once), so it goes where the caller came from
+    return Go("upi.otp", push=len(ctx.data.get("choices", [])) > 1)
 
 
 def _send_upi(ctx: Context) -> Outcome:

@@ -89,16 +89,28 @@ def test_zero_goes_back_one_screen_and_double_zero_home_on_every_screen_after_th
     assert walked >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="menus/: 0 on the UPI code screen goes home, not to the learner list")
 def test_zero_on_the_upi_code_screen_goes_back_to_the_learner_list(world, ussd):
     world.learner()
+    world.learner(first="Brian", upi="UPI001", birth_cert="BC1", assessment="AS1")
     world.activate()
     handset = ussd()
     handset.dial()
     handset.send("2")
     learners = handset.send(PIN)
+    assert learners.startswith("CON Choose a learner:")
     assert handset.send("1").startswith("CON We sent a 6-digit code by SMS.")
     assert handset.send("0") == learners
+
+
+def test_zero_on_the_upi_code_screen_of_an_only_learner_goes_home(world, ussd):
+    """No list was shown (one learner is picked at once): back is the main menu, no second code."""
+    world.learner()
+    world.activate()
+    handset = ussd()
+    main = handset.dial()
+    handset.send("2")
+    assert handset.send(PIN).startswith("CON We sent a 6-digit code by SMS.")
+    assert handset.send("0") == main
 
 
 def test_a_long_list_pages_with_98_more(world, ussd):
