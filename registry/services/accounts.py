@@ -414,7 +414,10 @@ def activate(
 
     An active account keeps its PIN (a learner added to it after the PIN, whatever ``pin`` says):
     an activation code proves a learner linked to the phone, not the PIN, which only the current
-    PIN or a reset code (a verified learner's details) may replace."""
+    PIN or a reset code (a verified learner's details) may replace. The phone's guardian row is
+    locked first: a second session choosing a PIN at the same time waits, then finds the account
+    active, as a session after this one does (not writing its PIN over the one this one set)."""
+    session.execute(select(Guardian.id).where(Guardian.phone == phone).with_for_update())
     link = _link(session, phone, learner_id, verified=False)
     if link is None or not _proved(session, phone, Purpose.ACTIVATE, now, learner_id):
         return False
