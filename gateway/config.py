@@ -22,6 +22,7 @@ LOG_FORMATS = ("text", "json")
 PLACEHOLDER = "CHANGE-ME"
 PLACEHOLDER_CHECKED = ("DATABASE_URL", "ELIMU_SECRET_KEY", "ELIMU_WEBHOOK_TOKEN", "AT_API_KEY")
 USSD_CODE = re.compile(r"\*\d+(\*\d+)*#")  # *384*1234#
+USSD_CODE_MAX = 24  # characters: real codes are short; every screen naming one stays within 160
 
 
 class ConfigError(ValueError):
@@ -209,6 +210,8 @@ def ussd_code_setting(env: Mapping[str, str]) -> str:
     code = (env.get("ELIMU_USSD_CODE") or "*384*1234#").strip()
     if not USSD_CODE.fullmatch(code):
         raise ConfigError(f"ELIMU_USSD_CODE must be a USSD code like *384*1234#, not {code!r}")
+    if len(code) > USSD_CODE_MAX:
+        raise ConfigError(f"ELIMU_USSD_CODE must be at most {USSD_CODE_MAX} characters, not {len(code)}")
     return code
 
 

@@ -63,6 +63,7 @@ def test_plain_postgresql_urls_use_psycopg():
         ({"ELIMU_LOG_FORMAT": "xml"}, "ELIMU_LOG_FORMAT"),  # was taken as text
         ({"ELIMU_USSD_CODE": "384"}, "ELIMU_USSD_CODE"),
         ({"ELIMU_USSD_CODE": "*384*1234"}, "ELIMU_USSD_CODE"),
+        ({"ELIMU_USSD_CODE": "*384*" + "1" * 19 + "#"}, "ELIMU_USSD_CODE"),  # 25: screens naming it could pass 160
         ({"ELIMU_INSTANCE_PATH": "/etc/hostname"}, "ELIMU_INSTANCE_PATH"),  # was a FileExistsError traceback
         ({"ELIMU_INSTANCE_PATH": "/etc/hostname/elimu"}, "ELIMU_INSTANCE_PATH"),
     ],

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import USSD_CODE_MAX
+from menus.layout import BODY_LIMIT
 from menus.texts import CATALOGUES, LANGUAGES, text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +45,15 @@ def test_every_key_is_used_by_code():
 
 def test_unknown_language_falls_back_to_english():
     assert text("fr", "main.title") == CATALOGUES["en"]["main.title"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_texts_naming_the_longest_allowed_ussd_code_fit_a_screen(lang):
+    """Some END screens (the gateway's "slow down", a busy answer) are built without the engine's
+    trimming: with the longest code the settings accept, each still fits."""
+    code = "*" + "1" * (USSD_CODE_MAX - 2) + "#"
+    naming = {key: value for key, value in CATALOGUES[lang].items() if placeholders(value) & {"code", "ussd"}}
+    assert "end.slow_down" in naming
+    for key, value in naming.items():
+        if placeholders(value) <= {"code", "ussd"}:
+            assert len(value.format(code=code, ussd=code)) <= BODY_LIMIT, key
