@@ -98,7 +98,9 @@ class HopHandler:
             if record is not None and record.phone != phone:  # a session id another phone holds
                 return UssdAnswer(text(self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True)
             answer, record, resume = self._step(request, phone, record, digest, opened.resume_raw)
-            self.store.save(record, resume)
+            if not self.store.save(record, resume, opened):
+                log.warning("ussd hop of session %s outlived its lock; another hop holds the session, "
+                            "its record kept", request.session_id[:40])
             saved = True
             screen = str(record.state.get("screen"))
             USSD_HOPS.labels(screen, "end" if answer.end else "con").inc()

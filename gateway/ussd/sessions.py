@@ -113,6 +113,9 @@ class Opened:
     token: str | None  # the lock's token, or None when another hop holds the lock
     resume_raw: bytes | None  # the phone's saved resume point, unparsed
     extra: list[Any]  # the answers to the caller's own commands, in order
+    # time.monotonic() until which the lock is surely still the token's (its PX less a margin):
+    # after it the lock may have expired and another hop of the session taken it (``save``)
+    trusted_until: float = 0.0
 
 
 class SessionStore:
@@ -157,6 +160,7 @@ class SessionStore:
         the one the lock protects (only the lock's holder saves). A caller that took the lock and
         does not ``save`` must ``release`` (or ``give_back``) it."""
         token = secrets.token_hex(8)
+        trusted_until = time.monotonic() + (LOCK_MS - LOCK_MS // 5) / 1000  # taken from before the SET
         pipe = self.link.pipeline()
         pipe.execute_command("SET", self._lock_key(session_id), token, "NX", "PX", LOCK_MS)
         pipe.execute_command("GET", self._session_key(session_id))
@@ -164,7 +168,7 @@ class SessionStore:
         if add is not None:
             add(pipe)
         locked, raw, resume_raw, *extra = pipe.execute()
-        return Opened(self._live(raw), token if locked else None, resume_raw, extra)
+        return Opened(self._live(raw), token if locked else None, resume_raw, extra, trusted_until)
 
     def give_back(self, session_id: str, token: str | None, add: Callable[[Any], None] | None = None) -> None:
         """Undo an ``open`` that will not act: drop the lock it took (just taken, by this token, so
@@ -207,14 +211,26 @@ class SessionStore:
         record = self.load(session_id)
         return record.answer_for(key) if record is not None and record.phone == phone else None
 
-    def save(self, record: SessionRecord, resume: ResumeAction) -> None:
-        """Store the session and its resume point and release the lock, in one round trip.
+    def save(self, record: SessionRecord, resume: ResumeAction, held: Opened | None = None) -> bool:
+        """Store the session and its resume point and release the lock, in one round trip; False
+        when nothing was stored because another hop of the session holds the lock now.
 
         The commands run in this order (a pipeline, without ``MULTI``: the session is one ``SET``,
         so a reader finds the old record or the new one, and the lock goes only after it).
-        The lock is deleted without checking its token: it lives ``LOCK_MS`` (5 s), far longer
-        than a hop may take (AT gives up after 10 s and telcos well before)."""
+        The lock is deleted without checking its token while ``held`` (the ``open`` that took it)
+        trusts it still: it lives ``LOCK_MS`` (5 s), far longer than a hop usually takes. A hop
+        that outlived its lock (a slow database: each statement may take 3 s) saves only if no
+        other hop took the lock meanwhile: it must not delete that hop's lock (a third twin would
+        act again) nor write over the record that hop is about to save."""
+        if held is not None and held.token is not None and time.monotonic() >= held.trusted_until:
+            return self._save_if_held(record, resume, held.token)
         pipe = self.link.pipeline()
+        self._queue_save(pipe, record, resume)
+        pipe.execute_command("DEL", self._lock_key(record.session_id))
+        pipe.execute()
+        return True
+
+    def _queue_save(self, pipe: Any, record: SessionRecord, resume: ResumeAction) -> None:
         pipe.execute_command("SET", self._session_key(record.session_id), record.dumps(), "EX", SESSION_TTL)
         resume_key = self._resume_key(record.phone)
         if resume == "set":
@@ -222,8 +238,24 @@ class SessionStore:
             pipe.execute_command("SET", resume_key, orjson.dumps(saved, option=PLAIN_JSON), "EX", RESUME_WINDOW)
         elif resume == "drop":
             pipe.execute_command("DEL", resume_key)
-        pipe.execute_command("DEL", self._lock_key(record.session_id))
-        pipe.execute()
+
+    def _save_if_held(self, record: SessionRecord, resume: ResumeAction, token: str) -> bool:
+        """``save`` for a hop whose lock may have expired: unless another token holds it now (checked
+        with ``WATCH``, so one taken between the check and the write cancels the write)."""
+        key = self._lock_key(record.session_id)
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                holder = pipe.get(key)
+                if holder is not None and holder != token.encode():
+                    return False
+                pipe.multi()
+                self._queue_save(pipe, record, resume)
+                pipe.execute_command("DEL", key)
+                pipe.execute()
+            except redis_lib.WatchError:
+                return False
+        return True
 
     def resume_point(self, phone: str, session_id: str) -> dict[str, Any] | None:
         """The state of this phone's dropped session if it was saved within ``RESUME_WINDOW``."""
