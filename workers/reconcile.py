@@ -16,6 +16,7 @@ on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 GRACE = timedelta(minutes=3)  # a queued row this old without a waiting job is re-enqueued
 LIMIT = 10_000  # rows per run; the next run takes the rest
 LOCK_KEY = "elimu:sms:reconcile-lock"
+LOCK_S = 120  # a pass longer than this (a slow database) may find another reconciler started beside it
 _WAITING = {"queued", "scheduled", "deferred"}
 
 
@@ -73,13 +75,15 @@ def reconcile(
 ) -> Report:
     """One pass; ``now`` (default: the clock) is what the grace and lease are measured back from."""
     report = Report()
-    if lock and not runtime.redis.set(LOCK_KEY, "1", nx=True, ex=120):
+    token = secrets.token_hex(8)
+    if lock and not runtime.redis.set(LOCK_KEY, token, nx=True, ex=LOCK_S):
         report.locked = True
         return report
     try:
         _reconcile(runtime, grace, lease, now or utcnow(), report)
     finally:
-        if lock:
+        # only its own: a pass that outlived the lock leaves the one another reconciler took since
+        if lock and runtime.redis.get(LOCK_KEY) == token.encode():
             runtime.redis.delete(LOCK_KEY)
     if report.recorded or report.enqueued or report.expired or report.inbound or report.reports or report.unconfirmed:
         log.info("reconciler: %s", report)
