@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Row, Table
+from sqlalchemy import Column, Row, Table, select
 from sqlalchemy.orm import Session
 
-from ..arrays import insert_rows, select_among, update_rows
+from ..arrays import among, insert_rows, select_among, update_rows
 
 
 class Bulk:
@@ -46,6 +46,16 @@ class Bulk:
                 "(SELECT DISTINCT hashtextextended(v, 0) AS k FROM unnest(%(keys)b::text[]) AS v ORDER BY 1) AS s",
                 {"keys": wanted},
             )
+
+    def lock_by_id(self, table: Table, columns: Sequence[str], ids: Iterable[int]) -> list[Row[Any]]:
+        """The ``columns`` of the rows with ``ids``, read once they are locked to the end of the batch
+        (in id order, so two writers wait for each other instead of deadlocking): what another
+        transaction committed before is what is read, and nothing changes them until the batch
+        commits. SQLite: the batch holds the database's write lock already (``begin_write``)."""
+        query = select(*(table.c[name] for name in columns)).where(among(self.session, table.c.id, ids))
+        if self.postgresql:
+            query = query.order_by(table.c.id).with_for_update()
+        return list(self.session.execute(query))
 
     def select_in(self, columns: Sequence[Column[Any]], key: Column[Any], values: Iterable[Any]) -> list[Row[Any]]:
         """Rows whose ``key`` is one of ``values``."""

@@ -295,7 +295,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 new.append((key, values))
                 continue
             if found.id in moving:  # a transfer in progress decides the school, not the file
-                values["institution_id"] = found.institution_id
+                values["institution_id"] = moving[found.id][2]
                 self.note(row.line, f"learner {found.upi} stays at {moving[found.id][0]}: a transfer is in "
                                     f"progress ({moving[found.id][1]}); complete it (elimu registry admit) or cancel "
                                     "it (elimu registry cancel-transfer), then import again to move the learner")
@@ -325,21 +325,23 @@ class LearnerWriter(BatchWriter[LearnerRow]):
                 outcome[key_of[upi]] = Outcome.ADDED
         return ids, outcome
 
-    def _in_transfer(self, bulk: Bulk, learners: list[Row[Any]]) -> dict[int, tuple[str, str]]:
+    def _in_transfer(self, bulk: Bulk, learners: list[Row[Any]]) -> dict[int, tuple[str, str, int]]:
         """Of ``learners`` (whose school the file changes), those with a transfer in progress: learner
-        id -> (current school's code, the transfer's state)."""
+        id -> (current school's code, the transfer's state, current school's id). Their rows are
+        locked first and their schools read again: a transfer requested, released or admitted since
+        the batch read them is seen, and none can start until the batch has written them."""
         if not learners:
             return {}
+        school = dict(bulk.lock_by_id(_learners, ("id", "institution_id"), [lrn.id for lrn in learners]))
         t = _transfers
         open_states = {r.learner_id: r.state for r in bulk.select_in((t.c.learner_id, t.c.state), t.c.learner_id,
-                                                                      [lrn.id for lrn in learners])
+                                                                      list(school))
                        if r.state in OPEN_TRANSFER}
         if not open_states:
             return {}
-        school = {learner.id: learner.institution_id for learner in learners if learner.id in open_states}
         i = _institutions
-        codes = dict(bulk.select_in((i.c.id, i.c.code), i.c.id, set(school.values())))
-        return {lid: (codes[school[lid]], str(state)) for lid, state in open_states.items()}
+        codes = dict(bulk.select_in((i.c.id, i.c.code), i.c.id, {school[lid] for lid in open_states}))
+        return {lid: (codes[school[lid]], str(state), school[lid]) for lid, state in open_states.items()}
 
     def _assign_upis(self, bulk: Bulk, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """Given UPIs as they are; fresh ones for the rest, checked against the table (the unique

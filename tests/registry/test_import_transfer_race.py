@@ -1,0 +1,84 @@
+"""An import that moves a learner while a school requests the same learner's transfer (PostgreSQL,
+two transactions at once)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+
+from registry.importer.learners import LearnerWriter
+from registry.models import Learner, Transfer
+from registry.services.transfers import TransferRefused, request_transfer
+
+from .support import learner, run_learners, write_learners
+
+pytestmark = pytest.mark.postgres
+KISUMU = {"institution_code": "KS5L", "institution_name": "Kisumu Lakeside", "county_code": "042"}
+MOMBASA = {"institution_code": "MS3A", "institution_name": "Mombasa Academy", "county_code": "001"}
+
+
+def _blocked_or_done(database, done: threading.Event) -> None:
+    """Until the request has finished or waits on a row lock (states, not a guess at a duration)."""
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")
+    for _ in range(2000):
+        if done.is_set():
+            return
+        with database.engine.connect() as conn:
+            if conn.scalar(query):
+                return
+        threading.Event().wait(0.005)
+    raise AssertionError("the transfer request neither finished nor waited")
+
+
+def test_a_transfer_requested_while_an_import_moves_the_learner_leaves_them_consistent(pg_database, tmp_path,
+                                                                                      monkeypatch):
+    """The import has looked for transfers in progress (none) and is about to move the learner to
+    another school when a third school's request commits: the learner must not end up at the
+    import's school under a transfer that leaves the school it was at before."""
+    run_learners(pg_database, write_learners(tmp_path / "a.csv", [
+        learner(upi="KE1"),
+        learner(upi="KE2", birth_certificate_no="B2", guardian_phone="0722000002", **KISUMU),
+        learner(upi="KE3", birth_certificate_no="B3", guardian_phone="0733000003", **MOMBASA),
+    ]))
+    real = LearnerWriter._in_transfer
+    looked, go, done = threading.Event(), threading.Event(), threading.Event()
+
+    def looked_then_wait(self, bulk, learners):
+        found = real(self, bulk, learners)
+        if learners:
+            looked.set()
+            assert go.wait(10)
+        return found
+
+    monkeypatch.setattr(LearnerWriter, "_in_transfer", looked_then_wait)
+    outcome: list[object] = []
+
+    def requesting() -> None:
+        try:
+            with pg_database.transaction() as session:
+                request_transfer(session, "KE1", "MS3A")
+            outcome.append("requested")
+        except TransferRefused as exc:
+            outcome.append(exc.reason)
+        finally:
+            done.set()
+
+    importing = threading.Thread(target=run_learners, args=(
+        pg_database, write_learners(tmp_path / "b.csv", [learner(upi="KE1", grade="Grade 7", **KISUMU)])))
+    importing.start()
+    assert looked.wait(10)
+    request = threading.Thread(target=requesting)
+    request.start()
+    _blocked_or_done(pg_database, done)
+    go.set()
+    importing.join(10)
+    request.join(10)
+    assert outcome == ["requested"]
+    with pg_database.session() as session:
+        moved = session.scalars(select(Learner).where(Learner.upi == "KE1")).one()
+        transfer = session.scalars(select(Transfer).where(Transfer.learner_id == moved.id)).one()
+        assert transfer.from_institution_id == moved.institution_id, "the transfer leaves a school the learner is not at"
+        assert moved.grade == "Grade 7"
