@@ -129,13 +129,16 @@ def language(session: Session | Connection, phone: str) -> str | None:
 
 
 def set_language(session: Session, phone: str, lang: str) -> None:
+    """One upsert: a phone's first choice made while its settings row is being inserted elsewhere (a
+    STOP, its other session) waits for that row and sets the language on it."""
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r}")
-    setting = session.get(PhoneSetting, phone)
-    if setting is None:
-        session.add(PhoneSetting(phone=phone, language=lang))
-    else:
-        setting.language = lang
+    insert = pg_insert if _postgresql(session) else sqlite_insert
+    now = datetime.now(UTC)
+    session.execute(insert(PhoneSetting).values(phone=phone, language=lang, opted_out=False, created_at=now,
+                                                updated_at=now)
+                    .on_conflict_do_update(index_elements=[PhoneSetting.phone],
+                                           set_={"language": lang, "updated_at": now}))
 
 
 def _sms_text(session: Session, phone: str, key: str, **values: object) -> str:

@@ -64,3 +64,31 @@ def test_two_sessions_choosing_a_pin_at_once_keep_the_first_pin(pg_database):
     with pg_database.session() as session:
         guardian = session.scalars(select(Guardian).where(Guardian.phone == PHONE)).one()
         assert KEYS.pin.verify(guardian.pin_hash, "4826")
+
+
+def test_a_language_chosen_while_a_stop_from_the_phone_commits_is_kept(pg_database):
+    """A first language choice (no settings row yet) while a STOP of the same phone inserts that row:
+    the choice waits for the STOP's row and then sets its language on it, instead of failing on the
+    phone's unique key (the USSD hop answered 'busy' and the choice was lost)."""
+    from registry.models import PhoneSetting
+    from registry.services.sms_replies import set_opted_out
+
+    failures: list[BaseException] = []
+
+    def choose() -> None:
+        try:
+            with pg_database.transaction() as session:
+                accounts.set_language(session, PHONE, "sw")
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            failures.append(exc)
+
+    with pg_database.transaction() as session:
+        set_opted_out(session, PHONE, True)
+        thread = threading.Thread(target=choose)
+        thread.start()
+        wait_until_blocked(pg_database)
+    thread.join(10)
+    assert failures == []
+    with pg_database.session() as session:
+        setting = session.get(PhoneSetting, PHONE)
+        assert (setting.language, setting.opted_out) == ("sw", True)
