@@ -92,3 +92,56 @@ def test_a_language_chosen_while_a_stop_from_the_phone_commits_is_kept(pg_databa
     with pg_database.session() as session:
         setting = session.get(PhoneSetting, PHONE)
         assert (setting.language, setting.opted_out) == ("sw", True)
+
+
+def test_wrong_pins_from_parallel_sessions_get_three_tries_in_all(pg_database):
+    """Six wrong PINs sent at once from six sessions of one phone: the guardian's row lock makes
+    them take turns, so three are counted and the rest find the PIN locked (a lost update of the
+    failure count would give each session its own three tries)."""
+    from menus.services import PinResult
+
+    World(pg_database, TEST_SECRET).learner()
+    World(pg_database, TEST_SECRET).activate(pin="4826")
+    start = threading.Barrier(6)
+    results: list[object] = []
+
+    def attempt(n: int) -> None:
+        start.wait(10)
+        with pg_database.transaction() as session:
+            results.append(accounts.check_pin(session, KEYS, PHONE, "1397", NOW, f"s{n}").result)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(map(str, results)) == sorted(map(str, [PinResult.WRONG, PinResult.WRONG, PinResult.LOCKED_NOW]
+                                                   + [PinResult.LOCKED] * 3))
+    with pg_database.session() as session:
+        assert session.scalars(select(Guardian.pin_failures).where(Guardian.phone == PHONE)).one() == 3
+
+
+def test_one_code_checked_by_parallel_sessions_succeeds_once(pg_database):
+    """The right activation code sent at once from four sessions of one phone: the code's row lock
+    makes them take turns, and a used code is used up, so one succeeds."""
+    from menus.services import OtpResult
+
+    learner_id = World(pg_database, TEST_SECRET).learner()
+    with pg_database.transaction() as session:
+        session.add(OneTimeCode(phone=PHONE, purpose=Purpose.ACTIVATE.value, learner_id=learner_id,
+                                code_hash=KEYS.otp.hash("042917"), expires_at=NOW.replace(hour=9), attempts=0,
+                                created_at=NOW, updated_at=NOW))
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def attempt() -> None:
+        start.wait(10)
+        with pg_database.transaction() as session:
+            results.append(accounts.check_otp(session, KEYS, PHONE, Purpose.ACTIVATE, "042917", NOW, learner_id).result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(map(str, results)) == sorted(map(str, [OtpResult.OK] + [OtpResult.EXPIRED] * 3))
