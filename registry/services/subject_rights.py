@@ -248,19 +248,18 @@ def _erase_account(session: Session, phone: str) -> int:
 
 def _erase_settings(session: Session, phone: str) -> tuple[bool, int]:
     """Drop the phone's settings, except an opt-out: a STOP keeps working (its language is reset).
-    Returns whether an opt-out was kept and whether anything was erased."""
-    setting = session.get(PhoneSetting, phone)
-    if setting is None:
-        return False, 0
-    if not setting.opted_out:
-        session.delete(setting)
-        session.flush()
+    Returns whether an opt-out was kept and whether anything was erased.
+
+    Conditional statements, not a read and a delete: a STOP committing meanwhile (PostgreSQL
+    re-checks a row another transaction changed) keeps its row."""
+    mine = PhoneSetting.phone == phone
+    if _count(session.execute(delete(PhoneSetting).where(mine, PhoneSetting.opted_out.is_(False)))):
         return False, 1
-    if setting.language == DEFAULT_LANGUAGE:
-        return True, 0
-    setting.language = DEFAULT_LANGUAGE
-    session.flush()
-    return True, 1
+    reset = _count(session.execute(
+        update(PhoneSetting).where(mine, PhoneSetting.opted_out.is_(True), PhoneSetting.language != DEFAULT_LANGUAGE)
+        .values(language=DEFAULT_LANGUAGE)))
+    kept = bool(reset) or session.scalar(select(PhoneSetting.phone).where(mine, PhoneSetting.opted_out.is_(True))) is not None
+    return kept, reset
 
 
 def _waiting(session: Session, phone: str) -> int:

@@ -6,31 +6,18 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from registry.importer.learners import LearnerWriter
 from registry.models import Learner, Transfer
 from registry.services.transfers import TransferRefused, request_transfer
+from tests.pg_waits import wait_until_blocked
 
 from .support import learner, run_learners, write_learners
 
 pytestmark = pytest.mark.postgres
 KISUMU = {"institution_code": "KS5L", "institution_name": "Kisumu Lakeside", "county_code": "042"}
 MOMBASA = {"institution_code": "MS3A", "institution_name": "Mombasa Academy", "county_code": "001"}
-
-
-def _blocked_or_done(database, done: threading.Event) -> None:
-    """Until the request has finished or waits on a row lock (states, not a guess at a duration)."""
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                 "AND wait_event_type = 'Lock'")
-    for _ in range(2000):
-        if done.is_set():
-            return
-        with database.engine.connect() as conn:
-            if conn.scalar(query):
-                return
-        threading.Event().wait(0.005)
-    raise AssertionError("the transfer request neither finished nor waited")
 
 
 def test_a_transfer_requested_while_an_import_moves_the_learner_leaves_them_consistent(pg_database, tmp_path,
@@ -72,7 +59,7 @@ def test_a_transfer_requested_while_an_import_moves_the_learner_leaves_them_cons
     assert looked.wait(10)
     request = threading.Thread(target=requesting)
     request.start()
-    _blocked_or_done(pg_database, done)
+    wait_until_blocked(pg_database, done)
     go.set()
     importing.join(10)
     request.join(10)

@@ -6,32 +6,19 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from menus.services import Purpose
-from registry.db import Database
 from registry.models import Guardian, OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from tests.conftest import TEST_SECRET
+from tests.pg_waits import Behind
 from tests.ussd.support import PHONE, World
 
 pytestmark = pytest.mark.postgres
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 KEYS = Keys.from_secret(TEST_SECRET)
-
-
-def wait_until_blocked(database: Database) -> None:
-    """Until a connection to the test's database waits on a lock (a state PostgreSQL reports, not a
-    guess at how long the other thread takes)."""
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                 "AND wait_event_type = 'Lock'")
-    for _ in range(2000):
-        with database.engine.connect() as conn:
-            if conn.scalar(query):
-                return
-        threading.Event().wait(0.005)
-    raise AssertionError("the second session never waited for a lock")
 
 
 def test_two_sessions_choosing_a_pin_at_once_keep_the_first_pin(pg_database):
@@ -45,22 +32,10 @@ def test_two_sessions_choosing_a_pin_at_once_keep_the_first_pin(pg_database):
         session.add(OneTimeCode(phone=PHONE, purpose=Purpose.ACTIVATE.value, learner_id=learner_id,
                                 code_hash="used", expires_at=NOW, attempts=0, used_at=NOW, created_at=NOW,
                                 updated_at=NOW))
-    outcome: list[object] = []
-
-    def second() -> None:
-        try:
-            with pg_database.transaction() as session:
-                outcome.append(accounts.activate(session, KEYS, PHONE, learner_id, "5937", "s2", NOW))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
-            outcome.append(exc)
-
     with pg_database.transaction() as session:
         assert accounts.activate(session, KEYS, PHONE, learner_id, "4826", "s1", NOW)
-        thread = threading.Thread(target=second)
-        thread.start()
-        wait_until_blocked(pg_database)
-    thread.join(10)
-    assert outcome == [True]
+        second = Behind(pg_database, lambda other: accounts.activate(other, KEYS, PHONE, learner_id, "5937", "s2", NOW))
+    assert second.result() is True
     with pg_database.session() as session:
         guardian = session.scalars(select(Guardian).where(Guardian.phone == PHONE)).one()
         assert KEYS.pin.verify(guardian.pin_hash, "4826")
@@ -73,22 +48,10 @@ def test_a_language_chosen_while_a_stop_from_the_phone_commits_is_kept(pg_databa
     from registry.models import PhoneSetting
     from registry.services.sms_replies import set_opted_out
 
-    failures: list[BaseException] = []
-
-    def choose() -> None:
-        try:
-            with pg_database.transaction() as session:
-                accounts.set_language(session, PHONE, "sw")
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
-            failures.append(exc)
-
     with pg_database.transaction() as session:
         set_opted_out(session, PHONE, True)
-        thread = threading.Thread(target=choose)
-        thread.start()
-        wait_until_blocked(pg_database)
-    thread.join(10)
-    assert failures == []
+        choosing = Behind(pg_database, lambda other: accounts.set_language(other, PHONE, "sw"))
+    choosing.result()
     with pg_database.session() as session:
         setting = session.get(PhoneSetting, PHONE)
         assert (setting.language, setting.opted_out) == ("sw", True)
