@@ -16,6 +16,8 @@ from pathlib import Path
 import fakeredis
 import pytest
 import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -145,6 +147,14 @@ def redis_url() -> Iterator[str]:
     redis_lib.Redis.from_url(url).flushdb()
     if admin.get(f"elimu:test-db-lock:{number}") == token.encode():
         admin.delete(f"elimu:test-db-lock:{number}")
+
+
+def unreachable_redis() -> redis_lib.Redis:
+    """A client of a Redis that is not there (port 1 refuses at once). It tries as often as the
+    production client (redis-py's default 10 retries) but without redis-py's back-off sleeps (up
+    to 1 s each, at random): a test of what the code does with Redis down, not of redis-py's wait."""
+    retries = redis_lib.Redis().get_retry().get_retries()  # the production client's (no connection made)
+    return redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), retries))
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import redis
 from click.testing import CliRunner
 
 from gateway import cli as cli_module
 from gateway.runtime import Runtime
 from registry.db import Database
-from tests.conftest import make_settings
+from tests.conftest import make_settings, unreachable_redis
 
 
 def _invoke(monkeypatch, runtime: Runtime, *args: str):
@@ -27,6 +26,6 @@ def test_unmigrated_database(monkeypatch, tmp_path, fake_redis):
 
 
 def test_unreachable_redis(monkeypatch, runtime):
-    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.redis = unreachable_redis()
     result = _invoke(monkeypatch, runtime, "sms", "reconcile")
     assert result.exit_code == 3 and result.output.startswith("Error: redis:")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 
 from gateway.app import create_app
 from gateway.degraded import replay_spool, spool_dir
 from registry.db import Database
 from registry.models import MessageKind, MessageStatus, OutboundMessage, Priority
+from tests.conftest import unreachable_redis
 
 DOWN_DB = "postgresql+psycopg://nobody@127.0.0.1:1/none"
 INBOUND = {"from": "+254712345678", "to": "22252", "text": "HELP", "id": "in-1", "date": "2026-01-09 10:00:00"}
@@ -33,7 +33,7 @@ def _message(database, provider_id="ATXid_1") -> int:
 
 
 def test_redis_down(runtime):
-    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.redis = unreachable_redis()
     client = create_app(runtime=runtime).test_client()
     hop = client.post("/ussd/africastalking", data={"sessionId": "s1", "phoneNumber": "0712345678", "text": ""})
     assert hop.status_code == 200 and hop.data.startswith(b"END ") and b"busy" in hop.data

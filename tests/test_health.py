@@ -1,4 +1,5 @@
 from gateway.app import create_app
+from tests.conftest import unreachable_redis
 
 
 def test_healthz(client):
@@ -17,9 +18,7 @@ def test_readyz_ok_on_postgres_and_redis(integration_runtime):
 
 
 def test_readyz_503_when_redis_down(runtime):
-    import redis
-
-    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.redis = unreachable_redis()
     response = create_app(runtime=runtime).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["checks"]["redis"].startswith("down")

@@ -10,6 +10,7 @@ import redis as redis_lib
 
 from gateway.redis_link import ThreadLink
 from gateway.runtime import Runtime
+from tests.conftest import unreachable_redis
 
 
 @pytest.fixture(params=["fakeredis", "redis"])
@@ -83,7 +84,7 @@ def test_a_connection_inherited_over_a_fork_is_not_used(client) -> None:
 
 
 def test_redis_away_raises_a_connection_error_after_one_more_try() -> None:
-    link = ThreadLink(redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    link = ThreadLink(unreachable_redis())
     with pytest.raises(redis_lib.ConnectionError):
         _batch(link, ("GET", "k"))
 

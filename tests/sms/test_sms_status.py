@@ -88,11 +88,10 @@ def test_with_redis_down_the_database_s_part_is_still_shown(tmp_path, sqlite_dat
     """The drill's Redis outage: ``elimu sms status`` printed only ``Error: redis: …``, hiding the
     outbox the database still had. Now the messages are shown, the queues said to be unavailable,
     and the exit code is still 3."""
-    import redis
-
+    from tests.conftest import unreachable_redis
     from tests.sms.support import job_runtime
 
-    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    broken = unreachable_redis()
     with job_runtime(tmp_path, sqlite_database, broken, "redis://127.0.0.1:1/0") as runtime:
         with runtime.db.transaction() as session:
             make(session, MessageKind.NOTICE, MessageStatus.DELIVERED)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from gateway.ussd import africastalking
 from gateway.ussd.messages import BadUssdRequest, UssdAnswer
 from registry.models import UssdSessionEvent
+from tests.conftest import unreachable_redis
 
 
 def test_parse_hop_normalises_the_phone_and_splits_inputs():
@@ -58,9 +59,7 @@ def test_unknown_provider_is_404(client):
 
 
 def test_redis_down_gets_a_polite_end_not_an_error(runtime, client):
-    import redis
-
-    runtime.redis = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    runtime.redis = unreachable_redis()
     runtime.extras.pop("elimu.ussd", None)
     response = client.post("/ussd/africastalking", data={"sessionId": "x3", "phoneNumber": "+254712345678"})
     assert response.status_code == 200

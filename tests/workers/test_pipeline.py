@@ -14,6 +14,7 @@ from rq.registry import ScheduledJobRegistry
 
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.outbox import queue_many, queue_sms
+from tests.conftest import unreachable_redis
 from tests.sms.support import Scripted, job_runtime, outbox_rows, work_queues
 from workers import jobs
 from workers.backends.outbox import INBOX_KEY, read_inbox
@@ -60,9 +61,7 @@ def test_a_rolled_back_transaction_enqueues_nothing(sms_runtime):
 
 
 def test_redis_down_at_dispatch_keeps_the_row_for_the_reconciler(tmp_path, sqlite_database, caplog):
-    import redis
-
-    broken = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    broken = unreachable_redis()
     with job_runtime(tmp_path, sqlite_database, broken) as runtime, caplog.at_level(logging.WARNING):
         queued(runtime, PHONE)
         assert [r.status for r in outbox_rows(runtime)] == [MessageStatus.QUEUED]
