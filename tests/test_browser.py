@@ -3,25 +3,25 @@ parent, and see the OTP arrive in the page's inbox."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
 import pytest
 
+from tests.conftest import missing
 from tests.test_simulator import PARENT, server  # noqa: F401 - the live-server fixture
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-REQUIRED = bool(os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"))
 
 
 @pytest.fixture
 def page():
     if not CHROMIUM:
-        if REQUIRED:
-            pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)", pytrace=False)
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
+        missing("chromium is not installed", ".ci/run installs it: apt-get install chromium")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        missing("playwright is not installed", "make install: pyproject.toml's dev extra has it")
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True,

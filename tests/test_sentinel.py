@@ -10,6 +10,7 @@ import pytest
 from gateway.config import ConfigError, Settings
 from gateway.redis_link import ThreadLink
 from gateway.runtime import connect_redis
+from tests.conftest import missing
 
 
 def _free_port() -> int:
@@ -21,7 +22,7 @@ def _free_port() -> int:
 @pytest.fixture
 def sentinel(tmp_path, redis_url):
     if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
+        missing("redis-server is not installed")
     port = _free_port()
     conf = tmp_path / "sentinel.conf"
     host_port = redis_url.split("//", 1)[1].rsplit("/", 1)[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -11,6 +10,7 @@ import time
 import pytest
 import redis
 
+from tests.conftest import missing
 from tests.faults.cluster import PrivateCluster, available
 from tests.sms.conftest import at_runtime, fake_at, quick_retries, sms_runtime  # noqa: F401
 
@@ -19,9 +19,7 @@ from tests.sms.conftest import at_runtime, fake_at, quick_retries, sms_runtime  
 def private_pg():
     reason = available()
     if reason:
-        if os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        missing(reason)
     cluster = PrivateCluster()
     cluster.start()
     yield cluster
@@ -32,9 +30,7 @@ def private_pg():
 def private_redis(tmp_path):
     """A Redis server of this test alone, so FLUSHALL hits nobody else: (client, url)."""
     if not shutil.which("redis-server"):
-        if os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"):
-            pytest.fail("redis-server is not installed", pytrace=False)
-        pytest.skip("redis-server is not installed")
+        missing("redis-server is not installed")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from registry.models import MessageKind, MessageStatus
 from registry.outbox import queue_many, queue_sms
+from tests.conftest import missing
 from tests.sms.support import (
     FakeAT,
     Scripted,
@@ -397,7 +398,7 @@ def test_a_connection_error_mid_request_is_retried_and_the_connection_dropped(fa
 def tls_files(tmp_path):
     """A self-signed certificate for 127.0.0.1 and its key, made by the openssl command."""
     if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
+        missing("the openssl command is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
