@@ -17,8 +17,6 @@ from typing import NoReturn
 import fakeredis
 import pytest
 import redis as redis_lib
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import create_engine, text
@@ -33,14 +31,6 @@ PG_URL = os.environ.get("ELIMU_TEST_PG_URL", "postgresql+psycopg://postgres@127.
 REDIS_URL = os.environ.get("ELIMU_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ELIMU_REQUIRE_SERVICES"))
 TEST_SECRET = "test-secret-key-0123456789abcdef"
-
-# Property tests under CI: the same examples every run (a red run must be reproducible, not a draw)
-# and no wall-clock limit per example (Hypothesis's 200 ms deadline fails a loaded 2-core machine's
-# slow example as "Unreliable test timings"). The fuzz suite sets these for itself already.
-hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None,
-                                     suppress_health_check=[HealthCheck.too_slow])
-if REQUIRE_SERVICES:
-    hypothesis_settings.load_profile("ci")
 
 
 def missing(reason: str, remedy: str = "see .ci/run") -> NoReturn:

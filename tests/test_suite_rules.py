@@ -44,14 +44,3 @@ def _offences() -> list[str]:
 
 def test_nothing_skips_under_ci_and_every_xfail_is_strict():
     assert _offences() == []
-
-
-def test_property_tests_draw_the_same_examples_under_ci_with_no_deadline():
-    from hypothesis import settings
-
-    from tests.conftest import REQUIRE_SERVICES
-
-    ci = settings.get_profile("ci")
-    assert ci.derandomize and ci.deadline is None
-    if REQUIRE_SERVICES:
-        assert settings.default.derandomize and settings.default.deadline is None
