@@ -44,3 +44,14 @@ def _offences() -> list[str]:
 
 def test_nothing_skips_under_ci_and_every_xfail_is_strict():
     assert _offences() == []
+
+
+def test_property_tests_draw_the_same_examples_under_ci_with_no_deadline():
+    """Hypothesis loads its own ``ci`` profile when ``CI`` is set (derandomized, no 200 ms deadline
+    that a loaded 2-core machine can miss): a red CI run is reproducible, never a timing draw."""
+    import os
+
+    from hypothesis import settings
+
+    if os.environ.get("CI"):
+        assert settings.default.derandomize and settings.default.deadline is None
