@@ -37,7 +37,11 @@ from .messages import UssdAnswer
 
 SESSION_TTL = 200  # seconds: a little over the telcos' 180 s
 RESUME_WINDOW = 300  # seconds: "dial again within 5 minutes"
-LOCK_MS = 5000
+# A hop's lock outlives the longest a provider waits for its answer (AT: 10 s): a twin of the hop
+# that arrives while the provider still waits finds it held, however slow the database is. A lock
+# left by a killed process only holds up a session the provider has given up on.
+PROVIDER_ANSWER_MS = 10_000
+LOCK_MS = 15_000
 MAX_ANSWERS = 12
 WAIT_STEP = 0.05
 
@@ -218,7 +222,7 @@ class SessionStore:
         The commands run in this order (a pipeline, without ``MULTI``: the session is one ``SET``,
         so a reader finds the old record or the new one, and the lock goes only after it).
         The lock is deleted without checking its token while ``held`` (the ``open`` that took it)
-        trusts it still: it lives ``LOCK_MS`` (5 s), far longer than a hop usually takes. A hop
+        trusts it still: it lives ``LOCK_MS`` (15 s), longer than a provider waits for the answer. A hop
         that outlived its lock (a slow database: each statement may take 3 s) saves only if no
         other hop took the lock meanwhile: it must not delete that hop's lock (a third twin would
         act again) nor write over the record that hop is about to save."""

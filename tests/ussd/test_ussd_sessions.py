@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from gateway.ussd.routes import hop_handler
-from gateway.ussd.sessions import SessionStore
+from gateway.ussd.sessions import PROVIDER_ANSWER_MS, SessionStore
 from tests.ussd.support import PHONE, STRANGER
 
 
@@ -299,6 +299,23 @@ def test_session_state_is_one_redis_key_with_a_ttl(stack, runtime):
     record = SessionStore(runtime.redis, clock=lambda: stack[0]().timestamp(), digest_key=b"k").load("s7")
     assert record is not None and record.hops == 2 and record.state["screen"] == "acct"
     assert not runtime.redis.exists("ussd:lock:s7")
+
+
+def test_a_hops_lock_outlives_the_providers_wait_for_its_answer(world, stack, runtime, monkeypatch):
+    """A slow hop (each statement may take 3 s) still holds its session while AT waits for the
+    answer (10 s): a twin of it arriving then waits for that answer instead of acting again."""
+    client, handler = stack[3], hop_handler(runtime)
+    lived: list[int] = []
+    real = handler.engine.start
+
+    def start(*args, **kwargs):  # the menu step of the hop, the lock held
+        lived.append(runtime.redis.pttl("ussd:lock:s10"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(handler.engine, "start", start)
+    post(client, "s10", "")
+    assert lived and all(ms > PROVIDER_ANSWER_MS for ms in lived), lived
+    assert not runtime.redis.exists("ussd:lock:s10")  # and the hop gave it back
 
 
 def test_an_unreadable_session_or_resume_point_starts_the_session_afresh(stack, runtime):
