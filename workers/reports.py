@@ -15,12 +15,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import redis as redis_lib
+
 from registry.models import MessageStatus
 from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
 
 if TYPE_CHECKING:
-    import redis as redis_lib
-
     from gateway.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,25 @@ def replay(runtime: Runtime, now: datetime, limit: int = REPLAY_LIMIT) -> int:
                 again.append(raw)
     finally:
         if done:
-            pipe = runtime.redis.pipeline(transaction=True)
-            pipe.ltrim(KEY, done, -1)  # reports kept meanwhile were pushed after these
-            if again:
-                pipe.rpush(KEY, *again)
-            pipe.execute()
+            _take_done(runtime.redis, entries[:done], again)
     return applied
+
+
+def _take_done(redis: redis_lib.Redis | Any, taken: list[bytes], again: list[bytes]) -> None:
+    """Drop the ``taken`` reports from the head of the list and push ``again`` at its end. Reports
+    kept meanwhile were pushed after them, but ``keep``'s cap may have dropped the first of them
+    already: only those still at the head go (else a report never applied would go in their place)."""
+    with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(KEY)
+                head = pipe.lrange(KEY, 0, len(taken) - 1)
+                gone = next(k for k in range(len(taken) + 1) if head[:len(taken) - k] == taken[k:])
+                pipe.multi()
+                pipe.ltrim(KEY, len(taken) - gone, -1)
+                if again:
+                    pipe.rpush(KEY, *again)
+                pipe.execute()
+                return
+            except redis_lib.WatchError:  # a report kept in between: look again
+                continue

@@ -331,6 +331,33 @@ def test_an_outage_part_way_through_a_replay_loses_no_kept_report(sms_runtime, m
     assert b"not json" not in sms_runtime.redis.lrange(reports.KEY, 0, -1)
 
 
+def test_reports_kept_while_a_full_list_is_replayed_are_not_dropped_in_place_of_the_replayed(sms_runtime, monkeypatch):
+    """The list is full (``MAX_KEPT``): each report kept during a replay drops the oldest, one the
+    replay has taken. The replay, done, must drop only what is still at the head of those it took."""
+    from datetime import timedelta
+
+    from registry.models import utcnow
+    from workers import reports
+
+    monkeypatch.setattr(reports, "MAX_KEPT", 3)
+    now, old = utcnow(), utcnow() - reports.KEEP - timedelta(seconds=1)  # the replayed are not kept again
+    for n in range(3):
+        reports.keep(sms_runtime.redis, f"ATXid_old{n}", MessageStatus.DELIVERED, None, "+254712345678", old)
+    real, calls = reports.apply_delivery_report, []
+
+    def meanwhile(*args, **kwargs):
+        if not calls:  # two reports come while the first taken is applied
+            for n in range(2):
+                reports.keep(sms_runtime.redis, f"ATXid_new{n}", MessageStatus.DELIVERED, None, "+254712345678", now)
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "apply_delivery_report", meanwhile)
+    reports.replay(sms_runtime, now)
+    kept = [json.loads(raw)["id"] for raw in sms_runtime.redis.lrange(reports.KEY, 0, -1)]
+    assert kept == ["ATXid_new0", "ATXid_new1"]
+
+
 def test_control_characters_in_a_failure_reason_are_never_stored(client, sms_runtime, message):
     """A forged report could carry terminal escapes for whoever reads ``elimu messages``."""
     assert report(client, "Failed", "Delivery\x1b]0;owned\x07Failure\x1b[2J").status_code == 200
