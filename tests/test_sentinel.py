@@ -1,45 +1,27 @@
 """Redis through Sentinel: a real ``redis-server --sentinel`` watching the local Redis."""
 
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 
 from gateway.config import ConfigError, Settings
 from gateway.redis_link import ThreadLink
 from gateway.runtime import connect_redis
-from tests.conftest import missing
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests import redis_servers
 
 
 @pytest.fixture
 def sentinel(tmp_path, redis_url):
-    if not shutil.which("redis-server"):
-        missing("redis-server is not installed")
-    port = _free_port()
-    conf = tmp_path / "sentinel.conf"
     host_port = redis_url.split("//", 1)[1].rsplit("/", 1)[0]
     host, master_port = host_port.split(":")
-    conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor elimu {host} {master_port} 1\n"
-                    f"dir {tmp_path}\n")
-    proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    conf = tmp_path / "sentinel.conf"
+
+    def arguments(port: int) -> list[str]:  # Sentinel rewrites its file: a fresh one for each port tried
+        conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor elimu {host} {master_port} 1\n"
+                        f"dir {tmp_path}\n")
+        return [str(conf), "--sentinel"]
+
+    proc, port = redis_servers.start(arguments)
     yield port
-    proc.terminate()
-    proc.wait(5)
+    redis_servers.stop(proc)
 
 
 def test_redis_through_sentinel(sentinel, redis_url):

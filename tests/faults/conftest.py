@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 import redis
 
+from tests import redis_servers
 from tests.conftest import missing
 from tests.faults.cluster import PrivateCluster, available
 from tests.sms.conftest import at_runtime, fake_at, quick_retries, sms_runtime  # noqa: F401
@@ -29,27 +25,10 @@ def private_pg():
 @pytest.fixture
 def private_redis(tmp_path):
     """A Redis server of this test alone, so FLUSHALL hits nobody else: (client, url)."""
-    if not shutil.which("redis-server"):
-        missing("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = redis_servers.start(lambda port: ["--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                                   "--appendonly", "no", "--dir", str(tmp_path)])
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
-    deadline = time.time() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.time() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
     yield client, url
     client.close()
-    proc.terminate()
-    proc.wait(10)
+    redis_servers.stop(proc)
