@@ -11,6 +11,7 @@ from gateway.app import create_app
 from gateway.sms.africastalking import DELIVERY_STATUS, FAILURE_REASONS
 from registry.models import MessageKind, MessageStatus, OutboundMessage
 from registry.outbox import queue_sms
+from tests.pg_waits import wait_until_blocked
 
 URL = "/sms/africastalking/delivery"
 PMID = "ATXid_42"
@@ -215,7 +216,8 @@ def test_concurrent_reports_for_one_phone_each_find_their_message(pg_database):
         with pg_database.transaction() as session:
             outcomes.append(apply_delivery_report(session, *first, at=now, phone=phone))
             holding.set()
-            assert not done.wait(0.3)  # the second waits for the row this transaction holds
+            wait_until_blocked(pg_database)  # the second waits for the row this transaction holds
+            assert not done.is_set()
         thread.join(10)
         return outcomes
 
