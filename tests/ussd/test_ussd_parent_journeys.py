@@ -1,0 +1,66 @@
+"""Journeys a parent walks on a feature phone, end to end, where an earlier answer must not undo a later one."""
+
+from __future__ import annotations
+
+from tests.ussd.support import PHONE, PIN
+
+TWO_LEARNERS_SW = """
+< CON Chagua mwanafunzi:
+< 1. Brian O. (Form 4)
+< 2. Jane W. (Grade 6)
+< 0. Rudi
+< 00. Mwanzo
+"""
+
+
+def _two_learners(world) -> int:
+    world.learner()
+    second = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None,
+                           grade="Form 4")
+    world.activate()
+    return second
+
+
+def test_back_to_the_list_and_the_same_learner_again_keeps_the_code_sent(world, ussd, sms):
+    """0 on the UPI code screen shows the list again; a parent who picks the same learner within the
+    minute is given the code screen again (the code in the SMS is still good), not 'dial again'."""
+    _two_learners(world)
+    ussd().script(f"""
+    dial
+    > 2
+    > {PIN}
+    > 1
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 0
+    < CON Choose a learner:
+    < ...
+    > 1
+    < CON The code sent less than a minute ago is still good.
+    < We sent a 6-digit code by SMS. Enter it:
+    < 0. Back
+    < 00. Home
+    > {{otp}}
+    < END The UPI of Brian O. will come by SMS.
+    """)
+    assert len(sms.otps(PHONE)) == 1
+    assert sms.clear_bodies(PHONE)[-1] == "Elimu: the UPI of Brian O. is B7K9M2. Keep it safe."
+
+
+def test_another_learner_within_the_minute_is_told_to_wait_in_kiswahili(world, ussd, sms):
+    """The code sent is for the learner it was asked for: another learner within the minute waits."""
+    _two_learners(world)
+    phone = ussd()
+    phone.script("dial\n> 4\n> 2\n> 2")
+    phone.script(f"""
+    dial
+    > 2
+    > {PIN}
+    """ + TWO_LEARNERS_SW + """
+    > 1
+    > 0
+    """ + TWO_LEARNERS_SW + """
+    > 2
+    < END Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena.
+    """)
+    assert len(sms.otps(PHONE)) == 1
