@@ -69,7 +69,8 @@ def test_counters_move_after_a_scripted_session(client, runtime):
     assert moved("elimu_sms_messages_total", kind="otp") >= 1
     assert moved("elimu_inbound_commands_total", command="help") == 1
     assert moved("elimu_delivery_reports_total", status="Success") == 1
-    assert _total(queued, "elimu_queue_depth", queue="sms-otp") >= 0
+    depth = ("elimu_queue_depth", (("queue", "sms-otp"),))
+    assert (queued[depth], after[depth]) == (1, 0)  # the OTP's job waited in its queue, then was worked
     assert ("elimu_queue_depth", (("queue", "sms-inbound"),)) in after
 
 
