@@ -92,8 +92,10 @@ class BirthDate(Screen):
                 return Stop(ctx.t("act.too_many_misses"))
             return Back(ctx.t("act.miss"))
         if result is ActivationResult.TOO_SOON:
-            if ctx.data.get("learner") is not None:  # back from this session's code screen: that code
-                return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))  # is still good
+            # back from this session's code screen: that code is still good (not once used, from
+            # choosing the PIN it led to)
+            if ctx.data.get("learner") is not None and not ctx.data.get("otp_ok"):
+                return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))
             return Stop(ctx.t("otp.wait"))
         if result is ActivationResult.LIMIT:
             return Stop(ctx.t("otp.limit"))

@@ -64,3 +64,42 @@ def test_another_learner_within_the_minute_is_told_to_wait_in_kiswahili(world, u
     < END Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena.
     """)
     assert len(sms.otps(PHONE)) == 1
+
+
+def test_back_from_choosing_a_pin_does_not_offer_the_used_code_again(world, ussd):
+    """The code was used to reach 'Choose a PIN'; 0 there and the same details within the minute
+    must not say that code is still good (it would then be refused as expired)."""
+    world.learner()
+    details = "> 12345678\n> 05092014\n"
+    ussd().script("dial\n> 1\n" + details + """
+    > {otp}
+    < CON Choose a 4-digit PIN:
+    < ...
+    > 0
+    < CON Enter the learner's birth certificate no. or assessment/index no.:
+    < ...
+    """ + details + """
+    < END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.
+    """)
+
+
+def test_back_from_choosing_a_new_pin_in_kiswahili(world, ussd):
+    """The same for a forgotten PIN's reset code."""
+    world.learner()
+    world.activate()
+    details = "> 12345678\n> 05092014\n"
+    ussd().script("""
+    dial
+    > 4
+    > 2
+    > 2
+    > 4
+    > 3
+    """ + details + """
+    > {otp}
+    < CON Chagua PIN mpya ya tarakimu 4:
+    < ...
+    > 0
+    """ + details + """
+    < END Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena.
+    """)
