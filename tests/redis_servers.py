@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.conftest import missing
 
@@ -51,7 +53,9 @@ def start(arguments: Callable[[int], list[str]], ports: Iterator[int] | None = N
 
 def _answers_as(proc: subprocess.Popen, port: int) -> bool:
     """Until ``proc`` answers on ``port`` (True), exits (False: it could not bind) or takes too long."""
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=5)
+    # one try per probe (redis-py's default retries a silent holder of the port ten times over)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1,
+                         retry=Retry(NoBackoff(), 0))
     deadline = time.monotonic() + START_S
     try:
         while proc.poll() is None and time.monotonic() < deadline:
