@@ -68,7 +68,9 @@ def test_zero_goes_back_one_screen_and_double_zero_home_on_every_screen_after_th
         path = queue.pop(0)
         screen = screen_after(ussd, path)
         well_formed(screen)
-        if screen.startswith("END ") or screen.startswith(CODE_PROMPTS):  # code screens: see the xfail below
+        # The walk stops at a code screen: it is not the same screen twice (a second visit within the
+        # minute finds a code already sent), so its 0 is tested on its own below.
+        if screen.startswith("END ") or screen.startswith(CODE_PROMPTS):
             continue
         if path and screen == home:  # a choice that ends at home (not "after the main menu")
             continue
