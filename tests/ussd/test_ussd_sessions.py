@@ -256,15 +256,25 @@ def test_a_session_id_reused_by_another_phone_is_refused(stack):
 BUSY_SW = "END Huduma ina shughuli nyingi. Tafadhali jaribu tena baada ya dakika chache."
 
 
-def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, runtime):
+def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, runtime, monkeypatch):
     """The busy answers a hop gets without an error (another hop of the session holds it; a session
     id another phone holds) speak the phone's language."""
     client = stack[3]
     for number in (PHONE, STRANGER):
         ussd(number).script("dial\n> 4\n> 2\n> 2")  # Kiswahili chosen
     post(client, "s11", "")
+    store = hop_handler(runtime).store
+    real_wait, waited = store.wait_for_answer, []
+
+    def wait_for_answer(session_id: str, text: str, phone: str, timeout: float = 3.0):
+        """The twin's wait, over at once (not after its 3 s): the other hop is still working then."""
+        waited.append(session_id)
+        return real_wait(session_id, text, phone, timeout=0.0)
+
+    monkeypatch.setattr(store, "wait_for_answer", wait_for_answer)
     runtime.redis.set("ussd:lock:s11", "another-hop", px=5000)  # a hop of the session, still working
     assert post(client, "s11", "4") == BUSY_SW
+    assert waited == ["s11"]  # busy after waiting for the other hop's answer, which never came
     runtime.redis.delete("ussd:lock:s11")
     assert post(client, "s11", "", phone=STRANGER) == BUSY_SW
 
