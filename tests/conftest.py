@@ -9,6 +9,8 @@ session gets its own PostgreSQL database and its own Redis database number, so p
 from __future__ import annotations
 
 import os
+import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,26 +135,60 @@ def fake_redis() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
+RESERVATION = "elimu:test-db-lock:{}"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A real Redis database number reserved for this test session."""
+    """A real Redis database number reserved for this test session.
+
+    The reservation names a connection this session keeps open: it lives as long as the process
+    (a killed run's connection is closed by its kernel, and Redis forgets it), so a reservation
+    whose connection Redis no longer has is taken over. Live runs, on this machine or another, keep
+    theirs: parallel runs (xdist workers too) each get a number of their own."""
     try:
         admin = redis_lib.Redis.from_url(REDIS_URL, db=0, socket_connect_timeout=2)
         admin.ping()
     except Exception as exc:  # noqa: BLE001
         _unavailable("Redis", exc)
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    for number in range(1, 16):
-        if admin.set(f"elimu:test-db-lock:{number}", token, nx=True, ex=3 * 3600):
-            break
-    else:
-        pytest.fail("all Redis databases 1-15 are reserved by other test runs", pytrace=False)
+    holder = redis_lib.Redis.from_url(REDIS_URL, db=0, single_connection_client=True)
+    holder.client_setname(f"elimu-test-db-lock-{os.getpid()}")
+    token = f"client {holder.client_id()} pid {os.getpid()} on {socket.gethostname()}"
+    # subscribed, it is never closed as idle (a server's ``timeout``); nothing reads from it again
+    holder.connection.send_command("SUBSCRIBE", RESERVATION.format("holders"))
+    number = _reserve(admin, token)
     url = f"{REDIS_URL.rstrip('/')}/{number}"
     redis_lib.Redis.from_url(url).flushdb()
     yield url
     redis_lib.Redis.from_url(url).flushdb()
-    if admin.get(f"elimu:test-db-lock:{number}") == token.encode():
-        admin.delete(f"elimu:test-db-lock:{number}")
+    if admin.get(RESERVATION.format(number)) == token.encode():
+        admin.delete(RESERVATION.format(number))
+    holder.close()
+
+
+def _reserve(admin: redis_lib.Redis, token: str) -> int:
+    """The first database number 1-15 free or held by a closed connection, now reserved by ``token``."""
+    for number in range(1, 16):
+        with admin.pipeline() as pipe:
+            try:
+                pipe.watch(RESERVATION.format(number))
+                held = pipe.get(RESERVATION.format(number))
+                if held is not None and _holder_alive(pipe, held):
+                    continue
+                pipe.multi()
+                pipe.set(RESERVATION.format(number), token)
+                pipe.execute()
+                return number
+            except redis_lib.WatchError:
+                continue  # another run took (or took over) this number just now
+    pytest.fail("all Redis databases 1-15 are reserved by running test sessions", pytrace=False)
+
+
+def _holder_alive(client: redis_lib.Redis, held: bytes) -> bool:
+    """Whether the connection a reservation names is still open (a reservation of another form,
+    an older checkout's, is left to its own expiry)."""
+    found = re.match(rb"client (\d+) ", held)
+    return found is None or bool(client.client_list(client_id=[int(found[1])]))
 
 
 def unreachable_redis() -> redis_lib.Redis:
