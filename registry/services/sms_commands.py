@@ -6,6 +6,9 @@
   ``HELP`` (it tells how to ask for results);
 - ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown. An
   unknown text that starts with a number keeps it (``36611030002 Wanjiku``: the exam is missing).
+
+Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``) and words
+of no letter or digit (an emoji, a lone ``-``) are ignored.
 """
 
 from __future__ import annotations
@@ -68,13 +71,18 @@ _EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})")  # 36611030002KCSE
 _INDEX = re.compile(r"[0-9]{6,15}")
 _ASSESSMENT = re.compile(r"[0-9A-Z][0-9A-Z/-]{3,31}")
 _YEAR = re.compile(r"(19|20)[0-9][0-9]")
-_SEPARATORS = re.compile(r"[,;:#*.\"()]+")
+_SEPARATORS = re.compile(r"[,;:#*.!?\"()\u201c\u201d\u201e]+")
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # what is not a letter or digit, around a word
 MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
 
 
 def parse(text: str) -> Command:
     """The command in an inbound SMS text. Never raises."""
-    tokens = _SEPARATORS.sub(" ", (text or "")[:MAX_TEXT]).split()
+    words = _SEPARATORS.sub(" ", (text or "")[:MAX_TEXT]).split()
+    return _parse_tokens([token for token in (_EDGES.sub("", word) for word in words) if token])
+
+
+def _parse_tokens(tokens: list[str]) -> Command:
     if not tokens:
         return Command(CommandKind.UNKNOWN)
     head = tokens[0].upper()
@@ -85,7 +93,7 @@ def parse(text: str) -> Command:
         language = LEADING_WORDS[head]
         if len(tokens) == 1:
             return Command(CommandKind.HELP, language)
-        command = parse(" ".join(tokens[1:]))
+        command = _parse_tokens(tokens[1:])
         return command if command.language else dataclasses.replace(command, language=language)
     if (command := _parse_results(tokens)) is not None:
         return command

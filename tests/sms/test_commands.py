@@ -57,6 +57,50 @@ def test_parse(text, expected):
     assert parse(text) == expected
 
 
+KCSE_WANJIKU = Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))
+
+
+@pytest.mark.parametrize("text", [
+    "KCSE 36611030002 Wanjiku.",
+    "KCSE 36611030002 Wanjiku!",
+    "KCSE 36611030002 Wanjiku?",
+    "KCSE 36611030002 'Wanjiku'",
+    "KCSE 36611030002 \u201cWanjiku\u201d",  # smart quotes
+    "KCSE 36611030002 Wanjiku \U0001F64F",  # an emoji after the name
+    "\U0001F64F KCSE 36611030002 Wanjiku",
+    "KCSE 36611030002 - Wanjiku",
+    "KCSE\t36611030002\nWanjiku\r\n",
+    "KCSE\u00a036611030002\u00a0Wanjiku",
+    "KCSE,36611030002,Wanjiku",
+])
+def test_as_phones_send_them(text):
+    assert parse(text) == KCSE_WANJIKU
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("KCSE 36611030002 N'Gang'a Wa-Njeri", Command(R, exam="KCSE", number="36611030002", names=("N'Gang'a", "Wa-Njeri"))),
+    ("KCSE 36611030002 Wanjiku, 2024.", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
+    ("KCSE 36611030002 -", Command(R, exam="KCSE", number="36611030002")),  # no name given
+    ("KPSEA A1234/567 Achieng", Command(R, exam="KPSEA", number="A1234/567", names=("Achieng",))),
+    ("Help!", Command(CommandKind.HELP, "en")),
+    ("help me", Command(CommandKind.HELP, "en")),
+    ("Stop!", Command(CommandKind.STOP, "en")),
+    ("stop.", Command(CommandKind.STOP, "en")),
+    ("'STOP'", Command(CommandKind.STOP, "en")),
+    ("Sitisha!!", Command(CommandKind.STOP, "sw")),
+    ("START!", Command(CommandKind.START, "en")),
+    ("upi?", Command(CommandKind.UPI)),
+    ("Msaada?", Command(CommandKind.HELP, "sw")),
+    ("   ", Command(CommandKind.UNKNOWN)),
+    ("\n\t", Command(CommandKind.UNKNOWN)),
+    ("\U0001F600\U0001F600", Command(CommandKind.UNKNOWN)),
+    ("x" * 1000, Command(CommandKind.UNKNOWN)),
+    ("K.C.S.E 36611030002 Wanjiku", Command(CommandKind.UNKNOWN)),
+])
+def test_what_people_type_on_results_day(text, expected):
+    assert parse(text) == expected
+
+
 @pytest.mark.parametrize(("text", "valid"), [
     ("KCSE 36611030002 Jane", True),
     ("KCSE 3661103000X Jane", False),

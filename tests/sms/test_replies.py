@@ -87,6 +87,48 @@ def test_any_of_the_names_case_and_space_insensitive(session, name):
     assert "Mean grade B+" in ask(session, f"KCSE 36611030002 {name}").text
 
 
+GRADES = "KCSE 2025 36611030002: Mean grade B+ (62 pts). ENG:B+, KIS:A-, MAT:A"
+
+
+@pytest.mark.parametrize("text", [
+    "kcse 36611030002 wanjiku",
+    "  KCSE   36611030002  Wanjiku ",
+    "KCSE\t36611030002\nWanjiku\r\n",
+    "KCSE 36611030002 Wanjiku.",
+    "KCSE 36611030002 Wanjiku!",
+    "KCSE#36611030002#Wanjiku",
+    "KCSE,36611030002,Wanjiku",
+    "KCSE36611030002 Wanjiku",
+    "36611030002KCSE Wanjiku",
+    "KCSE 36611030002 \u201cWanjiku\u201d",
+    "KCSE 36611030002 Wanjiku \U0001F64F",
+    "KCSE 36611030002 Jane Wambui Wanjiku",
+    "KCSE 36611030002 WAMB\u00dcI",
+    "Results: KCSE 36611030002 Wanjiku",
+])
+def test_results_day_messages_as_typed_get_the_grades(session, text):
+    add_result(session)
+    assert ask(session, text).text == GRADES
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("N'Gang'a", True), ("N\u2019Gang\u2019a", True), ("Nganga", True), ("NGANG'A", True),
+    ("Wa-Njeri", True), ("Wanjeri", True), ("Njeri", True), ("Wa Njeri", True),
+    ("Ng'ang'a Akinyi", False), ("Kamau", False),
+])
+def test_names_with_apostrophes_and_hyphens(session, name, shown):
+    """Stored ``N'Gang'a`` and ``Wa-Njeri``: typed with or without the marks, or with a phone's curly quote."""
+    add_result(session, name="Grace Wa-Njeri N'Gang'a")
+    assert (ask(session, f"KCSE 36611030002 {name}").text == GRADES) is shown
+
+
+@pytest.mark.parametrize("text", ["KCSE 36611030002 \U0001F64F", "KCSE 36611030002 -", "KCSE 36611030002."])
+def test_a_request_without_a_name_is_asked_for_one(session, text):
+    """An emoji or a dash where the name goes is no name (it said no results 'with that name')."""
+    add_result(session)
+    assert ask(session, text).text == NEED_NAME
+
+
 def test_the_learners_registry_names_count_too(session):
     learner = add_learner(session, add_institution(session), first="Janet", last="Kamau")
     add_result(session, learner=learner, name="J. W. Wanjiku")
@@ -294,6 +336,21 @@ def test_stop_and_start_set_the_opt_out(session):
     assert session.get(PhoneSetting, PHONE).opted_out is True
     assert ask(session, "sitisha").text.startswith("Hutapokea tena matangazo")
     assert ask(session, "START").text.startswith("You will get Elimu announcements again")
+    session.expire_all()
+    assert session.get(PhoneSetting, PHONE).opted_out is False
+
+
+@pytest.mark.parametrize(("stop", "start", "stopped"), [
+    ("Stop!", "START!", "You will no longer get announcements"),
+    ("stop.", "start.", "You will no longer get announcements"),
+    ("'STOP'", "Start please", "You will no longer get announcements"),
+    ("Sitisha!", "Anza!", "Hutapokea tena matangazo"),
+])
+def test_stop_and_start_with_punctuation_still_count(session, stop, start, stopped):
+    """'Stop!' was an unknown text: at most a help reply, and the phone kept getting announcements."""
+    assert ask(session, stop).text.startswith(stopped)
+    assert session.get(PhoneSetting, PHONE).opted_out is True
+    ask(session, start)
     session.expire_all()
     assert session.get(PhoneSetting, PHONE).opted_out is False
 
