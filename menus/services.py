@@ -109,7 +109,7 @@ class LearnerStatus:
 class PinNeeded(Exception):
     """Raised by a service that discloses learner data when the registry holds no right PIN entered
     by this phone in this USSD session (within ``registry.services.accounts.PIN_SESSION_VALID``):
-    nothing is disclosed, and the menus ask the caller to dial again."""
+    nothing is disclosed (or, from ``set_pin``, changed), and the menus ask for the PIN again."""
 
 
 class Services(Protocol):
@@ -156,8 +156,9 @@ class Services(Protocol):
         """Finish activation after a good OTP: verify the link, set the PIN (None keeps it), SMS the UPI."""
         ...
 
-    def set_pin(self, phone: str, pin: str) -> bool:
-        """Replace the PIN of an active account and clear its lock."""
+    def set_pin(self, phone: str, pin: str, session_id: str) -> bool:
+        """Replace the PIN of an active account and clear its lock, only for the session that entered
+        the current PIN (``session_id``): else ``PinNeeded``, and nothing changes. False: not active."""
         ...
 
     def reset_pin(self, phone: str, pin: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from ..engine import Context, Go, Home, Outcome, Retry, Screen, Stop, View
-from ..services import Activation, Purpose
+from ..services import Activation, PinNeeded, Purpose
 from ..texts import LANGUAGE_NAMES, LANGUAGES
 from .activate import BirthDate, Identifier
 from .common import ChoosePin, ConfirmPin, OtpEntry
@@ -60,9 +60,12 @@ class Language(Screen):
 
 
 def _change(ctx: Context, pin: str) -> Outcome:
-    if not ctx.services.set_pin(ctx.phone, pin):
-        return Stop(ctx.t("need_active"))
-    return Stop(ctx.t("pin.changed"))
+    """The registry checks that this session entered the current PIN (``pin_ok`` is only the menus' word)."""
+    try:
+        changed = ctx.services.set_pin(ctx.phone, pin, ctx.session_id)
+    except PinNeeded:
+        return Stop(ctx.t("pin.again"))
+    return Stop(ctx.t("pin.changed" if changed else "need_active"))
 
 
 def _reset(ctx: Context, pin: str) -> Outcome:

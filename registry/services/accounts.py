@@ -13,7 +13,8 @@ datetime), so tests control time. Rules:
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``;
 - learner data reaches a USSD session (the learner list, a status, a UPI code) only after the right
   PIN in that very session, recorded here (``PinSession``) and good for ``PIN_SESSION_VALID``: the
-  menus' own ``pin_ok`` flag is not taken on trust.
+  menus' own ``pin_ok`` flag is not taken on trust. A PIN change asks for the same record; a new
+  PIN (changed or reset) ends it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, bindparam, exists, false, func, literal, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, joinedload
@@ -64,7 +77,6 @@ from ..models.accounts import PinSession
 from ..outbox import queue_sms
 from ..signals import otp_event
 from .audit import record_disclosure, record_failed_check
-from .learners import find_guardian
 from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
 
 if TYPE_CHECKING:
@@ -514,14 +526,32 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
     return pin_is_trivial(pin, personal)
 
 
-def set_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> bool:
-    """Replace the PIN of an active account (after the current PIN, in the same session) and unlock it."""
-    guardian = find_guardian(session, phone)
-    if guardian is None or not guardian.is_active:
-        return False
+def _active_guardian(session: Session, phone: str) -> Guardian | None:
+    """The phone's active account, its row locked to the end of the transaction (a PIN being
+    replaced in another session waits, then reads what that one wrote)."""
+    guardian = session.scalars(select(Guardian).where(Guardian.phone == phone).with_for_update()).first()
+    return guardian if guardian is not None and guardian.is_active else None
+
+
+def _replace_pin(session: Session, keys: Keys, guardian: Guardian, pin: str) -> None:
+    """Set ``pin``, unlock the account, and end every session's right-PIN record: the new PIN has
+    been entered in none, so learner data waits for it."""
     guardian.pin_hash = keys.pin.hash(pin)
     guardian.pin_failures = 0
     guardian.pin_locked_until = None
+    session.execute(delete(PinSession).where(PinSession.guardian_id == guardian.id))
+
+
+def set_pin(session: Session, keys: Keys, phone: str, pin: str, session_id: str | None, now: datetime) -> bool:
+    """Replace the PIN of an active account and unlock it, only for the USSD session ``session_id``
+    that entered the current PIN (``require_pin``: else ``PinNeeded``, and nothing changes); the
+    menus' ``pin_ok`` flag, which a resumed or forged state carries, is not taken on trust. False:
+    no active account."""
+    guardian = _active_guardian(session, phone)
+    if guardian is None:
+        return False
+    require_pin(session, phone, session_id, now)
+    _replace_pin(session, keys, guardian, pin)
     return True
 
 
@@ -529,9 +559,11 @@ def reset_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
     """A forgotten PIN's replacement: only after a reset code this phone used within the proof
     window, checked here rather than taken from the session's state (which a resumed session
     carries on from one dial to the next)."""
-    if not _proved(session, phone, Purpose.PIN_RESET, now):
+    guardian = _active_guardian(session, phone)
+    if guardian is None or not _proved(session, phone, Purpose.PIN_RESET, now):
         return False
-    return set_pin(session, keys, phone, pin, now)
+    _replace_pin(session, keys, guardian, pin)
+    return True
 
 
 # --- disclosures --------------------------------------------------------------------------------

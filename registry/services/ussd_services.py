@@ -91,9 +91,10 @@ class RegistryServices:
         with self.db.transaction() as session:
             return accounts.activate(session, self.keys, phone, learner_id, pin, session_id, self.clock())
 
-    def set_pin(self, phone: str, pin: str) -> bool:
+    def set_pin(self, phone: str, pin: str, session_id: str) -> bool:
+        """Only for the session that entered the current PIN: else ``PinNeeded`` (nothing changed)."""
         with self.db.transaction() as session:
-            return accounts.set_pin(session, self.keys, phone, pin, self.clock())
+            return accounts.set_pin(session, self.keys, phone, pin, session_id, self.clock())
 
     def reset_pin(self, phone: str, pin: str) -> bool:
         with self.db.transaction() as session:

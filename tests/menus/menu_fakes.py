@@ -122,7 +122,8 @@ class FakeServices:
         self.calls.append(("activate", learner_id, pin is not None))
         return learner_id != 99
 
-    def set_pin(self, phone: str, pin: str) -> bool:
+    def set_pin(self, phone: str, pin: str, session_id: str) -> bool:
+        self._require_pin(session_id)
         self.calls.append(("set_pin",))
         return True
 

@@ -250,3 +250,29 @@ def test_a_upi_code_is_refused_to_a_session_without_its_own_pin(talk, fake):
     reply = talk.send("1")
     assert reply.end and reply.text == AGAIN["en"]
     assert [call for call in fake.calls if call[0] == "send_otp"] == []
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_pin_change_is_refused_to_a_session_without_its_own_pin(talk, fake, lang):
+    """The registry, not the menus' ``pin_ok``, decides that this session entered the current PIN:
+    its refusal ends the change with 'dial again and enter your PIN', and no PIN is set."""
+    fake.pin_sessions, fake.stored_language = set(), lang
+    talk.dial()
+    talk.send("4")
+    talk.send("1")
+    assert talk.send(PIN_OK).text.startswith(("Choose a new 4-digit PIN:", "Chagua PIN mpya"))
+    fake.pin_sessions.clear()  # the registry's record expired while the new PIN was chosen
+    talk.send("7391")
+    reply = talk.send("7391")
+    assert reply.end and reply.text == AGAIN[lang]
+    assert ("set_pin",) not in fake.calls
+
+
+def test_a_pin_change_in_the_session_of_its_pin_is_made(talk, fake):
+    fake.pin_sessions = set()
+    talk.dial()
+    for value in ("4", "1", PIN_OK, "7391"):
+        talk.send(value)
+    reply = talk.send("7391")
+    assert reply.end and reply.text == "Your PIN has been changed."
+    assert ("set_pin",) in fake.calls

@@ -6,8 +6,11 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+import pytest
+
 from gateway.ussd.routes import hop_handler
-from registry.models import OneTimeCode
+from menus.services import PinNeeded
+from registry.models import Guardian, OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from tests.conftest import TEST_SECRET
@@ -45,6 +48,66 @@ def test_a_reset_within_the_proof_window_sets_the_pin(world, clock):
     with world.db.transaction() as session:
         assert not accounts.reset_pin(session, KEYS, PHONE, "5803", clock())  # no code used
     assert pin_works(world, clock, PIN)
+
+
+def pin_state(world) -> tuple:
+    with world.db.transaction() as session:
+        guardian = session.query(Guardian).filter_by(phone=PHONE).one()
+        return guardian.pin_hash, guardian.pin_failures, guardian.pin_locked_until
+
+
+def change_pin(world, clock, pin: str, session_id: str | None) -> bool:
+    with world.db.transaction() as session:
+        return accounts.set_pin(session, KEYS, PHONE, pin, session_id, clock())
+
+
+@pytest.mark.parametrize("session_id", [None, "", "s-other"])
+def test_a_pin_change_without_the_current_pin_in_that_session_changes_nothing(world, clock, session_id):
+    """``set_pin`` took the menus' ``pin_ok`` on trust: a state saying the PIN was entered (resumed,
+    forged) replaced the PIN and cleared its lock. The registry now asks for the current PIN
+    entered in that very session; without it, ``PinNeeded`` and the account is as it was."""
+    world.learner(verified=True)
+    world.activate()
+    with world.db.transaction() as session:  # the right PIN, but in another session; a wrong try since
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s-owner").result.value == "ok"
+        assert accounts.check_pin(session, KEYS, PHONE, "0001", clock()).result.value == "wrong"
+    before = pin_state(world)
+    with pytest.raises(PinNeeded):
+        change_pin(world, clock, "5803", session_id)
+    assert pin_state(world) == before and before[1] == 1
+    assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5803")
+
+
+def test_a_pin_change_needs_the_current_pin_within_five_minutes(world, clock):
+    world.learner(verified=True)
+    world.activate()
+    with world.db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s-1").result.value == "ok"
+    clock.advance(seconds=accounts.PIN_SESSION_VALID.total_seconds() + 1)
+    with pytest.raises(PinNeeded):
+        change_pin(world, clock, "5803", "s-1")
+    assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5803")
+
+
+def test_a_pin_change_in_the_session_of_the_current_pin_is_made_once(world, clock):
+    """The new PIN has been entered in no session: the record of the old one ends with it, so the
+    session cannot change the PIN again, nor see learner data, without the new PIN."""
+    world.learner(verified=True)
+    world.activate()
+    with world.db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s-1").result.value == "ok"
+    clock.advance(minutes=1)
+    assert change_pin(world, clock, "5803", "s-1")
+    assert pin_works(world, clock, "5803") and not pin_works(world, clock, PIN)
+    with pytest.raises(PinNeeded):
+        change_pin(world, clock, "6914", "s-1")
+    with world.db.transaction() as session, pytest.raises(PinNeeded):
+        accounts.my_learners(session, PHONE, "s-1", clock())
+
+
+def test_a_pin_change_for_an_inactive_account_is_refused(world, clock):
+    world.learner()
+    assert not change_pin(world, clock, "5803", "s-1")
 
 
 def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock):
