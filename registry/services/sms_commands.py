@@ -8,7 +8,11 @@
   unknown text that starts with a number keeps it (``36611030002 Wanjiku``: the exam is missing).
 
 Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``) and words
-of no letter or digit (an emoji, a lone ``-``) are ignored.
+of no letter or digit (an emoji, a lone ``-``) are ignored; a KCSE/KCPE index typed in pieces
+(``36611030/002``, ``366110 30002``) or run into the name (``36611030002Wanjiku``) is read as its
+11 digits; the year may stand anywhere after the number, or between the exam and an index number
+(``KCSE 2024 36611030002 Wanjiku``). CONTRACT names only the trailing year: the rest is what people
+type, read the one way it can mean.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ class Command:
     kind: CommandKind
     language: str | None = None  # the keyword's own language (MSAADA -> sw); None: the phone's choice
     exam: str | None = None
-    number: str | None = None  # index or assessment number, exactly as typed (leading zeros kept); on an
-    # unknown command, the number it starts with (results asked for without the exam)
+    number: str | None = None  # index or assessment number as typed, upper-cased, leading zeros kept (a
+    # KCSE/KCPE index typed in pieces: its 11 digits); on an unknown command, the number it starts with
+    # (results asked for without the exam)
     names: tuple[str, ...] = ()
     year: int | None = None
 
@@ -66,13 +71,16 @@ KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
 LEADING_WORDS: dict[str, str] = {"RESULTS": "en", "RESULT": "en", "MATOKEO": "sw"}
 
 _EXAM = "|".join(EXAMS)
-_EXAM_FIRST = re.compile(rf"({_EXAM})([0-9][0-9A-Z/-]*)")  # KCSE36611030002
-_EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})")  # 36611030002KCSE
+_EXAM_FIRST = re.compile(rf"({_EXAM})[/-]?([0-9][0-9A-Z/-]*)", re.IGNORECASE)  # KCSE36611030002, KCSE-36611030002
+_EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})", re.IGNORECASE)  # 36611030002KCSE
 _INDEX = re.compile(r"[0-9]{6,15}")
 _ASSESSMENT = re.compile(r"[0-9A-Z][0-9A-Z/-]{3,31}")
 _YEAR = re.compile(r"(19|20)[0-9][0-9]")
 _SEPARATORS = re.compile(r"[,;:#*.!?\"()\u201c\u201d\u201e]+")
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # what is not a letter or digit, around a word
+INDEX_DIGITS = 11  # a KCSE/KCPE index: 8-digit centre code + 3-digit serial (DOMAIN)
+_INDEX_PIECE = re.compile(r"[0-9]+(?:[/-][0-9]+)*")  # 36611030/002, 366110-30002
+_INDEX_AND_NAME = re.compile(rf"([0-9]{{{INDEX_DIGITS}}})[/-]?([A-Z].*)", re.IGNORECASE)  # 36611030002Wanjiku
 MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
 
 
@@ -103,23 +111,47 @@ def _parse_tokens(tokens: list[str]) -> Command:
 
 
 def _parse_results(tokens: list[str]) -> Command | None:
-    head = tokens[0].upper()
-    second = tokens[1].upper() if len(tokens) > 1 else ""
-    if head in EXAMS:
-        exam, number, rest = head, (second or None), tokens[2:]
+    head = tokens[0]
+    second = tokens[1] if len(tokens) > 1 else ""
+    number: str | None
+    if head.upper() in EXAMS:
+        exam, number, rest = head.upper(), (second or None), tokens[2:]
     elif (match := _EXAM_FIRST.fullmatch(head)) is not None:
-        exam, number, rest = match.group(1), match.group(2), tokens[1:]
+        exam, number, rest = match.group(1).upper(), match.group(2), tokens[1:]
     elif (match := _EXAM_LAST.fullmatch(head)) is not None:
-        exam, number, rest = match.group(2), match.group(1), tokens[1:]
-    elif second in EXAMS and head[:1].isdigit():
-        exam, number, rest = second, head, tokens[2:]
+        exam, number, rest = match.group(2).upper(), match.group(1), tokens[1:]
+    elif second.upper() in EXAMS and head[:1].isdigit():
+        exam, number, rest = second.upper(), head, tokens[2:]
     else:
         return None
     year = None
-    if rest and _YEAR.fullmatch(rest[-1]):
-        year, rest = int(rest[-1]), rest[:-1]
+    if exam in INDEX_EXAMS and number and _YEAR.fullmatch(number) and rest and rest[0][:1].isdigit():
+        # KCSE 2024 36611030002 Wanjiku
+        year, number, rest = int(number), rest[0], rest[1:]
+    if exam in INDEX_EXAMS and number:
+        number, rest = _index_number(number, rest)
+    number = number.upper() if number else number
+    if year is None:
+        at = next((i for i in range(len(rest) - 1, -1, -1) if _YEAR.fullmatch(rest[i])), None)
+        if at is not None:  # the last year given, wherever it stands after the number
+            year, rest = int(rest[at]), rest[:at] + rest[at + 1:]
     names = tuple(rest)
     return Command(CommandKind.RESULTS, exam=exam, number=number, names=names, year=year)
+
+
+def _index_number(number: str, rest: list[str]) -> tuple[str, list[str]]:
+    """A KCSE/KCPE index and the words after it: its 11 digits when typed in pieces (``36611030/002``;
+    ``36611030 002``) or run into the name (``36611030002Wanjiku``); else as typed."""
+    if (match := _INDEX_AND_NAME.fullmatch(number)) is not None:
+        return match.group(1), [match.group(2), *rest]
+    if not _INDEX_PIECE.fullmatch(number):
+        return number, rest
+    digits, used = re.sub(r"[/-]", "", number), 0
+    while len(digits) < INDEX_DIGITS and used < len(rest) and _INDEX_PIECE.fullmatch(rest[used]):
+        digits, used = digits + re.sub(r"[/-]", "", rest[used]), used + 1
+    if len(digits) == INDEX_DIGITS:
+        return digits, rest[used:]
+    return number, rest
 
 
 _NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]")

@@ -72,14 +72,28 @@ KCSE_WANJIKU = Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))
     "KCSE\t36611030002\nWanjiku\r\n",
     "KCSE\u00a036611030002\u00a0Wanjiku",
     "KCSE,36611030002,Wanjiku",
+    "KCSE-36611030002-Wanjiku",
+    "KCSE/36611030002/Wanjiku",
+    "KCSE 366110/30002 Wanjiku",  # the index in pieces: its 11 digits
+    "KCSE 36611030/002 Wanjiku",
+    "KCSE 36611030-002 Wanjiku",
+    "KCSE 36611030 002 Wanjiku",
+    "KCSE 366 1103 0002 Wanjiku",
 ])
 def test_as_phones_send_them(text):
     assert parse(text) == KCSE_WANJIKU
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    ("KCSE36611030002Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("KCSE 36611030002Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",))),
     ("KCSE 36611030002 N'Gang'a Wa-Njeri", Command(R, exam="KCSE", number="36611030002", names=("N'Gang'a", "Wa-Njeri"))),
+    ("KCSE 36611030002 2024 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
+    ("KCSE 2024 36611030002 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
     ("KCSE 36611030002 Wanjiku, 2024.", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
+    ("KCSE 2024 Wanjiku", Command(R, exam="KCSE", number="2024", names=("Wanjiku",))),  # no index: the form to use
+    ("KCSE 36611 2024 Wanjiku", Command(R, exam="KCSE", number="36611", names=("Wanjiku",), year=2024)),  # not 11
+    ("KCSE 3661103000 Wanjiku", Command(R, exam="KCSE", number="3661103000", names=("Wanjiku",))),  # as typed
     ("KCSE 36611030002 -", Command(R, exam="KCSE", number="36611030002")),  # no name given
     ("KPSEA A1234/567 Achieng", Command(R, exam="KPSEA", number="A1234/567", names=("Achieng",))),
     ("Help!", Command(CommandKind.HELP, "en")),
