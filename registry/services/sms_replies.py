@@ -258,21 +258,29 @@ def _may_see(session: Session, lookup: ResultLookup, phone: str, result: Result,
 
 def names_match(given: tuple[str, ...], result: Result, learner_of: Callable[[], Learner | None]) -> bool:
     """Every name given is one of the candidate's (case, spaces and accents ignored); at most
-    MAX_NAMES of them, each of two letters or more, so initials or a list of guesses do not pass.
-    The names of the registry's learner (``learner_of``, read only when needed) count too."""
+    MAX_NAMES of them, at least one of two letters or more, so initials or a list of guesses do not
+    pass. An initial beside such a name (``J. Wanjiku``) must be the first letter of one of the
+    candidate's names. The names of the registry's learner (``learner_of``, read only when needed)
+    count too."""
     if not given or len(given) > MAX_NAMES:
         return False
     keys = [name_key(name) for name in given]
-    if any(len(key) < 2 for key in keys):
+    names = [key for key in keys if len(key) >= 2]
+    initials = {key for key in keys if len(key) < 2}
+    if not names or "" in initials:
         return False
+
+    def all_known(known: set[str]) -> bool:
+        return all(key in known for key in names) and initials <= {key[0] for key in known}
+
     known = name_keys(result.candidate_name)
-    if all(key in known for key in keys):
+    if all_known(known):
         return True
     learner = learner_of() if result.learner_id is not None else None
     if learner is None:
         return False
     known |= name_keys(" ".join(filter(None, (learner.first_name, learner.middle_name, learner.last_name))))
-    return all(key in known for key in keys)
+    return all_known(known)
 
 
 def subject_grades(subjects: str) -> list[tuple[str, str]]:

@@ -135,6 +135,17 @@ def test_a_request_without_a_name_is_asked_for_one(session, text):
     assert ask(session, text).text == NEED_NAME
 
 
+@pytest.mark.parametrize(("name", "shown"), [
+    ("J. Wanjiku", True), ("Jane W.", True), ("J W Wanjiku", True), ("J.W. Wanjiku", True),
+    ("X. Wanjiku", False),  # an initial given must be one of the candidate's
+    ("J", False), ("J W", False), ("J. W.", False),  # initials alone are no name
+])
+def test_an_initial_beside_a_name_is_checked_not_refused(session, name, shown):
+    """'J. Wanjiku' was refused as if a wrong name had been given (candidate Jane Wambui Wanjiku)."""
+    add_result(session)
+    assert (ask(session, f"KCSE 36611030002 {name}").text == GRADES) is shown
+
+
 def test_the_learners_registry_names_count_too(session):
     learner = add_learner(session, add_institution(session), first="Janet", last="Kamau")
     add_result(session, learner=learner, name="J. W. Wanjiku")
