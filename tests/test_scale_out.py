@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import requests
 from registry.models import Guardian, GuardianLink, Institution, Learner, MessageKind
 from registry.outbox import queue_many
 from tests.conftest import TEST_SECRET
+from tests.ports import listening_socket, start_listening
 from tests.sms.conftest import fake_at  # noqa: F401 - the fake AT server fixture
 from tests.sms.support import at_settings, job_runtime, outbox_rows
 
@@ -31,12 +31,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PARENTS = [f"+2547160{n:05d}" for n in range(3)]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(pg_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -49,13 +43,14 @@ def _env(pg_url: str, redis_url: str, tmp_path: Path, **extra: str) -> dict[str,
 
 @contextmanager
 def web_server(env: dict[str, str], workers: int, metrics_dir: Path, started: list | None = None):
-    port = _port()
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", "2"],
-        cwd=ROOT, env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-        stdout=metrics_dir.with_suffix(".access.log").open("wb"), stderr=subprocess.PIPE, start_new_session=True)
+    with listening_socket() as listener:  # gunicorn takes it over: the port is never free to be taken
+        port = listener.getsockname()[1]
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app", "--bind",
+             f"fd://{listener.fileno()}", "--workers", str(workers), "--threads", "2"],
+            cwd=ROOT, env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, pass_fds=[listener.fileno()],
+            stdout=metrics_dir.with_suffix(".access.log").open("wb"), stderr=subprocess.PIPE, start_new_session=True)
     if started is not None:
         started.append(proc)
     url = f"http://127.0.0.1:{port}"
@@ -178,9 +173,10 @@ def test_elimu_serve_adds_up_the_metrics_of_its_processes(pg_database, real_redi
     """``elimu serve`` with REDIS_URL runs two processes: every scrape counts the hops of both
     (each process answering with its own would read as counter resets to Prometheus)."""
     env = _env(pg_database.url, redis_url, tmp_path)
-    port = _port()
-    proc = subprocess.Popen([str(BIN / "elimu"), "serve", "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "serve.log"
+    proc, port = start_listening(lambda port: subprocess.Popen(
+        [str(BIN / "elimu"), "serve", "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True), log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 30
