@@ -372,25 +372,26 @@ def test_elimu_serve_without_redis_url_answers_and_sends_through_its_own_worker(
     """``elimu serve --host H --port P`` with REDIS_URL unset: the web service, the embedded Redis
     and an in-process SMS worker (an inbound HELP is answered by an SMS with no ``elimu worker``)."""
     import os
-    import socket
     import subprocess
     import sys
     import time
 
     import requests
 
+    from tests.ports import start_listening
+
     url = f"sqlite:///{tmp_path / 'served.sqlite3'}"
     assert run_elimu(url, tmp_path, "db", "upgrade").exit_code == 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": url, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": "s" * 32,
            "ELIMU_INSTANCE_PATH": str(tmp_path)}
     for name in ("REDIS_URL", "SMS_BACKEND", "ELIMU_WEBHOOK_TOKEN"):
         env.pop(name, None)
-    served = subprocess.Popen([sys.executable, "-c", "from gateway.cli import main; main()", "serve",
-                               "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "serve.log"
+    # started again on another port if its own was taken before it bound it, and known to be the
+    # one listening there: /healthz below is surely its answer
+    served, port = start_listening(lambda port: subprocess.Popen(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "serve", "--host", "127.0.0.1",
+         "--port", str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log.open("wb")), log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
