@@ -166,8 +166,10 @@ class LearnerList(Screen):
     """The learners this phone verified, masked, paged with ``98. More``; one learner is chosen at once.
 
     The registry discloses them (and what a pick leads to) only to the session the PIN was entered
-    in; when it refuses (``PinNeeded``: a session resumed in a new dial, or held open too long) the
-    caller is asked to dial again."""
+    in. When it refuses the list itself (``PinNeeded`` on entry: a session resumed in a new dial
+    and taken back to the list) the caller is asked for the PIN, then shown the list; when it
+    refuses a pick (the PIN's record ended while the list was shown) the caller is asked to dial
+    again."""
 
     def __init__(self, name: str, on_pick: Callable[[Context, int], Outcome]) -> None:
         self.name = name
@@ -179,7 +181,10 @@ class LearnerList(Screen):
         try:
             return self._enter(ctx)
         except PinNeeded:
-            return Stop(ctx.t("pin.again"))
+            # ``pin_ok`` came with a resumed state: this session has entered no PIN. Nothing was
+            # shown; the PIN screen asks for it (its tries and locks as ever), then comes the list.
+            ctx.data.update(pin_ok=False, after=self.name)
+            return Go("pin", push=False)
 
     def _enter(self, ctx: Context) -> Outcome | None:
         choices = ctx.services.my_learners(ctx.phone, ctx.session_id)

@@ -211,18 +211,43 @@ AGAIN = {"en": "For your security, please dial *384*1234# again and enter your P
          "sw": "Kwa usalama wako, tafadhali piga *384*1234# tena na uweke PIN yako."}
 
 
+PIN_SCREEN = {"en": "Enter your 4-digit PIN:\n0. Back\n00. Home",
+              "sw": "Weka PIN yako ya tarakimu 4:\n0. Rudi\n00. Mwanzo"}
+CHOOSE = {"en": "Choose a learner:", "sw": "Chagua mwanafunzi:"}
+
+
 @pytest.mark.parametrize("lang", ["en", "sw"])
-def test_a_learner_list_is_refused_to_a_session_without_its_own_pin(talk, fake, engine, lang):
+def test_a_resumed_code_screen_goes_back_to_the_list_through_the_pin(talk, fake, lang):
     """``pin_ok`` travels in a resumed state; the registry trusts only a PIN entered in the session
-    asking. A state whose way back leads to the learner list, resumed in a new dial: dial again."""
+    asking. A state whose way back leads to the learner list, resumed in a new dial: ``0`` asks for
+    the PIN (nothing of the list shown, no code sent), and the right PIN shows the list."""
     fake.pin_sessions, fake.stored_language = set(), lang
     saved = {"lang": lang, "screen": "upi.otp", "stack": ["main", "upi.pick"],
              "data": {"pin_ok": True, "learner": 1}, "invalid": 0, "note": None}
     talk.dial(saved)
     talk.send("1")
     reply = talk.send("0")
-    assert reply.end and reply.text == AGAIN[lang]
-    assert ("send_otp", "upi", 1) not in fake.calls
+    assert not reply.end and reply.text == PIN_SCREEN[lang]
+    assert talk.state["data"]["pin_ok"] is False and talk.state["stack"] == ["main"]
+    assert not [call for call in fake.calls if call[0] == "send_otp"]
+    assert talk.send(PIN_WRONG).text.startswith(("Wrong PIN. 2 tries left.", "PIN si sahihi."))
+    listed = talk.send(PIN_OK)
+    assert not listed.end and listed.text.startswith(CHOOSE[lang]) and "Jane W." in listed.text
+    assert talk.state["screen"] == "upi.pick" and talk.state["stack"] == ["main"]
+    assert talk.send("2").text.startswith(("We sent a 6-digit code", "Tumekutumia msimbo"))
+    assert ("send_otp", "upi", 2) in fake.calls
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_code_screen_back_to_the_list_home_from_the_pin_screen(talk, fake, lang):
+    """From the PIN screen it leads to, ``0`` is the main menu (the list was never shown)."""
+    fake.pin_sessions, fake.stored_language = set(), lang
+    saved = {"lang": lang, "screen": "upi.otp", "stack": ["main", "upi.pick"],
+             "data": {"pin_ok": True, "learner": 1}, "invalid": 0, "note": None}
+    talk.dial(saved)
+    talk.send("1")
+    talk.send("0")
+    assert talk.send("0").text == (MAIN_EN if lang == "en" else MAIN_SW)
 
 
 @pytest.mark.parametrize("lang", ["en", "sw"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.ussd.support import PHONE, PIN
 
 TWO_LEARNERS_SW = """
@@ -103,3 +105,74 @@ def test_back_from_choosing_a_new_pin_in_kiswahili(world, ussd):
     """ + details + """
     < END Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena.
     """)
+
+
+RESUMED_BACK = {
+    "en": """
+    < CON Your last session did not finish.
+    < ...
+    > 1
+    < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 0
+    < CON Enter your 4-digit PIN:
+    < 0. Back
+    < 00. Home
+    > {pin}
+    < CON Choose a learner:
+    < 1. Brian O. (Form 4)
+    < 2. Jane W. (Grade 6)
+    < 0. Back
+    < 00. Home
+    > 1
+    < CON The code sent less than a minute ago is still good.
+    < We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > {{otp}}
+    < END The UPI of Brian O. will come by SMS.
+    """,
+    "sw": """
+    < CON Hukumaliza ulichokuwa ukifanya mara ya mwisho.
+    < ...
+    > 1
+    < CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:
+    < ...
+    > 0
+    < CON Weka PIN yako ya tarakimu 4:
+    < 0. Rudi
+    < 00. Mwanzo
+    > {pin}
+    """ + TWO_LEARNERS_SW + """
+    > 1
+    < CON Msimbo uliotumwa chini ya dakika moja iliyopita bado ni halali.
+    < Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:
+    < ...
+    > {{otp}}
+    < END UPI ya Brian O. itakuja kwa SMS.
+    """,
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_code_screen_goes_back_to_the_list_through_the_pin(world, ussd, sms, lang):
+    """A parent whose session dropped on the UPI code screen dials again, continues, and presses 0:
+    the new session has entered no PIN, so the list is not shown (it was: 'dial again') but the
+    PIN is asked for, and after it the list; the code already sent is still good."""
+    _two_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        phone.script("dial\n> 4\n> 2\n> 2")
+    phone.script(f"dial\n> 2\n> {PIN}\n> 1\n< CON {'We sent' if lang == 'en' else 'Tumekutumia'}\n< ...")
+    phone.script("dial\n" + RESUMED_BACK[lang].format(pin=PIN))
+    assert len(sms.otps(PHONE)) == 1
+    assert "B7K9M2" in sms.clear_bodies(PHONE)[-1]
+
+
+def test_a_resumed_code_screen_then_0_and_a_wrong_pin_shows_nothing(world, ussd, sms):
+    _two_learners(world)
+    phone = ussd()
+    phone.script(f"dial\n> 2\n> {PIN}\n> 1")
+    phone.script("dial\n> 1\n> 0\n> 0001\n< CON Wrong PIN. 2 tries left.\n< Enter your 4-digit PIN:\n< ...\n"
+                 "> 0002\n> 0003\n< END Wrong PIN 3 times. Your PIN is locked for 30 minutes. Forgot it? "
+                 "Choose My account, then Forgot PIN.")
+    assert [m.kind.value for m in sms.messages(PHONE)] == ["otp"]
