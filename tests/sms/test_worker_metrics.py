@@ -14,17 +14,26 @@ from prometheus_client import REGISTRY
 from gateway.cli import Context, cli
 from gateway.cli.sms import serve_worker_metrics
 from gateway.metrics import SMS_MESSAGES
+from tests.ports import free_port
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def serve_on_a_free_port() -> int:
+    """``serve_worker_metrics`` on a port found free, or on another when that one was taken before
+    it was bound (another test's server): the port it now serves on, surely its own."""
+    for _ in range(5):
+        port = free_port()
+        try:
+            serve_worker_metrics("127.0.0.1", port)
+        except click.ClickException as exc:
+            if "in use" not in exc.message:
+                raise
+            continue
+        return port
+    raise AssertionError("every port tried was taken before the metrics server bound it")
 
 
 def test_a_worker_serves_what_it_counted():
-    port = free_port()
-    serve_worker_metrics("127.0.0.1", port)
+    port = serve_on_a_free_port()
     labels = {"kind": "otp", "status": "accepted"}
     before = REGISTRY.get_sample_value("elimu_sms_messages_total", labels) or 0.0  # other tests' counts too
     SMS_MESSAGES.labels("otp", "accepted").inc()
