@@ -2,8 +2,8 @@
 
 - ``KCSE 36611030002 Wanjiku [2024]``, also the legacy ``36611030002KCSE`` and ``KCSE36611030002``
   forms and ``36611030002 KCSE``; the same for KCPE, and KPSEA/KJSEA with assessment numbers;
-- any of these after ``RESULTS``/``MATOKEO`` (Kiswahili answers ``MATOKEO``), and either word alone is
-  ``HELP`` (it tells how to ask for results);
+- any of these after ``RESULTS``/``MATOKEO`` (Kiswahili answers ``MATOKEO``), also ``MATOKEO YA``,
+  ``RESULTS FOR``/``OF``, and either alone is ``HELP`` (it tells how to ask for results);
 - ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown. An
   unknown text that starts with a number keeps it (``36611030002 Wanjiku``: the exam is missing).
 
@@ -69,6 +69,7 @@ KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
 }
 # Words people put before a results request ("MATOKEO KCSE 36611030002 Wanjiku"): skipped, in their language.
 LEADING_WORDS: dict[str, str] = {"RESULTS": "en", "RESULT": "en", "MATOKEO": "sw"}
+LINKING_WORDS = frozenset({"YA", "FOR", "OF"})  # "matokeo ya KCSE …", "results for KCSE …": skipped too
 
 _EXAM = "|".join(EXAMS)
 _EXAM_FIRST = re.compile(rf"({_EXAM})[/-]?([0-9][0-9A-Z/-]*)", re.IGNORECASE)  # KCSE36611030002, KCSE-36611030002
@@ -99,9 +100,10 @@ def _parse_tokens(tokens: list[str]) -> Command:
         return Command(kind, language)
     if head in LEADING_WORDS:
         language = LEADING_WORDS[head]
-        if len(tokens) == 1:
+        rest = tokens[2:] if len(tokens) > 1 and tokens[1].upper() in LINKING_WORDS else tokens[1:]
+        if not rest:
             return Command(CommandKind.HELP, language)
-        command = _parse_tokens(tokens[1:])
+        command = _parse_tokens(rest)
         return command if command.language else dataclasses.replace(command, language=language)
     if (command := _parse_results(tokens)) is not None:
         return command

@@ -110,6 +110,11 @@ def test_as_phones_send_them(text):
     ("\U0001F600\U0001F600", Command(CommandKind.UNKNOWN)),
     ("x" * 1000, Command(CommandKind.UNKNOWN)),
     ("K.C.S.E 36611030002 Wanjiku", Command(CommandKind.UNKNOWN)),
+    ("Matokeo ya KCSE 36611030002 Wanjiku", Command(R, "sw", exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("Results for KCSE 36611030002 Wanjiku", Command(R, "en", exam="KCSE", number="36611030002", names=("Wanjiku",))),
+    ("results of kcpe 36611030002", Command(R, "en", exam="KCPE", number="36611030002")),
+    ("matokeo ya", Command(CommandKind.HELP, "sw")),
+    ("matokeo ya 36611030002 Wanjiku", Command(CommandKind.UNKNOWN, "sw", number="36611030002")),
 ])
 def test_what_people_type_on_results_day(text, expected):
     assert parse(text) == expected

@@ -434,6 +434,7 @@ def test_results_after_matokeo_are_answered_in_kiswahili(session):
     assert ask(session, "Results KCSE 36611030002 Jane", language="sw").text.startswith(
         "KCSE 2025 36611030002: Mean grade")
     assert ask(session, "matokeo").text.startswith("Elimu: kwa matokeo tuma KCSE")
+    assert ask(session, "Matokeo ya KCSE 36611030002 Jane").text.startswith("KCSE 2025 36611030002: Wastani")
 
 
 @pytest.mark.parametrize("text", ["HELP", "MSAADA", "STOP", "SITISHA", "START", "ANZA", "UPI", "xyz",
