@@ -1,5 +1,6 @@
-"""A private PostgreSQL server for fault tests: its own data directory and port, so a test can stop and
-restart it without touching the machine's server or other test runs."""
+"""A private PostgreSQL server for fault tests: its own data directory, and no TCP port (it listens on
+a Unix socket in its own directory), so a test can stop and restart it without touching the
+machine's server or other test runs, and nothing can take its address while it is down."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -35,24 +35,26 @@ def available() -> str | None:
     return None
 
 
+PORT = 5432  # only names the socket file (.s.PGSQL.5432) in the server's own directory
+
+
 class PrivateCluster:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="elimu-pg-"))
         self.data = self.root / "data"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         subprocess.run(_as_postgres([_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                                      "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.root}'\n"
+            # A TCP port found free could be taken by another test before the server binds it, or while a
+            # restart has it down; a socket file in the server's own directory cannot.
+            conf.write(f"\nport = {PORT}\nlisten_addresses = ''\nunix_socket_directories = '{self.root}'\n"
                        "max_connections = 100\n")  # durable, as in production
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+psycopg://postgres@/postgres?host={self.root}&port={PORT}"
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(_as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), *args]),
