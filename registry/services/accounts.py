@@ -98,6 +98,7 @@ PIN_SESSION_VALID = timedelta(minutes=5)
 MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
 MISS_ACTION = "activation_miss"
 LISTED_ACTION = "learners_listed"  # the USSD list of a guardian's learners (masked name, grade)
+RESET_ACTION = "pin_reset"  # a forgotten PIN replaced: it spends the reset code used before it
 CHANNEL = "ussd"
 SMS_NAME_LIMIT = 24
 
@@ -331,14 +332,22 @@ def _check_otp(
     return OtpCheck(OtpResult.WRONG, tries_left=OTP_TRIES - row.attempts)
 
 
-def _proved(session: Session, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None) -> bool:
-    """Whether ``phone`` used a code of ``purpose`` (for ``learner_id``) within the proof window."""
+def _proved(
+    session: Session, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None,
+    spent_by: str | None = None,
+) -> bool:
+    """Whether ``phone`` used a code of ``purpose`` (for ``learner_id``) within the proof window;
+    ``spent_by``: and no audit row of that action for ``phone`` since (the step it authorised, done
+    once, spends it)."""
     query = select(OneTimeCode.id).where(
         OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value,
         OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
     )
     if learner_id is not None:
         query = query.where(OneTimeCode.learner_id == learner_id)
+    if spent_by is not None:
+        query = query.where(~exists().where(AuditEvent.phone == phone, AuditEvent.action == spent_by,
+                                            AuditEvent.at >= OneTimeCode.used_at))
     return session.scalars(query.limit(1)).first() is not None
 
 
@@ -558,11 +567,14 @@ def set_pin(session: Session, keys: Keys, phone: str, pin: str, session_id: str 
 def reset_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime) -> bool:
     """A forgotten PIN's replacement: only after a reset code this phone used within the proof
     window, checked here rather than taken from the session's state (which a resumed session
-    carries on from one dial to the next)."""
+    carries on from one dial to the next), and not yet spent: each reset is in the audit trail
+    (``RESET_ACTION``), and a code used before it sets no other PIN (a second reset needs a new
+    code). The guardian row is locked first, so a reset at the same time waits and finds the code spent."""
     guardian = _active_guardian(session, phone)
-    if guardian is None or not _proved(session, phone, Purpose.PIN_RESET, now):
+    if guardian is None or not _proved(session, phone, Purpose.PIN_RESET, now, spent_by=RESET_ACTION):
         return False
     _replace_pin(session, keys, guardian, pin)
+    session.add(AuditEvent(at=now, phone=phone, learner_id=None, action=RESET_ACTION, channel=CHANNEL))
     return True
 
 

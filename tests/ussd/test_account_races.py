@@ -108,3 +108,23 @@ def test_one_code_checked_by_parallel_sessions_succeeds_once(pg_database):
     for thread in threads:
         thread.join(20)
     assert sorted(map(str, results)) == sorted(map(str, [OtpResult.OK] + [OtpResult.EXPIRED] * 3))
+
+
+def test_two_sessions_resetting_a_pin_at_once_with_one_code_set_one_pin(pg_database):
+    """Both sessions used one reset code and chose a new PIN; the second's transaction runs while the
+    first's is open. It waits for the account's row, then finds the code spent by the first reset
+    (not a second PIN set with the one code)."""
+    world = World(pg_database, TEST_SECRET)
+    learner_id = world.learner(verified=True)
+    world.activate()
+    with pg_database.transaction() as session:
+        session.add(OneTimeCode(phone=PHONE, purpose=Purpose.PIN_RESET.value, learner_id=learner_id,
+                                code_hash="used", expires_at=NOW, attempts=0, used_at=NOW, created_at=NOW,
+                                updated_at=NOW))
+    with pg_database.transaction() as session:
+        assert accounts.reset_pin(session, KEYS, PHONE, "5803", NOW)
+        second = Behind(pg_database, lambda other: accounts.reset_pin(other, KEYS, PHONE, "6914", NOW))
+    assert second.result() is False
+    with pg_database.session() as session:
+        guardian = session.scalars(select(Guardian).where(Guardian.phone == PHONE)).one()
+        assert KEYS.pin.verify(guardian.pin_hash, "5803")

@@ -344,3 +344,50 @@ def test_another_phones_pin_opens_nothing(pinned):
         assert accounts.check_pin(session, KEYS, STRANGER, "5937", NOW, "ATUid_1").result is PinResult.OK
     with pytest.raises(PinNeeded):
         _status(pinned, "ATUid_1")
+
+
+# --- a reset code sets one PIN -----------------------------------------------------------------
+
+
+def _reset_code(world, monkeypatch, code: str, at: datetime) -> None:
+    """A reset code sent for the verified learner's details at ``at`` and used at once."""
+    monkeypatch.setattr(accounts, "generate_otp", lambda: code)
+    with world.db.transaction() as session:
+        found = accounts.start_activation(session, KEYS, PHONE, "12345678", date(2014, 9, 5), at, Purpose.PIN_RESET)
+        assert found.result is ActivationResult.MATCH
+    with world.db.transaction() as session:
+        assert accounts.check_otp(session, KEYS, PHONE, Purpose.PIN_RESET, code, at).result is OtpResult.OK
+
+
+def _reset(world, pin: str, at: datetime) -> bool:
+    with world.db.transaction() as session:
+        return accounts.reset_pin(session, KEYS, PHONE, pin, at)
+
+
+def test_a_reset_code_sets_one_pin_and_a_second_reset_needs_a_new_code(pinned, monkeypatch):
+    """A used reset code proved the phone for 10 minutes, and every ``reset_pin`` in them set a PIN:
+    whoever held the phone (or sent forged hops) after the parent's reset could set another PIN
+    without a code. The reset now spends the code: a second one needs a new code."""
+    _reset_code(pinned, monkeypatch, "314159", NOW)
+    assert _reset(pinned, "5803", NOW)
+    for later in (NOW, NOW + timedelta(minutes=1), NOW + timedelta(minutes=9)):
+        assert not _reset(pinned, "6914", later)
+    assert _pin(pinned, None, NOW + timedelta(minutes=9), pin="5803") is PinResult.OK
+    assert _pin(pinned, None, NOW + timedelta(minutes=9), pin="6914") is PinResult.WRONG
+    with pinned.db.transaction() as session:
+        rows = session.query(AuditEvent).filter_by(action=accounts.RESET_ACTION).all()
+        assert [(r.phone, r.learner_id, r.channel) for r in rows] == [(PHONE, None, "ussd")]
+    _reset_code(pinned, monkeypatch, "271828", NOW + timedelta(minutes=2))  # a new code: a new reset
+    assert _reset(pinned, "6914", NOW + timedelta(minutes=3))
+    assert not _reset(pinned, "7025", NOW + timedelta(minutes=4))
+    assert _pin(pinned, None, NOW + timedelta(minutes=5), pin="6914") is PinResult.OK
+
+
+def test_a_reset_spends_only_its_own_phones_code(pinned, monkeypatch):
+    pinned.learner(first="Brian", phones=(STRANGER,), verified=True, upi="B7K9M2", birth_cert="777")
+    pinned.activate(phone=STRANGER, pin="5937")
+    _reset_code(pinned, monkeypatch, "314159", NOW)
+    with pinned.db.transaction() as session:
+        session.add(AuditEvent(at=NOW, phone=STRANGER, learner_id=None, action=accounts.RESET_ACTION,
+                               channel="ussd"))
+    assert _reset(pinned, "5803", NOW + timedelta(minutes=1))

@@ -204,3 +204,26 @@ def hop(client, session_id: str, text: str, phone: str) -> str:
                                                         "serviceCode": "*384*1234#", "text": text})
     assert response.status_code == 200
     return response.get_data(as_text=True)
+
+
+def test_a_reset_code_sets_one_pin_however_many_sessions_reached_its_new_pin_screen(world, stack, sms, clock):
+    """Two sessions of the phone past one reset code (the first dropped on 'Choose a new PIN' and
+    was resumed, its provider session still open, or its hops replayed): the first reset spends the
+    code, and the other session's new PIN is refused; a second reset needs a new code."""
+    world.learner()
+    world.activate()
+    client = stack[3]
+    steps = ["", "4", "4*3", "4*3*12345678", "4*3*12345678*05092014"]
+    for text in steps:
+        hop(client, "s-first", text, PHONE)
+    otp = sms.last_otp(PHONE)
+    assert hop(client, "s-first", f"{steps[-1]}*{otp}", PHONE).startswith("CON Choose a new 4-digit PIN:")
+    assert hop(client, "s-second", "", PHONE).startswith("CON Your last session did not finish.")
+    assert hop(client, "s-second", "1", PHONE).startswith("CON Choose a new 4-digit PIN:")
+    hop(client, "s-second", "1*5803", PHONE)
+    assert hop(client, "s-second", "1*5803*5803", PHONE).startswith("END Your PIN has been reset.")
+    clock.advance(minutes=1)
+    hop(client, "s-first", f"{steps[-1]}*{otp}*6914", PHONE)
+    assert hop(client, "s-first", f"{steps[-1]}*{otp}*6914*6914", PHONE) == (
+        "END The code has expired. Dial *384*1234# to get a new one.")
+    assert pin_works(world, clock, "5803") and not pin_works(world, clock, "6914")
