@@ -24,9 +24,10 @@ from . import Context, pass_context
 @pass_context
 def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | None, limit: int,
           as_json: bool) -> None:
-    """Show the audit trail, newest first: every disclosure of a learner's data, and each failed
-    activation or PIN-reset check (``activation_miss``). Given several of --learner, --phone and
-    --index, it lists the rows matching any of them."""
+    """Show the audit trail, newest first: every disclosure of a learner's data, each failed
+    activation or PIN-reset check (``activation_miss``), and each PIN changed (``pin_changed``) or
+    reset (``pin_reset``). Given several of --learner, --phone and --index, it lists the rows
+    matching any of them."""
     if not upi and not phone and not index_number:
         raise click.UsageError("give --learner UPI, --phone MSISDN or --index NUMBER")
     if phone:

@@ -99,6 +99,7 @@ MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no mo
 MISS_ACTION = "activation_miss"
 LISTED_ACTION = "learners_listed"  # the USSD list of a guardian's learners (masked name, grade)
 RESET_ACTION = "pin_reset"  # a forgotten PIN replaced: it spends the reset code used before it
+CHANGE_ACTION = "pin_changed"  # a PIN replaced after the current one, in the same session
 CHANNEL = "ussd"
 SMS_NAME_LIMIT = 24
 
@@ -554,13 +555,14 @@ def _replace_pin(session: Session, keys: Keys, guardian: Guardian, pin: str) -> 
 def set_pin(session: Session, keys: Keys, phone: str, pin: str, session_id: str | None, now: datetime) -> bool:
     """Replace the PIN of an active account and unlock it, only for the USSD session ``session_id``
     that entered the current PIN (``require_pin``: else ``PinNeeded``, and nothing changes); the
-    menus' ``pin_ok`` flag, which a resumed or forged state carries, is not taken on trust. False:
-    no active account."""
+    menus' ``pin_ok`` flag, which a resumed or forged state carries, is not taken on trust. Each
+    change is in the audit trail (``CHANGE_ACTION``). False: no active account."""
     guardian = _active_guardian(session, phone)
     if guardian is None:
         return False
     require_pin(session, phone, session_id, now)
     _replace_pin(session, keys, guardian, pin)
+    session.add(AuditEvent(at=now, phone=phone, learner_id=None, action=CHANGE_ACTION, channel=CHANNEL))
     return True
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.ussd.routes import hop_handler
 from menus.services import PinNeeded
-from registry.models import Guardian, OneTimeCode
+from registry.models import AuditEvent, Guardian, OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
 from tests.conftest import TEST_SECRET
@@ -75,6 +75,8 @@ def test_a_pin_change_without_the_current_pin_in_that_session_changes_nothing(wo
     with pytest.raises(PinNeeded):
         change_pin(world, clock, "5803", session_id)
     assert pin_state(world) == before and before[1] == 1
+    with world.db.session() as session:
+        assert session.query(AuditEvent).filter_by(action=accounts.CHANGE_ACTION).count() == 0
     assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5803")
 
 
@@ -99,6 +101,10 @@ def test_a_pin_change_in_the_session_of_the_current_pin_is_made_once(world, cloc
     clock.advance(minutes=1)
     assert change_pin(world, clock, "5803", "s-1")
     assert pin_works(world, clock, "5803") and not pin_works(world, clock, PIN)
+    with world.db.session() as session:  # the change is in the audit trail, once, with no learner
+        changes = session.query(AuditEvent).filter_by(action=accounts.CHANGE_ACTION).all()
+        assert [(e.phone, e.learner_id, e.channel, e.at.replace(tzinfo=None)) for e in changes] == [
+            (PHONE, None, "ussd", clock().replace(tzinfo=None))]
     with pytest.raises(PinNeeded):
         change_pin(world, clock, "6914", "s-1")
     with world.db.transaction() as session, pytest.raises(PinNeeded):
