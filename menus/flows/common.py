@@ -164,6 +164,7 @@ def learner_label(choice: LearnerChoice) -> str:
 
 class LearnerList(Screen):
     """The learners this phone verified, masked, paged with ``98. More``; one learner is chosen at once.
+    Coming back to the list (``0`` after a pick) shows the page the learner was picked from.
 
     The registry discloses them (and what a pick leads to) only to the session the PIN was entered
     in. When it refuses the list itself (``PinNeeded`` on entry: a session resumed in a new dial
@@ -191,7 +192,11 @@ class LearnerList(Screen):
         if not choices:
             return Stop(ctx.t("learners.none"))
         ctx.data["choices"] = [[c.learner_id, learner_label(c)] for c in choices]
-        ctx.data["page"] = 0
+        # Back on this list (``0`` on the screen a pick led to, or the PIN asked again on the way):
+        # the page the learner was picked from; any other way in: the first page
+        page = ctx.data.get("page", 0) if ctx.data.get("list") == self.name else 0
+        _, pages = self._pages(ctx)
+        ctx.data.update(list=self.name, page=min(max(int(page), 0), len(pages) - 1))
         if len(choices) == 1:
             return self.on_pick(ctx, choices[0].learner_id)
         return None

@@ -176,3 +176,69 @@ def test_a_resumed_code_screen_then_0_and_a_wrong_pin_shows_nothing(world, ussd,
                  "> 0002\n> 0003\n< END Wrong PIN 3 times. Your PIN is locked for 30 minutes. Forgot it? "
                  "Choose My account, then Forgot PIN.")
     assert [m.kind.value for m in sms.messages(PHONE)] == ["otp"]
+
+
+TWELVE = ("Jane", "Brian", "Achieng", "Mary", "Kiptoo", "Nafula", "Zawadi", "Otieno", "Wambui", "Mutua",
+          "Akinyi", "Chebet")
+
+
+def _twelve_learners(world) -> None:
+    """A guardian of twelve learners (the list shows four a page, by first name)."""
+    for i, first in enumerate(TWELVE):
+        world.learner(first=first, last="Kamau", upi=f"U{i:05d}", birth_cert=f"BC{i}", assessment=None,
+                      grade=("Grade 6", "Form 4", "PP1")[i % 3])
+    world.activate()
+
+
+LIST_PAGES = {
+    "en": ("Choose a learner:", "98. More", "0. Back", "00. Home"),
+    "sw": ("Chagua mwanafunzi:", "98. Zaidi", "0. Rudi", "00. Mwanzo"),
+}
+PAGE_ITEMS = (
+    ("1. Achieng K. (PP1)", "2. Akinyi K. (Form 4)", "3. Brian K. (Form 4)", "4. Chebet K. (PP1)"),
+    ("5. Jane K. (Grade 6)", "6. Kiptoo K. (Form 4)", "7. Mary K. (Grade 6)", "8. Mutua K. (Grade 6)"),
+    ("9. Nafula K. (PP1)", "10. Otieno K. (Form 4)", "11. Wambui K. (PP1)", "12. Zawadi K. (Grade 6)"),
+)
+
+
+def page_screen(lang: str, page: int) -> str:
+    """The learner list's page ``page`` (0-based) as a script's expected screen."""
+    title, more, back, home = LIST_PAGES[lang]
+    lines = [f"CON {title}", *PAGE_ITEMS[page], *([more] if page < len(PAGE_ITEMS) - 1 else []), back, home]
+    return "\n".join(f"< {line}" for line in lines)
+
+
+def _kiswahili(phone) -> None:
+    phone.script("dial\n> 4\n> 2\n> 2\n< CON Karibu Elimu\n< ...")
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_back_from_a_second_page_pick_returns_to_that_page(world, ussd, sms, lang):
+    """A guardian of twelve learners pages to the second page, picks Kiptoo for the UPI and presses 0
+    on the code screen: the second page comes back (it was the first), 0 again the first page, and
+    the learner picked again from there gets the code already sent."""
+    _twelve_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    code = "CON We sent a 6-digit code" if lang == "en" else "CON Tumekutumia msimbo"
+    phone.script(f"dial\n> 2\n> {PIN}\n{page_screen(lang, 0)}\n> 98\n{page_screen(lang, 1)}\n"
+                 f"> 6\n< {code}\n< ...\n> 0\n{page_screen(lang, 1)}\n> 0\n{page_screen(lang, 0)}\n"
+                 f"> 98\n> 6\n< ...\n> {{otp}}\n"
+                 + ("< END The UPI of Kiptoo K. will come by SMS." if lang == "en" else
+                    "< END UPI ya Kiptoo K. itakuja kwa SMS."))
+    assert len(sms.otps(PHONE)) == 1
+    assert sms.clear_bodies(PHONE)[-1].endswith("U00004" + (". Keep it safe." if lang == "en" else ". Iweke salama."))
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_third_page_pick_goes_back_to_its_page_through_the_pin(world, ussd, lang):
+    """The same after a dropped session: continue on the code screen, 0, the PIN, then the page the
+    learner was picked from."""
+    _twelve_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script(f"dial\n> 2\n> {PIN}\n> 98\n> 98\n{page_screen(lang, 2)}\n> 10\n< ...")
+    pin = "Enter your 4-digit PIN:" if lang == "en" else "Weka PIN yako ya tarakimu 4:"
+    phone.script(f"dial\n> 1\n> 0\n< CON {pin}\n< ...\n> {PIN}\n{page_screen(lang, 2)}\n> 0\n{page_screen(lang, 1)}")
