@@ -235,6 +235,10 @@ class LearnerList(Screen):
         if value == MORE and ctx.data.get("page", 0) < len(pages) - 1:
             ctx.data["page"] = ctx.data.get("page", 0) + 1
             return Stay()
-        if value.isascii() and value.isdigit() and 1 <= int(value) <= len(choices):
+        # A number on this page or one before it: a learner not shown yet is never picked (``9`` on
+        # a page of 5 to 8 is a slip for ``98``, not a wish for the UPI of a learner never seen)
+        page = min(ctx.data.get("page", 0), len(pages) - 1)
+        shown = pages[page][-1] + 1 if pages[page] else 0
+        if value.isascii() and value.isdigit() and 1 <= int(value) <= min(shown, len(choices)):
             return self.on_pick(ctx, int(choices[int(value) - 1][0]))
         return Retry(ctx.t("hint.choice"))

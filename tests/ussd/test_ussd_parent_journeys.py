@@ -242,3 +242,21 @@ def test_a_resumed_third_page_pick_goes_back_to_its_page_through_the_pin(world, 
     phone.script(f"dial\n> 2\n> {PIN}\n> 98\n> 98\n{page_screen(lang, 2)}\n> 10\n< ...")
     pin = "Enter your 4-digit PIN:" if lang == "en" else "Weka PIN yako ya tarakimu 4:"
     phone.script(f"dial\n> 1\n> 0\n< CON {pin}\n< ...\n> {PIN}\n{page_screen(lang, 2)}\n> 0\n{page_screen(lang, 1)}")
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_learner_not_shown_yet_is_not_picked(world, ussd, sms, lang):
+    """9 on the second page (5 to 8 shown: a slip for 98) is a wrong choice, on that page, and sends
+    no code; from the third page 9 is Nafula, and a number from a page before is still good."""
+    _twelve_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    wrong = "< CON Invalid choice." if lang == "en" else "< CON Chaguo si sahihi."
+    phone.script(f"dial\n> 2\n> {PIN}\n> 98\n> 9\n{wrong}\n{page_screen(lang, 1).replace('< CON ', '< ')}\n"
+                 f"> 12\n{wrong}\n< ...\n> 98\n{page_screen(lang, 2)}\n> 00")
+    assert sms.otps(PHONE) == []
+    enrolled = "Enrolled" if lang == "en" else "Amesajiliwa"
+    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 9\n< END Nafula K. (PP1)\n< Kilimani Primary School\n"
+                 f"< {enrolled}\n< ...")
+    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 2\n< END Akinyi K. (Form 4)\n< ...")

@@ -78,6 +78,8 @@ def test_worst_case_codes_and_upi_screens(crowded, ussd, clock, sms):
     for value_list in (["2", PIN, "98", "8", "{otp}"], ["4", "3", "bc0", "01012010", "{otp}", "0918", "0918"]):
         screens = [phone.dial()]
         for value in value_list:
+            while value == "8" and "\n8. " not in screens[-1]:  # the last learner: page until it is shown
+                screens.append(phone.send("98"))
             screens.append(phone.send(value))
         for screen in screens:
             well_formed(screen)
