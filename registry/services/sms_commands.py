@@ -10,7 +10,7 @@
 Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``) and words
 of no letter or digit (an emoji, a lone ``-``) are ignored; a KCSE/KCPE index typed in pieces
 (``36611030/002``, ``366110 30002``) or run into the name (``36611030002Wanjiku``) is read as its
-11 digits; the year may stand anywhere after the number, or between the exam and an index number
+digits (11 in a real one; another count is a malformed request, answered with the count); the year may stand anywhere after the number, or between the exam and an index number
 (``KCSE 2024 36611030002 Wanjiku``). CONTRACT names only the trailing year: the rest is what people
 type, read the one way it can mean.
 """
@@ -43,19 +43,26 @@ class Command:
     language: str | None = None  # the keyword's own language (MSAADA -> sw); None: the phone's choice
     exam: str | None = None
     number: str | None = None  # index or assessment number as typed, upper-cased, leading zeros kept (a
-    # KCSE/KCPE index typed in pieces: its 11 digits); on an unknown command, the number it starts with
+    # KCSE/KCPE index typed in pieces: its digits); on an unknown command, the number it starts with
     # (results asked for without the exam)
     names: tuple[str, ...] = ()
     year: int | None = None
 
     @property
     def valid_number(self) -> bool:
-        """Whether ``number`` has the shape of the exam's identifier."""
+        """Whether ``number`` has the shape of the exam's identifier (KCSE/KCPE: exactly 11 digits)."""
         if not self.number or not self.exam:
             return False
         if self.exam in INDEX_EXAMS:
             return _INDEX.fullmatch(self.number) is not None
         return _ASSESSMENT.fullmatch(self.number) is not None
+
+    @property
+    def index_digits(self) -> int | None:
+        """For a KCSE/KCPE request whose number is digits only, how many it has; else None."""
+        if self.exam in INDEX_EXAMS and self.number and _DIGITS.fullmatch(self.number):
+            return len(self.number)
+        return None
 
 
 KEYWORDS: dict[str, tuple[CommandKind, str | None]] = {
@@ -74,14 +81,16 @@ LINKING_WORDS = frozenset({"YA", "FOR", "OF"})  # "matokeo ya KCSE …", "result
 _EXAM = "|".join(EXAMS)
 _EXAM_FIRST = re.compile(rf"({_EXAM})[/-]?([0-9][0-9A-Z/-]*)", re.IGNORECASE)  # KCSE36611030002, KCSE-36611030002
 _EXAM_LAST = re.compile(rf"([0-9][0-9A-Z/-]*?)({_EXAM})", re.IGNORECASE)  # 36611030002KCSE
-_INDEX = re.compile(r"[0-9]{6,15}")
+_NUMBER_FIRST = re.compile(r"[0-9]{6,15}")  # a text starting with a number, the exam left out
+_DIGITS = re.compile(r"[0-9]+")  # ASCII: \d takes any script's digits
 _ASSESSMENT = re.compile(r"[0-9A-Z][0-9A-Z/-]{3,31}")
 _YEAR = re.compile(r"(19|20)[0-9][0-9]")
 _SEPARATORS = re.compile(r"[,;:#*.!?\"()\u201c\u201d\u201e]+")
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # what is not a letter or digit, around a word
 INDEX_DIGITS = 11  # a KCSE/KCPE index: 8-digit centre code + 3-digit serial (DOMAIN)
+_INDEX = re.compile(rf"[0-9]{{{INDEX_DIGITS}}}")
 _INDEX_PIECE = re.compile(r"[0-9]+(?:[/-][0-9]+)*")  # 36611030/002, 366110-30002
-_INDEX_AND_NAME = re.compile(rf"([0-9]{{{INDEX_DIGITS}}})[/-]?([A-Z].*)", re.IGNORECASE)  # 36611030002Wanjiku
+_INDEX_AND_NAME = re.compile(r"([0-9]+(?:[/-][0-9]+)*)[/-]?([A-Z]{2}.*)", re.IGNORECASE)  # 36611030002Wanjiku
 MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
 
 
@@ -107,7 +116,7 @@ def _parse_tokens(tokens: list[str]) -> Command:
         return command if command.language else dataclasses.replace(command, language=language)
     if (command := _parse_results(tokens)) is not None:
         return command
-    if _INDEX.fullmatch(tokens[0]):
+    if _NUMBER_FIRST.fullmatch(tokens[0]):
         return Command(CommandKind.UNKNOWN, number=tokens[0])
     return Command(CommandKind.UNKNOWN)
 
@@ -127,11 +136,13 @@ def _parse_results(tokens: list[str]) -> Command | None:
     else:
         return None
     year = None
-    if exam in INDEX_EXAMS and number and _YEAR.fullmatch(number) and rest and rest[0][:1].isdigit():
-        # KCSE 2024 36611030002 Wanjiku
-        year, number, rest = int(number), rest[0], rest[1:]
+    if exam in INDEX_EXAMS and number and _YEAR.fullmatch(number):
+        if rest and rest[0][:1].isdigit():  # KCSE 2024 36611030002 Wanjiku
+            year, number, rest = int(number), rest[0], rest[1:]
+        else:  # KCSE 2024 Wanjiku: the year, and no index
+            year, number = int(number), None
     if exam in INDEX_EXAMS and number:
-        number, rest = _index_number(number, rest)
+        number, rest, year = _index_number(number, rest, year)
     number = number.upper() if number else number
     if year is None:
         at = next((i for i in range(len(rest) - 1, -1, -1) if _YEAR.fullmatch(rest[i])), None)
@@ -141,19 +152,28 @@ def _parse_results(tokens: list[str]) -> Command | None:
     return Command(CommandKind.RESULTS, exam=exam, number=number, names=names, year=year)
 
 
-def _index_number(number: str, rest: list[str]) -> tuple[str, list[str]]:
-    """A KCSE/KCPE index and the words after it: its 11 digits when typed in pieces (``36611030/002``;
-    ``36611030 002``) or run into the name (``36611030002Wanjiku``); else as typed."""
+def _index_number(number: str, rest: list[str], year: int | None) -> tuple[str, list[str], int | None]:
+    """A KCSE/KCPE index, the words after it and the year: the index's digits when typed in pieces
+    (``36611030/002``; ``36611030 002``) or run into the name (``36611030002Wanjiku``), however many
+    there are, so a wrong count can be told as such; else as typed. Pieces are read until they make
+    11 digits; when they do not, a last piece that is a year, with none given yet, is the year
+    (``KCSE 36611 2024 Wanjiku``: 5 digits and 2024)."""
     if (match := _INDEX_AND_NAME.fullmatch(number)) is not None:
-        return match.group(1), [match.group(2), *rest]
+        return _joined([match.group(1)]), [match.group(2), *rest], year
     if not _INDEX_PIECE.fullmatch(number):
-        return number, rest
-    digits, used = re.sub(r"[/-]", "", number), 0
-    while len(digits) < INDEX_DIGITS and used < len(rest) and _INDEX_PIECE.fullmatch(rest[used]):
-        digits, used = digits + re.sub(r"[/-]", "", rest[used]), used + 1
-    if len(digits) == INDEX_DIGITS:
-        return digits, rest[used:]
-    return number, rest
+        return number, rest, year
+    pieces = [number]
+    while len(_joined(pieces)) < INDEX_DIGITS and len(pieces) <= len(rest) and _INDEX_PIECE.fullmatch(
+            rest[len(pieces) - 1]):
+        pieces.append(rest[len(pieces) - 1])
+    used = len(pieces) - 1
+    if year is None and len(pieces) > 1 and len(_joined(pieces)) != INDEX_DIGITS and _YEAR.fullmatch(pieces[-1]):
+        year = int(pieces.pop())
+    return _joined(pieces), rest[used:], year
+
+
+def _joined(pieces: list[str]) -> str:
+    return re.sub(r"[/-]", "", "".join(pieces))
 
 
 _NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]")

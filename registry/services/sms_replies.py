@@ -28,7 +28,16 @@ from ..outbox import cancel_announcements
 from .audit import record_disclosure
 from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
-from .sms_commands import EXAMS, INDEX_EXAMS, MAX_NAMES, Command, CommandKind, name_key, name_keys
+from .sms_commands import (
+    EXAMS,
+    INDEX_DIGITS,
+    INDEX_EXAMS,
+    MAX_NAMES,
+    Command,
+    CommandKind,
+    name_key,
+    name_keys,
+)
 from .sms_texts import text
 
 MAX_SEGMENTS = 2
@@ -215,7 +224,10 @@ def _results_reply(
     lookup: ResultLookup, ussd_code: str,
 ) -> Reply:
     exam = command.exam or EXAMS[0]
-    if not command.valid_number:
+    if not command.valid_number:  # malformed: answered every time, counted against no limit
+        if command.index_digits is not None:  # told from the length typed alone: discloses nothing
+            return Reply(text("results_index_length", language, exam=exam, digits=INDEX_DIGITS,
+                              count=command.index_digits))
         if exam in INDEX_EXAMS:
             return Reply(text("results_usage", language, exam=exam, example="36611030002"))
         return Reply(text("results_usage_assessment", language, exam=exam))

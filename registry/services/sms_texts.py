@@ -37,6 +37,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "For results send: {exam} <index no> <one of the candidate's names>, e.g. {exam} {example} Wanjiku",
         "sw": "Kwa matokeo tuma: {exam} <nambari ya mtihani> <jina moja la mtahiniwa>, mfano {exam} {example} Wanjiku",
     },
+    "results_index_length": {  # depends only on the length typed: tells nothing of any real number
+        "en": "A {exam} index number has {digits} digits; you sent {count}. Send: {exam} <{digits}-digit index> <name>",
+        "sw": "Nambari ya mtihani ya {exam} ina tarakimu {digits}; ulituma {count}. Tuma: {exam} <nambari ya "
+              "tarakimu {digits}> <jina>",
+    },
     # "results_no_match" and "results_need_name" (and "results_embargoed" to a sender who may not see the
     # result) never depend on whether the number exists: a reply must not tell that a number is real.
     "results_no_match": {

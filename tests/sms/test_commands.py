@@ -30,7 +30,7 @@ R = CommandKind.RESULTS
     ("KPSEA A1234567 Achieng", Command(R, exam="KPSEA", number="A1234567", names=("Achieng",))),
     ("kjsea 20251234567 achieng 2025", Command(R, exam="KJSEA", number="20251234567", names=("achieng",), year=2025)),
     ("KCSE", Command(R, exam="KCSE")),
-    ("0036611030002KCSE", Command(R, exam="KCSE", number="0036611030002")),
+    ("03611030002KCSE", Command(R, exam="KCSE", number="03611030002")),  # the leading zero kept
     ("UPI", Command(CommandKind.UPI)),
     ("upi please", Command(CommandKind.UPI)),
     ("HELP", Command(CommandKind.HELP, "en")),
@@ -91,9 +91,17 @@ def test_as_phones_send_them(text):
     ("KCSE 36611030002 2024 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
     ("KCSE 2024 36611030002 Wanjiku", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
     ("KCSE 36611030002 Wanjiku, 2024.", Command(R, exam="KCSE", number="36611030002", names=("Wanjiku",), year=2024)),
-    ("KCSE 2024 Wanjiku", Command(R, exam="KCSE", number="2024", names=("Wanjiku",))),  # no index: the form to use
+    ("KCSE 2024 Wanjiku", Command(R, exam="KCSE", names=("Wanjiku",), year=2024)),  # no index: the form to use
     ("KCSE 36611 2024 Wanjiku", Command(R, exam="KCSE", number="36611", names=("Wanjiku",), year=2024)),  # not 11
     ("KCSE 3661103000 Wanjiku", Command(R, exam="KCSE", number="3661103000", names=("Wanjiku",))),  # as typed
+    # pieces or a run-in name that do not make 11 digits: all the digits typed, to tell their count
+    ("KCSE 3661103 002 Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",))),
+    ("KCSE 3661103/002 Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",))),
+    ("KCSE 3661103002Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",))),
+    ("KCSE 36611030 0002 Wanjiku", Command(R, exam="KCSE", number="366110300002", names=("Wanjiku",))),
+    ("KCSE 3661103002 2024 Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",), year=2024)),
+    ("KCSE 2024 3661103002 Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",), year=2024)),
+    ("KCSE 3661103000X Wanjiku", Command(R, exam="KCSE", number="3661103000X", names=("Wanjiku",))),  # not digits
     ("KCSE 36611030002 -", Command(R, exam="KCSE", number="36611030002")),  # no name given
     ("KPSEA A1234/567 Achieng", Command(R, exam="KPSEA", number="A1234/567", names=("Achieng",))),
     ("Help!", Command(CommandKind.HELP, "en")),
@@ -122,14 +130,28 @@ def test_what_people_type_on_results_day(text, expected):
 
 @pytest.mark.parametrize(("text", "valid"), [
     ("KCSE 36611030002 Jane", True),
+    ("KCPE 03611030002 Jane", True),
     ("KCSE 3661103000X Jane", False),
     ("KCSE 12 Jane", False),
+    ("KCSE 3661103000 Jane", False),  # 10 digits: no KCSE index (DOMAIN: 11)
+    ("KCSE 366110300021 Jane", False),  # 12
+    ("KCPE 3661103000 Jane", False),
     ("KPSEA A1234567 Jane", True),
     ("KPSEA A1 Jane", False),
     ("KCSE", False),
 ])
 def test_the_number_must_have_the_exams_shape(text, valid):
     assert parse(text).valid_number is valid
+
+
+@pytest.mark.parametrize(("text", "digits"), [
+    ("KCSE 3661103000 Wanjiku", 10), ("KCPE 366110300021 Otieno", 12), ("KCSE 1 Wanjiku", 1),
+    ("KCSE 36611030002 Wanjiku", 11),
+    ("KCSE 3661103000X Wanjiku", None), ("KCSE Wanjiku", None), ("KCSE", None),
+    ("KPSEA 2025123 Achieng", None),  # an assessment number: its length is not known (DOMAIN)
+])
+def test_the_digits_of_an_index_number_are_counted(text, digits):
+    assert parse(text).index_digits == digits
 
 
 @given(st.text(max_size=2000))

@@ -160,3 +160,16 @@ def test_a_batch_redone_after_its_transaction_failed_counts_each_message_once(cl
     assert _commands(sms_runtime) == ["help"] * len(FULL)
     assert not any(TOO_MANY in body for body in _replies(sms_runtime))
     assert len(_replies(sms_runtime)) == len(FULL)
+
+
+def test_an_index_of_the_wrong_length_is_answered_each_time_and_counts_no_results_query(client, sms_runtime):
+    """Like any malformed results request (no number, a letter in it): answered every time, told the
+    count, and kept off the hourly results-query count and the once-per-10-minutes help slot."""
+    _texts(client, "KCSE 3661103002 Wanjiku", "KCSE 3661103002 Wanjiku", "MATOKEO KCPE 366110300021 Otieno")
+    work_queues(sms_runtime)
+    assert _replies(sms_runtime) == [
+        "A KCSE index number has 11 digits; you sent 10. Send: KCSE <11-digit index> <name>"] * 2 + [
+        "Nambari ya mtihani ya KCPE ina tarakimu 11; ulituma 12. Tuma: KCPE <nambari ya tarakimu 11> <jina>"]
+    assert _commands(sms_runtime) == ["results"] * 3
+    assert list(sms_runtime.redis.scan_iter("elimu:sms:results-limit:*")) == []
+    assert list(sms_runtime.redis.scan_iter("elimu:sms:unknown-reply:*")) == []

@@ -220,6 +220,72 @@ def test_unknown_index_and_malformed_number(session):
         "Kwa matokeo tuma: KJSEA <nambari ya tathmini> <jina moja la mwanafunzi>")
 
 
+LENGTH = "A KCSE index number has 11 digits; you sent {n}. Send: KCSE <11-digit index> <name>"
+LENGTH_SW = "Nambari ya mtihani ya KCSE ina tarakimu 11; ulituma {n}. Tuma: KCSE <nambari ya tarakimu 11> <jina>"
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("KCSE 3661103002 Wanjiku", 10),  # a digit dropped
+    ("KCSE 366110300022 Wanjiku", 12),  # a digit added
+    ("KCSE 3661103 002 Wanjiku", 10),  # in pieces
+    ("KCSE 3661103002Wanjiku", 10),  # run into the name
+    ("KCSE 3661103002 Wanjiku 2025", 10),
+    ("KCSE 2025 3661103002 Wanjiku", 10),
+    ("KCSE 3661103002", 10),  # no name either: the number is what is wrong
+    ("3661103002KCSE Wanjiku", 10),
+    ("KCSE 1 Wanjiku", 1),
+])
+def test_an_index_of_the_wrong_length_is_told_so(session, text, count):
+    """It was told 'No KCSE results were found for 3661103002 with that name', sending the parent to
+    re-check the name too; the real index 36611030002 is one digit away."""
+    add_result(session)
+    assert ask(session, text).text == LENGTH.format(n=count)
+    assert ask(session, text, language="sw").text == LENGTH_SW.format(n=count)
+    assert audits(session) == []
+
+
+def test_the_wrong_length_reply_is_in_the_keywords_language_else_the_phones(session):
+    assert ask(session, "Matokeo ya KCSE 3661103002 Wanjiku").text == LENGTH_SW.format(n=10)
+    assert ask(session, "Results: KCSE 3661103002 Wanjiku", language="sw").text == LENGTH.format(n=10)
+    assert ask(session, "KCPE 3661103002 Otieno").text == (
+        "A KCPE index number has 11 digits; you sent 10. Send: KCPE <11-digit index> <name>")
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_the_wrong_length_reply_depends_on_the_length_alone(session, batched):
+    """The same reply whether a real index is one digit away, or none is: it tells nothing."""
+    add_result(session, index="36611030002")
+    near = ask(session, "KCSE 3661103002 Wanjiku", batched=batched).text  # 36611030002 with one 0 dropped
+    far = ask(session, "KCSE 9999999999 Wanjiku", batched=batched).text
+    assert near == far == LENGTH.format(n=10)
+
+
+def test_the_wrong_length_reply_takes_no_results_query_nor_the_help_slot(session):
+    """A malformed request, like one without a number: answered every time, counted against no limit,
+    and it leaves the phone's once-per-10-minutes help for an unknown text untouched."""
+    from gateway.ratelimit import Limit
+
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    gate = RedisGate(redis, Limit("results", 1, 3600))
+    for _ in range(3):
+        assert ask(session, "KCSE 3661103002 Wanjiku", gate=gate).text == LENGTH.format(n=10)
+    assert list(redis.scan_iter("elimu:sms:results-limit:*")) == []
+    assert ask(session, "hello", gate=gate).text.startswith("Sorry, we did not understand")
+    add_result(session)
+    assert ask(session, "KCSE 36611030002 Wanjiku", gate=gate).text == GRADES  # the one query of the hour
+    assert ask(session, "KCSE 36611030002 Wanjiku", gate=gate).text.startswith("Too many results requests")
+    assert ask(session, "KCSE 3661103002 Wanjiku", gate=gate).text == LENGTH.format(n=10)
+
+
+@pytest.mark.parametrize("language", ["en", "sw"])
+@pytest.mark.parametrize("exam", ["KCSE", "KCPE"])
+def test_the_wrong_length_reply_is_one_gsm7_segment(language, exam):
+    from registry.services.sms_texts import text
+
+    reply = text("results_index_length", language, exam=exam, digits=11, count=480)  # MAX_TEXT digits
+    assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
+
+
 # --- no reply tells whether an index number exists ---------------------------------------------
 
 
@@ -406,7 +472,7 @@ def test_stop_ends_the_phones_queued_announcements_and_nothing_else(session):
 def test_replies_follow_the_keywords_language_else_the_phones(session):
     assert ask(session, "MSAADA").text.startswith("Elimu: kwa matokeo tuma KCSE")
     assert ask(session, "HELP", language="sw").text.startswith("Elimu: for results send KCSE")
-    assert ask(session, "KCSE 1234567 Jane", language="sw").text.startswith("Hakuna matokeo ya KCSE")
+    assert ask(session, "KCSE 36611039999 Jane", language="sw").text.startswith("Hakuna matokeo ya KCSE")
     assert ask(session, "habari", language="sw").text.startswith("Samahani")
 
 
@@ -438,7 +504,8 @@ def test_results_after_matokeo_are_answered_in_kiswahili(session):
 
 
 @pytest.mark.parametrize("text", ["HELP", "MSAADA", "STOP", "SITISHA", "START", "ANZA", "UPI", "xyz",
-                                  "366110300029999 Jane", "MATOKEO", "KCSE 36611030002 Jane", "KCSE Jane", "KCSE 36611030002", "KCSE 36611039999 Jane"])
+                                  "366110300029999 Jane", "MATOKEO", "KCSE 36611030002 Jane", "KCSE Jane", "KCSE 36611030002", "KCSE 36611039999 Jane",
+                                  "KCSE 3661103000 Jane", "KCPE " + "1" * 400])
 @pytest.mark.parametrize("language", ["en", "sw"])
 def test_every_reply_is_gsm7_within_two_segments(session, text, language):
     add_result(session)
@@ -459,12 +526,13 @@ def test_the_batch_lookup_picks_exactly_as_find_result(database):
 
 def _batch_lookup_matches_find_result(session, find_result, prefetch_results):
 
-    add_result(session, year=2023, index="111111111", mean="C")
-    add_result(session, year=2024, index="111111111", mean="B", released=False)
-    add_result(session, year=2024, index="222222222", mean="A", released=False)
-    add_result(session, exam="KCPE", year=2023, index="111111111", mean="D")
-    cases = [("KCSE", "111111111", None), ("KCSE", "111111111", 2024), ("KCSE", "111111111", 2022),
-             ("KCSE", "222222222", None), ("KCPE", "111111111", None), ("KCSE", "333333333", None)]
+    one, two, three = "36611030001", "36611030002", "36611030003"
+    add_result(session, year=2023, index=one, mean="C")
+    add_result(session, year=2024, index=one, mean="B", released=False)
+    add_result(session, year=2024, index=two, mean="A", released=False)
+    add_result(session, exam="KCPE", year=2023, index=one, mean="D")
+    cases = [("KCSE", one, None), ("KCSE", one, 2024), ("KCSE", one, 2022),
+             ("KCSE", two, None), ("KCPE", one, None), ("KCSE", three, None)]
     lookup = prefetch_results(session, [parse(f"{e} {n}") for e, n, _ in cases])
     for exam, number, year in cases:
         assert _seen(lookup(exam, number, year)) == _seen(find_result(session, exam, number, year)), (exam, number, year)
