@@ -204,7 +204,8 @@ class LearnerList(Screen):
     def _pages(self, ctx: Context) -> tuple[list[str], list[list[int]]]:
         items = [f"{i + 1}. {label}" for i, (_, label) in enumerate(ctx.data.get("choices", []))]
         nav = layout.options_block([("0", ctx.t("nav.back")), ("00", ctx.t("nav.home"))])
-        fixed = len(ctx.t("learners.choose")) + 1 + len(ctx.t("hint.choice")) + 1 + sum(len(n) + 1 for n in nav)
+        note = max(len(ctx.t("hint.choice")), len(ctx.t("learners.last_page")))  # the longest note above it
+        fixed = len(ctx.t("learners.choose")) + 1 + note + 1 + sum(len(n) + 1 for n in nav)
         more = f"{MORE}. {ctx.t('nav.more')}"
         return items, layout.paginate(items, fixed, more)
 
@@ -235,6 +236,10 @@ class LearnerList(Screen):
         if value == MORE and ctx.data.get("page", 0) < len(pages) - 1:
             ctx.data["page"] = ctx.data.get("page", 0) + 1
             return Stay()
+        if value == MORE:
+            # More on the last page (no ``98`` shown, pressed from habit): said so, not counted
+            # among the three wrong answers that end the session
+            return Stay(ctx.t("learners.last_page"))
         # A number on this page or one before it: a learner not shown yet is never picked (``9`` on
         # a page of 5 to 8 is a slip for ``98``, not a wish for the UPI of a learner never seen)
         page = min(ctx.data.get("page", 0), len(pages) - 1)

@@ -61,6 +61,7 @@ TEXTS: dict[str, str] = {
     "learners.choose": "Choose a learner:",
     "learners.none": "No learner has been added to your account yet. Choose 1 on the main menu to add one.",
     "learners.gone": "That learner is no longer linked to this phone. If this is wrong, ask the school.",
+    "learners.last_page": "No more pages.",
     "upi.done": "The UPI of {name} will come by SMS.",
     "status.state.enrolled": "Enrolled",
     "status.state.requested": "Transfer requested by {school}",

@@ -61,6 +61,7 @@ TEXTS: dict[str, str] = {
     "learners.choose": "Chagua mwanafunzi:",
     "learners.none": "Bado hujaongeza mwanafunzi kwenye akaunti yako. Chagua 1 kwenye menyu kuu kumwongeza.",
     "learners.gone": "Mwanafunzi huyo hayupo tena kwenye simu hii. Kama si sahihi, uliza shule.",
+    "learners.last_page": "Hakuna zaidi.",
     "upi.done": "UPI ya {name} itakuja kwa SMS.",
     "status.state.enrolled": "Amesajiliwa",
     "status.state.requested": "Uhamisho umeombwa na {school}",

@@ -260,3 +260,17 @@ def test_a_learner_not_shown_yet_is_not_picked(world, ussd, sms, lang):
     phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 9\n< END Nafula K. (PP1)\n< Kilimani Primary School\n"
                  f"< {enrolled}\n< ...")
     phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 2\n< END Akinyi K. (Form 4)\n< ...")
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_more_on_the_last_page_says_so_and_is_not_a_wrong_answer(world, ussd, lang):
+    """98 on the last page (no 98 shown, pressed from habit) says there is no more, on that page,
+    and three of them do not end the session as three wrong answers do."""
+    _twelve_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    note = "< CON No more pages." if lang == "en" else "< CON Hakuna zaidi."
+    last = page_screen(lang, 2).replace("< CON ", "< ")
+    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 98\n{note}\n{last}\n> 98\n> 98\n{note}\n{last}\n"
+                 f"> 12\n< END Zawadi K. (Grade 6)\n< ...")
