@@ -19,6 +19,7 @@ _T = OutboundMessage.__table__
 LEASE = timedelta(minutes=5)
 Message = tuple[str, MessageKind | str, str, str | None]  # (recipient, kind, body, link_id)
 OPTED_OUT = "not sent: the phone opted out (STOP)"
+CANCELLED = "not sent: the announcement was cancelled"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""SMS commands: ``elimu worker``, ``elimu sms reconcile``, ``elimu sms status``, ``elimu announce``,
-``elimu messages``."""
+"""SMS commands: ``elimu worker``, ``elimu sms reconcile``, ``elimu sms status``,
+``elimu sms cancel-announcement``, ``elimu announce``, ``elimu messages``."""
 
 from __future__ import annotations
 
@@ -21,8 +21,12 @@ from registry.levels import InvalidGrade, normalize_school_grade
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.services.announcements import (
     RepeatedAnnouncement,
+    UnknownAnnouncement,
     UnknownInstitution,
     announce,
+    announcement_counts,
+    cancel_announcement,
+    find_announcement,
     find_institution,
     opted_out_count,
 )
@@ -125,6 +129,38 @@ def status_command(ctx: Context, hours: int, as_json: bool) -> None:
                       redis_down)
     if redis_down:  # the database's part is shown above; the exit code still says what is down
         raise DatabaseFailure(f"redis: {redis_down} (the queues are not shown; is REDIS_URL right and the server up?)")
+
+
+@sms_group.command("cancel-announcement")
+@click.argument("announcement_id", metavar="ID", type=click.IntRange(1))
+@click.option("--yes", is_flag=True, help="cancel without asking")
+@pass_context
+def cancel_announcement_command(ctx: Context, announcement_id: int, yes: bool) -> None:
+    """Stop an announcement sent by mistake (its ID is in `elimu announce`'s answer and `elimu sms
+    status`): its messages still waiting are not sent; those a worker has already taken may still
+    arrive. Asks first unless --yes."""
+    db = ctx.runtime.db
+    with db.session() as session:
+        try:
+            announcement = find_announcement(session, announcement_id)
+        except UnknownAnnouncement as exc:
+            raise click.ClickException(str(exc)) from None
+        counts = announcement_counts(session, announcement_id)
+    where = f"{announcement.institution_code}{f' {announcement.grade}' if announcement.grade else ''}"
+    waiting = counts.get(MessageStatus.QUEUED.value, 0)
+    click.echo(f"announcement {announcement_id} to {where}, made {iso_utc(announcement.created_at)[:16].replace('T', ' ')} "
+               f"UTC, {announcement.recipients} recipient(s): {announcement.body!r}")
+    taken, cancelled = counts.get(MessageStatus.SUBMITTED.value, 0), counts.get("cancelled", 0)
+    click.echo(f"{waiting} waiting, {taken} taken by a worker, {sum(counts.values()) - waiting - taken - cancelled} "
+               f"sent or ended, {cancelled} cancelled")
+    if not waiting:
+        click.echo("nothing waiting to cancel")
+        return
+    if not yes:
+        click.confirm(f"Cancel the {waiting} waiting?", abort=True)
+    result = cancel_announcement(db, announcement_id)
+    click.echo(f"announcement {announcement_id}: {result.cancelled} message(s) cancelled; {result.in_flight} already "
+               f"taken by a worker (they may still arrive); {result.done} sent or ended before")
 
 
 def _queues_if_up(ctx: Context) -> tuple[dict[str, dict[str, int]] | None, str | None]:
@@ -231,7 +267,8 @@ def _print_status(console: Console, status: PipelineStatus, queues: dict | None,
 def announce_command(ctx: Context, code: str, grade: str | None, message: str, again: bool) -> None:
     """Send an announcement to every guardian of a school's learners (one SMS per phone; phones
     that sent STOP are left out). The same text to the same school and grade within 24 hours is
-    refused (a command run twice by mistake would bill every message twice) unless --again."""
+    refused (a command run twice by mistake would bill every message twice) unless --again. One
+    sent by mistake is stopped with `elimu sms cancel-announcement ID`."""
     text = message.strip()
     if not text:
         raise click.BadParameter("the message is empty", param_hint="--message")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .. import gsm
+from ..db import Database
 from ..models import (
     Announcement,
     Guardian,
@@ -16,10 +19,12 @@ from ..models import (
     Institution,
     Learner,
     MessageKind,
+    MessageStatus,
+    OutboundMessage,
     PhoneSetting,
     utcnow,
 )
-from ..outbox import queue_many
+from ..outbox import CANCELLED, queue_many
 
 CHUNK = 500
 # The same text to the same school (and grade) again within this is refused unless asked for: a
@@ -29,6 +34,10 @@ REPEAT_WINDOW = timedelta(hours=24)
 
 class UnknownInstitution(LookupError):
     """No institution has the code given."""
+
+
+class UnknownAnnouncement(LookupError):
+    """No announcement has the id given."""
 
 
 class RepeatedAnnouncement(Exception):
@@ -127,3 +136,83 @@ def announce(
             progress(start + len(chunk), len(recipients))
     return announcement
 
+
+CANCEL_CHUNK = 5000
+CANCEL_PASSES = 10  # rows a worker holds (claiming them) are looked at again this many times
+CANCEL_PAUSE_S = 0.2
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What cancelling an announcement did: ``cancelled`` messages will not be sent; ``in_flight``
+    were already taken by a worker (with AT, or being handed over) and may still arrive."""
+
+    announcement: Announcement
+    cancelled: int
+    in_flight: int
+    done: int  # with AT or delivered, or failed of itself
+    cancelled_before: int  # by an earlier cancel of the same announcement
+
+
+def announcement_counts(session: Session, announcement_id: int) -> dict[str, int]:
+    """The announcement's messages by status, with those cancelled under ``"cancelled"`` rather
+    than ``"failed"``."""
+    cancelled = (OutboundMessage.failure_reason == CANCELLED).label("cancelled")
+    rows = session.execute(
+        select(OutboundMessage.status, cancelled, func.count())
+        .where(OutboundMessage.announcement_id == announcement_id)
+        .group_by(OutboundMessage.status, cancelled)
+    )
+    counts: dict[str, int] = {}
+    for status, was_cancelled, count in rows:
+        key = "cancelled" if was_cancelled else str(status)
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def find_announcement(session: Session, announcement_id: int) -> Announcement:
+    announcement = session.get(Announcement, announcement_id)
+    if announcement is None:
+        raise UnknownAnnouncement(f"no announcement has the id {announcement_id}")
+    return announcement
+
+
+def cancel_announcement(db: Database, announcement_id: int, *, sleep: Callable[[float], None] = time.sleep) -> Cancellation:
+    """Stop an announcement sent by mistake: every message of it still waiting (``queued``, also
+    those waiting out a retry) ends ``failed`` with ``CANCELLED``, so its job in Redis finds nothing
+    to claim. A message a worker has already claimed is in flight and is left alone.
+
+    Chunks of ``CANCEL_CHUNK`` rows, each its own short transaction, skip the rows a worker is
+    claiming that moment (``SKIP LOCKED`` on PostgreSQL) rather than wait for them: a cancel never
+    holds up the workers nor deadlocks with a claim, and the rows skipped are looked at again once
+    that claim has ended (they are then in flight, or still waiting and cancelled)."""
+    with db.session() as session:
+        announcement = find_announcement(session, announcement_id)
+    waiting = (OutboundMessage.announcement_id == announcement_id) & (OutboundMessage.status == MessageStatus.QUEUED)
+    cancelled = 0
+    for _ in range(CANCEL_PASSES):
+        while True:
+            with db.transaction() as session:
+                ids = (select(OutboundMessage.id).where(waiting).order_by(OutboundMessage.id)
+                       .limit(CANCEL_CHUNK).with_for_update(skip_locked=True))
+                ended = session.execute(
+                    update(OutboundMessage)
+                    .where(OutboundMessage.id.in_(ids.scalar_subquery()), waiting)
+                    .values(status=MessageStatus.FAILED, failure_reason=CANCELLED, next_attempt_at=None,
+                            updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount or 0
+            cancelled += ended
+            if ended < CANCEL_CHUNK:
+                break
+        with db.session() as session:
+            still = session.scalar(select(func.count()).where(waiting))
+        if not still:
+            break
+        sleep(CANCEL_PAUSE_S)  # held by a claim: it commits within its batch
+    with db.session() as session:
+        counts = announcement_counts(session, announcement_id)
+    in_flight = counts.get(MessageStatus.QUEUED.value, 0) + counts.get(MessageStatus.SUBMITTED.value, 0)
+    all_cancelled = counts.get("cancelled", 0)
+    done = sum(counts.values()) - in_flight - all_cancelled
+    return Cancellation(announcement, cancelled, in_flight, done, all_cancelled - cancelled)
