@@ -6,10 +6,12 @@ LANGUAGES = ("en", "sw")
 
 TEXTS: dict[str, dict[str, str]] = {
     "help": {
-        "en": "Elimu: for results send KCSE <index no> <one of the candidate's names> (also KCPE, KPSEA, "
-              "KJSEA). Send UPI for your learners' UPIs, STOP to stop announcements. More: dial {ussd}",
-        "sw": "Elimu: kwa matokeo tuma KCSE <nambari ya mtihani> <jina moja la mtahiniwa> (pia KCPE, KPSEA, "
-              "KJSEA). Tuma UPI kupata UPI za wanafunzi wako, SITISHA kusitisha matangazo. Zaidi: piga {ussd}",
+        "en": "Elimu: for results send KCSE <index no> <one of the candidate's names> (also KCPE; KPSEA and "
+              "KJSEA with the <assessment no>). Send UPI for your learners' UPIs, STOP to stop announcements. "
+              "More: dial {ussd}",
+        "sw": "Elimu: kwa matokeo tuma KCSE <nambari ya mtihani> <jina moja la mtahiniwa> (pia KCPE; KPSEA na "
+              "KJSEA kwa <nambari ya tathmini>). Tuma UPI kupata UPI za wanafunzi wako, SITISHA kusitisha "
+              "matangazo. Zaidi: piga {ussd}",
     },
     "unknown": {
         "en": "Sorry, we did not understand that. Send HELP for the commands or dial {ussd}",

@@ -476,6 +476,22 @@ def test_replies_follow_the_keywords_language_else_the_phones(session):
     assert ask(session, "habari", language="sw").text.startswith("Samahani")
 
 
+@pytest.mark.parametrize(("word", "language", "index", "assessment"), [
+    ("HELP", "en", "KCSE <index no>", "KPSEA and KJSEA with the <assessment no>"),
+    ("MSAADA", "sw", "KCSE <nambari ya mtihani>", "KPSEA na KJSEA kwa <nambari ya tathmini>"),
+])
+def test_the_help_gives_kpsea_and_kjsea_their_assessment_number_within_two_segments(
+        session, word, language, index, assessment):
+    """It showed <index no> for KPSEA and KJSEA too, which take assessment numbers."""
+    from registry.services.sms_replies import MAX_SEGMENTS
+    from registry.services.sms_texts import text
+
+    reply = ask(session, word).text
+    assert index in reply and assessment in reply
+    longest = text("help", language, ussd="*384*1234*99#")  # a longer service code
+    assert gsm.is_gsm7(longest) and gsm.segments(longest) <= MAX_SEGMENTS
+
+
 def test_an_unknown_text_gets_help_at_most_once_per_ten_minutes(session):
     gate = RedisGate(fakeredis.FakeRedis(server=fakeredis.FakeServer()))
     assert ask(session, "hello", gate=gate).text.startswith("Sorry, we did not understand")
