@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine import BACK, HOME, Context, Go, Home, Outcome, Restore, Retry, Screen, View
+from ..engine import BACK, HOME, Context, Go, Home, Outcome, Restore, Retry, Screen, Stay, View
 from . import activate
 
 
@@ -31,6 +31,10 @@ class MainMenu(Screen):
             return Go("pin")
         if value == "4":
             return Go("acct")
+        if value in (BACK, HOME):
+            # Back or home pressed on home itself (a second 0 after the one that led here): it is
+            # shown again, not answered 'Invalid choice' nor counted among the three wrong answers
+            return Stay()
         return Retry(ctx.t("hint.choice"))
 
 

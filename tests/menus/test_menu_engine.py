@@ -34,9 +34,15 @@ def test_back_and_home_on_every_later_screen(talk):
     assert talk.state["stack"] == []
 
 
-def test_zero_on_the_main_menu_is_just_invalid(talk):
+def test_zero_and_double_zero_on_the_main_menu_show_it_again_uncounted(talk):
     talk.dial()
-    assert talk.send("0").text == "Invalid choice.\n" + MAIN_EN
+    talk.send("9")
+    talk.send("9")
+    for value in ("0", "00", "0"):
+        reply = talk.send(value)
+        assert reply.text == MAIN_EN and not reply.end
+    assert talk.state["stack"] == []
+    assert talk.send("9").end  # the third wrong answer: the two before 0 and 00 still count
 
 
 def test_three_invalid_answers_end_politely(talk):

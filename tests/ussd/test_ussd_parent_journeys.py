@@ -274,3 +274,22 @@ def test_more_on_the_last_page_says_so_and_is_not_a_wrong_answer(world, ussd, la
     last = page_screen(lang, 2).replace("< CON ", "< ")
     phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 98\n{note}\n{last}\n> 98\n> 98\n{note}\n{last}\n"
                  f"> 12\n< END Zawadi K. (Grade 6)\n< ...")
+
+
+MAIN = {
+    "en": "< CON Welcome to Elimu\n< 1. Activate account\n< 2. Get learner UPI\n< 3. Learner status\n< 4. My account",
+    "sw": "< CON Karibu Elimu\n< 1. Fungua akaunti\n< 2. Pata UPI ya mwanafunzi\n< 3. Hali ya mwanafunzi\n"
+          "< 4. Akaunti yangu",
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_one_zero_too_many_on_the_way_home_shows_the_main_menu(world, ussd, lang):
+    """A parent backing out of the list presses 0 once more than needed, or 00 when already home:
+    the main menu again, not 'Invalid choice', and the menu still answers."""
+    _twelve_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script(f"dial\n> 2\n> {PIN}\n> 98\n> 0\n> 0\n{MAIN[lang]}\n> 0\n{MAIN[lang]}\n> 00\n{MAIN[lang]}\n"
+                 f"> 3\n> {PIN}\n{page_screen(lang, 0)}")
