@@ -223,7 +223,7 @@ def _status_record(status: PipelineStatus, queues: dict | None, now: datetime) -
         "queues": queues,
         "announcements": [
             {"id": a.id, "institution": a.institution_code, "grade": a.grade, "created_at": iso_utc(a.created_at),
-             "recipients": a.recipients, "messages": a.by_status}
+             "recipients": a.recipients, "messages": a.by_status, "cancelled": a.cancelled}
             for a in status.announcements
         ],
     }
@@ -249,11 +249,12 @@ def _print_status(console: Console, status: PipelineStatus, queues: dict | None,
             table.add_row(name, f"{counts['waiting']:,}", f"{counts['scheduled']:,}", f"{counts['failed']:,}")
         console.print(table)
     if status.announcements:
-        table = Table("id", "to", "made (UTC)", "phones", *STATUS_GROUPS, title="latest announcements")
+        table = Table("id", "to", "made (UTC)", "phones", *STATUS_GROUPS, "cancelled", title="latest announcements")
         for a in status.announcements:
             made_at = (iso_utc(a.created_at) or "")[5:16].replace("T", " ")
+            failed = dict(a.by_status, failed=a.by_status.get(MessageStatus.FAILED.value, 0) - a.cancelled)
             table.add_row(str(a.id), Text(f"{a.institution_code} {a.grade or ''}".strip()), made_at,
-                          f"{a.recipients:,}", *_grouped(a.by_status))
+                          f"{a.recipients:,}", *_grouped(failed), f"{a.cancelled:,}")
         console.print(table)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Announcement, InboundMessage, MessageStatus, OutboundMessage
+from ..outbox import CANCELLED
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class AnnouncementProgress:
     created_at: datetime
     recipients: int
     by_status: dict[str, int] = field(default_factory=dict)
+    cancelled: int = 0  # of the ``failed`` in ``by_status``: stopped by ``elimu sms cancel-announcement``
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,20 @@ def _announcements(session: Session, limit: int) -> list[AnnouncementProgress]:
     if not latest:
         return []
     counts: dict[int, dict[str, int]] = {}
+    cancelled: dict[int, int] = {}
+    was_cancelled = (OutboundMessage.failure_reason == CANCELLED).label("cancelled")
     rows = session.execute(
-        select(OutboundMessage.announcement_id, OutboundMessage.status, func.count())
+        select(OutboundMessage.announcement_id, OutboundMessage.status, was_cancelled, func.count())
         .where(OutboundMessage.announcement_id.in_([a.id for a in latest]))
-        .group_by(OutboundMessage.announcement_id, OutboundMessage.status)
+        .group_by(OutboundMessage.announcement_id, OutboundMessage.status, was_cancelled)
     )
-    for announcement_id, status, count in rows:
-        counts.setdefault(announcement_id, {})[str(status)] = count
+    for announcement_id, status, stopped, count in rows:
+        by_status = counts.setdefault(announcement_id, {})
+        by_status[str(status)] = by_status.get(str(status), 0) + count
+        if stopped:
+            cancelled[announcement_id] = cancelled.get(announcement_id, 0) + count
     return [
-        AnnouncementProgress(a.id, a.institution_code, a.grade, a.created_at, a.recipients, counts.get(a.id, {}))
+        AnnouncementProgress(a.id, a.institution_code, a.grade, a.created_at, a.recipients, counts.get(a.id, {}),
+                             cancelled.get(a.id, 0))
         for a in latest
     ]

@@ -3,6 +3,7 @@ already taken is left to arrive, and nothing else of the outbox is touched."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -146,3 +147,16 @@ def test_a_message_a_worker_is_claiming_is_skipped_not_waited_for(pg_database):
     with pg_database.session() as session:
         row = session.get(OutboundMessage, claimed_id)
     assert (row.status, row.failure_reason) == (MessageStatus.SUBMITTED, None)
+
+
+def test_sms_status_counts_the_cancelled_apart_from_the_failed(run, at_runtime):
+    announcement_id = _announcement(at_runtime.db)
+    _set_status(at_runtime.db, PHONES[0], MessageStatus.REJECTED)  # failed of itself
+    _set_status(at_runtime.db, PHONES[1], MessageStatus.DELIVERED)
+    run("sms", "cancel-announcement", str(announcement_id), "--yes")
+    record = json.loads(run("sms", "status", "--json").output)
+    [progress] = record["announcements"]
+    assert progress["messages"] == {"rejected": 1, "delivered": 1, "failed": 10} and progress["cancelled"] == 10
+    table = run("sms", "status").output
+    [row] = [line for line in table.splitlines() if line.strip("│ ").startswith(str(announcement_id))]
+    assert [cell.strip() for cell in row.strip("│").split("│")][3:] == ["12", "0", "0", "1", "1", "10"]
