@@ -1,4 +1,4 @@
-"""``elimu results``: publishing an exam series, and what is imported and released."""
+"""``elimu results``: publishing an exam series (and taking it back), and what is imported and released."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from datetime import datetime
 import click
 
 from registry.exams import InvalidExamData, exam_named
-from registry.services.results import SeriesStatus, UnknownSeries, release_results, series_status
+from registry.services.results import (
+    SeriesStatus,
+    UnknownSeries,
+    release_results,
+    series_status,
+    withdraw_release,
+)
 
 from . import Context, pass_context
 from .errors import database_errors
@@ -39,6 +45,30 @@ def release_command(ctx: Context, exam: str, year: int) -> None:
             click.echo(f"{name} {year} was already released on {_when(series.released_at)}: {count} results")
         else:
             click.echo(f"{name} {year} released: {count} results now answer")
+
+
+@results_group.command("withdraw")
+@click.argument("exam")
+@click.argument("year", type=int)
+@pass_context
+def withdraw_command(ctx: Context, exam: str, year: int) -> None:
+    """Take back the release of EXAM YEAR (one made by mistake or too early): queries answer that
+    results are not out again, from the next message on. Says how many answers went out since."""
+    try:
+        name = exam_named(exam).name
+    except InvalidExamData as exc:
+        raise click.BadParameter(str(exc), param_hint="EXAM") from None
+    with database_errors(), ctx.runtime.db.transaction() as session:
+        try:
+            withdrawal = withdraw_release(session, name, year)
+        except UnknownSeries as exc:
+            raise click.ClickException(str(exc)) from None
+    if withdrawal.released_at is None:
+        click.echo(f"{name} {year} was not released: nothing to withdraw ({withdrawal.results} results)")
+        return
+    click.echo(f"{name} {year} withdrawn: its {withdrawal.results} results answer 'not yet released' again; "
+               f"{withdrawal.replied} answer(s) went out since its release on {_when(withdrawal.released_at)} "
+               f"(elimu audit --index NUMBER shows who was sent a candidate's)")
 
 
 @results_group.command("status")

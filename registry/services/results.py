@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, contains_eager
 
 from ..exams import exam_named
-from ..models import ExamResult, ExamSeries, utcnow
+from ..models import AuditEvent, ExamResult, ExamSeries, utcnow
+from .audit import RESULTS_ACTION
 
 
 class UnknownSeries(LookupError):
@@ -69,6 +70,40 @@ def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries,
         series.released_at = utcnow()
         session.flush()
     return series, count, already
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A release taken back: the series, its results, and the answers already sent since its release."""
+
+    series: ExamSeries
+    results: int
+    released_at: datetime | None  # when it had been released; None: it was not released
+    replied: int  # results replies in the audit trail since (each an answer already disclosed)
+
+
+def withdraw_release(session: Session, exam: str, year: int) -> Withdrawal:
+    """Take a release back (one made by mistake, or early): queries answer "not yet released" again
+    from the next message on; what was already answered is counted from the audit trail. A series
+    not released is left as it is."""
+    name = exam_named(exam).name
+    series = session.scalars(
+        select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
+    ).first()
+    if series is None:
+        raise UnknownSeries(f"no {name} {year} results have been imported")
+    count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
+    released_at = series.released_at
+    replied = 0
+    if released_at is not None:
+        replied = session.scalar(
+            select(func.count()).select_from(AuditEvent)
+            .where(AuditEvent.action == RESULTS_ACTION, AuditEvent.at >= released_at,
+                   AuditEvent.detail.like(f"{name} {year} %"))
+        ) or 0
+        series.released_at = None
+        session.flush()
+    return Withdrawal(series, count, released_at, replied)
 
 
 def series_status(session: Session) -> list[SeriesStatus]:
