@@ -10,9 +10,11 @@
 Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``) and words
 of no letter or digit (an emoji, a lone ``-``) are ignored; a KCSE/KCPE index typed in pieces
 (``36611030/002``, ``366110 30002``) or run into the name (``36611030002Wanjiku``) is read as its
-digits (11 in a real one; another count is a malformed request, answered with the count); the year may stand anywhere after the number, or between the exam and an index number
-(``KCSE 2024 36611030002 Wanjiku``). CONTRACT names only the trailing year: the rest is what people
-type, read the one way it can mean.
+digits (11 in a real one; another count is a malformed request, answered with the count); the year
+may stand anywhere after the number, or between the exam and an index number
+(``KCSE 2024 36611030002 Wanjiku``); a year-looking piece is the year unless it completes an index's
+11 digits in a year the exam was not sat (``KCSE 1930 1012001``; ``KCSE 3661103 2024`` is 2024).
+CONTRACT names only the trailing year: the rest is what people type, read as they most likely mean it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
+
+from ..exams import EXAMS as EXAM_YEARS
 
 EXAMS = ("KCSE", "KCPE", "KPSEA", "KJSEA")
 INDEX_EXAMS = ("KCSE", "KCPE")  # 11-digit KNEC index numbers; KPSEA/KJSEA use assessment numbers
@@ -136,13 +141,13 @@ def _parse_results(tokens: list[str]) -> Command | None:
     else:
         return None
     year = None
-    if exam in INDEX_EXAMS and number and _YEAR.fullmatch(number):
+    if exam in INDEX_EXAMS and number and _YEAR.fullmatch(number) and not _index_with(exam, [number, *rest]):
         if rest and rest[0][:1].isdigit():  # KCSE 2024 36611030002 Wanjiku
             year, number, rest = int(number), rest[0], rest[1:]
         else:  # KCSE 2024 Wanjiku: the year, and no index
             year, number = int(number), None
     if exam in INDEX_EXAMS and number:
-        number, rest, year = _index_number(number, rest, year)
+        number, rest, year = _index_number(exam, number, rest, year)
     number = number.upper() if number else number
     if year is None:
         at = next((i for i in range(len(rest) - 1, -1, -1) if _YEAR.fullmatch(rest[i])), None)
@@ -152,22 +157,50 @@ def _parse_results(tokens: list[str]) -> Command | None:
     return Command(CommandKind.RESULTS, exam=exam, number=number, names=names, year=year)
 
 
-def _index_number(number: str, rest: list[str], year: int | None) -> tuple[str, list[str], int | None]:
+def _exam_year(exam: str, token: str) -> bool:
+    """Whether ``token`` is a year ``exam`` was sat in (not later than this year)."""
+    if not _YEAR.fullmatch(token):
+        return False
+    sat, year = EXAM_YEARS[exam], int(token)
+    return sat.first_year <= year <= min(sat.last_year or year, date.today().year)
+
+
+def _pieces(tokens: list[str]) -> list[str]:
+    """The index pieces ``tokens`` start with, read until they make 11 digits or more."""
+    pieces: list[str] = []
+    for token in tokens:
+        if len(_joined(pieces)) >= INDEX_DIGITS or not _INDEX_PIECE.fullmatch(token):
+            break
+        pieces.append(token)
+    return pieces
+
+
+def _index_with(exam: str, tokens: list[str]) -> bool:
+    """Whether the year-looking ``tokens[0]`` is the start of an index, not a year: with the pieces
+    after it, and only with them, it makes 11 digits, and ``exam`` was not sat that year
+    (``KCSE 1930 1012001`` is Nyeri's ``19301012001``; ``KCSE 2024 3661103`` is 2024 and 7 digits)."""
+    with_it, without = len(_joined(_pieces(tokens))), len(_joined(_pieces(tokens[1:])))
+    return with_it == INDEX_DIGITS and without != INDEX_DIGITS and not _exam_year(exam, tokens[0])
+
+
+def _index_number(
+    exam: str, number: str, rest: list[str], year: int | None
+) -> tuple[str, list[str], int | None]:
     """A KCSE/KCPE index, the words after it and the year: the index's digits when typed in pieces
     (``36611030/002``; ``36611030 002``) or run into the name (``36611030002Wanjiku``), however many
     there are, so a wrong count can be told as such; else as typed. Pieces are read until they make
-    11 digits; when they do not, a last piece that is a year, with none given yet, is the year
-    (``KCSE 36611 2024 Wanjiku``: 5 digits and 2024)."""
+    11 digits; a last piece that looks like a year, with none given yet, is the year, also when it
+    completes 11 digits if the exam was sat that year (``KCSE 3661103 2024 Wanjiku``: 7 digits and
+    2024, not ``36611032024``: a 4-digit 2024 says a year, and a real index splits after its 8-digit
+    centre code)."""
     if (match := _INDEX_AND_NAME.fullmatch(number)) is not None:
         return _joined([match.group(1)]), [match.group(2), *rest], year
     if not _INDEX_PIECE.fullmatch(number):
         return number, rest, year
-    pieces = [number]
-    while len(_joined(pieces)) < INDEX_DIGITS and len(pieces) <= len(rest) and _INDEX_PIECE.fullmatch(
-            rest[len(pieces) - 1]):
-        pieces.append(rest[len(pieces) - 1])
+    pieces = _pieces([number, *rest])
     used = len(pieces) - 1
-    if year is None and len(pieces) > 1 and len(_joined(pieces)) != INDEX_DIGITS and _YEAR.fullmatch(pieces[-1]):
+    if year is None and len(pieces) > 1 and _YEAR.fullmatch(pieces[-1]) and (
+            len(_joined(pieces)) != INDEX_DIGITS or _exam_year(exam, pieces[-1])):
         year = int(pieces.pop())
     return _joined(pieces), rest[used:], year
 

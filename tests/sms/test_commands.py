@@ -128,6 +128,28 @@ def test_what_people_type_on_results_day(text, expected):
     assert parse(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # a year-looking piece that would complete 11 digits: the year when the exam was sat that year
+    ("KCSE 3661103 2024 Wanjiku", Command(R, exam="KCSE", number="3661103", names=("Wanjiku",), year=2024)),
+    ("KCSE 366 1103 2024 Wanjiku", Command(R, exam="KCSE", number="3661103", names=("Wanjiku",), year=2024)),
+    ("KCSE 2024 3661103 Wanjiku", Command(R, exam="KCSE", number="3661103", names=("Wanjiku",), year=2024)),
+    ("KCSE 2024 3661103 002 Wanjiku", Command(R, exam="KCSE", number="3661103002", names=("Wanjiku",), year=2024)),
+    # else the start or end of an index: no KCSE was sat in 1930 (Nyeri's centre codes start 1930)
+    ("KCSE 1930 1012001 Mwangi", Command(R, exam="KCSE", number="19301012001", names=("Mwangi",))),
+    ("KCSE 1930 10120 01 Mwangi", Command(R, exam="KCSE", number="19301012001", names=("Mwangi",))),
+    ("KCSE 3661103 1930 Wanjiku", Command(R, exam="KCSE", number="36611031930", names=("Wanjiku",))),
+    ("KCPE 3661103 2024 Otieno", Command(R, exam="KCPE", number="36611032024", names=("Otieno",))),  # KCPE ended 2023
+    # a year that completes nothing is the year, as before, sat or not
+    ("KCPE 2024 36611030002 Otieno", Command(R, exam="KCPE", number="36611030002", names=("Otieno",), year=2024)),
+    ("KCSE 36611 1930 Wanjiku", Command(R, exam="KCSE", number="36611", names=("Wanjiku",), year=1930)),
+    ("KCSE 1930 Wanjiku", Command(R, exam="KCSE", names=("Wanjiku",), year=1930)),
+])
+def test_a_year_looking_piece_is_read_as_a_parent_means_it(text, expected):
+    """'KCSE 3661103 2024 Wanjiku' was joined into the index 36611032024; 'KCSE 1930 1012001 Mwangi',
+    an index typed in two pieces, was read as the year 1930 and a 7-digit number."""
+    assert parse(text) == expected
+
+
 @pytest.mark.parametrize(("text", "valid"), [
     ("KCSE 36611030002 Jane", True),
     ("KCPE 03611030002 Jane", True),

@@ -286,6 +286,15 @@ def test_the_wrong_length_reply_is_one_gsm7_segment(language, exam):
     assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
 
 
+def test_a_year_after_a_short_index_is_the_year_and_a_nyeri_index_in_pieces_is_the_index(session):
+    """'KCSE 3661103 2024 Wanjiku' was looked up as 36611032024 ('No KCSE results were found for
+    36611032024'); 'KCSE 1930 1012001 Mwangi' as the year 1930 and 1012001."""
+    add_result(session, index="19301012001", name="Brian Mwangi Kamau")
+    assert ask(session, "KCSE 3661103 2024 Wanjiku").text == LENGTH.format(n=7)
+    assert ask(session, "KCSE 1930 1012001 Mwangi").text.startswith("KCSE 2025 19301012001: Mean grade B+")
+    assert ask(session, "KCSE 19301012 001 2025 Mwangi").text.startswith("KCSE 2025 19301012001: Mean grade B+")
+
+
 # --- no reply tells whether an index number exists ---------------------------------------------
 
 
