@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .. import layout
-from ..engine import Context, Go, Outcome, Stop
+from ..engine import BACK, HOME, Context, Go, Home, Outcome, Retry, Screen, Stop, View
 from ..services import Enrolment, LearnerStatus, Purpose, SendResult
 from .common import LearnerList, OtpEntry
 
 SCHOOL_LIMITS = (60, 44, 36, 30, 24, 20, 16, 12)
 MAX_EXAMS = 4
 CODE_FOR = "code_for"  # the learner whose UPI code this session sent
+SHOWN = "status_shown"  # the status text on the status screen (several learners)
 
 
 def _pick_for_upi(ctx: Context, learner_id: int) -> Outcome:
@@ -39,9 +40,19 @@ def _send_upi(ctx: Context) -> Outcome:
     return Stop(ctx.t("upi.done", name=name))
 
 
-def status_text(ctx: Context, status: LearnerStatus) -> str:
-    """The status screen, with school names shortened until it fits."""
-    exams = ", ".join(status.released_results[:MAX_EXAMS])
+def status_text(ctx: Context, status: LearnerStatus, budget: int = layout.BODY_LIMIT) -> str:
+    """The status screen within ``budget`` characters: school names shortened until it fits, then,
+    if still too long, the oldest results left out."""
+    body = ""
+    for count in range(MAX_EXAMS, 0, -1):
+        body = _status_body(ctx, status, count, budget)
+        if len(body) <= budget or len(status.released_results) <= count:
+            return body
+    return body
+
+
+def _status_body(ctx: Context, status: LearnerStatus, exam_count: int, budget: int) -> str:
+    exams = ", ".join(status.released_results[:exam_count])
     results = ctx.t("status.results", exams=exams) if exams else ctx.t("status.no_results")
     name = f"{layout.short_person(status.masked_name)} ({layout.shorten(status.grade, 10)})"
     body = ""
@@ -59,20 +70,47 @@ def status_text(ctx: Context, status: LearnerStatus) -> str:
         else:
             state = ctx.t("status.state.enrolled")
         body = layout.compose([name, school, state, results])
-        if layout.fits(body):
+        if len(body) <= budget:
             return body
     return body
 
 
 def _show_status(ctx: Context, learner_id: int) -> Outcome:
+    """One learner: the status ends the session. Several: it stays open with ``0`` back to the list
+    (the page it was picked from) for the next learner, without dialling and the PIN again."""
     status = ctx.services.learner_status(ctx.phone, learner_id, ctx.session_id)
     if status is None:
         return Stop(ctx.t("learners.gone"))
-    return Stop(status_text(ctx, status))
+    if len(ctx.data.get("choices", [])) <= 1:
+        return Stop(status_text(ctx, status))
+    nav = layout.compose(layout.options_block([(BACK, ctx.t("nav.back")), (HOME, ctx.t("nav.home"))]))
+    ctx.data[SHOWN] = status_text(ctx, status, layout.BODY_LIMIT - len(nav) - 1)
+    return Go("status.show")
+
+
+class StatusShown(Screen):
+    """A learner's status for a parent of several: only ``0`` (the list) and ``00`` lead on. The
+    text is the one shown on the pick (audited then), kept only while this screen is."""
+
+    name = "status.show"
+
+    def enter(self, ctx: Context) -> Outcome | None:
+        return None if ctx.data.get(SHOWN) else Home()
+
+    def back(self, ctx: Context) -> Outcome | None:
+        ctx.data.pop(SHOWN, None)
+        return None
+
+    def render(self, ctx: Context) -> View:
+        return View(lines=(ctx.data.get(SHOWN, ""),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        return Retry("")  # no options: the same screen (no room for a hint), three of these end it
 
 
 SCREENS = (
     LearnerList("upi.pick", _pick_for_upi),
     OtpEntry("upi.otp", Purpose.UPI, _send_upi),
     LearnerList("status.pick", _show_status),
+    StatusShown(),
 )

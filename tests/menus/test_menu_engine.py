@@ -83,7 +83,7 @@ def test_learner_list_pages_with_more(talk):
     # The last learner can be chosen from the last page.
     while "98. More" in talk.last.text:
         talk.send("98")
-    assert talk.send("7").end
+    assert talk.send("7").text.startswith("Zawadiamani S. (PP1)\n")
 
 
 def test_back_on_a_later_page_shows_the_page_before(talk):
@@ -262,8 +262,8 @@ def test_a_status_is_refused_to_a_session_without_its_own_pin(talk, fake, lang):
     talk.dial()
     talk.send("3")
     assert talk.send(PIN_OK).text.startswith(("Choose a learner:", "Chagua mwanafunzi:"))
-    shown = talk.send("2")  # the PIN of this session: the status
-    assert shown.end and shown.text != AGAIN[lang] and "Form 4" in shown.text
+    shown = talk.send("2")  # the PIN of this session: the status (several learners: it stays open)
+    assert not shown.end and shown.text.startswith("Jane W. (Form 4)\n")
     talk.dial()
     talk.send("3")
     talk.send(PIN_OK)
@@ -307,3 +307,32 @@ def test_a_pin_change_in_the_session_of_its_pin_is_made(talk, fake):
     reply = talk.send("7391")
     assert reply.end and reply.text == "Your PIN has been changed."
     assert ("set_pin",) in fake.calls
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_the_status_of_each_learner_in_one_session(talk, fake, lang):
+    """Several learners: a status stays open, 0 goes back to the list's page it was picked from
+    (the text is no longer held), another learner's status follows; a wrong answer shows it again;
+    with one learner the status ends the session."""
+    fake.stored_language = lang
+    talk.dial()
+    talk.send("3")
+    first = talk.send(PIN_OK).text
+    second = talk.send("98").text
+    page = second.splitlines()
+    number = page[1].split(".")[0]
+    status = talk.send(number)
+    assert not status.end and status.text.endswith(NAV if lang == "en" else "\n0. Rudi\n00. Mwanzo")
+    assert status.text.startswith(page[1].split(". ", 1)[1])  # the learner picked: name (grade)
+    assert talk.send("5").text == status.text and talk.state["invalid"] == 1
+    assert talk.send("0").text == second
+    assert "status_shown" not in talk.state["data"]
+    assert talk.send("0").text == first
+    other = talk.send("2")
+    assert not other.end and other.text.startswith(first.splitlines()[2].split(". ", 1)[1])
+    assert talk.send("00").text == (MAIN_EN if lang == "en" else MAIN_SW)
+    assert talk.state["data"] == {}
+    fake.learner_count = 1
+    talk.dial()
+    talk.send("3")
+    assert talk.send(PIN_OK).end

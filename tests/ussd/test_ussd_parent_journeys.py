@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from registry.models import AuditEvent, Learner
 from tests.ussd.support import PHONE, PIN
 
 TWO_LEARNERS_SW = """
@@ -257,9 +259,9 @@ def test_a_learner_not_shown_yet_is_not_picked(world, ussd, sms, lang):
                  f"> 12\n{wrong}\n< ...\n> 98\n{page_screen(lang, 2)}\n> 00")
     assert sms.otps(PHONE) == []
     enrolled = "Enrolled" if lang == "en" else "Amesajiliwa"
-    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 9\n< END Nafula K. (PP1)\n< Kilimani Primary School\n"
+    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 9\n< CON Nafula K. (PP1)\n< Kilimani Primary School\n"
                  f"< {enrolled}\n< ...")
-    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 2\n< END Akinyi K. (Form 4)\n< ...")
+    phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 2\n< CON Akinyi K. (Form 4)\n< ...")
 
 
 @pytest.mark.parametrize("lang", ["en", "sw"])
@@ -273,7 +275,7 @@ def test_more_on_the_last_page_says_so_and_is_not_a_wrong_answer(world, ussd, la
     note = "< CON No more pages." if lang == "en" else "< CON Hakuna zaidi."
     last = page_screen(lang, 2).replace("< CON ", "< ")
     phone.script(f"dial\n> 3\n> {PIN}\n> 98\n> 98\n> 98\n{note}\n{last}\n> 98\n> 98\n{note}\n{last}\n"
-                 f"> 12\n< END Zawadi K. (Grade 6)\n< ...")
+                 f"> 12\n< CON Zawadi K. (Grade 6)\n< ...")
 
 
 MAIN = {
@@ -293,3 +295,35 @@ def test_one_zero_too_many_on_the_way_home_shows_the_main_menu(world, ussd, lang
         _kiswahili(phone)
     phone.script(f"dial\n> 2\n> {PIN}\n> 98\n> 0\n> 0\n{MAIN[lang]}\n> 0\n{MAIN[lang]}\n> 00\n{MAIN[lang]}\n"
                  f"> 3\n> {PIN}\n{page_screen(lang, 0)}")
+
+
+STATUS_OF = {
+    "en": ("< CON Akinyi K. (Form 4)\n< Kilimani Primary School\n< Enrolled\n< Results: none released\n"
+           "< 0. Back\n< 00. Home",
+           "< CON Kiptoo K. (Form 4)\n< Kilimani Primary School\n< Enrolled\n< Results: KCSE 2025\n"
+           "< 0. Back\n< 00. Home"),
+    "sw": ("< CON Akinyi K. (Form 4)\n< Kilimani Primary School\n< Amesajiliwa\n< Matokeo: hakuna yaliyotolewa\n"
+           "< 0. Rudi\n< 00. Mwanzo",
+           "< CON Kiptoo K. (Form 4)\n< Kilimani Primary School\n< Amesajiliwa\n< Matokeo: KCSE 2025\n"
+           "< 0. Rudi\n< 00. Mwanzo"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_the_status_of_each_learner_in_one_session(world, ussd, lang):
+    """A guardian of twelve learners sees one learner's status, goes back with 0 to the list, pages
+    on and sees another's (the second page's Kiptoo), back to the page it was picked from, and 00
+    goes home: one dial and one PIN, each status audited as shown."""
+    _twelve_learners(world)
+    with world.db.transaction() as session:
+        kiptoo = session.scalars(select(Learner.id).where(Learner.first_name == "Kiptoo")).one()
+    world.result(kiptoo, "KCSE", 2025, "36611030002")
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    akinyi, kiptoo_status = STATUS_OF[lang]
+    phone.script(f"dial\n> 3\n> {PIN}\n> 2\n{akinyi}\n> 0\n{page_screen(lang, 0)}\n> 98\n> 6\n{kiptoo_status}\n"
+                 f"> 7\n{kiptoo_status}\n> 0\n{page_screen(lang, 1)}\n> 6\n> 00\n{MAIN[lang]}")
+    with world.db.transaction() as session:
+        shown = session.scalars(select(AuditEvent.learner_id).where(AuditEvent.action == "status_shown")).all()
+    assert len(shown) == 3 and shown.count(kiptoo) == 2

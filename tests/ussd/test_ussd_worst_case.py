@@ -69,7 +69,7 @@ def test_every_learner_list_page_and_status_screen(crowded, ussd, lang_keys):
         for screen in screens:
             well_formed(screen)
         status = screens[-1].splitlines()
-        assert status[0].startswith("END Wanjikumu") and status[0].endswith(f" K. ({GRADES[number - 1]})")
+        assert status[0].startswith("CON Wanjikumu") and status[0].endswith(f" K. ({GRADES[number - 1]})")
         assert_whole_words(status[1], SCHOOL)
 
 
