@@ -8,7 +8,7 @@ from datetime import date
 
 _LETTER_GRADES = ("A", "A-", "B+", "B", "B-", "C+", "C", "C-", "D+", "D", "D-", "E")
 # KNEC status marks printed in place of a grade: absent, irregularity (cancelled), withheld, pending.
-_STATUS_MARKS = ("X", "Y", "W", "P")
+STATUS_MARKS = ("X", "Y", "W", "P")
 _LEVELS = ("EE", "ME", "AE", "BE", "EE1", "EE2", "ME1", "ME2", "AE1", "AE2", "BE1", "BE2")
 
 
@@ -25,10 +25,10 @@ class Exam:
 
 
 EXAMS: dict[str, Exam] = {
-    "KCSE": Exam("KCSE", _LETTER_GRADES + _STATUS_MARKS, 1989, None, 84),
-    "KCPE": Exam("KCPE", _LETTER_GRADES + _STATUS_MARKS, 1985, 2023, 500, subject_marks=True),
-    "KPSEA": Exam("KPSEA", _LEVELS + _STATUS_MARKS, 2022, None, 1000),
-    "KJSEA": Exam("KJSEA", _LEVELS + _STATUS_MARKS, 2025, None, 72),
+    "KCSE": Exam("KCSE", _LETTER_GRADES + STATUS_MARKS, 1989, None, 84),
+    "KCPE": Exam("KCPE", _LETTER_GRADES + STATUS_MARKS, 1985, 2023, 500, subject_marks=True),
+    "KPSEA": Exam("KPSEA", _LEVELS + STATUS_MARKS, 2022, None, 1000),
+    "KJSEA": Exam("KJSEA", _LEVELS + STATUS_MARKS, 2025, None, 72),
 }
 _SUBJECT_CODE = re.compile(r"[A-Z0-9]{2,8}")
 _MARK_AND_GRADE = re.compile(r"([0-9]{1,3}) (\S+)")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from .. import gsm
 from ..arrays import among
+from ..exams import STATUS_MARKS
 from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from ..outbox import cancel_announcements
 from .audit import record_disclosure
@@ -316,6 +317,8 @@ def format_results(result: Result, language: str) -> str:
     """
     scale = "results_marks" if result.series.exam in MARKS_EXAMS else "results_points"
     points = "" if result.points is None else text(scale, language, points=result.points)
+    if result.mean_grade in STATUS_MARKS:  # "Y" alone tells a parent nothing
+        points = text(f"results_mark_{result.mean_grade}", language) + points
     pairs = subject_grades(result.subjects or "")
 
     def compose(separator: str, items: list[tuple[str, str]], tail: str = "") -> str:

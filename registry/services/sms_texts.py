@@ -74,6 +74,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "{exam} {year} {number}: Mean grade {mean}{points}. {subjects}",
         "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
     },
+    # A KNEC status mark in place of the mean grade, explained (a parent does not know what "Y" means).
+    "results_mark_X": {"en": " (absent)", "sw": " (hakufanya mtihani)"},
+    "results_mark_Y": {"en": " (cancelled: exam irregularity; ask the school)",
+                       "sw": " (yamefutwa kwa udanganyifu wa mtihani; uliza shule)"},
+    "results_mark_W": {"en": " (withheld by KNEC; ask the school)", "sw": " (yamezuiliwa na KNEC; uliza shule)"},
+    "results_mark_P": {"en": " (pending)", "sw": " (bado yanasubiriwa)"},
     "results_points": {"en": " ({points} pts)", "sw": " (alama {points})"},
     "results_marks": {"en": " ({points} marks)", "sw": " (alama {points})"},  # KCPE: marks out of 500
     "upi_inactive": {

@@ -54,6 +54,28 @@ def test_results_with_one_of_the_candidates_names(session):
     assert audits(session) == [("results_replied", "sms", "41", learner.id, PHONE)]
 
 
+@pytest.mark.parametrize(("mark", "english", "kiswahili"), [
+    ("X", "Mean grade X (absent).", "Wastani X (hakufanya mtihani)."),
+    ("Y", "Mean grade Y (cancelled: exam irregularity; ask the school).",
+     "Wastani Y (yamefutwa kwa udanganyifu wa mtihani; uliza shule)."),
+    ("W", "Mean grade W (withheld by KNEC; ask the school).", "Wastani W (yamezuiliwa na KNEC; uliza shule)."),
+    ("P", "Mean grade P (pending).", "Wastani P (bado yanasubiriwa)."),
+])
+def test_a_knec_status_mark_in_place_of_the_grade_is_explained(session, mark, english, kiswahili):
+    """KNEC prints X, Y, W or P where a candidate has no grade; alone, 'Mean grade Y' tells a parent
+    nothing (Y: results cancelled for an irregularity)."""
+    add_result(session, mean=mark, points=None, subjects="ENG:B;KIS:C+")
+    reply = ask(session, "KCSE 36611030002 Jane")
+    assert reply.text == f"KCSE 2025 36611030002: {english} ENG:B, KIS:C+"
+    assert ask(session, "MATOKEO KCSE 36611030002 Jane").text == f"KCSE 2025 36611030002: {kiswahili} ENG:B, KIS:C+"
+    assert gsm.is_gsm7(reply.text) and gsm.segments(reply.text) == 1
+
+
+def test_a_grade_that_is_a_letter_like_a_mark_is_not_explained(session):
+    add_result(session, mean="E", points=12)
+    assert ask(session, "KCSE 36611030002 Jane").text.startswith("KCSE 2025 36611030002: Mean grade E (12 pts). ")
+
+
 def test_a_kcpe_total_is_in_marks_not_points(session):
     add_result(session, exam="KCPE", year=2023, mean="B+", points=412, subjects="ENG:A-;KIS:B+;MAT:A")
     assert ask(session, "KCPE 36611030002 Jane").text == "KCPE 2023 36611030002: Mean grade B+ (412 marks). ENG:A-, KIS:B+, MAT:A"
