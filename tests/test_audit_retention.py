@@ -116,3 +116,30 @@ def test_results_sent_are_found_by_index_number_and_by_the_learner_linked_later(
     by_learner = json.loads(runner.invoke(cli_module.cli, ["audit", "--learner", "ABC234", "--json"]).output)
     assert [r["detail"] for r in by_learner] == ["KCSE 2026 19301012001"]
     assert json.loads(runner.invoke(cli_module.cli, ["audit", "--index", "19301012002", "--json"]).output) == []
+
+
+def test_results_sent_of_one_series_are_listed_for_a_breach_notice(runtime, monkeypatch):
+    """After a release made too early, the operator lists every phone that was answered with that
+    series' results (``--series``), and only those: not another year's, nor another exam's."""
+    from gateway import cli as cli_module
+    from registry.services.audit import RESULTS_ACTION
+
+    with runtime.db.transaction() as s:
+        for phone, detail in (("+254712345678", "KCSE 2025 19301012001"), ("+254722000111", "KCSE 2025 19301012002"),
+                              ("+254733000222", "KCSE 2024 19301012001"), ("+254744000333", "KCPE 2025 19301012001")):
+            record_disclosure(s, phone=phone, learner_id=None, action=RESULTS_ACTION, channel="sms", reference="1",
+                              detail=detail)
+        record_disclosure(s, phone="+254755000444", learner_id=None, action="upi_sent", channel="sms",
+                          reference="2", detail="KCSE 2025 19301012003")  # not a results reply
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    runner = CliRunner()
+    listed = runner.invoke(cli_module.cli, ["audit", "--series", "kcse", "2025", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(r["phone"] for r in json.loads(listed.output)) == ["+254712345678", "+254722000111"]
+    either = json.loads(runner.invoke(cli_module.cli, ["audit", "--series", "KCPE", "2025", "--phone", "0733000222",
+                                                       "--json"]).output)
+    assert sorted(r["detail"] for r in either) == ["KCPE 2025 19301012001", "KCSE 2024 19301012001"]
+    bad_exam = runner.invoke(cli_module.cli, ["audit", "--series", "GCSE", "2025"])
+    assert bad_exam.exit_code == 2 and "exam must be one of" in bad_exam.output
+    bad_year = runner.invoke(cli_module.cli, ["audit", "--series", "KCSE", "25"])
+    assert bad_year.exit_code == 2 and "year must be four digits" in bad_year.output

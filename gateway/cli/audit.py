@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 
+from registry.exams import InvalidExamData, exam_named
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.services.audit import history
 from registry.services.retention import purge
@@ -19,21 +20,24 @@ from . import Context, pass_context
 @click.option("--learner", "upi", metavar="UPI", help="disclosures of this learner's data")
 @click.option("--phone", metavar="MSISDN", help="disclosures to this phone (any E.164 number: results go abroad too)")
 @click.option("--index", "index_number", metavar="NUMBER", help="results sent of this index or assessment number")
+@click.option("--series", nargs=2, metavar="EXAM YEAR", default=None,
+              help="results sent of this exam series, e.g. --series KCSE 2025")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @pass_context
-def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | None, limit: int,
-          as_json: bool) -> None:
+def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | None,
+          series: tuple[str, str] | None, limit: int, as_json: bool) -> None:
     """Show the audit trail, newest first: every disclosure of a learner's data, each failed
     activation or PIN-reset check (``activation_miss``), and each PIN changed (``pin_changed``) or
-    reset (``pin_reset``). Given several of --learner, --phone and --index, it lists the rows
-    matching any of them."""
-    if not upi and not phone and not index_number:
-        raise click.UsageError("give --learner UPI, --phone MSISDN or --index NUMBER")
+    reset (``pin_reset``). Given several of --learner, --phone, --index and --series, it lists the
+    rows matching any of them."""
+    if not upi and not phone and not index_number and not series:
+        raise click.UsageError("give --learner UPI, --phone MSISDN, --index NUMBER or --series EXAM YEAR")
     if phone:
         phone = audited_phone(phone)
+    exam_series = _series(series) if series else None
     with ctx.runtime.db.session() as session:
-        rows = history(session, upi=upi, phone=phone, index_number=index_number, limit=limit)
+        rows = history(session, upi=upi, phone=phone, index_number=index_number, series=exam_series, limit=limit)
     records = [
         {
             "at": event.at.isoformat(),
@@ -56,6 +60,18 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
     for r in records:
         click.echo(f"{r['at']:<32}  {r['phone']:<13}  {r['learner'] or '-':<10} {r['action']:<18} {r['channel']:<5} "
                    f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip())
+
+
+def _series(raw: tuple[str, str]) -> tuple[str, int]:
+    """``("kcse", "2025")`` as the audit trail names it: ``("KCSE", 2025)``."""
+    exam, year = raw
+    try:
+        name = exam_named(exam).name
+    except InvalidExamData as exc:
+        raise click.BadParameter(str(exc), param_hint="--series") from None
+    if not (year.isascii() and year.isdigit() and len(year) == 4):
+        raise click.BadParameter(f"year must be four digits (YYYY), not {year!r}", param_hint="--series")
+    return name, int(year)
 
 
 def audited_phone(raw: str, param_hint: str = "--phone") -> str:

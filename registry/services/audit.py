@@ -63,10 +63,11 @@ def record_failed_check(session: Session, *, phone: str, action: str, channel: s
 
 def history(
     session: Session, *, upi: str | None = None, phone: str | None = None, index_number: str | None = None,
-    limit: int | None = 200,
+    series: tuple[str, int] | None = None, limit: int | None = 200,
 ) -> list[tuple[AuditEvent, str | None]]:
-    """Audit rows for a learner (by UPI), a phone and/or a candidate's index number, newest first,
-    with the learner's UPI (at most ``limit``; None: all). A learner's rows include the results sent of each index number now
+    """Audit rows for a learner (by UPI), a phone, a candidate's index number and/or the results
+    sent of an exam series (``("KCSE", 2025)``), newest first, with the learner's UPI (at most
+    ``limit``; None: all). A learner's rows include the results sent of each index number now
     linked to it, also those sent before the link was made (a result imported without a UPI)."""
     query = select(AuditEvent, Learner.upi).outerjoin(Learner, Learner.id == AuditEvent.learner_id)
     conditions = []
@@ -79,10 +80,17 @@ def history(
         conditions.append(AuditEvent.phone == phone)
     if index_number:
         conditions.append(_results_of(index_number.strip().upper()))
+    if series:
+        conditions.append(results_of_series(*series))
     if conditions:
         query = query.where(or_(*conditions) if len(conditions) > 1 else conditions[0])
     query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     return [(event, learner_upi) for event, learner_upi in session.execute(query)]
+
+
+def results_of_series(exam: str, year: int):
+    """The results replies of one exam series (their detail starts ``"<exam> <year> "``)."""
+    return and_(AuditEvent.action == RESULTS_ACTION, AuditEvent.detail.like(f"{exam} {year} %"))
 
 
 def _results_of(index_number: str):
