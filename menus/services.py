@@ -49,6 +49,10 @@ class SendResult(enum.StrEnum):
     SENT = "sent"
     TOO_SOON = "too_soon"  # less than a minute since the last code
     LIMIT = "limit"  # hourly or daily ceiling reached
+    # No new code (too soon, or a ceiling), but the one outstanding for this phone is for this same
+    # purpose and learner and still good (not used, not expired, tries left): enter that one. A new
+    # session (a dropped one dialled again) learns it here, as its menus know of no code sent.
+    STILL_GOOD = "still_good"
 
 
 class ActivationResult(enum.StrEnum):
@@ -133,7 +137,8 @@ class Services(Protocol):
 
     def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None,
                  session_id: str | None = None) -> SendResult:
-        """Send a code by SMS; a ``Purpose.UPI`` code only after the PIN in ``session_id`` (else ``PinNeeded``)."""
+        """Send a code by SMS; a ``Purpose.UPI`` code only after the PIN in ``session_id`` (else ``PinNeeded``).
+        ``STILL_GOOD``: none sent, the code sent for this learner (in any session) is still good."""
         ...
 
     def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck: ...

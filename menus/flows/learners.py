@@ -9,7 +9,6 @@ from .common import LearnerList, OtpEntry
 
 SCHOOL_LIMITS = (60, 44, 36, 30, 24, 20, 16, 12)
 MAX_EXAMS = 4
-CODE_FOR = "code_for"  # the learner whose UPI code this session sent
 SHOWN = "status_shown"  # the status text on the status screen (several learners)
 
 
@@ -19,15 +18,14 @@ def _pick_for_upi(ctx: Context, learner_id: int) -> Outcome:
     # ``0`` on the code screen goes back to the list the learner was picked from; with one learner
     # no list was shown (``LearnerList`` picks it at once), so it goes where the caller came from
     push = len(ctx.data.get("choices", [])) > 1
-    if sent is SendResult.TOO_SOON and ctx.data.get(CODE_FOR) == learner_id:
-        # back on the list and the same learner again within the minute: the code this session
-        # sent for it is still good (a used one ended the session with the UPI)
+    if sent is SendResult.STILL_GOOD:
+        # the same learner again within the minute (back on the list, or in a new session after a
+        # dropped one): the code sent for it is still good, says the registry, which knows of it
         return Go("upi.otp", push=push, note=ctx.t("otp.sent_recently"))
     if sent is SendResult.TOO_SOON:
         return Stop(ctx.t("otp.wait"))
     if sent is SendResult.LIMIT:
         return Stop(ctx.t("otp.limit"))
-    ctx.data[CODE_FOR] = learner_id
     return Go("upi.otp", push=push)
 
 

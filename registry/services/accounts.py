@@ -5,7 +5,9 @@ datetime), so tests control time. Rules:
 
 - a phone sees a learner only through a ``GuardianLink`` it has verified (identity + date of birth + code);
 - codes: 6 digits, 5 minutes, 3 tries, single use, at least 60 s apart, at most 5 an hour and 10 a day
-  per phone, stored only as keyed hashes (``secrets.OtpHasher``);
+  per phone, stored only as keyed hashes (``secrets.OtpHasher``); a request refused by those limits
+  whose code is still outstanding and good is told so (``STILL_GOOD``), from any session, so a
+  parent who dials again within the minute enters the code in the SMS;
 - PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes, and each further
   3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
@@ -272,14 +274,31 @@ def _allowance_and_misses(session: Session, phone: str, now: datetime) -> tuple[
 def issue_otp(
     session: Session, keys: Keys, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None
 ) -> SendResult:
-    """Create a code and queue its SMS (redacted in the database, clear only in the job)."""
+    """Create a code and queue its SMS (redacted in the database, clear only in the job); when the send
+    limits refuse one, ``STILL_GOOD`` if the code outstanding is for this same ``purpose`` and
+    ``learner_id`` (the caller has checked that this session may ask for it, as for a new code)."""
     lock_sends(session, phone)
     allowed = send_allowance(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")
+        if learner_id is not None and _outstanding_for(session, phone, purpose, now) == learner_id:
+            return SendResult.STILL_GOOD  # its screen again (a new session knows of no code sent)
         return allowed
     _send_code(session, keys, phone, purpose, now, learner_id, language(session, phone))
     return SendResult.SENT
+
+
+def _outstanding_for(session: Session, phone: str, purpose: Purpose, now: datetime) -> int | None:
+    """The learner of ``phone``'s newest code of ``purpose`` if ``check_otp`` would still try it (not
+    used, not expired, tries left), else None: whose code the SMS holds, whichever session sent it."""
+    row = session.execute(
+        select(OneTimeCode.learner_id, OneTimeCode.used_at, OneTimeCode.expires_at, OneTimeCode.attempts)
+        .where(OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value)
+        .order_by(OneTimeCode.id.desc()).limit(1)
+    ).first()
+    if row is None or row.used_at is not None or _aware(row.expires_at) <= now or row.attempts >= OTP_TRIES:  # type: ignore[operator]
+        return None
+    return row.learner_id
 
 
 def _send_code(

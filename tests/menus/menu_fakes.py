@@ -90,7 +90,8 @@ class FakeServices:
         if purpose is Purpose.UPI:
             self._require_pin(session_id)
         self.calls.append(("send_otp", purpose, learner_id))
-        return {3: SendResult.TOO_SOON, 4: SendResult.LIMIT}.get(learner_id or 0, SendResult.SENT)
+        answers = {3: SendResult.TOO_SOON, 4: SendResult.LIMIT, 5: SendResult.STILL_GOOD}
+        return answers.get(learner_id or 0, SendResult.SENT)
 
     def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
         return {

@@ -336,3 +336,23 @@ def test_the_status_of_each_learner_in_one_session(talk, fake, lang):
     talk.dial()
     talk.send("3")
     assert talk.send(PIN_OK).end
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_upi_code_still_good_gives_its_screen_and_too_soon_ends(talk, fake, lang):
+    """The registry's word decides, not the session's memory: ``STILL_GOOD`` (learner 5 in the fake;
+    a code sent for it, perhaps in a session before this one) shows the code screen saying the code
+    is still good, with 0 back to the list's page; ``TOO_SOON`` (learner 3) says wait."""
+    fake.stored_language = lang
+    talk.dial()
+    talk.send("2")
+    talk.send(PIN_OK)
+    talk.send("98")
+    reply = talk.send("5")
+    still_good = {"en": "The code sent less than a minute ago is still good.\nWe sent a 6-digit code by SMS.",
+                  "sw": "Msimbo uliotumwa chini ya dakika moja iliyopita bado ni halali.\nTumekutumia msimbo"}
+    assert not reply.end and reply.text.startswith(still_good[lang])
+    assert talk.state["screen"] == "upi.otp" and talk.state["data"]["learner"] == 5
+    assert talk.send("0").text.startswith(CHOOSE[lang])
+    reply = talk.send("3")
+    assert reply.end and reply.text.startswith(("A code was sent less than a minute ago.", "Msimbo ulitumwa chini"))

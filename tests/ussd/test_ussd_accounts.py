@@ -391,3 +391,54 @@ def test_a_reset_spends_only_its_own_phones_code(pinned, monkeypatch):
         session.add(AuditEvent(at=NOW, phone=STRANGER, learner_id=None, action=accounts.RESET_ACTION,
                                channel="ussd"))
     assert _reset(pinned, "5803", NOW + timedelta(minutes=1))
+
+
+def test_a_code_still_good_is_named_to_a_new_session_for_the_same_learner_only(pinned, monkeypatch):
+    """A refused UPI code (within the minute, or past the hour's ceiling) is ``STILL_GOOD`` when the
+    phone's code outstanding is for this very learner, not used, not expired, with tries left: a new
+    session is then given its screen, and no second code goes. Only after the PIN in that session;
+    another learner waits; a wrong code's tries still count."""
+    other = pinned.learner(first="Brian", verified=True, upi="B7K9M2", birth_cert="777")
+    monkeypatch.setattr(accounts, "generate_otp", lambda: "314159")
+    at = [NOW]
+    services = RegistryServices(pinned.db, KEYS, clock=lambda: at[0])
+
+    def send(session_id: str, learner_id: int = pinned.learner_id) -> SendResult:
+        return services.send_otp(PHONE, Purpose.UPI, learner_id, session_id)
+
+    def check(code: str) -> OtpResult:
+        return services.check_otp(PHONE, Purpose.UPI, code, pinned.learner_id).result
+
+    def codes() -> int:
+        with pinned.db.transaction() as session:
+            return session.query(OneTimeCode).count()
+
+    assert _pin(pinned, "ATUid_1") is PinResult.OK and send("ATUid_1") is SendResult.SENT
+    at[0] = NOW + timedelta(seconds=30)
+    with pytest.raises(PinNeeded):
+        send("ATUid_2")  # a new session: its own PIN first, code or no code
+    assert _pin(pinned, "ATUid_2", at=at[0]) is PinResult.OK
+    assert send("ATUid_2") is SendResult.STILL_GOOD
+    assert send("ATUid_2", other) is SendResult.TOO_SOON  # the code is the first learner's
+    assert [check("000000"), check("000001")] == [OtpResult.WRONG, OtpResult.WRONG]
+    assert send("ATUid_2") is SendResult.STILL_GOOD  # one try left on it
+    assert check("000002") is OtpResult.EXHAUSTED
+    assert send("ATUid_2") is SendResult.TOO_SOON and codes() == 1  # no tries left: not offered
+    # a used code is not offered
+    at[0] = NOW + timedelta(minutes=2)
+    assert _pin(pinned, "ATUid_3", at=at[0]) is PinResult.OK and send("ATUid_3") is SendResult.SENT
+    assert check("314159") is OtpResult.OK
+    assert send("ATUid_3") is SendResult.TOO_SOON and codes() == 2
+    # an expired one neither: another purpose's code holds the minute after it
+    at[0] = NOW + timedelta(minutes=4)
+    assert send("ATUid_3") is SendResult.SENT
+    at[0] = NOW + timedelta(minutes=9, seconds=1)
+    with pinned.db.transaction() as session:
+        assert accounts.issue_otp(session, KEYS, PHONE, Purpose.PIN_RESET, at[0], pinned.learner_id) is SendResult.SENT
+    assert _pin(pinned, "ATUid_4", at=at[0]) is PinResult.OK and send("ATUid_4") is SendResult.TOO_SOON
+    # past the hour's ceiling (5 codes) the code outstanding for the learner is still named
+    at[0] = NOW + timedelta(minutes=10, seconds=2)
+    assert send("ATUid_4") is SendResult.SENT and codes() == 5
+    at[0] = NOW + timedelta(minutes=11, seconds=3)
+    assert send("ATUid_4") is SendResult.STILL_GOOD and send("ATUid_4", other) is SendResult.LIMIT
+    assert codes() == 5

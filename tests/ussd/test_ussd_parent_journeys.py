@@ -327,3 +327,81 @@ def test_the_status_of_each_learner_in_one_session(world, ussd, lang):
     with world.db.transaction() as session:
         shown = session.scalars(select(AuditEvent.learner_id).where(AuditEvent.action == "status_shown")).all()
     assert len(shown) == 3 and shown.count(kiptoo) == 2
+
+
+UPI_AGAIN = {
+    "en": ("We sent a 6-digit code by SMS. Enter it:", "The code sent less than a minute ago is still good.",
+           "A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.",
+           "The UPI of Brian O. will come by SMS.", "Wrong code. 1 try left.",
+           "Too many wrong codes. Dial *384*1234# to get a new one.", "Your last session did not finish."),
+    "sw": ("Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:",
+           "Msimbo uliotumwa chini ya dakika moja iliyopita bado ni halali.",
+           "Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena.",
+           "UPI ya Brian O. itakuja kwa SMS.", "Msimbo si sahihi. Jaribio 1 limebaki.",
+           "Umekosea msimbo mara nyingi mno. Piga *384*1234# kupata msimbo mpya.",
+           "Hukumaliza ulichokuwa ukifanya mara ya mwisho."),
+}
+
+
+def _start_over(lang: str) -> str:
+    """A new dial after a session dropped on the code screen: the offer to resume, declined."""
+    return f"dial\n< CON {UPI_AGAIN[lang][6]}\n< ...\n> 2\n"
+
+
+def _upi_code_sent(world, ussd, lang: str):
+    """Two learners; a session that picks Brian (1) for the UPI, is sent a code and drops on its screen."""
+    _two_learners(world)
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script(f"dial\n> 2\n> {PIN}\n> 1\n< CON {UPI_AGAIN[lang][0]}\n< ...")
+    return phone
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_new_session_within_the_minute_and_the_same_learner_keep_the_code_sent(world, ussd, sms, lang):
+    """The session drops on the UPI code screen and the parent dials again within the minute, starting
+    over (a new session, not the resumed one): after the PIN, the same learner gives the code screen
+    again saying the code sent is still good (it was 'wait a minute'), no second code, and that code
+    gives the UPI."""
+    enter, still_good, *_ = UPI_AGAIN[lang]
+    phone = _upi_code_sent(world, ussd, lang)
+    phone.script(_start_over(lang) + f"> 2\n> {PIN}\n> 1\n< CON {still_good}\n< {enter}\n< ...\n> {{otp}}\n"
+                 f"< END {UPI_AGAIN[lang][3]}")
+    assert len(sms.otps(PHONE)) == 1
+    assert "B7K9M2" in sms.clear_bodies(PHONE)[-1]
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_new_session_within_the_minute_and_another_learner_waits(world, ussd, sms, lang):
+    """The code outstanding is Brian's: Jane (2) in the new session within the minute still waits."""
+    phone = _upi_code_sent(world, ussd, lang)
+    phone.script(_start_over(lang) + f"> 2\n> {PIN}\n> 2\n< END {UPI_AGAIN[lang][2]}")
+    assert len(sms.otps(PHONE)) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_wrong_codes_count_across_sessions(world, ussd, sms, lang):
+    """Two wrong codes, the session drops, a new one within the minute: the code screen comes back
+    with the one try left, and a third wrong code ends it; the next session within the minute is told
+    to wait (a spent code is not offered)."""
+    enter, still_good, wait, _, last_try, exhausted, _ = UPI_AGAIN[lang]
+    phone = _upi_code_sent(world, ussd, lang)
+    phone.script(f"> 000000\n> 000001\n< CON {last_try}\n< ...")
+    phone.script(_start_over(lang) + f"> 2\n> {PIN}\n> 1\n< CON {still_good}\n< {enter}\n< ...\n> 000002\n< END {exhausted}")
+    phone.script(f"dial\n> 2\n> {PIN}\n> 1\n< END {wait}")  # it ended: no offer to resume
+    assert len(sms.otps(PHONE)) == 1 and "B7K9M2" not in " ".join(sms.clear_bodies(PHONE))
+
+
+def test_a_used_upi_code_is_not_offered_to_a_new_session(world, ussd, sms):
+    """The code gave the UPI; the same learner in a new session within the minute waits."""
+    phone = _upi_code_sent(world, ussd, "en")
+    phone.script("> {otp}\n< END The UPI of Brian O. will come by SMS.")
+    phone.script(f"dial\n> 2\n> {PIN}\n> 1\n< END {UPI_AGAIN['en'][2]}")
+    assert len(sms.otps(PHONE)) == 1
+
+
+def test_a_new_session_within_the_minute_on_postgres_and_redis(real_stack, real_ussd):
+    """The same learner again in a new session on the real servers: the code screen, no second code."""
+    _, sms, world, _ = real_stack
+    test_a_new_session_within_the_minute_and_the_same_learner_keep_the_code_sent(world, real_ussd, sms, "sw")
