@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 from registry.models import AuditEvent, ExamSeries
 from registry.services.sms_commands import parse
-from registry.services.sms_replies import OpenGate, respond
+from registry.services.sms_replies import OpenGate, prefetch_results, respond
 from tests.cli_support import run_elimu
+from tests.pg_waits import wait_until_blocked
 from tests.registry.support import write_results
 
 ROWS = [
@@ -35,8 +38,10 @@ def test_a_withdrawn_release_answers_not_yet_released_again(database, tmp_path):
     done = run_elimu(database, tmp_path, "results", "withdraw", "kcse", "2025")
 
     assert done.exit_code == 0, done.stderr
-    assert done.stdout.startswith("KCSE 2025 withdrawn: its 2 results answer 'not yet released' again; "
-                                  "2 answer(s) went out since its release on ")
+    withdrawn, counted = done.stdout.splitlines()
+    assert withdrawn == "KCSE 2025 withdrawn: its 2 results answer 'not yet released' again"
+    assert counted.startswith("2 answer(s) went out since its release on ")
+    assert counted.endswith(" UTC: elimu audit --series KCSE 2025 lists them")
     with database.session() as session:
         assert session.query(ExamSeries).one().released_at is None
     not_out = ask(database, "KCSE 36611030002 Wanjiku", 3)
@@ -57,3 +62,39 @@ def test_withdrawing_what_was_never_imported_or_no_exam_is_refused(database, tmp
     assert (unknown.exit_code, unknown.stderr) == (1, "Error: no KJSEA 2025 results have been imported\n")
     wrong = run_elimu(database, tmp_path, "results", "withdraw", "GCSE", "2025")
     assert wrong.exit_code == 2 and "exam must be one of" in wrong.stderr
+
+
+def test_a_batch_answering_at_the_withdraw_is_waited_for_and_counted(pg_database, tmp_path):
+    """An inbound batch reads the release once, up front (``prefetch_results``); one that read it
+    before the withdraw would send grades after it. The withdraw waits for that batch to commit, so
+    its answers are the last ones with grades and are in the count; the next batch is refused."""
+    assert run_elimu(pg_database, tmp_path, "registry", "import-results",
+                     str(write_results(tmp_path / "results.csv", ROWS))).exit_code == 0
+    assert run_elimu(pg_database, tmp_path, "results", "release", "KCSE", "2025").exit_code == 0
+    command = parse("KCSE 36611030002 Wanjiku")
+    outcome: list[object] = []
+    done = threading.Event()
+
+    def withdraw() -> None:
+        try:
+            outcome.append(run_elimu(pg_database, tmp_path, "results", "withdraw", "KCSE", "2025"))
+        finally:
+            done.set()
+
+    with pg_database.transaction() as batch:
+        lookup = prefetch_results(batch, [command])  # the batch has read the release
+        thread = threading.Thread(target=withdraw)
+        thread.start()
+        wait_until_blocked(pg_database, done)
+        assert not done.is_set(), "the withdraw did not wait for the batch answering with grades"
+        reply = respond(batch, message_id=1, phone="+254712345678", command=command, stored_language=None,
+                        gate=OpenGate(), ussd_code="*384*1234#", lookup=lookup)
+        assert reply is not None and reply.text.startswith("KCSE 2025 36611030002: Mean grade A-")
+    thread.join(30)
+    [done_result] = outcome
+    assert done_result.exit_code == 0, done_result.stderr
+    assert "1 answer(s) went out since its release" in done_result.stdout
+    with pg_database.transaction() as later:
+        reply = respond(later, message_id=2, phone="+254712345678", command=command, stored_language=None,
+                        gate=OpenGate(), ussd_code="*384*1234#", lookup=prefetch_results(later, [command]))
+    assert reply is not None and reply.text.startswith("KCSE 2025 results are not yet released")

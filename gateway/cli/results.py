@@ -11,6 +11,7 @@ from registry.exams import InvalidExamData, exam_named
 from registry.services.results import (
     SeriesStatus,
     UnknownSeries,
+    answers_since,
     release_results,
     series_status,
     withdraw_release,
@@ -66,9 +67,11 @@ def withdraw_command(ctx: Context, exam: str, year: int) -> None:
     if withdrawal.released_at is None:
         click.echo(f"{name} {year} was not released: nothing to withdraw ({withdrawal.results} results)")
         return
-    click.echo(f"{name} {year} withdrawn: its {withdrawal.results} results answer 'not yet released' again; "
-               f"{withdrawal.replied} answer(s) went out since its release on {_when(withdrawal.released_at)} "
-               f"(elimu audit --index NUMBER shows who was sent a candidate's)")
+    click.echo(f"{name} {year} withdrawn: its {withdrawal.results} results answer 'not yet released' again")
+    with database_errors(), ctx.runtime.db.session() as session:  # after the commit: a scan of the audit trail
+        replied = answers_since(session, name, year, withdrawal.released_at)
+    click.echo(f"{replied} answer(s) went out since its release on {_when(withdrawal.released_at)}: "
+               f"elimu audit --series {name} {year} lists them")
 
 
 @results_group.command("status")

@@ -74,18 +74,20 @@ def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries,
 
 @dataclass(frozen=True)
 class Withdrawal:
-    """A release taken back: the series, its results, and the answers already sent since its release."""
+    """A release taken back: the series, its results, and when it had been released."""
 
     series: ExamSeries
     results: int
     released_at: datetime | None  # when it had been released; None: it was not released
-    replied: int  # results replies in the audit trail since (each an answer already disclosed)
 
 
 def withdraw_release(session: Session, exam: str, year: int) -> Withdrawal:
     """Take a release back (one made by mistake, or early): queries answer "not yet released" again
-    from the next message on; what was already answered is counted from the audit trail. A series
-    not released is left as it is."""
+    from the next message on. A series not released is left as it is.
+
+    The series row is locked first: on PostgreSQL that waits for the inbound batches that read the
+    series before (``sms_replies.prefetch_results`` share-locks it), so once the caller commits no
+    more grades of it go out; :func:`answers_since`, asked after the commit, counts theirs too."""
     name = exam_named(exam).name
     series = session.scalars(
         select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
@@ -94,16 +96,20 @@ def withdraw_release(session: Session, exam: str, year: int) -> Withdrawal:
         raise UnknownSeries(f"no {name} {year} results have been imported")
     count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
     released_at = series.released_at
-    replied = 0
     if released_at is not None:
-        replied = session.scalar(
-            select(func.count()).select_from(AuditEvent)
-            .where(AuditEvent.action == RESULTS_ACTION, AuditEvent.at >= released_at,
-                   AuditEvent.detail.like(f"{name} {year} %"))
-        ) or 0
         series.released_at = None
         session.flush()
-    return Withdrawal(series, count, released_at, replied)
+    return Withdrawal(series, count, released_at)
+
+
+def answers_since(session: Session, exam: str, year: int, since: datetime) -> int:
+    """The results replies of ``exam`` ``year`` in the audit trail since ``since`` (each an answer
+    already disclosed). A scan of the audit trail (no index serves it): ask it after the withdraw
+    has committed, not while the series row is locked."""
+    return session.scalar(
+        select(func.count()).select_from(AuditEvent)
+        .where(AuditEvent.action == RESULTS_ACTION, AuditEvent.at >= since, AuditEvent.detail.like(f"{exam} {year} %"))
+    ) or 0
 
 
 def series_status(session: Session) -> list[SeriesStatus]:

@@ -198,7 +198,11 @@ def respond(
 def prefetch_results(session: Session, commands: Iterable[Command]) -> PrefetchedResults:
     """One query for the results of every well-formed results command of a batch; the lookup it
     returns picks among them exactly as ``find_result`` does (that year; else the latest released
-    year; else the latest year), and reads the rest a reply needs once for the whole batch."""
+    year; else the latest year), and reads the rest a reply needs once for the whole batch.
+
+    On PostgreSQL the series read are share-locked to the end of the batch: a release or withdraw
+    (``FOR UPDATE`` of the series) waits for a batch that read the series before it, so no grades
+    go out composed before a withdraw committed, and the withdraw's count of answers sees them."""
     numbers: dict[str, set[str]] = {}  # exam -> index numbers: one array of numbers per exam
     for c in commands:
         if c.kind is CommandKind.RESULTS and c.valid_number:
@@ -212,6 +216,7 @@ def prefetch_results(session: Session, commands: Iterable[Command]) -> Prefetche
             .where(or_(*(and_(ExamSeries.exam == exam, among(session, ExamResult.index_number, sorted(wanted)))
                          for exam, wanted in sorted(numbers.items()))))
             .order_by(ExamSeries.year.desc())
+            .with_for_update(read=True, of=ExamSeries)
         )
         for learner_id, number, name, mean, points, subjects, exam, year, released_at in rows:
             result = FoundResult(learner_id, number, name, mean, points, subjects or "",
