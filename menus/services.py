@@ -49,8 +49,8 @@ class SendResult(enum.StrEnum):
     SENT = "sent"
     TOO_SOON = "too_soon"  # less than a minute since the last code
     LIMIT = "limit"  # hourly or daily ceiling reached
-    # No new code (too soon, or a ceiling), but the one outstanding for this phone is for this same
-    # purpose and learner and still good (not used, not expired, tries left): enter that one. A new
+    # No new code (too soon), but the one outstanding for this phone, sent within the minute, is for
+    # this same purpose and learner and still good (not used, tries left): enter that one. A new
     # session (a dropped one dialled again) learns it here, as its menus know of no code sent.
     STILL_GOOD = "still_good"
 
@@ -62,6 +62,9 @@ class ActivationResult(enum.StrEnum):
     TOO_SOON = "too_soon"
     LIMIT = "limit"
     MISS_LIMIT = "miss_limit"  # too many misses from this phone today: said before any matching
+    # No new code (too soon), but these details are the learner's whose code, sent within the
+    # minute, is still good for this phone and purpose: enter that one (``SendResult.STILL_GOOD``)
+    STILL_GOOD = "still_good"
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,14 @@ class BirthDate(Screen):
             if misses >= MAX_MISSES:
                 return Stop(ctx.t("act.too_many_misses"))
             return Back(ctx.t("act.miss"))
+        if result is ActivationResult.STILL_GOOD:
+            # the same details again within the minute (back from the code screen, or in a new
+            # session after a dropped one): the code sent for this learner is still good, says the
+            # registry (not once used, from choosing the PIN it led to; tries left)
+            ctx.data["learner"] = outcome.learner_id
+            return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))
         if result is ActivationResult.TOO_SOON:
-            # back from this session's code screen: that code is still good (not once used, from
-            # choosing the PIN it led to)
-            if ctx.data.get("learner") is not None and not ctx.data.get("otp_ok"):
-                return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))
+            # another learner's details within the minute: the code outstanding is not for it
             return Stop(ctx.t("otp.wait"))
         if result is ActivationResult.LIMIT:
             return Stop(ctx.t("otp.limit"))

@@ -5,9 +5,9 @@ datetime), so tests control time. Rules:
 
 - a phone sees a learner only through a ``GuardianLink`` it has verified (identity + date of birth + code);
 - codes: 6 digits, 5 minutes, 3 tries, single use, at least 60 s apart, at most 5 an hour and 10 a day
-  per phone, stored only as keyed hashes (``secrets.OtpHasher``); a request refused by those limits
-  whose code is still outstanding and good is told so (``STILL_GOOD``), from any session, so a
-  parent who dials again within the minute enters the code in the SMS;
+  per phone, stored only as keyed hashes (``secrets.OtpHasher``); a request within the minute whose
+  code is still outstanding and good is told so (``STILL_GOOD``), from any session, so a parent who
+  dials again within the minute enters the code in the SMS;
 - PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes, and each further
   3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
@@ -274,14 +274,15 @@ def _allowance_and_misses(session: Session, phone: str, now: datetime) -> tuple[
 def issue_otp(
     session: Session, keys: Keys, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None
 ) -> SendResult:
-    """Create a code and queue its SMS (redacted in the database, clear only in the job); when the send
-    limits refuse one, ``STILL_GOOD`` if the code outstanding is for this same ``purpose`` and
+    """Create a code and queue its SMS (redacted in the database, clear only in the job); within the
+    minute of the last code, ``STILL_GOOD`` if the code outstanding is for this same ``purpose`` and
     ``learner_id`` (the caller has checked that this session may ask for it, as for a new code)."""
     lock_sends(session, phone)
     allowed = send_allowance(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")
-        if learner_id is not None and _outstanding_for(session, phone, purpose, now) == learner_id:
+        if (allowed is SendResult.TOO_SOON and learner_id is not None
+                and _outstanding_for(session, phone, purpose, now) == learner_id):
             return SendResult.STILL_GOOD  # its screen again (a new session knows of no code sent)
         return allowed
     _send_code(session, keys, phone, purpose, now, learner_id, language(session, phone))
@@ -418,7 +419,10 @@ def start_activation(
     ``Purpose.PIN_RESET``: the same for a forgotten PIN, among the learners the phone is verified
     for (an active account only), with the same misses and limits.
 
-    The send limits are checked first, so "wait" never reveals that the details matched. One read
+    The send limits are checked first, so "wait" never reveals that the details matched; the one
+    exception is ``STILL_GOOD``: within the minute of a code of ``purpose`` that is still good (not
+    used, tries left), the details of its own learner (which this phone gave for that code) bring
+    its screen back, in any session, while any other details wait as before and count no miss. One read
     of the caller gives the standing and the SMS's language, and the limits are read once: the OTP
     hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
     """
@@ -429,6 +433,11 @@ def start_activation(
     allowed, misses = _allowance_and_misses(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")  # counted as ``issue_otp`` counts a refused code
+        outstanding = _outstanding_for(session, phone, purpose, now) if allowed is SendResult.TOO_SOON else None
+        if outstanding is not None and misses < MISSES_PER_DAY:
+            learner = match_learner(session, phone, identifier, born, verified=resetting)
+            if learner is not None and learner.id == outstanding:
+                return Activation(ActivationResult.STILL_GOOD, learner.id)
         return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
     if misses >= MISSES_PER_DAY:
         return Activation(ActivationResult.MISS_LIMIT)  # before matching: it never tells a match

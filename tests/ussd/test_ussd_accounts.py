@@ -197,10 +197,12 @@ def test_activation_matches_only_this_phones_learner(world):
     events: list[str] = []
     otp_event.connect(receiver := lambda event: events.append(event), weak=False)
     try:
-        assert attempt("12345678", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.TOO_SOON
+        assert attempt("99990000", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.TOO_SOON
+        # the same details: the code sent is still good (no second one)
+        assert attempt("12345678", date(2014, 9, 5), at=NOW + timedelta(seconds=10)) is ActivationResult.STILL_GOOD
     finally:
         otp_event.disconnect(receiver)
-    assert events == ["limited"]  # the code's metrics count a refused activation as a refused code
+    assert events == ["limited"] * 2  # the code's metrics count a refused activation as a refused code
     assert attempt("12345678", date(2014, 9, 5), phone="+254799000000") is ActivationResult.NOT_LINKED
 
 
@@ -394,10 +396,10 @@ def test_a_reset_spends_only_its_own_phones_code(pinned, monkeypatch):
 
 
 def test_a_code_still_good_is_named_to_a_new_session_for_the_same_learner_only(pinned, monkeypatch):
-    """A refused UPI code (within the minute, or past the hour's ceiling) is ``STILL_GOOD`` when the
-    phone's code outstanding is for this very learner, not used, not expired, with tries left: a new
-    session is then given its screen, and no second code goes. Only after the PIN in that session;
-    another learner waits; a wrong code's tries still count."""
+    """A UPI code refused within the minute of the last one is ``STILL_GOOD`` when the phone's code
+    outstanding is for this very learner, not used, not expired, with tries left: a new session is
+    then given its screen, and no second code goes. Only after the PIN in that session; another
+    learner waits; a wrong code's tries still count; past a ceiling it is 'too many codes'."""
     other = pinned.learner(first="Brian", verified=True, upi="B7K9M2", birth_cert="777")
     monkeypatch.setattr(accounts, "generate_otp", lambda: "314159")
     at = [NOW]
@@ -436,9 +438,56 @@ def test_a_code_still_good_is_named_to_a_new_session_for_the_same_learner_only(p
     with pinned.db.transaction() as session:
         assert accounts.issue_otp(session, KEYS, PHONE, Purpose.PIN_RESET, at[0], pinned.learner_id) is SendResult.SENT
     assert _pin(pinned, "ATUid_4", at=at[0]) is PinResult.OK and send("ATUid_4") is SendResult.TOO_SOON
-    # past the hour's ceiling (5 codes) the code outstanding for the learner is still named
+    # past the hour's ceiling (5 codes), a minute after the last: 'too many codes', not 'the code sent
+    # less than a minute ago is still good'
     at[0] = NOW + timedelta(minutes=10, seconds=2)
     assert send("ATUid_4") is SendResult.SENT and codes() == 5
     at[0] = NOW + timedelta(minutes=11, seconds=3)
-    assert send("ATUid_4") is SendResult.STILL_GOOD and send("ATUid_4", other) is SendResult.LIMIT
-    assert codes() == 5
+    assert send("ATUid_4") is SendResult.LIMIT and codes() == 5
+
+
+@pytest.mark.parametrize("purpose", [Purpose.ACTIVATE, Purpose.PIN_RESET])
+def test_details_again_within_the_minute_name_the_code_still_good(world, purpose):
+    """Activation or a PIN reset refused within the minute is ``STILL_GOOD``, with
+    the learner, when the details are those of the learner whose code is outstanding and that code is
+    not used, not expired and has tries left: a new session is given its screen, no second code.
+    Other details (another learner's, or none's) are told to wait as before, not counted as misses."""
+    jane = world.learner()
+    world.learner(first="Brian", upi="B7K9M2", birth_cert="777", assessment=None)
+    if purpose is Purpose.PIN_RESET:
+        world.activate()
+
+    def attempt(identifier: str, at: datetime, born: date = date(2014, 9, 5)):
+        with world.db.transaction() as session:
+            return accounts.start_activation(session, KEYS, PHONE, identifier, born, at, purpose)
+
+    def check(code: str, at: datetime) -> OtpResult:
+        with world.db.transaction() as session:
+            return accounts.check_otp(session, KEYS, PHONE, purpose, code, at, jane).result
+
+    def misses() -> int:
+        with world.db.transaction() as session:
+            return session.query(AuditEvent).filter_by(action=accounts.MISS_ACTION).count()
+
+    assert attempt("12345678", NOW).result is ActivationResult.MATCH
+    soon = NOW + timedelta(seconds=10)
+    again = attempt("12345678", soon)
+    assert again.result is ActivationResult.STILL_GOOD and again.learner_id == jane
+    assert attempt("K2023000456", soon).result is ActivationResult.STILL_GOOD  # her other number
+    assert attempt("777", soon) == attempt("12345678", soon, date(2014, 9, 6)) == attempt("999", soon)
+    assert attempt("777", soon).result is ActivationResult.TOO_SOON and misses() == 0
+    assert [check("000000", soon), check("000001", soon)] == [OtpResult.WRONG] * 2
+    assert attempt("12345678", soon).result is ActivationResult.STILL_GOOD  # one try left
+    assert check("000002", soon) is OtpResult.EXHAUSTED
+    assert attempt("12345678", soon).result is ActivationResult.TOO_SOON  # spent: not offered
+    # a used code neither
+    later = NOW + timedelta(minutes=2)
+    with world.db.transaction() as session:
+        session.query(OneTimeCode).delete()
+    assert attempt("12345678", later).result is ActivationResult.MATCH
+    with world.db.transaction() as session:
+        code = session.query(OneTimeCode).one()
+        code.used_at = later
+    assert attempt("12345678", later + timedelta(seconds=5)).result is ActivationResult.TOO_SOON
+    with world.db.transaction() as session:
+        assert session.query(OneTimeCode).count() == 1

@@ -260,6 +260,8 @@ def test_code_send_limits_gap_hour_and_day(world, ussd, clock):
     for _ in range(5):
         phone.script("redial\n> 1\n> 12345678\n> 05092014\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
         phone.script("redial\n> 1\n> 12345678\n> 05092014\n"
+                     "< CON The code sent less than a minute ago is still good.\n< ...")  # no new code
+        phone.script("redial\n> 1\n> 12345679\n> 05092014\n"
                      "< END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.")
         clock.advance(seconds=61)
     phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes were sent to this phone. Try again later.")
@@ -269,7 +271,8 @@ def test_code_send_limits_gap_hour_and_day(world, ussd, clock):
         clock.advance(seconds=61)
     clock.advance(hours=1)
     phone.script("redial\n> 1\n> 12345678\n> 05092014\n< END Too many codes were sent to this phone. Try again later.")
-    # The wait is answered before the details are checked, so it never confirms a match.
+    # A ceiling is answered before the details are checked, so it never confirms a match (within the
+    # minute only the details of the learner whose code is outstanding get its screen again).
     phone.script("redial\n> 1\n> 00000000\n> 01012000\n< END Too many codes were sent to this phone. Try again later.")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
@@ -405,3 +407,75 @@ def test_a_new_session_within_the_minute_on_postgres_and_redis(real_stack, real_
     """The same learner again in a new session on the real servers: the code screen, no second code."""
     _, sms, world, _ = real_stack
     test_a_new_session_within_the_minute_and_the_same_learner_keep_the_code_sent(world, real_ussd, sms, "sw")
+
+
+DETAILS_AGAIN = {
+    "en": ("Enter the learner's birth certificate no. or assessment/index no.:",
+           "The code sent less than a minute ago is still good.", "We sent a 6-digit code by SMS. Enter it:",
+           "Choose a 4-digit PIN:", "Choose a new 4-digit PIN:",
+           "A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again."),
+    "sw": ("Weka nambari ya cheti cha kuzaliwa au ya tathmini/mtihani ya mwanafunzi:",
+           "Msimbo uliotumwa chini ya dakika moja iliyopita bado ni halali.",
+           "Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:", "Chagua PIN ya tarakimu 4:",
+           "Chagua PIN mpya ya tarakimu 4:",
+           "Msimbo ulitumwa chini ya dakika moja iliyopita. Subiri dakika moja, kisha piga *384*1234# tena."),
+}
+RESET_DONE = {"en": "Your PIN has been reset. Use the new PIN from now on.",
+              "sw": "PIN yako imewekwa upya. Tumia PIN mpya kuanzia sasa."}
+JANE = "> 12345678\n> 05092014\n"
+BRIAN = "> 777\n> 01022010\n"
+
+
+def _two_linked(world) -> None:
+    """Jane and Brian linked to the phone, not yet activated."""
+    world.learner()
+    world.learner(first="Brian", last="Otieno", born=date(2010, 2, 1), upi="B7K9M2", birth_cert="777",
+                  assessment=None, grade="Form 4")
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_activation_in_a_new_session_within_the_minute_keeps_the_code_sent(world, ussd, sms, lang):
+    """The session drops on the activation code screen; the parent dials again within the minute,
+    starts over and types the same details: the code screen, the code sent still good (it was 'wait a
+    minute'), no second code, and that code leads on to choosing the PIN."""
+    _two_linked(world)
+    _, still_good, enter, choose, _, wait = DETAILS_AGAIN[lang]
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script("dial\n> 1\n" + JANE + f"< CON {enter}\n< ...")
+    phone.script(_start_over(lang) + "> 1\n" + JANE + f"< CON {still_good}\n< {enter}\n< ...\n> {{otp}}\n"
+                 f"< CON {choose}\n< ...")
+    assert len(sms.otps(PHONE)) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_activation_of_another_learner_within_the_minute_waits(world, ussd, sms, lang):
+    """The code outstanding is Jane's: Brian's details within the minute, in a new session or back
+    from the code screen in the same one, are told to wait (the code screen would activate Jane)."""
+    _two_linked(world)
+    identifier, _, enter, _, _, wait = DETAILS_AGAIN[lang]
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script("dial\n> 1\n" + JANE + f"< CON {enter}\n< ...\n> 0\n< CON {identifier}\n< ...\n" + BRIAN
+                 + f"< END {wait}")
+    phone.script("dial\n> 1\n" + BRIAN + f"< END {wait}")
+    assert len(sms.otps(PHONE)) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_pin_reset_in_a_new_session_within_the_minute_keeps_the_code_sent(world, ussd, sms, lang):
+    """The same for a forgotten PIN: the same details in a new session within the minute give the
+    code screen, and the code sent leads on to choosing the new PIN; once that code is used (the new
+    PIN set), a new session within the minute is told to wait."""
+    _two_learners(world)
+    _, still_good, enter, _, choose_new, wait = DETAILS_AGAIN[lang]
+    phone = ussd()
+    if lang == "sw":
+        _kiswahili(phone)
+    phone.script("dial\n> 4\n> 3\n" + JANE + f"< CON {enter}\n< ...")
+    phone.script(_start_over(lang) + "> 4\n> 3\n" + JANE + f"< CON {still_good}\n< {enter}\n< ...\n"
+                 f"> {{otp}}\n< CON {choose_new}\n< ...\n> 5803\n> 5803\n< END {RESET_DONE[lang]}")
+    phone.script("dial\n> 4\n> 3\n" + JANE + f"< END {wait}")
+    assert len(sms.otps(PHONE)) == 1

@@ -197,7 +197,8 @@ def test_back_from_the_code_screen_and_the_same_details_again_keep_the_code_sent
     < ...
     """)
     assert len(sms.otps(PHONE)) == 1
-    # starting over (or a new session) knows of no code: the minute between codes holds
+    # starting over within the minute after the code was used: it is not offered again, and the
+    # minute between codes holds
     ussd().script("dial\n< CON Your last session did not finish.\n< ...\n> 2\n> 1\n> 12345678\n> 05092014\n"
                   "< END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again.")
 
