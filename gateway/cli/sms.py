@@ -26,6 +26,7 @@ from registry.services.announcements import (
     announce,
     announcement_counts,
     cancel_announcement,
+    cancellable_count,
     find_announcement,
     find_institution,
     opted_out_count,
@@ -146,11 +147,12 @@ def cancel_announcement_command(ctx: Context, announcement_id: int, yes: bool) -
         except UnknownAnnouncement as exc:
             raise click.ClickException(str(exc)) from None
         counts = announcement_counts(session, announcement_id)
+        waiting = cancellable_count(session, announcement_id)  # queued, and any whose worker was lost
     where = f"{announcement.institution_code}{f' {announcement.grade}' if announcement.grade else ''}"
-    waiting = counts.get(MessageStatus.QUEUED.value, 0)
     click.echo(f"announcement {announcement_id} to {where}, made {iso_utc(announcement.created_at)[:16].replace('T', ' ')} "
                f"UTC, {announcement.recipients} recipient(s): {announcement.body!r}")
-    taken, cancelled = counts.get(MessageStatus.SUBMITTED.value, 0), counts.get("cancelled", 0)
+    cancelled = counts.get("cancelled", 0)
+    taken = counts.get(MessageStatus.QUEUED.value, 0) + counts.get(MessageStatus.SUBMITTED.value, 0) - waiting
     click.echo(f"{waiting} waiting, {taken} taken by a worker, {sum(counts.values()) - waiting - taken - cancelled} "
                f"sent or ended, {cancelled} cancelled")
     if not waiting:
@@ -161,6 +163,9 @@ def cancel_announcement_command(ctx: Context, announcement_id: int, yes: bool) -
     result = cancel_announcement(db, announcement_id)
     click.echo(f"announcement {announcement_id}: {result.cancelled} message(s) cancelled; {result.in_flight} already "
                f"taken by a worker (they may still arrive); {result.done} sent or ended before")
+    if result.still_waiting:
+        raise click.ClickException(f"{result.still_waiting} message(s) were held by another transaction until the "
+                                   "end and are still waiting: run the command again")
 
 
 def _queues_if_up(ctx: Context) -> tuple[dict[str, dict[str, int]] | None, str | None]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from .. import gsm
@@ -24,7 +24,7 @@ from ..models import (
     PhoneSetting,
     utcnow,
 )
-from ..outbox import CANCELLED, queue_many
+from ..outbox import CANCELLED, LEASE, queue_many
 
 CHUNK = 500
 # The same text to the same school (and grade) again within this is refused unless asked for: a
@@ -145,13 +145,15 @@ CANCEL_PAUSE_S = 0.2
 @dataclass(frozen=True)
 class Cancellation:
     """What cancelling an announcement did: ``cancelled`` messages will not be sent; ``in_flight``
-    were already taken by a worker (with AT, or being handed over) and may still arrive."""
+    were already taken by a worker (with AT, or being handed over) and may still arrive;
+    ``still_waiting`` were held by another transaction through every pass and are still queued."""
 
     announcement: Announcement
     cancelled: int
     in_flight: int
     done: int  # with AT or delivered, or failed of itself
     cancelled_before: int  # by an earlier cancel of the same announcement
+    still_waiting: int = 0
 
 
 def announcement_counts(session: Session, announcement_id: int) -> dict[str, int]:
@@ -170,6 +172,19 @@ def announcement_counts(session: Session, announcement_id: int) -> dict[str, int
     return counts
 
 
+def _cancellable(announcement_id: int) -> ColumnElement[bool]:
+    """The announcement's messages a cancel ends: queued, or submitted past the lease unanswered."""
+    lost = ((OutboundMessage.status == MessageStatus.SUBMITTED) & OutboundMessage.accepted_at.is_(None)
+            & (OutboundMessage.submitted_at < utcnow() - LEASE))
+    return (OutboundMessage.announcement_id == announcement_id) & ((OutboundMessage.status == MessageStatus.QUEUED)
+                                                                   | lost)
+
+
+def cancellable_count(session: Session, announcement_id: int) -> int:
+    """How many of the announcement's messages a cancel would end now (``cancel_announcement``)."""
+    return session.scalar(select(func.count()).where(_cancellable(announcement_id))) or 0
+
+
 def find_announcement(session: Session, announcement_id: int) -> Announcement:
     announcement = session.get(Announcement, announcement_id)
     if announcement is None:
@@ -180,15 +195,18 @@ def find_announcement(session: Session, announcement_id: int) -> Announcement:
 def cancel_announcement(db: Database, announcement_id: int, *, sleep: Callable[[float], None] = time.sleep) -> Cancellation:
     """Stop an announcement sent by mistake: every message of it still waiting (``queued``, also
     those waiting out a retry) ends ``failed`` with ``CANCELLED``, so its job in Redis finds nothing
-    to claim. A message a worker has already claimed is in flight and is left alone.
+    to claim. So does one ``submitted`` past the lease (``LEASE``) without AT's answer: its worker
+    was lost (or the database restored from before the send) and the reconciler would send it again.
+    A message a worker has claimed within the lease is in flight and is left alone.
 
     Chunks of ``CANCEL_CHUNK`` rows, each its own short transaction, skip the rows a worker is
     claiming that moment (``SKIP LOCKED`` on PostgreSQL) rather than wait for them: a cancel never
     holds up the workers nor deadlocks with a claim, and the rows skipped are looked at again once
-    that claim has ended (they are then in flight, or still waiting and cancelled)."""
+    that claim has ended (they are then in flight, or still waiting and cancelled). Rows held through
+    every pass are counted in ``still_waiting``."""
     with db.session() as session:
         announcement = find_announcement(session, announcement_id)
-    waiting = (OutboundMessage.announcement_id == announcement_id) & (OutboundMessage.status == MessageStatus.QUEUED)
+    waiting = _cancellable(announcement_id)
     cancelled = 0
     for _ in range(CANCEL_PASSES):
         while True:
@@ -212,7 +230,8 @@ def cancel_announcement(db: Database, announcement_id: int, *, sleep: Callable[[
         sleep(CANCEL_PAUSE_S)  # held by a claim: it commits within its batch
     with db.session() as session:
         counts = announcement_counts(session, announcement_id)
-    in_flight = counts.get(MessageStatus.QUEUED.value, 0) + counts.get(MessageStatus.SUBMITTED.value, 0)
+    in_flight = counts.get(MessageStatus.SUBMITTED.value, 0)
+    still_waiting = counts.get(MessageStatus.QUEUED.value, 0)
     all_cancelled = counts.get("cancelled", 0)
-    done = sum(counts.values()) - in_flight - all_cancelled
-    return Cancellation(announcement, cancelled, in_flight, done, all_cancelled - cancelled)
+    done = sum(counts.values()) - in_flight - still_waiting - all_cancelled
+    return Cancellation(announcement, cancelled, in_flight, done, all_cancelled - cancelled, still_waiting)

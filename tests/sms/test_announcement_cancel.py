@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
 from gateway.cli import Context, cli
-from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage
-from registry.outbox import CANCELLED, queue_many, queue_sms
+from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, utcnow
+from registry.outbox import CANCELLED, LEASE, queue_many, queue_sms
 from registry.services import announcements
 from registry.services.announcements import UnknownAnnouncement, cancel_announcement
 from tests.sms.support import outbox_rows, work_queues
+from workers.reconcile import reconcile
 
 PHONES = [f"+2547110000{n:02d}" for n in range(12)]
 OTHER = "+254799999999"
@@ -160,3 +162,60 @@ def test_sms_status_counts_the_cancelled_apart_from_the_failed(run, at_runtime):
     table = run("sms", "status").output
     [row] = [line for line in table.splitlines() if line.strip("│ ").startswith(str(announcement_id))]
     assert [cell.strip() for cell in row.strip("│").split("│")][3:] == ["12", "0", "0", "1", "1", "10"]
+
+
+def test_a_message_whose_worker_was_lost_is_cancelled_not_sent_again(run, at_runtime, fake_at):
+    """A row ``submitted`` past the lease without AT's answer lost its worker (killed mid-send, or a
+    database restored from before the send): the reconciler would queue it again and send it. The
+    cancel ends it with the waiting ones; one submitted within the lease is still in flight."""
+    announcement_id = _announcement(at_runtime.db)
+    lost_at = utcnow() - LEASE - timedelta(minutes=1)
+    with at_runtime.db.transaction() as session:
+        for phone, submitted_at in ((PHONES[0], lost_at), (PHONES[1], utcnow())):
+            row = session.query(OutboundMessage).filter_by(recipient=phone).one()
+            row.status, row.submitted_at, row.attempts = MessageStatus.SUBMITTED, submitted_at, 1
+
+    result = run("sms", "cancel-announcement", str(announcement_id), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == "11 waiting, 1 taken by a worker, 0 sent or ended, 0 cancelled"
+    assert result.output.splitlines()[2] == (f"announcement {announcement_id}: 11 message(s) cancelled; 1 already "
+                                             "taken by a worker (they may still arrive); 0 sent or ended before")
+    rows = {row.recipient: row for row in outbox_rows(at_runtime)}
+    assert (rows[PHONES[0]].status, rows[PHONES[0]].failure_reason) == (MessageStatus.FAILED, CANCELLED)
+    assert rows[PHONES[1]].status == MessageStatus.SUBMITTED
+    reconcile(at_runtime, now=utcnow() + LEASE + timedelta(minutes=1))  # PHONES[1]'s worker is lost too
+    work_queues(at_runtime)
+    assert [seen.recipients for seen in fake_at.requests] == [[PHONES[1]]]  # the one in flight, not the lost one
+
+
+def test_a_message_held_throughout_is_still_waiting_not_taken(pg_database):
+    """A row a transaction holds through every pass is still queued when the cancel ends: if that
+    transaction ends without taking it (a claim rolled back), its job sends it. It is told apart
+    from the messages in flight, not counted among them."""
+    announcement_id = _announcement(pg_database)
+    with pg_database.session() as session:
+        held_id = session.query(OutboundMessage.id).filter_by(recipient=PHONES[3]).scalar()
+    with pg_database.engine.connect() as claim, claim.begin():
+        claim.execute(text("SELECT id FROM outbound_messages WHERE id = :id FOR UPDATE"), {"id": held_id})
+        result = cancel_announcement(pg_database, announcement_id, sleep=lambda _: None)
+    assert (result.cancelled, result.in_flight, result.done, result.still_waiting) == (11, 0, 0, 1)
+
+
+def test_the_operator_is_told_to_run_it_again_for_messages_still_held(run, at_runtime, monkeypatch):
+    announcement_id = _announcement(at_runtime.db)
+
+    def held(db, announcement_id):
+        with db.session() as session:
+            announcement = session.get(Announcement, announcement_id)
+        return announcements.Cancellation(announcement, 10, 0, 0, 0, still_waiting=2)
+
+    monkeypatch.setattr("gateway.cli.sms.cancel_announcement", held)
+    result = run("sms", "cancel-announcement", str(announcement_id), "--yes")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[2:] == [
+        f"announcement {announcement_id}: 10 message(s) cancelled; 0 already taken by a worker (they may still "
+        "arrive); 0 sent or ended before",
+        "Error: 2 message(s) were held by another transaction until the end and are still waiting: run the "
+        "command again",
+    ]
