@@ -359,8 +359,8 @@ def test_a_database_at_0004_gets_the_pin_sessions_table_and_back(backend, tmp_pa
         with database.engine.begin() as conn:
             conn.execute(text("INSERT INTO guardians (id, phone, pin_failures, created_at, updated_at) "
                               "VALUES (1, '+254712345678', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
-        upgrade(database.engine)
-        assert _revision(database.engine) == "0005" and pending_changes(database.engine) == []
+        upgrade(database.engine, "0005")
+        assert _revision(database.engine) == "0005"
         with database.engine.begin() as conn:
             if backend == "sqlite":
                 conn.execute(text("PRAGMA foreign_keys = ON"))
@@ -371,5 +371,29 @@ def test_a_database_at_0004_gets_the_pin_sessions_table_and_back(backend, tmp_pa
         downgrade(database.engine, "0004")
         assert "pin_sessions" not in inspect(database.engine).get_table_names()
         assert _revision(database.engine) == "0004"
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0005_gets_announcement_cancelled_at_and_back(backend, tmp_path, request):
+    """0006 adds ``announcements.cancelled_at`` (null for every announcement made before it); a
+    downgrade drops it and keeps the announcements."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    try:
+        upgrade(database.engine, "0005")
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO announcements (id, institution_code, body, recipients, created_at, "
+                              "updated_at) VALUES (1, 'WE4T', 'Closing day', 2, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        upgrade(database.engine)
+        assert _revision(database.engine) == "0006" and pending_changes(database.engine) == []
+        with database.engine.begin() as conn:
+            assert conn.execute(text("SELECT cancelled_at FROM announcements")).all() == [(None,)]
+        downgrade(database.engine, "0005")
+        assert "cancelled_at" not in {c["name"] for c in inspect(database.engine).get_columns("announcements")}
+        with database.engine.begin() as conn:
+            assert conn.execute(text("SELECT body FROM announcements")).scalar() == "Closing day"
+        assert _revision(database.engine) == "0005"
     finally:
         database.dispose()

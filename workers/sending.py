@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 from gateway.degraded import is_outage
 from gateway.metrics import SMS_MESSAGES
 from registry.arrays import among, update_rows
-from registry.models import MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
-from registry.outbox import OPTED_OUT, Claimed
+from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
+from registry.outbox import CANCELLED, OPTED_OUT, Claimed
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
@@ -88,6 +88,14 @@ _OPTED_OUT_ANNOUNCEMENT = (OutboundMessage.kind == MessageKind.ANNOUNCEMENT) & (
     .where(PhoneSetting.phone == OutboundMessage.recipient, PhoneSetting.opted_out.is_(True))
     .exists()
 )
+# A message of an announcement cancelled (``elimu sms cancel-announcement``): ended at its claim
+# too. The cancel ends the rows waiting at that moment; this catches one in flight then that goes
+# back to waiting later (a lost worker's lease, a retry), whatever route brings it back.
+_CANCELLED_ANNOUNCEMENT = OutboundMessage.announcement_id.is_not(None) & (
+    select(Announcement.id)
+    .where(Announcement.id == OutboundMessage.announcement_id, Announcement.cancelled_at.is_not(None))
+    .exists()
+)
 _RETURNING = (
     OutboundMessage.id, OutboundMessage.recipient, OutboundMessage.body, OutboundMessage.kind,
     OutboundMessage.link_id, OutboundMessage.attempts, OutboundMessage.priority, OutboundMessage.announcement_id,
@@ -97,7 +105,7 @@ _RETURNING = (
 def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provider: str) -> list[Claimed]:
     """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
     clear text (its job was recreated from the database) expires at once instead, and an
-    announcement to a phone that opted out (STOP) ends failed, unsent.
+    announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent.
 
     A row waiting out a retry interval is not due: a job running early (its first job, still in a
     queue when the batch it shared failed) leaves it to the retry scheduled for it.
@@ -105,7 +113,8 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     if not ids:
         return []
     now = utcnow()
-    stopped = _OPTED_OUT_ANNOUNCEMENT
+    stopped, cancelled = _OPTED_OUT_ANNOUNCEMENT, _CANCELLED_ANNOUNCEMENT
+    ended = stopped | cancelled
     statement = (
         update(OutboundMessage)
         .where(
@@ -113,10 +122,10 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
             OutboundMessage.status == MessageStatus.QUEUED,
             or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now + DUE_SLACK),
         )
-        .values(status=case((stopped, MessageStatus.FAILED.value), else_=MessageStatus.SUBMITTED.value),
-                failure_reason=case((stopped, OPTED_OUT), else_=OutboundMessage.failure_reason),
-                next_attempt_at=case((stopped, None), else_=OutboundMessage.next_attempt_at),
-                attempts=case((stopped, OutboundMessage.attempts), else_=OutboundMessage.attempts + 1),
+        .values(status=case((ended, MessageStatus.FAILED.value), else_=MessageStatus.SUBMITTED.value),
+                failure_reason=case((stopped, OPTED_OUT), (cancelled, CANCELLED), else_=OutboundMessage.failure_reason),
+                next_attempt_at=case((ended, None), else_=OutboundMessage.next_attempt_at),
+                attempts=case((ended, OutboundMessage.attempts), else_=OutboundMessage.attempts + 1),
                 submitted_at=now, provider=provider, updated_at=now)
         .returning(*_RETURNING, OutboundMessage.status)
         .execution_options(synchronize_session=False)

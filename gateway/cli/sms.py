@@ -155,17 +155,18 @@ def cancel_announcement_command(ctx: Context, announcement_id: int, yes: bool) -
     taken = counts.get(MessageStatus.QUEUED.value, 0) + counts.get(MessageStatus.SUBMITTED.value, 0) - waiting
     click.echo(f"{waiting} waiting, {taken} taken by a worker, {sum(counts.values()) - waiting - taken - cancelled} "
                f"sent or ended, {cancelled} cancelled")
-    if not waiting:
-        click.echo("nothing waiting to cancel")
+    if not waiting and not taken:
+        click.echo("nothing waiting to cancel" if announcement.cancelled_at is None else "already cancelled")
         return
     if not yes:
-        click.confirm(f"Cancel the {waiting} waiting?", abort=True)
+        click.confirm(f"Cancel the {waiting} waiting?" if waiting else
+                      f"Cancel it? ({taken} taken by a worker may still arrive; none would be sent again)", abort=True)
     result = cancel_announcement(db, announcement_id)
     click.echo(f"announcement {announcement_id}: {result.cancelled} message(s) cancelled; {result.in_flight} already "
                f"taken by a worker (they may still arrive); {result.done} sent or ended before")
     if result.still_waiting:
-        raise click.ClickException(f"{result.still_waiting} message(s) were held by another transaction until the "
-                                   "end and are still waiting: run the command again")
+        click.echo(f"{result.still_waiting} message(s) were held by a worker's transaction throughout: they are ended "
+                   "when a worker next takes them, not sent")
 
 
 def _queues_if_up(ctx: Context) -> tuple[dict[str, dict[str, int]] | None, str | None]:

@@ -120,3 +120,5 @@ class Announcement(Timestamped, Base):
     grade: Mapped[str | None] = mapped_column(String(16))
     body: Mapped[str] = mapped_column(Text)
     recipients: Mapped[int] = mapped_column(default=0)
+    # ``elimu sms cancel-announcement``: from then on a worker ends each of its messages it takes
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)

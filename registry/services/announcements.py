@@ -199,13 +199,19 @@ def cancel_announcement(db: Database, announcement_id: int, *, sleep: Callable[[
     was lost (or the database restored from before the send) and the reconciler would send it again.
     A message a worker has claimed within the lease is in flight and is left alone.
 
+    The cancel is recorded on the announcement first (``cancelled_at``): a worker's claim then ends
+    any message of it instead of sending it, so one in flight that goes back to waiting later (its
+    worker lost, a retry) is not sent either, nor one a transaction held through every pass.
+
     Chunks of ``CANCEL_CHUNK`` rows, each its own short transaction, skip the rows a worker is
     claiming that moment (``SKIP LOCKED`` on PostgreSQL) rather than wait for them: a cancel never
     holds up the workers nor deadlocks with a claim, and the rows skipped are looked at again once
     that claim has ended (they are then in flight, or still waiting and cancelled). Rows held through
     every pass are counted in ``still_waiting``."""
-    with db.session() as session:
+    with db.transaction() as session:  # first: from this commit on, a worker ends what it takes of it
         announcement = find_announcement(session, announcement_id)
+        if announcement.cancelled_at is None:
+            announcement.cancelled_at = utcnow()
     waiting = _cancellable(announcement_id)
     cancelled = 0
     for _ in range(CANCEL_PASSES):

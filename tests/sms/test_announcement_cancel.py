@@ -18,6 +18,7 @@ from registry.services import announcements
 from registry.services.announcements import UnknownAnnouncement, cancel_announcement
 from tests.sms.support import outbox_rows, work_queues
 from workers.reconcile import reconcile
+from workers.sending import claim as worker_claim
 
 PHONES = [f"+2547110000{n:02d}" for n in range(12)]
 OTHER = "+254799999999"
@@ -98,7 +99,14 @@ def test_an_unknown_id_and_a_finished_announcement_are_told_so(run, at_runtime):
     again = run("sms", "cancel-announcement", str(announcement_id), "--yes")
     assert again.exit_code == 0
     assert again.output.splitlines()[1:] == ["0 waiting, 0 taken by a worker, 0 sent or ended, 2 cancelled",
-                                             "nothing waiting to cancel"]
+                                             "already cancelled"]
+    finished = _announcement(at_runtime.db, phones=PHONES[2:3])
+    _set_status(at_runtime.db, PHONES[2], MessageStatus.DELIVERED)
+    done = run("sms", "cancel-announcement", str(finished))
+    assert done.exit_code == 0 and done.output.splitlines()[1:] == [
+        "0 waiting, 0 taken by a worker, 1 sent or ended, 0 cancelled", "nothing waiting to cancel"]
+    with at_runtime.db.session() as session:  # nothing to stop: not marked cancelled
+        assert session.get(Announcement, finished).cancelled_at is None
 
 
 def test_cancelling_in_chunks_reaches_every_waiting_message(database, monkeypatch):
@@ -189,8 +197,6 @@ def test_a_message_whose_worker_was_lost_is_cancelled_not_sent_again(run, at_run
     assert fake_at.requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="workers.sending.claim does not know the announcement was cancelled: a row "
-                                       "queued again after the cancel (lease, retry, release) is sent")
 def test_a_message_in_flight_at_the_cancel_whose_worker_is_then_lost_is_not_sent_again(run, at_runtime, fake_at):
     announcement_id = _announcement(at_runtime.db, phones=PHONES[:2])
     with at_runtime.db.transaction() as session:
@@ -213,9 +219,14 @@ def test_a_message_held_throughout_is_still_waiting_not_taken(pg_database):
         claim.execute(text("SELECT id FROM outbound_messages WHERE id = :id FOR UPDATE"), {"id": held_id})
         result = cancel_announcement(pg_database, announcement_id, sleep=lambda _: None)
     assert (result.cancelled, result.in_flight, result.done, result.still_waiting) == (11, 0, 0, 1)
+    with pg_database.transaction() as session:  # the holder let it go unclaimed; its job runs: not sent
+        assert worker_claim(session, [held_id], {}, "outbox") == []
+    with pg_database.session() as session:
+        row = session.get(OutboundMessage, held_id)
+    assert (row.status, row.failure_reason) == (MessageStatus.FAILED, CANCELLED)
 
 
-def test_the_operator_is_told_to_run_it_again_for_messages_still_held(run, at_runtime, monkeypatch):
+def test_the_operator_is_told_the_messages_still_held_will_not_be_sent(run, at_runtime, monkeypatch):
     announcement_id = _announcement(at_runtime.db)
 
     def held(db, announcement_id):
@@ -225,10 +236,32 @@ def test_the_operator_is_told_to_run_it_again_for_messages_still_held(run, at_ru
 
     monkeypatch.setattr("gateway.cli.sms.cancel_announcement", held)
     result = run("sms", "cancel-announcement", str(announcement_id), "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 0
     assert result.output.splitlines()[2:] == [
         f"announcement {announcement_id}: 10 message(s) cancelled; 0 already taken by a worker (they may still "
         "arrive); 0 sent or ended before",
-        "Error: 2 message(s) were held by another transaction until the end and are still waiting: run the "
-        "command again",
+        "2 message(s) were held by a worker's transaction throughout: they are ended when a worker next takes "
+        "them, not sent",
     ]
+
+
+def test_a_claim_ends_the_messages_of_a_cancelled_announcement_whatever_brought_them_back(database):
+    """The cancel is recorded on the announcement; a message of it taken later (queued again after a
+    retry, a lost worker, a restore) is ended by the claim instead of sent, and one to a phone that
+    sent STOP still says so. Other announcements' messages are claimed as ever."""
+    from registry.models import PhoneSetting
+
+    cancelled_id = _announcement(database, phones=PHONES[:2])
+    other_id = _announcement(database, phones=PHONES[2:3], body="Another")
+    with database.transaction() as session:
+        session.get(Announcement, cancelled_id).cancelled_at = utcnow()
+        session.add(PhoneSetting(phone=PHONES[1], opted_out=True))
+        ids = [row.id for row in session.query(OutboundMessage).order_by(OutboundMessage.id)]
+    with database.transaction() as session:
+        claimed = worker_claim(session, ids, {}, "outbox")
+    assert [c.announcement_id for c in claimed] == [other_id]
+    with database.session() as session:
+        rows = {r.recipient: (r.status, r.failure_reason, r.attempts) for r in session.query(OutboundMessage)}
+    assert rows[PHONES[0]] == (MessageStatus.FAILED, CANCELLED, 0)
+    assert rows[PHONES[1]][:2] == (MessageStatus.FAILED, "not sent: the phone opted out (STOP)")
+    assert rows[PHONES[2]] == (MessageStatus.SUBMITTED, None, 1)
