@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, contains_eager
 
 from ..exams import exam_named
 from ..models import AuditEvent, ExamResult, ExamSeries, utcnow
-from .audit import RESULTS_ACTION
+from .audit import results_of_series
 
 
 class UnknownSeries(LookupError):
@@ -108,7 +108,7 @@ def answers_since(session: Session, exam: str, year: int, since: datetime) -> in
     has committed, not while the series row is locked."""
     return session.scalar(
         select(func.count()).select_from(AuditEvent)
-        .where(AuditEvent.action == RESULTS_ACTION, AuditEvent.at >= since, AuditEvent.detail.like(f"{exam} {year} %"))
+        .where(results_of_series(exam, year), AuditEvent.at >= since)
     ) or 0
 
 
