@@ -19,7 +19,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "stopped": {
         "en": "You will no longer get announcements from Elimu. Send START to get them again.",
-        "sw": "Hutapokea tena matangazo ya Elimu. Tuma START kuyapokea tena.",
+        "sw": "Hutapokea tena matangazo ya Elimu. Tuma ANZA kuyapokea tena.",
     },
     "started": {
         "en": "You will get Elimu announcements again. Send STOP to stop them.",
@@ -77,10 +77,10 @@ TEXTS: dict[str, dict[str, str]] = {
     # A KNEC status mark in place of the mean grade, explained (a parent does not know what "Y" means).
     "results_mark_X": {"en": " (absent)", "sw": " (hakufanya mtihani)"},
     "results_mark_Y": {"en": " (cancelled: exam irregularity; ask the school)",
-                       "sw": " (yamefutwa kwa udanganyifu wa mtihani; uliza shule)"},
+                       "sw": " (yamefutwa kwa ukiukaji wa kanuni za mtihani; uliza shule)"},
     "results_mark_W": {"en": " (withheld by KNEC; ask the school)", "sw": " (yamezuiliwa na KNEC; uliza shule)"},
     "results_mark_P": {"en": " (pending)", "sw": " (bado yanasubiriwa)"},
-    "results_points": {"en": " ({points} pts)", "sw": " (alama {points})"},
+    "results_points": {"en": " ({points} pts)", "sw": " (pointi {points})"},
     "results_marks": {"en": " ({points} marks)", "sw": " (alama {points})"},  # KCPE: marks out of 500
     "upi_inactive": {
         "en": "UPIs are sent only to activated accounts. Dial {ussd} to activate yours.",

@@ -57,7 +57,7 @@ def test_results_with_one_of_the_candidates_names(session):
 @pytest.mark.parametrize(("mark", "english", "kiswahili"), [
     ("X", "Mean grade X (absent).", "Wastani X (hakufanya mtihani)."),
     ("Y", "Mean grade Y (cancelled: exam irregularity; ask the school).",
-     "Wastani Y (yamefutwa kwa udanganyifu wa mtihani; uliza shule)."),
+     "Wastani Y (yamefutwa kwa ukiukaji wa kanuni za mtihani; uliza shule)."),
     ("W", "Mean grade W (withheld by KNEC; ask the school).", "Wastani W (yamezuiliwa na KNEC; uliza shule)."),
     ("P", "Mean grade P (pending).", "Wastani P (bado yanasubiriwa)."),
 ])
@@ -81,6 +81,14 @@ def test_a_kcpe_total_is_in_marks_not_points(session):
     assert ask(session, "KCPE 36611030002 Jane").text == "KCPE 2023 36611030002: Mean grade B+ (412 marks). ENG:A-, KIS:B+, MAT:A"
     assert ask(session, "KCPE 36611030002 Jane", language="sw").text.startswith(
         "KCPE 2023 36611030002: Wastani B+ (alama 412).")
+
+
+def test_kcse_points_in_kiswahili_are_pointi_not_the_marks_word(session):
+    """'alama' is KCPE's marks (out of 500); KCSE's points (out of 84) are 'pointi', as Kenyan
+    Kiswahili news gives them, so 'alama 62' is not read as 62 marks."""
+    add_result(session)
+    assert ask(session, "KCSE 36611030002 Jane", language="sw").text.startswith(
+        "KCSE 2025 36611030002: Wastani B+ (pointi 62).")
 
 
 def test_before_release_the_reply_says_not_yet_out(session):
@@ -460,7 +468,8 @@ def test_upi_to_an_account_verified_for_none_of_its_links_says_how_to_verify(ses
 def test_stop_and_start_set_the_opt_out(session):
     assert ask(session, "STOP").text.startswith("You will no longer get announcements")
     assert session.get(PhoneSetting, PHONE).opted_out is True
-    assert ask(session, "sitisha").text.startswith("Hutapokea tena matangazo")
+    # the Kiswahili reply names the Kiswahili keyword that undoes it (ANZA), not the English START
+    assert ask(session, "sitisha").text == "Hutapokea tena matangazo ya Elimu. Tuma ANZA kuyapokea tena."
     assert ask(session, "START").text.startswith("You will get Elimu announcements again")
     session.expire_all()
     assert session.get(PhoneSetting, PHONE).opted_out is False
