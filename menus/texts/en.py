@@ -65,7 +65,7 @@ TEXTS: dict[str, str] = {
     "upi.done": "The UPI of {name} will come by SMS.",
     "status.state.enrolled": "Enrolled",
     "status.state.requested": "Transfer requested by {school}",
-    "status.state.released": "Released to {school}, awaiting admission",
+    "status.state.released": "Released, awaiting admission by {school}",
     "status.state.released_open": "Released, awaiting admission by a new school",
     "status.state.admitted": "Admitted on {date}",
     "status.results": "Results: {exams}",

@@ -65,7 +65,7 @@ TEXTS: dict[str, str] = {
     "upi.done": "UPI ya {name} itakuja kwa SMS.",
     "status.state.enrolled": "Amesajiliwa",
     "status.state.requested": "Uhamisho umeombwa na {school}",
-    "status.state.released": "Ameruhusiwa kuhama kwenda {school}, anasubiri kupokelewa",
+    "status.state.released": "Ameruhusiwa kuhama, anasubiri kupokelewa na {school}",
     "status.state.released_open": "Ameruhusiwa kuhama, anasubiri kupokelewa na shule mpya",
     "status.state.admitted": "Alipokelewa tarehe {date}",
     "status.results": "Matokeo: {exams}",

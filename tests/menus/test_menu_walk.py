@@ -58,6 +58,7 @@ def check(reply: Reply) -> None:
     assert len(wire) <= SCREEN_LIMIT, wire
     assert all(ch == "\n" or " " <= ch <= "~" for ch in wire), wire
     assert reply.text.strip() and reply.text == reply.text.strip(), wire
+    assert ".," not in wire, wire  # a shortened name ("Our Lady.") is never followed by a comma
 
 
 def state_key(state: dict) -> str:

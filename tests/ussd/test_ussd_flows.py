@@ -341,7 +341,7 @@ def test_learner_status_released_transfer_and_results(world, ussd):
     > {PIN}
     < END Jane W. (Grade 6)
     < Kilimani Primary School
-    < Released to Moi Avenue Junior School, awaiting admission
+    < Released, awaiting admission by Moi Avenue Junior School
     < Results: KPSEA 2024
     """)
     [event] = audit(world, "status_shown")
