@@ -422,9 +422,11 @@ def start_activation(
     The send limits are checked first, so "wait" never reveals that the details matched; the one
     exception is ``STILL_GOOD``: within the minute of a code of ``purpose`` that is still good (not
     used, tries left), the details of its own learner (which this phone gave for that code) bring
-    its screen back, in any session, while any other details wait as before and count no miss. One read
-    of the caller gives the standing and the SMS's language, and the limits are read once: the OTP
-    hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
+    its screen back, in any session, while any other details wait as before: another learner's
+    count no miss, and details matching none count one, as at any other time (the 'still good'
+    answer must not be a free test of what belongs to the learner whose code is outstanding, beyond
+    the misses limit). One read of the caller gives the standing and the SMS's language, and the
+    limits are read once: the OTP hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
     """
     who = caller(session, phone, sending=True)  # and the phone's sending lock
     resetting = purpose is Purpose.PIN_RESET
@@ -438,6 +440,8 @@ def start_activation(
             learner = match_learner(session, phone, identifier, born, verified=resetting)
             if learner is not None and learner.id == outstanding:
                 return Activation(ActivationResult.STILL_GOOD, learner.id)
+            if learner is None:  # tried against the learners, so a miss as at any other time (still 'wait')
+                record_failed_check(session, phone=phone, action=MISS_ACTION, channel=CHANNEL, at=now)
         return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
     if misses >= MISSES_PER_DAY:
         return Activation(ActivationResult.MISS_LIMIT)  # before matching: it never tells a match

@@ -233,3 +233,28 @@ def test_a_reset_code_sets_one_pin_however_many_sessions_reached_its_new_pin_scr
     assert hop(client, "s-first", f"{steps[-1]}*{otp}*6914*6914", PHONE) == (
         "END The code has expired. Dial *384*1234# to get a new one.")
     assert pin_works(world, clock, "5803") and not pin_works(world, clock, "6914")
+
+
+WAIT = "END A code was sent less than a minute ago. Wait a minute, then dial *384*1234# again."
+
+
+@pytest.mark.parametrize("flow", ["1", "4*3"])
+def test_details_tried_within_the_minute_of_a_code_are_counted_as_misses(real_stack, real_ussd, flow):
+    """Within the minute of an activation (or reset) code, the details of its learner bring back the
+    code screen and any others were told to wait, not counted: whoever held the phone could try
+    dates of birth (or numbers) for that learner without limit, 'still good' telling the right one.
+    Details matching no learner now count as misses as at any other time (still told to wait), so
+    the daily limit of ten holds and after it even the right details only wait."""
+    _, sms, world, _ = real_stack
+    world.learner()
+    if flow == "4*3":
+        world.activate()
+    phone = real_ussd()
+    steps = flow.split("*")
+    phone.script("dial\n" + "".join(f"> {s}\n" for s in steps) + "> 12345678\n> 05092014\n< CON We sent\n< ...")
+    for day in range(11, 11 + accounts.MISSES_PER_DAY):  # wrong dates of birth for Jane, new dials
+        phone.script("redial\n" + "".join(f"> {s}\n" for s in steps) + f"> 12345678\n> {day:02d}092014\n< {WAIT}")
+    with world.db.session() as session:
+        assert session.query(AuditEvent).filter_by(action=accounts.MISS_ACTION).count() == accounts.MISSES_PER_DAY
+    phone.script("redial\n" + "".join(f"> {s}\n" for s in steps) + f"> 12345678\n> 05092014\n< {WAIT}")
+    assert len(sms.otps(PHONE)) == 1
