@@ -46,7 +46,7 @@ TEXTS: dict[str, str] = {
     "pin.enter": "Weka PIN yako ya tarakimu 4:",
     "pin.wrong": "PIN si sahihi. Majaribio {left} yamebaki.",
     "pin.wrong_last": "PIN si sahihi. Jaribio 1 limebaki.",
-    "pin.locked_now": "PIN si sahihi mara 3. PIN yako imefungwa kwa dakika 30. Umeisahau? Chagua Akaunti yangu, kisha Nimesahau PIN.",
+    "pin.locked_now": "Umekosea PIN mara 3. PIN yako imefungwa kwa dakika 30. Umeisahau? Chagua Akaunti yangu, kisha Nimesahau PIN.",
     "pin.locked": "PIN yako imefungwa. Jaribu tena baada ya dakika {minutes}. Umeisahau? Chagua Akaunti yangu, kisha Nimesahau PIN.",
     "pin.choose": "Chagua PIN ya tarakimu 4:",
     "pin.choose_new": "Chagua PIN mpya ya tarakimu 4:",
