@@ -31,7 +31,8 @@ EVENTS = ("released", "admitted", "cancelled")
 NAME_LIMIT = 24
 SCHOOL_LIMITS = (60, 50, 44, 38, 32, 26, 20, 16, 12)
 
-# Kiswahili with the USSD status screen's verbs (menus/texts/sw.py): "ameruhusiwa kuhama kutoka X kwenda Y",
+# Kiswahili with the USSD status screen's verbs (menus/texts/sw.py: "Ameruhusiwa kuhama, anasubiri
+# kupokelewa na Y"): "ameruhusiwa kuhama kutoka X kwenda Y",
 # allowed to move from X to Y ("ameachiliwa", set free, is said of prisoners; "na X kwenda Y", by X to Y,
 # reads oddly), and "amepokelewa katika" a school.
 TEXTS: dict[str, dict[str, str]] = {

@@ -11,8 +11,8 @@ KILIMANI, KISUMU = "Kilimani Primary and Junior School", "Kisumu Lakeside Compre
 
 
 def test_kiswahili_notices_say_from_and_to_as_the_status_screen_does():
-    """'ameruhusiwa kuhama kutoka X kwenda Y' (released from X to Y), as the USSD status reads
-    'Ameruhusiwa kuhama kwenda ...'; admitted 'katika' a school."""
+    """'ameruhusiwa kuhama kutoka X kwenda Y' (released from X to Y), with the USSD status's verb
+    ('Ameruhusiwa kuhama, anasubiri kupokelewa na ...'); admitted 'katika' a school."""
     assert notice_text("released", "sw", name="Faith W.", school=KILIMANI, other=KISUMU) == (
         f"Elimu: Faith W. ameruhusiwa kuhama kutoka {KILIMANI} kwenda {KISUMU}."
     )
