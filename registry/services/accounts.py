@@ -360,7 +360,15 @@ def _proved(
     """Whether ``phone`` used a code of ``purpose`` (for ``learner_id``) within the proof window;
     ``spent_by``: and no audit row of that action for ``phone`` since (the step it authorised, done
     once, spends it)."""
-    query = select(OneTimeCode.id).where(
+    return _proof(session, phone, purpose, now, learner_id, spent_by) is not None
+
+
+def _proof(
+    session: Session, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None,
+    spent_by: str | None = None,
+) -> datetime | None:
+    """When the newest code that ``_proved`` finds was used, or None when there is none."""
+    query = select(func.max(OneTimeCode.used_at)).where(
         OneTimeCode.phone == phone, OneTimeCode.purpose == purpose.value,
         OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
     )
@@ -369,7 +377,7 @@ def _proved(
     if spent_by is not None:
         query = query.where(~exists().where(AuditEvent.phone == phone, AuditEvent.action == spent_by,
                                             AuditEvent.at >= OneTimeCode.used_at))
-    return session.scalars(query.limit(1)).first() is not None
+    return _aware(session.scalar(query))
 
 
 # --- activation ---------------------------------------------------------------------------------
@@ -603,12 +611,15 @@ def reset_pin(session: Session, keys: Keys, phone: str, pin: str, now: datetime)
     window, checked here rather than taken from the session's state (which a resumed session
     carries on from one dial to the next), and not yet spent: each reset is in the audit trail
     (``RESET_ACTION``), and a code used before it sets no other PIN (a second reset needs a new
-    code). The guardian row is locked first, so a reset at the same time waits and finds the code spent."""
+    code). The guardian row is locked first, so a reset at the same time waits and finds the code spent.
+    The row is dated no earlier than the code's use: a web process whose clock is behind the one that
+    checked the code (another host) must not write a row that leaves the code unspent."""
     guardian = _active_guardian(session, phone)
-    if guardian is None or not _proved(session, phone, Purpose.PIN_RESET, now, spent_by=RESET_ACTION):
+    used = _proof(session, phone, Purpose.PIN_RESET, now, spent_by=RESET_ACTION) if guardian else None
+    if guardian is None or used is None:
         return False
     _replace_pin(session, keys, guardian, pin)
-    session.add(AuditEvent(at=now, phone=phone, learner_id=None, action=RESET_ACTION, channel=CHANNEL))
+    session.add(AuditEvent(at=max(now, used), phone=phone, learner_id=None, action=RESET_ACTION, channel=CHANNEL))
     return True
 
 

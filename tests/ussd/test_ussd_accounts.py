@@ -385,6 +385,17 @@ def test_a_reset_code_sets_one_pin_and_a_second_reset_needs_a_new_code(pinned, m
     assert _pin(pinned, None, NOW + timedelta(minutes=5), pin="6914") is PinResult.OK
 
 
+def test_a_reset_spends_its_code_whatever_the_resetting_hosts_clock(pinned, monkeypatch):
+    """The spend is a ``pin_reset`` row dated at or after the code's use. A web process whose clock
+    was behind the one that checked the code (two hosts, a few seconds apart) dated its reset before
+    that use, so the code stayed unspent and set a PIN again for the rest of its 10 minutes. The
+    row is now dated no earlier than the code's use."""
+    _reset_code(pinned, monkeypatch, "314159", NOW + timedelta(seconds=5))  # checked by a host ahead
+    assert _reset(pinned, "5803", NOW)  # the reset on a host 5 s behind
+    assert not _reset(pinned, "6914", NOW + timedelta(seconds=1))
+    assert _pin(pinned, None, NOW + timedelta(minutes=1), pin="5803") is PinResult.OK
+
+
 def test_a_reset_spends_only_its_own_phones_code(pinned, monkeypatch):
     pinned.learner(first="Brian", phones=(STRANGER,), verified=True, upi="B7K9M2", birth_cert="777")
     pinned.activate(phone=STRANGER, pin="5937")
