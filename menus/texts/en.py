@@ -56,10 +56,10 @@ TEXTS: dict[str, str] = {
     "pin.changed": "Your PIN has been changed.",
     "pin.reset_done": "Your PIN has been reset. Use the new PIN from now on.",
     "pin.again": "For your security, please dial {code} again and enter your PIN.",
-    "need_active": "Activate your account first: choose 1 on the main menu.",
+    "need_active": "Activate your account first: dial {code} and choose 1.",
     # learners, UPI, status
     "learners.choose": "Choose a learner:",
-    "learners.none": "No learner has been added to your account yet. Choose 1 on the main menu to add one.",
+    "learners.none": "No learner has been added to your account yet. To add one, dial {code} and choose 1.",
     "learners.gone": "That learner is no longer linked to this phone. If this is wrong, ask the school.",
     "learners.last_page": "No more pages.",
     "upi.done": "The UPI of {name} will come by SMS.",

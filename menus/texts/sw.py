@@ -56,10 +56,10 @@ TEXTS: dict[str, str] = {
     "pin.changed": "PIN yako imebadilishwa.",
     "pin.reset_done": "PIN yako imewekwa upya. Tumia PIN mpya kuanzia sasa.",
     "pin.again": "Kwa usalama wako, tafadhali piga {code} tena na uweke PIN yako.",
-    "need_active": "Fungua akaunti yako kwanza: chagua 1 kwenye menyu kuu.",
+    "need_active": "Fungua akaunti yako kwanza: piga {code} kisha uchague 1.",
     # learners, UPI, status
     "learners.choose": "Chagua mwanafunzi:",
-    "learners.none": "Bado hujaongeza mwanafunzi kwenye akaunti yako. Chagua 1 kwenye menyu kuu kumwongeza.",
+    "learners.none": "Bado hujaongeza mwanafunzi kwenye akaunti yako. Kumwongeza, piga {code} kisha uchague 1.",
     "learners.gone": "Mwanafunzi huyo hayupo tena kwenye simu hii. Kama si sahihi, uliza shule.",
     "learners.last_page": "Hakuna zaidi.",
     "upi.done": "UPI ya {name} itakuja kwa SMS.",

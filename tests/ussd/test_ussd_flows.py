@@ -410,15 +410,15 @@ def test_pin_items_need_an_active_account(world, ussd):
     ussd().script("""
     dial
     > 2
-    < END Activate your account first: choose 1 on the main menu.
+    < END Activate your account first: dial *384*1234# and choose 1.
     dial
     > 4
     > 1
-    < END Activate your account first: choose 1 on the main menu.
+    < END Activate your account first: dial *384*1234# and choose 1.
     dial
     > 4
     > 3
-    < END Activate your account first: choose 1 on the main menu.
+    < END Activate your account first: dial *384*1234# and choose 1.
     """)
 
 
