@@ -13,6 +13,13 @@ from registry.migrate import downgrade, pending_changes, revisions, upgrade
 from registry.models import Base
 from tests.conftest import PG_URL, _unavailable
 
+# SQLite cannot reflect an expression index (0007's ix_audit_events_index_number): SQLAlchemy and
+# Alembic say they skip it, and the tests of 0007 look for it in sqlite_master themselves.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index"),
+    pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index"),
+]
+
 
 @pytest.fixture
 def empty_pg_url():
@@ -181,8 +188,9 @@ def test_outbox_indexes_are_built_concurrently_outside_a_transaction(empty_pg_ur
         upgrade(database.engine, "0001")
         seen = _pg_statements(database.engine)
         upgrade(database.engine)
-        ddl = [(sql, autocommit) for sql, autocommit in seen if " INDEX " in f" {sql} " and "pg_index" not in sql]
-        assert len(ddl) == 4, ddl  # three builds, one drop
+        ddl = [(sql, autocommit) for sql, autocommit in seen
+               if " INDEX " in f" {sql} " and "pg_index" not in sql and "outbound_messages" in sql]
+        assert len(ddl) == 4, ddl  # three builds, one drop (0007's audit index: its own test)
         assert all("CONCURRENTLY" in sql and autocommit for sql, autocommit in ddl), ddl
         first_ddl = seen.index(ddl[0])
         # the session's limit, then the concurrent builds' longer one (their waits hold up no query)
@@ -387,7 +395,7 @@ def test_a_database_at_0005_gets_announcement_cancelled_at_and_back(backend, tmp
             conn.execute(text("INSERT INTO announcements (id, institution_code, body, recipients, created_at, "
                               "updated_at) VALUES (1, 'WE4T', 'Closing day', 2, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
         upgrade(database.engine)
-        assert _revision(database.engine) == "0006" and pending_changes(database.engine) == []
+        assert _revision(database.engine) == revisions()[-1] and pending_changes(database.engine) == []
         with database.engine.begin() as conn:
             assert conn.execute(text("SELECT cancelled_at FROM announcements")).all() == [(None,)]
         downgrade(database.engine, "0005")

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from .base import Base, Timestamped, utcnow
+
+
+class third_word(FunctionElement[str]):
+    """The third space-separated word of a text: the index or assessment number in a results
+    reply's detail (``"KCSE 2025 36611030002"``). On PostgreSQL ``split_part(x, ' ', 3)``; on
+    SQLite what follows the second space, the same for that detail (no number holds a space).
+    A query must use this same expression to be served by ``ix_audit_events_index_number``."""
+
+    type = String()
+    name = "third_word"
+    inherit_cache = True
+
+
+@compiles(third_word, "postgresql")
+def _third_word_postgresql(element: third_word, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"split_part({compiler.process(element.clauses, **kw)}, ' ', 3)"
+
+
+@compiles(third_word)
+def _third_word_sqlite(element: third_word, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"substr({text}, instr({text}, ' ') + instr(substr({text}, instr({text}, ' ') + 1), ' ') + 1)"
 
 
 class AuditEvent(Base):
@@ -27,6 +53,10 @@ class AuditEvent(Base):
     channel: Mapped[str] = mapped_column(String(8))  # ussd | sms | cli
     reference: Mapped[str | None] = mapped_column(String(100))  # session or message id
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+# The index number of each results reply (``elimu audit --index`` and ``--learner``; migration 0007).
+Index("ix_audit_events_index_number", third_word(AuditEvent.detail))
 
 
 class UssdSessionEvent(Timestamped, Base):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..arrays import insert_rows
 from ..models import AuditEvent, ExamResult, Learner, utcnow
+from ..models.audit import third_word
 
 BATCH_KEY = "elimu.disclosures"  # session.info: the rows ``batched_disclosures`` collects
 
@@ -68,18 +69,26 @@ def history(
     """Audit rows for a learner (by UPI), a phone, a candidate's index number and/or the results
     sent of an exam series (``("KCSE", 2025)``), newest first, with the learner's UPI (at most
     ``limit``; None: all). A learner's rows include the results sent of each index number now
-    linked to it, also those sent before the link was made (a result imported without a UPI)."""
+    linked to it, also those sent before the link was made (a result imported without a UPI).
+
+    Each condition is one an index serves (the learner's id, the phone, the index number), so
+    the rows matching any of them are found without reading the whole trail, except the series'
+    (a series is a million rows of a results day; see docs/operations.md)."""
     query = select(AuditEvent, Learner.upi).outerjoin(Learner, Learner.id == AuditEvent.learner_id)
     conditions = []
+    numbers: list[str] = []
     if upi:
-        conditions.append(Learner.upi == upi.strip().upper())
-        numbers = session.scalars(select(ExamResult.index_number).join(Learner, Learner.id == ExamResult.learner_id)
-                                  .where(Learner.upi == upi.strip().upper()).distinct()).all()
-        conditions.extend(_results_of(number) for number in numbers)
+        learner_ids = session.scalars(select(Learner.id).where(Learner.upi == upi.strip().upper())).all()
+        conditions.append(AuditEvent.learner_id.in_(learner_ids))  # none: matches no row
+        if learner_ids:
+            numbers.extend(session.scalars(select(ExamResult.index_number)
+                                           .where(ExamResult.learner_id.in_(learner_ids)).distinct()))
     if phone:
         conditions.append(AuditEvent.phone == phone)
     if index_number:
-        conditions.append(_results_of(index_number.strip().upper()))
+        numbers.append(index_number.strip().upper())
+    if numbers:
+        conditions.append(results_of(*numbers))
     if series:
         conditions.append(results_of_series(*series))
     if conditions:
@@ -93,5 +102,7 @@ def results_of_series(exam: str, year: int):
     return and_(AuditEvent.action == RESULTS_ACTION, AuditEvent.detail.like(f"{exam} {year} %"))
 
 
-def _results_of(index_number: str):
-    return and_(AuditEvent.action == RESULTS_ACTION, AuditEvent.detail.like(f"% {index_number}"))
+def results_of(*index_numbers: str):
+    """The results replies of these index or assessment numbers (the last word of their detail,
+    ``"<exam> <year> <number>"``), by the expression ``ix_audit_events_index_number`` holds."""
+    return and_(AuditEvent.action == RESULTS_ACTION, third_word(AuditEvent.detail).in_(sorted(set(index_numbers))))
