@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import date
 
+import orjson
 import pytest
 
 from gateway.ussd.routes import hop_handler
@@ -258,3 +259,35 @@ def test_details_tried_within_the_minute_of_a_code_are_counted_as_misses(real_st
         assert session.query(AuditEvent).filter_by(action=accounts.MISS_ACTION).count() == accounts.MISSES_PER_DAY
     phone.script("redial\n" + "".join(f"> {s}\n" for s in steps) + f"> 12345678\n> 05092014\n< {WAIT}")
     assert len(sms.otps(PHONE)) == 1
+
+
+def _state_data(redis, session_id: str) -> dict:
+    """The menu data of a session's state as the gateway keeps it in Redis."""
+    return orjson.loads(redis.get(f"ussd:s:{session_id}"))["state"]["data"]
+
+
+def test_the_kept_status_goes_to_its_own_session_only(real_stack, integration_runtime):
+    """A parent of several reads a status (kept in the session's state in Redis while shown): another
+    phone naming that session id, with text that adds up or not, is busy and sees nothing of it; a
+    new dial of the phone is offered no resume; 0 and 00 remove the text from the state."""
+    _, _, world, client = real_stack
+    world.learner(verified=True)
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None, verified=True)
+    world.activate()
+    redis = integration_runtime.redis
+    for text in ("", "3", f"3*{PIN}"):
+        hop(client, "s-status", text, PHONE)
+    assert hop(client, "s-status", f"3*{PIN}*1", PHONE).startswith("CON Brian O. (Grade 6)")
+    assert "status_shown" in _state_data(redis, "s-status")
+    for text in (f"3*{PIN}*1*0", "9*9", ""):
+        answer = hop(client, "s-status", text, STRANGER)
+        assert answer.startswith("END ") and "Brian" not in answer and "Kilimani" not in answer
+    assert hop(client, "s-other", "", PHONE).startswith("CON Welcome to Elimu")  # no resume offer
+    assert "Brian" not in str(_state_data(redis, "s-other"))
+    # its own phone, with text that does not add up: the screen as shown (that text is the new base)
+    assert hop(client, "s-status", "7", PHONE).startswith("CON Brian O.")
+    assert hop(client, "s-status", "7*0", PHONE).startswith("CON Choose a learner:")
+    assert "status_shown" not in _state_data(redis, "s-status")
+    assert hop(client, "s-status", "7*0*2", PHONE).startswith("CON Jane W.")
+    assert hop(client, "s-status", "7*0*2*00", PHONE).startswith("CON Welcome to Elimu")
+    assert _state_data(redis, "s-status") == {}
