@@ -405,3 +405,74 @@ def test_a_database_at_0005_gets_announcement_cancelled_at_and_back(backend, tmp
         assert _revision(database.engine) == "0005"
     finally:
         database.dispose()
+
+
+def _audit_index_names(engine) -> set[str]:
+    """The indexes of ``audit_events`` (from the catalogue: SQLite's inspector skips an expression index)."""
+    query = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_events'"
+             if engine.dialect.name == "sqlite" else
+             "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_events' AND schemaname = current_schema()")
+    with engine.connect() as conn:
+        return set(conn.execute(text(query)).scalars())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0006_gets_the_audit_index_number_index_and_back(backend, tmp_path, request):
+    """0007 indexes the third word of each audit row's detail (a results reply's number), which
+    ``history`` then asks for; a downgrade drops it and keeps the rows."""
+    from registry.services.audit import history
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    try:
+        upgrade(database.engine, "0006")
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO audit_events (at, phone, action, channel, reference, detail) VALUES "
+                              "(CURRENT_TIMESTAMP, '+447700900123', 'results_replied', 'sms', '7', "
+                              "'KCSE 2025 36611030002'), (CURRENT_TIMESTAMP, '+254712345678', 'status_shown', "
+                              "'ussd', 'ATUid_1', NULL)"))
+        assert "ix_audit_events_index_number" not in _audit_index_names(database.engine)
+        upgrade(database.engine, "0007")
+        assert "ix_audit_events_index_number" in _audit_index_names(database.engine)
+        assert pending_changes(database.engine) == []
+        with database.session() as s:
+            assert [e.phone for e, _ in history(s, index_number="36611030002")] == ["+447700900123"]
+        if backend == "sqlite":  # SQLite's planner takes the index for the same expression, too
+            with database.engine.connect() as conn:
+                plan = conn.execute(text("EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE substr(detail, "
+                                         "instr(detail, ' ') + instr(substr(detail, instr(detail, ' ') + 1), ' ') "
+                                         "+ 1) = '36611030002'")).all()
+            assert "ix_audit_events_index_number" in str(plan), plan
+        downgrade(database.engine, "0006")
+        assert "ix_audit_events_index_number" not in _audit_index_names(database.engine)
+        assert _revision(database.engine) == "0006"
+        with database.session() as s:  # the same rows, read the long way
+            assert [e.phone for e, _ in history(s, index_number="36611030002")] == ["+447700900123"]
+            assert len(history(s, phone="+254712345678")) == 1
+    finally:
+        database.dispose()
+
+
+def test_the_audit_index_is_built_and_dropped_concurrently_outside_a_transaction(empty_pg_url):
+    """The audit trail is written on every disclosure (a million results replies a results day):
+    its index is built without the ``SHARE`` lock a plain ``CREATE INDEX`` holds against them."""
+    database = Database(empty_pg_url)
+    try:
+        upgrade(database.engine, "0006")
+        seen = _pg_statements(database.engine)
+        upgrade(database.engine, "0007")
+        downgrade(database.engine, "0006")
+        ddl = [(sql, autocommit) for sql, autocommit in seen
+               if " INDEX " in f" {sql} " and "pg_index" not in sql]
+        assert [sql.split(" ON ")[0] for sql, _ in ddl] == [
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_audit_events_index_number",
+            "DROP INDEX CONCURRENTLY IF EXISTS ix_audit_events_index_number"], ddl
+        assert all(autocommit for _, autocommit in ddl), ddl
+        assert "split_part(detail, ' ', 3)" in ddl[0][0]
+        # each under the concurrent builds' lock timeout, not the session's 1 s
+        before_build = [sql for sql, _ in seen[:seen.index(ddl[0])] if sql.startswith("SET lock_timeout")]
+        assert before_build[-1] == "SET lock_timeout = 30000", before_build
+        with database.engine.connect() as conn:
+            assert not conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar()
+    finally:
+        database.dispose()
