@@ -21,6 +21,7 @@ datetime), so tests control time. Rules:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ PROOF_WINDOW = timedelta(minutes=10)  # a used code authorises its follow-up ste
 # 180 s and the gateway forgets one idle for 200 s, so 5 minutes outlasts any live session while a
 # session id seen again later (a provider reusing ids, a replayed callback) finds it expired.
 PIN_SESSION_VALID = timedelta(minutes=5)
+PIN_SESSION_KEY = 100  # characters of PinSession.session_id
 MISSES_PER_DAY = 10  # details that did not match, per phone in 24 h: then no more tries that day
 MISS_ACTION = "activation_miss"
 LISTED_ACTION = "learners_listed"  # the USSD list of a guardian's learners (masked name, grade)
@@ -532,9 +534,18 @@ def _record_pin(session: Session, guardian_id: int, session_id: str, now: dateti
     """``session_id`` is where ``guardian_id`` entered its right PIN, at ``now`` (one statement: an
     insert that replaces the account's row; the guardian row is locked, so no two race)."""
     insert = pg_insert if _postgresql(session) else sqlite_insert
-    values = {"session_id": session_id[:100], "verified_at": now}
+    values = {"session_id": _pin_key(session_id), "verified_at": now}
     session.execute(insert(PinSession).values(guardian_id=guardian_id, **values)
                     .on_conflict_do_update(index_elements=[PinSession.guardian_id], set_=values))
+
+
+def _pin_key(session_id: str) -> str:
+    """``session_id`` as ``PinSession`` keeps it (at most 100 characters): itself, or a longer one's
+    digest, never its first 100 characters, which another session's id (providers send up to 200)
+    may share."""
+    if len(session_id) <= PIN_SESSION_KEY:
+        return session_id
+    return "sha256:" + hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()
 
 
 def require_pin(session: Session, phone: str, session_id: str | None, now: datetime) -> None:
@@ -543,7 +554,7 @@ def require_pin(session: Session, phone: str, session_id: str | None, now: datet
     if session_id:
         found = session.scalar(
             select(PinSession.guardian_id).join(Guardian, Guardian.id == PinSession.guardian_id)
-            .where(Guardian.phone == phone, PinSession.session_id == session_id[:100],
+            .where(Guardian.phone == phone, PinSession.session_id == _pin_key(session_id),
                    PinSession.verified_at > now - PIN_SESSION_VALID)
         )
         if found is not None:

@@ -291,3 +291,25 @@ def test_the_kept_status_goes_to_its_own_session_only(real_stack, integration_ru
     assert hop(client, "s-status", "7*0*2", PHONE).startswith("CON Jane W.")
     assert hop(client, "s-status", "7*0*2*00", PHONE).startswith("CON Welcome to Elimu")
     assert _state_data(redis, "s-status") == {}
+
+
+def test_a_long_session_id_does_not_share_another_sessions_pin(real_stack):
+    """The record of where the PIN was entered kept a session id's first 100 characters, though a
+    provider's ids may be up to 200 long: two sessions of the phone whose ids share their first 100
+    (a provider's long fixed prefix) shared the PIN, so a new dial, continuing the first session's
+    code screen and pressing 0, was shown the learner list without entering the PIN."""
+    _, _, world, client = real_stack
+    jane = world.learner(verified=True)
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None, verified=True)
+    world.activate()
+    prefix = "X" * 100
+    first, second = prefix + "-first-" + "1" * 40, prefix + "-second-" + "2" * 40
+    for text in ("", "2", f"2*{PIN}"):
+        hop(client, first, text, PHONE)
+    assert hop(client, first, f"2*{PIN}*1", PHONE).startswith("CON We sent a 6-digit code")
+    assert hop(client, second, "", PHONE).startswith("CON Your last session did not finish.")
+    assert hop(client, second, "1", PHONE).startswith("CON We sent a 6-digit code")
+    answer = hop(client, second, "1*0", PHONE)
+    assert answer.startswith("CON Enter your 4-digit PIN:") and "Jane" not in answer and "Brian" not in answer
+    with world.db.transaction() as session, pytest.raises(PinNeeded):
+        accounts.learner_status(session, PHONE, jane, second, real_stack[0]())
