@@ -116,7 +116,8 @@ class LearnerStatus:
 class PinNeeded(Exception):
     """Raised by a service that discloses learner data when the registry holds no right PIN entered
     by this phone in this USSD session (within ``registry.services.accounts.PIN_SESSION_VALID``):
-    nothing is disclosed (or, from ``set_pin``, changed), and the menus ask for the PIN again."""
+    nothing is disclosed (or, from ``set_pin`` and ``activate``, changed; from ``check_otp``, the
+    code is left as it was), and the menus ask for the PIN again."""
 
 
 class Services(Protocol):
@@ -144,7 +145,12 @@ class Services(Protocol):
         ``STILL_GOOD``: none sent, the code sent for this learner (in any session) is still good."""
         ...
 
-    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck: ...
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None,
+                  session_id: str | None = None) -> OtpCheck:
+        """Check (and on success use up) the code; one leading to learner data (a UPI code, or an
+        activation code of an active account: adding a learner) only after the PIN in ``session_id``:
+        else ``PinNeeded``, and the code is left as it was."""
+        ...
 
     def check_pin(self, phone: str, pin: str, session_id: str) -> PinCheck:
         """Check the account PIN; a right one is recorded for ``session_id`` (what disclosures ask for)."""
@@ -161,7 +167,8 @@ class Services(Protocol):
     def sealed_pin_matches(self, sealed: str, pin: str) -> bool: ...
 
     def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
-        """Finish activation after a good OTP: verify the link, set the PIN (None keeps it), SMS the UPI."""
+        """Finish activation after a good OTP: verify the link, set the PIN (None keeps it), SMS the UPI;
+        to an active account (adding a learner) ``PinNeeded`` without the PIN in ``session_id``."""
         ...
 
     def set_pin(self, phone: str, pin: str, session_id: str) -> bool:
@@ -179,7 +186,8 @@ class Services(Protocol):
         ...
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
-        """Queue the learner's UPI by SMS to this phone and audit it; False when not allowed."""
+        """Queue the learner's UPI by SMS to this phone and audit it; False when not allowed;
+        ``PinNeeded`` without the PIN in ``session_id``."""
         ...
 
     def learner_status(self, phone: str, learner_id: int, session_id: str) -> LearnerStatus | None:

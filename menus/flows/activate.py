@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date
 
 from ..engine import Back, Context, Go, Outcome, Retry, Screen, Stop, View
-from ..services import Activation, ActivationResult, Purpose
+from ..services import Activation, ActivationResult, PinNeeded, Purpose
 from .common import ChoosePin, ConfirmPin, OtpEntry, birth_date_hint, clean_identifier, parse_ddmmyyyy
 
 MAX_MISSES = 3
@@ -108,14 +108,21 @@ class BirthDate(Screen):
 
 
 def _after_code(ctx: Context) -> Outcome:
-    if ctx.data.get("adding"):
+    """Adding a learner (the PIN was asked before the code: the account is active) ends here; a
+    first activation goes on to choosing the PIN."""
+    if ctx.data.get("adding") or ctx.data.get("pin_ok"):
         done = ctx.services.activate(ctx.phone, int(ctx.data["learner"]), None, ctx.session_id)
         return Stop(ctx.t("act.added" if done else "learners.gone"))
     return Go("act.pin", push=False)
 
 
 def _finish(ctx: Context, pin: str) -> Outcome:
-    done = ctx.services.activate(ctx.phone, int(ctx.data["learner"]), pin, ctx.session_id)
+    """A first activation; should the account have been activated by another session meanwhile,
+    the registry adds the learner only after the PIN in this one (asked to dial again)."""
+    try:
+        done = ctx.services.activate(ctx.phone, int(ctx.data["learner"]), pin, ctx.session_id)
+    except PinNeeded:
+        return Stop(ctx.t("pin.again"))
     return Stop(ctx.t("act.done" if done else "learners.gone"))
 
 

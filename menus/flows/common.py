@@ -82,7 +82,13 @@ def _tries_left(ctx: Context, left: int, many: str, last: str) -> str:
 
 
 class OtpEntry(Screen):
-    """Asks for the 6-digit code of ``purpose``; on success calls ``on_ok``."""
+    """Asks for the 6-digit code of ``purpose``; on success calls ``on_ok``.
+
+    A code leading to learner data is checked by the registry only for the session the PIN was
+    entered in: when it refuses (``PinNeeded``: a session resumed in a new dial, whose ``pin_ok``
+    came with the saved state) the code is left as it was, the caller is asked for the PIN, then
+    shown this screen again to enter the same code. Should ``on_ok`` be refused after the code was
+    used (the PIN's record ended in between), the caller is asked to dial again."""
 
     resumable = True
 
@@ -97,10 +103,17 @@ class OtpEntry(Screen):
     def handle(self, ctx: Context, value: str) -> Outcome:
         if not is_digits(value, 6):
             return Retry(ctx.t("hint.digits", n=6))
-        check = ctx.services.check_otp(ctx.phone, self.purpose, value, ctx.data.get("learner"))
+        try:
+            check = ctx.services.check_otp(ctx.phone, self.purpose, value, ctx.data.get("learner"), ctx.session_id)
+        except PinNeeded:
+            ctx.data.update(pin_ok=False, after=self.name)
+            return Go("pin", push=False)
         if check.result is OtpResult.OK:
             ctx.data["otp_ok"] = True
-            return self.on_ok(ctx)
+            try:
+                return self.on_ok(ctx)
+            except PinNeeded:
+                return Stop(ctx.t("pin.again"))
         if check.result is OtpResult.WRONG:
             return Stay(_tries_left(ctx, check.tries_left, "otp.wrong", "otp.wrong_last"))
         if check.result is OtpResult.EXHAUSTED:

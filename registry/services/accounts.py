@@ -13,10 +13,10 @@ datetime), so tests control time. Rules:
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
   from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``;
-- learner data reaches a USSD session (the learner list, a status, a UPI code) only after the right
-  PIN in that very session, recorded here (``PinSession``) and good for ``PIN_SESSION_VALID``: the
-  menus' own ``pin_ok`` flag is not taken on trust. A PIN change asks for the same record; a new
-  PIN (changed or reset) ends it.
+- learner data reaches a USSD session (the learner list, a status, a UPI code and the UPI it leads
+  to) only after the right PIN in that very session, recorded here (``PinSession``) and good for
+  ``PIN_SESSION_VALID``: the menus' own ``pin_ok`` flag is not taken on trust. A PIN change and a
+  learner added to an active account ask for the same record; a new PIN (changed or reset) ends it.
 """
 
 from __future__ import annotations
@@ -355,6 +355,17 @@ def _check_otp(
     return OtpCheck(OtpResult.WRONG, tries_left=OTP_TRIES - row.attempts)
 
 
+def require_pin_for_code(
+    session: Session, phone: str, purpose: Purpose, session_id: str | None, now: datetime
+) -> None:
+    """Before a code of ``purpose`` is checked: ``PinNeeded`` (the code untouched, no try counted)
+    when what it leads to needs the PIN in ``session_id``: a UPI code (the UPI by SMS) always, an
+    activation code when the account is active (it adds a learner to it). A first activation's
+    code and a reset code are proof enough themselves."""
+    if purpose is Purpose.UPI or (purpose is Purpose.ACTIVATE and caller(session, phone).active):
+        require_pin(session, phone, session_id, now)
+
+
 def _proved(
     session: Session, phone: str, purpose: Purpose, now: datetime, learner_id: int | None = None,
     spent_by: str | None = None,
@@ -481,14 +492,19 @@ def activate(
 
     An active account keeps its PIN (a learner added to it after the PIN, whatever ``pin`` says):
     an activation code proves a learner linked to the phone, not the PIN, which only the current
-    PIN or a reset code (a verified learner's details) may replace. The phone's guardian row is
-    locked first: a second session choosing a PIN at the same time waits, then finds the account
-    active, as a session after this one does (not writing its PIN over the one this one set)."""
+    PIN or a reset code (a verified learner's details) may replace. Adding a learner to an active
+    account is only for the USSD session that entered the PIN (``require_pin``: else ``PinNeeded``,
+    and nothing changes): a dropped session resumed in a new dial carries the menus' ``pin_ok``,
+    not the PIN. The phone's guardian row is locked first: a second session choosing a PIN at the
+    same time waits, then finds the account active, as a session after this one does (not writing
+    its PIN over the one this one set, and adding its learner only after the PIN)."""
     session.execute(select(Guardian.id).where(Guardian.phone == phone).with_for_update())
     link = _link(session, phone, learner_id, verified=False)
     if link is None or not _proved(session, phone, Purpose.ACTIVATE, now, learner_id):
         return False
     guardian = link.guardian
+    if guardian.is_active:  # adding a learner: only for the session that entered the PIN
+        require_pin(session, phone, session_id, now)
     if pin is not None and not guardian.is_active:
         guardian.pin_hash = keys.pin.hash(pin)
         guardian.pin_failures = 0
@@ -669,9 +685,13 @@ def _send_upi(session: Session, phone: str, learner: Learner, session_id: str, n
 
 
 def send_upi(session: Session, phone: str, learner_id: int, session_id: str, now: datetime) -> bool:
-    """SMS a verified learner's UPI to this phone, after a UPI code used within the proof window."""
+    """SMS a verified learner's UPI to this phone, after a UPI code used within the proof window, only
+    to the session ``phone`` entered its PIN in (``require_pin``: else ``PinNeeded``, nothing sent)."""
     link = _link(session, phone, learner_id, verified=True)
-    if link is None or not _proved(session, phone, Purpose.UPI, now, learner_id):
+    if link is None:
+        return False
+    require_pin(session, phone, session_id, now)
+    if not _proved(session, phone, Purpose.UPI, now, learner_id):
         return False
     _send_upi(session, phone, link.learner, session_id, now)
     return True

@@ -69,9 +69,14 @@ class RegistryServices:
                 accounts.require_pin(session, phone, session_id, now)
             return accounts.issue_otp(session, self.keys, phone, purpose, now, learner_id)
 
-    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None,
+                  session_id: str | None = None) -> OtpCheck:
+        """A code that leads to learner data (``accounts.require_pin_for_code``) only after the PIN in
+        ``session_id``: else ``PinNeeded``, and the code is left as it was (still good, no try counted)."""
+        now = self.clock()
         with self.db.transaction() as session:
-            return accounts.check_otp(session, self.keys, phone, purpose, code, self.clock(), learner_id)
+            accounts.require_pin_for_code(session, phone, purpose, session_id, now)
+            return accounts.check_otp(session, self.keys, phone, purpose, code, now, learner_id)
 
     def check_pin(self, phone: str, pin: str, session_id: str) -> PinCheck:
         with self.db.transaction() as session:
@@ -88,6 +93,7 @@ class RegistryServices:
         return self.keys.pin.seal_matches(sealed, pin)
 
     def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
+        """To an active account (adding a learner) only after the PIN in ``session_id``: else ``PinNeeded``."""
         with self.db.transaction() as session:
             return accounts.activate(session, self.keys, phone, learner_id, pin, session_id, self.clock())
 
@@ -105,6 +111,7 @@ class RegistryServices:
             return accounts.my_learners(session, phone, session_id, self.clock())
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
+        """Only after the PIN in ``session_id``: else ``PinNeeded`` (nothing sent)."""
         with self.db.transaction() as session:
             return accounts.send_upi(session, phone, learner_id, session_id, self.clock())
 

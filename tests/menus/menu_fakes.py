@@ -93,7 +93,11 @@ class FakeServices:
         answers = {3: SendResult.TOO_SOON, 4: SendResult.LIMIT, 5: SendResult.STILL_GOOD}
         return answers.get(learner_id or 0, SendResult.SENT)
 
-    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None) -> OtpCheck:
+    def check_otp(self, phone: str, purpose: Purpose, code: str, learner_id: int | None = None,
+                  session_id: str | None = None) -> OtpCheck:
+        if purpose is Purpose.UPI or (purpose is Purpose.ACTIVATE and self.active):
+            self._require_pin(session_id)  # as the registry: the code left as it was
+        self.calls.append(("check_otp", purpose, code))
         return {
             OTP_OK: OtpCheck(OtpResult.OK),
             OTP_WRONG: OtpCheck(OtpResult.WRONG, 2),
@@ -120,6 +124,8 @@ class FakeServices:
         return sealed == f"sealed:{pin}"
 
     def activate(self, phone: str, learner_id: int, pin: str | None, session_id: str) -> bool:
+        if self.active:
+            self._require_pin(session_id)
         self.calls.append(("activate", learner_id, pin is not None))
         return learner_id != 99
 
@@ -137,6 +143,7 @@ class FakeServices:
         return long_learners(self.learner_count)
 
     def send_upi(self, phone: str, learner_id: int, session_id: str) -> bool:
+        self._require_pin(session_id)
         self.calls.append(("send_upi", learner_id))
         return learner_id != 6
 

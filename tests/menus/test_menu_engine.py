@@ -356,3 +356,64 @@ def test_a_upi_code_still_good_gives_its_screen_and_too_soon_ends(talk, fake, la
     assert talk.send("0").text.startswith(CHOOSE[lang])
     reply = talk.send("3")
     assert reply.end and reply.text.startswith(("A code was sent less than a minute ago.", "Msimbo ulitumwa chini"))
+
+
+CODE_SCREEN = {"en": "We sent a 6-digit code by SMS. Enter it:", "sw": "Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:"}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_upi_code_screen_asks_for_the_pin_before_the_code(talk, fake, lang):
+    """A state saved on the UPI code screen (``pin_ok`` in it), continued in a new dial: the code
+    typed there is refused by the registry to a session without its own PIN, so it is not checked
+    (still good), the PIN screen comes, and after the right PIN the code screen again, where the
+    same code sends the UPI."""
+    fake.pin_sessions, fake.stored_language = set(), lang
+    saved = {"lang": lang, "screen": "upi.otp", "stack": ["main", "upi.pick"],
+             "data": {"pin_ok": True, "learner": 2, "choices": [[1, "Wanjikumuthonimai N. (Grade 12)"],
+                                                               [2, "Jane W. (Form 4)"]]},
+             "invalid": 0, "note": None}
+    talk.dial(saved)
+    talk.send("1")
+    reply = talk.send(OTP_OK)
+    assert not reply.end and reply.text == PIN_SCREEN[lang]
+    assert [call[0] for call in fake.calls if call[0] in ("check_otp", "send_upi")] == []
+    again = talk.send(PIN_OK)
+    assert not again.end and again.text.startswith(CODE_SCREEN[lang])
+    assert talk.state["screen"] == "upi.otp" and talk.state["data"]["learner"] == 2
+    done = talk.send(OTP_OK)
+    assert done.end and done.text == {"en": "The UPI of Jane W. will come by SMS.",
+                                      "sw": "UPI ya Jane W. itakuja kwa SMS."}[lang]
+    assert ("send_upi", 2) in fake.calls
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_adding_code_screen_asks_for_the_pin_before_the_code(talk, fake, lang):
+    """A learner being added to an active account, the session saved on the code screen and
+    continued in a new dial: the PIN first (the code not checked), then the code screen, then added."""
+    fake.pin_sessions, fake.stored_language = set(), lang
+    saved = {"lang": lang, "screen": "act.otp", "stack": ["main"],
+             "data": {"pin_ok": True, "adding": True, "after": "act.id", "learner": 1},
+             "invalid": 0, "note": None}
+    talk.dial(saved)
+    talk.send("1")
+    reply = talk.send(OTP_OK)
+    assert not reply.end and reply.text == PIN_SCREEN[lang]
+    assert [call[0] for call in fake.calls if call[0] in ("check_otp", "activate")] == []
+    assert talk.send(PIN_OK).text.startswith(CODE_SCREEN[lang])
+    done = talk.send(OTP_OK)
+    assert done.end and done.text == {"en": "Learner added to your account. The UPI will come by SMS.",
+                                      "sw": "Mwanafunzi ameongezwa kwenye akaunti yako. UPI itakuja kwa SMS."}[lang]
+    assert ("activate", 1, False) in fake.calls
+
+
+def test_a_first_activation_finished_after_another_session_activated_asks_to_dial_again(talk, fake):
+    """The account became active (another session) while this one chose its PIN: the registry adds
+    the learner only after the PIN in this session, so it is asked to dial again; nothing is added."""
+    fake.active, fake.pin_sessions = False, set()
+    talk.dial()
+    for value in ("1", ID_MATCH, DOB, OTP_OK, "7391"):
+        talk.send(value)
+    fake.active = True
+    reply = talk.send("7391")
+    assert reply.end and reply.text == AGAIN["en"]
+    assert not [call for call in fake.calls if call[0] == "activate"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from menus.services import Purpose
+from menus.services import PinNeeded, Purpose
 from registry.models import Guardian, OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
@@ -25,7 +25,7 @@ def test_two_sessions_choosing_a_pin_at_once_keep_the_first_pin(pg_database):
     """Both sessions used the phone's activation code and chose a PIN; the second's transaction runs
     while the first's is open. It must find the account active once the first commits (and keep
     its PIN, as a session after it does), not write its own PIN over the one the first was told
-    it has."""
+    it has; and adding to an active account, it asks for the PIN entered in its own session."""
     world = World(pg_database, TEST_SECRET)
     learner_id = world.learner()
     with pg_database.transaction() as session:
@@ -35,7 +35,8 @@ def test_two_sessions_choosing_a_pin_at_once_keep_the_first_pin(pg_database):
     with pg_database.transaction() as session:
         assert accounts.activate(session, KEYS, PHONE, learner_id, "4826", "s1", NOW)
         second = Behind(pg_database, lambda other: accounts.activate(other, KEYS, PHONE, learner_id, "5937", "s2", NOW))
-    assert second.result() is True
+    with pytest.raises(PinNeeded):
+        second.result()
     with pg_database.session() as session:
         guardian = session.scalars(select(Guardian).where(Guardian.phone == PHONE)).one()
         assert KEYS.pin.verify(guardian.pin_hash, "4826")

@@ -419,8 +419,8 @@ def test_a_code_still_good_is_named_to_a_new_session_for_the_same_learner_only(p
     def send(session_id: str, learner_id: int = pinned.learner_id) -> SendResult:
         return services.send_otp(PHONE, Purpose.UPI, learner_id, session_id)
 
-    def check(code: str) -> OtpResult:
-        return services.check_otp(PHONE, Purpose.UPI, code, pinned.learner_id).result
+    def check(code: str, session_id: str = "ATUid_2") -> OtpResult:
+        return services.check_otp(PHONE, Purpose.UPI, code, pinned.learner_id, session_id).result
 
     def codes() -> int:
         with pinned.db.transaction() as session:
@@ -440,7 +440,7 @@ def test_a_code_still_good_is_named_to_a_new_session_for_the_same_learner_only(p
     # a used code is not offered
     at[0] = NOW + timedelta(minutes=2)
     assert _pin(pinned, "ATUid_3", at=at[0]) is PinResult.OK and send("ATUid_3") is SendResult.SENT
-    assert check("314159") is OtpResult.OK
+    assert check("314159", "ATUid_3") is OtpResult.OK
     assert send("ATUid_3") is SendResult.TOO_SOON and codes() == 2
     # an expired one neither: another purpose's code holds the minute after it
     at[0] = NOW + timedelta(minutes=4)

@@ -10,10 +10,11 @@ import orjson
 import pytest
 
 from gateway.ussd.routes import hop_handler
-from menus.services import PinNeeded
-from registry.models import AuditEvent, Guardian, OneTimeCode
+from menus.services import PinNeeded, Purpose
+from registry.models import AuditEvent, Guardian, GuardianLink, OneTimeCode
 from registry.services import accounts
 from registry.services.accounts import Keys
+from registry.services.ussd_services import RegistryServices
 from tests.conftest import TEST_SECRET
 from tests.ussd.support import PHONE, PIN, STRANGER
 
@@ -121,7 +122,7 @@ def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock
     """``activate`` took a new PIN from whatever state asked, so an activation code for any learner
     linked to the phone (one a school linked, never verified here) replaced an active account's
     PIN: a reset without the current PIN and without a verified learner's details. The learner is
-    added and the PIN kept."""
+    added (in the session that entered the PIN) and the PIN kept."""
     first = world.learner(verified=True)
     world.activate()
     other = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
@@ -129,6 +130,7 @@ def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock
         assert accounts.start_activation(session, KEYS, PHONE, "777", date(2014, 9, 5), clock()).learner_id == other
     with world.db.transaction() as session:
         session.get(OneTimeCode, latest_code_id(session)).used_at = clock()
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s").result.value == "ok"
         assert accounts.activate(session, KEYS, PHONE, other, "5937", "s", clock())
     assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5937")
     with world.db.transaction() as session:
@@ -313,3 +315,147 @@ def test_a_long_session_id_does_not_share_another_sessions_pin(real_stack):
     assert answer.startswith("CON Enter your 4-digit PIN:") and "Jane" not in answer and "Brian" not in answer
     with world.db.transaction() as session, pytest.raises(PinNeeded):
         accounts.learner_status(session, PHONE, jane, second, real_stack[0]())
+
+
+# --- a resumed session's code screen: the UPI and an added learner need this session's PIN --------
+
+PIN_SCREEN = {"en": "CON Enter your 4-digit PIN:\n0. Back\n00. Home",
+              "sw": "CON Weka PIN yako ya tarakimu 4:\n0. Rudi\n00. Mwanzo"}
+CODE_SCREEN = {"en": "CON We sent a 6-digit code by SMS. Enter it:",
+               "sw": "CON Tumekutumia msimbo wa tarakimu 6 kwa SMS. Uweke:"}
+RESUME = {"en": "CON Your last session did not finish.", "sw": "CON Hukumaliza ulichokuwa ukifanya mara ya mwisho."}
+
+
+def _code_row(world) -> tuple:
+    with world.db.session() as session:
+        code = session.query(OneTimeCode).order_by(OneTimeCode.id.desc()).first()
+        return code.used_at, code.attempts
+
+
+def _resumed_on_the_code_screen(phone, lang: str, steps: str) -> str:
+    """``steps`` in one session (its code sent), then a new dial continuing it; the code typed there."""
+    if lang == "sw":
+        phone.script("dial\n> 4\n> 2\n> 2")
+    phone.script(f"dial\n{steps}\n< {CODE_SCREEN[lang]}\n< ...")
+    assert phone.dial().startswith(RESUME[lang])
+    assert phone.send("1").startswith(CODE_SCREEN[lang])
+    return phone.send("{otp}")
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_upi_code_screen_sends_the_upi_only_after_the_pin(real_stack, real_ussd, lang):
+    """The UPI code screen, continued in a new dial within 5 minutes: whoever held the phone entered
+    the code from the SMS and the UPI was sent, the closing screen naming the learner, without the
+    PIN (``send_upi`` asked no PIN of the session). Now the code is refused to a session without its
+    own PIN before it is checked (left unused, no try counted): the PIN screen comes, and after the
+    right PIN the code screen, where the same code sends the UPI."""
+    _, sms, world, _ = real_stack
+    world.learner(verified=True)
+    world.activate()
+    phone = real_ussd()
+    answer = _resumed_on_the_code_screen(phone, lang, f"> 2\n> {PIN}")
+    assert answer == PIN_SCREEN[lang]
+    assert not any("A1B2C3" in body for body in sms.clear_bodies(PHONE))
+    assert _code_row(world) == (None, 0)
+    with world.db.session() as session:
+        assert session.query(AuditEvent).filter_by(action="upi_sent").count() == 0
+    assert phone.send(PIN).startswith(CODE_SCREEN[lang])
+    assert phone.send("{otp}") == {"en": "END The UPI of Jane W. will come by SMS.",
+                                   "sw": "END UPI ya Jane W. itakuja kwa SMS."}[lang]
+    assert "A1B2C3" in sms.clear_bodies(PHONE)[-1] and len(sms.otps(PHONE)) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_resumed_adding_code_screen_adds_the_learner_only_after_the_pin(real_stack, real_ussd, lang):
+    """Adding a learner to an active account, continued in a new dial on the code screen: the code
+    from the SMS added the learner and sent its UPI without the PIN (the menus' ``pin_ok`` came with
+    the saved state, and ``activate`` asked no PIN of the session). Now the PIN first, the code left
+    good, then the same code adds the learner."""
+    _, sms, world, _ = real_stack
+    world.learner(verified=True)
+    world.activate()
+    brian = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    phone = real_ussd()
+    answer = _resumed_on_the_code_screen(phone, lang, f"> 1\n> {PIN}\n> 777\n> 05092014")
+    assert answer == PIN_SCREEN[lang]
+    assert not any("B7K9M2" in body for body in sms.clear_bodies(PHONE))
+    assert _code_row(world) == (None, 0)
+    with world.db.session() as session:
+        assert session.query(GuardianLink).filter_by(learner_id=brian).one().verified_at is None
+    assert phone.send(PIN).startswith(CODE_SCREEN[lang])
+    assert phone.send("{otp}") == {
+        "en": "END Learner added to your account. The UPI will come by SMS.",
+        "sw": "END Mwanafunzi ameongezwa kwenye akaunti yako. UPI itakuja kwa SMS."}[lang]
+    assert "B7K9M2" in sms.clear_bodies(PHONE)[-1] and len(sms.otps(PHONE)) == 1
+    with world.db.session() as session:
+        assert session.query(GuardianLink).filter_by(learner_id=brian).one().verified_at is not None
+
+
+def _used_code(world, clock, purpose: Purpose, learner_id: int) -> None:
+    with world.db.transaction() as session:
+        session.add(OneTimeCode(phone=PHONE, purpose=purpose.value, learner_id=learner_id, code_hash="used",
+                                expires_at=clock(), attempts=0, used_at=clock(), created_at=clock(),
+                                updated_at=clock()))
+
+
+def _nothing_sent(world, sms) -> bool:
+    with world.db.session() as session:
+        audited = session.query(AuditEvent).filter(AuditEvent.action.in_(["upi_sent"])).count()
+    return audited == 0 and sms.messages(PHONE) == []
+
+
+def test_send_upi_needs_the_pin_of_its_session_and_sends_nothing_without(world, clock, sms):
+    """A used UPI code is not enough: the UPI goes only to the session that entered the PIN."""
+    jane = world.learner(verified=True)
+    world.activate()
+    _used_code(world, clock, Purpose.UPI, jane)
+    for session_id in ("s-new", None):
+        with world.db.transaction() as session, pytest.raises(PinNeeded):
+            accounts.send_upi(session, PHONE, jane, session_id or "", clock())
+    assert _nothing_sent(world, sms)
+    with world.db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s-pin").result.value == "ok"
+        with pytest.raises(PinNeeded):
+            accounts.send_upi(session, PHONE, jane, "s-new", clock())
+        assert accounts.send_upi(session, PHONE, jane, "s-pin", clock())
+    assert "A1B2C3" in sms.clear_bodies(PHONE)[-1]
+
+
+def test_adding_a_learner_needs_the_pin_of_its_session_and_changes_nothing_without(world, clock, sms):
+    """A used activation code adds a learner to an active account only for the session that entered
+    the PIN: without it, no link verified, no PIN changed, no UPI sent."""
+    world.learner(verified=True)
+    world.activate()
+    brian = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    _used_code(world, clock, Purpose.ACTIVATE, brian)
+    for pin in (None, "5937"):
+        with world.db.transaction() as session, pytest.raises(PinNeeded):
+            accounts.activate(session, KEYS, PHONE, brian, pin, "s-new", clock())
+    assert _nothing_sent(world, sms) and pin_works(world, clock, PIN)
+    with world.db.session() as session:
+        assert session.query(GuardianLink).filter_by(learner_id=brian).one().verified_at is None
+    with world.db.transaction() as session:
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s-pin").result.value == "ok"
+        assert accounts.activate(session, KEYS, PHONE, brian, None, "s-pin", clock())
+    assert "B7K9M2" in sms.clear_bodies(PHONE)[-1] and pin_works(world, clock, PIN)
+
+
+@pytest.mark.parametrize("purpose", [Purpose.UPI, Purpose.ACTIVATE])
+def test_a_code_leading_to_learner_data_is_left_untouched_for_a_session_without_the_pin(
+        world, clock, monkeypatch, purpose):
+    """A UPI code, and an activation code of an active account, are checked only for the session
+    that entered the PIN: refused before the check, the code keeps its tries and stays good."""
+    jane = world.learner(verified=True)
+    world.activate()
+    brian = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    learner = jane if purpose is Purpose.UPI else brian
+    monkeypatch.setattr(accounts, "generate_otp", lambda: "314159")
+    services = RegistryServices(world.db, KEYS, clock=clock)
+    with world.db.transaction() as session:
+        assert accounts.issue_otp(session, KEYS, PHONE, purpose, clock(), learner).value == "sent"
+    for code in ("314159", "000000"):
+        with pytest.raises(PinNeeded):
+            services.check_otp(PHONE, purpose, code, learner, "s-new")
+    assert _code_row(world) == (None, 0)
+    assert services.check_pin(PHONE, PIN, "s-pin").result.value == "ok"
+    assert services.check_otp(PHONE, purpose, "314159", learner, "s-pin").result.value == "ok"
