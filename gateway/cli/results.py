@@ -33,10 +33,7 @@ def results_group() -> None:
 @pass_context
 def release_command(ctx: Context, exam: str, year: int) -> None:
     """Publish EXAM YEAR (e.g. `KCSE 2025`); until then queries answer that results are not out."""
-    try:
-        name = exam_named(exam).name
-    except InvalidExamData as exc:
-        raise click.BadParameter(str(exc), param_hint="EXAM") from None
+    name = _exam_name(exam)
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:
             series, count, already = release_results(session, name, year)
@@ -55,10 +52,7 @@ def release_command(ctx: Context, exam: str, year: int) -> None:
 def withdraw_command(ctx: Context, exam: str, year: int) -> None:
     """Take back the release of EXAM YEAR (one made by mistake or too early): queries answer that
     results are not out again, from the next message on. Says how many answers went out since."""
-    try:
-        name = exam_named(exam).name
-    except InvalidExamData as exc:
-        raise click.BadParameter(str(exc), param_hint="EXAM") from None
+    name = _exam_name(exam)
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:
             withdrawal = withdraw_release(session, name, year)
@@ -89,6 +83,14 @@ def status_command(ctx: Context, as_json: bool) -> None:
         click.echo(f"{'exam':<6} {'year':<4} {'results':>9} {'linked':>9}  released")
         for row in rows:
             click.echo(f"{row.exam:<6} {row.year:<4} {row.results:>9} {row.linked:>9}  {_released(row)}")
+
+
+def _exam_name(exam: str) -> str:
+    """The exam's name as the registry spells it (``kcse`` -> ``KCSE``); a usage error otherwise."""
+    try:
+        return exam_named(exam).name
+    except InvalidExamData as exc:
+        raise click.BadParameter(str(exc), param_hint="EXAM") from None
 
 
 def _released(row: SeriesStatus) -> str:

@@ -50,6 +50,18 @@ def find_result(session: Session, exam: str, index_number: str, year: int | None
     return results[0] if results else None
 
 
+def _locked_series(session: Session, name: str, year: int) -> tuple[ExamSeries, int]:
+    """The series ``name`` ``year``, its row locked to the end of the transaction, and how many
+    results it holds; ``UnknownSeries`` when none was imported."""
+    series = session.scalars(
+        select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
+    ).first()
+    if series is None:
+        raise UnknownSeries(f"no {name} {year} results have been imported")
+    count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
+    return series, count
+
+
 def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries, int, bool]:
     """Publish one series: ``(series, number of results, whether it was already released)``.
 
@@ -57,12 +69,7 @@ def release_results(session: Session, exam: str, year: int) -> tuple[ExamSeries,
     file was rejected) is not released: results imported into it later would answer at once.
     """
     name = exam_named(exam).name
-    series = session.scalars(
-        select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
-    ).first()
-    if series is None:
-        raise UnknownSeries(f"no {name} {year} results have been imported")
-    count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
+    series, count = _locked_series(session, name, year)
     already = series.released
     if not already and not count:
         raise UnknownSeries(f"no {name} {year} results have been imported (every row was rejected)")
@@ -89,12 +96,7 @@ def withdraw_release(session: Session, exam: str, year: int) -> Withdrawal:
     series before (``sms_replies.prefetch_results`` share-locks it), so once the caller commits no
     more grades of it go out; :func:`answers_since`, asked after the commit, counts theirs too."""
     name = exam_named(exam).name
-    series = session.scalars(
-        select(ExamSeries).where(ExamSeries.exam == name, ExamSeries.year == year).with_for_update()
-    ).first()
-    if series is None:
-        raise UnknownSeries(f"no {name} {year} results have been imported")
-    count = session.scalar(select(func.count()).select_from(ExamResult).where(ExamResult.series_id == series.id)) or 0
+    series, count = _locked_series(session, name, year)
     released_at = series.released_at
     if released_at is not None:
         series.released_at = None
