@@ -131,8 +131,10 @@ class Services(Protocol):
 
     def account(self, phone: str) -> Account: ...
 
-    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
-        """Match a learner linked to ``phone`` by identifier and birth date; on a match send an OTP."""
+    def start_activation(self, phone: str, identifier: str, born: date, session_id: str | None = None) -> Activation:
+        """Match a learner linked to ``phone`` by identifier and birth date; on a match send an OTP.
+        To an active account (adding a learner) ``PinNeeded`` without the PIN in ``session_id``,
+        before anything is matched or counted."""
         ...
 
     def start_pin_reset(self, phone: str, identifier: str, born: date) -> Activation:

@@ -56,7 +56,7 @@ Start = Callable[[Context, str, date], Activation]
 
 
 def _start_activation(ctx: Context, identifier: str, born: date) -> Activation:
-    return ctx.services.start_activation(ctx.phone, identifier, born)
+    return ctx.services.start_activation(ctx.phone, identifier, born, ctx.session_id)
 
 
 class BirthDate(Screen):
@@ -80,7 +80,14 @@ class BirthDate(Screen):
         hint = birth_date_hint(value, born, ctx.today)
         if hint is not None or born is None:  # a slip, not a miss: the three misses are for wrong details
             return Retry(ctx.t(hint or "hint.date"))
-        outcome = self.start(ctx, ctx.data.pop("identifier", ""), born)
+        identifier = ctx.data.pop("identifier", "")
+        try:
+            outcome = self.start(ctx, identifier, born)
+        except PinNeeded:
+            # adding a learner in a session resumed in a new dial (its ``pin_ok`` came with the saved
+            # state): nothing was matched or sent; the PIN, then the date of birth again
+            ctx.data.update(identifier=identifier, pin_ok=False, after=self.name)
+            return Go("pin", push=False)
         result = outcome.result
         if result is ActivationResult.MATCH:
             ctx.data["learner"] = outcome.learner_id

@@ -433,9 +433,12 @@ def match_learner(
 
 def start_activation(
     session: Session, keys: Keys, phone: str, identifier: str, born: date, now: datetime,
-    purpose: Purpose = Purpose.ACTIVATE,
+    purpose: Purpose = Purpose.ACTIVATE, session_id: str | None = None,
 ) -> Activation:
     """Identity + date of birth for a learner linked to this phone; a match gets a code by SMS.
+
+    To an active account (adding a learner) only after the PIN in ``session_id``: else ``PinNeeded``
+    before anything is read or counted, as ``require_pin_for_code`` asks it before the code.
 
     ``Purpose.PIN_RESET``: the same for a forgotten PIN, among the learners the phone is verified
     for (an active account only), with the same misses and limits.
@@ -453,6 +456,8 @@ def start_activation(
     resetting = purpose is Purpose.PIN_RESET
     if not who.linked or (resetting and not who.active):
         return Activation(ActivationResult.NOT_LINKED)
+    if who.active and not resetting:
+        require_pin(session, phone, session_id, now)
     allowed, misses = _allowance_and_misses(session, phone, now)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")  # counted as ``issue_otp`` counts a refused code

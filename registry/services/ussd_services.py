@@ -51,9 +51,11 @@ class RegistryServices:
     def account(self, phone: str) -> Account:
         return accounts.read_caller(self.db, phone).account(self.clock())
 
-    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
+    def start_activation(self, phone: str, identifier: str, born: date, session_id: str | None = None) -> Activation:
+        """To an active account (adding a learner) only after the PIN in ``session_id``: else ``PinNeeded``."""
         with self.db.transaction() as session:
-            return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock())
+            return accounts.start_activation(session, self.keys, phone, identifier, born, self.clock(),
+                                             session_id=session_id)
 
     def start_pin_reset(self, phone: str, identifier: str, born: date) -> Activation:
         with self.db.transaction() as session:

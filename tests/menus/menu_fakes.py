@@ -69,8 +69,15 @@ class FakeServices:
     def account(self, phone: str) -> Account:
         return Account(self.linked, self.active, self.locked_minutes)
 
-    def start_activation(self, phone: str, identifier: str, born: date) -> Activation:
+    def start_activation(self, phone: str, identifier: str, born: date, session_id: str | None = None) -> Activation:
+        if self.active:
+            self._require_pin(session_id)  # as the registry: adding a learner needs this session's PIN
         self.calls.append(("start_activation", identifier, born))
+        return self._match(identifier, born)
+
+    @staticmethod
+    def _match(identifier: str, born: date) -> Activation:
+        """The answer to these details, chosen by the identifier."""
         if identifier == ID_SOON:
             return Activation(ActivationResult.TOO_SOON)
         if identifier == ID_LIMIT:
@@ -83,7 +90,7 @@ class FakeServices:
 
     def start_pin_reset(self, phone: str, identifier: str, born: date) -> Activation:
         self.calls.append(("start_pin_reset", identifier, born))
-        return self.start_activation(phone, identifier, born)
+        return self._match(identifier, born)
 
     def send_otp(self, phone: str, purpose: Purpose, learner_id: int | None = None,
                  session_id: str | None = None) -> SendResult:

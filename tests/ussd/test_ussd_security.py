@@ -127,10 +127,11 @@ def test_an_activation_code_does_not_replace_an_active_accounts_pin(world, clock
     world.activate()
     other = world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
     with world.db.transaction() as session:
-        assert accounts.start_activation(session, KEYS, PHONE, "777", date(2014, 9, 5), clock()).learner_id == other
+        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s").result.value == "ok"
+        found = accounts.start_activation(session, KEYS, PHONE, "777", date(2014, 9, 5), clock(), session_id="s")
+        assert found.learner_id == other
     with world.db.transaction() as session:
         session.get(OneTimeCode, latest_code_id(session)).used_at = clock()
-        assert accounts.check_pin(session, KEYS, PHONE, PIN, clock(), "s").result.value == "ok"
         assert accounts.activate(session, KEYS, PHONE, other, "5937", "s", clock())
     assert pin_works(world, clock, PIN) and not pin_works(world, clock, "5937")
     with world.db.transaction() as session:
@@ -389,6 +390,54 @@ def test_a_resumed_adding_code_screen_adds_the_learner_only_after_the_pin(real_s
     assert "B7K9M2" in sms.clear_bodies(PHONE)[-1] and len(sms.otps(PHONE)) == 1
     with world.db.session() as session:
         assert session.query(GuardianLink).filter_by(learner_id=brian).one().verified_at is not None
+
+
+DOB_SCREEN = {"en": "CON Enter the learner's date of birth (DDMMYYYY):",
+              "sw": "CON Weka tarehe ya kuzaliwa ya mwanafunzi (DDMMYYYY):"}
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_resumed_adding_details_send_no_code_before_the_pin(real_stack, real_ussd, lang):
+    """Adding a learner, dropped on the date-of-birth screen and continued in a new dial: the details
+    had a code sent to an active account without this session's PIN (``start_activation`` asked
+    none; the menus' ``pin_ok`` came with the saved state), and tried them against the learners.
+    Now the registry refuses first (no code, no miss counted), the PIN screen comes, and after the
+    right PIN the date of birth again, the identifier kept, sends the code."""
+    _, sms, world, _ = real_stack
+    world.learner(verified=True)
+    world.activate()
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None)
+    phone = real_ussd()
+    if lang == "sw":
+        phone.script("dial\n> 4\n> 2\n> 2")
+    phone.script(f"dial\n> 1\n> {PIN}\n> 777\n< {DOB_SCREEN[lang]}\n< ...")
+    assert phone.dial().startswith(RESUME[lang])
+    assert phone.send("1").startswith(DOB_SCREEN[lang])
+    assert phone.send("05092014") == PIN_SCREEN[lang]
+    assert sms.otps(PHONE) == []
+    with world.db.session() as session:
+        assert session.query(OneTimeCode).count() == 0
+        assert session.query(AuditEvent).filter_by(action=accounts.MISS_ACTION).count() == 0
+    assert phone.send(PIN).startswith(DOB_SCREEN[lang])
+    assert phone.send("05092014").startswith(CODE_SCREEN[lang])
+    assert len(sms.otps(PHONE)) == 1
+    assert phone.send("{otp}").startswith({"en": "END Learner added", "sw": "END Mwanafunzi ameongezwa"}[lang])
+
+
+def test_start_activation_of_an_active_account_needs_the_sessions_pin(world, clock):
+    """The registry's own check, whatever the menus' state says: adding a learner to an active
+    account needs the PIN in this session; a first activation and a PIN reset need none."""
+    world.learner(verified=True)
+    world.activate()
+    services = RegistryServices(world.db, KEYS, clock)
+    with pytest.raises(PinNeeded):
+        services.start_activation(PHONE, "12345678", date(2014, 9, 5), "s-no-pin")
+    with pytest.raises(PinNeeded):
+        services.start_activation(PHONE, "12345678", date(2014, 9, 5))
+    assert services.start_pin_reset(PHONE, "12345678", date(2014, 9, 5)).learner_id is not None
+    assert services.check_pin(PHONE, PIN, "s-pin").result.value == "ok"
+    clock.advance(minutes=2)
+    assert services.start_activation(PHONE, "12345678", date(2014, 9, 5), "s-pin").learner_id is not None
 
 
 def _used_code(world, clock, purpose: Purpose, learner_id: int) -> None:
