@@ -114,6 +114,12 @@ class CsvFile:
         if problem:
             raise UnreadableFile(f"{name}: line 1: {problem}")
         keys = [header_key(cell) for cell in header]
+        twice = [c for c in columns if keys.count(c) > 1]
+        if twice:
+            where = "; ".join(
+                f"{c} in columns {' and '.join(str(n) for n, k in enumerate(keys, 1) if k == c)}" for c in twice
+            )
+            raise UnreadableFile(f"{name}: line 1: the header names a column more than once ({where}): keep one")
         missing = [c for c in columns if c not in keys]
         if missing:
             separator = other_separator(header)

@@ -104,6 +104,7 @@ def test_a_quote_never_closed_names_where_it_opened_and_the_lines_lost(tmp_path,
         (b"a\tb\tc\n", "header lacks column(s): a, b, c; its fields are separated by tabs, not commas"),
         (b'a,"b,c\n1,2,3\n', "line 1: a quote opened in the header is never closed"),
         (b"a,b,c" + b"x" * 200_000 + b"\n1,2,3\n", "line 1: field larger than field limit"),
+        (b"a,b,c,B \n1,2,3,4\n", "line 1: the header names a column more than once (b in columns 2 and 4): keep one"),
     ],
 )
 def test_a_damaged_header_is_unreadable(tmp_path, content, reason):
@@ -111,6 +112,11 @@ def test_a_damaged_header_is_unreadable(tmp_path, content, reason):
     path.write_bytes(content)
     with pytest.raises(UnreadableFile, match=re.escape(reason)):
         CsvFile(path, ["a", "b", "c"])
+
+
+def test_a_column_the_format_does_not_use_may_appear_twice(tmp_path):
+    rows, _ = _read(tmp_path, b"a,notes,b,c,Notes\n1,x,2,3,y\n")
+    assert rows == [(2, "ok")]
 
 
 def test_a_comma_separated_header_lacking_a_column_gets_no_separator_hint(tmp_path):
