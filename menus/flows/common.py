@@ -11,6 +11,8 @@ from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay
 from ..services import LearnerChoice, OtpResult, PinNeeded, PinResult, Purpose
 
 IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
+MAX_REFUSED = 6  # easy PINs refused in one session before it ends: birthdays are not tried at leisure
+REFUSED = "_pins_refused"  # survives ``00`` (home), as the activation misses do
 DATE_SEPARATORS = str.maketrans("", "", " /-.")  # ``05 09 2014``, ``05/09/2014`` read as ``05092014``
 
 
@@ -142,7 +144,13 @@ class ChoosePin(Screen):
             return Retry(ctx.t("hint.digits", n=4))
         if ctx.services.pin_refused(ctx.phone, value):
             # A well-formed answer the policy refuses: said why, not counted as an invalid one (a
-            # parent trying 1234, 0000 and a birth year must not lose the code they just verified)
+            # parent trying 1234, 0000 and a birth year must not lose the code they just verified),
+            # but counted apart: the policy refuses the learners' birthdays, which a session past
+            # a reset code or the PIN could otherwise learn by trying every date
+            refused = ctx.data.get(REFUSED, 0) + 1
+            ctx.data[REFUSED] = refused
+            if refused >= MAX_REFUSED:
+                return Stop(ctx.t("pin.too_many_easy"))
             return Stay(ctx.t("pin.trivial"))
         ctx.data["sealed_pin"] = ctx.services.seal_pin(value)
         return Go(self.confirm)

@@ -591,9 +591,11 @@ def pin_lock(locks: int) -> timedelta:
 
 
 def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
-    """The PIN policy, with the birth years and dates of this phone's learners as personal PINs:
+    """The PIN policy, with the birthdays (DDMM, MMDD) of this phone's learners as personal PINs:
     those it is verified for and the one whose activation code it used within the proof window.
-    (A learner only linked is left out: refusing its birthday would tell it to whoever tries PINs.)"""
+    (A learner only linked is left out: refusing its birthday would tell it to whoever tries PINs.
+    Every year is refused, so none tells a birth year; the menus end a session after
+    a few refusals (``menus.flows.common.MAX_REFUSED``), so trying birthdays costs a new code every few.)"""
     proving = select(OneTimeCode.learner_id).where(
         OneTimeCode.phone == phone, OneTimeCode.purpose == Purpose.ACTIVATE.value,
         OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
@@ -603,8 +605,7 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
         .join(Guardian, Guardian.id == GuardianLink.guardian_id).where(Guardian.phone == phone)
         .where(GuardianLink.verified_at.is_not(None) | Learner.id.in_(proving))
     )
-    personal = {f(b) for b in births for f in (lambda d: f"{d.year}", lambda d: d.strftime("%d%m"),
-                                               lambda d: d.strftime("%m%d"))}
+    personal = {f(b) for b in births for f in (lambda d: d.strftime("%d%m"), lambda d: d.strftime("%m%d"))}
     return pin_is_trivial(pin, personal)
 
 

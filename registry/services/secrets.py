@@ -138,8 +138,14 @@ class PinHasher:
 
 def pin_is_trivial(pin: str, personal: Iterable[str] = ()) -> bool:
     """Whether a 4-digit PIN is too easy: one digit repeated, a run up or down (``0123``, ``9876``),
-    two pairs (``1212``, ``1122``), a very common PIN, or a ``personal`` one (a birth year, DDMM)."""
+    two pairs (``1212``, ``1122``), a very common PIN, any year 1900-2099 (the guess after 1234),
+    or a ``personal`` one (a birthday as DDMM or MMDD).
+
+    Every year is refused, not the learners' birth years alone: refusing only those told whoever
+    held a session at the choose-PIN screen each learner's birth year, one try per year."""
     if len(pin) != PIN_DIGITS or not pin.isdigit():
+        return True
+    if pin[:2] in ("19", "20"):
         return True
     digits = [int(d) for d in pin]
     steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}

@@ -120,13 +120,31 @@ def test_activation_misses_end_after_three_even_across_home(talk, fake):
     assert reply.end and "3 times" in reply.text
 
 
+def test_easy_pins_end_the_session_after_six_even_across_home(talk, fake):
+    """Refused PINs are not invalid answers (the code just verified is kept), but a session that
+    keeps trying them ends: the policy refuses the learners' birthdays, which a session past the
+    PIN could otherwise learn by trying every date. The count survives ``00``."""
+    talk.dial()
+    for value in ("4", "1", PIN_OK):  # my account, change PIN
+        talk.send(value)
+    for _ in range(3):
+        assert talk.send(PIN_EASY).text.startswith("That PIN is too easy to guess")
+    talk.send("00")
+    for value in ("4", "1", PIN_OK):
+        talk.send(value)
+    for _ in range(2):
+        assert not talk.send(PIN_EASY).end
+    reply = talk.send(PIN_EASY)
+    assert reply.end and reply.text.startswith("Too many easy PINs. Dial *384*")
+
+
 def test_pin_mismatch_goes_back_to_choosing(talk, fake):
     fake.active = False
     talk.dial()
     for value in ("1", ID_MATCH, DOB, OTP_OK):
         talk.send(value)
     assert talk.send(PIN_EASY).text.startswith(
-        "That PIN is too easy to guess (like 1234, 1111 or a birth year).\nChoose a 4-digit PIN:")
+        "That PIN is too easy to guess (like 1234, 1111, a year or a birthday).\nChoose a 4-digit PIN:")
     talk.send("8264")
     assert talk.send("8265").text.startswith("The PINs did not match.\nChoose a 4-digit PIN:")
     talk.send("8264")

@@ -79,7 +79,18 @@ def test_ordinary_pins_are_accepted(pin):
 
 
 def test_personal_pins_are_refused():
-    assert pin_is_trivial("2014", {"2014", "0509"}) and pin_is_trivial("0509", {"2014", "0509"})
+    assert pin_is_trivial("0905", {"0509", "0905"}) and pin_is_trivial("0509", {"0509", "0905"})
+
+
+@pytest.mark.parametrize("pin", ["1900", "1987", "2009", "2014", "2031", "2099"])
+def test_every_year_is_refused_so_none_tells_a_birth_year(pin):
+    """Only the learners' birth years were refused, so each refusal of a year named one."""
+    assert pin_is_trivial(pin)
+
+
+@pytest.mark.parametrize("pin", ["1899", "2100", "0918", "2580"])
+def test_numbers_beside_the_years_are_accepted(pin):
+    assert not pin_is_trivial(pin)
 
 
 @pytest.fixture

@@ -48,11 +48,11 @@ def test_activation_end_to_end_in_english(world, ussd, sms):
     < CON Choose a 4-digit PIN:
     < ...
     > 1234
-    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
+    < CON That PIN is too easy to guess (like 1234, 1111, a year or a birthday).
     < Choose a 4-digit PIN:
     < ...
     > 2014
-    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
+    < CON That PIN is too easy to guess (like 1234, 1111, a year or a birthday).
     < ...
     > 4826
     < CON Enter the PIN again to confirm:
@@ -464,7 +464,7 @@ def test_change_pin(world, ussd):
     < CON Choose a new 4-digit PIN:
     < ...
     > 9876
-    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
+    < CON That PIN is too easy to guess (like 1234, 1111, a year or a birthday).
     < ...
     > 7391
     > 7391
@@ -793,7 +793,7 @@ def test_the_pin_policy_does_not_tell_an_unverified_learners_birthday(world, uss
     > 05092014
     > {otp}
     > 0509
-    < CON That PIN is too easy to guess (like 1234, 1111 or a birth year).
+    < CON That PIN is too easy to guess (like 1234, 1111, a year or a birthday).
     < ...
     > 2307
     < CON Enter the PIN again to confirm:
