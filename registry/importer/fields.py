@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from ..identifiers import normalize_msisdn
+from ..identifiers import InvalidMsisdn, normalize_msisdn
 
 RELATIONSHIPS = frozenset(
     {
@@ -15,6 +15,9 @@ RELATIONSHIPS = frozenset(
 )  # fmt: skip
 _CODE = re.compile(r"[A-Z0-9/-]{1,16}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# a long number as a spreadsheet saves it (``1.23457E+12``): its last digits are gone
+_SHORTENED_NUMBER = re.compile(r"[0-9](\.[0-9]+)?E\+[0-9]{1,3}")
+SHORTENED = "a spreadsheet shortened the number and its digits are lost: format the column as text and export again"
 
 
 def text(value: str, name: str, max_length: int, required: bool = False) -> str | None:
@@ -42,6 +45,8 @@ def code(value: str, name: str) -> str:
 def identifier(value: str, name: str) -> str | None:
     """A free-text identifier (birth certificate or assessment number), upper-cased; ``None`` when blank."""
     cleaned = " ".join(value.split()).upper()
+    if _SHORTENED_NUMBER.fullmatch(cleaned):
+        raise ValueError(f"{name} {value!r}: {SHORTENED}")
     if len(cleaned) > 32:
         raise ValueError(f"{name} is longer than 32 characters")
     return cleaned or None
@@ -73,6 +78,8 @@ def gender(value: str) -> str:
 
 def phone(value: str) -> str | None:
     """A Kenyan mobile number in E.164, ``None`` when blank."""
+    if _SHORTENED_NUMBER.fullmatch(value.strip().upper()):
+        raise InvalidMsisdn(SHORTENED)
     return normalize_msisdn(value) if value else None
 
 

@@ -412,3 +412,31 @@ def test_another_child_under_a_known_birth_certificate_is_refused_not_written_ov
     with database.session() as session:
         kept = session.scalars(select(Learner)).one()
         assert (kept.first_name, str(kept.date_of_birth), kept.assessment_no) == ("Janet", "2014-09-06", "3047210045")
+
+
+def test_numbers_a_spreadsheet_shortened_are_refused_not_stored(database, tmp_path):
+    """Excel saves a number of 12 or more digits (a birth certificate or Maisha Namba, a phone
+    written 2547...) as 1.23457E+12: the digits are lost, and two children's numbers become one.
+    Twins born the same day then matched one record: the second file wrote the brother over the
+    sister. Each such field is refused; identifiers merely holding an E are free text as before."""
+    shortened = ("a spreadsheet shortened the number and its digits are lost: format the column as text and "
+                 "export again")
+    rows = [
+        learner(birth_certificate_no="1.23457E+12"),  # line 2
+        learner(birth_certificate_no="", assessment_no="3.0472e+11"),  # line 3
+        learner(birth_certificate_no="WE4T234", guardian_phone="2.54712E+11"),  # line 4
+        learner(birth_certificate_no="12E45", assessment_no="E+12"),  # line 5: free text, kept
+    ]
+    report, rejected = run_learners(database, write_learners(tmp_path / "a.csv", rows))
+    assert rejected == [
+        (2, f"birth_certificate_no '1.23457E+12': {shortened}"),
+        (3, f"assessment_no '3.0472e+11': {shortened}"),
+        (4, f"guardian_phone '2.54712E+11': {shortened}"),
+    ]
+    assert (report.added, report.rejected) == (1, 3)
+    brother = learner(first_name="Otieno", birth_certificate_no="1.23457E+12", guardian_phone="0733999888")
+    report, rejected = run_learners(database, write_learners(tmp_path / "b.csv", [brother]))
+    assert (report.rejected, report.updated) == (1, 0)
+    with database.session() as session:
+        assert [(lrn.first_name, lrn.birth_certificate_no) for lrn in session.scalars(select(Learner))] == [
+            ("Jane", "12E45")]
