@@ -109,7 +109,10 @@ class Settings:
         secret = env.get("ELIMU_SECRET_KEY") or ""
         if not secret:
             if mode != "development":
-                raise ConfigError("ELIMU_SECRET_KEY is required outside development mode (ELIMU_ENV=production)")
+                why = "ELIMU_ENV=production" if env.get("ELIMU_ENV") else "production mode, the default once DATABASE_URL is set"
+                raise ConfigError(f"ELIMU_SECRET_KEY is required ({why}): set it to a random secret of 16+ "
+                                  "characters and keep it (it keys every stored PIN and code); "
+                                  "ELIMU_ENV=development only to try the service")
             warnings.warn("ELIMU_SECRET_KEY is unset: using a development-only key", stacklevel=2)
             secret = DEV_SECRET_KEY
         elif len(secret) < 16:

@@ -76,6 +76,17 @@ def test_bad_settings_give_one_line_naming_the_variable(env, variable):
     assert variable in message and "\n" not in message
 
 
+def test_a_missing_secret_key_says_why_production_mode_and_what_to_do():
+    """A first try with DATABASE_URL set (production by default) met 'required outside development
+    mode (ELIMU_ENV=production)', naming a variable the operator never set."""
+    with pytest.raises(ConfigError) as implied:
+        Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"})
+    assert "the default once DATABASE_URL is set" in str(implied.value) and "16+ characters" in str(implied.value)
+    with pytest.raises(ConfigError) as chosen:
+        Settings.from_env({"ELIMU_ENV": "production"})
+    assert "(ELIMU_ENV=production)" in str(chosen.value)
+
+
 @pytest.mark.parametrize("name", ["DATABASE_URL", "ELIMU_SECRET_KEY", "ELIMU_WEBHOOK_TOKEN", "AT_API_KEY"])
 def test_a_change_me_left_from_the_example_env_file_is_refused_without_its_value(name):
     example = Path(__file__).resolve().parents[1] / "deploy" / "elimu.env.example"
