@@ -29,3 +29,17 @@ def test_unreachable_redis(monkeypatch, runtime):
     runtime.redis = unreachable_redis()
     result = _invoke(monkeypatch, runtime, "sms", "reconcile")
     assert result.exit_code == 3 and result.output.startswith("Error: redis:")
+
+
+def test_a_database_folder_that_cannot_be_made(tmp_path):
+    """A SQLite database whose folder cannot be made (under a file, or where the user may not
+    write): one line, exit 3."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {"DATABASE_URL": f"sqlite:///{blocker / 'db' / 'elimu.sqlite3'}", "ELIMU_ENV": "development",
+           "ELIMU_SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "ELIMU_INSTANCE_PATH": str(tmp_path), "REDIS_URL": None}
+    result = CliRunner().invoke(cli_module.cli, ["results", "status"], env=env)
+    assert result.exit_code == 3, result.output
+    assert result.output == (f"Error: database: cannot create {blocker / 'db'}: Not a directory (set "
+                             "ELIMU_INSTANCE_PATH or DATABASE_URL to a place this user can write)\n")

@@ -10,6 +10,7 @@ import click
 
 from ..config import ConfigError, Settings
 from ..runtime import Runtime
+from .errors import DatabaseFailure
 
 # Each module exposes ``commands``: a list of click commands or groups to add to ``elimu``.
 COMMAND_MODULES = (
@@ -42,6 +43,10 @@ class Context:
                 self._runtime = Runtime.build(Settings.from_env())
             except ConfigError as exc:
                 raise click.ClickException(str(exc)) from None
+            except OSError as exc:  # the SQLite database's folder cannot be made
+                raise DatabaseFailure(f"database: cannot create {exc.filename or 'its folder'}: "
+                                      f"{exc.strerror or exc} (set ELIMU_INSTANCE_PATH or DATABASE_URL to a "
+                                      "place this user can write)") from None
         return self._runtime
 
 
