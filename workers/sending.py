@@ -38,6 +38,7 @@ from gateway.metrics import SMS_MESSAGES
 from registry.arrays import among, update_rows
 from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
 from registry.outbox import CANCELLED, OPTED_OUT, Claimed
+from registry.services.accounts import OTP_VALID
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
@@ -96,6 +97,10 @@ _CANCELLED_ANNOUNCEMENT = OutboundMessage.announcement_id.is_not(None) & (
     .where(Announcement.id == OutboundMessage.announcement_id, Announcement.cancelled_at.is_not(None))
     .exists()
 )
+# An OTP whose code has expired (``OTP_VALID`` after it was issued, with its message): the parent
+# would get a dead code, so it expires at its claim. Only a message held up that long gets here: a
+# worker lost mid-send (reclaimed after the 5-minute lease), a job that waited behind a backlog.
+STALE_OTP = "code expired before it could be sent; a new one can be asked for"
 _RETURNING = (
     OutboundMessage.id, OutboundMessage.recipient, OutboundMessage.body, OutboundMessage.kind,
     OutboundMessage.link_id, OutboundMessage.attempts, OutboundMessage.priority, OutboundMessage.announcement_id,
@@ -104,8 +109,8 @@ _RETURNING = (
 
 def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provider: str) -> list[Claimed]:
     """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
-    clear text (its job was recreated from the database) expires at once instead, and an
-    announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent.
+    clear text (its job was recreated from the database), or older than its code, expires at once
+    instead, and an announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent.
 
     A row waiting out a retry interval is not due: a job running early (its first job, still in a
     queue when the batch it shared failed) leaves it to the retry scheduled for it.
@@ -114,7 +119,8 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
         return []
     now = utcnow()
     stopped, cancelled = _OPTED_OUT_ANNOUNCEMENT, _CANCELLED_ANNOUNCEMENT
-    ended = stopped | cancelled
+    stale = (OutboundMessage.kind == MessageKind.OTP) & (OutboundMessage.created_at <= now - OTP_VALID)
+    ended = stopped | cancelled | stale
     statement = (
         update(OutboundMessage)
         .where(
@@ -122,8 +128,10 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
             OutboundMessage.status == MessageStatus.QUEUED,
             or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now + DUE_SLACK),
         )
-        .values(status=case((ended, MessageStatus.FAILED.value), else_=MessageStatus.SUBMITTED.value),
-                failure_reason=case((stopped, OPTED_OUT), (cancelled, CANCELLED), else_=OutboundMessage.failure_reason),
+        .values(status=case((stale, MessageStatus.EXPIRED.value), (ended, MessageStatus.FAILED.value),
+                            else_=MessageStatus.SUBMITTED.value),
+                failure_reason=case((stale, STALE_OTP), (stopped, OPTED_OUT), (cancelled, CANCELLED),
+                                    else_=OutboundMessage.failure_reason),
                 next_attempt_at=case((ended, None), else_=OutboundMessage.next_attempt_at),
                 attempts=case((ended, OutboundMessage.attempts), else_=OutboundMessage.attempts + 1),
                 submitted_at=now, provider=provider, updated_at=now)

@@ -202,6 +202,24 @@ def test_an_otp_job_that_survived_is_re_enqueued_with_its_code(at_runtime, fake_
     assert [seen.form["message"] for seen in fake_at.requests] == ["code 123456"]
 
 
+def test_an_otp_older_than_its_code_is_expired_not_sent(at_runtime, fake_at):
+    """A worker lost mid-send holds an OTP for the 5-minute lease, as long as the code lives: the
+    reclaimed message would bring the parent a dead code. It expires instead; a fresh one goes."""
+    with at_runtime.db.transaction() as session:
+        stale = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 111111")
+        stale.status, stale.attempts = MessageStatus.SUBMITTED, 1  # a worker claimed it, then died
+        stale.created_at = stale.submitted_at = utcnow() - timedelta(minutes=6)
+        fresh = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 222222")
+    at_runtime.redis.hset(Job.key_for(f"sms-{stale.id}"), "status", "started")
+    report = reconcile(at_runtime)
+    assert report.reclaimed == 1
+    work_queues(at_runtime)
+    rows = {row.id: row for row in outbox_rows(at_runtime)}
+    assert [seen.form["message"] for seen in fake_at.requests] == ["code 222222"]
+    assert rows[stale.id].status is MessageStatus.EXPIRED and rows[stale.id].failure_reason.startswith("code expired")
+    assert rows[fresh.id].status is MessageStatus.SUBMITTED and rows[fresh.id].accepted_at is not None
+
+
 def test_a_send_cut_off_mid_way_is_sent_again(at_runtime, fake_at):
     [message_id] = queued(at_runtime, PHONE)
     at_runtime.redis.flushdb()
