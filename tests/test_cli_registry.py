@@ -6,7 +6,9 @@ import json
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from registry.importer.results import ResultWriter
 from registry.models import ExamSeries
 from tests.cli_support import run_elimu
 from tests.registry.support import learner, write_learners, write_results
@@ -62,6 +64,35 @@ def test_a_damaged_row_after_written_batches_is_a_rejected_line_not_exit_2(datab
     assert done.exit_code == 1, done.stderr
     assert done.stdout.startswith("added 1205, updated 0, unchanged 0, rejected 1 (1206 rows in ")
     assert done.stderr == "line 1202: a field is longer than 131072 characters\n"
+
+
+def test_an_import_stopped_by_the_database_prints_what_it_wrote_and_where_it_stopped(database, tmp_path, monkeypatch):
+    """The server goes away after the first batch (lines 2-1001): the counts of that batch and the
+    line to look from are printed with the error, not the error alone; importing again finishes."""
+    rows = _results(2500)
+    rows[5]["mean_grade"] = "Q"  # line 7
+    path = write_results(tmp_path / "r.csv", rows)
+    real = ResultWriter.write
+
+    def write(self, session, batch):
+        if batch[-1].line >= 1002:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return real(self, session, batch)
+
+    monkeypatch.setattr(ResultWriter, "write", write)
+    done = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 3
+    assert re.fullmatch(
+        r"added 999, updated 0, unchanged 0, rejected 1 \(1000 rows in [0-9.]+ s\); the import stopped at line 1002: "
+        r"that line and those after it were not all imported; import the file again once the error is put right "
+        r"\(rows already imported count as unchanged\)\n", done.stdout)  # fmt: skip
+    assert done.stderr.splitlines() == [
+        "line 7: mean_grade 'Q' is not a KCSE grade (A A- B+ B B- C+ C C- D+ D D- E X Y W P)",
+        "Error: database: server closed the connection unexpectedly",
+    ]
+    monkeypatch.setattr(ResultWriter, "write", real)
+    again = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert again.exit_code == 1 and again.stdout.startswith("added 1500, updated 0, unchanged 999, rejected 1 (")
 
 
 def test_a_quote_never_closed_is_named_and_the_lines_it_swallowed_are_counted_out(database, tmp_path):

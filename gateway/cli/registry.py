@@ -61,18 +61,32 @@ def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Ca
     except UnreadableFile as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_UNREADABLE)
-    with source, _progress(source) as (say, advance), database_errors():
+    report = ImportReport()
+    with source, _progress(source) as (say, advance), database_errors(), _stopped(report):
         for name in source.ignored_columns:
             say(f"{path.name}: ignoring unknown column {name!r}")
-        report = importer(
+        importer(
             ctx.runtime.db,
             source,
             on_reject=lambda line, reason: say(f"line {line}: {reason}"),
             on_warning=lambda line, text: say(f"{path.name}: line {line}: {text}"),
             progress=advance,
+            report=report,
         )
     click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s){_swallowed(source)}")
     sys.exit(EXIT_REJECTED if report.rejected else 0)
+
+
+@contextmanager
+def _stopped(report: ImportReport) -> Iterator[None]:
+    """An import that stops early (a database failure, Ctrl-C) prints the counts of what it wrote
+    and where it stopped before its error."""
+    try:
+        yield
+    except BaseException:
+        if report.stopped_at is not None:
+            click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s); {report.stopped()}")
+        raise
 
 
 def _swallowed(source: CsvFile) -> str:

@@ -94,6 +94,7 @@ def run_import(
     today: date | None = None,
     writers: int | None = None,
     on_warning: WarnHandler | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import ``(line, record)`` pairs (a string instead of a record is a reason to reject the line).
 
@@ -101,8 +102,12 @@ def run_import(
     which has a single writer anyway) write batches meanwhile, each on its own connection, so the
     database works while Python parses. Outcomes (and the writer's warnings) are reported in line
     order whatever order the batches commit in.
+
+    When the import stops early (a database failure, an interrupt) the error is raised as it came,
+    once ``report`` (pass one in to keep it) counts every batch that was written and its
+    ``stopped_at`` names the first line not known to be written.
     """
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     started = time.perf_counter()
     today = today or date.today()
     count = writers or (1 if db.is_sqlite else 2)
@@ -138,8 +143,10 @@ def run_import(
     for thread in threads:
         thread.start()
     seq = 0
+    current: _Batch[Row] = _Batch()
+    ends: dict[int, int] = {}  # seq -> the last line of each batch handed to the writers
+    read_all = False
     try:
-        current: _Batch[Row] = _Batch()
         for line, record in records:
             if failure:
                 break
@@ -156,24 +163,45 @@ def run_import(
                     if current.size >= batch_size and (
                         not current.rows or writer.group_key(current.rows[-1][1]) != writer.group_key(row)
                     ):
+                        ends[seq] = current.last
                         batches.put((seq, current))
                         seq, current = seq + 1, _Batch()
                     current.rows.append((line, row))
                     continue
             if current.size >= 2 * batch_size:
+                ends[seq] = current.last
                 batches.put((seq, current))
                 seq, current = seq + 1, _Batch()
         if current.size and not failure:
+            ends[seq] = current.last
             batches.put((seq, current))
+        read_all = True
     finally:
         for _ in threads:
             batches.put(None)
         for thread in threads:
             thread.join()
+        report.seconds = time.perf_counter() - started
+        if failure or not read_all:
+            report.stopped_at = _stopped(finished, next_seq[0], ends, report, on_reject, on_warning)
     if failure:
         raise failure[0]
-    report.seconds = time.perf_counter() - started
     return report
+
+
+def _stopped(
+    finished: dict[int, tuple[_Batch[Row], dict[int, Outcome | RowRejected]]],
+    next_seq: int,
+    ends: dict[int, int],
+    report: ImportReport,
+    on_reject: RejectHandler | None,
+    on_warning: WarnHandler | None,
+) -> int:
+    """An import stopped early: count the batches written after one that was not (two writers
+    commit out of order); the first line of the first batch not written."""
+    for seq in sorted(finished):
+        _count(*finished.pop(seq), report, on_reject, on_warning)
+    return ends[next_seq - 1] + 1 if next_seq else 2
 
 
 @dataclass
@@ -185,6 +213,11 @@ class _Batch(Generic[Row]):
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.rejected)
+
+    @property
+    def last(self) -> int:
+        """Its last line (rows and rejected lines are each in line order)."""
+        return max(lines[-1][0] for lines in (self.rows, self.rejected) if lines)
 
 
 class _Warning(str):

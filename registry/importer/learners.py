@@ -442,6 +442,7 @@ def import_learners(
     today: date | None = None,
     writers: int | None = None,
     on_warning: WarnHandler | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import learner records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc.
 
@@ -451,7 +452,7 @@ def import_learners(
     writer = LearnerWriter(upi_factory)
     return run_import(
         db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-        writers=writers, on_warning=on_warning,
+        writers=writers, on_warning=on_warning, report=report,
     )
 
 

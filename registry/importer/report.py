@@ -56,6 +56,7 @@ class ImportReport:
     rejected: int = 0
     warnings: int = 0  # accepted rows with something the clerk should know (not in the summary)
     seconds: float = 0.0
+    stopped_at: int | None = None  # an import stopped early: the first line not known to be written
 
     @property
     def rows(self) -> int:
@@ -66,3 +67,10 @@ class ImportReport:
 
     def summary(self) -> str:
         return f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, rejected {self.rejected}"
+
+    def stopped(self) -> str:
+        """What an import that stopped early left (``stopped_at`` set), and what to do."""
+        return (
+            f"the import stopped at line {self.stopped_at}: that line and those after it were not all imported; "
+            "import the file again once the error is put right (rows already imported count as unchanged)"
+        )

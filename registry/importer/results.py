@@ -218,13 +218,14 @@ def import_results(
     today: date | None = None,
     writers: int | None = None,
     on_warning: WarnHandler | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
     writer = ResultWriter()
     try:
         return run_import(
             db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-            writers=writers, on_warning=on_warning,
+            writers=writers, on_warning=on_warning, report=report,
         )
     finally:
         writer.close()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+from unittest.mock import patch
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
+from registry.importer import RESULT_COLUMNS, CsvFile, ImportReport, import_results
+from registry.importer.results import ResultWriter
 from registry.models import ExamResult, ExamSeries
 from registry.services.results import release_results
 
@@ -218,3 +223,39 @@ def test_a_correction_without_the_upi_keeps_the_result_linked(database, tmp_path
     with database.session() as session:
         stored = session.scalars(select(ExamResult)).one()
     assert (stored.mean_grade, stored.upi, stored.learner_id is not None) == ("A", "KE77XZ", True)
+
+
+def test_an_import_stopped_early_counts_every_batch_written_and_names_the_first_line_not(database, tmp_path):
+    """Two writers: the batch of lines 1002-2001 commits, then the one of lines 2-1001 fails. The
+    report counts the batch written (its rejected line told) and says the import stopped at line 2;
+    the error is raised as it came."""
+    rows = [result(index_number=f"036110{i:05d}", candidate_name=f"Candidate {i}") for i in range(2000)]
+    rows[1500]["mean_grade"] = "Q"  # line 1502
+    path = write_results(tmp_path / "r.csv", rows)
+    later_written = threading.Event()
+    real_write, real_committed = ResultWriter.write, ResultWriter.committed
+
+    def write(self, session, batch):
+        if batch[0].line == 2:
+            assert later_written.wait(60)
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return real_write(self, session, batch)
+
+    def committed(self):
+        real_committed(self)
+        later_written.set()
+
+    report, rejected = ImportReport(), []
+    with (
+        CsvFile(path, RESULT_COLUMNS) as source,
+        patch.object(ResultWriter, "write", write),
+        patch.object(ResultWriter, "committed", committed),
+        pytest.raises(OperationalError, match="server closed"),
+    ):
+        import_results(database, source, writers=2, report=report, on_reject=lambda *r: rejected.append(r))
+    assert (report.added, report.rejected, report.stopped_at) == (999, 1, 2)
+    assert rejected == [(1502, "mean_grade 'Q' is not a KCSE grade (A A- B+ B B- C+ C C- D+ D D- E X Y W P)")]
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(ExamResult)) == 999
+    again, _ = run_results(database, path)
+    assert (again.added, again.unchanged, again.rejected, again.stopped_at) == (1000, 999, 1, None)
