@@ -14,6 +14,7 @@ from registry.services.retention import purge
 
 from ..sms.africastalking import BadCallback, sender_number
 from . import Context, pass_context
+from .times import iso_utc
 
 
 @click.command("audit")
@@ -40,7 +41,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
         rows = history(session, upi=upi, phone=phone, index_number=index_number, series=exam_series, limit=limit)
     records = [
         {
-            "at": event.at.isoformat(),
+            "at": iso_utc(event.at),  # with its zone on SQLite too
             "phone": event.phone,
             "learner": learner_upi,
             "action": event.action,
