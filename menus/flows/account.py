@@ -37,6 +37,9 @@ def _start_reset(ctx: Context) -> Outcome:
     holding the phone past the PIN."""
     if not ctx.services.account(ctx.phone).active:
         return Stop(ctx.t("need_active"))
+    # a learner being added before (Activate account, then ``0`` on its PIN screen) is no longer:
+    # its flag would send the shared identifier screen to the PIN this parent has forgotten
+    ctx.data.pop("adding", None)
     return Go("rst.id", note=ctx.t("rst.intro"))
 
 

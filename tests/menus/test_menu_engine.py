@@ -4,6 +4,7 @@ paging, resume, language."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -435,3 +436,23 @@ def test_a_first_activation_finished_after_another_session_activated_asks_to_dia
     reply = talk.send("7391")
     assert reply.end and reply.text == AGAIN["en"]
     assert not [call for call in fake.calls if call[0] == "activate"]
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_forgot_pin_after_backing_out_of_adding_a_learner_asks_no_pin(talk, fake, lang):
+    """A parent who chose Activate account (an active account: the PIN screen), pressed ``0`` on it
+    and then My account, Forgot PIN was asked for the PIN they had forgotten (the adding flag left
+    by the first choice sent the reset's identifier screen to the PIN), its ``0`` back to My
+    account and the right PIN on to adding a learner. Now the reset asks for a learner's details."""
+    fake.stored_language = lang
+    talk.dial()
+    assert talk.send("1").text == PIN_SCREEN[lang]
+    talk.send("0")
+    talk.send("4")
+    reply = talk.send("3")
+    intro = {"en": "To reset your PIN, confirm a learner on your account.\nEnter the learner's birth",
+             "sw": "Ili kuweka PIN upya, thibitisha mwanafunzi wa akaunti yako.\nWeka nambari"}[lang]
+    assert not reply.end and reply.text.startswith(intro) and talk.state["screen"] == "rst.id"
+    talk.send(ID_MATCH)
+    assert talk.send(DOB).text.startswith(("We sent a 6-digit code", "Tumekutumia msimbo"))
+    assert ("start_pin_reset", ID_MATCH, date(2015, 1, 5)) in fake.calls
