@@ -156,6 +156,29 @@ def test_a_premium_reply_whose_answer_is_lost_is_never_sent_twice(
     assert (rows[other].status, rows[other].provider_message_id) == (MessageStatus.SUBMITTED, "ATXid_1")
 
 
+@pytest.mark.parametrize(("kind", "link_id", "requests", "status", "reason"), [
+    # the parent pays for a premium reply: AT may have taken it, so it is never sent again
+    (MessageKind.REPLY, "SampleLinkId123", 1, MessageStatus.SUBMITTED,
+     "answer lost (interrupted: JobTimeoutException); not resent, the subscriber pays for it"),
+    # anything else goes again, counted as an attempt
+    (MessageKind.NOTICE, None, 2, MessageStatus.SUBMITTED, None),
+])
+def test_a_job_whose_time_runs_out_while_its_one_request_waits_for_the_answer(
+    at_runtime, fake_at, quick_retries, monkeypatch, kind, link_id, requests, status, reason
+):
+    """RQ ends a job that runs out of time by raising in it, here while the job's only request waits
+    for AT's answer: the request went out whole, as after a read timeout."""
+    monkeypatch.setattr("workers.queues.JOB_TIMEOUT", 1)
+    fake_at.then(Scripted(delay=2.5))
+    with at_runtime.db.transaction() as session:
+        queue_sms(session, PHONE, kind, "Your results", link_id=link_id)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert len(fake_at.requests) == requests
+    assert (row.status, row.attempts, row.failure_reason) == (status, requests, reason)
+    assert row.accepted_at is not None and (row.provider_message_id is None) == (requests == 1)
+
+
 @pytest.mark.parametrize(("connection", "error", "premium", "plain"), [
     # AT is there and slow: it may have taken the request
     ("kept", TimeoutError("timed out"), "unconfirmed: timeout", "retry: timeout"),

@@ -152,7 +152,9 @@ def _split(url: str) -> tuple[_Origin, str]:
     return _Origin(https, parts.hostname or "", parts.port or (443 if https else 80)), path
 
 
-_kept = threading.local()  # each sending thread's connections (``connections``: _Origin -> connection)
+# each sending thread's connections (``connections``: _Origin -> connection), and ``sent``: whether
+# its last request went out whole (``send`` clears it before a request made in the calling thread)
+_kept = threading.local()
 
 
 def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout) -> tuple[int, str | None, str]:
@@ -172,6 +174,7 @@ def _post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout
     connection, kept = _connection(origin, connect, read)
     try:
         connection.request("POST", path, body=urlencode(data), headers={**headers, "Content-Type": FORM})
+        _kept.sent = True
         try:
             response = connection.getresponse()
         except TimeoutError as exc:
@@ -335,7 +338,8 @@ class AfricasTalkingBackend:
     def send(self, messages: Sequence[Outgoing]) -> list[SendResult]:
         """Messages with the same text share requests (up to BATCH_SIZE recipients each); the
         requests of one call are booked with the shared throttle in one go and run concurrently,
-        each waiting for its turn."""
+        each waiting for its turn. A lone request runs in the calling thread: interrupted there once
+        it went out (the job's time ran out), it raises ``SendInterrupted`` with its answer lost."""
         results: list[SendResult] = []
         calls: list[tuple[str, list[Outgoing], bool]] = []  # (premium | plain, messages, bulk)
         groups: dict[tuple[str, bool], list[Outgoing]] = {}
@@ -350,7 +354,15 @@ class AfricasTalkingBackend:
             calls.extend(("plain", group[i:i + BATCH_SIZE], bulk) for i in range(0, len(group), BATCH_SIZE))
         calls.sort(key=lambda call: not _urgent(call[1]))  # codes first: they wait for nobody
         if len(calls) == 1:
-            results.extend(self._request(*calls[0]))
+            _kept.sent = False
+            try:
+                results.extend(self._request(*calls[0]))
+            except BaseException as exc:  # the job's time ran out (RQ raises in this thread), a signal
+                if not getattr(_kept, "sent", False):
+                    raise  # nothing went out: the caller puts the rows back
+                # the request went out whole and its answer is lost with the job, as after a read timeout
+                kind, batch, _ = calls[0]
+                raise SendInterrupted(results + _answer_lost(kind, batch, exc, interrupted=True)) from exc
         elif calls:
             # one throttle booking for all the requests, each then waiting out its own share
             waits = (self.throttle.schedule([len(batch) for _, batch, _ in calls],
@@ -437,11 +449,13 @@ class AfricasTalkingBackend:
 TURN_DEADLINE_S = 120.0
 
 
-def _answer_lost(kind: str, batch: list[Outgoing], cause: BaseException | None) -> list[SendResult]:
+def _answer_lost(kind: str, batch: list[Outgoing], cause: BaseException | None,
+                 interrupted: bool = False) -> list[SendResult]:
     """The request went out and its answer was lost: AT may have taken it. A premium reply (the
     subscriber pays) is counted as taken, never resent; anything else is retried."""
     timeout = isinstance(cause, (TimeoutError, requests.exceptions.Timeout))
-    what = "timeout" if timeout else f"connection error: {type(cause).__name__}"
+    what = ("timeout" if timeout else f"interrupted: {type(cause).__name__}" if interrupted
+            else f"connection error: {type(cause).__name__}")
     if kind == "premium":
         log.warning("AT answer lost (%s) for a premium reply; not resent (the subscriber would pay twice)", what)
         return _all(batch, Outcome.UNCONFIRMED, f"answer lost ({what}); not resent, the subscriber pays for it")
