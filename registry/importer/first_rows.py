@@ -24,6 +24,7 @@ class FirstRows:
         marks = ", ".join("?" * (len(self.fields) + 2))
         self._insert = f"INSERT INTO first_rows VALUES ({marks}) ON CONFLICT DO NOTHING"
         self._select = f"SELECT line, {', '.join(f'h{n}' for n in range(len(self.fields)))} FROM first_rows WHERE key = ?"
+        self._db.execute("CREATE TABLE first_named (name TEXT PRIMARY KEY, key TEXT, line INTEGER) WITHOUT ROWID")
 
     def differ(self, key: str, line: int, values: Sequence[object]) -> tuple[int, list[str]] | None:
         """None when ``key`` is new here (remembered with ``line``) or its first row had these
@@ -34,6 +35,13 @@ class FirstRows:
         first_line, *first = self._db.execute(self._select, (key,)).fetchone()
         changed = [name for name, old, new in zip(self.fields, first, hashes, strict=True) if old != new]
         return (first_line, changed) if changed else None
+
+    def first_naming(self, name: str, key: str, line: int) -> tuple[str, int]:
+        """The key and line of the first row that gave ``name`` (an identifier): this row's
+        (``key``, ``line``) when it is the first."""
+        if self._db.execute("INSERT INTO first_named VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (name, key, line)).rowcount:
+            return key, line
+        return self._db.execute("SELECT key, line FROM first_named WHERE name = ?", (name,)).fetchone()
 
     def close(self) -> None:
         self._db.close()

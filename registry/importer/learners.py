@@ -48,6 +48,7 @@ _transfers = Transfer.__table__
 OPEN_TRANSFER = (TransferState.REQUESTED.value, TransferState.RELEASED.value)
 
 _learner_fields = attrgetter(*LEARNER_FIELDS)
+_NUMBERS = ("birth_certificate_no", "assessment_no")  # what identifies a learner without a upi, in that order
 _MAX_INSTITUTION_WARNINGS = 10  # differing names (or counties) reported per institution code
 
 
@@ -155,6 +156,7 @@ class LearnerWriter(BatchWriter[LearnerRow]):
 
     def parse(self, line: int, record: Record, today: date) -> LearnerRow:
         row = parse_learner(line, record, today)
+        self._same_learner(row)
         earlier = self.first_rows.differ("|".join(row.key), line, row.learner_values())
         if earlier is not None:
             raise _details_differ(earlier[0], row.key, earlier[1])
@@ -163,6 +165,26 @@ class LearnerWriter(BatchWriter[LearnerRow]):
 
     def close(self) -> None:
         self.first_rows.close()
+
+    def _same_learner(self, row: LearnerRow) -> None:
+        """A row without a upi whose birth certificate (else assessment number) an earlier row of
+        the file gave with a upi is that learner's row (the clerk wrote the upi on one guardian's row
+        only): it takes the upi's key, so the two are not two learners. A row with a upi whose number
+        an earlier row gave without one is rejected: that row was imported as a learner of its own."""
+        given = [(kind, value) for kind in _NUMBERS if (value := getattr(row, kind))]
+        if row.upi is None:
+            kind, value = given[0]
+            first, _ = self.first_rows.first_naming(f"{kind}|{value}", "|".join(row.key), row.line)
+            if first.startswith("upi|"):
+                row.key = ("upi", first[4:])
+            return
+        for kind, value in given:
+            first, line = self.first_rows.first_naming(f"{kind}|{value}", f"upi|{row.upi}", row.line)
+            if not first.startswith("upi|"):
+                raise RowRejected(
+                    f"{kind} {value} is on line {line} without a upi, which made it a learner of its own: give "
+                    f"upi {row.upi} on line {line} too, or leave it off this line"
+                )
 
     def _check_institution(self, row: LearnerRow) -> None:
         """Remember the first row naming each institution code; warn when a later one names it otherwise.

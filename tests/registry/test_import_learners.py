@@ -440,3 +440,41 @@ def test_numbers_a_spreadsheet_shortened_are_refused_not_stored(database, tmp_pa
     with database.session() as session:
         assert [(lrn.first_name, lrn.birth_certificate_no) for lrn in session.scalars(select(Learner))] == [
             ("Jane", "12E45")]
+
+
+def test_a_learners_rows_with_the_upi_on_one_only_are_one_learner(database, tmp_path):
+    """The clerk wrote the upi on the mother's row only: the father's row, with the same birth
+    certificate (or assessment number) and no upi, is the same learner, in the same batch or far on;
+    the file imported again changes nothing. Each used to be a learner of its own, the second with
+    an assigned UPI, and the second import linked the father to the first as well."""
+    rows = [
+        learner(upi="KE77XZ", guardian_phone="0712345678"),  # line 2
+        learner(upi="", guardian_phone="0722111222", guardian_relationship="father"),  # line 3
+        *(learner(upi=f"KE{i:04d}", birth_certificate_no=f"B{i}", guardian_phone=f"07330{i:05d}") for i in range(5)),
+        learner(upi="KE99AA", birth_certificate_no="", assessment_no="A1", guardian_phone="0744000001"),  # line 9
+        learner(upi="", birth_certificate_no="5102347", guardian_phone="0744000002"),  # line 10: far from line 2
+        learner(upi="", birth_certificate_no="", assessment_no="A1", guardian_phone="0744000003"),  # line 11
+    ]
+    path = write_learners(tmp_path / "a.csv", rows)
+    report, rejected = run_learners(database, path, batch_size=2)
+    assert rejected == [] and report.added == 10
+    with database.session() as session:
+        links = sorted((link.learner.upi, link.guardian.phone) for link in session.scalars(select(GuardianLink)))
+        assert _count(database, Learner) == 7
+    assert [link for link in links if link[0] in ("KE77XZ", "KE99AA")] == [
+        ("KE77XZ", "+254712345678"), ("KE77XZ", "+254722111222"), ("KE77XZ", "+254744000002"),
+        ("KE99AA", "+254744000001"), ("KE99AA", "+254744000003")]  # fmt: skip
+    before = snapshot(database)
+    again, rejected = run_learners(database, path, batch_size=2)
+    assert (rejected, again.added, again.unchanged) == ([], 0, 10)
+    assert snapshot(database) == before
+
+
+def test_a_row_giving_the_upi_of_a_number_given_earlier_without_one_is_rejected(database, tmp_path):
+    """The other order: the row without a upi came first and was imported as a learner of its own
+    (an assigned UPI); a later row giving a upi with that number would make a second learner."""
+    rows = [learner(upi="", guardian_phone="0722111222"), learner(upi="KE77XZ", guardian_phone="0712345678")]
+    report, rejected = run_learners(database, write_learners(tmp_path / "a.csv", rows))
+    assert rejected == [(3, "birth_certificate_no 5102347 is on line 2 without a upi, which made it a learner of "
+                            "its own: give upi KE77XZ on line 2 too, or leave it off this line")]
+    assert _count(database, Learner) == 1 and report.added == 1
