@@ -78,7 +78,20 @@ def test_403_invalid_number_fails_after_one_attempt(at_runtime, fake_at, quick_r
     assert len(fake_at.requests) == 1
 
 
-@pytest.mark.parametrize("code", [401, 402, 404, 405, 406, 407, 409])
+@pytest.mark.parametrize("code", [402, 405])
+def test_a_refusal_of_the_account_is_retried_and_goes_once_fixed(at_runtime, fake_at, quick_retries, code, caplog):
+    """InvalidSenderId and InsufficientBalance say nothing of the message: the operator fixes the
+    sender id or tops up the balance within the retry window, as for a wrong API key, and it goes."""
+    fake_at.then(Scripted(codes={PHONE: code}))
+    queue(at_runtime, PHONE)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts, row.status_code, row.failure_reason) == (MessageStatus.SUBMITTED, 2, 101, None)
+    assert len(fake_at.requests) == 2
+    assert f"AT refused a message for the account ({code} " in caplog.text
+
+
+@pytest.mark.parametrize("code", [401, 403, 404, 406, 407, 409])
 def test_every_refusal_code_is_final(at_runtime, fake_at, quick_retries, code):
     fake_at.then(Scripted(codes={PHONE: code}))
     queue(at_runtime, PHONE)

@@ -7,7 +7,8 @@ SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
   the SDK hands back the text, which is parsed here. A non-2xx raises ``AfricasTalkingException``
   with the body. Here POSTs go on ``http.client`` (see ``KeepAliveSMSService``): its timeouts and connection
   errors, or ``requests``' through a proxy, come through unwrapped and are classified below.
-- Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good; 500/501/502 worth
+- Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good, but 402
+  InvalidSenderId and 405 InsufficientBalance (the account's, retried); 500/501/502 worth
   retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried,
   but for one case: when the request went out whole and its answer was lost (``AnswerLost``: a
   read timeout, the connection dropped while waiting; see ``_post``), AT may have taken it. A premium reply is
@@ -69,6 +70,10 @@ REFUSED = {
     401: "RiskHold", 402: "InvalidSenderId", 403: "InvalidPhoneNumber", 404: "UnsupportedNumberType",
     405: "InsufficientBalance", 406: "UserInBlacklist", 407: "CouldNotRoute", 409: "DoNotDisturbRejection",
 }
+# Refusals that are no verdict on the message but on the account: a sender id AT has not approved
+# for it, a balance run out. Retried, as a wrong API key is: what the operator fixes (AT_SENDER_ID,
+# a top-up) within the retry window still goes out, instead of every message of the outage failing.
+ACCOUNT_REFUSALS = frozenset({402, 405})
 # Kinds the throttle lets go at once (one-time codes and the UPI after one): a person is waiting.
 URGENT_KINDS = frozenset(kind.value for kind in MessageKind if PRIORITY_BY_KIND[kind] is Priority.OTP)
 
@@ -489,6 +494,10 @@ def classify(batch: Sequence[Outgoing], answer: object) -> list[SendResult]:
                                       reason=f"not in provider answer: {summary or 'no recipients'}"))
             continue
         results.append(_recipient_result(message, entries.pop(0)))
+    refused = next((r for r in results if r.status_code in ACCOUNT_REFUSALS), None)
+    if refused is not None:
+        log.error("AT refused a message for the account (%s); will retry (check AT_SENDER_ID and the AT balance)",
+                  (refused.reason or "")[3:])
     return results
 
 
@@ -518,6 +527,6 @@ def _recipient_result(message: Outgoing, entry: dict[str, Any]) -> SendResult:
                           code, cost)
     name = REFUSED.get(code or 0) or RETRYABLE.get(code or 0) or status or "unknown"
     reason = f"AT {code} {name}"
-    if code in RETRYABLE or (code is not None and code >= 500):
+    if code in RETRYABLE or code in ACCOUNT_REFUSALS or (code is not None and code >= 500):
         return SendResult(message.message_id, Outcome.RETRY, status_code=code, reason=reason)
     return SendResult(message.message_id, Outcome.FAILED, status_code=code, cost=cost, reason=reason)
