@@ -97,14 +97,17 @@ class CsvFile:
 
     def _header(self, columns: Sequence[str]) -> tuple[list[str], list[str]]:
         """The header's column keys and cells; UnreadableFile when it cannot be the header."""
-        name = self.path.name
+        name, at = self.path.name, "line 1"
         try:
             header = next(self._reader)
+            if [cell.strip().lower() for cell in header] == ["sep=", ""]:  # Excel's "sep=," line: the header follows
+                at = "line 2"
+                header = next(self._reader)
         except csv.Error as exc:
-            raise UnreadableFile(f"{name}: line 1: {exc}") from None
+            raise UnreadableFile(f"{name}: {at}: {exc}") from None
         if header and header[-1].endswith(_END):
             if header != [_END]:
-                raise UnreadableFile(f"{name}: line 1: a quote opened in the header is never closed")
+                raise UnreadableFile(f"{name}: {at}: a quote opened in the header is never closed")
             header = []
         if not any(cell.strip() for cell in header):
             raise UnreadableFile(f"{name}: empty file: the first line must be the header")
@@ -112,20 +115,20 @@ class CsvFile:
         if problem and "\x00" in "".join(header) and looks_utf16(self.path):
             problem = "UTF-16 text (NUL bytes); save the file as CSV UTF-8"
         if problem:
-            raise UnreadableFile(f"{name}: line 1: {problem}")
+            raise UnreadableFile(f"{name}: {at}: {problem}")
         keys = [header_key(cell) for cell in header]
         twice = [c for c in columns if keys.count(c) > 1]
         if twice:
             where = "; ".join(
                 f"{c} in columns {' and '.join(str(n) for n, k in enumerate(keys, 1) if k == c)}" for c in twice
             )
-            raise UnreadableFile(f"{name}: line 1: the header names a column more than once ({where}): keep one")
+            raise UnreadableFile(f"{name}: {at}: the header names a column more than once ({where}): keep one")
         missing = [c for c in columns if c not in keys]
         if missing:
             separator = other_separator(header)
             hint = f"; its fields are separated by {separator}, not commas: save it as CSV (comma-separated)"
             raise UnreadableFile(
-                f"{name}: line 1: header lacks column(s): {', '.join(missing)}{hint if separator else ''}"
+                f"{name}: {at}: header lacks column(s): {', '.join(missing)}{hint if separator else ''}"
             )
         return keys, header
 

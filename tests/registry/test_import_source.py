@@ -114,6 +114,16 @@ def test_a_damaged_header_is_unreadable(tmp_path, content, reason):
         CsvFile(path, ["a", "b", "c"])
 
 
+def test_an_excel_separator_line_before_the_header_is_skipped(tmp_path):
+    """``sep=,`` on line 1 tells Excel the separator; the header is line 2 and rows are numbered on."""
+    rows, _ = _read(tmp_path, b"\xef\xbb\xbfSEP=,\r\na,b,c\r\n1,2,3\r\n4,5\r\n")
+    assert rows == [(3, "ok"), (4, "expected 3 fields as in the header, found 2")]
+    path = tmp_path / "any.csv"
+    path.write_bytes(b"sep=,\na,b\n")
+    with pytest.raises(UnreadableFile, match=r"any.csv: line 2: header lacks column\(s\): c$"):
+        CsvFile(path, ["a", "b", "c"])
+
+
 def test_a_column_the_format_does_not_use_may_appear_twice(tmp_path):
     rows, _ = _read(tmp_path, b"a,notes,b,c,Notes\n1,x,2,3,y\n")
     assert rows == [(2, "ok")]
