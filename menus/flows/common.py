@@ -11,8 +11,8 @@ from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay
 from ..services import LearnerChoice, OtpResult, PinNeeded, PinResult, Purpose
 
 IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
-MAX_REFUSED = 6  # easy PINs refused in one session before it ends: birthdays are not tried at leisure
-REFUSED = "_pins_refused"  # survives ``00`` (home), as the activation misses do
+MAX_CHOSEN = 6  # PINs judged in one session (refused or taken): birthdays are not tried at leisure
+CHOSEN = "_pins_chosen"  # survives ``00`` (home), as the activation misses do
 DATE_SEPARATORS = str.maketrans("", "", " /-.")  # ``05 09 2014``, ``05/09/2014`` read as ``05092014``
 
 
@@ -142,15 +142,19 @@ class ChoosePin(Screen):
     def handle(self, ctx: Context, value: str) -> Outcome:
         if not is_digits(value, 4):
             return Retry(ctx.t("hint.digits", n=4))
+        # Every answer judged tells whether it is one of the learners' birthdays (the policy refuses
+        # them), a PIN taken as well as one refused: taken, then ``0`` on the confirm screen, it
+        # was a free try. So each counts, and once ``MAX_CHOSEN`` were judged the session ends,
+        # a refused one at once, the next one unjudged.
+        chosen = ctx.data.get(CHOSEN, 0)
+        if chosen >= MAX_CHOSEN:
+            return Stop(ctx.t("pin.too_many"))
+        ctx.data[CHOSEN] = chosen + 1
         if ctx.services.pin_refused(ctx.phone, value):
             # A well-formed answer the policy refuses: said why, not counted as an invalid one (a
-            # parent trying 1234, 0000 and a birth year must not lose the code they just verified),
-            # but counted apart: the policy refuses the learners' birthdays, which a session past
-            # a reset code or the PIN could otherwise learn by trying every date
-            refused = ctx.data.get(REFUSED, 0) + 1
-            ctx.data[REFUSED] = refused
-            if refused >= MAX_REFUSED:
-                return Stop(ctx.t("pin.too_many_easy"))
+            # parent trying 1234, 0000 and a birth year must not lose the code they just verified)
+            if chosen + 1 >= MAX_CHOSEN:
+                return Stop(ctx.t("pin.too_many"))
             return Stay(ctx.t("pin.trivial"))
         ctx.data["sealed_pin"] = ctx.services.seal_pin(value)
         return Go(self.confirm)

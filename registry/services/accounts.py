@@ -594,8 +594,8 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
     """The PIN policy, with the birthdays (DDMM, MMDD) of this phone's learners as personal PINs:
     those it is verified for and the one whose activation code it used within the proof window.
     (A learner only linked is left out: refusing its birthday would tell it to whoever tries PINs.
-    Every year is refused, so none tells a birth year; the menus end a session after
-    a few refusals (``menus.flows.common.MAX_REFUSED``), so trying birthdays costs a new code every few.)"""
+    Every year is refused, so none tells a birth year; the menus end a session after a few PINs
+    judged, refused or taken (``menus.flows.common.MAX_CHOSEN``), so trying birthdays costs a new code every few.)"""
     proving = select(OneTimeCode.learner_id).where(
         OneTimeCode.phone == phone, OneTimeCode.purpose == Purpose.ACTIVATE.value,
         OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,

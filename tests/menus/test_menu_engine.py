@@ -136,7 +136,7 @@ def test_easy_pins_end_the_session_after_six_even_across_home(talk, fake):
     for _ in range(2):
         assert not talk.send(PIN_EASY).end
     reply = talk.send(PIN_EASY)
-    assert reply.end and reply.text.startswith("Too many easy PINs. Dial *384*")
+    assert reply.end and reply.text.startswith("Too many PINs tried. Dial *384*")
 
 
 def test_pin_mismatch_goes_back_to_choosing(talk, fake):
@@ -456,3 +456,24 @@ def test_forgot_pin_after_backing_out_of_adding_a_learner_asks_no_pin(talk, fake
     talk.send(ID_MATCH)
     assert talk.send(DOB).text.startswith(("We sent a 6-digit code", "Tumekutumia msimbo"))
     assert ("start_pin_reset", ID_MATCH, date(2015, 1, 5)) in fake.calls
+
+
+def test_pins_taken_then_abandoned_count_towards_the_limit(talk, fake):
+    """The policy refuses the learners' birthdays, so each answer on a choose-PIN screen tells
+    whether that date is one. Only refusals were counted: a session past a reset code tried date
+    after date, each one taken going to the confirm screen and ``0`` back, free, and the six
+    refusals that end it came only with birthdays found. Now every PIN chosen counts: the seventh
+    ends the session unjudged."""
+    talk.dial()
+    for value in ("4", "3", ID_MATCH, DOB, OTP_OK):
+        talk.send(value)
+    judged = []
+    fake.pin_refused = lambda phone, pin: judged.append(pin) or pin == PIN_EASY
+    for day in range(1, 7):
+        reply = talk.send(f"{day:02d}09")
+        assert not reply.end and reply.text.startswith("Enter the PIN again to confirm:")
+        assert talk.send("0").text.startswith("Choose a new 4-digit PIN:")
+    reply = talk.send("0709")
+    assert reply.end and reply.text.startswith("Too many PINs tried. Dial *384*1234#")
+    assert judged == [f"{day:02d}09" for day in range(1, 7)]
+    assert talk.state["data"]["_pins_chosen"] == 6
