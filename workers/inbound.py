@@ -290,8 +290,8 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
                     kind = "limited"
                 commands.append({"id": row.id, "command": kind})
                 INBOUND_COMMANDS.labels(kind).inc()
-                if reply is not None:
-                    replies.append((row.sender, reply.kind, reply.text, row.link_id))
+                if reply is not None:  # the premium link only where the reply is what was paid for
+                    replies.append((row.sender, reply.kind, reply.text, row.link_id if reply.charged else None))
         claimed = queue_claimed(session, replies, provider)
         update_rows(session, _T, commands, handled_at=now)
         return claimed

@@ -151,8 +151,13 @@ class OpenGate:
 
 @dataclass(frozen=True)
 class Reply:
+    """``charged``: the reply delivers what was asked for (a candidate's results), so it goes back
+    with the inbound text's premium ``linkId`` and the sender pays; every other reply (help, STOP
+    and START, not found, not yet released, slow down) goes as plain SMS, free to the sender."""
+
     text: str
     kind: MessageKind = MessageKind.REPLY
+    charged: bool = False
 
 
 def reply_language(command: Command, stored: str | None) -> str:
@@ -251,7 +256,7 @@ def _results_reply(
         session, phone=phone, learner_id=result.learner_id, action="results_replied", channel="sms",
         reference=str(message_id), detail=f"{exam} {result.series.year} {result.index_number}",  # whose, linked or not
     )
-    return Reply(format_results(result, language))
+    return Reply(format_results(result, language), charged=True)
 
 
 def _refusal(lookup: ResultLookup, command: Command, exam: str, language: str, ussd_code: str) -> Reply:

@@ -113,14 +113,34 @@ def test_one_bad_message_does_not_sink_its_batch(client, sms_runtime, monkeypatc
     assert len(outbox_rows(sms_runtime)) == 2
 
 
-def test_a_premium_message_is_answered_with_its_link_id(at_runtime, fake_at):
+def test_a_premium_results_request_is_answered_with_its_link_id(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        add_result(session)
     client = create_app(runtime=at_runtime).test_client()
-    client.post(URL, data=form(linkId="SampleLinkId123"))
+    client.post(URL, data=form(text="KCSE 36611030002 Wanjiku", linkId="SampleLinkId123"))
     work_queues(at_runtime)
     [seen] = fake_at.requests
     assert (seen.form["linkId"], seen.form["from"], seen.form["bulkSMSMode"]) == ("SampleLinkId123", "22384", "0")
+    assert "Mean grade B+" in seen.form["message"]
     [reply] = outbox_rows(at_runtime)
     assert reply.status is MessageStatus.SUBMITTED and reply.provider_message_id == "ATXid_1"
+
+
+@pytest.mark.parametrize("text", ["STOP", "HELP", "START", "KCSE 36611030002 Akinyi", "KCSE 99999999999 Jane",
+                                  "KCSE 3661103000 Jane", "hello"])
+def test_replies_that_deliver_no_results_are_free_to_the_sender(at_runtime, fake_at, text):
+    """Every reply to a premium text went back with its linkId, so the parent paid the premium rate
+    for a STOP or HELP acknowledgement, a 'no such candidate' or a help reply. Now only a reply
+    with the results asked for is premium; the rest go as plain SMS (bulk mode, no linkId)."""
+    with at_runtime.db.transaction() as session:
+        add_result(session)
+    client = create_app(runtime=at_runtime).test_client()
+    client.post(URL, data=form(text=text, linkId="SampleLinkId123"))
+    work_queues(at_runtime)
+    [seen] = fake_at.requests
+    assert "linkId" not in seen.form and seen.form["bulkSMSMode"] == "1"
+    [reply] = outbox_rows(at_runtime)
+    assert reply.link_id is None and reply.status is MessageStatus.SUBMITTED
 
 
 def test_a_database_outage_hands_the_batch_back_instead_of_dropping_it(client, sms_runtime, monkeypatch):
