@@ -59,3 +59,14 @@ def test_a_web_concurrency_that_is_not_a_number_is_one_line(tmp_path):
     assert served.stderr == "Error: WEB_CONCURRENCY must be a whole number from 1, not 'abc'\n"
     other = _elimu_process(tmp_path, "db", "--help", WEB_CONCURRENCY="abc")
     assert other.returncode == 0 and other.stderr == "" and "upgrade" in other.stdout
+
+
+def test_a_worker_count_below_one_is_refused(tmp_path):
+    """`--workers 0` was taken as the default 2, and `--workers -1` printed the banner, then
+    gunicorn's bare `Error: Value must be positive: -1`."""
+    for count in ("0", "-1"):
+        # an address no interface has: without the check the command stops there, not serving
+        result = _serve(tmp_path, "--workers", count, "--host", "192.0.2.1", "--port", "8123")
+        assert result.exit_code == 2, result.output
+        assert f"Invalid value for '--workers': {count} is not in the range x>=1." in result.output
+        assert "Elimu Gateway on" not in result.output

@@ -47,10 +47,11 @@ def check_web_concurrency() -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=None, type=int, help="gunicorn worker processes (embedded mode: always 1)")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="gunicorn worker processes (embedded mode: always 1)")
 @click.option("--debug", is_flag=True, help="Flask's development server with the debugger (never in production)")
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, debug: bool) -> None:
     """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
     settings = ctx.settings
     check_web_concurrency()
@@ -68,7 +69,7 @@ def serve(ctx: Context, host: str, port: int, workers: int | None, debug: bool) 
         return
     options = {
         "bind": f"{host}:{port}",
-        "workers": workers or 2,
+        "workers": workers,
         "threads": 8 if embedded else 4,
         "worker_class": "gthread",
         "timeout": 30,
