@@ -44,7 +44,7 @@ def export_command(ctx: Context, msisdn: str, as_json: bool) -> None:
     """Everything the service holds about MSISDN (any E.164 number), for a subject access request:
     the guardian record, its learners, settings, codes, messages, USSD sessions and audit rows.
     Never a PIN or code hash, an OTP's text or a purged body. The export is in the audit trail
-    (``data_exported``, one row per learner it names, with the operator's login)."""
+    (`data_exported`, one row per learner it names, with the operator's login)."""
     phone = audited_phone(msisdn, "MSISDN")
     with ctx.runtime.db.transaction() as session:
         record = export_record(subject_data(session, phone))
@@ -61,7 +61,7 @@ def export_command(ctx: Context, msisdn: str, as_json: bool) -> None:
 
 def audit_export(session: Session, phone: str, upis: list[str]) -> None:
     """Record that what is held about ``phone`` was shown to the operator: one ``data_exported`` row
-    per learner the export names (found by ``elimu audit --upi``), or one with no learner."""
+    per learner the export names (found by ``elimu audit --learner``), or one with no learner."""
     ids = session.scalars(select(Learner.id).where(Learner.upi.in_(upis)).order_by(Learner.id)).all() if upis else []
     for learner_id in ids or [None]:
         record_disclosure(session, phone=phone, learner_id=learner_id, action=EXPORTED_ACTION, channel="cli",

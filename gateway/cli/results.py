@@ -32,7 +32,7 @@ def results_group() -> None:
 @click.argument("year", type=int)
 @pass_context
 def release_command(ctx: Context, exam: str, year: int) -> None:
-    """Publish EXAM YEAR (e.g. `KCSE 2025`); until then queries answer that results are not out."""
+    """Publish EXAM YEAR, such as `KCSE 2025`: until then queries answer that results are not out."""
     name = _exam_name(exam)
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:

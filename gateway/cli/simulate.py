@@ -101,10 +101,13 @@ def _ussd_session(phone: Phone) -> None:
 
 @click.command("simulate")
 @click.option("--phone", "raw_phone", default="0712000001", show_default=True, help="the handset's number")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="ELIMU_URL",
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="ELIMU_URL", show_envvar=True,
               help="the running service")
 def simulate(raw_phone: str, url: str) -> None:
-    """A terminal phone: dial the USSD code, text the short code, read the SMS that arrive."""
+    """A terminal phone: dial the USSD code, text the short code, read the SMS that arrive.
+
+    It dials ELIMU_USSD_CODE and sends ELIMU_WEBHOOK_TOKEN with every request when set, as the
+    service reads them."""
     try:
         number = normalize_msisdn(raw_phone)
     except InvalidMsisdn as exc:
