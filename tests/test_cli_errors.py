@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from gateway import cli as cli_module
 from gateway.runtime import Runtime
 from registry.db import Database
+from tests.cli_support import SECRET
 from tests.conftest import make_settings, unreachable_redis
 
 
@@ -37,9 +38,26 @@ def test_a_database_folder_that_cannot_be_made(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     env = {"DATABASE_URL": f"sqlite:///{blocker / 'db' / 'elimu.sqlite3'}", "ELIMU_ENV": "development",
-           "ELIMU_SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "ELIMU_SECRET_KEY": SECRET,
            "ELIMU_INSTANCE_PATH": str(tmp_path), "REDIS_URL": None}
     result = CliRunner().invoke(cli_module.cli, ["results", "status"], env=env)
     assert result.exit_code == 3, result.output
     assert result.output == (f"Error: database: cannot create {blocker / 'db'}: Not a directory (set "
                              "ELIMU_INSTANCE_PATH or DATABASE_URL to a place this user can write)\n")
+
+
+def test_a_redis_database_number_the_server_lacks(tmp_path, sqlite_database, redis_url):
+    """A server that refuses the connection's set-up (REDIS_URL naming database 9999) answers
+    with an error reply, not a connection error: one line and exit 3 too, never a traceback."""
+    wrong = f"{redis_url.rsplit('/', 1)[0]}/9999"
+    env = {"DATABASE_URL": sqlite_database.url, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": SECRET,
+           "ELIMU_INSTANCE_PATH": str(tmp_path), "REDIS_URL": wrong}
+    runner = CliRunner()
+    reconcile = runner.invoke(cli_module.cli, ["sms", "reconcile"], env=env)
+    assert reconcile.exit_code == 3, reconcile.output
+    assert reconcile.output == "Error: redis: DB index is out of range (is REDIS_URL right and the server up?)\n"
+    status = runner.invoke(cli_module.cli, ["sms", "status"], env=env)
+    assert status.exit_code == 3, status.output
+    assert "queues: Redis refused the connection (DB index is out of range)" in status.output  # the database's part shown
+    assert status.output.endswith("Error: redis: refused the connection (DB index is out of range) (the queues are "
+                                  "not shown; is REDIS_URL right and the server up?)\n")

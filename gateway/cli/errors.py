@@ -25,6 +25,8 @@ def database_errors() -> Iterator[None]:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         hint = " (run `elimu db upgrade`)" if "table" in detail.lower() or "relation" in detail.lower() else ""
         raise DatabaseFailure(f"database: {detail}{hint}") from None
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ResponseError) as exc:
+        # ResponseError: a server refusing the connection's set-up (a REDIS_URL naming a database
+        # number the server does not have, a password it does not take)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseFailure(f"redis: {detail} (is REDIS_URL right and the server up?)") from None

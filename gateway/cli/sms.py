@@ -178,6 +178,8 @@ def _queues_if_up(ctx: Context) -> tuple[dict[str, dict[str, int]] | None, str |
         return _queue_counts(ctx.runtime), None
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         return None, f"down ({type(exc).__name__})"
+    except redis_errors.ResponseError as exc:  # e.g. a database number the server does not have
+        return None, f"refused the connection ({exc})"
 
 
 # The table's columns: the statuses grouped as an operator reads them (``--json`` has each status).
