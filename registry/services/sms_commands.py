@@ -220,13 +220,17 @@ def name_key(name: str) -> str:
     return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
 
 
+_DASHES = re.compile("[-\u2010-\u2015\u2212\ufe63\uff0d]")  # '-' and the dashes spreadsheets write for it
+
+
 def name_keys(full_name: str) -> set[str]:
     """Every name in a full name, also each part of a hyphenated one (``Mary-Anne`` gives ``maryanne``,
-    ``mary`` and ``anne``)."""
+    ``mary`` and ``anne``), whatever dash joins them. Not the pieces around an apostrophe: ``Ng'ang'a``
+    is one name (``Ng'`` is one Swahili sound), and ``ng`` or ``ang`` is none."""
     keys: set[str] = set()
     for word in full_name.split():
         keys.add(name_key(word))
-        for part in re.split(r"[-']", word):
+        for part in _DASHES.split(word):
             keys.add(name_key(part))
     keys.discard("")
     return keys

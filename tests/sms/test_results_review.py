@@ -1,0 +1,90 @@
+"""Results replies for realistic candidates of every exam, driven as real inbound texts through the
+HTTP edge, the inbound workers and the outbox: every subject and its grade exactly as imported (signs
+kept), the wording of each exam's total, the segment budget in English and Kiswahili, the year
+picked, and Kenyan name forms. The reply policy itself is in ``test_replies.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from registry import gsm
+from tests.sms.support import add_result
+from tests.sms.test_contract_sms import texts  # noqa: F401 - the end-to-end texting fixture
+
+KCSE_SUBJECTS = "ENG:B+;KIS:A-;MAT:A;BIO:B;CHE:B-;PHY:C+;HIS:B;GEO:A-;BST:C-"
+KCPE_SUBJECTS = "ENG:73 B+;KIS:80 A-;MAT:88 A;SCI:70 B;SSR:65 B-"
+KPSEA_SUBJECTS = "ENG:ME;KIS:EE;MAT:ME;ISC:AE;CAS:BE"
+KJSEA_SUBJECTS = "ENG:EE2;KIS:ME1;MAT:ME2;ISC:ME1;SST:EE2;PTS:AE1;AGN:ME2;CAS:EE1;CRE:BE2"
+
+# (exam, year, number, mean, points, subjects, English reply, Kiswahili reply)
+FULL_CANDIDATES = [
+    ("KCSE", 2025, "36611030002", "B+", 62, KCSE_SUBJECTS,
+     "KCSE 2025 36611030002: Mean grade B+ (62 pts). ENG:B+, KIS:A-, MAT:A, BIO:B, CHE:B-, PHY:C+, HIS:B, "
+     "GEO:A-, BST:C-",
+     "KCSE 2025 36611030002: Wastani B+ (pointi 62). ENG:B+, KIS:A-, MAT:A, BIO:B, CHE:B-, PHY:C+, HIS:B, "
+     "GEO:A-, BST:C-"),
+    ("KCPE", 2023, "01234567890", "B", 376, KCPE_SUBJECTS,
+     "KCPE 2023 01234567890: Mean grade B (376 marks). ENG:73 B+, KIS:80 A-, MAT:88 A, SCI:70 B, SSR:65 B-",
+     "KCPE 2023 01234567890: Wastani B (alama 376). ENG:73 B+, KIS:80 A-, MAT:88 A, SCI:70 B, SSR:65 B-"),
+    ("KJSEA", 2025, "A2025000456", "ME1", 54, KJSEA_SUBJECTS,
+     "KJSEA 2025 A2025000456: Mean grade ME1 (54 pts). ENG:EE2, KIS:ME1, MAT:ME2, ISC:ME1, SST:EE2, PTS:AE1, "
+     "AGN:ME2, CAS:EE1, CRE:BE2",
+     "KJSEA 2025 A2025000456: Wastani ME1 (pointi 54). ENG:EE2, KIS:ME1, MAT:ME2, ISC:ME1, SST:EE2, PTS:AE1, "
+     "AGN:ME2, CAS:EE1, CRE:BE2"),
+    ("KPSEA", 2025, "3047190112", "ME", None, KPSEA_SUBJECTS,
+     "KPSEA 2025 3047190112: Mean grade ME. ENG:ME, KIS:EE, MAT:ME, ISC:AE, CAS:BE",
+     "KPSEA 2025 3047190112: Wastani ME. ENG:ME, KIS:EE, MAT:ME, ISC:AE, CAS:BE"),
+]
+
+
+@pytest.mark.parametrize(("exam", "year", "number", "mean", "points", "subjects", "english", "kiswahili"),
+                         FULL_CANDIDATES, ids=[c[0] for c in FULL_CANDIDATES])
+def test_a_full_candidate_of_each_exam_gets_every_subject_exactly(
+        sms_runtime, texts, exam, year, number, mean, points, subjects, english, kiswahili):  # noqa: F811
+    with sms_runtime.db.transaction() as session:
+        add_result(session, exam=exam, year=year, index=number, name="Grace Wanjiru Ng'ang'a", mean=mean,
+                   points=points, subjects=subjects)
+    assert texts(f"{exam} {number} Wanjiru") == [english]
+    assert texts(f"MATOKEO {exam} {number} Nganga", sender="+254700000009") == [kiswahili]
+    for reply in (english, kiswahili):
+        assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
+        for item in subjects.split(";"):
+            code, grade = item.split(":")
+            assert f"{code}:{grade}" in reply  # the sign and the KCPE mark kept
+
+
+# --- Kenyan name forms ----------------------------------------------------------------------------
+
+NO_MATCH = ("No KCSE results were found for 36611030002 with that name. "
+            "Check the number and send one of the candidate's names.")
+
+
+def _grades_shown(replies: list[str]) -> bool:
+    [reply] = replies
+    return reply.startswith("KCSE 2025 36611030002: Mean grade B+")
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("Ng'ang'a", True), ("Nganga", True), ("NG\u2019ANG\u2019A", True),
+    ("Ng", False), ("ang", False), ("Ng ang'a", False), ("Ng'eno", False),
+])
+def test_a_piece_of_a_name_with_apostrophes_is_no_name(sms_runtime, texts, name, shown):  # noqa: F811
+    """'Ng' and 'ang' of 'Ng'ang'a' passed as names: the name was split at its apostrophes (Ng' is one
+    Swahili sound, not a name), so 'KCSE <index> Ng' showed the grades of every Ng'ang'a, Ng'eno and
+    Ng'etich."""
+    with sms_runtime.db.transaction() as session:
+        add_result(session, name="Peter Ng'ang'a Kamau")
+    replies = texts(f"KCSE 36611030002 {name}")
+    assert _grades_shown(replies) is shown
+    if not shown:
+        assert replies == [NO_MATCH]
+
+
+@pytest.mark.parametrize("typed", ["Mary", "Anne", "Maryanne", "Mary-Anne", "Njeri", "Wa Njeri"])
+def test_each_part_of_a_name_hyphenated_with_a_typographic_dash_counts(sms_runtime, texts, typed):  # noqa: F811
+    """A spreadsheet writes 'Mary-Anne' with U+2010 or an en dash: the name was split only at '-', so
+    'Mary' alone was no name of 'Mary\u2010Anne', though it is of 'Mary-Anne'."""
+    with sms_runtime.db.transaction() as session:
+        add_result(session, name="Mary\u2010Anne Wa\u2013Njeri Kamau")
+    assert _grades_shown(texts(f"KCSE 36611030002 {typed}"))
