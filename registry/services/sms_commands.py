@@ -213,11 +213,14 @@ _NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 def name_key(name: str) -> str:
-    """A name as compared: case, accents, spaces and punctuation ignored (``O'Brien`` == ``obrien``)."""
+    """A name as compared: case, accents, spaces and punctuation ignored (``O'Brien`` == ``obrien``),
+    and modifier letters too: U+02BC, the apostrophe some keyboards and exports write (``Ngʼangʼa``),
+    is a letter to Unicode."""
     if name.isascii():  # most names: nothing to decompose (a fifth of the time)
         return _NOT_ASCII_ALNUM.sub("", name.lower())
     decomposed = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(ch for ch in decomposed if ch.isalnum() and not unicodedata.combining(ch))
+    return "".join(ch for ch in decomposed
+                   if ch.isalnum() and not unicodedata.combining(ch) and unicodedata.category(ch) != "Lm")
 
 
 _DASHES = re.compile("[-\u2010-\u2015\u2212\ufe63\uff0d]")  # '-' and the dashes spreadsheets write for it
