@@ -10,11 +10,12 @@ def test_seed_if_empty_loads_once(tmp_path):
     assert run_elimu(url, tmp_path, "db", "upgrade").exit_code == 0
     first = run_elimu(url, tmp_path, "demo", "seed", "--if-empty")
     assert first.exit_code == 0, first.stderr
-    assert "demo learners: added 60" in first.stdout and "+254712345678  Mary Wanjiku Kamau (mother)" in first.stdout
+    assert first.stdout.startswith("50 learners in the registry; demo rows of learner and guardian: added 60, ")
+    assert "+254712345678  Mary Wanjiku Kamau (mother)" in first.stdout
     second = run_elimu(url, tmp_path, "demo", "seed", "--if-empty")
     assert (second.exit_code, second.stdout) == (0, "the registry already has 50 learners: demo data not loaded\n")
     forced = run_elimu(url, tmp_path, "demo", "seed")
-    assert forced.exit_code == 0 and "demo learners: added 0, updated 0, unchanged 60" in forced.stdout
+    assert forced.exit_code == 0 and "guardian: added 0, updated 0, unchanged 60" in forced.stdout
 
 
 def test_seed_on_postgresql(pg_database, tmp_path):

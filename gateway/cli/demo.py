@@ -27,7 +27,10 @@ def seed_command(ctx: Context, if_empty: bool) -> None:
             click.echo(f"the registry already has {count} learners: demo data not loaded")
             return
         learners, results = demo.seed(db)
-    click.echo(f"demo learners: {learners.summary()}; demo results: {results.summary()}")
+        count = demo.learner_count(db)
+    # the import's counts are of rows, one per learner and guardian: more than the learners
+    click.echo(f"{count} learners in the registry; demo rows of learner and guardian: {learners.summary()}; "
+               f"demo results: {results.summary()}")
     click.echo("Try these phones (README.md, 'Demo data', lists the identifiers):")
     for learner in demo.FEATURED:
         for guardian in learner.guardians:
