@@ -5,7 +5,9 @@ on a schedule (one at a time, under a Redis lock) and by ``elimu sms reconcile``
 - Rows ``submitted`` but never accepted, older than the lease: the worker died mid-send. Back to
   ``queued`` and sent again (that one message may reach the phone twice: the in-flight duplicate).
 - Rows ``queued`` past the grace period with no job waiting in Redis (Redis flushed or restarted,
-  RQ's retries used up): enqueued again. An OTP is re-enqueued only from its surviving job (the
+  RQ's retries used up, a job popped by a worker killed before it started it, a retry dropped
+  between RQ's scheduled registry and its queue): enqueued again. Waiting means found on its queue
+  or in its registry, not a job's word for it. An OTP is re-enqueued only from its surviving job (the
   only place its clear text exists); when that is gone the row expires instead of going out redacted.
 - Inbound messages still unanswered past the grace period and not waiting on the drains' list
   (``workers.inbound.hand_over_stale``): handed to the drains again.
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
@@ -45,7 +48,6 @@ GRACE = timedelta(minutes=3)  # a queued row this old without a waiting job is r
 LIMIT = 10_000  # rows per run; the next run takes the rest
 LOCK_KEY = "elimu:sms:reconcile-lock"
 LOCK_S = 120  # a pass longer than this (a slow database) may find another reconciler started beside it
-_WAITING = {"queued", "scheduled", "deferred"}
 
 
 @dataclass
@@ -128,15 +130,12 @@ def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> Non
     if not rows:
         return
     redis = runtime.redis
-    pipe = redis.pipeline(transaction=False)
-    for row in rows:
-        pipe.hget(Job.key_for(send_job_id(row.id)), "status")
-    statuses = [s.decode() if isinstance(s, bytes) else s for s in pipe.execute()]
+    queues = queues_of(runtime)
+    statuses, live = _job_states(runtime, rows)
     fresh: list[SendJob] = []
     orphaned_otps: list[int] = []
-    queues = queues_of(runtime)
-    for row, status in zip(rows, statuses, strict=True):
-        if status in _WAITING and row.id not in reclaimed:
+    for row, status, waiting in zip(rows, statuses, live, strict=True):
+        if waiting and row.id not in reclaimed:
             report.waiting += 1
         elif row.kind == MessageKind.OTP:
             if status is None:
@@ -155,3 +154,40 @@ def _requeue(runtime: Runtime, rows, reclaimed: set[int], report: Report) -> Non
     if orphaned_otps:
         with runtime.db.transaction() as session:
             report.expired = expire_orphaned_otps(session, orphaned_otps)
+
+
+def _job_states(runtime: Runtime, rows) -> tuple[list[str | None], list[bool]]:
+    """Each row's job ``sms-<id>``: its status, and whether it is really waiting. A job is waiting
+    when it is where its status says, on its queue (``queued``) or in its queue's scheduled or
+    deferred registry, not for saying so: a worker killed after RQ popped the job and before it
+    started it, or ``promote_due`` killed between a retry's registry and its queue, leaves a job
+    that says ``queued`` or ``scheduled`` and that nothing will run. Read in one MULTI, so a job
+    moving meanwhile is seen in one place; one taken by a worker that has not marked it started
+    yet looks lost and gets a second job, which finds the row claimed (a conditional UPDATE)."""
+    queues = queues_of(runtime)
+    names = sorted({str(row.priority) for row in rows})
+    pipe = runtime.redis.pipeline(transaction=True)
+    for row in rows:
+        job_id, name = send_job_id(row.id), str(row.priority)
+        pipe.hget(Job.key_for(job_id), "status")
+        pipe.zscore(ScheduledJobRegistry(name, connection=runtime.redis).key, job_id)
+        pipe.zscore(DeferredJobRegistry(name, connection=runtime.redis).key, job_id)
+    for name in names:
+        pipe.lrange(queues.get(name).key, 0, -1)
+    replies = pipe.execute()
+    on_queue = {name: {_text(job_id) for job_id in ids}
+                for name, ids in zip(names, replies[3 * len(rows):], strict=True)}
+    statuses: list[str | None] = []
+    live: list[bool] = []
+    for n, row in enumerate(rows):
+        raw, scheduled, deferred = replies[3 * n:3 * n + 3]
+        status = _text(raw) if raw is not None else None
+        statuses.append(status)
+        live.append((status == "queued" and send_job_id(row.id) in on_queue[str(row.priority)])
+                    or (status == "scheduled" and scheduled is not None)
+                    or (status == "deferred" and deferred is not None))
+    return statuses, live
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

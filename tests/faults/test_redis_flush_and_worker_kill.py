@@ -71,6 +71,28 @@ def test_flush_mid_announcement_then_reconcile_sends_each_exactly_once(tmp_path,
     assert len({row.provider_message_id for row in rows}) == 1000
 
 
+def test_jobs_popped_by_a_worker_killed_before_it_started_them_are_sent_once(tmp_path, pg_database, real_redis,
+                                                                           redis_url, fake_at):
+    """The flush above loses the jobs themselves. Here the jobs survive but their places do not: a
+    worker takes job ids off its queue (RQ's BLPOP) and is killed before it marks them started, so
+    they still say ``queued`` and are on no queue. The reconciler looks on the queues."""
+    numbers = phones(100)
+    with job_runtime(tmp_path, pg_database, real_redis, redis_url, **at_settings(fake_at)) as runtime:
+        with runtime.db.transaction() as session:
+            queue_many(session, [(n, MessageKind.NOTICE, f"Notice for {n[-3:]}", None) for n in numbers])
+        popped = [real_redis.lpop("rq:queue:sms-reply") for _ in range(5)]  # the killed worker's
+        assert all(real_redis.hget(b"rq:job:" + job_id, "status") == b"queued" for job_id in popped)
+        build_worker(runtime).work(burst=True, logging_level="WARNING")  # the others send the rest
+        assert len(fake_at.requests) == 95
+        report = reconcile(runtime, now=utcnow() + LATER)
+        assert (report.enqueued, report.waiting) == (5, 0)
+        work_queues(runtime)
+        rows = outbox_rows(runtime)
+    counts = {number: fake_at.sent_to(number) for number in numbers}
+    assert counts == dict.fromkeys(numbers, 1)
+    assert {row.status for row in rows} == {MessageStatus.SUBMITTED}
+
+
 def test_a_worker_killed_mid_run_every_message_sent_at_most_the_one_in_flight_twice(
     tmp_path, pg_database, real_redis, redis_url, fake_at
 ):

@@ -172,6 +172,47 @@ def test_jobs_still_waiting_are_not_doubled(sms_runtime):
     assert queue_length(sms_runtime, "sms-reply") == 3
 
 
+def test_a_job_lost_between_its_dequeue_and_its_start_is_enqueued_again(at_runtime, fake_at):
+    """A worker killed after RQ popped a job off its queue and before it started it leaves the job
+    saying ``queued``, on no queue: the row would wait for good. The reconciler looks for the job
+    on its queue, not at what the job says."""
+    [message_id] = queued(at_runtime, PHONE)
+    assert at_runtime.redis.lpop("rq:queue:sms-reply") == f"sms-{message_id}".encode()  # the worker dies here
+    report = reconcile(at_runtime, now=utcnow() + LATER)
+    assert (report.enqueued, report.waiting) == (1, 0)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert row.status is MessageStatus.SUBMITTED and row.accepted_at is not None and len(fake_at.requests) == 1
+
+
+def test_a_retry_lost_between_its_schedule_and_its_queue_is_enqueued_again(at_runtime, fake_at):
+    """``promote_due`` takes a due retry out of RQ's scheduled registry, then enqueues it: killed in
+    between, the job says ``scheduled`` and is in no registry. Enqueued again, sent once."""
+    fake_at.then(Scripted(codes={PHONE: 500}))
+    [message_id] = queued(at_runtime, PHONE)
+    work_queues(at_runtime)
+    with at_runtime.db.transaction() as session:  # its retry long due
+        session.get(OutboundMessage, message_id).next_attempt_at = utcnow() - timedelta(minutes=5)
+    assert reconcile(at_runtime).waiting == 1  # a retry still in the scheduled registry is left alone
+    ScheduledJobRegistry("sms-reply", connection=at_runtime.redis).remove(f"sms-{message_id}")  # the promoter dies
+    report = reconcile(at_runtime)
+    assert (report.enqueued, report.waiting) == (1, 0)
+    work_queues(at_runtime)
+    [row] = outbox_rows(at_runtime)
+    assert (row.status, row.attempts) == (MessageStatus.SUBMITTED, 2) and len(fake_at.requests) == 2
+
+
+def test_an_otp_job_lost_after_its_dequeue_is_enqueued_again_with_its_code(at_runtime, fake_at):
+    with at_runtime.db.transaction() as session:
+        otp = queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
+    at_runtime.redis.lpop("rq:queue:sms-otp")
+    report = reconcile(at_runtime, now=utcnow() + timedelta(minutes=4))  # past the grace, the code still valid
+    assert (report.enqueued, report.expired) == (1, 0)
+    work_queues(at_runtime)
+    assert [seen.form["message"] for seen in fake_at.requests] == ["code 123456"]
+    assert outbox_rows(at_runtime)[0].id == otp.id
+
+
 def test_an_otp_whose_code_was_lost_expires_and_is_never_sent_redacted(at_runtime, fake_at):
     with at_runtime.db.transaction() as session:
         queue_sms(session, PHONE, MessageKind.OTP, "code ******", secret="code 123456")
