@@ -42,7 +42,7 @@ class Phone:
         response = self.http.post(f"{self.base}/ussd/africastalking", data=form, params=self.params,
                                   timeout=self.timeout)
         if response.status_code != 200:
-            raise click.ClickException(f"USSD answered {response.status_code}: {response.text.strip()[:200]}")
+            raise refused("USSD", response)
         return response.text
 
     def text(self, message: str) -> None:
@@ -51,7 +51,7 @@ class Phone:
         response = self.http.post(f"{self.base}/sms/africastalking/inbound", data=form, params=self.params,
                                   timeout=self.timeout)
         if response.status_code != 200:
-            raise click.ClickException(f"SMS answered {response.status_code}: {response.text.strip()[:200]}")
+            raise refused("SMS", response)
 
     def inbox(self) -> list[dict]:
         if not self.has_inbox:
@@ -63,7 +63,8 @@ class Phone:
             click.secho("(this service has no simulator inbox, development mode only: the SMS it sends "
                         "are not shown here)", fg="yellow")
             return []
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise refused("the simulator inbox", response)
         return response.json()["messages"]
 
     def new_messages(self, wait: float = 0.0) -> list[dict]:
@@ -76,6 +77,15 @@ class Phone:
                 return fresh
             time.sleep(0.3)
         return []
+
+
+def refused(what: str, response: requests.Response) -> click.ClickException:
+    """One line for a service that did not answer 200; a 403 says what the service checks."""
+    if response.status_code == 403:
+        return click.ClickException(
+            f"{what} answered 403: the service checks callbacks: set ELIMU_WEBHOOK_TOKEN to its token "
+            "(and run this from a network in its ELIMU_ALLOWED_NETWORKS)")
+    return click.ClickException(f"{what} answered {response.status_code}: {response.text.strip()[:200]}")
 
 
 def _show_sms(messages: list[dict]) -> None:
