@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
-from .messages import BadUssdRequest, UssdAnswer, UssdRequest
+from .messages import BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits
 
 NAME = "africastalking"
 MAX_FIELD = 200  # ids, codes and phone numbers longer than this are not AT's
@@ -31,7 +31,7 @@ def parse_hop(form: Mapping[str, str]) -> UssdRequest:
         phone: str | None = normalize_msisdn(raw_phone[:MAX_FIELD])
     except InvalidMsisdn:
         phone = None
-    text = form.get("text") or ""
+    text = ascii_digits(form.get("text") or "")
     return UssdRequest(
         provider=NAME,
         session_id=session_id,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
-from .messages import BadUssdRequest, UssdAnswer, UssdRequest
+from .messages import BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits
 
 NAME = "generic"
 ROLES = ("session", "phone", "text", "service", "network")
@@ -59,7 +59,7 @@ class GenericAdapter:
             phone: str | None = normalize_msisdn(raw_phone[:MAX_FIELD])
         except InvalidMsisdn:
             phone = None
-        text = form.get(f["text"]) or ""
+        text = ascii_digits(form.get(f["text"]) or "")
         return UssdRequest(provider=NAME, session_id=session_id, phone=phone,
                            service_code=(form.get(f["service"]) or "")[:MAX_FIELD],
                            network=(form.get(f["network"]) or "")[:MAX_FIELD], text=text,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 
@@ -28,3 +29,12 @@ class UssdAnswer:
 
     text: str
     end: bool
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of another script (Arabic-Indic ``\u0664``, full-width
+    ``\uff14``...) as its ASCII digit: a phone set to such a language sends its own digits, and
+    the menus read ASCII ones (a choice, a PIN, a code). Nothing else changes."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)

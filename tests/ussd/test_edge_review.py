@@ -1,0 +1,34 @@
+"""The USSD edge as telcos and phones use it (the USSD edge review): digits of other scripts,
+methods and content types AT never sends, and twins of a hop racing past the rate limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.ussd import africastalking
+from gateway.ussd.generic import CROSSGATE, GenericAdapter
+
+MY_ACCOUNT = "CON My account\n1. Change PIN\n2. Language\n3. Forgot PIN\n0. Back\n00. Home"
+
+
+def _hop(client, session: str, text: str, phone: str = "+254712000919"):
+    return client.post("/ussd/africastalking", data={"sessionId": session, "phoneNumber": phone,
+                                                     "serviceCode": "*384*1234#", "text": text})
+
+
+@pytest.mark.parametrize("four", ["\u0664", "\u06f4", "\uff14", "\u096a"])  # Arabic-Indic, Persian, full-width, Devanagari
+def test_digits_of_other_scripts_are_read_as_the_digits_they_are(client, four):
+    """A phone set to Arabic (or with a full-width keyboard) sends its own digits; the menus read
+    ASCII digits, so the choice came back 'Invalid choice.' and no PIN or code could be typed."""
+    _hop(client, f"d-{ord(four)}", "")
+    assert _hop(client, f"d-{ord(four)}", four).get_data(as_text=True) == MY_ACCOUNT
+    assert _hop(client, f"d-{ord(four)}", f"{four}*\uff12").get_data(as_text=True).startswith("CON Choose language")
+
+
+@pytest.mark.parametrize("parse", [africastalking.parse_hop,
+                                   lambda form: GenericAdapter(CROSSGATE).parse_hop(
+                                       {"session_id": form["sessionId"], "msisdn": form["phoneNumber"],
+                                        "ussd_string": form["text"]})])
+def test_both_adapters_give_the_menus_ascii_digits(parse):
+    request = parse({"sessionId": "a", "phoneNumber": "+254712000919", "text": "\u0661*\uff10\uff17*12#3"})
+    assert (request.text, request.inputs) == ("1*07*12#3", ["1", "07", "12#3"])
