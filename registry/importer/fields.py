@@ -17,6 +17,7 @@ _CODE = re.compile(r"[A-Z0-9/-]{1,16}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # a long number as a spreadsheet saves it (``1.23457E+12``): its last digits are gone
 _SHORTENED_NUMBER = re.compile(r"[0-9](\.[0-9]+)?E\+[0-9]{1,3}")
+_SEVERAL_NUMBERS = re.compile(r"[0-9][0-9 ()-]{7,}[0-9]")  # runs of a phone's digits, apart by "/", "," or words
 SHORTENED = "a spreadsheet shortened the number and its digits are lost: format the column as text and export again"
 
 
@@ -80,6 +81,8 @@ def phone(value: str) -> str | None:
     """A Kenyan mobile number in E.164, ``None`` when blank."""
     if _SHORTENED_NUMBER.fullmatch(value.strip().upper()):
         raise InvalidMsisdn(SHORTENED)
+    if len(_SEVERAL_NUMBERS.findall(value)) > 1:
+        raise InvalidMsisdn("more than one number: give each guardian's phone on a row of its own")
     return normalize_msisdn(value) if value else None
 
 

@@ -478,3 +478,15 @@ def test_a_row_giving_the_upi_of_a_number_given_earlier_without_one_is_rejected(
     assert rejected == [(3, "birth_certificate_no 5102347 is on line 2 without a upi, which made it a learner of "
                             "its own: give upi KE77XZ on line 2 too, or leave it off this line")]
     assert _count(database, Learner) == 1 and report.added == 1
+
+
+def test_a_phone_field_holding_two_numbers_says_so(database, tmp_path):
+    """A clerk puts both parents' numbers in one cell; it was refused as phonenumbers' '(4) The
+    string supplied is too long to be a phone number'."""
+    rows = [learner(guardian_phone="0712345678/0722345678"), learner(guardian_phone="0712 345 678, 0722 345 678"),
+            learner(guardian_phone="+254 (0) 712 345678")]  # fmt: skip
+    report, rejected = run_learners(database, write_learners(tmp_path / "a.csv", rows))
+    reason = "more than one number: give each guardian's phone on a row of its own"
+    assert rejected == [(2, f"guardian_phone '0712345678/0722345678': {reason}"),
+                        (3, f"guardian_phone '0712 345 678, 0722 345 678': {reason}")]  # fmt: skip
+    assert report.added == 1
