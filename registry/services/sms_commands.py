@@ -11,9 +11,10 @@ Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"
 of no letter or digit (an emoji, a lone ``-``) are ignored; a KCSE/KCPE index typed in pieces
 (``36611030/002``, ``366110 30002``) or run into the name (``36611030002Wanjiku``) is read as its
 digits (11 in a real one; another count is a malformed request, answered with the count); the year
-may stand anywhere after the number, or between the exam and an index number
-(``KCSE 2024 36611030002 Wanjiku``); a year-looking piece is the year unless it completes an index's
-11 digits in a year the exam was not sat (``KCSE 1930 1012001``; ``KCSE 3661103 2024`` is 2024).
+may stand anywhere after the number, or between the exam and the number (``KCSE 2024 36611030002
+Wanjiku``; ``KJSEA 2025 3042170336 Wanjiku``, when the word after the year has a digit); a
+year-looking piece is the year unless it completes an index's 11 digits in a year the exam was not
+sat (``KCSE 1930 1012001``; ``KCSE 3661103 2024`` is 2024).
 CONTRACT names only the trailing year: the rest is what people type, read as they most likely mean it.
 """
 
@@ -146,6 +147,10 @@ def _parse_results(tokens: list[str]) -> Command | None:
             year, number, rest = int(number), rest[0], rest[1:]
         else:  # KCSE 2024 Wanjiku: the year, and no index
             year, number = int(number), None
+    elif exam not in INDEX_EXAMS and number and rest and _exam_year(exam, number) and any(
+            ch.isdigit() for ch in rest[0]) and _ASSESSMENT.fullmatch(rest[0].upper()):
+        # KJSEA 2025 3042170336 Wanjiku: the year, then the number (a name has no digit)
+        year, number, rest = int(number), rest[0], rest[1:]
     if exam in INDEX_EXAMS and number:
         number, rest, year = _index_number(exam, number, rest, year)
     number = number.upper() if number else number

@@ -99,3 +99,19 @@ def test_each_part_of_a_name_hyphenated_with_a_typographic_dash_counts(sms_runti
     with sms_runtime.db.transaction() as session:
         add_result(session, name="Mary\u2010Anne Wa\u2013Njeri Kamau")
     assert _grades_shown(texts(f"KCSE 36611030002 {typed}"))
+
+
+# --- the year --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("exam", "number"), [("KJSEA", "3042170336"), ("KPSEA", "A1234567"), ("KPSEA", "3047190112")])
+@pytest.mark.parametrize("asked", ["{exam} 2025 {number} Wanjiku", "{exam} {number} Wanjiku 2025",
+                                   "{exam} {number} 2025 Wanjiku"])
+def test_the_year_before_an_assessment_number_picks_the_year(sms_runtime, texts, exam, number, asked):  # noqa: F811
+    """'KJSEA 2025 3042170336 Wanjiku' was read as assessment number 2025 and the name
+    '3042170336 Wanjiku': 'No KJSEA results were found for 2025 with that name', which reads as if the
+    year had none. The year may stand before the number for KPSEA and KJSEA as it may for KCSE."""
+    with sms_runtime.db.transaction() as session:
+        add_result(session, exam=exam, year=2025, index=number, mean="ME", points=None, subjects="ENG:ME;MAT:EE")
+        add_result(session, exam=exam, year=2026, index=number, mean="EE", points=None, subjects="ENG:EE;MAT:EE")
+    assert texts(asked.format(exam=exam, number=number)) == [f"{exam} 2025 {number}: Mean grade ME. ENG:ME, MAT:EE"]
