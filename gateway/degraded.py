@@ -3,8 +3,9 @@
 - USSD hops: a well-formed ``END`` saying the service is busy (200).
 - Inbound SMS: a deliberate 503 with ``Retry-After``, so AT retries (it does, every minute for 12 h).
 - Delivery reports and USSD end-of-session events: accepted (200) and appended to a spool file in
-  the instance folder; the spool is replayed by itself once the database answers again (after the
-  next callback that succeeds, and by ``replay_spool`` from the workers' housekeeping).
+  the instance folder with the time they came (a report is applied at that time, not its replay's);
+  the spool is replayed by itself once the database answers again (after the next callback that
+  succeeds, and by ``replay_spool`` from the workers' housekeeping).
 - Anything else that crashes: never a 500 with a traceback. Callbacks get the answers above;
   other paths a JSON 503.
 """
@@ -18,6 +19,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +37,9 @@ SPOOLED_PATHS = {
     "/sms/africastalking/delivery": "delivery",
     "/ussd/africastalking/events": "ussd-events",
 }
+# Added to each spooled callback's form (over any such field the caller sent): the time it came,
+# which a delivery report replayed later is applied at (a message's sent_at and delivered_at).
+RECEIVED_AT = "elimu_received_at"
 OUTAGES: tuple[type[BaseException], ...] = (
     sa_errors.OperationalError,
     sa_errors.InterfaceError,
@@ -101,7 +106,7 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
         if report.status is None:
             return
         apply_report(runtime, report.provider_message_id, report.status, report.failure_reason, report.phone,
-                     utcnow())
+                     _received(form) or utcnow())
 
     def ussd_events(runtime: Runtime, form: dict[str, str]) -> None:
         from .ussd.events import event_fields, record_event
@@ -111,6 +116,15 @@ def _appliers() -> dict[str, Callable[[Runtime, dict[str, str]], None]]:
             record_event(runtime.db, fields)
 
     return {"delivery": delivery, "ussd-events": ussd_events}
+
+
+def _received(form: dict[str, str]) -> datetime | None:
+    """When a spooled callback came (None for a line spooled without it, or not a time)."""
+    try:
+        at = datetime.fromisoformat(form[RECEIVED_AT])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def replay_spool(runtime: Runtime) -> int:
@@ -221,7 +235,10 @@ def answer_failure(exc: Exception) -> Response:
     if path in SPOOLED_PATHS:
         _log_failure(path, exc)
         try:
+            from registry.models import utcnow
+
             form = request.form.to_dict()
+            form[RECEIVED_AT] = utcnow().isoformat()
             if "input" in form:  # what the caller typed never reaches the disk (``input_shape``)
                 from .ussd.events import input_shape
 

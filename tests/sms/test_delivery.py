@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -364,3 +365,27 @@ def test_control_characters_in_a_failure_reason_are_never_stored(client, sms_run
     """A forged report could carry terminal escapes for whoever reads ``elimu messages``."""
     assert report(client, "Failed", "Delivery\x1b]0;owned\x07Failure\x1b[2J").status_code == 200
     assert row(sms_runtime, message).failure_reason == "Delivery]0;ownedFailure[2J"
+
+
+@pytest.mark.parametrize(("status", "column"), [("Sent", "sent_at"), ("Success", "delivered_at")])
+def test_a_report_spooled_in_an_outage_keeps_the_time_it_came(client, sms_runtime, message, monkeypatch, status,
+                                                                column):
+    """The database is away when the report comes: spooled, and applied an hour later when it is
+    back. The message was sent (or delivered) when the report came, not when it was replayed."""
+    from sqlalchemy.exc import OperationalError
+
+    import registry.models
+    from gateway.degraded import replay_spool
+
+    came, replayed = datetime(2026, 3, 2, 8, 0, tzinfo=UTC), datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("UPDATE", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr("gateway.sms.routes.apply_report", database_away)
+    monkeypatch.setattr(registry.models, "utcnow", lambda: came)
+    assert report(client, status).get_data(as_text=True) == "OK (spooled)\n"
+    monkeypatch.setattr(registry.models, "utcnow", lambda: replayed)
+    assert replay_spool(sms_runtime) == 1
+    stored = getattr(row(sms_runtime, message), column)
+    assert stored.replace(tzinfo=UTC) == came
