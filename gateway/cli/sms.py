@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from registry import gsm
 from registry.db import take_pending
-from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.levels import InvalidGrade, normalize_school_grade
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.services.announcements import (
@@ -36,6 +35,7 @@ from registry.services.sms_status import PipelineStatus, pipeline_status
 from ..logs import configure_logging
 from ..runtime import Runtime
 from . import Context, pass_context
+from .audit import audited_phone
 from .errors import DatabaseFailure
 from .times import as_utc, iso_utc
 
@@ -354,17 +354,15 @@ def _dispatch(runtime: Runtime, pending: list, console: Console) -> None:
 
 
 @click.command("messages")
-@click.option("--to", "recipient", default=None, metavar="MSISDN", help="only messages to this phone")
+@click.option("--to", "recipient", default=None, metavar="MSISDN",
+              help="only messages to this phone (any E.164 number: results replies go abroad too)")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @pass_context
 def messages(ctx: Context, recipient: str | None, limit: int, as_json: bool) -> None:
     """Recent outbound messages, newest first (one-time codes are never shown)."""
     if recipient:
-        try:
-            recipient = normalize_msisdn(recipient)
-        except InvalidMsisdn as exc:
-            raise click.BadParameter(str(exc), param_hint="--to") from None
+        recipient = audited_phone(recipient, "--to")  # results replies go abroad too
     query = select(OutboundMessage).order_by(OutboundMessage.id.desc()).limit(limit)
     if recipient:
         query = query.where(OutboundMessage.recipient == recipient)
