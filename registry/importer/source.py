@@ -94,6 +94,7 @@ class CsvFile:
         # the cells of ``columns``, in their order, as a tuple (itemgetter gives a bare cell for one)
         self._pick = itemgetter(*indices) if len(indices) > 1 else lambda row: (row[indices[0]],)
         self._width = len(keys)
+        self._keys, self._first_key = keys, keys[0]
 
     def _header(self, columns: Sequence[str]) -> tuple[list[str], list[str]]:
         """The header's column keys and cells; UnreadableFile when it cannot be the header."""
@@ -170,7 +171,13 @@ class CsvFile:
             if len(row) != self._width:
                 yield line, f"expected {self._width} fields as in the header, found {len(row)}"
                 continue
+            if header_key(row[0].lstrip("\ufeff")) == self._first_key and self._repeats_header(row):
+                yield line, "this line repeats the header (files joined into one?)"
+                continue
             yield line, dict(zip(self._columns, map(str.strip, self._pick(row)), strict=True))
+
+    def _repeats_header(self, row: list[str]) -> bool:
+        return [header_key(cell.lstrip("\ufeff")) for cell in row] == self._keys
 
     def _unclosed(self, line: int, field: str, last: int) -> str:
         """The reason for a row whose quoted ``field`` runs to the end of the file (its ``last`` line)."""

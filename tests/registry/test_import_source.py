@@ -124,6 +124,12 @@ def test_an_excel_separator_line_before_the_header_is_skipped(tmp_path):
         CsvFile(path, ["a", "b", "c"])
 
 
+def test_a_header_repeated_further_on_says_so(tmp_path):
+    """Two exports joined (``copy a.csv+b.csv``): the second's header, its BOM included, is a line."""
+    rows, _ = _read(tmp_path, b"a,b,c\r\n1,2,3\r\n\xef\xbb\xbfA,B ,c\r\n4,5,6\r\na,x,c\r\n")
+    assert rows == [(2, "ok"), (3, "this line repeats the header (files joined into one?)"), (4, "ok"), (5, "ok")]
+
+
 def test_a_column_the_format_does_not_use_may_appear_twice(tmp_path):
     rows, _ = _read(tmp_path, b"a,notes,b,c,Notes\n1,x,2,3,y\n")
     assert rows == [(2, "ok")]
