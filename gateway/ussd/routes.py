@@ -88,17 +88,22 @@ def answer_hop(runtime: Runtime, adapter: UssdAdapter, form: Mapping[str, str]) 
     return 200, body, content_type
 
 
-@bp.route("/ussd/<provider>", methods=["GET", "POST"])
+@bp.post("/ussd/<provider>")
 def hop(provider: str) -> Response:
     runtime = _runtime()
     adapter = adapters(runtime).get(provider)
     if adapter is None:
         abort(404)
-    if request.method == "GET" and provider not in GET_ADAPTERS:
-        abort(405)
     status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
                                             else request.form)
     return plain(body, status, content_type)
+
+
+# Only the GET-style gateways are routed for GET (and HEAD): any other method to AT's hop is a 405
+# whose ``Allow`` names POST alone.
+@bp.get(f"/ussd/<any({', '.join(sorted(GET_ADAPTERS))}):provider>")
+def get_hop(provider: str) -> Response:
+    return hop(provider)
 
 
 @bp.post("/ussd/africastalking/events")

@@ -32,3 +32,18 @@ def test_digits_of_other_scripts_are_read_as_the_digits_they_are(client, four):
 def test_both_adapters_give_the_menus_ascii_digits(parse):
     request = parse({"sessionId": "a", "phoneNumber": "+254712000919", "text": "\u0661*\uff10\uff17*12#3"})
     assert (request.text, request.inputs) == ("1*07*12#3", ["1", "07", "12#3"])
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+def test_at_hop_by_any_method_but_post_is_405_naming_post(client, method):
+    """AT always POSTs: a HEAD was read as a hop without fields (400 'sessionId is required'), and
+    the 405 to a GET named no allowed method (HTTP requires ``Allow`` on a 405)."""
+    response = client.open("/ussd/africastalking", method=method,
+                           query_string={"sessionId": "m-1", "phoneNumber": "+254712000919", "text": ""})
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) - {"OPTIONS"} == {"POST"}
+
+
+def test_generic_hop_still_answers_a_get(client):
+    response = client.get("/ussd/generic", query_string={"session_id": "g-1", "msisdn": "0712000919"})
+    assert response.status_code == 200 and response.get_data(as_text=True).startswith("CON ")
