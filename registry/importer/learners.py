@@ -472,10 +472,13 @@ def import_learners(
     the code's first row (which the import keeps).
     """
     writer = LearnerWriter(upi_factory)
-    return run_import(
-        db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-        writers=writers, on_warning=on_warning, report=report,
-    )
+    try:
+        return run_import(
+            db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
+            writers=writers, on_warning=on_warning, report=report,
+        )
+    finally:
+        writer.close()
 
 
 __all__ = ["COLUMNS", "LearnerRow", "import_learners", "parse_learner"]

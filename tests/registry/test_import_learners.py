@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from registry.identifiers import generate_upi, is_valid_assigned_upi
 from registry.importer import LEARNER_COLUMNS, CsvFile, UnreadableFile
+from registry.importer.first_rows import FirstRows
 from registry.models import Guardian, GuardianLink, Institution, Learner
 from tests.figures import report_figure
 
@@ -490,3 +491,13 @@ def test_a_phone_field_holding_two_numbers_says_so(database, tmp_path):
     assert rejected == [(2, f"guardian_phone '0712345678/0722345678': {reason}"),
                         (3, f"guardian_phone '0712 345 678, 0722 345 678': {reason}")]  # fmt: skip
     assert report.added == 1
+
+
+def test_the_imports_temporary_store_of_first_rows_is_closed(sqlite_database, tmp_path, monkeypatch):
+    """Each import keeps the first row of each learner in a temporary SQLite file; it is closed when
+    the import ends (it was left to the garbage collector, and kept open by an error's traceback)."""
+    closed: list[FirstRows] = []
+    real = FirstRows.close
+    monkeypatch.setattr(FirstRows, "close", lambda self: (closed.append(self), real(self)))
+    run_learners(sqlite_database, write_learners(tmp_path / "a.csv", [learner()]))
+    assert len(closed) == 1
