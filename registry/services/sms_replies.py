@@ -317,10 +317,12 @@ def subject_grades(subjects: str) -> list[tuple[str, str]]:
 
 
 MARKS_EXAMS = frozenset({"KCPE"})  # totals in marks (out of 500), not points
+LEVEL_EXAMS = frozenset({"KPSEA", "KJSEA"})  # CBC: performance levels (EE, ME, AE, BE), not grades
 
 
 def format_results(result: Result, language: str) -> str:
-    """The results reply: mean grade, points and every subject grade, GSM-7, within two segments.
+    """The results reply: mean grade (KPSEA, KJSEA: mean level), points and every subject grade,
+    GSM-7, within two segments.
 
     Compact spacing is used when the roomy layout is too long; only an import with an implausible
     number of subjects would be cut, and then the cut is marked with ``...``.
@@ -334,7 +336,7 @@ def format_results(result: Result, language: str) -> str:
     def compose(separator: str, items: list[tuple[str, str]], tail: str = "") -> str:
         subjects = separator.join(f"{code}:{grade}" for code, grade in items) + tail
         return gsm.to_gsm7(text(
-            "results", language, exam=result.series.exam, year=result.series.year,
+            "results_levels" if result.series.exam in LEVEL_EXAMS else "results", language, exam=result.series.exam, year=result.series.year,
             number=result.index_number, mean=result.mean_grade, points=points, subjects=subjects,
         ).rstrip())
 

@@ -74,6 +74,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "{exam} {year} {number}: Mean grade {mean}{points}. {subjects}",
         "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
     },
+    "results_levels": {  # KPSEA, KJSEA (CBC): performance levels, not grades (a CBC "grade" is the class)
+        "en": "{exam} {year} {number}: Mean level {mean}{points}. {subjects}",
+        "sw": "{exam} {year} {number}: Wastani {mean}{points}. {subjects}",
+    },
     # A KNEC status mark in place of the mean grade, explained (a parent does not know what "Y" means).
     "results_mark_X": {"en": " (absent)", "sw": " (hakufanya mtihani)"},
     "results_mark_Y": {"en": " (cancelled: exam irregularity; ask the school)",

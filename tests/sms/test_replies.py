@@ -373,7 +373,7 @@ def test_a_right_name_still_gets_the_latest_released_year_while_another_is_not_o
 def test_assessment_numbers_for_kpsea(session):
     add_result(session, exam="KPSEA", year=2024, index="A1234567", name="Achieng Atieno", mean="ME",
                points=None, subjects="ENG:ME2;MAT:EE1")
-    assert ask(session, "kpsea A1234567 achieng").text == "KPSEA 2024 A1234567: Mean grade ME. ENG:ME2, MAT:EE1"
+    assert ask(session, "kpsea A1234567 achieng").text == "KPSEA 2024 A1234567: Mean level ME. ENG:ME2, MAT:EE1"
 
 
 def test_results_queries_are_limited_per_phone(session):

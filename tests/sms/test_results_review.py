@@ -28,14 +28,25 @@ FULL_CANDIDATES = [
      "KCPE 2023 01234567890: Mean grade B (376 marks). ENG:73 B+, KIS:80 A-, MAT:88 A, SCI:70 B, SSR:65 B-",
      "KCPE 2023 01234567890: Wastani B (alama 376). ENG:73 B+, KIS:80 A-, MAT:88 A, SCI:70 B, SSR:65 B-"),
     ("KJSEA", 2025, "A2025000456", "ME1", 54, KJSEA_SUBJECTS,
-     "KJSEA 2025 A2025000456: Mean grade ME1 (54 pts). ENG:EE2, KIS:ME1, MAT:ME2, ISC:ME1, SST:EE2, PTS:AE1, "
+     "KJSEA 2025 A2025000456: Mean level ME1 (54 pts). ENG:EE2, KIS:ME1, MAT:ME2, ISC:ME1, SST:EE2, PTS:AE1, "
      "AGN:ME2, CAS:EE1, CRE:BE2",
      "KJSEA 2025 A2025000456: Wastani ME1 (pointi 54). ENG:EE2, KIS:ME1, MAT:ME2, ISC:ME1, SST:EE2, PTS:AE1, "
      "AGN:ME2, CAS:EE1, CRE:BE2"),
     ("KPSEA", 2025, "3047190112", "ME", None, KPSEA_SUBJECTS,
-     "KPSEA 2025 3047190112: Mean grade ME. ENG:ME, KIS:EE, MAT:ME, ISC:AE, CAS:BE",
+     "KPSEA 2025 3047190112: Mean level ME. ENG:ME, KIS:EE, MAT:ME, ISC:AE, CAS:BE",
      "KPSEA 2025 3047190112: Wastani ME. ENG:ME, KIS:EE, MAT:ME, ISC:AE, CAS:BE"),
 ]
+
+
+@pytest.mark.parametrize("exam", ["KPSEA", "KJSEA"])
+def test_a_cbc_assessment_gives_a_performance_level_not_a_grade(sms_runtime, texts, exam):  # noqa: F811
+    """KPSEA and KJSEA report performance levels (EE, ME, AE, BE); 'Mean grade ME' used 8-4-4's word for
+    them, and to a parent of a Grade 6 or Grade 9 learner a 'grade' is the class."""
+    with sms_runtime.db.transaction() as session:
+        add_result(session, exam=exam, index="3042170336", mean="ME2", points=None, subjects="ENG:ME2;MAT:EE1")
+    [reply] = texts(f"{exam} 3042170336 Wanjiku")
+    assert reply == f"{exam} 2025 3042170336: Mean level ME2. ENG:ME2, MAT:EE1"
+    assert "grade" not in reply.lower()
 
 
 @pytest.mark.parametrize(("exam", "year", "number", "mean", "points", "subjects", "english", "kiswahili"),
@@ -114,4 +125,4 @@ def test_the_year_before_an_assessment_number_picks_the_year(sms_runtime, texts,
     with sms_runtime.db.transaction() as session:
         add_result(session, exam=exam, year=2025, index=number, mean="ME", points=None, subjects="ENG:ME;MAT:EE")
         add_result(session, exam=exam, year=2026, index=number, mean="EE", points=None, subjects="ENG:EE;MAT:EE")
-    assert texts(asked.format(exam=exam, number=number)) == [f"{exam} 2025 {number}: Mean grade ME. ENG:ME, MAT:EE"]
+    assert texts(asked.format(exam=exam, number=number)) == [f"{exam} 2025 {number}: Mean level ME. ENG:ME, MAT:EE"]
