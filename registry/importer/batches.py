@@ -82,6 +82,9 @@ class BatchWriter(ABC, Generic[Row]):
     def committed(self) -> None:  # noqa: B027 - optional hook
         """The last batch is committed (writers keep caches of what is in the database)."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """The import has ended: free what the writer holds (``run_import`` calls it)."""
+
 
 def run_import(
     db: Database,
@@ -182,6 +185,7 @@ def run_import(
         for thread in threads:
             thread.join()
         report.seconds = time.perf_counter() - started
+        writer.close()
         if failure or not read_all:
             report.stopped_at = _stopped(finished, next_seq[0], ends, report, on_reject, on_warning)
     if failure:

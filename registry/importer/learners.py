@@ -471,14 +471,10 @@ def import_learners(
     ``on_warning(line, text)``: a row names an institution code with another name or county than
     the code's first row (which the import keeps).
     """
-    writer = LearnerWriter(upi_factory)
-    try:
-        return run_import(
-            db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-            writers=writers, on_warning=on_warning, report=report,
-        )
-    finally:
-        writer.close()
+    return run_import(
+        db, records, LearnerWriter(upi_factory), batch_size=batch_size, on_reject=on_reject, progress=progress,
+        today=today, writers=writers, on_warning=on_warning, report=report,
+    )
 
 
 __all__ = ["COLUMNS", "LearnerRow", "import_learners", "parse_learner"]

@@ -221,14 +221,10 @@ def import_results(
     report: ImportReport | None = None,
 ) -> ImportReport:
     """Import result records (``(line, record)`` pairs, e.g. from ``CsvFile``); see the module doc."""
-    writer = ResultWriter()
-    try:
-        return run_import(
-            db, records, writer, batch_size=batch_size, on_reject=on_reject, progress=progress, today=today,
-            writers=writers, on_warning=on_warning, report=report,
-        )
-    finally:
-        writer.close()
+    return run_import(
+        db, records, ResultWriter(), batch_size=batch_size, on_reject=on_reject, progress=progress,
+        today=today, writers=writers, on_warning=on_warning, report=report,
+    )
 
 
 __all__ = ["COLUMNS", "ResultRow", "import_results", "parse_result"]
