@@ -38,6 +38,7 @@ class UssdAdapter(Protocol):
 # Provider adapters by URL name (``/ussd/<name>``).
 ADAPTERS: dict[str, UssdAdapter] = {africastalking.NAME: africastalking}  # type: ignore[dict-item]
 GET_ADAPTERS = {generic.NAME}  # the GET-style gateways; AT always POSTs
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 HANDLER_KEY = "elimu.ussd"
 ADAPTERS_KEY = "elimu.ussd.adapters"
 
@@ -94,6 +95,9 @@ def hop(provider: str) -> Response:
     adapter = adapters(runtime).get(provider)
     if adapter is None:
         abort(404)
+    if request.method == "POST" and request.mimetype and request.mimetype not in FORM_TYPES:
+        # not read as a form, so it would be answered as one without fields ('sessionId is required')
+        return plain(f"the body must be a form (application/x-www-form-urlencoded), not {request.mimetype[:100]}\n", 400)
     status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
                                             else request.form)
     return plain(body, status, content_type)

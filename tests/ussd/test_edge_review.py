@@ -47,3 +47,22 @@ def test_at_hop_by_any_method_but_post_is_405_naming_post(client, method):
 def test_generic_hop_still_answers_a_get(client):
     response = client.get("/ussd/generic", query_string={"session_id": "g-1", "msisdn": "0712000919"})
     assert response.status_code == 200 and response.get_data(as_text=True).startswith("CON ")
+
+
+@pytest.mark.parametrize("path", ["/ussd/africastalking", "/ussd/generic"])
+def test_a_hop_that_is_not_a_form_is_400_naming_the_form(client, path):
+    """A hop sent as JSON (or as text) was answered 'sessionId is required', though it carried one."""
+    fields = {"sessionId": "j-1", "session_id": "j-1", "phoneNumber": "+254712000919", "msisdn": "0712000919"}
+    for response, sent in [(client.post(path, json=fields), "application/json"),
+                           (client.post(path, data="sessionId=j-1&phoneNumber=0712000919", content_type="text/plain"),
+                            "text/plain")]:
+        assert response.status_code == 400
+        assert response.get_data(as_text=True) == (
+            f"the body must be a form (application/x-www-form-urlencoded), not {sent}\n")
+
+
+def test_a_hop_posted_as_multipart_or_without_a_body_is_read_as_before(client):
+    multipart = client.post("/ussd/africastalking", content_type="multipart/form-data",
+                            data={"sessionId": "mp-1", "phoneNumber": "+254712000919", "text": ""})
+    assert multipart.status_code == 200 and multipart.get_data(as_text=True).startswith("CON ")
+    assert client.post("/ussd/africastalking").get_data(as_text=True) == "sessionId is required\n"
