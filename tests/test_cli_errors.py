@@ -61,3 +61,16 @@ def test_a_redis_database_number_the_server_lacks(tmp_path, sqlite_database, red
     assert "queues: Redis refused the connection (DB index is out of range)" in status.output  # the database's part shown
     assert status.output.endswith("Error: redis: refused the connection (DB index is out of range) (the queues are "
                                   "not shown; is REDIS_URL right and the server up?)\n")
+
+
+def test_sentinels_that_find_no_master_are_one_readable_line(tmp_path, sqlite_database):
+    """redis-py's MasterNotFoundError carries the whole client's repr (pools, options, object
+    addresses): the line names the master and the sentinels' answer, and what to check."""
+    env = {"DATABASE_URL": sqlite_database.url, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": SECRET,
+           "ELIMU_INSTANCE_PATH": str(tmp_path), "REDIS_URL": None, "ELIMU_REDIS_SENTINELS": "127.0.0.1:1"}
+    result = CliRunner().invoke(cli_module.cli, ["sms", "reconcile"], env=env)
+    assert result.exit_code == 3, result.output
+    assert result.output.startswith("Error: redis: No master found for 'mymaster' (network:ConnectionError: ")
+    assert result.output.endswith("127.0.0.1:1. Connection refused.): are ELIMU_REDIS_SENTINELS and "
+                                  "ELIMU_REDIS_SENTINEL_MASTER right and the sentinels up?\n")
+    assert "<redis." not in result.output and result.output.count("\n") == 1

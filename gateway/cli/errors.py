@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import click
 import redis.exceptions as redis_errors
+from redis.sentinel import MasterNotFoundError
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 EXIT_DATABASE = 3
@@ -28,5 +29,10 @@ def database_errors() -> Iterator[None]:
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.ResponseError) as exc:
         # ResponseError: a server refusing the connection's set-up (a REDIS_URL naming a database
         # number the server does not have, a password it does not take)
+        if isinstance(exc, MasterNotFoundError):  # its text holds the client's whole repr
+            head, _, rest = str(exc).partition(" : ")
+            raise DatabaseFailure(f"redis: {head.strip()} ({rest.rpartition(' - ')[2].strip()}): are "
+                                  "ELIMU_REDIS_SENTINELS and ELIMU_REDIS_SENTINEL_MASTER right and the "
+                                  "sentinels up?") from None
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseFailure(f"redis: {detail} (is REDIS_URL right and the server up?)") from None
