@@ -120,7 +120,7 @@ def test_a_retry_waits_its_interval_in_rqs_scheduled_registry(at_runtime, fake_a
 
 def test_a_recipient_retried_inside_a_batch_gets_a_job_of_its_own(at_runtime, fake_at):
     phones = [f"+2547{n:08d}" for n in range(3)]
-    fake_at.then(Scripted(codes={phones[2]: 502}))
+    fake_at.then(Scripted(codes={phones[2]: 500}))
     with at_runtime.db.transaction() as session:
         rows = queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Bulk", None) for p in phones], announcement_id=1)
     work_queues(at_runtime)
@@ -492,7 +492,7 @@ def test_a_retry_job_of_its_own_waits_what_the_row_waits_each_time(at_runtime, f
     from workers.queues import SendJob, _job_options, max_attempts, retry_delay
 
     phones = [f"+2547{n:08d}" for n in range(3)]
-    fake_at.then(Scripted(codes={phones[2]: 502}))
+    fake_at.then(Scripted(codes={phones[2]: 500}))
     with at_runtime.db.transaction() as session:
         rows = queue_many(session, [(p, MessageKind.ANNOUNCEMENT, "Bulk", None) for p in phones], announcement_id=1)
     work_queues(at_runtime)

@@ -7,10 +7,10 @@ SDK facts this relies on (shared AT-PROTOCOL.md §3-§4):
   the SDK hands back the text, which is parsed here. A non-2xx raises ``AfricasTalkingException``
   with the body. Here POSTs go on ``http.client`` (see ``KeepAliveSMSService``): its timeouts and connection
   errors, or ``requests``' through a proxy, come through unwrapped and are classified below.
-- Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 refused for good, but 402
-  InvalidSenderId and 405 InsufficientBalance (the account's, retried); 500/501/502 worth
-  retrying. A request-level failure (5xx, timeout, connection error, refused request) is retried,
-  but for one case: when the request went out whole and its answer was lost (``AnswerLost``: a
+- Per-recipient ``statusCode``: 100/101/102 accepted; 401-409 and 502 RejectedByGateway refused
+  for good, but 402 InvalidSenderId and 405 InsufficientBalance (the account's, retried); 500/501
+  worth retrying (AT suggests retrying 500/501 only), and so is an undocumented code above 502.
+  A request-level failure (5xx, timeout, connection error, refused request) is retried, but for one case: when the request went out whole and its answer was lost (``AnswerLost``: a
   read timeout, the connection dropped while waiting; see ``_post``), AT may have taken it. A premium reply is
   charged to the subscriber, so it is then counted as taken (``UNCONFIRMED``) and never sent
   again: a parent is not billed twice (Kenya's 2017 results service refunded 424,011 requests
@@ -65,10 +65,11 @@ MAX_CONCURRENCY = 64  # the most sending threads (each keeps its own connection 
 # (after 60-350 s), and a request on a forgotten one is reset, unanswered.
 KEEP_IDLE_S = 30.0
 ACCEPTED = {100: "Processed", 101: "Sent", 102: "Queued"}
-RETRYABLE = {500: "InternalServerError", 501: "GatewayError", 502: "RejectedByGateway"}
+RETRYABLE = {500: "InternalServerError", 501: "GatewayError"}
 REFUSED = {
     401: "RiskHold", 402: "InvalidSenderId", 403: "InvalidPhoneNumber", 404: "UnsupportedNumberType",
     405: "InsufficientBalance", 406: "UserInBlacklist", 407: "CouldNotRoute", 409: "DoNotDisturbRejection",
+    502: "RejectedByGateway",  # a server-side code, but a rejection: AT suggests retrying 500/501 only
 }
 # Refusals that are no verdict on the message but on the account: a sender id AT has not approved
 # for it, a balance run out. Retried, as a wrong API key is: what the operator fixes (AT_SENDER_ID,
@@ -527,6 +528,6 @@ def _recipient_result(message: Outgoing, entry: dict[str, Any]) -> SendResult:
                           code, cost)
     name = REFUSED.get(code or 0) or RETRYABLE.get(code or 0) or status or "unknown"
     reason = f"AT {code} {name}"
-    if code in RETRYABLE or code in ACCOUNT_REFUSALS or (code is not None and code >= 500):
+    if code in RETRYABLE or code in ACCOUNT_REFUSALS or (code is not None and code > 502):
         return SendResult(message.message_id, Outcome.RETRY, status_code=code, reason=reason)
     return SendResult(message.message_id, Outcome.FAILED, status_code=code, cost=cost, reason=reason)
