@@ -24,3 +24,11 @@ def test_audit_times_carry_their_zone_on_every_database(database, tmp_path):
     assert abs((datetime.now(UTC) - at).total_seconds()) < 3600
     table = run_elimu(database, tmp_path, "audit", "--phone", "0712345678")
     assert table.stdout.splitlines()[1].startswith(f"{row['at']}  +254712345678  -")
+
+
+def test_an_unknown_learner_is_refused_not_answered_with_no_disclosures(database, tmp_path):
+    """An access request about a mistyped UPI must not read as 'nothing was disclosed'."""
+    result = run_elimu(database, tmp_path, "audit", "--learner", "nosuch", "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == ("Error: no learner has UPI 'NOSUCH': check it (a candidate's results sent are found by "
+                             "--index NUMBER too)\n")

@@ -6,9 +6,11 @@ import json
 from datetime import timedelta
 
 import click
+from sqlalchemy import select
 
 from registry.exams import InvalidExamData, exam_named
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
+from registry.models import Learner
 from registry.services.audit import history
 from registry.services.retention import purge
 
@@ -38,6 +40,10 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
         phone = audited_phone(phone)
     exam_series = _series(series) if series else None
     with ctx.runtime.db.session() as session:
+        if upi and session.scalar(select(Learner.id).where(Learner.upi == upi.strip().upper()).limit(1)) is None:
+            # "no disclosures recorded" would answer an access request about a mistyped UPI
+            raise click.ClickException(f"no learner has UPI {upi.strip().upper()!r}: check it (a candidate's "
+                                       "results sent are found by --index NUMBER too)")
         rows = history(session, upi=upi, phone=phone, index_number=index_number, series=exam_series, limit=limit)
     records = [
         {
