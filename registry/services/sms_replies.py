@@ -262,14 +262,16 @@ def _results_reply(
 def _refusal(lookup: ResultLookup, command: Command, exam: str, language: str, ussd_code: str) -> Reply:
     """The answer when no result may be shown, the same whether the number is unknown or its names
     did not match: "not yet released" while a series of the exam is (a year asked was checked before),
-    else a request for a name (none given, with how a guardian verifies) or "none with that name"."""
+    else a request for a name (none given, with how a guardian verifies) or "none with that name" (with
+    no year asked, also how to ask for an earlier one: a KCSE index is reused by next year's candidate)."""
     pending = lookup.pending_years(exam) if command.year is None else frozenset()
     if pending:
         return Reply(text("results_embargoed", language, exam=exam, year=max(pending)))
     if not command.names:
         return Reply(text("results_need_name", language, exam=exam, number=command.number, ussd=ussd_code))
-    year = f" {command.year}" if command.year else ""
-    return Reply(text("results_no_match", language, exam=exam, year=year, number=command.number))
+    if command.year is None:  # the latest year's candidate: the index may be another's in an earlier year
+        return Reply(text("results_no_match_latest", language, exam=exam, number=command.number))
+    return Reply(text("results_no_match", language, exam=exam, year=f" {command.year}", number=command.number))
 
 
 def _may_see(session: Session, lookup: ResultLookup, phone: str, result: Result, names: tuple[str, ...]) -> bool:

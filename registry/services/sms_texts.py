@@ -44,13 +44,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "sw": "Nambari ya mtihani ya {exam} ina tarakimu {digits}; ulituma {count}. Tuma: {exam} <nambari ya "
               "tarakimu {digits}> <jina>",
     },
-    # "results_no_match" and "results_need_name" (and "results_embargoed" to a sender who may not see the
+    # "results_no_match(_latest)" and "results_need_name" (and "results_embargoed" to a sender who may not see the
     # result) never depend on whether the number exists: a reply must not tell that a number is real.
     "results_no_match": {
         "en": "No {exam}{year} results were found for {number} with that name. Check the number and send "
               "one of the candidate's names.",
         "sw": "Hakuna matokeo ya {exam}{year} ya {number} kwa jina hilo. Hakikisha nambari kisha utume jina moja "
               "la mtahiniwa.",
+    },
+    "results_no_match_latest": {  # no year asked: an index is reused every year (centre code + serial)
+        "en": "No {exam} results were found for {number} with that name. Check the number and the name; for an "
+              "earlier year, add it: {exam} {number} <name> <year>",
+        "sw": "Hakuna matokeo ya {exam} ya {number} kwa jina hilo. Hakikisha nambari na jina; kwa mwaka wa awali, "
+              "uongeze: {exam} {number} <jina> <mwaka>",
     },
     "results_embargoed": {
         "en": "{exam} {year} results are not yet released. Please try again after the official release.",

@@ -26,8 +26,8 @@ def session(sqlite_database):
 
 NEED_NAME = ("For privacy, results need one of the candidate's names: KCSE 36611030002 <name>. "
              "Verified guardians may leave it out: dial *384*1234# to verify.")
-NO_MATCH = ("No KCSE results were found for 36611030002 with that name. "
-            "Check the number and send one of the candidate's names.")
+NO_MATCH = ("No KCSE results were found for 36611030002 with that name. Check the number and the name; "
+            "for an earlier year, add it: KCSE 36611030002 <name> <year>")
 
 
 def ask(session, text, phone=PHONE, language=None, gate=None, message_id=1, batched=False):
@@ -640,7 +640,7 @@ def test_a_batch_reads_the_verified_phones_once_not_per_message(session):
 
 
 @pytest.mark.parametrize("language", ["en", "sw"])
-@pytest.mark.parametrize("key", ["results_no_match", "results_need_name", "upi_unverified"])
+@pytest.mark.parametrize("key", ["results_no_match", "results_no_match_latest", "results_need_name", "upi_unverified"])
 def test_the_privacy_texts_fit_one_segment_and_two_with_the_longest_number(key, language):
     from registry.services.sms_texts import text
 

@@ -67,8 +67,8 @@ def test_a_full_candidate_of_each_exam_gets_every_subject_exactly(
 
 # --- Kenyan name forms ----------------------------------------------------------------------------
 
-NO_MATCH = ("No KCSE results were found for 36611030002 with that name. "
-            "Check the number and send one of the candidate's names.")
+NO_MATCH = ("No KCSE results were found for 36611030002 with that name. Check the number and the name; "
+            "for an earlier year, add it: KCSE 36611030002 <name> <year>")
 
 
 def _grades_shown(replies: list[str]) -> bool:
@@ -126,3 +126,37 @@ def test_the_year_before_an_assessment_number_picks_the_year(sms_runtime, texts,
         add_result(session, exam=exam, year=2025, index=number, mean="ME", points=None, subjects="ENG:ME;MAT:EE")
         add_result(session, exam=exam, year=2026, index=number, mean="EE", points=None, subjects="ENG:EE;MAT:EE")
     assert texts(asked.format(exam=exam, number=number)) == [f"{exam} 2025 {number}: Mean level ME. ENG:ME, MAT:EE"]
+
+
+def test_the_signs_reach_africas_talking_as_imported(at_runtime, fake_at):
+    """On the wire (the real AT SDK, form-encoded): a '+' not escaped would arrive as a space."""
+    from gateway.app import create_app
+    from tests.sms.support import work_queues
+
+    with at_runtime.db.transaction() as session:
+        add_result(session, subjects=KCSE_SUBJECTS)
+    form = {"from": "+254712345678", "to": "22384", "text": "KCSE 36611030002 Wanjiku", "id": "ATXid_wire",
+            "linkId": "L1", "date": "2026-01-09 10:00:00"}
+    assert create_app(runtime=at_runtime).test_client().post("/sms/africastalking/inbound", data=form).status_code == 200
+    work_queues(at_runtime)
+    [seen] = fake_at.requests
+    assert seen.form["message"] == FULL_CANDIDATES[0][6]
+
+
+def test_an_index_reused_by_a_later_candidate_points_to_the_year(sms_runtime, texts):  # noqa: F811
+    """A KCSE index is a centre code and a serial that starts again each year, so 36611030002 of 2024
+    (Otieno) is 36611030002 of 2025 (Jane) too. Otieno's parent, without the year, was told there was
+    no Otieno and to check the number and the name, both right: a dead end. The answer (the same for
+    a number nobody holds) now says how to ask for an earlier year."""
+    with sms_runtime.db.transaction() as session:
+        add_result(session, year=2024, name="Brian Otieno Ouma", mean="C+", subjects="ENG:C+;MAT:C-")
+        add_result(session, year=2025, name="Jane Wambui Wanjiku")
+    [reply] = texts("KCSE 36611030002 Otieno")
+    assert reply == ("No KCSE results were found for 36611030002 with that name. Check the number and the name; "
+                     "for an earlier year, add it: KCSE 36611030002 <name> <year>")
+    assert texts("KCSE 36611039999 Otieno") == [reply.replace("36611030002", "36611039999")]
+    [kiswahili] = texts("Matokeo KCSE 36611030002 Otieno")
+    assert kiswahili == ("Hakuna matokeo ya KCSE ya 36611030002 kwa jina hilo. Hakikisha nambari na jina; kwa mwaka "
+                         "wa awali, uongeze: KCSE 36611030002 <jina> <mwaka>")
+    assert all(gsm.is_gsm7(r) and gsm.segments(r) == 1 for r in (reply, kiswahili))
+    assert texts("KCSE 36611030002 Otieno 2024") == ["KCSE 2024 36611030002: Mean grade C+ (62 pts). ENG:C+, MAT:C-"]
