@@ -61,8 +61,9 @@ class HopHandler:
 
     def _handle(self, request: UssdRequest, phone: str, language: list[str]) -> UssdAnswer:
         # One round trip reads the session and takes its lock, and counts the hop against the
-        # phone's limit; a retried hop then gives the count (and the lock) back, so it is never
-        # counted, and a refused one is taken back too, as ``RateLimiter.hit`` does.
+        # phone's limit; a retried hop (its answer stored, or its twin still acting) then gives the
+        # count (and the lock) back, so it is never counted, and a refused one is taken back too,
+        # as ``RateLimiter.hit`` does.
         counted: list[Counted] = []
 
         def count(pipe) -> None:
@@ -83,16 +84,18 @@ class HopHandler:
             self.store.give_back(request.session_id, token, give_back if counted else None)
             USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
             return known  # a retried hop: same answer, no second side effect
+        if token is None:  # a twin of the hop holding the session: not counted, it gets that hop's answer
+            self.store.give_back(request.session_id, None, give_back if counted else None)
+            # the busy answer in the session's language (it is this phone's: checked below)
+            language = record.state.get("lang", DEFAULT_LANGUAGE) if record and record.phone == phone else None
+            return self.store.wait_for_answer(request.session_id, request.text, phone) or UssdAnswer(
+                text(language or self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True
+            )
         if counted and not self.limiter.judge(counted[0], opened.extra).allowed:  # type: ignore[union-attr]
             self.store.give_back(request.session_id, token, give_back)
             USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
             language = self.services.language(phone) or DEFAULT_LANGUAGE
             return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
-        if token is None:  # the busy answer in the session's language (it is this phone's: checked below)
-            language = record.state.get("lang", DEFAULT_LANGUAGE) if record and record.phone == phone else None
-            return self.store.wait_for_answer(request.session_id, request.text, phone) or UssdAnswer(
-                text(language or self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True
-            )
         saved = False
         try:
             if record is not None and record.phone != phone:  # a session id another phone holds

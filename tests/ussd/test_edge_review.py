@@ -3,10 +3,16 @@ methods and content types AT never sends, and twins of a hop racing past the rat
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from gateway.app import create_app
+from gateway.runtime import Runtime
 from gateway.ussd import africastalking
 from gateway.ussd.generic import CROSSGATE, GenericAdapter
+from gateway.ussd.routes import hop_handler
+from tests.conftest import make_settings
 
 MY_ACCOUNT = "CON My account\n1. Change PIN\n2. Language\n3. Forgot PIN\n0. Back\n00. Home"
 
@@ -66,3 +72,30 @@ def test_a_hop_posted_as_multipart_or_without_a_body_is_read_as_before(client):
                             data={"sessionId": "mp-1", "phoneNumber": "+254712000919", "text": ""})
     assert multipart.status_code == 200 and multipart.get_data(as_text=True).startswith("CON ")
     assert client.post("/ussd/africastalking").get_data(as_text=True) == "sessionId is required\n"
+
+
+def test_a_twin_of_a_hop_in_flight_is_not_counted_against_the_hop_limit(runtime, tmp_path, monkeypatch):
+    """AT resends a hop it waited long for while the first is still acting. The twin was counted
+    (a retry found in the record is not), so at the limit the twin got 'Too many requests' for
+    the hop the first was answering, and below it each twin used up the phone's quota."""
+    limited = Runtime.build(make_settings(tmp_path, runtime.db, ussd_hops_per_minute=2), db=runtime.db,
+                            redis=runtime.redis)
+    client = create_app(runtime=limited).test_client()
+    assert _hop(client, "tw-1", "").status_code == 200  # the phone's first hop of the minute
+    handler = hop_handler(limited)
+    inside, waiting = threading.Event(), threading.Event()
+    real_step, real_wait = handler.engine.step, handler.store.wait_for_answer
+    # the first hop acts (menu step) only once its twin waits for its answer
+    monkeypatch.setattr(handler.engine, "step", lambda *a, **k: (inside.set(), waiting.wait(10), real_step(*a, **k))[2])
+    monkeypatch.setattr(handler.store, "wait_for_answer", lambda *a, **k: (waiting.set(), real_wait(*a, **k))[1])
+    answers: dict[str, str] = {}
+
+    def hop(name: str) -> None:
+        answers[name] = _hop(create_app(runtime=limited).test_client(), "tw-1", "4").get_data(as_text=True)
+
+    first = threading.Thread(target=hop, args=("first",))
+    first.start()
+    assert inside.wait(10)
+    hop("twin")
+    first.join(10)
+    assert waiting.is_set() and answers == {"first": MY_ACCOUNT, "twin": MY_ACCOUNT}
