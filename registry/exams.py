@@ -32,6 +32,7 @@ EXAMS: dict[str, Exam] = {
 }
 _SUBJECT_CODE = re.compile(r"[A-Z0-9]{2,8}")
 _MARK_AND_GRADE = re.compile(r"([0-9]{1,3}) (\S+)")
+SUBJECT_MAX_MARK = 100  # a KCPE subject's mark (five subjects make the 500)
 
 
 class InvalidExamData(ValueError):
@@ -108,5 +109,7 @@ def check_subjects(exam: Exam, raw: str) -> str:
             raise InvalidExamData(f"subject {code} appears twice")
         seen.add(code)
         marked = _MARK_AND_GRADE.fullmatch(grade) if exam.subject_marks else None
+        if marked and int(marked.group(1)) > SUBJECT_MAX_MARK:
+            raise InvalidExamData(f"subject {code} mark {marked.group(1)} is above {SUBJECT_MAX_MARK}")
         check_grade(exam, marked.group(2) if marked else grade, what=f"subject {code} grade")
     return text

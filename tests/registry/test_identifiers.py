@@ -253,3 +253,13 @@ def test_exam_years_and_points():
     assert check_points(EXAMS["KCSE"], "84") == 84
     with pytest.raises(InvalidExamData, match="maximum"):
         check_points(EXAMS["KJSEA"], "73")
+
+
+def test_a_kcpe_subject_mark_is_out_of_100():
+    """'ENG:730 B+' (a slipped key for 73) was imported and went out in the reply as ENG:730 B+: a KCPE
+    subject is marked out of 100 (five of them make the 500)."""
+    kcpe = EXAMS["KCPE"]
+    assert check_subjects(kcpe, "ENG:100 A;KIS:0 E;MAT:07 E") == "ENG:100 A;KIS:0 E;MAT:07 E"
+    for bad in ("ENG:730 B+", "ENG:101 A", "ENG:999 A"):
+        with pytest.raises(InvalidExamData, match="ENG mark .* above 100"):
+            check_subjects(kcpe, bad)
