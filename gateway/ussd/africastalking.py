@@ -10,23 +10,18 @@ from collections.abc import Mapping
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
-from .messages import BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits
+from .messages import MAX_FIELD, BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits, session_id_of
 
 NAME = "africastalking"
-MAX_FIELD = 200  # ids, codes and phone numbers longer than this are not AT's
 CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 def parse_hop(form: Mapping[str, str]) -> UssdRequest:
     """Read AT's session callback; raise BadUssdRequest when a required field is missing."""
-    session_id = (form.get("sessionId") or "").strip()
+    session_id = session_id_of(form, "sessionId")
     raw_phone = (form.get("phoneNumber") or "").strip()
-    if not session_id:
-        raise BadUssdRequest("sessionId is required")
     if not raw_phone:
         raise BadUssdRequest("phoneNumber is required")
-    if len(session_id) > MAX_FIELD:
-        raise BadUssdRequest("sessionId is too long")
     try:
         phone: str | None = normalize_msisdn(raw_phone[:MAX_FIELD])
     except InvalidMsisdn:

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 
-from .messages import BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits
+from .messages import MAX_FIELD, BadUssdRequest, UssdAnswer, UssdRequest, ascii_digits, session_id_of
 
 NAME = "generic"
 ROLES = ("session", "phone", "text", "service", "network")
 CROSSGATE = {"session": "session_id", "phone": "msisdn", "text": "ussd_string", "service": "service_code",
              "network": "network_code"}
-MAX_FIELD = 200
 CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
@@ -47,14 +46,10 @@ class GenericAdapter:
 
     def parse_hop(self, form: Mapping[str, str]) -> UssdRequest:
         f = self.fields
-        session_id = (form.get(f["session"]) or "").strip()
+        session_id = session_id_of(form, f["session"])
         raw_phone = (form.get(f["phone"]) or "").strip()
-        if not session_id:
-            raise BadUssdRequest(f"{f['session']} is required")
         if not raw_phone:
             raise BadUssdRequest(f"{f['phone']} is required")
-        if len(session_id) > MAX_FIELD:
-            raise BadUssdRequest(f"{f['session']} is too long")
         try:
             phone: str | None = normalize_msisdn(raw_phone[:MAX_FIELD])
         except InvalidMsisdn:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+MAX_FIELD = 200  # ids, codes and phone numbers longer than this are no provider's
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class BadUssdRequest(ValueError):
@@ -38,3 +43,16 @@ def ascii_digits(text: str) -> str:
     if text.isascii():
         return text
     return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
+def session_id_of(form: Mapping[str, str], name: str) -> str:
+    """The hop's session id (field ``name``), trimmed; BadUssdRequest when it is missing, too long,
+    or has a control character (it goes into log lines, where a newline would forge one)."""
+    session_id = (form.get(name) or "").strip()
+    if not session_id:
+        raise BadUssdRequest(f"{name} is required")
+    if len(session_id) > MAX_FIELD:
+        raise BadUssdRequest(f"{name} is too long")
+    if _CONTROL.search(session_id):
+        raise BadUssdRequest(f"{name} has a control character")
+    return session_id

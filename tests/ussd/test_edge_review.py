@@ -99,3 +99,13 @@ def test_a_twin_of_a_hop_in_flight_is_not_counted_against_the_hop_limit(runtime,
     hop("twin")
     first.join(10)
     assert waiting.is_set() and answers == {"first": MY_ACCOUNT, "twin": MY_ACCOUNT}
+
+
+@pytest.mark.parametrize("session_id", ["ATUid_1\n2026-12-05 ERROR forged line", "ATUid_\x00", "ATUid_\x1b[2J"])
+def test_a_session_id_with_a_control_character_is_400(client, session_id):
+    """A session id is written into log lines as it came: one carrying a newline forged a log line
+    (text format). AT's and the GET gateways' ids are printable; anything else is refused."""
+    response = client.post("/ussd/africastalking", data={"sessionId": session_id, "phoneNumber": "+254712000919"})
+    assert (response.status_code, response.get_data(as_text=True)) == (400, "sessionId has a control character\n")
+    generic = client.get("/ussd/generic", query_string={"session_id": session_id, "msisdn": "0712000919"})
+    assert (generic.status_code, generic.get_data(as_text=True)) == (400, "session_id has a control character\n")
