@@ -7,6 +7,8 @@ picked, and Kenyan name forms. The reply policy itself is in ``test_replies.py``
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from registry import gsm
 from tests.sms.support import add_result
@@ -160,3 +162,43 @@ def test_an_index_reused_by_a_later_candidate_points_to_the_year(sms_runtime, te
                          "wa awali, uongeze: KCSE 36611030002 <jina> <mwaka>")
     assert all(gsm.is_gsm7(r) and gsm.segments(r) == 1 for r in (reply, kiswahili))
     assert texts("KCSE 36611030002 Otieno 2024") == ["KCSE 2024 36611030002: Mean grade C+ (62 pts). ENG:C+, MAT:C-"]
+
+
+# --- any valid result fits its budget, signs intact, a cut marked ---------------------------------
+
+_EXAM_NAMES = ["KCSE", "KCPE", "KPSEA", "KJSEA"]
+
+
+@st.composite
+def _valid_results(draw):
+    from registry.exams import EXAMS
+    from registry.services.sms_replies import FoundResult, Series
+
+    exam = EXAMS[draw(st.sampled_from(_EXAM_NAMES))]
+    codes = draw(st.lists(st.from_regex(r"[A-Z0-9]{2,8}", fullmatch=True), unique=True, max_size=14))
+    grade = st.sampled_from(exam.grades)
+    if exam.subject_marks:
+        grade = st.builds(lambda mark, g: f"{mark} {g}", st.integers(0, 100), grade) | grade
+    subjects = ";".join(f"{code}:{draw(grade)}" for code in codes)
+    number = draw(st.from_regex(r"[0-9]{11}", fullmatch=True) if exam.name in ("KCSE", "KCPE")
+                  else st.from_regex(r"[0-9A-Z][0-9A-Z/-]{3,31}", fullmatch=True))
+    points = draw(st.none() | st.integers(0, exam.max_points))
+    return FoundResult(None, number, "x", draw(st.sampled_from(exam.grades)), points, subjects,
+                       Series(exam.name, draw(st.integers(exam.first_year, 2026)), True))
+
+
+@given(_valid_results(), st.sampled_from(["en", "sw"]))
+def test_any_valid_result_fits_two_gsm7_segments_with_its_grades_exact(result, language):
+    from registry.services.sms_replies import format_results, subject_grades
+
+    reply = format_results(result, language)
+    assert gsm.is_gsm7(reply) and gsm.segments(reply) <= 2
+    assert reply.startswith(f"{result.series.exam} {result.series.year} {result.index_number}: ")
+    assert f" {result.mean_grade}" in reply.split(".", 1)[0]
+    shown = reply.split(". ", 1)[1] if ". " in reply else ""
+    items = [f"{code}:{grade}" for code, grade in subject_grades(result.subjects)]
+    if shown.endswith("..."):  # cut: the first subjects, exactly, and the cut marked
+        kept = shown.removesuffix("...").rstrip()
+        assert any(kept == " ".join(items[:k]) for k in range(len(items)))
+    else:  # every subject, exactly as imported
+        assert shown in (", ".join(items), " ".join(items))
