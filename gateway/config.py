@@ -21,7 +21,7 @@ LOG_FORMATS = ("text", "json")
 # deploy/elimu.env.example marks what must be set; a secret left as it is would be a published one
 PLACEHOLDER = "CHANGE-ME"
 PLACEHOLDER_CHECKED = ("DATABASE_URL", "ELIMU_SECRET_KEY", "ELIMU_WEBHOOK_TOKEN", "AT_API_KEY")
-USSD_CODE = re.compile(r"\*\d+(\*\d+)*#")  # *384*1234#
+USSD_CODE = re.compile(r"\*[0-9]+(\*[0-9]+)*#")  # *384*1234#, ASCII digits (\d takes any script's)
 USSD_CODE_MAX = 24  # characters: real codes are short; every screen naming one stays within 160
 
 

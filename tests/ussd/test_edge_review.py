@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from gateway.app import create_app
+from gateway.config import ConfigError, ussd_code_setting
 from gateway.runtime import Runtime
 from gateway.ussd import africastalking
 from gateway.ussd.generic import CROSSGATE, GenericAdapter
@@ -109,3 +110,11 @@ def test_a_session_id_with_a_control_character_is_400(client, session_id):
     assert (response.status_code, response.get_data(as_text=True)) == (400, "sessionId has a control character\n")
     generic = client.get("/ussd/generic", query_string={"session_id": session_id, "msisdn": "0712000919"})
     assert (generic.status_code, generic.get_data(as_text=True)) == (400, "session_id has a control character\n")
+
+
+@pytest.mark.parametrize("code", ["*\u0663\u0668\u0664*1234#", "*\uff13\uff18\uff14*1234#"])
+def test_a_ussd_code_in_digits_of_another_script_is_refused(code):
+    """The code goes into screens (the slow-down END as it is) and texts: ``\\d`` took any script's
+    digits, so Arabic-Indic or full-width digits passed the check and left printable ASCII."""
+    with pytest.raises(ConfigError, match="ELIMU_USSD_CODE must be a USSD code"):
+        ussd_code_setting({"ELIMU_USSD_CODE": code})
