@@ -95,8 +95,10 @@ def hop(provider: str) -> Response:
     adapter = adapters(runtime).get(provider)
     if adapter is None:
         abort(404)
-    if request.method == "POST" and request.mimetype and request.mimetype not in FORM_TYPES:
-        # not read as a form, so it would be answered as one without fields ('sessionId is required')
+    if (request.method == "POST" and request.mimetype and request.mimetype not in FORM_TYPES
+            and not (provider in GET_ADAPTERS and request.args)):
+        # not read as a form, so it would be answered as one without fields ('sessionId is required');
+        # a GET-style gateway's fields may come in the query string, whatever the body
         return plain(f"the body must be a form (application/x-www-form-urlencoded), not {request.mimetype[:100]}\n", 400)
     status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
                                             else request.form)

@@ -73,6 +73,9 @@ def test_a_hop_posted_as_multipart_or_without_a_body_is_read_as_before(client):
                             data={"sessionId": "mp-1", "phoneNumber": "+254712000919", "text": ""})
     assert multipart.status_code == 200 and multipart.get_data(as_text=True).startswith("CON ")
     assert client.post("/ussd/africastalking").get_data(as_text=True) == "sessionId is required\n"
+    query = client.post("/ussd/generic", query_string={"session_id": "q-1", "msisdn": "0712000919"},
+                        data="", content_type="text/plain")  # a GET-style gateway's fields, POSTed
+    assert query.status_code == 200 and query.get_data(as_text=True).startswith("CON ")
 
 
 def test_a_twin_of_a_hop_in_flight_is_not_counted_against_the_hop_limit(runtime, tmp_path, monkeypatch):
