@@ -29,6 +29,7 @@ from registry.services.announcements import (
     find_announcement,
     find_institution,
     opted_out_count,
+    prefer_gsm7,
 )
 from registry.services.sms_status import PipelineStatus, pipeline_status
 
@@ -286,9 +287,10 @@ def announce_command(ctx: Context, code: str, grade: str | None, message: str, a
             grade = normalize_school_grade(grade)
         except InvalidGrade as exc:
             raise click.BadParameter(str(exc), param_hint="--grade") from None
-    if gsm.segments(text) > MAX_ANNOUNCEMENT_SEGMENTS:
+    segments = gsm.segments(prefer_gsm7(text))  # as it will go: curly quotes and dashes mapped
+    if segments > MAX_ANNOUNCEMENT_SEGMENTS:
         raise click.BadParameter(
-            f"the message takes {gsm.segments(text)} SMS segments; keep it within {MAX_ANNOUNCEMENT_SEGMENTS}",
+            f"the message takes {segments} SMS segments; keep it within {MAX_ANNOUNCEMENT_SEGMENTS}",
             param_hint="--message",
         )
     runtime = ctx.runtime

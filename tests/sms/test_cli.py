@@ -92,6 +92,15 @@ def test_announce_maps_curly_quotes_to_gsm7(run, sms_runtime, school):
     assert {r.body for r in outbox_rows(sms_runtime)} == {"Parents' day - Friday"}
 
 
+def test_announce_counts_segments_as_the_text_will_go(run, sms_runtime, school):
+    """The limit was checked before curly quotes were mapped, so one ’ made a 5-segment GSM-7
+    text count as 11 UCS-2 segments and refused it; it goes out mapped, in 5."""
+    message = "Parents’ meeting on Friday. " + "x" * 670
+    result = run("announce", "--institution", "WE4T", "--message", message)
+    assert result.exit_code == 0, result.output
+    assert {r.body for r in outbox_rows(sms_runtime)} == {message.replace("’", "'")}
+
+
 @pytest.mark.parametrize(("args", "code", "text"), [
     (["--institution", "NOPE", "--message", "hi"], 1, "no institution has the code 'NOPE'"),
     (["--institution", "WE4T", "--message", "   "], 2, "the message is empty"),
