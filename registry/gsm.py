@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -49,21 +50,25 @@ def segments(text: str) -> int:
     """How many SMS segments ``text`` takes. An escaped pair never splits across two segments."""
     if _BEYOND_BASIC.search(text) is None:
         return 1 if len(text) <= SINGLE_SEGMENT["gsm7"] else -(-len(text) // CONCAT_SEGMENT["gsm7"])
-    enc = encoding(text)
-    if enc == "ucs2":
-        units = len(text.encode("utf-16-le")) // 2
-        if units <= SINGLE_SEGMENT["ucs2"]:
+    if encoding(text) == "ucs2":
+        # UTF-16 code units; a character beyond the BMP (an emoji) is a surrogate pair, two units
+        # that never split across segments, as an escaped GSM-7 pair never does
+        if len(text.encode("utf-16-le")) // 2 <= SINGLE_SEGMENT["ucs2"]:
             return 1
-        return -(-units // CONCAT_SEGMENT["ucs2"])
+        return _packed(text, CONCAT_SEGMENT["ucs2"], lambda ch: 2 if ord(ch) > 0xFFFF else 1)
     if septets(text) <= SINGLE_SEGMENT["gsm7"]:
         return 1
+    return _packed(text, CONCAT_SEGMENT["gsm7"], lambda ch: 2 if ch in EXTENSION else 1)
+
+
+def _packed(text: str, size: int, width: Callable[[str], int]) -> int:
+    """Segments of ``size`` units filled in order, a character's units never split across two."""
     count, used = 1, 0
-    size = CONCAT_SEGMENT["gsm7"]
     for ch in text:
-        width = 2 if ch in EXTENSION else 1
-        if used + width > size:
+        units = width(ch)
+        if used + units > size:
             count, used = count + 1, 0
-        used += width
+        used += units
     return count
 
 

@@ -23,6 +23,10 @@ from registry import gsm
         ("a" * 70 + "\u0394", 1),  # Greek capital delta is in the basic table
         ("\u4e2d" * 70, 1),  # UCS-2
         ("\u4e2d" * 71, 2),
+        ("\u4e2d" * 68 + "\U0001f600", 1),  # an emoji is two UTF-16 units: 70 in all
+        ("\u4e2d" * 69 + "\U0001f600", 2),
+        ("\u4e2d" * 67 + "\U0001f600" + "\u4e2d" * 65, 2),  # 134 units, the pair opening the second segment
+        ("\u4e2d" * 66 + "\U0001f600" + "\u4e2d" * 66, 3),  # 134 units, but the pair would straddle 67|67
     ],
 )
 def test_segments(text, segments):
@@ -37,20 +41,20 @@ def test_grades_and_look_alikes_map_to_gsm7():
 def _reference_segments(text: str) -> int:
     """The per-character rule the module states, without its shortcuts."""
     if not all(ch in gsm.BASIC or ch in gsm.EXTENSION for ch in text):
-        units = len(text.encode("utf-16-le")) // 2
-        return 1 if units <= 70 else -(-units // 67)
-    if sum(2 if ch in gsm.EXTENSION else 1 for ch in text) <= 160:
+        widths, single, size = [len(ch.encode("utf-16-le")) // 2 for ch in text], 70, 67
+    else:
+        widths, single, size = [2 if ch in gsm.EXTENSION else 1 for ch in text], 160, 153
+    if sum(widths) <= single:
         return 1
     count, used = 1, 0
-    for ch in text:
-        width = 2 if ch in gsm.EXTENSION else 1
-        if used + width > 153:
+    for width in widths:
+        if used + width > size:
             count, used = count + 1, 0
         used += width
     return count
 
 
-_ALPHABET = sorted(gsm.BASIC | gsm.EXTENSION) + ["\u2013", "\u201c", "\u00e2", "\u4e2d", "\t"]
+_ALPHABET = sorted(gsm.BASIC | gsm.EXTENSION) + ["\u2013", "\u201c", "\u00e2", "\u4e2d", "\t", "\U0001f600"]
 
 
 @given(st.text(alphabet=st.sampled_from(_ALPHABET), max_size=400) | st.text(max_size=200))
