@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from registry.importer.results import ResultWriter
-from registry.models import ExamSeries
+from registry.models import ExamResult, ExamSeries
 from tests.cli_support import run_elimu
 from tests.registry.support import learner, write_learners, write_results
 
@@ -31,7 +31,8 @@ def test_import_learners_prints_counts_and_exits_0_then_1_for_rejects(database, 
     assert done.stdout.startswith("added 1, updated 0, unchanged 0, rejected 2")
     assert done.stderr.splitlines() == [
         "line 3: gender must be M or F, not 'Q'",
-        "line 4: guardian_phone '07123': not a valid Kenyan number (wrong length or prefix)",
+        "line 4: guardian_phone '07123': not a valid Kenyan number: too few digits; a Kenyan mobile number "
+        "is 07... or 01... (10 digits), or +2547... or +2541...",
     ]
 
 
@@ -242,3 +243,29 @@ def test_on_a_terminal_a_progress_bar_runs_and_rejections_still_print(database, 
     assert done.exit_code == 1
     assert "line 9: gender must be M or F, not 'Q'" in done.stderr
     assert done.stdout.startswith("added 29, updated 0, unchanged 0, rejected 1")
+
+
+def test_ctrl_c_during_an_import_prints_what_it_wrote_and_exits_130(database, tmp_path, monkeypatch):
+    """Ctrl-C while line 1502 is read: the batch of lines 2-1001 is written and counted, the line to
+    look from is named as for any stopped import, exit 130; importing again finishes the rest."""
+    path = write_results(tmp_path / "r.csv", _results(2500))
+    real = ResultWriter.parse
+
+    def parse(self, line, record, today):
+        if line == 1502:
+            raise KeyboardInterrupt
+        return real(self, line, record, today)
+
+    monkeypatch.setattr(ResultWriter, "parse", parse)
+    done = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 130, done.output
+    assert re.fullmatch(
+        r"added 1000, updated 0, unchanged 0, rejected 0 \(1000 rows in [0-9.]+ s\); the import stopped at line "
+        r"1002: that line and those after it were not all imported; import the file again once the error is put "
+        r"right \(rows already imported count as unchanged\)\n", done.stdout)  # fmt: skip
+    assert done.stderr == "Error: interrupted (Ctrl-C)\n"
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(ExamResult)) == 1000
+    monkeypatch.setattr(ResultWriter, "parse", real)
+    again = run_elimu(database, tmp_path, "registry", "import-results", str(path))
+    assert again.exit_code == 0 and again.stdout.startswith("added 1500, updated 0, unchanged 1000, rejected 0 (")

@@ -54,13 +54,19 @@ pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
 class ElimuGroup(click.Group):
-    """Every command: a database or Redis failure is one line and exit 3, never a traceback."""
+    """Every command: a database or Redis failure is one line and exit 3, never a traceback; Ctrl-C
+    is one line and exit 130 (128 + SIGINT, as a shell reports it), after what the command prints
+    when stopped (an import: its counts and the line it stopped at)."""
 
     def invoke(self, ctx: click.Context):
-        from .errors import database_errors
+        from .errors import EXIT_INTERRUPTED, database_errors
 
-        with database_errors():
-            return super().invoke(ctx)
+        try:
+            with database_errors():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted (Ctrl-C)", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 @click.group(cls=ElimuGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,7 @@ from redis.sentinel import MasterNotFoundError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 EXIT_DATABASE = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
 
 
 class DatabaseFailure(click.ClickException):
