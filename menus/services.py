@@ -120,6 +120,13 @@ class PinNeeded(Exception):
     code is left as it was), and the menus ask for the PIN again."""
 
 
+class PinChoicesSpent(Exception):
+    """Raised by ``pin_refused`` when this phone has had its PINs of the day judged
+    (``registry.services.accounts.PIN_CHOICES_PER_DAY`` in 24 h, across sessions and dials): this
+    one is not judged (a refusal would tell whether it is a learner's birthday), the registry has
+    audited it, and the menus end the session."""
+
+
 class Services(Protocol):
     """The registry operations the menus call. Implementations do their own transactions."""
 
@@ -159,7 +166,8 @@ class Services(Protocol):
         ...
 
     def pin_refused(self, phone: str, pin: str) -> bool:
-        """Whether the PIN policy refuses this PIN (trivial, or the learner's birth year)."""
+        """Whether the PIN policy refuses this PIN (trivial, a year, or a learner's birthday); each
+        call counts towards the phone's PINs judged a day: past them ``PinChoicesSpent``."""
         ...
 
     def seal_pin(self, pin: str) -> str:

@@ -8,10 +8,11 @@ from datetime import date
 
 from .. import layout
 from ..engine import MORE, Back, Context, Go, Home, Outcome, Retry, Screen, Stay, Stop, View
-from ..services import LearnerChoice, OtpResult, PinNeeded, PinResult, Purpose
+from ..services import LearnerChoice, OtpResult, PinChoicesSpent, PinNeeded, PinResult, Purpose
 
 IDENTIFIER = re.compile(r"^[A-Z0-9/-]{3,24}$")
 MAX_CHOSEN = 6  # PINs judged in one session (refused or taken): birthdays are not tried at leisure
+# (and the registry judges only so many a day per phone, whatever the dials: ``PinChoicesSpent``)
 CHOSEN = "_pins_chosen"  # survives ``00`` (home), as the activation misses do
 DATE_SEPARATORS = str.maketrans("", "", " /-.")  # ``05 09 2014``, ``05/09/2014`` read as ``05092014``
 
@@ -150,7 +151,11 @@ class ChoosePin(Screen):
         if chosen >= MAX_CHOSEN:
             return Stop(ctx.t("pin.too_many"))
         ctx.data[CHOSEN] = chosen + 1
-        if ctx.services.pin_refused(ctx.phone, value):
+        try:
+            refused = ctx.services.pin_refused(ctx.phone, value)
+        except PinChoicesSpent:  # the phone's PINs of the day, across dials: this one not judged
+            return Stop(ctx.t("pin.day_limit"))
+        if refused:
             # A well-formed answer the policy refuses: said why, not counted as an invalid one (a
             # parent trying 1234, 0000 and a birth year must not lose the code they just verified)
             if chosen + 1 >= MAX_CHOSEN:

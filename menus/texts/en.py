@@ -52,6 +52,7 @@ TEXTS: dict[str, str] = {
     "pin.choose_new": "Choose a new 4-digit PIN:",
     "pin.trivial": "That PIN is too easy to guess (like 1234, 1111, a year or a birthday).",
     "pin.too_many": "Too many PINs tried. Dial {code} and start again with a PIN not like 1234, a year or a birthday.",
+    "pin.day_limit": "Too many PINs tried on this phone today. Try again tomorrow, or visit the school for help.",
     "pin.confirm": "Enter the PIN again to confirm:",
     "pin.mismatch": "The PINs did not match.",
     "pin.changed": "Your PIN has been changed.",

@@ -52,6 +52,7 @@ TEXTS: dict[str, str] = {
     "pin.choose_new": "Chagua PIN mpya ya tarakimu 4:",
     "pin.trivial": "PIN hiyo ni rahisi mno kukisia (kama 1234, 1111, mwaka au siku ya kuzaliwa).",
     "pin.too_many": "Umejaribu PIN nyingi mno. Piga {code} uanze upya, kwa PIN isiyo kama 1234, mwaka au siku ya kuzaliwa.",
+    "pin.day_limit": "PIN nyingi mno zimejaribiwa kwa simu hii leo. Jaribu tena kesho, au tembelea shule upate msaada.",
     "pin.confirm": "Weka PIN tena kuthibitisha:",
     "pin.mismatch": "PIN hazikulingana.",
     "pin.changed": "PIN yako imebadilishwa.",

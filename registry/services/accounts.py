@@ -10,6 +10,8 @@ datetime), so tests control time. Rules:
   dials again within the minute enters the code in the SMS;
 - PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes, and each further
   3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
+- PINs chosen (activation, change, reset): at most 12 judged per phone in 24 h, however many dials
+  (each is a ``pin_chosen`` row in the audit trail; one past them is not judged, a ``pin_choice_limit`` row);
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
   from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``;
@@ -104,6 +106,12 @@ MISS_ACTION = "activation_miss"
 LISTED_ACTION = "learners_listed"  # the USSD list of a guardian's learners (masked name, grade)
 RESET_ACTION = "pin_reset"  # a forgotten PIN replaced: it spends the reset code used before it
 CHANGE_ACTION = "pin_changed"  # a PIN replaced after the current one, in the same session
+# A refusal tells whether a PIN is a birthday of the phone's learners, so the PINs judged are counted
+# per phone over the last 24 h (rolling, as the activation misses): two sessions' worth
+# (``menus.flows.common.MAX_CHOSEN`` each), room for a parent who mistypes, none for trying dates.
+PIN_CHOICES_PER_DAY = 12
+CHOSEN_ACTION = "pin_chosen"  # a PIN judged on a choose-PIN screen, refused or taken
+CHOICE_LIMIT_ACTION = "pin_choice_limit"  # a PIN not judged: the phone's day of choices was used
 CHANNEL = "ussd"
 SMS_NAME_LIMIT = 24
 
@@ -222,7 +230,7 @@ def caller(session: Session | Connection, phone: str, *, sending: bool = False) 
 
 def lock_sends(session: Session | Connection, phone: str) -> None:
     """Hold ``phone``'s code-sending lock until the transaction ends: the send limits read after
-    it count every code committed before."""
+    it count every code committed before (and ``judge_chosen_pin``'s count every PIN judged)."""
     if _postgresql(session):
         session.execute(select(_SEND_LOCK), {"phone": phone})
     else:
@@ -595,7 +603,8 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
     those it is verified for and the one whose activation code it used within the proof window.
     (A learner only linked is left out: refusing its birthday would tell it to whoever tries PINs.
     Every year is refused, so none tells a birth year; the menus end a session after a few PINs
-    judged, refused or taken (``menus.flows.common.MAX_CHOSEN``), so trying birthdays costs a new code every few.)"""
+    judged, refused or taken (``menus.flows.common.MAX_CHOSEN``), and ``judge_chosen_pin`` judges
+    at most ``PIN_CHOICES_PER_DAY`` a day, whatever the dials, so birthdays are not tried at leisure.)"""
     proving = select(OneTimeCode.learner_id).where(
         OneTimeCode.phone == phone, OneTimeCode.purpose == Purpose.ACTIVATE.value,
         OneTimeCode.used_at.is_not(None), OneTimeCode.used_at > now - PROOF_WINDOW,
@@ -607,6 +616,20 @@ def pin_refused(session: Session, phone: str, pin: str, now: datetime) -> bool:
     )
     personal = {f(b) for b in births for f in (lambda d: d.strftime("%d%m"), lambda d: d.strftime("%m%d"))}
     return pin_is_trivial(pin, personal)
+
+
+def judge_chosen_pin(session: Session, phone: str, pin: str, now: datetime) -> bool | None:
+    """``pin_refused`` for a PIN chosen over USSD, counted across sessions and dials: each PIN judged
+    is a ``CHOSEN_ACTION`` row; once ``PIN_CHOICES_PER_DAY`` were judged in the last 24 h, None: this
+    one is not judged (nothing tells whether it is a birthday), and the refusal is a
+    ``CHOICE_LIMIT_ACTION`` row. The phone's lock is taken first (``lock_sends``), so two sessions
+    choosing at once are counted one after the other, not both under the limit."""
+    lock_sends(session, phone)
+    judged = session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.phone == phone, AuditEvent.action == CHOSEN_ACTION, AuditEvent.at > now - timedelta(days=1)))
+    counted = CHOICE_LIMIT_ACTION if judged >= PIN_CHOICES_PER_DAY else CHOSEN_ACTION
+    session.add(AuditEvent(at=now, phone=phone, learner_id=None, action=counted, channel=CHANNEL))
+    return None if counted == CHOICE_LIMIT_ACTION else pin_refused(session, phone, pin, now)
 
 
 def _active_guardian(session: Session, phone: str) -> Guardian | None:

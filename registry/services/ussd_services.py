@@ -12,6 +12,7 @@ from menus.services import (
     LearnerStatus,
     OtpCheck,
     PinCheck,
+    PinChoicesSpent,
     Purpose,
     SendResult,
 )
@@ -85,8 +86,13 @@ class RegistryServices:
             return accounts.check_pin(session, self.keys, phone, pin, self.clock(), session_id)
 
     def pin_refused(self, phone: str, pin: str) -> bool:
+        """Counted (``accounts.judge_chosen_pin``); past the day's PINs ``PinChoicesSpent``, raised
+        after the commit so the refusal's audit row stays."""
         with self.db.transaction() as session:
-            return accounts.pin_refused(session, phone, pin, self.clock())
+            refused = accounts.judge_chosen_pin(session, phone, pin, self.clock())
+        if refused is None:
+            raise PinChoicesSpent
+        return refused
 
     def seal_pin(self, pin: str) -> str:
         return self.keys.pin.seal(pin)

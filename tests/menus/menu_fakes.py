@@ -17,6 +17,7 @@ from menus.services import (
     OtpCheck,
     OtpResult,
     PinCheck,
+    PinChoicesSpent,
     PinNeeded,
     PinResult,
     Purpose,
@@ -28,6 +29,7 @@ OTHER_SCHOOL = "Our Lady of Perpetual Help Nyandarua Girls' Junior Secondary Aca
 # Codes and PINs that make the fake answer each way.
 OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED = "111111", "222222", "333333", "444444"
 PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY = "1357", "2468", "3579", "4680", "1234"
+PIN_SPENT = "9753"  # a PIN chosen past the phone's PINs of the day
 ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED = "BC1", "SOON", "LIMIT", "GONE", "BLOCKED"
 DOB = "05012015"
 
@@ -122,6 +124,8 @@ class FakeServices:
         }.get(pin, PinCheck(PinResult.WRONG, tries_left=1))
 
     def pin_refused(self, phone: str, pin: str) -> bool:
+        if pin == PIN_SPENT:
+            raise PinChoicesSpent
         return pin == PIN_EASY
 
     def seal_pin(self, pin: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 from menus.app import build_engine
 from menus.engine import Reply
 from menus.layout import SCREEN_LIMIT
+from menus.texts import text
 from tests.menus.menu_fakes import (
     DOB,
     ID_BLOCKED,
@@ -31,6 +32,7 @@ from tests.menus.menu_fakes import (
     PIN_LOCK_NOW,
     PIN_LOCKED,
     PIN_OK,
+    PIN_SPENT,
     PIN_WRONG,
     Conversation,
     FakeServices,
@@ -40,7 +42,7 @@ INPUTS = (
     "", "0", "00", "1", "2", "3", "4", "5", "6", "7", "98", "x", "*#",
     ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED, DOB, "31022015", "01012099",
     OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED,
-    PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY, "8264",
+    PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY, PIN_SPENT, "8264",
 )
 CALLERS = {
     "unlinked": dict(linked=False, active=False),
@@ -120,6 +122,7 @@ def test_every_reachable_screen_fits_and_is_ascii(lang):
     # Every way a session can end was met (one generic miss message, lock, limits, status, ...),
     # and every learner's status.
     assert len(endings) >= 20
+    assert text(lang, "pin.day_limit") in endings  # a PIN chosen past the PINs of the day
 
 
 def test_unlinked_caller_never_sees_a_learner():

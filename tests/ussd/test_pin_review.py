@@ -3,15 +3,27 @@ the policy refuses the learners' birthdays, so each PIN judged tells whether it 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import func, select
+
+from registry.models import AuditEvent
+from registry.services import accounts
+from registry.services.accounts import CHOICE_LIMIT_ACTION, CHOSEN_ACTION, PIN_CHOICES_PER_DAY
+from tests.conftest import TEST_SECRET
+from tests.pg_waits import Behind
+from tests.ussd.support import PHONE, PIN, World
 
 CHOOSE = {"en": "CON Choose a new 4-digit PIN:", "sw": "CON Chagua PIN mpya ya tarakimu 4:"}
 CONFIRM = {"en": "CON Enter the PIN again to confirm:", "sw": "CON Weka PIN tena kuthibitisha:"}
 RESUME = {"en": "CON Your last session did not finish.", "sw": "CON Hukumaliza ulichokuwa ukifanya mara ya mwisho."}
 TOO_MANY = {"en": "END Too many PINs tried. Dial *384*1234# and start again",
             "sw": "END Umejaribu PIN nyingi mno. Piga *384*1234# uanze upya"}
+DAY_LIMIT = {"en": "END Too many PINs tried on this phone today. Try again tomorrow, or visit the school for help.",
+             "sw": "END PIN nyingi mno zimejaribiwa kwa simu hii leo. Jaribu tena kesho, au tembelea shule upate msaada."}
+# PINs the policy takes (none a year, a repeat, a run or Jane's birthday): each goes to the confirm screen
+TAKEN = [f"{day:02d}{month:02d}" for month in (3, 5) for day in range(10, 19)]
 
 
 @pytest.mark.parametrize("lang", ["en", "sw"])
@@ -39,3 +51,81 @@ def test_a_reset_session_tries_no_more_than_six_dates_even_continued(real_stack,
         assert phone.send("0").startswith(CHOOSE[lang])
     assert phone.send("1703").startswith(TOO_MANY[lang])
     assert not phone.dial().startswith(RESUME[lang])  # the END dropped the resume point
+
+
+def _actions(world, action: str) -> int:
+    with world.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action))
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_pins_judged_are_limited_per_phone_per_day_across_dials(real_stack, real_ussd, lang):
+    """The six PINs judged in a session started again with each dial: whoever held the phone could
+    change the PIN dial after dial, trying a dozen dates a dial for the learners' birthdays. Now the
+    registry judges at most ``PIN_CHOICES_PER_DAY`` a day per phone: past them the next PIN chosen,
+    in any dial, ends the session unjudged (and audited), until the first judged is a day old."""
+    clock, _, world, _ = real_stack
+    world.learner(verified=True)
+    world.activate()
+    phone = real_ussd()
+    if lang == "sw":
+        phone.script("dial\n> 4\n> 2\n> 2")
+    pins = iter(TAKEN)
+    for _ in range(PIN_CHOICES_PER_DAY // 6):
+        phone.script(f"redial\n> 4\n> 1\n> {PIN}\n< {CHOOSE[lang]}\n< ...")
+        for _ in range(6):
+            assert phone.send(next(pins)).startswith(CONFIRM[lang])
+            assert phone.send("0").startswith(CHOOSE[lang])
+        assert phone.send(next(pins)).startswith(TOO_MANY[lang])
+
+    def change() -> str:
+        phone.script(f"redial\n> 4\n> 1\n> {PIN}\n< {CHOOSE[lang]}\n< ...")
+        return phone.send("5803")
+
+    assert change() == DAY_LIMIT[lang]
+    assert change() == DAY_LIMIT[lang]
+    assert (_actions(world, CHOSEN_ACTION), _actions(world, CHOICE_LIMIT_ACTION)) == (PIN_CHOICES_PER_DAY, 2)
+    clock.advance(hours=23, minutes=59)
+    assert change() == DAY_LIMIT[lang]
+    clock.advance(minutes=1)  # the PINs judged are a day old: a new day's
+    assert change().startswith(CONFIRM[lang])
+    assert phone.send("5803") == {"en": "END Your PIN has been changed.", "sw": "END PIN yako imebadilishwa."}[lang]
+
+
+def test_a_parent_who_used_a_session_of_pins_still_activates_the_next_dial(real_stack, real_ussd):
+    """The daily limit leaves room for a parent: six easy PINs end the first session, and in the
+    next dial (a new code) an easy one, a mistyped confirmation and the PIN again still finish."""
+    clock, _, world, _ = real_stack
+    world.learner()
+    phone = real_ussd()
+    activation = "redial\n> 1\n> 12345678\n> 05092014\n> {otp}\n< CON Choose a 4-digit PIN:\n< ..."
+    phone.script(activation)
+    for easy in ("1234", "1111", "2014", "0000", "1990"):
+        assert phone.send(easy).startswith("CON That PIN is too easy to guess")
+    assert phone.send("4321").startswith(TOO_MANY["en"])
+    clock.advance(minutes=2)
+    phone.script(activation)
+    assert phone.send("1234").startswith("CON That PIN is too easy to guess")
+    assert phone.send("5803").startswith(CONFIRM["en"])
+    assert phone.send("5830").startswith("CON The PINs did not match.")
+    assert phone.send("5803").startswith(CONFIRM["en"])
+    assert phone.send("5803").startswith("END Your account is active.")
+    assert _actions(world, CHOSEN_ACTION) == 9 and _actions(world, CHOICE_LIMIT_ACTION) == 0
+
+
+@pytest.mark.postgres
+def test_two_sessions_choosing_at_once_are_counted_one_after_the_other(pg_database):
+    """Two sessions of one phone judging its last PIN of the day at once each counted the PINs
+    judged before the other committed; now the second waits for the first and is refused."""
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    world = World(pg_database, TEST_SECRET)
+    world.learner(verified=True)
+    world.activate()
+    with pg_database.transaction() as session:
+        for pin in TAKEN[:PIN_CHOICES_PER_DAY - 1]:
+            assert accounts.judge_chosen_pin(session, PHONE, pin, now) is False
+    with pg_database.transaction() as session:
+        assert accounts.judge_chosen_pin(session, PHONE, "0509", now) is True  # Jane's birthday
+        second = Behind(pg_database, lambda other: accounts.judge_chosen_pin(other, PHONE, "0905", now))
+    assert second.result() is None
+    assert (_actions(world, CHOSEN_ACTION), _actions(world, CHOICE_LIMIT_ACTION)) == (PIN_CHOICES_PER_DAY, 1)

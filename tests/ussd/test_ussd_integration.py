@@ -46,7 +46,7 @@ def test_activation_upi_and_status_on_postgres_and_redis(real_stack, real_ussd):
     assert [m.kind.value for m in sms.messages(PHONE)] == ["otp", "upi", "otp", "upi"]
     with world.db.transaction() as session:
         actions = sorted(a for a in session.scalars(select(AuditEvent.action)))
-    assert actions == ["status_shown", "upi_sent", "upi_sent"]
+    assert actions == ["pin_chosen", "status_shown", "upi_sent", "upi_sent"]  # the PIN chosen is counted
 
 
 def test_kiswahili_and_unlinked_phone_on_real_servers(real_stack, real_ussd):
