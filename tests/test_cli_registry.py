@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import subprocess
+import sys
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from registry.importer.results import ResultWriter
 from registry.models import ExamResult, ExamSeries
-from tests.cli_support import run_elimu
+from tests.cli_support import SECRET, run_elimu
 from tests.registry.support import learner, write_learners, write_results
 
 
@@ -269,3 +273,50 @@ def test_ctrl_c_during_an_import_prints_what_it_wrote_and_exits_130(database, tm
     monkeypatch.setattr(ResultWriter, "parse", real)
     again = run_elimu(database, tmp_path, "registry", "import-results", str(path))
     assert again.exit_code == 0 and again.stdout.startswith("added 1500, updated 0, unchanged 1000, rejected 0 (")
+
+
+def test_a_file_piped_in_is_imported(database, tmp_path):
+    """`cat learners.csv | elimu registry import-learners -`: standard input is read as the file
+    (copied aside first: the importer opens it by name), its messages naming it `stdin`."""
+    path = write_learners(tmp_path / "l.csv", [learner(upi="KE1"), learner(upi="KE2", birth_certificate_no="X2",
+                                                                             institution_name="Kilimani P")])
+    done = run_elimu(database, tmp_path, "registry", "import-learners", "-", stdin=path.read_bytes())
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("added 2, updated 0, unchanged 0, rejected 0 (2 rows in ")
+    assert done.stderr.startswith("stdin: line 3: institution_name 'Kilimani P' differs")
+    empty = run_elimu(database, tmp_path, "registry", "import-results", "-", stdin=b"")
+    assert empty.exit_code == 2 and empty.stderr == "Error: stdin: empty file: the first line must be the header\n"
+
+
+def _elimu_process(database, tmp_path, *args: str, **run) -> subprocess.CompletedProcess:
+    """``elimu ARGS`` in its own process (its standard input a real pipe or terminal), bytes out."""
+    environ = {**os.environ, "DATABASE_URL": database.url, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": SECRET,
+               "ELIMU_INSTANCE_PATH": str(tmp_path)}
+    environ.pop("REDIS_URL", None)
+    return subprocess.run([sys.executable, "-c", "from gateway.cli import main; main()", *args], env=environ,
+                          capture_output=True, timeout=60, check=False, **run)
+
+
+def test_dev_stdin_fed_by_a_pipe_is_imported(sqlite_database, tmp_path):
+    """`cat results.csv | elimu registry import-results /dev/stdin` said "no such file": a pipe is
+    not a regular file."""
+    path = write_results(tmp_path / "r.csv", _results(3))
+    done = _elimu_process(sqlite_database, tmp_path, "registry", "import-results", "/dev/stdin",
+                          input=path.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("added 3, updated 0, unchanged 0, rejected 0 (3 rows in ")
+    assert done.stderr == b""
+
+
+def test_dash_on_a_terminal_is_refused_not_waited_on(sqlite_database, tmp_path):
+    """`elimu registry import-results -` typed with nothing piped in: one line, exit 2, instead of
+    waiting for a CSV file to be typed."""
+    operator, terminal = pty.openpty()
+    try:
+        done = _elimu_process(sqlite_database, tmp_path, "registry", "import-results", "-", stdin=terminal)
+    finally:
+        os.close(operator)
+        os.close(terminal)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode() == ("Error: -: standard input is a terminal, not a file: pipe the file in (cat FILE.csv | "
+                           "elimu registry import-results -) or name it\n")

@@ -4,9 +4,11 @@ taking a phone off a learner (``unlink-guardian``)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -43,6 +45,7 @@ from .times import as_utc, iso_utc
 
 EXIT_REJECTED = 1
 EXIT_UNREADABLE = 2
+SPOOL_CHUNK = 1 << 20
 
 
 @click.group("registry")
@@ -51,30 +54,58 @@ def registry_group() -> None:
 
 
 def _run_import(ctx: Context, path: Path, columns: tuple[str, ...], importer: Callable[..., ImportReport]) -> None:
-    """Import one CSV file; exit 0 (all accepted), 1 (some rejected) or 2 (unreadable).
+    """Import one CSV file (``-``: standard input); exit 0 (all accepted), 1 (some rejected) or 2
+    (unreadable).
 
     Exit 2 comes only from opening the file (its header is checked before anything is written);
     a damaged row further on is a rejected row.
     """
-    try:
-        source = CsvFile(path, columns)
-    except UnreadableFile as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    report = ImportReport()
-    with source, _progress(source) as (say, advance), database_errors(), _stopped(report):
-        for name in source.ignored_columns:
-            say(f"{path.name}: ignoring unknown column {name!r}")
-        importer(
-            ctx.runtime.db,
-            source,
-            on_reject=lambda line, reason: say(f"line {line}: {reason}"),
-            on_warning=lambda line, text: say(f"{path.name}: line {line}: {text}"),
-            progress=advance,
-            report=report,
-        )
+    with _spooled(path) as readable:
+        try:
+            source = CsvFile(readable, columns)
+        except UnreadableFile as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_UNREADABLE)
+        report = ImportReport()
+        name = readable.name
+        with source, _progress(source) as (say, advance), database_errors(), _stopped(report):
+            for column in source.ignored_columns:
+                say(f"{name}: ignoring unknown column {column!r}")
+            importer(
+                ctx.runtime.db,
+                source,
+                on_reject=lambda line, reason: say(f"line {line}: {reason}"),
+                on_warning=lambda line, text: say(f"{name}: line {line}: {text}"),
+                progress=advance,
+                report=report,
+            )
     click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s){_swallowed(source)}")
     sys.exit(EXIT_REJECTED if report.rejected else 0)
+
+
+@contextmanager
+def _spooled(path: Path) -> Iterator[Path]:
+    """``path``, or for ``-`` (standard input) and a pipe named by a path (``/dev/stdin``, a shell's
+    ``<(...)``) a copy of what it gives in a temporary file, named ``stdin`` or as the pipe: the
+    importer opens the file by name, reads its size and may read its start twice."""
+    stdin = str(path) == "-"
+    if not stdin and (not path.exists() or path.is_dir() or path.is_file()):
+        yield path  # a file, or what CsvFile names as missing or a folder
+        return
+    if stdin and sys.stdin.isatty():
+        click.echo("Error: -: standard input is a terminal, not a file: pipe the file in "
+                   f"(cat FILE.csv | {click.get_current_context().command_path} -) or name it", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    with tempfile.TemporaryDirectory(prefix="elimu-import-") as folder:
+        copy = Path(folder) / ("stdin" if stdin else path.name)
+        try:
+            with (nullcontext(sys.stdin.buffer) if stdin else path.open("rb")) as given, \
+                    copy.open("wb") as spool:
+                shutil.copyfileobj(given, spool, SPOOL_CHUNK)
+        except OSError as exc:
+            click.echo(f"Error: {'standard input' if stdin else path}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_UNREADABLE)
+        yield copy
 
 
 @contextmanager
@@ -118,10 +149,10 @@ def _progress(source: CsvFile) -> Iterator[tuple[Callable[[str], None], Callable
 
 
 @registry_group.command("import-learners")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @pass_context
 def import_learners_command(ctx: Context, file: Path) -> None:
-    """Import learners.csv (one row per learner-guardian pair).
+    """Import learners.csv (one row per learner-guardian pair); FILE `-` reads standard input.
 
     Prints the counts; rejected rows go to stderr as `line N: reason`. Exit 0 when every row was
     accepted, 1 when some were rejected (the good rows are kept), 2 when the file is unreadable.
@@ -130,7 +161,7 @@ def import_learners_command(ctx: Context, file: Path) -> None:
 
 
 @registry_group.command("import-results")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path, allow_dash=True))
 @pass_context
 def import_results_command(ctx: Context, file: Path) -> None:
     """Import results.csv; same output and exit codes as import-learners.
