@@ -41,12 +41,29 @@ def normalize_msisdn(raw: str) -> str:
     return parse_msisdn(raw)
 
 
+# Every refusal names the forms taken: an operator at ``elimu ... --phone`` or a clerk reading an
+# import's rejected lines learns what to type, never phonenumbers' own words ("(1) The string...").
+MSISDN_FORMS = "a Kenyan mobile number is 07... or 01... (10 digits), or +2547... or +2541..."
+_PARSE_REFUSALS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "no country has the code after the +",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too few digits after the international prefix",
+    NumberParseException.TOO_SHORT_NSN: "too few digits",
+    NumberParseException.TOO_LONG: "too many digits for one phone number",
+}
+
+
+def _refused(reason: str) -> InvalidMsisdn:
+    return InvalidMsisdn(f"{reason}; {MSISDN_FORMS}")
+
+
 def parse_msisdn(raw: str) -> str:
     """``normalize_msisdn`` by phonenumbers' full parse, for every form (the reference for its fast path)."""
     text = (raw or "").strip()
     if not text:
-        raise InvalidMsisdn("phone number is empty")
-    digits = "".join(ch for ch in text if ch.isdigit())
+        raise _refused("phone number is empty")
+    digits = phonenumbers.normalize_digits_only(text)  # ASCII, also of digits in another script
+    if not digits:
+        raise _refused("not a phone number (it has no digits)")
     if not text.startswith("+") and digits.startswith("254") and len(digits) == 12:
         text = "+" + digits
     elif not text.startswith("+") and len(digits) == 9 and digits[0] in "17":
@@ -54,13 +71,19 @@ def parse_msisdn(raw: str) -> str:
     try:
         number = phonenumbers.parse(text, "KE")
     except NumberParseException as exc:
-        raise InvalidMsisdn(f"not a phone number: {exc}") from None
+        reason = "too few digits" if len(digits) < 7 else "not a phone number"  # "+2", "0044": NOT_A_NUMBER too
+        raise _refused(_PARSE_REFUSALS.get(exc.error_type, reason)) from None
     if number.country_code != 254:
-        raise InvalidMsisdn(f"not a Kenyan number (country code +{number.country_code})")
+        raise _refused(f"not a Kenyan number (country code +{number.country_code})")
     if not phonenumbers.is_valid_number(number):
-        raise InvalidMsisdn("not a valid Kenyan number (wrong length or prefix)")
+        national = phonenumbers.national_significant_number(number)
+        if len(national) < 9:
+            raise _refused("not a valid Kenyan number: too few digits")
+        if len(national) > 9:
+            raise _refused("not a valid Kenyan number: too many digits")
+        raise _refused("not a valid Kenyan number: no network has its prefix")
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise InvalidMsisdn("not a mobile number (landlines cannot receive SMS or use USSD)")
+        raise _refused("not a mobile number (landlines cannot receive SMS or use USSD)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -73,6 +73,11 @@ def test_simulator_is_off_in_production_unless_enabled(runtime, tmp_path):
 def test_api_refuses_bad_phone(client):
     response = client.post("/simulator/api/ussd", json={"phone": "020 2222222", "text": ""})
     assert response.status_code == 400 and "landline" in response.json["reason"]
+    # phonenumbers' own "(1) The string supplied did not seem to be a phone number." came through
+    response = client.post("/simulator/api/sms", json={"phone": "my phone", "text": "HELP"})
+    assert response.status_code == 400 and response.json["reason"] == (
+        "phone: not a phone number (it has no digits); a Kenyan mobile number is 07... or 01... (10 digits), "
+        "or +2547... or +2541...")
 
 
 @pytest.mark.parametrize("path", ["/simulator/api/ussd", "/simulator/api/sms"])

@@ -89,8 +89,9 @@ def audited_phone(raw: str, param_hint: str = "--phone") -> str:
     except InvalidMsisdn as exc:
         try:
             return sender_number(raw)
-        except BadCallback:
-            raise click.BadParameter(str(exc), param_hint=param_hint) from None
+        except BadCallback:  # the reason and the Kenyan forms, and the one other form taken here
+            raise click.BadParameter(f"{exc}, or another country's in E.164 (+ and its country code)",
+                                     param_hint=param_hint) from None
 
 
 @click.command("purge")

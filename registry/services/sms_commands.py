@@ -32,6 +32,7 @@ from ..exams import EXAMS as EXAM_YEARS
 EXAMS = ("KCSE", "KCPE", "KPSEA", "KJSEA")
 INDEX_EXAMS = ("KCSE", "KCPE")  # 11-digit KNEC index numbers; KPSEA/KJSEA use assessment numbers
 MAX_NAMES = 4  # more names than this in one request are refused: no spraying every name at once
+MIN_NAME_LETTERS = 3  # a name counts alone from 3 letters; a shorter piece (Wa, Mo) or initial only beside one
 
 
 class CommandKind(enum.StrEnum):
@@ -231,6 +232,12 @@ def name_key(name: str) -> str:
 _DASHES = re.compile("[-\u2010-\u2015\u2212\ufe63\uff0d]")  # '-' and the dashes spreadsheets write for it
 
 
+def dash_pieces(word: str) -> list[str]:
+    """The keys of the parts of a word joined by dashes (``Kamau-Wa``: ``kamau``, ``wa``), whatever
+    dash joins them; one part for a word without a dash. Empty parts are left out."""
+    return [key for part in _DASHES.split(word) if (key := name_key(part))]
+
+
 def name_keys(full_name: str) -> set[str]:
     """Every name in a full name, also each part of a hyphenated one (``Mary-Anne`` gives ``maryanne``,
     ``mary`` and ``anne``), whatever dash joins them. Not the pieces around an apostrophe: ``Ng'ang'a``
@@ -238,7 +245,6 @@ def name_keys(full_name: str) -> set[str]:
     keys: set[str] = set()
     for word in full_name.split():
         keys.add(name_key(word))
-        for part in _DASHES.split(word):
-            keys.add(name_key(part))
+        keys.update(dash_pieces(word))
     keys.discard("")
     return keys

@@ -34,8 +34,10 @@ from .sms_commands import (
     INDEX_DIGITS,
     INDEX_EXAMS,
     MAX_NAMES,
+    MIN_NAME_LETTERS,
     Command,
     CommandKind,
+    dash_pieces,
     name_key,
     name_keys,
 )
@@ -262,13 +264,17 @@ def _results_reply(
 def _refusal(lookup: ResultLookup, command: Command, exam: str, language: str, ussd_code: str) -> Reply:
     """The answer when no result may be shown, the same whether the number is unknown or its names
     did not match: "not yet released" while a series of the exam is (a year asked was checked before),
-    else a request for a name (none given, with how a guardian verifies) or "none with that name" (with
-    no year asked, also how to ask for an earlier one: a KCSE index is reused by next year's candidate)."""
+    else a request for a name (none given, with how a guardian verifies), for a full one (only names
+    shorter than MIN_NAME_LETTERS given) or "none with that name" (with no year asked, also how to ask
+    for an earlier one: a KCSE index is reused by next year's candidate)."""
     pending = lookup.pending_years(exam) if command.year is None else frozenset()
     if pending:
         return Reply(text("results_embargoed", language, exam=exam, year=max(pending)))
     if not command.names:
         return Reply(text("results_need_name", language, exam=exam, number=command.number, ussd=ussd_code))
+    if short_names_only(command.names):
+        return Reply(text("results_name_short", language, exam=exam, number=command.number,
+                          letters=MIN_NAME_LETTERS))
     if command.year is None:  # the latest year's candidate: the index may be another's in an earlier year
         return Reply(text("results_no_match_latest", language, exam=exam, number=command.number))
     return Reply(text("results_no_match", language, exam=exam, year=f" {command.year}", number=command.number))
@@ -282,30 +288,46 @@ def _may_see(session: Session, lookup: ResultLookup, phone: str, result: Result,
 
 
 def names_match(given: tuple[str, ...], result: Result, learner_of: Callable[[], Learner | None]) -> bool:
-    """Every name given is one of the candidate's (case, spaces and accents ignored); at most
-    MAX_NAMES of them, at least one of two letters or more, so initials or a list of guesses do not
-    pass. An initial beside such a name (``J. Wanjiku``) must be the first letter of one of the
-    candidate's names. The names of the registry's learner (``learner_of``, read only when needed)
-    count too."""
+    """Every name given is one of the candidate's (case, spaces, punctuation and accents ignored; a
+    name given with a dash, ``Kamau-Wa``, also as its parts), at most MAX_NAMES of them, and at least
+    one a full name of MIN_NAME_LETTERS letters or more: a shorter piece (``Wa`` of ``Wa-Kamau``) or an
+    initial counts only beside one, so two letters alone are no name to guess with, unless what is
+    given is the candidate's whole name (``Li Na``). An initial (``J. Wanjiku``) must be the first
+    letter of one of the candidate's names. The names of the registry's learner (``learner_of``, read
+    only when needed) count too."""
     if not given or len(given) > MAX_NAMES:
         return False
-    keys = [name_key(name) for name in given]
-    names = [key for key in keys if len(key) >= 2]
-    initials = {key for key in keys if len(key) < 2}
-    if not names or "" in initials:
+    words = [(name_key(name), dash_pieces(name)) for name in given]
+    if any(not key for key, _ in words):
         return False
 
-    def all_known(known: set[str]) -> bool:
-        return all(key in known for key in names) and initials <= {key[0] for key in known}
+    def passes(known: set[str], whole_names: list[set[str]]) -> bool:
+        keys = [k for key, pieces in words for k in ([key] if key in known or len(pieces) < 2 else pieces)]
+        full = [key for key in keys if len(key) >= MIN_NAME_LETTERS]
+        if not all(key in known for key in full):
+            return False
+        firsts = {key[0] for key in known}
+        if not all(key in known or (len(key) == 1 and key in firsts) for key in keys if len(key) < MIN_NAME_LETTERS):
+            return False
+        return bool(full) or any(whole <= set(keys) for whole in whole_names)
 
-    known = name_keys(result.candidate_name)
-    if all_known(known):
+    def whole(full_name: str) -> set[str]:
+        return {key for word in full_name.split() if (key := name_key(word))}
+
+    known, wholes = name_keys(result.candidate_name), [whole(result.candidate_name)]
+    if passes(known, wholes):
         return True
     learner = learner_of() if result.learner_id is not None else None
     if learner is None:
         return False
-    known |= name_keys(" ".join(filter(None, (learner.first_name, learner.middle_name, learner.last_name))))
-    return all_known(known)
+    learner_name = " ".join(filter(None, (learner.first_name, learner.middle_name, learner.last_name)))
+    return passes(known | name_keys(learner_name), [*wholes, whole(learner_name)])
+
+
+def short_names_only(given: tuple[str, ...]) -> bool:
+    """Whether every name given is shorter than MIN_NAME_LETTERS (``Wa``, ``J. W.``): told from the text
+    alone, so the reply saying so tells nothing of the candidate."""
+    return bool(given) and all(len(name_key(name)) < MIN_NAME_LETTERS for name in given)
 
 
 def subject_grades(subjects: str) -> list[tuple[str, str]]:

@@ -68,6 +68,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "sw": "Kwa faragha, matokeo yanahitaji jina moja la mtahiniwa: {exam} {number} <jina>. Mzazi "
               "aliyethibitishwa anaweza kuliacha: piga {ussd} kuthibitisha.",
     },
+    "results_name_short": {  # told from the names typed alone (sms_replies.short_names_only)
+        "en": "For privacy, send one of the candidate's names in full ({letters} letters or more): {exam} {number} "
+              "<name>. Initials and short names (Wa, Mo) count only beside one.",
+        "sw": "Kwa faragha, tuma jina kamili la mtahiniwa (herufi {letters} au zaidi): {exam} {number} <jina>. "
+              "Herufi za kwanza na majina mafupi (Wa, Mo) hukubaliwa tu pamoja nalo.",
+    },
     "results_limited": {
         "en": "Too many results requests from this number. Please try again later.",
         "sw": "Maombi mengi mno ya matokeo kutoka nambari hii. Tafadhali jaribu tena baadaye.",

@@ -19,6 +19,7 @@ from registry.exams import (
     exam_named,
 )
 from registry.identifiers import (
+    MSISDN_FORMS,
     UPI_ALPHABET,
     InvalidIndexNumber,
     InvalidMsisdn,
@@ -60,6 +61,37 @@ def test_refused_numbers_say_why(raw, reason):
     if raw:
         with pytest.raises(InvalidMsisdn, match=reason):
             fast_phone(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "phone number is empty"),
+        ("hello", "not a phone number (it has no digits)"),
+        ("+", "not a phone number (it has no digits)"),
+        ("+2", "too few digits"),
+        ("000", "too few digits after the international prefix"),
+        ("+999 712345678", "no country has the code after the +"),
+        ("0712345678901234567890", "too many digits for one phone number"),
+        ("0" * 300, "too many digits for one phone number"),
+        ("07123", "not a valid Kenyan number: too few digits"),
+        ("07123456789", "not a valid Kenyan number: too many digits"),
+        ("0254712345678", "not a valid Kenyan number: too many digits"),  # the trunk 0 and the country code
+        ("0109123456", "not a valid Kenyan number: no network has its prefix"),
+        ("000 44 7911 123456", "not a Kenyan number (country code +44)"),
+        ("+255 712 345 678", "not a Kenyan number (country code +255)"),
+        ("020 2345678", "not a mobile number (landlines cannot receive SMS or use USSD)"),
+    ],
+)
+def test_a_refusal_says_what_is_wrong_and_the_forms_taken_in_our_own_words(raw, reason):
+    """phonenumbers' own texts ("not a phone number: (1) The string supplied did not seem to be a
+    phone number.") went into import lines and CLI errors: each refusal is now our plain reason and
+    the forms we take, whichever path (fast or full parse) refuses it."""
+    for check in (normalize_msisdn, parse_msisdn, fast_phone) if raw else (normalize_msisdn, parse_msisdn):
+        with pytest.raises(InvalidMsisdn) as refused:
+            check(raw)
+        assert str(refused.value) == f"{reason}; {MSISDN_FORMS}", check
+    assert MSISDN_FORMS == "a Kenyan mobile number is 07... or 01... (10 digits), or +2547... or +2541..."
 
 
 def test_new_01xx_ranges_are_mobile():

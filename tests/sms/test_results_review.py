@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from registry import gsm
 from tests.sms.support import add_result
 from tests.sms.test_contract_sms import texts  # noqa: F401 - the end-to-end texting fixture
+from tests.sms.test_replies import SHORT_NAME
 
 KCSE_SUBJECTS = "ENG:B+;KIS:A-;MAT:A;BIO:B;CHE:B-;PHY:C+;HIS:B;GEO:A-;BST:C-"
 KCPE_SUBJECTS = "ENG:73 B+;KIS:80 A-;MAT:88 A;SCI:70 B;SSR:65 B-"
@@ -90,8 +91,8 @@ def test_a_piece_of_a_name_with_apostrophes_is_no_name(sms_runtime, texts, name,
         add_result(session, name="Peter Ng'ang'a Kamau")
     replies = texts(f"KCSE 36611030002 {name}")
     assert _grades_shown(replies) is shown
-    if not shown:
-        assert replies == [NO_MATCH]
+    if not shown:  # 'Ng' is also too short to count alone (test_name_check.py)
+        assert replies == [SHORT_NAME if name == "Ng" else NO_MATCH]
 
 
 @pytest.mark.parametrize("stored", ["Grace Ng\u02bcang\u02bca", "Grace Ng\u02bbang\u02bba", "Grace Ng\u2019ang\u2019a"])
