@@ -57,7 +57,11 @@ def _refused(reason: str) -> InvalidMsisdn:
 
 
 def parse_msisdn(raw: str) -> str:
-    """``normalize_msisdn`` by phonenumbers' full parse, for every form (the reference for its fast path)."""
+    """``normalize_msisdn`` by phonenumbers' full parse, for every form (the reference for its fast path).
+
+    Besides phonenumbers' forms it takes ``254...`` without the plus, nine digits without the 0,
+    and ``00254...`` (the international prefix of most countries; Kenya's own, ``000``, phonenumbers
+    reads itself); digits of any script count as their ASCII digit."""
     text = (raw or "").strip()
     if not text:
         raise _refused("phone number is empty")
@@ -68,6 +72,8 @@ def parse_msisdn(raw: str) -> str:
         text = "+" + digits
     elif not text.startswith("+") and len(digits) == 9 and digits[0] in "17":
         text = "0" + digits
+    elif not text.startswith("+") and digits.startswith("00") and not digits.startswith("000"):
+        text = "+" + digits[2:]  # 00 254 7...: dialled from abroad; 00 44...: another country's number
     try:
         number = phonenumbers.parse(text, "KE")
     except NumberParseException as exc:

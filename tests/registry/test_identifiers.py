@@ -64,12 +64,41 @@ def test_refused_numbers_say_why(raw, reason):
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("000254712345678", "+254712345678"),  # Kenya's international prefix (DOMAIN.md)
+        ("000 254 712 345 678", "+254712345678"),
+        ("00254712345678", "+254712345678"),  # most countries' prefix: a number written from abroad
+        ("00 254 712 345 678", "+254712345678"),
+        ("00254 (0)712 345 678", "+254712345678"),
+        ("+254 (0)712 345 678", "+254712345678"),  # the trunk 0 in brackets
+        ("+254 0712 345 678", "+254712345678"),
+        ("254712345678", "+254712345678"),
+        ("254 0712 345678", "+254712345678"),
+        ("0110 200 300", "+254110200300"),
+        ("110200300", "+254110200300"),
+        ("\uff10\uff17\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18", "+254712345678"),  # full-width
+        ("\u0660\u0667\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668", "+254712345678"),  # Arabic-Indic
+        ("\u0662\u0665\u0664\u0667\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668", "+254712345678"),
+        ("+\u0662\u0665\u0664 \u0667\u0661\u0662 \u0663\u0664\u0665 \u0666\u0667\u0668", "+254712345678"),
+        ("\u06f0\u06f0\u06f2\u06f5\u06f4\u06f7\u06f1\u06f2\u06f3\u06f4\u06f5\u06f6\u06f7\u06f8",
+         "+254712345678"),  # Extended Arabic-Indic (Persian/Urdu keyboards), 00254...
+    ],
+)
+def test_what_a_registry_clerk_types_for_a_kenyan_mobile_is_taken(raw, expected):
+    """``00254...`` was refused as "wrong length or prefix"; the others were taken and must stay so."""
+    assert normalize_msisdn(raw) == parse_msisdn(raw) == expected
+    assert fast_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
     ("raw", "reason"),
     [
         ("", "phone number is empty"),
         ("hello", "not a phone number (it has no digits)"),
         ("+", "not a phone number (it has no digits)"),
         ("+2", "too few digits"),
+        ("00", "too few digits"),
         ("000", "too few digits after the international prefix"),
         ("+999 712345678", "no country has the code after the +"),
         ("0712345678901234567890", "too many digits for one phone number"),
@@ -78,6 +107,7 @@ def test_refused_numbers_say_why(raw, reason):
         ("07123456789", "not a valid Kenyan number: too many digits"),
         ("0254712345678", "not a valid Kenyan number: too many digits"),  # the trunk 0 and the country code
         ("0109123456", "not a valid Kenyan number: no network has its prefix"),
+        ("0044 7911 123456", "not a Kenyan number (country code +44)"),  # was "wrong length or prefix"
         ("000 44 7911 123456", "not a Kenyan number (country code +44)"),
         ("+255 712 345 678", "not a Kenyan number (country code +255)"),
         ("020 2345678", "not a mobile number (landlines cannot receive SMS or use USSD)"),
