@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -225,3 +225,31 @@ def test_erase_on_postgresql_and_redis(integration_runtime, monkeypatch):
     assert result.exit_code == 0, result.output
     _assert_erased(integration_runtime.db, integration_runtime.redis,
                    (("upi_sent", False, "ussd"), ("data_exported", False, "cli")))
+
+
+def _times(value, key=""):
+    """Every time in an export record: the values of its ``at`` and ``*_at`` fields."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _times(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _times(item, key)
+    elif value is not None and (key == "at" or key.endswith("_at") or key.endswith("_until")):
+        yield key, value
+
+
+def test_the_export_gives_every_time_in_utc_with_its_zone(runtime, monkeypatch):
+    """SQLite gives its times back without a zone: the export printed them so (`2026-12-05T19:09:46`),
+    which a reader takes as local (EAT) time; each is UTC with its zone, as `elimu audit` prints."""
+    with runtime.db.transaction() as s:
+        _seed(s)
+    record = json.loads(_invoke(runtime, monkeypatch, "export", PHONE, "--json").output)
+    times = list(_times(record))
+    assert {key for key, _ in times} >= {"activated_at", "pin_locked_until", "pin_entered_at", "verified_at",
+                                         "created_at", "expires_at", "received_at", "handled_at", "at"}
+    for key, text in times:
+        assert datetime.fromisoformat(text).utcoffset() == timedelta(0), (key, text)
+    report = _invoke(runtime, monkeypatch, "export", PHONE).output
+    active = report.split("account active since ", 1)[1].split(";", 1)[0]
+    assert active == record["guardian"]["activated_at"] and active.endswith("+00:00")

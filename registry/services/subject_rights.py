@@ -12,7 +12,7 @@ Redis): see ``elimu privacy``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -153,7 +153,8 @@ def export_record(data: SubjectData) -> dict:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """ISO 8601 in UTC with its zone (SQLite gives times back without one; every stored time is UTC)."""
+    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
 # --- erasure ------------------------------------------------------------------------------------
