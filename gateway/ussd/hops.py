@@ -14,16 +14,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from menus.app import build_engine
 from menus.engine import Context, Engine
 from menus.services import Services
-from menus.texts import DEFAULT_LANGUAGE, text
+from menus.texts import DEFAULT_LANGUAGE, LANGUAGES, text
 
 from ..metrics import USSD_HOPS
 from ..ratelimit import Counted, Limit, RateLimiter
 from .caller import CallerServices
 from .messages import UssdAnswer, UssdRequest
-from .sessions import ResumeAction, SessionRecord, SessionStore
+from .sessions import Opened, ResumeAction, SessionRecord, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +50,19 @@ class HopHandler:
         if request.phone is None:
             USSD_HOPS.labels("none", "not_kenyan").inc()
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
-        language: list[str] = []  # the session's, once its record is read: the busy answer speaks it
+        opened: list[Opened] = []  # what the hop read in Redis, once read: the busy answer speaks its language
         try:
-            return self._handle(request, request.phone, language)
+            return self._handle(request, request.phone, opened)
         except Exception as exc:  # noqa: BLE001 - the caller must always get a well-formed answer
             frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             where = f"{frame.filename}:{frame.lineno}" if frame else "?"
             # Type and place only: messages of database errors can carry phone numbers or UPIs.
             log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
             USSD_HOPS.labels("none", "busy").inc()
-            return UssdAnswer(text(language[0] if language else DEFAULT_LANGUAGE, "end.busy"), end=True)
+            language = spoken_language(opened[0], request.phone) if opened else DEFAULT_LANGUAGE
+            return UssdAnswer(text(language, "end.busy"), end=True)
 
-    def _handle(self, request: UssdRequest, phone: str, language: list[str]) -> UssdAnswer:
+    def _handle(self, request: UssdRequest, phone: str, seen: list[Opened]) -> UssdAnswer:
         # One round trip reads the session and takes its lock, and counts the hop against the
         # phone's limit; a retried hop (its answer stored, or its twin still acting) then gives the
         # count (and the lock) back, so it is never counted, and a refused one is taken back too,
@@ -72,8 +75,7 @@ class HopHandler:
 
         opened = self.store.open(request.session_id, phone, count if self.limiter is not None else None)
         record, token = opened.record, opened.token
-        if record is not None and record.phone == phone:
-            language.append(record.state.get("lang", DEFAULT_LANGUAGE))
+        seen.append(opened)
 
         def give_back(pipe) -> None:
             if counted:
@@ -86,20 +88,17 @@ class HopHandler:
             return known  # a retried hop: same answer, no second side effect
         if token is None:  # a twin of the hop holding the session: not counted, it gets that hop's answer
             self.store.give_back(request.session_id, None, give_back if counted else None)
-            # the busy answer in the session's language (it is this phone's: checked below)
-            language = record.state.get("lang", DEFAULT_LANGUAGE) if record and record.phone == phone else None
             return self.store.wait_for_answer(request.session_id, request.text, phone) or UssdAnswer(
-                text(language or self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True
+                text(spoken_language(opened, phone), "end.busy"), end=True
             )
         if counted and not self.limiter.judge(counted[0], opened.extra).allowed:  # type: ignore[union-attr]
             self.store.give_back(request.session_id, token, give_back)
             USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
-            language = self.services.language(phone) or DEFAULT_LANGUAGE
-            return UssdAnswer(text(language, "end.slow_down", code=self.ussd_code), end=True)
+            return UssdAnswer(text(spoken_language(opened, phone), "end.slow_down", code=self.ussd_code), end=True)
         saved = False
         try:
             if record is not None and record.phone != phone:  # a session id another phone holds
-                return UssdAnswer(text(self.services.language(phone) or DEFAULT_LANGUAGE, "end.busy"), end=True)
+                return UssdAnswer(text(spoken_language(opened, phone), "end.busy"), end=True)
             answer, record, resume = self._step(request, phone, record, digest, opened.resume_raw)
             if not self.store.save(record, resume, opened):
                 log.warning("ussd hop of session %s outlived its lock; another hop holds the session, "
@@ -150,6 +149,31 @@ class HopHandler:
         else:
             resume = "set" if self.engine.resumable(state) else "drop"
         return answer, record, resume
+
+
+def spoken_language(opened: Opened, phone: str) -> str:
+    """The language of an answer the menus do not give (busy, slow down), from what the hop's one
+    round trip to Redis read: the session's when it is ``phone``'s, else that of ``phone``'s dropped
+    session (its resume point), else the default. Never the registry's: these answers come when the
+    service is flooded or failing, and the hop limit is there to keep a flood off the database."""
+    record = opened.record
+    if record is not None and record.phone == phone:
+        language = record.state.get("lang")
+    else:
+        language = resume_language(opened.resume_raw)
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def resume_language(raw: bytes | None) -> object:
+    """The language of a resume point as ``SessionStore.open`` read it (None when there is none)."""
+    if not raw:
+        return None
+    try:
+        saved = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    state = saved.get("state") if isinstance(saved, dict) else None
+    return state.get("lang") if isinstance(state, dict) else None
 
 
 def utc_now() -> datetime:

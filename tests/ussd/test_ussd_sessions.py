@@ -6,6 +6,7 @@ import re
 import threading
 
 import pytest
+from sqlalchemy import event
 
 from gateway.ussd.routes import hop_handler
 from gateway.ussd.sessions import PROVIDER_ANSWER_MS, SessionStore
@@ -257,16 +258,25 @@ def test_a_session_id_reused_by_another_phone_is_refused(stack):
     assert post(client, "s6", "", phone=STRANGER).startswith("END ")
 
 
+BUSY_EN = "END Service busy. Please try again in a few minutes."
 BUSY_SW = "END Huduma ina shughuli nyingi. Tafadhali jaribu tena baada ya dakika chache."
 
 
 def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, runtime, monkeypatch):
     """The busy answers a hop gets without an error (another hop of the session holds it; a session
-    id another phone holds) speak the phone's language."""
+    id another phone holds) speak the language Redis knows for the phone (its session's), and read
+    nothing from the database: they come when it is flooded. A phone Redis knows nothing of is
+    answered in the default language, whatever the registry holds for it."""
     client = stack[3]
     for number in (PHONE, STRANGER):
         ussd(number).script("dial\n> 4\n> 2\n> 2")  # Kiswahili chosen
     post(client, "s11", "")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(world.db.engine, "before_cursor_execute", count)
     store = hop_handler(runtime).store
     real_wait, waited = store.wait_for_answer, []
 
@@ -280,7 +290,12 @@ def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, r
     assert post(client, "s11", "4") == BUSY_SW
     assert waited == ["s11"]  # busy after waiting for the other hop's answer, which never came
     runtime.redis.delete("ussd:lock:s11")
-    assert post(client, "s11", "", phone=STRANGER) == BUSY_SW
+    assert post(client, "s11", "", phone=STRANGER) == BUSY_EN  # nothing in Redis tells its language
+    runtime.redis.set("ussd:lock:s14", "another-hop", px=5000)  # a first hop still working: no record yet
+    assert post(client, "s14", "") == BUSY_EN
+    assert waited == ["s11", "s14"]
+    event.remove(world.db.engine, "before_cursor_execute", count)
+    assert statements == []
 
 
 def test_a_hop_that_fails_mid_session_says_busy_in_the_sessions_language(world, stack, runtime, monkeypatch):
