@@ -376,13 +376,21 @@ def messages(ctx: Context, recipient: str | None, limit: int, as_json: bool) -> 
     if not rows:
         click.echo("no messages")
         return
-    table = Table("id", "to", "kind", "status", "created", "text", "reason")
+    # On a narrow terminal the text and the reason wrap; the number, kind, status and time are kept
+    # whole (a cut number, `+2547123…`, cannot be looked up), the time as `sms status` shows it.
+    table = Table()
+    for name in ("id", "to", "kind", "status", "created (UTC)"):
+        table.add_column(name, no_wrap=True, min_width=len(name))
+    table.columns[1].min_width = max(len(row.recipient) for row in rows)
+    table.add_column("text", ratio=3)
+    table.add_column("reason", ratio=2)
     for row in rows:
         record = _record(row)
         # a body or reason is shown as it is, never read as Rich markup ("[/]" in a reason from a
         # delivery report would end the command with an error, "[link=...]" would make a link)
         table.add_row(str(record["id"]), str(record["to"]), str(record["kind"]), str(record["status"]),
-                      str(record["created_at"])[:19], Text(_shown_body(row)), Text(row.failure_reason or ""))
+                      str(record["created_at"])[5:16].replace("T", " "), Text(_shown_body(row)),
+                      Text(row.failure_reason or ""))
     console = Console()
     if not console.is_terminal:  # piped: do not wrap to 80 columns
         console = Console(width=200)
