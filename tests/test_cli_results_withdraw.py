@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from gateway.cli.times import as_utc
 from registry.models import AuditEvent, ExamSeries
 from registry.services.sms_commands import parse
 from registry.services.sms_replies import OpenGate, prefetch_results, respond
@@ -98,3 +102,23 @@ def test_a_batch_answering_at_the_withdraw_is_waited_for_and_counted(pg_database
         reply = respond(later, message_id=2, phone="+254712345678", command=command, stored_language=None,
                         gate=OpenGate(), ussd_code="*384*1234#", lookup=prefetch_results(later, [command]))
     assert reply is not None and reply.text.startswith("KCSE 2025 results are not yet released")
+
+
+def test_release_times_are_printed_in_utc_whatever_the_servers_zone(pg_database, tmp_path):
+    """A PostgreSQL server whose TimeZone is Africa/Nairobi gives times back at +03:00: `results
+    status`, a repeated release and a withdrawal printed them as they came, labelled UTC, three
+    hours ahead."""
+    assert run_elimu(pg_database, tmp_path, "registry", "import-results",
+                     str(write_results(tmp_path / "results.csv", ROWS))).exit_code == 0
+    assert run_elimu(pg_database, tmp_path, "results", "release", "KCSE", "2025").exit_code == 0
+    with pg_database.session() as session:
+        released = as_utc(session.scalar(select(ExamSeries.released_at)))
+    nairobi = make_url(pg_database.url).update_query_dict({"options": "-c TimeZone=Africa/Nairobi"})
+    url = nairobi.render_as_string(hide_password=False)
+    shown = f"{released:%Y-%m-%d %H:%M} UTC"
+    status = run_elimu(url, tmp_path, "results", "status")
+    assert status.stdout.splitlines()[1].endswith(f"  {shown}"), status.stdout
+    again = run_elimu(url, tmp_path, "results", "release", "KCSE", "2025")
+    assert again.stdout == f"KCSE 2025 was already released on {shown}: 2 results\n"
+    withdrawn = run_elimu(url, tmp_path, "results", "withdraw", "KCSE", "2025")
+    assert f"since its release on {shown}: " in withdrawn.stdout, withdrawn.stdout

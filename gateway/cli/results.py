@@ -19,7 +19,7 @@ from registry.services.results import (
 
 from . import Context, pass_context
 from .errors import database_errors
-from .times import iso_utc
+from .times import as_utc, iso_utc
 
 
 @click.group("results")
@@ -98,7 +98,7 @@ def _released(row: SeriesStatus) -> str:
 
 
 def _when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""
+    return f"{as_utc(at):%Y-%m-%d %H:%M} UTC" if at else ""  # PostgreSQL gives times in the server's zone
 
 
 def _status_record(row: SeriesStatus) -> dict[str, object]:
