@@ -7,8 +7,9 @@
 - ``UPI``; ``HELP``/``MSAADA``; ``STOP``/``SITISHA``; ``START``/``ANZA``; anything else is unknown. An
   unknown text that starts with a number keeps it (``36611030002 Wanjiku``: the exam is missing).
 
-Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``) and words
-of no letter or digit (an emoji, a lone ``-``) are ignored; a KCSE/KCPE index typed in pieces
+Written as phones send them: punctuation around a word (``Stop!``, ``upi?``, ``"Wanjiku"``), words
+of no letter or digit (an emoji, a lone ``-``) and a label before the name (``Name: Wanjiku``,
+``Jina: Wanjiku``) are ignored; a KCSE/KCPE index typed in pieces
 (``36611030/002``, ``366110 30002``) or run into the name (``36611030002Wanjiku``) is read as its
 digits (11 in a real one; another count is a malformed request, answered with the count); the year
 may stand anywhere after the number, or between the exam and the number (``KCSE 2024 36611030002
@@ -99,11 +100,13 @@ _INDEX = re.compile(rf"[0-9]{{{INDEX_DIGITS}}}")
 _INDEX_PIECE = re.compile(r"[0-9]+(?:[/-][0-9]+)*")  # 36611030/002, 366110-30002
 _INDEX_AND_NAME = re.compile(r"([0-9]+(?:[/-][0-9]+)*)[/-]?([A-Z]{2}.*)", re.IGNORECASE)  # 36611030002Wanjiku
 MAX_TEXT = 480  # longer texts are not commands; parsing stays cheap on junk
+# "Name: Wanjiku", "JINA - Wanjiku": a label before the name, dropped (a lone "Name" is a name given)
+_NAME_LABEL = re.compile(r"(?<![^\W\d_])(?:NAMES?|(?:MA)?JINA)\s*[:=\-\u2013\u2014]", re.IGNORECASE)
 
 
 def parse(text: str) -> Command:
     """The command in an inbound SMS text. Never raises."""
-    words = _SEPARATORS.sub(" ", (text or "")[:MAX_TEXT]).split()
+    words = _SEPARATORS.sub(" ", _NAME_LABEL.sub(" ", (text or "")[:MAX_TEXT])).split()
     return _parse_tokens([token for token in (_EDGES.sub("", word) for word in words) if token])
 
 

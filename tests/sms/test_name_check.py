@@ -8,7 +8,7 @@ import pytest
 from registry import gsm
 from registry.services.sms_texts import text
 from tests.sms.support import add_institution, add_learner, add_result
-from tests.sms.test_replies import NO_MATCH, SHORT_NAME, ask, audits
+from tests.sms.test_replies import NEED_NAME, NO_MATCH, SHORT_NAME, ask, audits
 
 
 @pytest.fixture
@@ -95,3 +95,59 @@ def test_the_short_name_reply_fits_one_segment_and_two_with_the_longest_number(l
     reply = text("results_name_short", language, **values)
     assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
     assert gsm.segments(text("results_name_short", language, **(values | {"number": "A" * 32}))) <= 2
+
+
+# --- a name as people type it ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "KCSE 36611030002 WANJIKU",  # another case
+    "kcse 36611030002 wAnJiKu",
+    "KCSE  36611030002  Jane  Wanjiku",  # double spaces
+    "KCSE 36611030002 Wanjiku.",  # a trailing full stop, a comma
+    "KCSE 36611030002 Wanjiku,",
+    "KCSE 36611030002 Jane, Wanjiku.",
+    "KCSE 36611030002 Name: Wanjiku",  # a label before the name
+    "KCSE 36611030002 name:Wanjiku",
+    "KCSE 36611030002 NAME - Wanjiku",
+    "KCSE 36611030002 Names: Jane Wanjiku",
+    "MATOKEO KCSE 36611030002 Jina: Wanjiku",
+    "KCSE 36611030002 Majina: Wanjiku Jane",
+    "KCSE 36611030002 Wanjiku Jane",  # two names the other way round
+    "KCSE 36611030002 Wambui-Jane",
+])
+def test_a_right_name_as_people_type_it_gets_the_grades(session, text):
+    add_result(session, name="Jane Wambui Wanjiku")
+    assert ask(session, text).text.replace("Wastani", "Mean grade").replace("pointi 62", "62 pts") == GRADES
+
+
+def test_a_label_word_is_only_skipped_before_the_name_not_taken_for_one(session):
+    """'Name' is skipped only as a label ('Name:'); a candidate's name is never dropped for it."""
+    add_result(session, name="Jane Wambui Wanjiku")
+    assert ask(session, "KCSE 36611030002 Name").text == NO_MATCH
+    assert ask(session, "KCSE 36611030002 Name:").text == NEED_NAME
+
+
+# index 36611030002: Brian Otieno Ouma sat KCSE 2024 there, Jane Wambui Wanjiku 2025 (centre + serial reused)
+NO_MATCH_IN = ("No KCSE {year} results were found for 36611030002 with that name. Check the number and send one "
+               "of the candidate's names.")
+OTHER_YEAR = [
+    ("KCSE 36611030002 Otieno", NO_MATCH),  # the latest year answers: Jane's; Otieno's name is no key to it
+    ("KCSE 36611030002 Otieno Jane", NO_MATCH),  # one name of each: neither candidate's
+    ("KCSE 36611030002 Jane Otieno 2024", NO_MATCH_IN.format(year=2024)),
+    ("KCSE 36611030002 Jane 2024", NO_MATCH_IN.format(year=2024)),
+    ("KCSE 36611030002 Otieno 2025", NO_MATCH_IN.format(year=2025)),
+    ("KCSE 36611030002 Otieno 2024", "KCSE 2024 36611030002: Mean grade C+ (62 pts). ENG:C+"),
+    ("KCSE 36611030002 Jane", GRADES),
+    ("KCSE 36611030002 Jane 2025", GRADES),
+]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+@pytest.mark.parametrize(("text", "expected"), OTHER_YEAR, ids=[t for t, _ in OTHER_YEAR])
+def test_a_name_of_another_years_candidate_at_the_index_gets_no_grades(session, batched, text, expected):
+    """Index numbers are reused yearly: a name must be the candidate's of the year that answers,
+    never open another year's (nor pass as a mix of the two candidates' names)."""
+    add_result(session, year=2024, name="Brian Otieno Ouma", mean="C+", subjects="ENG:C+")
+    add_result(session, year=2025, name="Jane Wambui Wanjiku")
+    assert ask(session, text, batched=batched).text == expected
+    assert len(audits(session)) == expected.startswith("KCSE")
