@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -70,3 +71,16 @@ def test_a_worker_count_below_one_is_refused(tmp_path):
         assert result.exit_code == 2, result.output
         assert f"Invalid value for '--workers': {count} is not in the range x>=1." in result.output
         assert "Elimu Gateway on" not in result.output
+
+
+def test_gunicorn_itself_stops_on_a_bad_count_with_one_line(tmp_path):
+    """`gunicorn -c gunicorn.conf.py wsgi:app`, as the unit and the Procfile run it: a count the
+    config refuses ends gunicorn with its one line, not gunicorn's "Failed to read config file"
+    traceback (a SystemExit passes through its loader)."""
+    root = Path(__file__).resolve().parents[1]
+    for name, value in (("ELIMU_THREADS", "0"), ("WEB_CONCURRENCY", "0"), ("ELIMU_THREADS", "four")):
+        environ = {**os.environ, name: value, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+        done = subprocess.run([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+                               "--bind", "127.0.0.1:0", "wsgi:app"], cwd=root, env=environ, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert (done.returncode, done.stderr) == (1, f"Error: {name} must be a whole number from 1, not {value!r}\n")
