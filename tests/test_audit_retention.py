@@ -202,6 +202,11 @@ def test_a_learner_s_rows_are_its_own_and_the_replies_of_its_linked_numbers(data
 def _plan_of_history(pg_database, **filters) -> str:
     """PostgreSQL's plan for ``history``'s query, as a prepared statement's generic plan (psycopg
     prepares a query it runs often), over a trail whose statistics are up to date."""
+    return _plan_of(pg_database, lambda s: history(s, **filters))
+
+
+def _plan_of(pg_database, query) -> str:
+    """The generic plan of the last statement ``query(session)`` runs, as for ``history``."""
     from sqlalchemy import event, text
 
     statements: list[tuple[str, object]] = []
@@ -212,7 +217,7 @@ def _plan_of_history(pg_database, **filters) -> str:
     event.listen(pg_database.engine, "before_cursor_execute", grab)
     try:
         with pg_database.session() as s:
-            history(s, **filters)
+            query(s)
     finally:
         event.remove(pg_database.engine, "before_cursor_execute", grab)
     statement, parameters = statements[-1]
@@ -246,3 +251,36 @@ def test_the_index_and_learner_filters_are_planned_through_their_indexes(pg_data
     by_learner = _plan_of_history(pg_database, upi="ABC234")
     assert "ix_audit_events_index_number" in by_learner and "ix_audit_events_learner" in by_learner, by_learner
     assert "Seq Scan on audit_events" not in by_learner, by_learner
+
+
+def test_the_newest_replies_of_a_series_and_those_since_a_release_are_read_through_its_index(pg_database):
+    """``elimu audit --series`` and ``withdraw``'s count (``detail LIKE 'KCSE 2025 %'``) read the
+    whole trail and sorted the series' rows (a million of a results day) for the newest 200; now
+    ``ix_audit_events_series`` (migration 0008) holds them in time order."""
+    from sqlalchemy import text
+
+    from registry.services.results import answers_since
+
+    with pg_database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_events (at, phone, learner_id, action, channel, reference, detail) "
+                          "SELECT now() - g * interval '1 second', '+2547' || lpad(g::text, 8, '0'), NULL, "
+                          "'results_replied', 'sms', g::text, "
+                          "(ARRAY['KCSE 2025 ', 'KCSE 2024 ', 'KPSEA 2025 ', 'KJSEA 2025 '])[g % 4 + 1] || (36611000000 + g) "
+                          "FROM generate_series(1, 40000) g"))
+        conn.execute(text("INSERT INTO audit_events (at, phone, learner_id, action, channel, reference, detail) "
+                          "SELECT now() - g * interval '1 second', '+2547' || lpad(g::text, 8, '0'), NULL, "
+                          "'status_shown', 'ussd', g::text, NULL FROM generate_series(1, 10000) g"))
+        conn.execute(text("ANALYZE audit_events"))
+    newest = _plan_of_history(pg_database, series=("KCSE", 2025))
+    assert "ix_audit_events_series" in newest and "Seq Scan on audit_events" not in newest, newest
+    assert "Sort" not in newest, newest  # the index's order: the newest 200 read, not the series sorted
+    every = _plan_of_history(pg_database, series=("KCSE", 2025), limit=100000)
+    assert "ix_audit_events_series" in every and "Seq Scan on audit_events" not in every, every
+    with pg_database.session() as s:  # the same rows as the LIKE found, newest first
+        rows = history(s, series=("KCSE", 2025), limit=None)
+        assert len(rows) == 10000 and {e.detail[:10] for e, _ in rows} == {"KCSE 2025 "}
+        assert [e.at for e, _ in rows] == sorted((e.at for e, _ in rows), reverse=True)
+        since = rows[299][0].at  # a release 300 answers ago
+        assert answers_since(s, "KCSE", 2025, since) == 300
+    count = _plan_of(pg_database, lambda s: answers_since(s, "KCSE", 2025, since))
+    assert "ix_audit_events_series" in count and "Seq Scan on audit_events" not in count, count

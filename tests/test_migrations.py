@@ -416,39 +416,61 @@ def _audit_index_names(engine) -> set[str]:
         return set(conn.execute(text(query)).scalars())
 
 
+# The audit trail's expression indexes: (revision, its index, the rows it finds by ``history``, the
+# same expression as SQLite compiles it, which its planner must take the index for).
+_AUDIT_INDEXES = {
+    "0007": ("ix_audit_events_index_number", {"index_number": "36611030002"},
+             "SELECT id FROM audit_events WHERE substr(detail, instr(detail, ' ') + instr(substr(detail, "
+             "instr(detail, ' ') + 1), ' ') + 1) = '36611030002'"),
+    "0008": ("ix_audit_events_series", {"series": ("KCSE", 2025)},
+             "SELECT id FROM audit_events WHERE substr(detail, 1, instr(detail, ' ') + instr(substr(detail, "
+             "instr(detail, ' ') + 1), ' ') - 1) = 'KCSE 2025' ORDER BY at DESC, id DESC"),
+}
+
+
+@pytest.mark.parametrize("revision", sorted(_AUDIT_INDEXES))
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_database_at_0006_gets_the_audit_index_number_index_and_back(backend, tmp_path, request):
-    """0007 indexes the third word of each audit row's detail (a results reply's number), which
-    ``history`` then asks for; a downgrade drops it and keeps the rows."""
+def test_a_database_gets_an_audit_expression_index_and_back(backend, revision, tmp_path, request):
+    """0007 indexes the third word of each audit row's detail (a results reply's number), 0008 its
+    first two (the series) before its time, which ``history`` then asks for; on PostgreSQL each is
+    built and dropped CONCURRENTLY, outside a transaction; a downgrade drops it and keeps the rows."""
     from registry.services.audit import history
 
+    index, filters, sqlite_query = _AUDIT_INDEXES[revision]
+    before = revisions()[revisions().index(revision) - 1]
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
     database = Database(url)
     try:
-        upgrade(database.engine, "0006")
+        upgrade(database.engine, before)
         with database.engine.begin() as conn:
             conn.execute(text("INSERT INTO audit_events (at, phone, action, channel, reference, detail) VALUES "
                               "(CURRENT_TIMESTAMP, '+447700900123', 'results_replied', 'sms', '7', "
-                              "'KCSE 2025 36611030002'), (CURRENT_TIMESTAMP, '+254712345678', 'status_shown', "
-                              "'ussd', 'ATUid_1', NULL)"))
-        assert "ix_audit_events_index_number" not in _audit_index_names(database.engine)
-        upgrade(database.engine, "0007")
-        assert "ix_audit_events_index_number" in _audit_index_names(database.engine)
-        assert pending_changes(database.engine) == []
+                              "'KCSE 2025 36611030002'), (CURRENT_TIMESTAMP, '+254712345678', 'results_replied', "
+                              "'sms', '8', 'KCSE 2024 36611030009'), (CURRENT_TIMESTAMP, '+254712345678', "
+                              "'status_shown', 'ussd', 'ATUid_1', NULL)"))
+        assert index not in _audit_index_names(database.engine)
+        seen = _pg_statements(database.engine) if backend == "postgresql" else []
+        upgrade(database.engine, revision)
+        assert index in _audit_index_names(database.engine)
+        later = {name for rev, (name, _, _) in _AUDIT_INDEXES.items() if rev > revision}
+        assert {change[1].name for change in pending_changes(database.engine)} <= later
         with database.session() as s:
-            assert [e.phone for e, _ in history(s, index_number="36611030002")] == ["+447700900123"]
+            assert [e.phone for e, _ in history(s, **filters)] == ["+447700900123"]
         if backend == "sqlite":  # SQLite's planner takes the index for the same expression, too
             with database.engine.connect() as conn:
-                plan = conn.execute(text("EXPLAIN QUERY PLAN SELECT id FROM audit_events WHERE substr(detail, "
-                                         "instr(detail, ' ') + instr(substr(detail, instr(detail, ' ') + 1), ' ') "
-                                         "+ 1) = '36611030002'")).all()
-            assert "ix_audit_events_index_number" in str(plan), plan
-        downgrade(database.engine, "0006")
-        assert "ix_audit_events_index_number" not in _audit_index_names(database.engine)
-        assert _revision(database.engine) == "0006"
+                plan = str(conn.execute(text(f"EXPLAIN QUERY PLAN {sqlite_query}")).all())
+            assert index in plan and "TEMP B-TREE" not in plan, plan
+        downgrade(database.engine, before)
+        assert index not in _audit_index_names(database.engine)
+        assert _revision(database.engine) == before
         with database.session() as s:  # the same rows, read the long way
-            assert [e.phone for e, _ in history(s, index_number="36611030002")] == ["+447700900123"]
-            assert len(history(s, phone="+254712345678")) == 1
+            assert [e.phone for e, _ in history(s, **filters)] == ["+447700900123"]
+            assert len(history(s, phone="+254712345678")) == 2
+        ddl = [(sql, autocommit) for sql, autocommit in seen if " INDEX " in f" {sql} " and "pg_index" not in sql]
+        assert [sql.split(" ON ")[0] for sql, _ in ddl] == ([
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index}",
+            f"DROP INDEX CONCURRENTLY IF EXISTS {index}"] if backend == "postgresql" else []), ddl
+        assert all(autocommit for _, autocommit in ddl), ddl
     finally:
         database.dispose()
 
@@ -476,3 +498,4 @@ def test_the_audit_index_is_built_and_dropped_concurrently_outside_a_transaction
             assert not conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar()
     finally:
         database.dispose()
+

@@ -36,6 +36,30 @@ def _third_word_sqlite(element: third_word, compiler: SQLCompiler, **kw: Any) ->
     return f"substr({text}, instr({text}, ' ') + instr(substr({text}, instr({text}, ' ') + 1), ' ') + 1)"
 
 
+class first_two_words(FunctionElement[str]):
+    """The first two space-separated words of a text: the exam series of a results reply's detail
+    (``"KCSE 2025"`` of ``"KCSE 2025 36611030002"``). On PostgreSQL the two ``split_part``s joined
+    by a space (bracketed as PostgreSQL shows it back: Alembic's compare needs that); on SQLite what
+    comes before the second space, the same for that detail. A query must use this same
+    expression to be served by ``ix_audit_events_series``."""
+
+    type = String()
+    name = "first_two_words"
+    inherit_cache = True
+
+
+@compiles(first_two_words, "postgresql")
+def _first_two_words_postgresql(element: first_two_words, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"((split_part({text}, ' ', 1) || ' ') || split_part({text}, ' ', 2))"
+
+
+@compiles(first_two_words)
+def _first_two_words_sqlite(element: first_two_words, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.clauses, **kw)
+    return f"substr({text}, 1, instr({text}, ' ') + instr(substr({text}, instr({text}, ' ') + 1), ' ') - 1)"
+
+
 class AuditEvent(Base):
     """One disclosure of a learner datum: who (phone), whose (learner), what, where, when."""
 
@@ -57,6 +81,8 @@ class AuditEvent(Base):
 
 # The index number of each results reply (``elimu audit --index`` and ``--learner``; migration 0007).
 Index("ix_audit_events_index_number", third_word(AuditEvent.detail))
+# The results replies of an exam series, newest first (``elimu audit --series``, ``answers_since``; migration 0008).
+Index("ix_audit_events_series", first_two_words(AuditEvent.detail), AuditEvent.at, AuditEvent.id)
 
 
 class UssdSessionEvent(Timestamped, Base):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..arrays import insert_rows
 from ..models import AuditEvent, ExamResult, Learner, utcnow
-from ..models.audit import third_word
+from ..models.audit import first_two_words, third_word
 
 BATCH_KEY = "elimu.disclosures"  # session.info: the rows ``batched_disclosures`` collects
 
@@ -55,11 +55,16 @@ def batched_disclosures(session: Session) -> Iterator[None]:
 RESULTS_ACTION = "results_replied"  # its detail: "<exam> <year> <index number>"
 
 
-def record_failed_check(session: Session, *, phone: str, action: str, channel: str, at: datetime) -> None:
-    """A phone's failed proof of knowing a learner (e.g. ``activation_miss``): no learner, nothing
-    disclosed, but in the trail beside the disclosures (``elimu audit --phone``), where the registry
-    counts them to stop guessing (``accounts.MISSES_PER_DAY``)."""
-    session.add(AuditEvent(at=at, phone=phone, learner_id=None, action=action, channel=channel))
+def record_failed_check(
+    session: Session, *, phone: str, action: str, channel: str, at: datetime | None = None,
+    reference: str | None = None, detail: str | None = None,
+) -> None:
+    """A phone's failed proof of knowing a learner (e.g. ``activation_miss``, ``results_miss``): no
+    learner, nothing disclosed, but in the trail beside the disclosures (``elimu audit --phone``),
+    where the registry counts them to stop guessing (``accounts.MISSES_PER_DAY``,
+    ``sms_replies.MISSES_PER_DAY``); inside ``batched_disclosures``, with the batch's rows."""
+    record_disclosure(session, phone=phone, learner_id=None, action=action, channel=channel, reference=reference,
+                      detail=detail, at=at)
 
 
 def history(
@@ -71,9 +76,9 @@ def history(
     ``limit``; None: all). A learner's rows include the results sent of each index number now
     linked to it, also those sent before the link was made (a result imported without a UPI).
 
-    Each condition is one an index serves (the learner's id, the phone, the index number), so
-    the rows matching any of them are found without reading the whole trail, except the series'
-    (a series is a million rows of a results day; see docs/operations.md)."""
+    Each condition is one an index serves (the learner's id, the phone, the index number, the
+    series), so the rows matching any of them are found without reading the whole trail; the
+    series' index holds its rows in time order, so its newest ``limit`` are read alone."""
     query = select(AuditEvent, Learner.upi).outerjoin(Learner, Learner.id == AuditEvent.learner_id)
     conditions = []
     numbers: list[str] = []
@@ -98,8 +103,10 @@ def history(
 
 
 def results_of_series(exam: str, year: int):
-    """The results replies of one exam series (their detail starts ``"<exam> <year> "``)."""
-    return and_(AuditEvent.action == RESULTS_ACTION, AuditEvent.detail.like(f"{exam} {year} %"))
+    """The results replies of one exam series (the first two words of their detail, ``"<exam>
+    <year>"``), by the expression ``ix_audit_events_series`` holds before each row's time: the
+    newest of a series, or those since a release, are read from it without the rest of the trail."""
+    return and_(AuditEvent.action == RESULTS_ACTION, first_two_words(AuditEvent.detail) == f"{exam} {year}")
 
 
 def results_of(*index_numbers: str):

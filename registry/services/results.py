@@ -106,8 +106,9 @@ def withdraw_release(session: Session, exam: str, year: int) -> Withdrawal:
 
 def answers_since(session: Session, exam: str, year: int, since: datetime) -> int:
     """The results replies of ``exam`` ``year`` in the audit trail since ``since`` (each an answer
-    already disclosed). A scan of the audit trail (no index serves it): ask it after the withdraw
-    has committed, not while the series row is locked."""
+    already disclosed), read from ``ix_audit_events_series`` (the series' rows since ``since``);
+    still a count of up to a results day's million rows: ask it after the withdraw has committed,
+    not while the series row is locked."""
     return session.scalar(
         select(func.count()).select_from(AuditEvent)
         .where(results_of_series(exam, year), AuditEvent.at >= since)
