@@ -48,7 +48,7 @@ class HopHandler:
     def handle(self, request: UssdRequest) -> UssdAnswer:
         """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error."""
         if request.phone is None:
-            USSD_HOPS.labels("none", "not_kenyan").inc()
+            count_hop("none", "not_kenyan")
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
         opened: list[Opened] = []  # what the hop read in Redis, once read: the busy answer speaks its language
         try:
@@ -58,7 +58,7 @@ class HopHandler:
             where = f"{frame.filename}:{frame.lineno}" if frame else "?"
             # Type and place only: messages of database errors can carry phone numbers or UPIs.
             log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
-            USSD_HOPS.labels("none", "busy").inc()
+            count_hop("none", "busy")
             language = spoken_language(opened[0], request.phone) if opened else DEFAULT_LANGUAGE
             return UssdAnswer(text(language, "end.busy"), end=True)
 
@@ -84,7 +84,7 @@ class HopHandler:
         digest = self.store.digest(request.session_id, request.text)
         if record is not None and record.phone == phone and (known := record.answer_for(digest)):
             self.store.give_back(request.session_id, token, give_back if counted else None)
-            USSD_HOPS.labels(record.state.get("screen", "none"), "replayed").inc()
+            count_hop(record.state.get("screen", "none"), "replayed")
             return known  # a retried hop: same answer, no second side effect
         if token is None:  # a twin of the hop holding the session: not counted, it gets that hop's answer
             self.store.give_back(request.session_id, None, give_back if counted else None)
@@ -93,7 +93,7 @@ class HopHandler:
             )
         if counted and not self.limiter.judge(counted[0], opened.extra).allowed:  # type: ignore[union-attr]
             self.store.give_back(request.session_id, token, give_back)
-            USSD_HOPS.labels(record.state.get("screen", "none") if record else "none", "rate_limited").inc()
+            count_hop(record.state.get("screen", "none") if record else "none", "rate_limited")
             return UssdAnswer(text(spoken_language(opened, phone), "end.slow_down", code=self.ussd_code), end=True)
         saved = False
         try:
@@ -105,7 +105,7 @@ class HopHandler:
                             "its record kept", request.session_id[:40])
             saved = True
             screen = str(record.state.get("screen"))
-            USSD_HOPS.labels(screen, "end" if answer.end else "con").inc()
+            count_hop(screen, "end" if answer.end else "con")
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("ussd hop %d of session %s: %s%s", record.hops, request.session_id[:40], screen,
                           " (end)" if answer.end else "")
@@ -149,6 +149,19 @@ class HopHandler:
         else:
             resume = "set" if self.engine.resumable(state) else "drop"
         return answer, record, resume
+
+
+_HOP_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def count_hop(screen: str, outcome: str) -> None:
+    """One hop in ``USSD_HOPS``; each (screen, outcome)'s counter is looked up once (``labels``
+    checks and locks on every call)."""
+    key = (str(screen), outcome)
+    counter = _HOP_COUNTERS.get(key)
+    if counter is None:
+        counter = _HOP_COUNTERS[key] = USSD_HOPS.labels(*key)
+    counter.inc()
 
 
 def spoken_language(opened: Opened, phone: str) -> str:

@@ -7,6 +7,7 @@ The webhook token and network checks for every ``/ussd/`` path are done at the e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from time import perf_counter
 from typing import Protocol
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -83,8 +84,11 @@ def answer_hop(runtime: Runtime, adapter: UssdAdapter, form: Mapping[str, str]) 
         ussd_request = adapter.parse_hop(form)
     except BadUssdRequest as exc:
         return 400, f"{exc}\n", TEXT
-    with USSD_HOP_SECONDS.time():
+    began = perf_counter()  # as USSD_HOP_SECONDS.time() would, without its context manager (3 us a hop)
+    try:
         answer = hop_handler(runtime).handle(ussd_request)
+    finally:
+        USSD_HOP_SECONDS.observe(perf_counter() - began)
     body, content_type = adapter.render(answer)
     return 200, body, content_type
 

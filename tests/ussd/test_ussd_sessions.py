@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import threading
 
@@ -9,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from gateway.ussd.routes import hop_handler
-from gateway.ussd.sessions import PROVIDER_ANSWER_MS, SessionStore
+from gateway.ussd.sessions import PROVIDER_ANSWER_MS, SessionStore, TextDigest
 from tests.ussd.support import PHONE, STRANGER
 
 
@@ -367,3 +369,14 @@ def test_a_record_is_written_as_json_would_write_it_or_not_at_all():
     record.state["data"]["born"] = date(2012, 5, 1)  # not JSON: refused, as json refused it
     with pytest.raises(TypeError):
         record.dumps()
+
+
+@pytest.mark.parametrize("text", ["", "1*12345678", "4*2*\u00e9", "1*\ud800"])
+def test_a_texts_digest_is_its_keyed_sha256_as_stored_before(text):
+    """The digest a session record keeps of a hop's text (and checks the next hop's against) is the
+    HMAC-SHA256 of session id and text under the key, as it always was: records written before an
+    upgrade still match the next hop of their session after it."""
+    key = b"k" * 32
+    message = f"ATUid_1\x00{text}".encode("utf-8", "replace")
+    assert TextDigest(key)("ATUid_1", text) == hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    assert TextDigest(key)("ATUid_1", text) != TextDigest(b"j" * 32)("ATUid_1", text)
