@@ -265,7 +265,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
         languages = dict(session.execute(
             select(PhoneSetting.phone, PhoneSetting.language).where(among(session, PhoneSetting.phone, senders))
         ).all())
-        lookup = prefetch_results(session, (command for _, command in parsed))
+        lookup = prefetch_results(session, (command for _, command in parsed), senders)
         gate.prepare_inbound(Counter(row.sender for row in rows))
         parsed_allowed = [(row, c) for row, c in parsed if _answerable(gate, row.sender, c)]
         gate.prepare(

@@ -31,8 +31,9 @@ from .times import iso_utc
 def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | None,
           series: tuple[str, str] | None, limit: int, as_json: bool) -> None:
     """Show the audit trail, newest first: every disclosure of a learner's data, each failed
-    activation or PIN-reset check (`activation_miss`), and each PIN changed (`pin_changed`) or
-    reset (`pin_reset`). Given several of --learner, --phone, --index and --series, it lists the
+    activation or PIN-reset check (`activation_miss`), each results SMS refused (`results_miss`:
+    names that matched no candidate; `results_refused`: no name checked), and each PIN changed
+    (`pin_changed`) or reset (`pin_reset`). Given several of --learner, --phone, --index and --series, it lists the
     rows matching any of them."""
     if not upi and not phone and not index_number and not series:
         raise click.UsageError("give --learner UPI, --phone MSISDN, --index NUMBER or --series EXAM YEAR")

@@ -8,25 +8,27 @@ gets the same answer whether or not the number exists ("not yet released" only f
 the number), so no reply tells that an index number is real. A results reply carries the mean grade
 and every subject grade exactly as imported, in GSM-7, within two SMS segments. ``UPI`` lists only the
 learners the phone is verified for. Every disclosure is an audit event in the same transaction as the
-reply.
+reply, and so is every results request refused after its lookup (``MISS_ACTION``, ``REFUSED_ACTION``):
+a phone's misses, counted from the trail, stop its name checks for a day (``MISSES_PER_DAY``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .. import gsm
 from ..arrays import among
 from ..exams import STATUS_MARKS
-from ..models import ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
+from ..models import AuditEvent, ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from ..outbox import cancel_announcements
-from .audit import record_disclosure
+from .audit import record_disclosure, record_failed_check
 from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
 from .sms_commands import (
@@ -45,6 +47,15 @@ from .sms_texts import text
 
 MAX_SEGMENTS = 2
 MAX_UPIS = 6
+# A results request whose names matched no candidate at its number (a wrong name, or a number nobody
+# holds: counted alike, so the limit tells no more than the reply whether a number is real), whatever
+# the refusal says; MISSES_PER_DAY of them in MISS_WINDOW and the phone's names are not checked again
+# until the oldest is a day old (as activation misses, ``accounts.MISSES_PER_DAY``). A refusal made
+# without a name check (no name given, or over that limit) is audited as REFUSED_ACTION, not counted.
+MISS_ACTION = "results_miss"
+REFUSED_ACTION = "results_refused"
+MISSES_PER_DAY = 10
+MISS_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -73,11 +84,13 @@ Result = ExamResult | FoundResult
 
 class ResultLookup:
     """What a results reply reads of the registry, one query per question: the result that answers
-    (``registry.services.results.find_result``), the years of an exam not yet released, and whether a
-    phone is verified for a learner. :func:`prefetch_results` answers a whole batch's from a few queries."""
+    (``registry.services.results.find_result``), the years of an exam not yet released, whether a
+    phone is verified for a learner, and a phone's misses (:data:`MISS_ACTION`) of the last day.
+    :func:`prefetch_results` answers a whole batch's from a few queries."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._misses: dict[str, int] = {}
 
     def __call__(self, exam: str, number: str, year: int | None) -> Result | None:
         """The result that answers: that year's; else the latest released year's; else the latest year's."""
@@ -93,15 +106,31 @@ class ResultLookup:
         """Whether ``phone`` is verified for the learner (may leave the name out)."""
         return is_verified(self.session, phone, learner_id)
 
+    def misses(self, phone: str) -> int:
+        """``phone``'s results misses of the last MISS_WINDOW: its audit rows, read once, and those
+        counted through this lookup since (:meth:`missed`: a batch writes its rows at its end)."""
+        if phone not in self._misses:
+            self._misses.update(misses_since(self.session, self._to_read(phone), utcnow() - MISS_WINDOW))
+        return self._misses[phone]
+
+    def missed(self, phone: str) -> None:
+        """Count one more miss of ``phone`` (its audit row recorded by the caller)."""
+        self._misses[phone] = self.misses(phone) + 1
+
+    def _to_read(self, phone: str) -> set[str]:
+        return {phone}
+
 
 class PrefetchedResults(ResultLookup):
-    """A batch's lookups: its results read by one query up front; the series not yet released, and the
-    phones verified for the batch's learners, by one more query each, made when a reply first needs it
-    (a batch whose senders all give a right name makes neither)."""
+    """A batch's lookups: its results read by one query up front; the series not yet released, the
+    phones verified for the batch's learners and the senders' misses, by one more query each, made when
+    a reply first needs it (a batch whose senders all give a right name makes only the last one)."""
 
-    def __init__(self, session: Session, found: dict[tuple[str, str], list[FoundResult]]) -> None:
+    def __init__(self, session: Session, found: dict[tuple[str, str], list[FoundResult]],
+                 senders: Iterable[str] = ()) -> None:
         super().__init__(session)
         self._found = found
+        self._senders = set(senders)  # whose misses one query reads, when a reply first needs them
         self._learner_ids = {r.learner_id for rs in found.values() for r in rs if r.learner_id is not None}
         self._pending: dict[str, frozenset[int]] | None = None
         self._verified: set[tuple[int, str]] | None = None
@@ -129,6 +158,12 @@ class PrefetchedResults(ResultLookup):
         if self._verified is None:
             self._verified = verified_phones(self.session, self._learner_ids)
         return (learner_id, phone) in self._verified
+
+    def _to_read(self, phone: str) -> set[str]:
+        if phone not in self._senders:  # not one of this batch's senders: asked on its own
+            return {phone}
+        senders, self._senders = self._senders, set()
+        return senders
 
 
 class Gate(Protocol):
@@ -202,10 +237,11 @@ def respond(
 # --- results -------------------------------------------------------------------------------------
 
 
-def prefetch_results(session: Session, commands: Iterable[Command]) -> PrefetchedResults:
+def prefetch_results(session: Session, commands: Iterable[Command], senders: Iterable[str] = ()) -> PrefetchedResults:
     """One query for the results of every well-formed results command of a batch; the lookup it
     returns picks among them exactly as ``find_result`` does (that year; else the latest released
-    year; else the latest year), and reads the rest a reply needs once for the whole batch.
+    year; else the latest year), and reads the rest a reply needs once for the whole batch (the
+    misses of the batch's ``senders`` too).
 
     On PostgreSQL the series read are share-locked to the end of the batch: a release or withdraw
     (``FOR UPDATE`` of the series) waits for a batch that read the series before it, so no grades
@@ -229,7 +265,21 @@ def prefetch_results(session: Session, commands: Iterable[Command]) -> Prefetche
             result = FoundResult(learner_id, number, name, mean, points, subjects or "",
                                  Series(exam, year, released_at is not None))
             found.setdefault((exam, number), []).append(result)
-    return PrefetchedResults(session, found)
+    return PrefetchedResults(session, found, senders)
+
+
+def misses_since(session: Session, phones: Iterable[str], since: datetime) -> dict[str, int]:
+    """Each phone's results misses (:data:`MISS_ACTION` rows) since ``since``, 0 for none: one query
+    for a batch's senders, served by the trail's index of phone and time."""
+    counts = dict.fromkeys(phones, 0)
+    if counts:
+        counts.update(session.execute(
+            select(AuditEvent.phone, func.count())
+            .where(among(session, AuditEvent.phone, sorted(counts)), AuditEvent.at >= since,
+                   AuditEvent.action == MISS_ACTION)
+            .group_by(AuditEvent.phone)
+        ).all())
+    return counts
 
 
 def _results_reply(
@@ -250,7 +300,16 @@ def _results_reply(
     if command.year is not None and command.year in lookup.pending_years(exam):
         return Reply(text("results_embargoed", language, exam=exam, year=command.year))
     result = lookup(exam, command.number, command.year)
-    if result is None or not _may_see(session, lookup, phone, result, command.names):
+    limited = bool(command.names) and lookup.misses(phone) >= MISSES_PER_DAY  # its names are not checked
+    if result is None or not _may_see(session, lookup, phone, result, () if limited else command.names):
+        checked = bool(command.names) and not limited
+        year = result.series.year if result is not None else command.year
+        record_failed_check(session, phone=phone, action=MISS_ACTION if checked else REFUSED_ACTION, channel="sms",
+                            reference=str(message_id), detail=f"{exam} {year or '-'} {command.number}")
+        if limited:
+            return Reply(text("results_misses_limited", language, ussd=ussd_code))
+        if checked:
+            lookup.missed(phone)
         return _refusal(lookup, command, exam, language, ussd_code)
     if not result.series.released:  # only to a sender who may see it: a right name or a verified phone
         return Reply(text("results_embargoed", language, exam=exam, year=result.series.year))

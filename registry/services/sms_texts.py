@@ -78,6 +78,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Too many results requests from this number. Please try again later.",
         "sw": "Maombi mengi mno ya matokeo kutoka nambari hii. Tafadhali jaribu tena baadaye.",
     },
+    "results_misses_limited": {  # sms_replies.MISSES_PER_DAY: the same whatever the number
+        "en": "Too many results requests with a name that did not match from this number. Please try again "
+              "tomorrow, or dial {ussd} to verify as the learner's guardian.",
+        "sw": "Maombi mengi mno ya matokeo kwa jina lisilolingana kutoka nambari hii. Tafadhali jaribu tena kesho, "
+              "au piga {ussd} kuthibitishwa kama mzazi wake.",
+    },
     "too_many": {
         "en": "Too many messages from this number. Please wait a minute before sending again.",
         "sw": "Jumbe nyingi mno kutoka nambari hii. Tafadhali subiri dakika moja kabla ya kutuma tena.",

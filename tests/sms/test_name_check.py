@@ -8,7 +8,8 @@ import pytest
 from registry import gsm
 from registry.services.sms_texts import text
 from tests.sms.support import add_institution, add_learner, add_result
-from tests.sms.test_replies import NEED_NAME, NO_MATCH, SHORT_NAME, ask, audits
+from tests.sms.test_contract_sms import texts  # noqa: F401 - the end-to-end texting fixture
+from tests.sms.test_replies import NEED_NAME, NO_MATCH, OTHER, PHONE, SHORT_NAME, ask, audits
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_a_name_counts_alone_from_three_letters(session, candidate, typed, expec
     a text of short names only is told what to send."""
     add_result(session, name=candidate)
     assert ask(session, f"KCSE 36611030002 {typed}").text == expected
-    assert len(audits(session)) == (expected == GRADES)
+    assert [a[0] for a in audits(session)] == ["results_replied" if expected == GRADES else "results_miss"]
 
 
 def test_the_short_name_reply_is_the_same_for_an_unknown_number(session):
@@ -150,4 +151,134 @@ def test_a_name_of_another_years_candidate_at_the_index_gets_no_grades(session, 
     add_result(session, year=2024, name="Brian Otieno Ouma", mean="C+", subjects="ENG:C+")
     add_result(session, year=2025, name="Jane Wambui Wanjiku")
     assert ask(session, text, batched=batched).text == expected
-    assert len(audits(session)) == expected.startswith("KCSE")
+    assert [a[0] for a in audits(session)] == ["results_replied" if expected.startswith("KCSE") else "results_miss"]
+
+
+# --- wrong names: audited, and limited per phone ---------------------------------------------------
+
+LIMITED = ("Too many results requests with a name that did not match from this number. Please try again "
+           "tomorrow, or dial *384*1234# to verify as the learner's guardian.")
+
+
+def _misses_and_then(session, phone=PHONE, batched=False):
+    """Ten misses from ``phone`` (wrong names and numbers nobody holds, alike), then a right name."""
+    wrong = [f"KCSE 36611030002 {name}" for name in ("Akinyi", "Otieno", "Mohamed", "Abdi", "Kamau")]
+    unknown = [f"KCSE 3661109{n:04d} Wanjiku" for n in range(5)]
+    replies = [ask(session, t, phone=phone, message_id=i, batched=batched).text
+               for i, t in enumerate([*wrong, *unknown], 1)]
+    return replies, ask(session, "KCSE 36611030002 Wanjiku", phone=phone, message_id=11, batched=batched).text
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_ten_misses_in_a_day_stop_a_phones_name_checks(session, batched):
+    """A phone could try a name at an index ten times an hour, every hour (the results queries
+    limit), and nothing was audited of it: 240 guesses a day, most of a class's common names. Now
+    each miss is an audit row (no learner, no name typed), and after ten in 24 hours the phone's
+    names are not checked (the right one neither) and it is told to try tomorrow."""
+    add_result(session, name="Jane Wambui Wanjiku")
+    replies, after = _misses_and_then(session, batched=batched)
+    assert "Mean grade" not in "".join(replies) and LIMITED not in replies
+    assert after == LIMITED
+    assert ask(session, "KCSE 36611039999 Akinyi", message_id=12, batched=batched).text == LIMITED  # any number
+    assert ask(session, "KCSE 36611030002 Wanjiku", phone=OTHER, message_id=13, batched=batched).text == GRADES
+    trail = audits(session)
+    assert [a[0] for a in trail] == ["results_miss"] * 10 + ["results_refused"] * 2 + ["results_replied"]
+    assert all(learner is None for _, _, _, learner, _ in trail[:12])
+    assert [a[2] for a in trail[:12]] == [str(i) for i in range(1, 13)]  # each with its inbound message
+
+
+def test_the_limit_reply_is_one_gsm7_segment_in_either_language(session):
+    add_result(session)
+    _misses_and_then(session)
+    kiswahili = ask(session, "MATOKEO KCSE 36611030002 Wanjiku").text
+    assert kiswahili == ("Maombi mengi mno ya matokeo kwa jina lisilolingana kutoka nambari hii. Tafadhali jaribu "
+                         "tena kesho, au piga *384*1234# kuthibitishwa kama mzazi wake.")
+    for reply in (LIMITED, kiswahili, text("results_misses_limited", "sw", ussd="*384*1234*99#")):
+        assert gsm.is_gsm7(reply) and gsm.segments(reply) == 1
+
+
+def test_misses_a_day_old_no_longer_count(session):
+    from datetime import timedelta
+
+    from registry.models import AuditEvent, utcnow
+
+    add_result(session)
+    _misses_and_then(session)
+    for event in session.query(AuditEvent):
+        event.at = utcnow() - timedelta(days=1, minutes=1)
+    session.flush()
+    assert ask(session, "KCSE 36611030002 Wanjiku").text == GRADES
+
+
+def test_right_names_and_requests_without_a_name_are_no_misses(session):
+    add_result(session)
+    for i in range(12):
+        assert ask(session, "KCSE 36611030002 Wanjiku", message_id=i).text == GRADES
+        assert ask(session, "KCSE 36611030002", message_id=100 + i).text == NEED_NAME
+    assert ask(session, "KCSE 36611030002 Jane").text == GRADES
+    assert "results_miss" not in [a[0] for a in audits(session)]
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
+def test_a_verified_guardian_over_the_limit_still_gets_its_learners_results(session, batched):
+    from tests.sms.support import add_guardian, verify
+
+    learner = add_learner(session, add_institution(session))
+    add_guardian(session, PHONE, learner, active=True)
+    verify(session, PHONE, learner)
+    add_result(session, learner=learner, name="Jane Wambui Wanjiku")
+    add_result(session, index="36611030005", name="Peter Otieno")  # another's: the name is not checked
+    for i in range(10):
+        assert ask(session, f"KCSE 36611030005 Achieng{chr(97 + i)}", batched=batched).text == NO_MATCH.replace(
+            "36611030002", "36611030005")
+    assert ask(session, "KCSE 36611030002 Wanjiku", batched=batched).text == GRADES  # verified: passes
+    assert ask(session, "KCSE 36611030002", batched=batched).text == GRADES
+    assert ask(session, "KCSE 36611030002 Akinyi", batched=batched).text == GRADES
+    assert ask(session, "KCSE 36611030005 Otieno", batched=batched).text == LIMITED
+
+
+def test_a_batch_counts_its_own_misses_and_reads_the_trail_once(database):
+    """The drain writes a batch's audit rows at its end: misses earlier in the same batch count all
+    the same, and the senders' misses are one query for the whole batch (PostgreSQL: one array)."""
+    with database.transaction() as session:
+        _a_batch_of_misses(session)
+
+
+def _a_batch_of_misses(session):
+    from sqlalchemy import event
+
+    from registry.services.audit import batched_disclosures
+    from registry.services.sms_commands import parse
+    from registry.services.sms_replies import OpenGate, prefetch_results, respond
+
+    add_result(session)
+    ask(session, "KCSE 36611030002 Kamau", message_id=99)  # one miss already in the trail
+    sent = [(PHONE, f"KCSE 36611030002 Otieno{chr(97 + i)}") for i in range(10)]
+    sent += [(OTHER, "KCSE 36611030002 Wanjiku"), (PHONE, "KCSE 36611030002 Wanjiku")]
+    commands = [(phone, parse(body)) for phone, body in sent]
+    lookup = prefetch_results(session, [c for _, c in commands], {phone for phone, _ in commands})
+    statements = []
+    listen = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listen)
+    try:
+        with session.no_autoflush, batched_disclosures(session):
+            replies = [respond(session, message_id=i, phone=phone, command=command, stored_language=None,
+                               gate=OpenGate(), ussd_code="*384*1234#", lookup=lookup).text
+                       for i, (phone, command) in enumerate(commands)]
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listen)
+    assert replies == [NO_MATCH] * 9 + [LIMITED, GRADES, LIMITED]  # the one before and nine of the batch
+    assert len([s for s in statements if "audit_events" in s and s.lstrip().upper().startswith("SELECT")]) == 1
+    assert [a[0] for a in audits(session)].count("results_miss") == 10
+    assert [a[0] for a in audits(session)].count("results_refused") == 2
+
+
+def test_the_limit_holds_through_the_inbound_drain(sms_runtime, texts):  # noqa: F811
+    """End to end: the drain writes each batch's audit rows at its end, and the next batches count them."""
+    with sms_runtime.db.transaction() as s:
+        add_result(s)
+    for name in ("Akinyi", "Otieno", "Mohamed", "Abdi", "Kamau", "Achieng", "Njeri", "Kiprono", "Chebet", "Wafula"):
+        assert texts(f"KCSE 36611030002 {name}") == [NO_MATCH]
+        sms_runtime.redis.flushdb()  # the per-minute and per-hour limits, tested elsewhere, start afresh
+    assert texts("KCSE 36611030002 Wanjiku") == [LIMITED]
+    assert texts("KCSE 36611030002 Wanjiku", sender=OTHER) == [GRADES]

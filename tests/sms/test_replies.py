@@ -44,6 +44,16 @@ def audits(session):
     return [(a.action, a.channel, a.reference, a.learner_id, a.phone) for a in session.query(AuditEvent)]
 
 
+def disclosed(session):
+    """The audit rows of learner data sent (a refusal's row is no disclosure)."""
+    return [a for a in audits(session) if a[0] in ("results_replied", "upi_sent")]
+
+
+def refusals(session):
+    """The actions of the audit rows of results refused (``results_miss``, ``results_refused``)."""
+    return [a[0] for a in audits(session) if a[0] in ("results_miss", "results_refused")]
+
+
 # --- results: embargo, name check, guardian exemption ------------------------------------------
 
 
@@ -110,7 +120,7 @@ def test_before_release_the_reply_says_not_yet_out(session):
 def test_without_a_right_name_no_grades(session, text, expected):
     add_result(session)
     assert ask(session, text).text == expected
-    assert audits(session) == []
+    assert refusals(session) == ["results_refused" if expected == NEED_NAME else "results_miss"]
 
 
 @pytest.mark.parametrize("name", ["Jane", "WAMBUI", "  wanjiku ", "Jane Wanjiku"])
@@ -203,11 +213,12 @@ def test_an_activated_guardian_not_verified_for_the_learner_needs_a_name(session
     verify(session, PHONE, jane)
     add_result(session, learner=brian, index="19301012001", name="Brian Mwangi Kamau", mean="A-")
     reply = ask(session, "KCSE 19301012001", batched=batched)
-    assert "A-" not in reply.text and audits(session) == []
+    assert "A-" not in reply.text and disclosed(session) == []
     assert reply.text == NEED_NAME.replace("36611030002", "19301012001")  # with how to verify
     named = ask(session, "KCSE 19301012001 Brian", batched=batched, message_id=5)  # the name: the second factor
     assert "Mean grade A-" in named.text
-    assert audits(session) == [("results_replied", "sms", "5", brian.id, PHONE)]
+    assert audits(session) == [("results_refused", "sms", "1", None, PHONE),  # no learner named in a refusal
+                               ("results_replied", "sms", "5", brian.id, PHONE)]
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
@@ -338,7 +349,7 @@ def test_an_unknown_number_and_a_wrong_name_get_the_same_reply(session, batched,
     real = ask(session, f"KCSE {asked.format(n='36611030002')}", language=language, batched=batched).text
     unknown = ask(session, f"KCSE {asked.format(n='36611039999')}", language=language, batched=batched).text
     assert real == unknown.replace("36611039999", "36611030002")
-    assert audits(session) == []
+    assert disclosed(session) == [] and len(refusals(session)) == 2  # the same row for each
 
 
 @pytest.mark.parametrize("language", ["en", "sw"])
@@ -350,7 +361,7 @@ def test_an_index_in_pieces_tells_no_more_than_one_typed_whole(session, language
     for asked in ("KCSE {n} Akinyi", "KCSE {n} Akinyi 2025", "KCSE 2025 {n} Akinyi"):
         assert ask(session, asked.format(n=real), language=language).text == ask(
             session, asked.format(n=unknown), language=language).text.replace("36611039999", "36611030002")
-    assert audits(session) == []
+    assert disclosed(session) == []
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one", "batch"])
@@ -363,7 +374,7 @@ def test_not_yet_released_is_said_of_the_series_whatever_the_number(session, bat
         reply = ask(session, f"KCSE {asked.format(n=number)}", batched=batched)
         assert reply.text == ("KCSE 2025 results are not yet released. "
                               "Please try again after the official release."), number
-    assert audits(session) == []
+    assert disclosed(session) == []
 
 
 def test_a_right_name_still_gets_the_latest_released_year_while_another_is_not_out(session):
@@ -610,7 +621,7 @@ def test_the_batch_lookup_applies_the_same_name_rules(session, text, shown):
     reply = respond(session, message_id=7, phone=PHONE, command=command, stored_language=None, gate=OpenGate(),
                     ussd_code="*384*1234#", lookup=prefetch_results(session, [command]))
     assert ("Mean grade B+" in reply.text) is shown
-    assert len(audits(session)) == int(shown)
+    assert [a[0] for a in audits(session)] == ["results_replied" if shown else "results_miss"]
 
 
 def test_a_batch_reads_the_verified_phones_once_not_per_message(session):
