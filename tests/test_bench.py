@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,25 @@ def test_an_unknown_figure_is_refused_before_anything_runs(capsys, monkeypatch):
         bench_main.main(["--only", "B1,B5"])
     assert stopped.value.code == 2
     assert "--only: no figure B5 (the figures are B1, B2, B3, B4)" in capsys.readouterr().err
+
+
+def test_the_hop_cpu_tool_drives_b1s_flow_through_the_app_and_prints_its_figures(redis_url):
+    """``python -m bench.hop_cpu`` at toy size: every answer is checked against B1's screens, so a
+    run that prints its figures went through the three screens for each flow (its numbers mean nothing)."""
+    done = subprocess.run([sys.executable, "-m", "bench.hop_cpu", "--sqlite", "--redis-url", redis_url, "--flows", "4",
+                           "--rounds", "2", "--batch", "2", "--warmup", "1", "--profile", "5"],
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 rounds of 4 flows (12 hops), batches of 2 flows; SQLite, metrics multiproc" in done.stdout
+    assert "hop CPU per hop (us): median " in done.stdout and "(over 4 batches)" in done.stdout
+    assert "by hop (median us): dial " in done.stdout
+    assert "cProfile of one round (12 hops), by own time:" in done.stdout
+
+
+def test_the_hop_cpu_tool_refuses_a_round_of_no_flows(capsys):
+    from bench import hop_cpu
+
+    with pytest.raises(SystemExit) as stopped:
+        hop_cpu.main(["--flows", "0", "--redis-url", "redis://127.0.0.1:1/1"])
+    assert stopped.value.code == 2
+    assert "--flows, --rounds and --batch must be 1 or more" in capsys.readouterr().err
