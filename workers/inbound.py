@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.degraded import is_outage
-from gateway.metrics import INBOUND_COMMANDS
+from gateway.metrics import INBOUND_COMMANDS, RATE_LIMITED
 from gateway.ratelimit import INBOUND_PER_MINUTE, RESULTS_PER_HOUR, Limit
 from registry.arrays import among, update_rows
 from registry.db import PendingMessage
@@ -300,8 +300,10 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
 def _answerable(gate: RedisGate, phone: str, command: Command) -> bool:
     """Whether a message gets its command's answer: within the phone's minute limit, or an opt-out or
     opt-in (counted against the limit all the same, in arrival order)."""
-    within = gate.inbound_allowed(phone)
-    return within or command.kind in OPT_COMMANDS
+    answerable = gate.inbound_allowed(phone) or command.kind in OPT_COMMANDS
+    if not answerable:
+        RATE_LIMITED.labels(gate.inbound_limit.name).inc()
+    return answerable
 
 
 def _claim(session: Session, ids: Sequence[int], now: datetime) -> list[Row]:
@@ -488,4 +490,6 @@ class RedisGate:
             self.prepare(Counter({phone: 1}))
         left = self._results_left[phone]
         self._results_left[phone] = left - 1
+        if left <= 0:
+            RATE_LIMITED.labels(self.results_limit.name).inc()
         return left > 0

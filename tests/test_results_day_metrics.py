@@ -1,0 +1,64 @@
+"""What an operator watches on results day moves when its event happens (docs/operations.md,
+"Results day dashboard"): each test makes the event and reads the counter before and after.
+
+Counters are read from this process's registry (the web's and the workers' alike: the tests run
+both in one process, as the embedded mode does)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+from prometheus_client import REGISTRY
+
+from gateway.ratelimit import INBOUND_PER_MINUTE, Limit
+from registry.services.sms_commands import parse
+from tests.sms.support import work_queues
+from workers.inbound import RedisGate, _answerable
+
+_ids = itertools.count()
+
+
+def value(name: str, **labels: str) -> float:
+    """A sample of this process's metrics (0 before it was first counted)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def text_in(client, phone: str, text: str) -> None:
+    response = client.post("/sms/africastalking/inbound", data={
+        "from": phone, "to": "22384", "text": text, "date": "2026-01-09 10:00:00", "id": f"rdm-{next(_ids)}"})
+    assert response.status_code == 200
+
+
+# --- limits the workers apply ------------------------------------------------------------------
+
+
+def test_texts_over_the_minute_limit_are_counted_as_refused(client, runtime):
+    """elimu_rate_limited_total{limit="sms_inbound_per_phone"} was named in the runbook but never
+    moved: the drains judge the limit in their own gate, which did not count. STOP over the limit
+    is still applied and answered, so it is not counted."""
+    phone = "+254712000301"
+    before = value("elimu_rate_limited_total", limit="sms_inbound_per_phone")
+    for _ in range(INBOUND_PER_MINUTE.count + 3):
+        text_in(client, phone, "HELP")
+    text_in(client, phone, "STOP")
+    work_queues(runtime)
+    assert value("elimu_rate_limited_total", limit="sms_inbound_per_phone") - before == 3
+
+
+def test_results_queries_over_the_hourly_limit_are_counted_as_refused(fake_redis):
+    phone = "+254712000302"
+    gate = RedisGate(fake_redis, results_limit=Limit("results_queries_per_phone", 2, 3600))
+    before = value("elimu_rate_limited_total", limit="results_queries_per_phone")
+    assert [gate.results_allowed(phone) for _ in range(4)] == [True, True, False, False]
+    assert value("elimu_rate_limited_total", limit="results_queries_per_phone") - before == 2
+
+
+def test_the_minute_gate_counts_each_refused_text_once(fake_redis):
+    phone = "+254712000303"
+    gate = RedisGate(fake_redis, inbound_limit=Limit("sms_inbound_per_phone", 2, 60))
+    gate.prepare_inbound(Counter({phone: 5}))
+    before = value("elimu_rate_limited_total", limit="sms_inbound_per_phone")
+    answered = [_answerable(gate, phone, parse(text)) for text in ("HELP", "UPI", "HELP", "START", "UPI")]
+    assert answered == [True, True, False, True, False]
+    assert value("elimu_rate_limited_total", limit="sms_inbound_per_phone") - before == 2
