@@ -6,6 +6,7 @@ import functools
 import random
 import re
 import secrets
+import unicodedata
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -56,6 +57,48 @@ def _refused(reason: str) -> InvalidMsisdn:
     return InvalidMsisdn(f"{reason}; {MSISDN_FORMS}")
 
 
+# What a phone number is written with besides digits (of any script) and blanks: a leading +, and
+# the separators people put between groups (dashes of any kind, the minus sign, dots, brackets,
+# slashes). phonenumbers also forgives the rest (letters, ``ext 5``, ``#5``, ``,5``, a leading
+# ``+000``, ``Mary 0712...``), but a CSV cell or a CLI argument holding them is more likely a typing
+# error than a phone, so they are refused, and only ever on the slow path (the fast path's forms
+# hold none of them).
+_SEPARATORS = frozenset("-.()/\u2212")
+_SPREADSHEET_FLOAT = re.compile(r"\+?[0-9]{9,}\.0+")  # 254712345678.0: a number column, not text
+_EXTENSION = re.compile(r"(?i)(?:;\s*ext\s*=\s*|e?xt(?:ension|n)?\.?|x|#|,|;)\s*[0-9]+\s*$")
+
+
+def _strays(text: str) -> str:
+    """The characters of ``text`` (NFKC-folded) no phone number is written with, in order, once each."""
+    found = dict.fromkeys(
+        ch for i, ch in enumerate(text)
+        if not (ch.isdecimal() or ch.isspace() or ch in _SEPARATORS or (ch == "+" and i == 0)
+                or unicodedata.category(ch) == "Pd")
+    )
+    return "".join(found)
+
+
+def _check_written_form(text: str, digits: str) -> None:
+    """Refuse what phonenumbers would tidy into a valid number but a person most likely mistyped."""
+    folded = unicodedata.normalize("NFKC", text)
+    if _SPREADSHEET_FLOAT.fullmatch(folded):
+        raise _refused("it looks like a number a spreadsheet formatted (the .0 at the end): format the "
+                       "column as text and export again")
+    strays = _strays(folded)
+    if strays:
+        extension = _EXTENSION.search(folded)
+        if extension:
+            raise _refused(f"it has an extension ({extension.group(0).strip()!r}): a mobile number has none, "
+                           "give the number alone")
+        letters = "".join(ch for ch in strays if unicodedata.category(ch).startswith("L"))
+        if letters:
+            hint = " (0 and 1, not O, I or l)" if set(letters) <= set("OoIl") else ""
+            raise _refused(f"it has letters ({letters!r}): give the digits only{hint}")
+        raise _refused(f"it has characters a phone number is not written with ({strays!r})")
+    if folded.startswith("+") and digits.startswith("0"):
+        raise _refused("a + comes before the country code (+254...), never before 0")
+
+
 def parse_msisdn(raw: str) -> str:
     """``normalize_msisdn`` by phonenumbers' full parse, for every form (the reference for its fast path).
 
@@ -68,6 +111,7 @@ def parse_msisdn(raw: str) -> str:
     digits = phonenumbers.normalize_digits_only(text)  # ASCII, also of digits in another script
     if not digits:
         raise _refused("not a phone number (it has no digits)")
+    _check_written_form(text, digits)
     if not text.startswith("+") and digits.startswith("254") and len(digits) == 12:
         text = "+" + digits
     elif not text.startswith("+") and len(digits) == 9 and digits[0] in "17":

@@ -124,6 +124,57 @@ def test_a_refusal_says_what_is_wrong_and_the_forms_taken_in_our_own_words(raw, 
     assert MSISDN_FORMS == "a Kenyan mobile number is 07... or 01... (10 digits), or +2547... or +2541..."
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("+000254712345678", "a + comes before the country code (+254...), never before 0"),
+        ("+0 254 712 345 678", "a + comes before the country code (+254...), never before 0"),
+        ("0712345678 ext 5", "it has an extension ('ext 5'): a mobile number has none, give the number alone"),
+        ("0712345678 Ext. 5", "it has an extension ('Ext. 5'): a mobile number has none, give the number alone"),
+        ("0712345678 x5", "it has an extension ('x5'): a mobile number has none, give the number alone"),
+        ("+254712345678;ext=5", "it has an extension (';ext=5'): a mobile number has none, give the number alone"),
+        ("0712345678#5", "it has an extension ('#5'): a mobile number has none, give the number alone"),
+        ("0712345678,5", "it has an extension (',5'): a mobile number has none, give the number alone"),
+        ("Mary 0712345678", "it has letters ('Mary'): give the digits only"),
+        ("tel:+254712345678", "it has letters ('tel'): give the digits only"),
+        ("O712345678", "it has letters ('O'): give the digits only (0 and 1, not O, I or l)"),
+        ("0712345678~", "it has characters a phone number is not written with ('~')"),
+        ("254712345678.0", "it looks like a number a spreadsheet formatted (the .0 at the end): format the column "
+                           "as text and export again"),
+        ("712345678.0", "it looks like a number a spreadsheet formatted (the .0 at the end): format the column "
+                        "as text and export again"),
+    ],
+)
+def test_what_phonenumbers_would_tidy_into_a_number_is_refused_in_our_words(raw, reason):
+    """phonenumbers takes each of these as +254712345678 (a leading +000, an extension, letters
+    around the digits) or calls the spreadsheet's float "too many digits": a cell or an argument
+    like them is more likely a typing error than a phone, and the clerk is told which."""
+    for check in (normalize_msisdn, parse_msisdn, fast_phone):
+        with pytest.raises(InvalidMsisdn) as refused:
+            check(raw)
+        assert str(refused.value) == f"{reason}; {MSISDN_FORMS}", check
+
+
+@pytest.mark.parametrize("raw", ["+254712345678", "254712345678", "0712345678", "+254110200300"])
+def test_the_forms_providers_send_never_reach_the_written_form_checks(raw, monkeypatch):
+    """AT's phoneNumber and from (+254...) and a generic gateway's msisdn (254...) are answered by
+    the fast path: the USSD hop pays nothing for the checks above."""
+    import registry.identifiers as identifiers
+
+    def unexpected(*_args):
+        raise AssertionError("slow path")
+
+    monkeypatch.setattr(identifiers, "_check_written_form", unexpected)
+    assert normalize_msisdn.__wrapped__(raw) == ("+254" + raw[-9:])
+
+
+def test_separators_of_other_scripts_are_still_taken():
+    """Dashes of any kind, the minus sign, full-width brackets and blanks: as before."""
+    for raw in ("0712\u2013345\u2013678", "0712\u2212345\u2212678", "\uff080712\uff09345 678",
+                "0712\u00a0345\u00a0678", "0712.345.678", "0712/345/678", "+ 254 712 345 678"):
+        assert parse_msisdn(raw) == "+254712345678", raw
+
+
 def test_new_01xx_ranges_are_mobile():
     assert normalize_msisdn("0110 200300") == "+254110200300"
     assert normalize_msisdn("0100456789") == "+254100456789"

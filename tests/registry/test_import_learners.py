@@ -84,6 +84,24 @@ def test_a_guardian_phone_line_is_refused_in_our_words_with_the_forms_taken(sqli
     assert report.added == 1  # 00254...: a number written from abroad
 
 
+def test_a_guardian_phone_a_spreadsheet_formatted_or_with_an_extension_is_refused_by_line(sqlite_database, tmp_path):
+    """254712345678.0 (a number column) was "too many digits", and 0712345678 ext 5 or +000254...
+    were stored as +254712345678: each line now says what is wrong, and the other rows are kept."""
+    path = write_learners(tmp_path / "learners.csv", [
+        learner(upi="AAA001", guardian_phone="254712345678.0"), learner(upi="AAA002", guardian_phone="0712345678 ext 5"),
+        learner(upi="AAA003", guardian_phone="+000254712345678"), learner(upi="AAA004", guardian_phone="0712345678")])  # fmt: skip
+    report, rejected = run_learners(sqlite_database, path)
+    forms = "a Kenyan mobile number is 07... or 01... (10 digits), or +2547... or +2541..."
+    assert rejected == [
+        (2, "guardian_phone '254712345678.0': it looks like a number a spreadsheet formatted (the .0 at the end): "
+            f"format the column as text and export again; {forms}"),
+        (3, "guardian_phone '0712345678 ext 5': it has an extension ('ext 5'): a mobile number has none, give the "
+            f"number alone; {forms}"),
+        (4, f"guardian_phone '+000254712345678': a + comes before the country code (+254...), never before 0; {forms}"),
+    ]
+    assert report.added == 1
+
+
 def test_bad_rows_are_named_by_line_and_the_good_rows_kept(database, tmp_path):
     path = tmp_path / "learners.csv"
     rows = [
