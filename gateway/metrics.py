@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from registry.signals import otp_event
+from registry.signals import audit_event, otp_event
 
 bp = Blueprint("metrics", __name__)
 
@@ -37,12 +37,20 @@ DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received"
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])
 CALLBACKS_REFUSED = Counter("elimu_callbacks_refused", "Provider callbacks refused at the edge", ["reason"])
+# Counted where the row is written: USSD's (PIN choices, activation misses) by the web, SMS results'
+# (replies, misses, refusals) by the workers; ``action`` is one of the names the code fixes.
+AUDIT_EVENTS = Counter("elimu_audit_events", "Audit trail rows committed, by action", ["action"])
 
 def _count_otp(event: str, **_: object) -> None:
     OTP_EVENTS.labels(event).inc()
 
 
+def _count_audit(action: str, count: int = 1, **_: object) -> None:
+    AUDIT_EVENTS.labels(action).inc(count)
+
+
 otp_event.connect(_count_otp, weak=False)
+audit_event.connect(_count_audit, weak=False)
 
 QUEUES = ("sms-otp", "sms-reply", "sms-bulk", "sms-inbound")
 

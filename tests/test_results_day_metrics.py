@@ -62,3 +62,50 @@ def test_the_minute_gate_counts_each_refused_text_once(fake_redis):
     answered = [_answerable(gate, phone, parse(text)) for text in ("HELP", "UPI", "HELP", "START", "UPI")]
     assert answered == [True, True, False, True, False]
     assert value("elimu_rate_limited_total", limit="sms_inbound_per_phone") - before == 2
+
+
+# --- the audit trail's refusals: results name check, PIN choices -------------------------------
+
+
+def test_results_misses_and_refusals_are_counted_when_their_batch_commits(client, runtime):
+    """A name that matches no candidate is a ``results_miss`` row, a query no name was checked for
+    a ``results_refused`` one: elimu_audit_events_total{action} counts each once it is committed."""
+    actions = ("results_miss", "results_refused", "results_replied")
+    before = {action: value("elimu_audit_events_total", action=action) for action in actions}
+    text_in(client, "+254712000304", "KCSE 36611030002 Wanjiku")
+    text_in(client, "+254712000304", "KCSE 36611030003 Achieng")
+    text_in(client, "+254712000305", "KCSE 36611030002")
+    work_queues(runtime)
+    moved = {action: value("elimu_audit_events_total", action=action) - before[action] for action in actions}
+    assert moved == {"results_miss": 2, "results_refused": 1, "results_replied": 0}
+
+
+def test_pin_choices_and_the_daily_cap_are_counted(runtime):
+    from registry.models import utcnow
+    from registry.services.accounts import PIN_CHOICES_PER_DAY, judge_chosen_pin
+
+    phone = "+254712000306"
+    before = {a: value("elimu_audit_events_total", action=a) for a in ("pin_chosen", "pin_choice_limit")}
+    for _ in range(PIN_CHOICES_PER_DAY + 2):
+        with runtime.db.transaction() as session:
+            judge_chosen_pin(session, phone, "4826", utcnow())
+    assert value("elimu_audit_events_total", action="pin_chosen") - before["pin_chosen"] == PIN_CHOICES_PER_DAY
+    assert value("elimu_audit_events_total", action="pin_choice_limit") - before["pin_choice_limit"] == 2
+
+
+def test_a_row_rolled_back_is_not_counted(runtime):
+    from registry.models import utcnow
+    from registry.services.audit import record_failed_check
+
+    before = value("elimu_audit_events_total", action="activation_miss")
+    try:
+        with runtime.db.transaction() as session:
+            record_failed_check(session, phone="+254712000307", action="activation_miss", channel="ussd", at=utcnow())
+            session.flush()
+            raise RuntimeError("the hop failed after its row was written")
+    except RuntimeError:
+        pass
+    assert value("elimu_audit_events_total", action="activation_miss") == before
+    with runtime.db.transaction() as session:
+        record_failed_check(session, phone="+254712000307", action="activation_miss", channel="ussd", at=utcnow())
+    assert value("elimu_audit_events_total", action="activation_miss") == before + 1

@@ -49,10 +49,11 @@ from registry.arrays import among, update_rows
 from registry.db import PendingMessage
 from registry.models import InboundMessage, PhoneSetting, Priority, utcnow
 from registry.outbox import Claimed, queue_claimed
-from registry.services.audit import batched_disclosures
+from registry.services.audit import BATCH_KEY, batched_disclosures
 from registry.services.sms_commands import Command, CommandKind, parse
 from registry.services.sms_replies import Reply, prefetch_results, reply_language, respond
 from registry.services.sms_texts import text as sms_text
+from registry.signals import audited
 
 from .context import backend_of, queues_of
 from .queues import FAILURE_TTL, INBOUND_QUEUE
@@ -292,6 +293,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
                 INBOUND_COMMANDS.labels(kind).inc()
                 if reply is not None:  # the premium link only where the reply is what was paid for
                     replies.append((row.sender, reply.kind, reply.text, row.link_id if reply.charged else None))
+            audited(session, (disclosure["action"] for disclosure in session.info[BATCH_KEY]))  # counted at commit
         claimed = queue_claimed(session, replies, provider)
         update_rows(session, _T, commands, handled_at=now)
         return claimed
