@@ -21,8 +21,11 @@ from .times import iso_utc
 
 @click.command("audit")
 @click.option("--learner", "upi", metavar="UPI", help="disclosures of this learner's data")
-@click.option("--phone", metavar="MSISDN", help="disclosures to this phone (any E.164 number: results go abroad too)")
-@click.option("--index", "index_number", metavar="NUMBER", help="results sent of this index or assessment number")
+@click.option("--phone", metavar="MSISDN",
+              help="disclosures to this phone, its checks failed and refused, its PINs chosen (any E.164 number: "
+                   "results go abroad too)")
+@click.option("--index", "index_number", metavar="NUMBER",
+              help="results sent of this index or assessment number, and results requests refused at it")
 @click.option("--series", nargs=2, metavar="EXAM YEAR", default=None,
               help="results sent of this exam series, e.g. --series KCSE 2025")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
@@ -32,9 +35,11 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
           series: tuple[str, str] | None, limit: int, as_json: bool) -> None:
     """Show the audit trail, newest first: every disclosure of a learner's data, each failed
     activation or PIN-reset check (`activation_miss`), each results SMS refused (`results_miss`:
-    names that matched no candidate; `results_refused`: no name checked), and each PIN changed
-    (`pin_changed`) or reset (`pin_reset`). Given several of --learner, --phone, --index and --series, it lists the
-    rows matching any of them."""
+    names that matched no candidate; `results_refused`: no name checked), each PIN chosen on USSD
+    (`pin_chosen`) or not judged past the phone's 12 a day (`pin_choice_limit`), and each PIN
+    changed (`pin_changed`) or reset (`pin_reset`). --phone lists them all; --index the results
+    sent and refused at that number; --learner and --series what was disclosed. Given several of
+    --learner, --phone, --index and --series, it lists the rows matching any of them."""
     if not upi and not phone and not index_number and not series:
         raise click.UsageError("give --learner UPI, --phone MSISDN, --index NUMBER or --series EXAM YEAR")
     if phone:
@@ -62,7 +67,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
         click.echo(json.dumps(records))
         return
     if not records:
-        click.echo("no disclosures recorded")
+        click.echo("nothing recorded" if index_number or phone else "no disclosures recorded")
         return
     click.echo(f"{'at (UTC)':<32}  {'phone':<13}  {'learner':<10} {'action':<18} {'via':<5} {'ref':<8} detail")
     for r in records:

@@ -53,6 +53,10 @@ def batched_disclosures(session: Session) -> Iterator[None]:
 
 
 RESULTS_ACTION = "results_replied"  # its detail: "<exam> <year> <index number>"
+# A results request refused after its lookup (``sms_replies``), its detail as a reply's ("-" for the
+# year of a number nobody holds): names that matched no candidate, or no name checked.
+RESULTS_MISS_ACTION = "results_miss"
+RESULTS_REFUSED_ACTION = "results_refused"
 
 
 def record_failed_check(
@@ -74,7 +78,9 @@ def history(
     """Audit rows for a learner (by UPI), a phone, a candidate's index number and/or the results
     sent of an exam series (``("KCSE", 2025)``), newest first, with the learner's UPI (at most
     ``limit``; None: all). A learner's rows include the results sent of each index number now
-    linked to it, also those sent before the link was made (a result imported without a UPI).
+    linked to it, also those sent before the link was made (a result imported without a UPI); an
+    index number's, the results sent of it and the results requests refused at it (``results_miss``,
+    ``results_refused``: attempts, not the learner's data, so not among a learner's rows).
 
     Each condition is one an index serves (the learner's id, the phone, the index number, the
     series), so the rows matching any of them are found without reading the whole trail; the
@@ -90,10 +96,10 @@ def history(
                                            .where(ExamResult.learner_id.in_(learner_ids)).distinct()))
     if phone:
         conditions.append(AuditEvent.phone == phone)
-    if index_number:
-        numbers.append(index_number.strip().upper())
     if numbers:
         conditions.append(results_of(*numbers))
+    if index_number:
+        conditions.append(requests_at(index_number.strip().upper()))
     if series:
         conditions.append(results_of_series(*series))
     if conditions:
@@ -113,3 +119,10 @@ def results_of(*index_numbers: str):
     """The results replies of these index or assessment numbers (the last word of their detail,
     ``"<exam> <year> <number>"``), by the expression ``ix_audit_events_index_number`` holds."""
     return and_(AuditEvent.action == RESULTS_ACTION, third_word(AuditEvent.detail).in_(sorted(set(index_numbers))))
+
+
+def requests_at(*index_numbers: str):
+    """The results replies of these numbers and the results requests refused at them (their detail
+    as a reply's), by the same expression ``ix_audit_events_index_number`` holds."""
+    actions = (RESULTS_ACTION, RESULTS_MISS_ACTION, RESULTS_REFUSED_ACTION)
+    return and_(AuditEvent.action.in_(actions), third_word(AuditEvent.detail).in_(sorted(set(index_numbers))))

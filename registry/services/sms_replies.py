@@ -28,7 +28,7 @@ from ..arrays import among
 from ..exams import STATUS_MARKS
 from ..models import AuditEvent, ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from ..outbox import cancel_announcements
-from .audit import record_disclosure, record_failed_check
+from .audit import RESULTS_MISS_ACTION, RESULTS_REFUSED_ACTION, record_disclosure, record_failed_check
 from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
 from .sms_commands import (
@@ -52,8 +52,8 @@ MAX_UPIS = 6
 # the refusal says; MISSES_PER_DAY of them in MISS_WINDOW and the phone's names are not checked again
 # until the oldest is a day old (as activation misses, ``accounts.MISSES_PER_DAY``). A refusal made
 # without a name check (no name given, or over that limit) is audited as REFUSED_ACTION, not counted.
-MISS_ACTION = "results_miss"
-REFUSED_ACTION = "results_refused"
+MISS_ACTION = RESULTS_MISS_ACTION  # "results_miss"
+REFUSED_ACTION = RESULTS_REFUSED_ACTION  # "results_refused"
 MISSES_PER_DAY = 10
 MISS_WINDOW = timedelta(days=1)
 
