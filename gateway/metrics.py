@@ -33,6 +33,9 @@ USSD_HOP_SECONDS = Histogram(
 )
 OTP_EVENTS = Counter("elimu_otp", "One-time codes by event", ["event"])  # sent | verified | failed
 SMS_MESSAGES = Counter("elimu_sms_messages", "Outbound SMS state changes", ["kind", "status"])
+# Counted by the workers: why a send was not taken (AT's status, or ``timeout``, ``connection``, ...:
+# ``workers.backends.africastalking.error_label``) and what became of it (retry, failed, unconfirmed).
+SMS_SEND_ERRORS = Counter("elimu_sms_send_errors", "SMS sends not taken by the provider, by why", ["error", "outcome"])
 DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received", ["status"])
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])

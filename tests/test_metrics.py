@@ -108,9 +108,12 @@ def _exposed() -> dict[str, set[str]]:
 def _known_values() -> dict[tuple[str, str], set[str]]:
     """The values a label can take where the code fixes them (metric, label -> values)."""
     from gateway.sms.africastalking import DELIVERY_STATUS
+    from workers.backends.africastalking import ERROR_LABELS
     from workers.sending import _METRIC_STATUS
 
     return {("elimu_sms_messages_total", "status"): {*_METRIC_STATUS.values(), "retry"},
+            ("elimu_sms_send_errors_total", "error"): set(ERROR_LABELS),
+            ("elimu_sms_send_errors_total", "outcome"): {"retry", "failed", "unconfirmed"},
             ("elimu_delivery_reports_total", "status"): {*DELIVERY_STATUS, "other"},
             ("elimu_queue_depth", "queue"): set(metrics.QUEUES)}
 

@@ -34,7 +34,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.degraded import is_outage
-from gateway.metrics import SMS_MESSAGES
+from gateway.metrics import SMS_MESSAGES, SMS_SEND_ERRORS
 from registry.arrays import among, update_rows
 from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
 from registry.outbox import CANCELLED, OPTED_OUT, Claimed
@@ -42,6 +42,7 @@ from registry.services.accounts import OTP_VALID
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
+from .backends.africastalking import error_label
 from .context import backend_of, queues_of
 from .queues import SendJob, max_attempts, retry_delay, send_job_id
 
@@ -303,6 +304,7 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     rows = {c.id: c for c in claimed}
     accepted, delivered, failed, requeued = [], [], [], []
     counted: list[tuple[str, str]] = []  # metric labels, counted once the rows are written
+    errors: list[tuple[str, str]] = []  # (why, what became of the message) of each send not taken
     for result in results:
         row = rows[result.message_id]
         base = {"id": row.id, "status_code": result.status_code, "failure_reason": result.reason}
@@ -322,6 +324,8 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
             requeued.append(base | {"next_attempt_at": now + timedelta(seconds=delay)})
             summary.retries.append(Retry(row.id, row.priority, row.attempts, delay, result.reason or "retry"))
         counted.append((row.kind, metric))
+        if metric in ("retry", "failed", "unconfirmed"):
+            errors.append((error_label(result), metric))
     submitted = {"status": MessageStatus.SUBMITTED}
     update_rows(session, _T, accepted, where=submitted, accepted_at=now, next_attempt_at=None, updated_at=now)
     update_rows(session, _T, delivered, where=submitted, status=MessageStatus.DELIVERED.value, accepted_at=now,
@@ -331,6 +335,8 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     update_rows(session, _T, requeued, where=submitted, status=MessageStatus.QUEUED.value, updated_at=now)
     for labels in counted:
         SMS_MESSAGES.labels(*labels).inc()
+    for labels in errors:
+        SMS_SEND_ERRORS.labels(*labels).inc()
     summary.accepted += len(accepted) + len(delivered)
     summary.failed += len(failed)
 

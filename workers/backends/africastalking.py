@@ -469,6 +469,25 @@ def _answer_lost(kind: str, batch: list[Outgoing], cause: BaseException | None,
     return _all(batch, Outcome.RETRY, what)
 
 
+# What ``error_label`` calls a send that AT did not take, from the reasons this module writes
+# (first match wins); an AT status code is named as AT names it.
+_ERRORS = (("invalid phone number", "InvalidPhoneNumber"), ("timeout", "timeout"), ("answer lost", "answer_lost"),
+           ("connection error", "connection"), ("provider refused the request", "request_refused"),
+           ("not in provider answer", "not_in_answer"), ("interrupted", "answer_lost"), ("not sent", "not_sent"),
+           ("request not made", "not_sent"))
+ERROR_LABELS = frozenset({*REFUSED.values(), *RETRYABLE.values(), *(label for _, label in _ERRORS), "other"})
+
+
+def error_label(result: SendResult) -> str:
+    """A bounded name for why a send was not taken (``elimu_sms_send_errors_total{error}``): AT's
+    status for its per-recipient codes (``InsufficientBalance``, ``InvalidSenderId``, ...), else
+    the transport's failure (``timeout``, ``connection``, ``request_refused``: a non-2xx answer)."""
+    if result.status_code is not None:
+        return REFUSED.get(result.status_code) or RETRYABLE.get(result.status_code) or "other"
+    reason = result.reason or ""
+    return next((label for prefix, label in _ERRORS if reason.startswith(prefix)), "other")
+
+
 def _all(batch: Sequence[Outgoing], outcome: Outcome, reason: str) -> list[SendResult]:
     return [SendResult(m.message_id, outcome, reason=reason) for m in batch]
 
