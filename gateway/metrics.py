@@ -36,6 +36,10 @@ SMS_MESSAGES = Counter("elimu_sms_messages", "Outbound SMS state changes", ["kin
 # Counted by the workers: why a send was not taken (AT's status, or ``timeout``, ``connection``, ...:
 # ``workers.backends.africastalking.error_label``) and what became of it (retry, failed, unconfirmed).
 SMS_SEND_ERRORS = Counter("elimu_sms_send_errors", "SMS sends not taken by the provider, by why", ["error", "outcome"])
+# Counted by whoever runs the reconciler (each worker, once a minute; ``elimu sms reconcile``).
+RECONCILED = Counter("elimu_reconciled", "What the reconciler put right, by kind", ["action"])
+RECONCILER_PASSES = Counter("elimu_reconciler_passes", "Reconciler passes: done, locked (another ran), failed",
+                            ["result"])
 DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received", ["status"])
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])

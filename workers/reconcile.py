@@ -28,6 +28,7 @@ from rq.job import Job
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
 from sqlalchemy import select, update
 
+from gateway.metrics import RECONCILED, RECONCILER_PASSES
 from registry.models import MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.outbox import LEASE
 from registry.services.sms_delivery import settle_unconfirmed
@@ -80,16 +81,32 @@ def reconcile(
     token = secrets.token_hex(8)
     if lock and not runtime.redis.set(LOCK_KEY, token, nx=True, ex=LOCK_S):
         report.locked = True
+        RECONCILER_PASSES.labels("locked").inc()
         return report
     try:
         _reconcile(runtime, grace, lease, now or utcnow(), report)
+    except BaseException:
+        RECONCILER_PASSES.labels("failed").inc()
+        raise
     finally:
         # only its own: a pass that outlived the lock leaves the one another reconciler took since
         if lock and runtime.redis.get(LOCK_KEY) == token.encode():
             runtime.redis.delete(LOCK_KEY)
+        _count(report)
+    RECONCILER_PASSES.labels("done").inc()
     if report.recorded or report.enqueued or report.expired or report.inbound or report.reports or report.unconfirmed:
         log.info("reconciler: %s", report)
     return report
+
+
+def _count(report: Report) -> None:
+    """What a pass put right, also one an outage cut short (``elimu_reconciled_total{action}``)."""
+    for action, count in (("recorded", report.recorded), ("reclaimed", report.reclaimed),
+                          ("enqueued", report.enqueued), ("otp_expired", report.expired),
+                          ("inbound", report.inbound), ("reports", report.reports),
+                          ("unconfirmed_expired", report.unconfirmed)):
+        if count:
+            RECONCILED.labels(action).inc(count)
 
 
 def _reconcile(runtime: Runtime, grace: timedelta, lease: timedelta, now: datetime, report: Report) -> None:
