@@ -27,6 +27,7 @@ import redis.exceptions as redis_errors
 from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy import exc as sa_errors
 
+from .metrics import DEGRADED_ANSWERS
 from .plain import plain
 from .runtime import Runtime
 
@@ -212,6 +213,20 @@ def busy_ussd_body() -> str:
 BUSY_RETRY = "Service busy, retry later\n"
 
 
+def _cause(exc: BaseException) -> str:
+    """What failed, for ``elimu_degraded_answers_total{cause}``: ``database``, ``redis``, ``outage``
+    (a connection or timeout of either, not told apart) or ``error`` (a bug)."""
+    if isinstance(exc, redis_errors.RedisError):
+        return "redis"
+    if isinstance(exc, sa_errors.SQLAlchemyError):
+        return "database"
+    return "outage" if is_outage(exc) else "error"
+
+
+def _count(answer: str, exc: BaseException) -> None:
+    DEGRADED_ANSWERS.labels(answer, _cause(exc)).inc()
+
+
 def _log_failure(path: str, exc: Exception) -> None:
     if is_outage(exc):
         log.warning("degraded: %s on %s", type(exc).__name__, path)
@@ -225,7 +240,9 @@ def failed_callback(path: str, exc: Exception) -> tuple[int, str, dict[str, str]
     below and ``gateway.fastpath`` both answer with this."""
     _log_failure(path, exc)
     if path.startswith("/ussd/") and not path.endswith("/events"):
+        _count("busy", exc)
         return 200, busy_ussd_body(), {}
+    _count("retry_later", exc)
     return 503, BUSY_RETRY, {"Retry-After": str(RETRY_AFTER_S)}
 
 
@@ -244,14 +261,17 @@ def answer_failure(exc: Exception) -> Response:
 
                 form["input"] = input_shape(form["input"]) or ""
             spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], form)
+            _count("spooled", exc)
             return plain("OK (spooled)\n")
         except OSError:
             log.error("spool not writable; %s callback refused for retry", path)
+        _count("retry_later", exc)
         return plain(BUSY_RETRY, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
     if path.startswith(("/sms/", "/ussd/")):
         status, body, headers = failed_callback(path, exc)
         return plain(body, status, headers=headers)
     _log_failure(path, exc)
+    _count("unavailable", exc)
     response = jsonify(error="Service Unavailable", reason="temporary failure, retry later")
     response.status_code = 503
     response.headers["Retry-After"] = str(RETRY_AFTER_S)

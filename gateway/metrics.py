@@ -40,6 +40,10 @@ SMS_SEND_ERRORS = Counter("elimu_sms_send_errors", "SMS sends not taken by the p
 RECONCILED = Counter("elimu_reconciled", "What the reconciler put right, by kind", ["action"])
 RECONCILER_PASSES = Counter("elimu_reconciler_passes", "Reconciler passes: done, locked (another ran), failed",
                             ["result"])
+# ``gateway.degraded``: answer busy (a USSD END), retry_later (503 for AT to retry), spooled (taken,
+# applied when the database is back), unavailable (any other path); cause database, redis, outage, error.
+DEGRADED_ANSWERS = Counter("elimu_degraded_answers", "Requests answered without their work, by answer and cause",
+                           ["answer", "cause"])
 DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received", ["status"])
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])

@@ -109,3 +109,38 @@ def test_a_row_rolled_back_is_not_counted(runtime):
     with runtime.db.transaction() as session:
         record_failed_check(session, phone="+254712000307", action="activation_miss", channel="ussd", at=utcnow())
     assert value("elimu_audit_events_total", action="activation_miss") == before + 1
+
+
+# --- degraded mode -------------------------------------------------------------------------------
+
+
+def test_callbacks_answered_while_the_database_is_down_are_counted_by_answer_and_cause(runtime):
+    from gateway.app import create_app
+    from registry.db import Database
+
+    down = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    runtime.db = down
+    client = create_app(runtime=runtime).test_client()
+    before = {answer: value("elimu_degraded_answers_total", answer=answer, cause="database")
+              for answer in ("retry_later", "spooled")}
+    inbound = client.post("/sms/africastalking/inbound", data={
+        "from": "+254712000308", "to": "22384", "text": "HELP", "id": "rdm-down-1", "date": "2026-01-09 10:00:00"})
+    delivery = client.post("/sms/africastalking/delivery", data={
+        "id": "ATXid_down", "status": "Success", "phoneNumber": "+254712000308", "networkCode": "63902"})
+    assert (inbound.status_code, delivery.status_code) == (503, 200)
+    moved = {answer: value("elimu_degraded_answers_total", answer=answer, cause="database") - before[answer]
+             for answer in before}
+    assert moved == {"retry_later": 1, "spooled": 1}
+    down.dispose()
+
+
+def test_a_callback_that_crashes_is_counted_as_an_error(client, monkeypatch):
+    def crash(*_args, **_kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr("gateway.sms.routes.receive", crash)
+    before = value("elimu_degraded_answers_total", answer="retry_later", cause="error")
+    response = client.post("/sms/africastalking/inbound", data={
+        "from": "+254712000309", "to": "22384", "text": "HELP", "id": "rdm-crash-1", "date": "2026-01-09 10:00:00"})
+    assert response.status_code == 503
+    assert value("elimu_degraded_answers_total", answer="retry_later", cause="error") - before == 1
