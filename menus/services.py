@@ -62,6 +62,9 @@ class ActivationResult(enum.StrEnum):
     TOO_SOON = "too_soon"
     LIMIT = "limit"
     MISS_LIMIT = "miss_limit"  # too many misses from this phone today: said before any matching
+    # The phone's PINs chosen today are used up (``PinChoicesSpent``) and this code would lead to
+    # choosing one (a first activation, a reset): said before any matching, no code sent
+    PIN_LIMIT = "pin_limit"
     # No new code (too soon), but these details are the learner's whose code, sent within the
     # minute, is still good for this phone and purpose: enter that one (``SendResult.STILL_GOOD``)
     STILL_GOOD = "still_good"

@@ -111,6 +111,8 @@ class BirthDate(Screen):
             return Stop(ctx.t("otp.limit"))
         if result is ActivationResult.MISS_LIMIT:
             return Stop(ctx.t("act.miss_limit"))
+        if result is ActivationResult.PIN_LIMIT:  # the PIN after the code could not be chosen today
+            return Stop(ctx.t("pin.day_limit"))
         return Stop(ctx.t("act.not_linked"))
 
 

@@ -11,7 +11,8 @@ datetime), so tests control time. Rules:
 - PINs: 4 digits, not trivial, argon2id; 3 wrong tries lock PIN use for 30 minutes, and each further
   3 in a row (no right PIN between) for twice as long as the lock before, up to a day;
 - PINs chosen (activation, change, reset): at most 12 judged per phone in 24 h, however many dials
-  (each is a ``pin_chosen`` row in the audit trail; one past them is not judged, a ``pin_choice_limit`` row);
+  (each is a ``pin_chosen`` row in the audit trail; one past them is not judged, a ``pin_choice_limit`` row),
+  and past them no activation or reset code is sent, since the PIN it leads to could not be chosen;
 - details that do not match (identifier, date of birth): 3 end a session, 10 in 24 h stop activation
   from the phone until they are a day old (each is an ``activation_miss`` row in the audit trail);
 - every disclosure (UPI sent, status shown) writes an ``AuditEvent``;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -271,14 +273,19 @@ def _allowance(sent: Sequence[datetime], now: datetime) -> SendResult:
     return SendResult.SENT
 
 
-def _allowance_and_misses(session: Session, phone: str, now: datetime) -> tuple[SendResult, int]:
-    """``send_allowance`` and the phone's activation misses in the last day, in one statement."""
+def _allowance_and_misses(
+    session: Session, phone: str, now: datetime, *, choosing: bool = False
+) -> tuple[SendResult, int, int]:
+    """``send_allowance``, the phone's activation misses in the last day and, when a PIN is to be
+    chosen after the code (``choosing``), its PINs judged in the last day (else 0), in one statement."""
     since = now - timedelta(days=1)
-    codes = _codes_since(phone, since).add_columns(literal(False).label("miss"))
-    misses = select(AuditEvent.at, literal(True)).where(
-        AuditEvent.phone == phone, AuditEvent.action == MISS_ACTION, AuditEvent.at > since)
-    rows = session.execute(union_all(codes, misses)).all()
-    return _allowance([at for at, miss in rows if not miss], now), sum(1 for _, miss in rows if miss)
+    parts = [_codes_since(phone, since).add_columns(literal(0).label("kind"))]
+    for kind, action in [(1, MISS_ACTION), (2, CHOSEN_ACTION)] if choosing else [(1, MISS_ACTION)]:
+        parts.append(select(AuditEvent.at, literal(kind)).where(
+            AuditEvent.phone == phone, AuditEvent.action == action, AuditEvent.at > since))
+    rows = session.execute(union_all(*parts)).all()
+    kinds = Counter(kind for _, kind in rows)
+    return _allowance([at for at, kind in rows if kind == 0], now), kinds[1], kinds[2]
 
 
 def issue_otp(
@@ -459,6 +466,11 @@ def start_activation(
     answer must not be a free test of what belongs to the learner whose code is outstanding, beyond
     the misses limit). One read of the caller gives the standing and the SMS's language, and the
     limits are read once: the OTP hop of a results-day burst pays for every round trip in its transaction (``bench`` B3).
+
+    Before all that, a code that leads to choosing a PIN (a first activation, a reset) is refused
+    with ``PIN_LIMIT`` (a ``CHOICE_LIMIT_ACTION`` row) when the phone has had its PINs of the day
+    judged (``judge_chosen_pin``): the PIN after it would not be judged, so no code is sent for
+    the parent to spend in vain. It concerns the phone alone, and is said before any matching.
     """
     who = caller(session, phone, sending=True)  # and the phone's sending lock
     resetting = purpose is Purpose.PIN_RESET
@@ -466,7 +478,12 @@ def start_activation(
         return Activation(ActivationResult.NOT_LINKED)
     if who.active and not resetting:
         require_pin(session, phone, session_id, now)
-    allowed, misses = _allowance_and_misses(session, phone, now)
+    choosing = resetting or not who.active  # a PIN is chosen after this code
+    allowed, misses, chosen = _allowance_and_misses(session, phone, now, choosing=choosing)
+    if chosen >= PIN_CHOICES_PER_DAY:  # that PIN would not be judged: no code sent (or spent) for it
+        session.add(AuditEvent(at=now, phone=phone, learner_id=None, action=CHOICE_LIMIT_ACTION, channel=CHANNEL,
+                               detail=f"{purpose.value}: refused before the code"))
+        return Activation(ActivationResult.PIN_LIMIT)
     if allowed is not SendResult.SENT:
         otp_event.send("limited")  # counted as ``issue_otp`` counts a refused code
         outstanding = _outstanding_for(session, phone, purpose, now) if allowed is SendResult.TOO_SOON else None

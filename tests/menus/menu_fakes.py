@@ -31,6 +31,7 @@ OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED = "111111", "222222", "333333", "4
 PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY = "1357", "2468", "3579", "4680", "1234"
 PIN_SPENT = "9753"  # a PIN chosen past the phone's PINs of the day
 ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED = "BC1", "SOON", "LIMIT", "GONE", "BLOCKED"
+ID_PINS_SPENT = "PINS"  # details given by a phone whose PINs chosen today are used up
 DOB = "05012015"
 
 
@@ -86,6 +87,8 @@ class FakeServices:
             return Activation(ActivationResult.LIMIT)
         if identifier == ID_BLOCKED:
             return Activation(ActivationResult.MISS_LIMIT)
+        if identifier == ID_PINS_SPENT:
+            return Activation(ActivationResult.PIN_LIMIT)
         if identifier in (ID_MATCH, ID_GONE) and born == date(2015, 1, 5):
             return Activation(ActivationResult.MATCH, 1 if identifier == ID_MATCH else 99)
         return Activation(ActivationResult.MISS)

@@ -8,7 +8,16 @@ from datetime import date
 
 import pytest
 
-from tests.menus.menu_fakes import DOB, ID_MATCH, OTP_OK, OTP_WRONG, PIN_EASY, PIN_OK, PIN_WRONG
+from tests.menus.menu_fakes import (
+    DOB,
+    ID_MATCH,
+    ID_PINS_SPENT,
+    OTP_OK,
+    OTP_WRONG,
+    PIN_EASY,
+    PIN_OK,
+    PIN_WRONG,
+)
 
 MAIN_EN = "Welcome to Elimu\n1. Activate account\n2. Get learner UPI\n3. Learner status\n4. My account"
 MAIN_SW = "Karibu Elimu\n1. Fungua akaunti\n2. Pata UPI ya mwanafunzi\n3. Hali ya mwanafunzi\n4. Akaunti yangu"
@@ -137,6 +146,22 @@ def test_easy_pins_end_the_session_after_six_even_across_home(talk, fake):
         assert not talk.send(PIN_EASY).end
     reply = talk.send(PIN_EASY)
     assert reply.end and reply.text.startswith("Too many PINs tried. Dial *384*")
+
+
+@pytest.mark.parametrize(("active", "start", "lang"), [(False, ("1",), "en"), (True, ("4", "3"), "sw")])
+def test_a_phone_past_its_pins_of_the_day_ends_at_the_details_not_after_the_code(talk, fake, active, start, lang):
+    """Activation and reset end with the day's PIN limit when the registry says so at the details,
+    in the caller's language: no code screen, no code checked (none was sent to spend)."""
+    fake.active, fake.stored_language = active, lang
+    talk.dial()
+    for value in (*start, ID_PINS_SPENT):
+        assert not talk.send(value).end
+    reply = talk.send(DOB)
+    assert reply.end and reply.text == {
+        "en": "Too many PINs tried on this phone today. Try again tomorrow, or visit the school for help.",
+        "sw": "PIN nyingi mno zimejaribiwa kwa simu hii leo. Jaribu tena kesho, au tembelea shule upate msaada.",
+    }[lang]
+    assert not [call for call in fake.calls if call[0] in ("check_otp", "send_otp", "activate")]
 
 
 def test_pin_mismatch_goes_back_to_choosing(talk, fake):

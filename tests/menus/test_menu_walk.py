@@ -23,6 +23,7 @@ from tests.menus.menu_fakes import (
     ID_GONE,
     ID_LIMIT,
     ID_MATCH,
+    ID_PINS_SPENT,
     ID_SOON,
     OTP_EXHAUSTED,
     OTP_EXPIRED,
@@ -40,7 +41,7 @@ from tests.menus.menu_fakes import (
 
 INPUTS = (
     "", "0", "00", "1", "2", "3", "4", "5", "6", "7", "98", "x", "*#",
-    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED, DOB, "31022015", "01012099",
+    ID_MATCH, ID_SOON, ID_LIMIT, ID_GONE, ID_BLOCKED, ID_PINS_SPENT, DOB, "31022015", "01012099",
     OTP_OK, OTP_WRONG, OTP_EXPIRED, OTP_EXHAUSTED,
     PIN_OK, PIN_WRONG, PIN_LOCK_NOW, PIN_LOCKED, PIN_EASY, PIN_SPENT, "8264",
 )

@@ -129,3 +129,64 @@ def test_two_sessions_choosing_at_once_are_counted_one_after_the_other(pg_databa
         second = Behind(pg_database, lambda other: accounts.judge_chosen_pin(other, PHONE, "0905", now))
     assert second.result() is None
     assert (_actions(world, CHOSEN_ACTION), _actions(world, CHOICE_LIMIT_ACTION)) == (PIN_CHOICES_PER_DAY, 1)
+
+
+EASY = {"en": "CON That PIN is too easy to guess", "sw": "CON PIN hiyo ni rahisi mno kukisia"}
+FIRST_PIN = {"en": "CON Choose a 4-digit PIN:", "sw": "CON Chagua PIN ya tarakimu 4:"}
+ACTIVE = {"en": "END Your account is active.", "sw": "END Akaunti yako imefunguliwa."}
+
+
+def _spend_pins_on_activation(clock, phone, lang: str) -> None:
+    """Two activation sessions of easy PINs: the phone's PINs of the day used up, not yet active."""
+    for _ in range(PIN_CHOICES_PER_DAY // 6):
+        phone.script(f"redial\n> 1\n> 12345678\n> 05092014\n> {{otp}}\n< {FIRST_PIN[lang]}\n< ...")
+        for easy in ("1234", "1111", "2014", "0000", "1990"):
+            assert phone.send(easy).startswith(EASY[lang])
+        assert phone.send("4321").startswith(TOO_MANY[lang])
+        clock.advance(minutes=2)
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_a_phone_past_its_pins_of_the_day_is_told_before_an_activation_code_is_sent(real_stack, real_ussd, lang):
+    """A parent who had used the phone's PINs of the day learned it only after entering the new
+    activation code: the code was spent (and paid for) on a PIN that could not be chosen. Now the
+    details are answered with the day's limit at once, no code sent, nothing matched or counted as
+    a miss (the limit is the phone's, whatever the details), and a day later activation goes through."""
+    clock, sms, world, _ = real_stack
+    world.learner()
+    phone = real_ussd()
+    if lang == "sw":
+        phone.script("dial\n> 4\n> 2\n> 2")
+    _spend_pins_on_activation(clock, phone, lang)
+    sent = len(sms.otps(PHONE))
+    for details in ("> 12345678\n> 05092014", "> 99999999\n> 01012015"):  # right or wrong, alike
+        phone.script(f"redial\n> 1\n{details}\n< {DAY_LIMIT[lang]}")
+    assert len(sms.otps(PHONE)) == sent
+    assert _actions(world, CHOICE_LIMIT_ACTION) == 2 and _actions(world, accounts.MISS_ACTION) == 0
+    with world.db.transaction() as session:
+        details = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == CHOICE_LIMIT_ACTION)).all()
+    assert details == ["activate: refused before the code"] * 2
+    clock.advance(hours=24)
+    activated = phone.script("redial\n> 1\n> 12345678\n> 05092014\n> {otp}\n> 5803\n> 5803")[-1]
+    assert activated.startswith(ACTIVE[lang]), activated
+
+
+def test_a_reset_past_the_pins_of_the_day_is_refused_before_its_code(real_stack, real_ussd):
+    """The same for a forgotten PIN: past the day's PINs (here spent on PIN changes) the reset's
+    details get the day's limit and no code; adding a learner, which chooses no PIN, is not held up."""
+    clock, sms, world, _ = real_stack
+    world.learner(verified=True)
+    world.activate()
+    phone = real_ussd()
+    pins = iter(TAKEN)
+    for _ in range(PIN_CHOICES_PER_DAY // 6):
+        phone.script(f"redial\n> 4\n> 1\n> {PIN}\n< {CHOOSE['en']}\n< ...")
+        for _ in range(6):
+            assert phone.send(next(pins)).startswith(CONFIRM["en"])
+            assert phone.send("0").startswith(CHOOSE["en"])
+        assert phone.send(next(pins)).startswith(TOO_MANY["en"])
+    phone.script(f"redial\n> 4\n> 3\n> 12345678\n> 05092014\n< {DAY_LIMIT['en']}")
+    assert sms.otps(PHONE) == []
+    with world.db.transaction() as session:
+        details = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == CHOICE_LIMIT_ACTION)).all()
+    assert details == ["pin_reset: refused before the code"]
