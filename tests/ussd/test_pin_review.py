@@ -190,3 +190,7 @@ def test_a_reset_past_the_pins_of_the_day_is_refused_before_its_code(real_stack,
     with world.db.transaction() as session:
         details = session.scalars(select(AuditEvent.detail).where(AuditEvent.action == CHOICE_LIMIT_ACTION)).all()
     assert details == ["pin_reset: refused before the code"]
+    world.learner(first="Brian", last="Otieno", upi="B7K9M2", birth_cert="777", assessment=None,
+                  born=date(2016, 3, 17))
+    phone.script(f"redial\n> 1\n> {PIN}\n> 777\n> 17032016\n< CON We sent a 6-digit code by SMS. Enter it:\n< ...")
+    assert len(sms.otps(PHONE)) == 1
