@@ -6,12 +6,15 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
+import threading
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from registry.importer import batches
 from registry.importer.results import ResultWriter
 from registry.models import ExamResult, ExamSeries
 from tests.cli_support import SECRET, run_elimu
@@ -273,6 +276,71 @@ def test_ctrl_c_during_an_import_prints_what_it_wrote_and_exits_130(database, tm
     monkeypatch.setattr(ResultWriter, "parse", real)
     again = run_elimu(database, tmp_path, "registry", "import-results", str(path))
     assert again.exit_code == 0 and again.stdout.startswith("added 1500, updated 0, unchanged 1000, rejected 0 (")
+
+
+def test_a_second_ctrl_c_while_the_queued_batches_are_written_still_prints_what_was_stored(
+        sqlite_database, tmp_path, monkeypatch):
+    """A second Ctrl-C while the first's queued batches were written (SQLite's one writer on lines
+    1002-2001, lines 2002-4001 queued) was raised in the middle of that wait: the counts and the line
+    to import again from were never printed. Now it stops the wait: the queued batches are dropped,
+    the one being written is named as maybe stored, and the counts, the line and exit 130 follow."""
+    path = write_results(tmp_path / "r.csv", _results(5000))
+    real_parse, real_write, real_drain = ResultWriter.parse, ResultWriter.write, batches._drain
+    release = threading.Event()
+
+    def parse(self, line, record, today):
+        if line == 4502:
+            raise KeyboardInterrupt  # the first Ctrl-C, while line 4502 is read
+        return real_parse(self, line, record, today)
+
+    def write(self, session, rows):
+        if rows[0].line == 1002:
+            release.wait(60)  # still being written when the import ends
+        return real_write(self, session, rows)
+
+    def drain(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, as the wait for the writers begins
+        return real_drain(*args)
+
+    monkeypatch.setattr(ResultWriter, "parse", parse)
+    monkeypatch.setattr(ResultWriter, "write", write)
+    monkeypatch.setattr(batches, "_drain", drain)
+    try:
+        done = run_elimu(sqlite_database, tmp_path, "registry", "import-results", str(path))
+    finally:
+        release.set()
+    assert done.exit_code == 130, done.output
+    assert re.fullmatch(
+        r"added 1000, updated 0, unchanged 0, rejected 0 \(1000 rows in [0-9.]+ s\); the import stopped at line "
+        r"1002: that line and those after it were not all imported; import the file again once the error is put "
+        r"right \(rows already imported count as unchanged\); lines 1002-2001 were being written when it was "
+        r"stopped again and may or may not be stored\n", done.stdout)  # fmt: skip
+    assert done.stderr == "Error: interrupted (Ctrl-C)\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    for thread in threading.enumerate():
+        if thread.name.startswith("elimu-import-writer-"):
+            thread.join(60)  # the batch being written commits whole after the counts (a process ending drops it)
+    with sqlite_database.session() as session:
+        assert session.scalar(select(func.count()).select_from(ExamResult)) == 2000  # lines 2002-4001 dropped
+    monkeypatch.undo()
+    again = run_elimu(sqlite_database, tmp_path, "registry", "import-results", str(path))
+    assert again.exit_code == 0 and again.stdout.startswith("added 3000, updated 0, unchanged 2000, rejected 0 (")
+
+
+def test_one_ctrl_c_once_every_line_is_read_lets_the_import_finish(sqlite_database, tmp_path, monkeypatch):
+    """A Ctrl-C arriving while the last batches are written (every line read) is a first Ctrl-C: the
+    batches queued are written, so the import finishes and says so; a second would stop it."""
+    path = write_results(tmp_path / "r.csv", _results(2500))
+    real_drain = batches._drain
+
+    def drain(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_drain(*args)
+
+    monkeypatch.setattr(batches, "_drain", drain)
+    done = run_elimu(sqlite_database, tmp_path, "registry", "import-results", str(path))
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("added 2500, updated 0, unchanged 0, rejected 0 (") and done.stderr == ""
 
 
 def test_a_file_piped_in_is_imported(database, tmp_path):

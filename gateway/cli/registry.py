@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -111,13 +113,28 @@ def _spooled(path: Path) -> Iterator[Path]:
 @contextmanager
 def _stopped(report: ImportReport) -> Iterator[None]:
     """An import that stops early (a database failure, Ctrl-C) prints the counts of what it wrote
-    and where it stopped before its error."""
+    and where it stopped before its error, whole even if Ctrl-C is pressed again meanwhile."""
     try:
         yield
     except BaseException:
         if report.stopped_at is not None:
-            click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s); {report.stopped()}")
+            with _ctrl_c_held():
+                click.echo(f"{report.summary()} ({report.rows} rows in {report.seconds:.1f} s); {report.stopped()}")
         raise
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C inside is ignored (on the main thread, where Python's own handler would raise)."""
+    ours = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if ours:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _swallowed(source: CsvFile) -> str:

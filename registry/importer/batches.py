@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, TypeVar
@@ -109,6 +111,12 @@ def run_import(
     When the import stops early (a database failure, an interrupt) the error is raised as it came,
     once ``report`` (pass one in to keep it) counts every batch that was written and its
     ``stopped_at`` names the first line not known to be written.
+
+    Ctrl-C (SIGINT, on the main thread): the first stops the reading and lets the batches already
+    handed to the writers be written; one more while they are stops that wait too (the batches
+    not started are dropped, those being written are left to commit or not, ``report.unsure``
+    names their lines) and raises KeyboardInterrupt once ``report`` is complete. A Ctrl-C that
+    comes once every line is read only ends the import early if followed by another.
     """
     report = report if report is not None else ImportReport()
     started = time.perf_counter()
@@ -117,11 +125,18 @@ def run_import(
     batches: queue.Queue[tuple[int, _Batch[Row]] | None] = queue.Queue(maxsize=2 * count)
     failure: list[BaseException] = []
     finished: dict[int, tuple[_Batch[Row], dict[int, Outcome | RowRejected]]] = {}
+    writing: dict[int, _Batch[Row]] = {}  # seq -> a batch a writer has taken and not reported
     reporting = threading.Lock()
     next_seq = [0]
+    closed = [False]  # the report is final: a batch committing after it is not counted
+    interrupts = _Interrupts()
 
-    def report_ready() -> None:
+    def report_ready(seq: int, batch: _Batch[Row], outcomes: dict[int, Outcome | RowRejected]) -> None:
         with reporting:
+            writing.pop(seq, None)
+            if closed[0]:
+                return
+            finished[seq] = (batch, outcomes)
             while next_seq[0] in finished:
                 batch, outcomes = finished.pop(next_seq[0])
                 _count(batch, outcomes, report, on_reject, on_warning)
@@ -133,10 +148,20 @@ def run_import(
         try:
             while (item := batches.get()) is not None:
                 seq, batch = item
-                outcomes = _write(db, writer, [row for _, row in batch.rows]) if batch.rows else {}
+                if interrupts.abandon.is_set():
+                    continue  # stopped again while draining: nothing more is written
+                with reporting:
+                    if closed[0]:
+                        continue  # the counts are taken: a batch started now would be in none of them
+                    writing[seq] = batch
+                try:
+                    outcomes = _write(db, writer, [row for _, row in batch.rows]) if batch.rows else {}
+                except BaseException:
+                    with reporting:
+                        writing.pop(seq, None)  # rolled back: not stored
+                    raise
                 batch.warnings += writer.take_notes() if batch.rows else []
-                finished[seq] = (batch, outcomes)
-                report_ready()
+                report_ready(seq, batch, outcomes)
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
             failure.append(exc)
             while batches.get() is not None:  # drain so the producer never blocks
@@ -149,48 +174,121 @@ def run_import(
     current: _Batch[Row] = _Batch()
     ends: dict[int, int] = {}  # seq -> the last line of each batch handed to the writers
     read_all = False
-    try:
-        for line, record in records:
-            if failure:
-                break
-            if isinstance(record, str):
-                current.rejected.append((line, record))
-            else:
-                try:
-                    row = writer.parse(line, record, today)
-                except RowRejected as exc:
-                    current.rejected.append((line, str(exc)))
+    with _sigint(interrupts):
+        try:
+            for line, record in records:
+                if failure:
+                    break
+                if isinstance(record, str):
+                    current.rejected.append((line, record))
                 else:
-                    if writer.pending_warnings:
-                        current.warnings += writer.take_warnings()
-                    if current.size >= batch_size and (
-                        not current.rows or writer.group_key(current.rows[-1][1]) != writer.group_key(row)
-                    ):
-                        ends[seq] = current.last
-                        batches.put((seq, current))
-                        seq, current = seq + 1, _Batch()
-                    current.rows.append((line, row))
-                    continue
-            if current.size >= 2 * batch_size:
+                    try:
+                        row = writer.parse(line, record, today)
+                    except RowRejected as exc:
+                        current.rejected.append((line, str(exc)))
+                    else:
+                        if writer.pending_warnings:
+                            current.warnings += writer.take_warnings()
+                        if current.size >= batch_size and (
+                            not current.rows or writer.group_key(current.rows[-1][1]) != writer.group_key(row)
+                        ):
+                            ends[seq] = current.last
+                            batches.put((seq, current))
+                            seq, current = seq + 1, _Batch()
+                        current.rows.append((line, row))
+                        continue
+                if current.size >= 2 * batch_size:
+                    ends[seq] = current.last
+                    batches.put((seq, current))
+                    seq, current = seq + 1, _Batch()
+            if current.size and not failure:
                 ends[seq] = current.last
                 batches.put((seq, current))
-                seq, current = seq + 1, _Batch()
-        if current.size and not failure:
-            ends[seq] = current.last
-            batches.put((seq, current))
-        read_all = True
-    finally:
-        for _ in threads:
-            batches.put(None)
-        for thread in threads:
-            thread.join()
-        report.seconds = time.perf_counter() - started
-        writer.close()
-        if failure or not read_all:
-            report.stopped_at = _stopped(finished, next_seq[0], ends, report, on_reject, on_warning)
+            read_all = True
+            interrupts.reading = False
+        except KeyboardInterrupt:
+            interrupts.stopped()  # a Ctrl-C however it came: the next one stops the drain
+            if not read_all:
+                raise
+            # every line was handed to the writers: the import ends as if it came during the drain
+        finally:
+            interrupts.reading = False  # from here a Ctrl-C is noted, never raised midway
+            _drain(batches, threads, interrupts.abandon)
+            with reporting:
+                closed[0] = True
+                report.seconds = time.perf_counter() - started
+                if failure or not read_all or interrupts.abandon.is_set():
+                    report.stopped_at = _stopped(finished, next_seq[0], ends, report, on_reject, on_warning)
+                    report.unsure = sorted((batch.first, batch.last) for batch in writing.values())
+            writer.close()
     if failure:
         raise failure[0]
+    if interrupts.abandon.is_set():
+        raise KeyboardInterrupt
     return report
+
+
+class _Interrupts:
+    """What Ctrl-C does during an import: raised while the file is read (``reading``), afterwards
+    only counted; a second sets ``abandon``."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.count = 0
+        self.abandon = threading.Event()
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        self.count += 1
+        if self.reading:
+            self.reading = False
+            raise KeyboardInterrupt
+        if self.count >= 2:
+            self.abandon.set()
+
+    def stopped(self) -> None:
+        """The reading was interrupted (by this handler or a KeyboardInterrupt raised otherwise)."""
+        self.reading = False
+        self.count = max(self.count, 1)
+
+
+@contextmanager
+def _sigint(handler: _Interrupts) -> Iterator[None]:
+    """``handler`` takes SIGINT inside, when Python's own would (main thread, not ignored)."""
+    ours = threading.current_thread() is threading.main_thread() and \
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if ours:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _drain(batches: queue.Queue, threads: list[threading.Thread], abandon: threading.Event) -> None:
+    """Tell each writer to end after the batches queued, and wait for them, until ``abandon`` is
+    set: then the batches not started are dropped, and the writers end after the one they write."""
+    marks = len(threads)
+    while marks and not abandon.is_set():
+        try:
+            batches.put(None, timeout=0.1)  # wakes as soon as a writer takes a batch
+            marks -= 1
+        except queue.Full:
+            pass
+    for thread in threads:
+        while thread.is_alive() and not abandon.is_set():
+            thread.join(0.1)  # returns as soon as it ends; the timeout only lets ``abandon`` be seen
+    if abandon.is_set():
+        try:
+            while True:
+                batches.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in threads:
+            try:
+                batches.put_nowait(None)
+            except queue.Full:
+                break
 
 
 def _stopped(
@@ -217,6 +315,11 @@ class _Batch(Generic[Row]):
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.rejected)
+
+    @property
+    def first(self) -> int:
+        """Its first line."""
+        return min(lines[0][0] for lines in (self.rows, self.rejected) if lines)
 
     @property
     def last(self) -> int:

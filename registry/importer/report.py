@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +57,9 @@ class ImportReport:
     warnings: int = 0  # accepted rows with something the clerk should know (not in the summary)
     seconds: float = 0.0
     stopped_at: int | None = None  # an import stopped early: the first line not known to be written
+    # an import stopped again while it wrote its last batches: the lines of those it left being
+    # written, which commit whole or not at all, after the counts were taken
+    unsure: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -70,7 +73,10 @@ class ImportReport:
 
     def stopped(self) -> str:
         """What an import that stopped early left (``stopped_at`` set), and what to do."""
+        unsure = ", ".join(f"{first}-{last}" for first, last in self.unsure)
         return (
             f"the import stopped at line {self.stopped_at}: that line and those after it were not all imported; "
             "import the file again once the error is put right (rows already imported count as unchanged)"
+            + (f"; lines {unsure} were being written when it was stopped again and may or may not be stored"
+               if unsure else "")
         )
