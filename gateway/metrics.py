@@ -8,6 +8,8 @@ of this process is served.
 from __future__ import annotations
 
 import os
+import time
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import (
@@ -67,22 +69,99 @@ QUEUES = ("sms-otp", "sms-reply", "sms-bulk", "sms-inbound")
 
 
 class QueueDepthCollector:
-    """Reads the RQ queue lengths from Redis at scrape time."""
+    """What waits, read at scrape time (so the same under gunicorn's processes as in one): each RQ
+    queue's jobs and the age of its oldest, the inbound texts handed to the drains and not yet
+    taken, and, given the database, how late the oldest outbound message due and the oldest
+    inbound text unanswered are; ``elimu_up`` says whether Redis and the database answered."""
 
-    def __init__(self, redis_client) -> None:
+    HEAD = 5  # jobs read at each queue's head: one a worker batched away leaves its id behind
+
+    def __init__(self, redis_client, db=None) -> None:
         self.redis = redis_client
+        self.db = db
 
     def collect(self):
-        family = GaugeMetricFamily("elimu_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        depth = GaugeMetricFamily("elimu_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        oldest = GaugeMetricFamily("elimu_queue_oldest_seconds", "Age of the oldest job waiting in each RQ queue "
+                                   "(0: none waiting)", labels=["queue"])
+        inbound = GaugeMetricFamily("elimu_inbound_waiting", "Inbound texts handed to the drains, not yet taken")
+        outbox_lag = GaugeMetricFamily("elimu_outbox_lag_seconds", "How long the oldest outbound message due has "
+                                       "waited to be sent (0: none)")
+        inbound_lag = GaugeMetricFamily("elimu_inbound_lag_seconds", "How long the oldest inbound text not yet "
+                                        "answered has waited (0: none)")
+        up = GaugeMetricFamily("elimu_up", "Whether Redis and the database answered this scrape", labels=["dependency"])
+        now = time.time()
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for name in QUEUES:
-                pipe.llen(f"rq:queue:{name}")
-            for name, depth in zip(QUEUES, pipe.execute(), strict=True):
-                family.add_metric([name], float(depth))
+            self._redis(depth, oldest, inbound, now)
+            up.add_metric(["redis"], 1.0)
         except Exception:  # noqa: BLE001 - a scrape must not fail because Redis is down
-            pass
-        yield family
+            up.add_metric(["redis"], 0.0)
+        if self.db is not None:
+            try:
+                self._database(outbox_lag, inbound_lag, now)
+                up.add_metric(["database"], 1.0)
+            except Exception:  # noqa: BLE001 - nor because the database is
+                up.add_metric(["database"], 0.0)
+        yield from (depth, oldest, inbound, outbox_lag, inbound_lag, up)
+
+    def _redis(self, depth: GaugeMetricFamily, oldest: GaugeMetricFamily, inbound: GaugeMetricFamily,
+               now: float) -> None:
+        from workers.inbound import PENDING_KEY
+
+        pipe = self.redis.pipeline(transaction=False)
+        for name in QUEUES:
+            pipe.llen(f"rq:queue:{name}")
+            pipe.lrange(f"rq:queue:{name}", 0, self.HEAD - 1)
+        pipe.llen(PENDING_KEY)
+        answers = pipe.execute()
+        heads = {name: answers[2 * i + 1] for i, name in enumerate(QUEUES)}
+        pipe = self.redis.pipeline(transaction=False)
+        for ids in heads.values():
+            for job_id in ids:
+                pipe.hget(b"rq:job:" + job_id, "enqueued_at")
+        times = iter(pipe.execute())
+        for i, name in enumerate(QUEUES):
+            depth.add_metric([name], float(answers[2 * i]))
+            first = next((t for t in [next(times) for _ in heads[name]] if t), None)
+            oldest.add_metric([name], _age(first, now))
+        inbound.add_metric([], float(answers[-1]))
+
+    def _database(self, outbox_lag: GaugeMetricFamily, inbound_lag: GaugeMetricFamily, now: float) -> None:
+        with self.db.autocommit() as connection:
+            first_due, first_unanswered = connection.execute(lag_statement()).one()
+        outbox_lag.add_metric([], _age(first_due, now))
+        inbound_lag.add_metric([], _age(first_unanswered, now))
+
+
+def lag_statement():
+    """The first time of two partial indexes: the oldest due of the queued outbound messages
+    (``ix_outbound_messages_due``) and the oldest unanswered inbound text (``..._unhandled``). The
+    status is written into the SQL, as the index's condition is, so a generic plan uses it too."""
+    from sqlalchemy import func, literal_column, select
+
+    from registry.models import InboundMessage, MessageStatus, OutboundMessage
+
+    queued = OutboundMessage.status == literal_column(f"'{MessageStatus.QUEUED.value}'")
+    due = select(func.min(OutboundMessage.next_attempt_at)).where(queued)
+    unanswered = select(func.min(InboundMessage.created_at)).where(InboundMessage.handled_at.is_(None))
+    return select(due.scalar_subquery(), unanswered.scalar_subquery())
+
+
+def _age(moment: datetime | bytes | str | None, now: float) -> float:
+    """Seconds from ``moment`` (a time, or RQ's ISO text of one; naive means UTC) to ``now``; 0 for
+    none, or one still to come."""
+    if moment is None:
+        return 0.0
+    if isinstance(moment, bytes):
+        moment = moment.decode()
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(now - moment.timestamp(), 0.0)
 
 
 def _registry() -> CollectorRegistry:
@@ -99,7 +178,7 @@ def metrics() -> Response:
     output = generate_latest(registry)
     runtime = current_app.extensions["elimu"]
     extra = CollectorRegistry()
-    extra.register(QueueDepthCollector(runtime.redis))
+    extra.register(QueueDepthCollector(runtime.redis, runtime.db))
     output += generate_latest(extra)
     # content_type, not mimetype: werkzeug would add a second charset to the library's own, and a
     # media type with a repeated parameter is refused by Go's parser, so by Prometheus' scrapes

@@ -9,7 +9,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import pytest
+import requests
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ratelimit import INBOUND_PER_MINUTE, Limit
 from registry.services.sms_commands import parse
@@ -144,3 +147,142 @@ def test_a_callback_that_crashes_is_counted_as_an_error(client, monkeypatch):
         "from": "+254712000309", "to": "22384", "text": "HELP", "id": "rdm-crash-1", "date": "2026-01-09 10:00:00"})
     assert response.status_code == 503
     assert value("elimu_degraded_answers_total", answer="retry_later", cause="error") - before == 1
+
+
+# --- what waits, read at scrape time -------------------------------------------------------------
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for sample in family.samples}
+
+
+def _backdate_job(redis, job_id: str, seconds: float) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    when = datetime.now(UTC) - timedelta(seconds=seconds)
+    redis.hset(f"rq:job:{job_id}", "enqueued_at", when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def test_the_age_of_each_queues_oldest_job_is_shown(client, runtime):
+    from rq import Queue
+
+    queue = Queue("sms-reply", connection=runtime.redis)
+    gone, first, second = (queue.enqueue(print, n) for n in range(3))
+    _backdate_job(runtime.redis, first.id, 600)
+    _backdate_job(runtime.redis, second.id, 30)
+    runtime.redis.delete(f"rq:job:{gone.id}")  # batched away by a worker: its id is left at the head
+    samples = scrape(client)
+    age = samples[("elimu_queue_oldest_seconds", (("queue", "sms-reply"),))]
+    assert 600 <= age < 3600
+    assert samples[("elimu_queue_oldest_seconds", (("queue", "sms-bulk"),))] == 0
+    assert samples[("elimu_queue_depth", (("queue", "sms-reply"),))] == 3
+
+
+def _lags(database, client, runtime) -> dict[str, float]:
+    from datetime import timedelta
+
+    from registry.models import InboundMessage, MessageKind, MessageStatus, OutboundMessage, Priority, utcnow
+
+    now = utcnow()
+    samples = scrape(client)
+    assert (samples[("elimu_outbox_lag_seconds", ())], samples[("elimu_inbound_lag_seconds", ())]) == (0, 0)
+    with database.transaction() as session:
+        for due, status in ((300, MessageStatus.QUEUED), (900, MessageStatus.SUBMITTED), (-60, MessageStatus.QUEUED)):
+            session.add(OutboundMessage(recipient="+254712000310", kind=MessageKind.REPLY, body="x", priority=Priority.REPLY,
+                                        status=status, next_attempt_at=now - timedelta(seconds=due)))
+        session.add(InboundMessage(provider_id="rdm-lag-1", sender="+254712000310", text="HELP",
+                                   created_at=now - timedelta(seconds=120)))
+        session.add(InboundMessage(provider_id="rdm-lag-2", sender="+254712000310", text="HELP",
+                                   created_at=now - timedelta(seconds=3000), handled_at=now))
+    runtime.redis.rpush("elimu:sms:inbound:pending", 1, 2, 3)
+    samples = scrape(client)
+    return {"outbox": samples[("elimu_outbox_lag_seconds", ())], "inbound": samples[("elimu_inbound_lag_seconds", ())],
+            "waiting": samples[("elimu_inbound_waiting", ())],
+            "up": samples[("elimu_up", (("dependency", "database"),))] + samples[("elimu_up", (("dependency", "redis"),))]}
+
+
+def test_the_outbox_and_inbound_lags_are_the_oldest_due_and_unanswered(client, runtime):
+    """A message due 5 minutes ago still queued: 300 s late (one handed to AT, one due later, do not
+    count); an inbound text 2 minutes old unanswered: 120 s (one answered does not count)."""
+    lags = _lags(runtime.db, client, runtime)
+    assert 300 <= lags["outbox"] < 3600 and 120 <= lags["inbound"] < 3000
+    assert (lags["waiting"], lags["up"]) == (3, 2)
+
+
+def test_the_lags_on_postgresql(integration_runtime):
+    """PostgreSQL gives its times with their zone, SQLite without: both read as UTC."""
+    from gateway.app import create_app
+
+    client = create_app(runtime=integration_runtime).test_client()
+    lags = _lags(integration_runtime.db, client, integration_runtime)
+    assert 300 <= lags["outbox"] < 3600 and 120 <= lags["inbound"] < 3000
+    assert (lags["waiting"], lags["up"]) == (3, 2)
+
+
+def test_metrics_answer_with_redis_and_the_database_down(runtime):
+    from gateway.app import create_app
+    from registry.db import Database
+    from tests.conftest import unreachable_redis
+
+    runtime.redis = unreachable_redis()
+    runtime.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    samples = scrape(create_app(runtime=runtime).test_client())
+    assert samples[("elimu_up", (("dependency", "redis"),))] == 0
+    assert samples[("elimu_up", (("dependency", "database"),))] == 0
+    assert not any(name == "elimu_queue_depth" for name, _ in samples)
+    runtime.db.dispose()
+
+
+def test_the_lags_are_read_from_their_partial_indexes_on_postgresql(pg_database):
+    """Each scrape reads two index entries, however large the outbox: the plan, generic or not, reads
+    ix_outbound_messages_due and ix_inbound_messages_unhandled (never the tables)."""
+    from sqlalchemy import text
+
+    from gateway.metrics import lag_statement
+
+    with pg_database.engine.connect() as connection:
+        connection.execute(text("SET enable_seqscan = off"))
+        sql = str(lag_statement().compile(connection))
+        assert "%(" not in sql  # nothing bound: the generic plan is the same
+        plan = "\n".join(row[0] for row in connection.execute(text(f"EXPLAIN {sql}")))
+    assert "ix_outbound_messages_due" in plan and "ix_inbound_messages_unhandled" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+def test_under_gunicorn_every_scrape_adds_up_the_processes_and_reads_what_waits(pg_database, real_redis, redis_url,
+                                                                                tmp_path):
+    """gunicorn.conf.py's multiprocess metrics, two processes: the activation misses counted by
+    whichever process answered are summed in every scrape, and the gauges read at scrape time
+    (no multiprocess mode to choose: nothing is written to the metrics files) appear once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.test_scale_out import PARENTS, _env, _hop, _seed, web_server
+
+    _seed(pg_database)
+    real_redis.rpush("elimu:sms:inbound:pending", 7)
+    with web_server(_env(pg_database.url, redis_url, tmp_path), 2, tmp_path / "metrics") as url:
+        def misses(n: int) -> None:  # two sessions of one phone, each with a date of birth that is not hers
+            for attempt in range(2):
+                session, phone = f"rdm-{n}-{attempt}", PARENTS[n]
+                for text in ("", "1", f"1*SC{n}", f"1*SC{n}*0202200{attempt}"):
+                    answer = _hop(url, session, phone, text)
+                assert answer.startswith("CON ") and "not match" in answer.lower(), answer
+
+        with ThreadPoolExecutor(len(PARENTS)) as pool:  # at once, so that both processes answer some
+            list(pool.map(misses, range(len(PARENTS))))
+            bodies = list(pool.map(lambda _: requests.get(f"{url}/metrics", timeout=10).text, range(8)))
+    for body in bodies:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(body) for s in family.samples}
+        assert samples[("elimu_audit_events_total", (("action", "activation_miss"),))] == 2 * len(PARENTS)
+        assert samples[("elimu_up", (("dependency", "database"),))] == 1
+        assert samples[("elimu_up", (("dependency", "redis"),))] == 1
+        assert samples[("elimu_inbound_waiting", ())] == 1
+        assert body.count("# TYPE elimu_queue_oldest_seconds gauge") == 1
