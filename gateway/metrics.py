@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from registry.signals import audit_event, otp_event
+from registry.signals import audit_event, limit_event, otp_event
 
 bp = Blueprint("metrics", __name__)
 
@@ -62,7 +62,12 @@ def _count_audit(action: str, count: int = 1, **_: object) -> None:
     AUDIT_EVENTS.labels(action).inc(count)
 
 
+def _count_limit(limit: str, **_: object) -> None:
+    RATE_LIMITED.labels(limit).inc()
+
+
 otp_event.connect(_count_otp, weak=False)
+limit_event.connect(_count_limit, weak=False)
 audit_event.connect(_count_audit, weak=False)
 
 QUEUES = ("sms-otp", "sms-reply", "sms-bulk", "sms-inbound")

@@ -19,6 +19,10 @@ _signals = Namespace()
 #: One-time codes: sender is "sent", "limited", "verified" or "failed".
 otp_event = _signals.signal("elimu.otp")
 
+#: A per-phone limit the registry keeps (in the audit trail) refused a request: sender is the limit's
+#: name (``activation_misses_per_phone``, ``results_misses_per_phone``), counted with the rate limits.
+limit_event = _signals.signal("elimu.limit")
+
 #: Audit trail rows, once their transaction has committed: sender is the row's action (a name the
 #: code fixes: ``results_replied``, ``results_miss``, ``pin_choice_limit``, ...), ``count`` how many.
 audit_event = _signals.signal("elimu.audit")

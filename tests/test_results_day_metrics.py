@@ -286,3 +286,34 @@ def test_under_gunicorn_every_scrape_adds_up_the_processes_and_reads_what_waits(
         assert samples[("elimu_up", (("dependency", "redis"),))] == 1
         assert samples[("elimu_inbound_waiting", ())] == 1
         assert body.count("# TYPE elimu_queue_oldest_seconds gauge") == 1
+
+
+def test_activation_refused_by_the_daily_misses_limit_is_counted(runtime):
+    """10 activation misses in a day stop activation from the phone; each refusal after them is
+    elimu_rate_limited_total{limit="activation_misses_per_phone"} (it writes no audit row)."""
+    from datetime import date
+
+    from registry.models import AuditEvent, Guardian, GuardianLink, Institution, Learner, utcnow
+    from registry.services.accounts import (
+        MISS_ACTION,
+        MISSES_PER_DAY,
+        ActivationResult,
+        Keys,
+        start_activation,
+    )
+    from tests.conftest import TEST_SECRET
+
+    phone = "+254712000311"
+    with runtime.db.transaction() as session:
+        school = Institution(code="RD4Y", name="Kamukunji Primary", county_code="047")
+        learner = Learner(upi="RDM0001", first_name="Imani", last_name="Mutua", date_of_birth=date(2014, 6, 1),
+                          gender="F", birth_certificate_no="RD77", grade="Grade 5", institution=school)
+        guardian = Guardian(phone=phone)
+        session.add_all([learner, guardian, GuardianLink(learner=learner, guardian=guardian, relationship_="mother")])
+        session.add_all([AuditEvent(at=utcnow(), phone=phone, action=MISS_ACTION, channel="ussd")
+                         for _ in range(MISSES_PER_DAY)])
+    before = value("elimu_rate_limited_total", limit="activation_misses_per_phone")
+    with runtime.db.transaction() as session:
+        found = start_activation(session, Keys.from_secret(TEST_SECRET), phone, "RD77", date(2014, 6, 1), utcnow())
+    assert found.result is ActivationResult.MISS_LIMIT
+    assert value("elimu_rate_limited_total", limit="activation_misses_per_phone") - before == 1

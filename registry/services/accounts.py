@@ -82,7 +82,7 @@ from ..models import (
 )
 from ..models.accounts import PinSession
 from ..outbox import queue_sms
-from ..signals import otp_event
+from ..signals import limit_event, otp_event
 from .audit import record_disclosure, record_failed_check
 from .secrets import OtpHasher, PinHasher, generate_otp, pin_is_trivial
 
@@ -495,6 +495,7 @@ def start_activation(
                 record_failed_check(session, phone=phone, action=MISS_ACTION, channel=CHANNEL, at=now)
         return Activation(ActivationResult.TOO_SOON if allowed is SendResult.TOO_SOON else ActivationResult.LIMIT)
     if misses >= MISSES_PER_DAY:
+        limit_event.send("activation_misses_per_phone")  # elimu_rate_limited_total{limit}
         return Activation(ActivationResult.MISS_LIMIT)  # before matching: it never tells a match
     learner = match_learner(session, phone, identifier, born, verified=resetting)
     if learner is None:
