@@ -8,8 +8,12 @@ Each hop's CPU is read with ``time.process_time_ns`` around the app's call; the 
 (and p90) over batches of flows of a batch's CPU per hop, beside the same requests answered by B1's
 no-op Flask app (``bench/noop_app.py``), so a run on a slower host can be told from slower code.
 Every answer is checked against the screen B1 expects. ``--profile`` adds a round under cProfile
-and prints its top entries. To compare two versions of the code, run the tool from a copy of each
-(``git worktree add /tmp/hop-old <commit>``), alternately, and compare medians.
+and prints its top entries.
+
+``--against TREE`` compares this code with another copy of it (``git worktree add /tmp/hop-old
+<commit>``; that copy must have this tool): the other copy's tool runs in a second process, and the
+two take turns batch by batch, so a neighbour's load on the machine hits both alike; the report adds
+the median of the paired batch ratios (this code's batch over the other's).
 
 As under gunicorn (``gunicorn.conf.py``), the metrics are prometheus_client's multiprocess ones
 (``--metrics local`` keeps the in-process registry, for tests that already imported it).
@@ -20,8 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -85,12 +91,41 @@ def _call(app: Wsgi, environ: dict[str, Any]) -> bytes:
             result.close()
 
 
-def run_round(app: Wsgi, phones: range, batch: int, label: str, *, check: bool = True) -> Tally:
+class Turns:
+    """Batches taken in turn with another process over a pair of pipes (``--against``): a batch
+    runs between ``begin`` and ``end``. This side (``first``) starts; without pipes, no turns."""
+
+    def __init__(self, reader: Any = None, writer: Any = None, *, first: bool = True) -> None:
+        self.reader, self.writer, self.first = reader, writer, first
+
+    def begin(self) -> None:
+        if self.reader is not None and not self.first:
+            self._wait()
+
+    def end(self) -> None:
+        if self.writer is not None:
+            self.writer.write("go\n")
+            self.writer.flush()
+            if self.first:
+                self._wait()
+
+    def _wait(self) -> None:
+        if self.reader.readline() != "go\n":
+            raise SystemExit("--against: the other process stopped taking turns (see its errors above)")
+
+
+NO_TURNS = Turns()
+
+
+def run_round(app: Wsgi, phones: range, batch: int, label: str, *, check: bool = True,
+              turns: Turns = NO_TURNS) -> Tally:
     """B1's flow once for each phone, ``batch`` flows to a batch; every answer checked when ``check``."""
     tally = Tally()
     clock, wall = time.process_time_ns, time.perf_counter_ns
     spent = hops = 0
     for n, k in enumerate(phones, 1):
+        if n % batch == 1 or batch == 1:
+            turns.begin()
         sid = f"hopcpu-{label}-{k}-{time.monotonic_ns()}"
         for kind, text, expect in zip(KINDS, _flow_inputs(k)[:HOPS], FLOW_SCREENS, strict=False):
             environ = environ_for(_hop_form(sid, k, text))
@@ -106,6 +141,7 @@ def run_round(app: Wsgi, phones: range, batch: int, label: str, *, check: bool =
         if n % batch == 0 or n == len(phones):
             tally.batch_cpu.append(spent / hops / 1000)
             spent = hops = 0
+            turns.end()
     return tally
 
 
@@ -155,7 +191,8 @@ def seed(database_url: str, phones: int) -> None:
     database.dispose()
 
 
-def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
+def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: Any = sys.stdout,
+            turns: Turns = NO_TURNS) -> dict[str, Any]:
     """Seed, warm up, run the rounds (and the profile); print and return the figures."""
     import redis
 
@@ -171,16 +208,18 @@ def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: An
         per_round: list[tuple[float, float]] = []
         for number in range(args.rounds):
             store.flushdb()  # no resume points or hop counts left from the round before
-            this = run_round(app, phones, args.batch, f"r{number}")
-            idle = run_round(noop, phones, args.batch, f"n{number}", check=False)
+            this = run_round(app, phones, args.batch, f"r{number}", turns=turns)
+            idle = run_round(noop, phones, args.batch, f"n{number}", check=False, turns=turns)
             hop.merge(this)
             base.merge(idle)
             per_round.append((statistics.median(this.batch_cpu), statistics.median(idle.batch_cpu)))
-        if args.profile:
+        if args.profile and turns is NO_TURNS:
             store.flushdb()
             _profile(app, phones, args, out)
         store.flushdb()
     figures = {
+        "batches": hop.batch_cpu,
+        "noop_batches": base.batch_cpu,
         "hop_cpu_us_median": statistics.median(hop.batch_cpu),
         "hop_cpu_us_p90": percentile(hop.batch_cpu, 90),
         "noop_cpu_us_median": statistics.median(base.batch_cpu),
@@ -224,26 +263,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", choices=("multiproc", "local"), default="multiproc")
     parser.add_argument("--profile", type=int, nargs="?", const=30, default=0, metavar="TOP",
                         help="profile one more round, print its TOP entries (30)")
+    parser.add_argument("--against", metavar="TREE", type=Path,
+                        help="another copy of the code to compare with, batch by batch in turns")
+    parser.add_argument("--taking-turns", action="store_true", help=argparse.SUPPRESS)  # the other side of --against
     args = parser.parse_args(argv)
     if min(args.flows, args.rounds, args.batch) < 1 or args.warmup < 0:
         parser.error("--flows, --rounds and --batch must be 1 or more, --warmup 0 or more")
+    if args.against is not None and not (args.against / "bench" / "hop_cpu.py").is_file():
+        parser.error(f"--against: {args.against} has no bench/hop_cpu.py")
     reserved = None
     if args.redis_url is None:
         reserved = reserve_redis_db()
     redis_url = args.redis_url or f"{REDIS_BASE.rstrip('/')}/{reserved}"
+    other = _start_other(args) if args.against is not None else None
     try:
         with _metrics_folder(args.metrics), tempfile.TemporaryDirectory(prefix="elimu-hopcpu-db-") as folder:
+            if args.taking_turns:  # stdout carries the turns, then the figures; the report goes to stderr
+                turns, out = Turns(sys.stdin, sys.stdout, first=False), sys.stderr
+            elif other is not None:
+                turns, out = Turns(other.stdout, other.stdin), sys.stdout
+            else:
+                turns, out = NO_TURNS, sys.stdout
             if args.sqlite:
-                measure(f"sqlite:///{folder}/hopcpu.sqlite3", redis_url, args)
+                figures = measure(f"sqlite:///{folder}/hopcpu.sqlite3", redis_url, args, out, turns)
             else:
                 try:
-                    measure(fresh_database("elimu_hopcpu"), redis_url, args)
+                    figures = measure(fresh_database("elimu_hopcpu"), redis_url, args, out, turns)
                 finally:
                     drop_database("elimu_hopcpu")
+        if args.taking_turns:
+            print("figures " + json.dumps(figures), flush=True)
+        elif other is not None:
+            _compare(figures, _figures_of(other), args.against)
     finally:
         if reserved is not None:
             release_redis_db(reserved)
+        if other is not None and other.poll() is None:
+            other.kill()
+            other.wait()
     return 0
+
+
+def _start_other(args: argparse.Namespace) -> subprocess.Popen:
+    """The tool of ``--against``'s copy, with the same measurement, taking turns with this one."""
+    argv = [sys.executable, "-m", "bench.hop_cpu", "--taking-turns", "--flows", str(args.flows), "--rounds",
+            str(args.rounds), "--batch", str(args.batch), "--warmup", str(args.warmup), "--metrics", args.metrics]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # that copy's code, not this one's
+    return subprocess.Popen([*argv, *(["--sqlite"] if args.sqlite else [])], cwd=args.against, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _figures_of(other: subprocess.Popen) -> dict[str, Any]:
+    for line in other.stdout:  # type: ignore[union-attr]
+        if line.startswith("figures "):
+            other.wait()
+            return json.loads(line[len("figures "):])
+    raise SystemExit(f"--against: the other process ended without its figures (exit {other.wait()})")
+
+
+def _compare(this: dict[str, Any], other: dict[str, Any], tree: Path) -> None:
+    """The two copies' figures side by side, and the median of their paired batches' ratios."""
+    def paired(name: str) -> float:
+        return statistics.median(a / b for a, b in zip(this[name], other[name], strict=True))
+
+    print(f"against {tree}: hop CPU per hop median {other['hop_cpu_us_median']:.1f} us there, "
+          f"{this['hop_cpu_us_median']:.1f} here; no-op {other['noop_cpu_us_median']:.1f} there, "
+          f"{this['noop_cpu_us_median']:.1f} here")
+    print(f"paired batches, here / there (median of {len(this['batches'])}): hop {paired('batches'):.3f}, "
+          f"no-op {paired('noop_batches'):.3f}")
 
 
 if __name__ == "__main__":

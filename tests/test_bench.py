@@ -147,6 +147,17 @@ def test_the_hop_cpu_tool_drives_b1s_flow_through_the_app_and_prints_its_figures
     assert "cProfile of one round (12 hops), by own time:" in done.stdout
 
 
+def test_the_hop_cpu_tool_compares_two_copies_batch_by_batch(redis_url):
+    """``--against`` runs the other copy's tool in a second process, in turns (here the same copy)."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "bench.hop_cpu", "--sqlite", "--redis-url", redis_url, "--flows", "4",
+                           "--rounds", "1", "--batch", "2", "--warmup", "1", "--against", str(root)],
+                          capture_output=True, text=True, timeout=300, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"against {root}: hop CPU per hop median " in done.stdout
+    assert "paired batches, here / there (median of 2): hop " in done.stdout
+
+
 def test_the_hop_cpu_tool_refuses_a_round_of_no_flows(capsys):
     from bench import hop_cpu
 
