@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy import text as sql
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -56,6 +57,15 @@ MISS_ACTION = RESULTS_MISS_ACTION  # "results_miss"
 REFUSED_ACTION = RESULTS_REFUSED_ACTION  # "results_refused"
 MISSES_PER_DAY = 10
 MISS_WINDOW = timedelta(days=1)
+# PostgreSQL: a batch that checks names holds a lock per sender (in one order: no deadlock between
+# two batches) to its end, taken before it reads their misses, so a batch answering a phone that
+# another batch is answering waits for that one's misses to commit and counts them (two drains at
+# once would each count from the trail without the other's). SQLite: the claim's write lock already
+# makes batches take turns.
+_MISS_LOCKS = sql(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended('results:' || v, 0) AS k "
+    "FROM unnest(CAST(:phones AS text[])) AS v ORDER BY 1) AS s"
+)
 
 
 @dataclass(frozen=True)
@@ -245,11 +255,17 @@ def prefetch_results(session: Session, commands: Iterable[Command], senders: Ite
 
     On PostgreSQL the series read are share-locked to the end of the batch: a release or withdraw
     (``FOR UPDATE`` of the series) waits for a batch that read the series before it, so no grades
-    go out composed before a withdraw committed, and the withdraw's count of answers sees them."""
+    go out composed before a withdraw committed, and the withdraw's count of answers sees them.
+    Before that, when a name is to be checked, the ``senders``' miss locks are taken (``_MISS_LOCKS``)."""
     numbers: dict[str, set[str]] = {}  # exam -> index numbers: one array of numbers per exam
+    names_checked = False
     for c in commands:
         if c.kind is CommandKind.RESULTS and c.valid_number:
             numbers.setdefault(c.exam, set()).add(c.number)  # type: ignore[arg-type]
+            names_checked = names_checked or bool(c.names)
+    senders = set(senders)
+    if names_checked and senders and session.get_bind().dialect.name == "postgresql":
+        session.execute(_MISS_LOCKS, {"phones": sorted(senders)})  # the batch's first lock it may wait for
     found: dict[tuple[str, str], list[FoundResult]] = {}
     if numbers:
         rows = session.execute(

@@ -282,3 +282,43 @@ def test_the_limit_holds_through_the_inbound_drain(sms_runtime, texts):  # noqa:
         sms_runtime.redis.flushdb()  # the per-minute and per-hour limits, tested elsewhere, start afresh
     assert texts("KCSE 36611030002 Wanjiku") == [LIMITED]
     assert texts("KCSE 36611030002 Wanjiku", sender=OTHER) == [GRADES]
+
+
+def _a_batch(session, sent: list[tuple[int, str, str]]) -> list[str]:
+    """The replies to ``(message id, phone, text)``, answered as the inbound drain answers a batch."""
+    from registry.services.audit import batched_disclosures
+    from registry.services.sms_commands import parse
+    from registry.services.sms_replies import OpenGate, prefetch_results, respond
+
+    commands = [(message_id, phone, parse(body)) for message_id, phone, body in sent]
+    lookup = prefetch_results(session, [c for _, _, c in commands], {phone for _, phone, _ in commands})
+    with session.no_autoflush, batched_disclosures(session):
+        return [respond(session, message_id=message_id, phone=phone, command=command, stored_language=None,
+                        gate=OpenGate(), ussd_code="*384*1234#", lookup=lookup).text
+                for message_id, phone, command in commands]
+
+
+@pytest.mark.postgres
+def test_two_batches_at_once_do_not_both_count_from_the_trail(pg_database):
+    """Two drains answering one phone at once each counted its misses from the trail without the
+    other's: a phone at nine misses got its tenth in one batch and a name checked in the other (here
+    the right one: the grades). Now the second batch waits for the first one's misses to commit and
+    reads them: its name is not checked, the phone is told to try tomorrow; other phones do not wait."""
+    from sqlalchemy import func, select, text
+
+    from registry.models import AuditEvent
+    from tests.pg_waits import Behind
+
+    with pg_database.transaction() as session:
+        add_result(session, name="Jane Wambui Wanjiku")
+        _a_batch(session, [(i, PHONE, f"KCSE 36611030002 Otieno{chr(97 + i)}") for i in range(9)])
+    with pg_database.transaction() as session:
+        assert _a_batch(session, [(20, PHONE, "KCSE 36611030002 Kamau")]) == [NO_MATCH]
+        with pg_database.transaction() as other:  # another phone's batch meanwhile: it waits for nothing
+            other.execute(text("SET LOCAL lock_timeout = '100ms'"))
+            assert _a_batch(other, [(21, OTHER, "KCSE 36611030002 Wanjiku")]) == [GRADES]
+        second = Behind(pg_database, lambda other: _a_batch(other, [(22, PHONE, "KCSE 36611030002 Wanjiku")]))
+    assert second.result() == [LIMITED]
+    with pg_database.transaction() as session:
+        counts = dict(session.execute(select(AuditEvent.action, func.count()).group_by(AuditEvent.action)).all())
+    assert counts == {"results_miss": 10, "results_refused": 1, "results_replied": 1}
