@@ -115,7 +115,14 @@ def _known_values() -> dict[tuple[str, str], set[str]]:
             ("elimu_sms_send_errors_total", "error"): set(ERROR_LABELS),
             ("elimu_sms_send_errors_total", "outcome"): {"retry", "failed", "unconfirmed"},
             ("elimu_delivery_reports_total", "status"): {*DELIVERY_STATUS, "other"},
-            ("elimu_queue_depth", "queue"): set(metrics.QUEUES)}
+            ("elimu_queue_depth", "queue"): set(metrics.QUEUES),
+            ("elimu_queue_oldest_seconds", "queue"): set(metrics.QUEUES),
+            ("elimu_up", "dependency"): {"redis", "database"},
+            ("elimu_degraded_answers_total", "answer"): {"busy", "retry_later", "spooled", "unavailable"},
+            ("elimu_degraded_answers_total", "cause"): {"database", "redis", "outage", "error"},
+            ("elimu_reconciler_passes_total", "result"): {"done", "locked", "failed"},
+            ("elimu_reconciled_total", "action"): {"recorded", "reclaimed", "enqueued", "otp_expired", "inbound",
+                                                   "reports", "unconfirmed_expired"}}
 
 
 def _mentions() -> list[tuple[str, str, dict[str, str | None]]]:
