@@ -317,3 +317,20 @@ def test_activation_refused_by_the_daily_misses_limit_is_counted(runtime):
         found = start_activation(session, Keys.from_secret(TEST_SECRET), phone, "RD77", date(2014, 6, 1), utcnow())
     assert found.result is ActivationResult.MISS_LIMIT
     assert value("elimu_rate_limited_total", limit="activation_misses_per_phone") - before == 1
+
+
+def test_results_refused_by_the_daily_misses_limit_are_counted(client, runtime):
+    """After 10 misses in a day a phone's names are not checked (a ``results_refused`` row, like a
+    query without a name): elimu_rate_limited_total{limit="results_misses_per_phone"} tells them apart."""
+    from registry.models import AuditEvent, utcnow
+    from registry.services.sms_replies import MISS_ACTION, MISSES_PER_DAY
+
+    phone = "+254712000312"
+    with runtime.db.transaction() as session:
+        session.add_all([AuditEvent(at=utcnow(), phone=phone, action=MISS_ACTION, channel="sms")
+                         for _ in range(MISSES_PER_DAY)])
+    before = value("elimu_rate_limited_total", limit="results_misses_per_phone")
+    text_in(client, phone, "KCSE 36611030002 Wanjiku")
+    text_in(client, "+254712000313", "KCSE 36611030002 Wanjiku")  # another phone: checked, a miss
+    work_queues(runtime)
+    assert value("elimu_rate_limited_total", limit="results_misses_per_phone") - before == 1

@@ -29,6 +29,7 @@ from ..arrays import among
 from ..exams import STATUS_MARKS
 from ..models import AuditEvent, ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from ..outbox import cancel_announcements
+from ..signals import limit_event
 from .audit import RESULTS_MISS_ACTION, RESULTS_REFUSED_ACTION, record_disclosure, record_failed_check
 from .learners import find_guardian, is_verified, verified_learners_for_phone, verified_phones
 from .results import find_result
@@ -323,6 +324,7 @@ def _results_reply(
         record_failed_check(session, phone=phone, action=MISS_ACTION if checked else REFUSED_ACTION, channel="sms",
                             reference=str(message_id), detail=f"{exam} {year or '-'} {command.number}")
         if limited:
+            limit_event.send("results_misses_per_phone")  # elimu_rate_limited_total{limit}
             return Reply(text("results_misses_limited", language, ussd=ussd_code))
         if checked:
             lookup.missed(phone)
