@@ -1,4 +1,6 @@
-"""gunicorn settings for production: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+"""gunicorn settings for production: ``elimu serve --config gunicorn.conf.py``, which checks the
+environment (gunicorn reads WEB_CONCURRENCY before this file) and becomes
+``gunicorn -c gunicorn.conf.py wsgi:app``.
 
 Environment overrides: ELIMU_BIND, WEB_CONCURRENCY (processes; always one without REDIS_URL), ELIMU_THREADS.
 Prometheus metrics are merged across processes through PROMETHEUS_MULTIPROC_DIR.
@@ -56,6 +58,14 @@ def on_starting(server):
     if embedded_redis and server.num_workers > 1:
         server.log.warning("REDIS_URL is unset: one process, not %d, with the embedded Redis and SMS worker "
                            "(set REDIS_URL for more; see docs/deploy.md)", server.num_workers)
+        server.num_workers = 1
+
+
+def on_reload(server):
+    """A reload (HUP: ``systemctl reload elimu-web``) reads this file again and starts ``workers``
+    processes, ``on_starting`` not called: one, as at start, on the embedded Redis."""
+    if embedded_redis and server.cfg.workers > 1:
+        server.cfg.set("workers", 1)
         server.num_workers = 1
 
 

@@ -84,3 +84,16 @@ def test_gunicorn_itself_stops_on_a_bad_count_with_one_line(tmp_path):
                                "--bind", "127.0.0.1:0", "wsgi:app"], cwd=root, env=environ, capture_output=True,
                               text=True, timeout=60, check=False)
         assert (done.returncode, done.stderr) == (1, f"Error: {name} must be a whole number from 1, not {value!r}\n")
+
+
+def test_serve_with_a_config_checks_the_environment_before_becoming_gunicorn(tmp_path):
+    """`elimu serve --config gunicorn.conf.py` (the unit's and the Procfile's command): a bad setting
+    is our one line before gunicorn starts (its workers would each fail with a traceback), and the
+    options gunicorn.conf.py decides are refused beside it."""
+    config = str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py")
+    bad = _elimu_process(tmp_path, "serve", "--config", config, ELIMU_MAX_BODY_BYTES="abc")
+    assert (bad.returncode, bad.stderr) == (1, "Error: ELIMU_MAX_BODY_BYTES must be a number, not 'abc'\n")
+    both = _elimu_process(tmp_path, "serve", "--config", config, "--port", "9000", "--workers", "3")
+    assert both.returncode == 2 and both.stderr.endswith(
+        "Error: --port, --workers cannot be used with --config: set ELIMU_BIND, WEB_CONCURRENCY and ELIMU_THREADS "
+        "(docs/deploy.md)\n")

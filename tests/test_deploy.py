@@ -6,11 +6,16 @@ import fnmatch
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests import ports
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "deploy" / "systemd"
@@ -118,3 +123,109 @@ def test_gunicorn_conf_reads_its_counts():
                            "print(c['workers'], c['threads'])"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.split() == ["3", "8"], done.stderr
+
+
+def _web_commands() -> dict[str, list[str]]:
+    """How the unit and the Procfile start the web service, with this checkout's paths."""
+    bin_dir = Path(sys.executable).parent
+    unit = _service(UNITS / "elimu-web.service")["ExecStart"]
+    procfile = [line.partition(":")[2] for line in (ROOT / "Procfile").read_text().splitlines()
+                if line.startswith("web:")]
+    commands = {"elimu-web.service": unit[0], "Procfile": procfile[0]}
+    local = {"/opt/elimu/.venv/bin/elimu": str(bin_dir / "elimu"), "elimu": str(bin_dir / "elimu"),
+             "/opt/elimu/gunicorn.conf.py": str(ROOT / "gunicorn.conf.py")}
+    return {name: [local.get(word, word) for word in shlex.split(command)] for name, command in commands.items()}
+
+
+def _web_environment(tmp_path: Path, **env: str) -> dict[str, str]:
+    environ = {**os.environ, "ELIMU_ENV": "development", "ELIMU_SECRET_KEY": "test-secret-key-0123456789abcdef",
+               "ELIMU_INSTANCE_PATH": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), **env}
+    for name in ("DATABASE_URL", "REDIS_URL", "ELIMU_REDIS_SENTINELS"):
+        environ.pop(name, None)
+    return environ
+
+
+def test_the_unit_and_the_procfile_start_the_web_through_elimu_serve():
+    """Through `elimu serve --config`, which checks WEB_CONCURRENCY before gunicorn reads it, and
+    reload signals $MAINPID: gunicorn's master, since `elimu serve --config` execs it."""
+    assert {name: command[1:] for name, command in _web_commands().items()} == {
+        "elimu-web.service": ["serve", "--config", str(ROOT / "gunicorn.conf.py")],
+        "Procfile": ["serve", "--config", "gunicorn.conf.py"],
+    }
+    service = _service(UNITS / "elimu-web.service")
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert service.get("Type", ["simple"]) == ["simple"] and "KillMode" not in service  # TERM to the master alone
+
+
+@pytest.mark.parametrize("started_by", ["elimu-web.service", "Procfile"])
+@pytest.mark.parametrize(("name", "value"), [("WEB_CONCURRENCY", "abc"), ("WEB_CONCURRENCY", "0"),
+                                             ("ELIMU_THREADS", "four"), ("ELIMU_THREADS", "0")])
+def test_a_bad_count_stops_the_web_as_deployed_in_one_line(started_by, name, value, tmp_path):
+    """`WEB_CONCURRENCY=abc gunicorn -c gunicorn.conf.py wsgi:app`, as the unit and the Procfile ran
+    it, printed gunicorn's traceback (it takes int() of it when imported, before the config)."""
+    done = subprocess.run(_web_commands()[started_by], cwd=ROOT, env=_web_environment(tmp_path, **{name: value}),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (1, f"Error: {name} must be a whole number from 1, not {value!r}\n")
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return found
+
+
+def _until(check, what: str, seconds: float = 60.0):  # noqa: ANN001, ANN202 - a test helper
+    """``check()``'s first true answer, polled; fails naming ``what`` if none comes in ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if answer := check():
+            return answer
+        time.sleep(0.05)
+    pytest.fail(f"no {what} in {seconds:.0f} s")
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_the_web_as_deployed_is_gunicorns_master_and_reloads_and_stops_on_its_signals(tmp_path):
+    """The Procfile's command becomes gunicorn's master in its own process (what systemd's $MAINPID
+    and a Procfile runner signal): HUP starts new workers, one still on the embedded Redis whatever
+    WEB_CONCURRENCY says (a reload reads the config again without on_starting), and TERM stops it
+    gracefully with exit 0."""
+    with ports.listening_socket() as sock:
+        port = sock.getsockname()[1]
+        env = _web_environment(tmp_path, ELIMU_BIND=f"fd://{sock.fileno()}", WEB_CONCURRENCY="3")
+        log = (tmp_path / "web.log").open("w")
+        web = subprocess.Popen(_web_commands()["Procfile"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               pass_fds=[sock.fileno()])
+    try:
+        _until(lambda: _healthy(port), "answer on /healthz")
+        argv = Path(f"/proc/{web.pid}/cmdline").read_bytes().split(b"\0")
+        assert Path(argv[1].decode()).name == "gunicorn" and argv[-2:] == [b"wsgi:app", b""], argv
+        first = _children(web.pid)
+        assert len(first) == 1, first
+        web.send_signal(signal.SIGHUP)
+        _until(lambda: (kids := _children(web.pid)) and not kids & first, "new worker after HUP")
+        assert len(_children(web.pid)) == 1
+        _until(lambda: _healthy(port), "answer on /healthz after the reload")
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(timeout=60) == 0
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+        log.close()
+    text = (tmp_path / "web.log").read_text()
+    assert "Handling signal: hup" in text and "Handling signal: term" in text and "Traceback" not in text, text

@@ -3,20 +3,32 @@
 gunicorn is imported only when ``serve`` runs, after WEB_CONCURRENCY is checked: importing it reads
 WEB_CONCURRENCY (``int()`` of it, for a default), so a value like ``abc`` made it raise a traceback
 on import, and with it every ``elimu`` command (the CLI imports this module to list its commands).
+For the same reason production starts ``elimu serve --config gunicorn.conf.py``, which checks the
+environment and then becomes ``gunicorn -c gunicorn.conf.py wsgi:app`` (``exec_gunicorn``).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import runpy
 import shutil
 import socket
+import sys
+import sysconfig
 import tempfile
+import warnings
+from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from ..config import ConfigError, Settings
 from ..logs import ACCESS_LOG_FORMAT
 from . import Context, pass_context
+
+WSGI_APP = "wsgi:app"
+_NOT_WITH_CONFIG = ("host", "port", "workers", "debug")
 
 
 def _gunicorn(app_factory, options: dict[str, object]):
@@ -50,9 +62,15 @@ def check_web_concurrency() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="gunicorn worker processes (embedded mode: always 1)")
 @click.option("--debug", is_flag=True, help="Flask's development server with the debugger (never in production)")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="production: check the environment, then become `gunicorn -c CONFIG wsgi:app` in this "
+                   "same process (gunicorn.conf.py: ELIMU_BIND, WEB_CONCURRENCY, ELIMU_THREADS; --host, "
+                   "--port, --workers and --debug do not apply)")
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int, debug: bool) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, debug: bool, config: Path | None) -> None:
     """Run the web service (and, on embedded Redis, the SMS worker in the same process)."""
+    if config is not None:
+        exec_gunicorn(config)
     settings = ctx.settings
     check_web_concurrency()
     _check_address_free(host, port)
@@ -81,6 +99,35 @@ def serve(ctx: Context, host: str, port: int, workers: int, debug: bool) -> None
         options["child_exit"] = child_exit
     click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
     _gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
+
+
+def exec_gunicorn(config: Path) -> NoReturn:
+    """Become ``gunicorn -c CONFIG wsgi:app`` once the environment is checked, each bad value in one
+    line (exit 1): gunicorn reads WEB_CONCURRENCY with ``int()`` before any configuration, so
+    ``abc`` was its traceback. The process is replaced, not wrapped: its id stays gunicorn's
+    master's, so systemd's $MAINPID (ExecReload's HUP, stop's TERM) and a Procfile runner's signals
+    reach gunicorn itself, as when the unit ran gunicorn directly."""
+    given = [f"--{name}" for name in _NOT_WITH_CONFIG
+             if click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used with --config: set ELIMU_BIND, WEB_CONCURRENCY "
+                               "and ELIMU_THREADS (docs/deploy.md)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the app gives its warnings itself when gunicorn loads it
+        try:
+            Settings.from_env()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        runpy.run_path(str(config), run_name="__config__")  # as gunicorn will: its checks' SystemExit passes
+    except Exception as exc:  # noqa: BLE001 - any fault of the file, in one line
+        raise click.ClickException(f"{config}: {type(exc).__name__}: {exc}") from None
+    gunicorn = Path(sysconfig.get_path("scripts")) / "gunicorn"
+    if not os.access(gunicorn, os.X_OK):
+        raise click.ClickException(f"gunicorn is not installed beside elimu ({gunicorn}): pip install the project")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(gunicorn, [str(gunicorn), "-c", str(config), WSGI_APP])
 
 
 def _check_address_free(host: str, port: int) -> None:
