@@ -46,6 +46,12 @@ RECONCILER_PASSES = Counter("elimu_reconciler_passes", "Reconciler passes: done,
 # applied when the database is back), unavailable (any other path); cause database, redis, outage, error.
 DEGRADED_ANSWERS = Counter("elimu_degraded_answers", "Requests answered without their work, by answer and cause",
                            ["answer", "cause"])
+# From AT taking a message (its ``accepted_at``) to the report that settles it, by the status it settles:
+# delivered, failed, rejected, expired (``workers.reports.apply``: the web's callback and its spool).
+DELIVERY_LAG = Histogram(
+    "elimu_delivery_report_lag_seconds", "Time from the provider taking a message to its final delivery report",
+    ["status"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600),
+)
 DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received", ["status"])
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])

@@ -334,3 +334,40 @@ def test_results_refused_by_the_daily_misses_limit_are_counted(client, runtime):
     text_in(client, "+254712000313", "KCSE 36611030002 Wanjiku")  # another phone: checked, a miss
     work_queues(runtime)
     assert value("elimu_rate_limited_total", limit="results_misses_per_phone") - before == 1
+
+
+# --- delivery reports ------------------------------------------------------------------------------
+
+
+def test_a_final_delivery_report_observes_how_long_the_message_waited_for_it(client, runtime):
+    """elimu_delivery_report_lag_seconds{status}: from AT taking the message to the report that
+    settles it; a report on the way (Sent) and a repeat observe nothing."""
+    from datetime import timedelta
+
+    from registry.models import MessageKind, MessageStatus, OutboundMessage, Priority, utcnow
+
+    taken = utcnow() - timedelta(seconds=90)
+    with runtime.db.transaction() as session:
+        for pmid in ("ATXid_lag1", "ATXid_lag2"):
+            session.add(OutboundMessage(recipient="+254712000314", kind=MessageKind.REPLY, body="x",
+                                        priority=Priority.REPLY, status=MessageStatus.SUBMITTED, accepted_at=taken,
+                                        provider_message_id=pmid))
+
+    def report(pmid: str, status: str) -> None:
+        response = client.post("/sms/africastalking/delivery", data={
+            "id": pmid, "status": status, "phoneNumber": "+254712000314", "networkCode": "63902"})
+        assert response.status_code == 200
+
+    def observed(status: str) -> tuple[float, float]:
+        return (value("elimu_delivery_report_lag_seconds_count", status=status),
+                value("elimu_delivery_report_lag_seconds_bucket", status=status, le="60.0"))
+
+    before = {status: observed(status) for status in ("delivered", "failed")}
+    report("ATXid_lag1", "Sent")
+    report("ATXid_lag1", "Success")
+    report("ATXid_lag1", "Success")  # a repeat changes nothing
+    report("ATXid_lag2", "Failed")
+    after = {status: observed(status) for status in ("delivered", "failed")}
+    for status in ("delivered", "failed"):
+        count, within_a_minute = (a - b for a, b in zip(after[status], before[status], strict=True))
+        assert (count, within_a_minute) == (1, 0)  # one observation, of more than a minute (90 s)

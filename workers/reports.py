@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import redis as redis_lib
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from registry.models import MessageStatus
-from registry.services.sms_delivery import ReportOutcome, apply_delivery_report
+from gateway.metrics import DELIVERY_LAG
+from registry.models import MessageStatus, OutboundMessage
+from registry.services.sms_delivery import FINAL, ReportOutcome, apply_delivery_report
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -51,9 +54,21 @@ def apply(runtime: Runtime, provider_message_id: str, status: MessageStatus, fai
     transaction of its own; one whose id matched no message and that names a phone is kept."""
     with runtime.db.transaction() as session:
         outcome = apply_delivery_report(session, provider_message_id, status, failure_reason, at=at, phone=phone)
+        if outcome is ReportOutcome.UPDATED and status in FINAL:
+            _observe_lag(session, provider_message_id, status, at)
     if outcome is ReportOutcome.UNKNOWN and phone:  # it may be for a send whose answer is not recorded yet
         keep(runtime.redis, provider_message_id, status, failure_reason, phone, at)
     return outcome
+
+
+def _observe_lag(session: Session, provider_message_id: str, status: MessageStatus, at: datetime) -> None:
+    """How long the message waited, from the provider taking it to this final report
+    (``elimu_delivery_report_lag_seconds{status}``): one read by the provider id's index."""
+    taken = session.scalar(select(OutboundMessage.accepted_at)
+                           .where(OutboundMessage.provider_message_id == provider_message_id).limit(1))
+    if taken is not None:
+        taken = taken if taken.tzinfo is not None else taken.replace(tzinfo=UTC)
+        DELIVERY_LAG.labels(status.value).observe(max((at - taken).total_seconds(), 0.0))
 
 
 def replay(runtime: Runtime, now: datetime, limit: int = REPLAY_LIMIT) -> int:
