@@ -57,7 +57,8 @@ def _work_here_if_embedded(runtime: Runtime) -> None:
 @click.option("--no-bulk", "no_bulk", is_flag=True,
               help="leave bulk notices to the other workers (OTPs never wait behind a batch of them)")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), envvar="ELIMU_WORKER_METRICS_PORT", show_envvar=True,
-              help="serve this worker's Prometheus metrics (SMS sent, failed, retried; inbound commands) "
+              help="serve this worker's Prometheus metrics (SMS sent, failed, retried and why; inbound "
+                   "commands, results answered and refused; the reconciler) "
                    "at http://HOST:PORT/metrics")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
               help="address the metrics listen on")
@@ -68,7 +69,8 @@ def worker(ctx: Context, burst: bool, no_bulk: bool, metrics_port: int | None, m
     Run one per core; each also moves due retries onto the queues and runs the reconciler. While
     announcements drain, a worker finishes the batch in hand (up to 100 messages) before it takes
     the next OTP: run one more with --no-bulk so codes go out at once. What a worker counts (SMS
-    by kind and status, inbound commands) is on its own --metrics-port, not on the web's /metrics.
+    by kind and status and why not taken, inbound commands, results answered and refused, the
+    reconciler) is on its own --metrics-port, not on the web's /metrics.
     """
     settings = ctx.settings
     if settings.embedded_redis:
