@@ -97,3 +97,15 @@ def test_serve_with_a_config_checks_the_environment_before_becoming_gunicorn(tmp
     assert both.returncode == 2 and both.stderr.endswith(
         "Error: --port, --workers cannot be used with --config: set ELIMU_BIND, WEB_CONCURRENCY and ELIMU_THREADS "
         "(docs/deploy.md)\n")
+
+
+def test_serve_with_a_config_never_runs_a_gunicorn_of_another_install(tmp_path, monkeypatch):
+    """Only the gunicorn beside the `elimu` run or in its environment's scripts folder is exec'd;
+    with neither, one line (no other install's gunicorn from PATH, whose Python lacks the app)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))  # the config only sets a default
+    monkeypatch.setattr("sysconfig.get_path", lambda _name: str(tmp_path))
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "elimu")])
+    config = str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py")
+    result = _serve(tmp_path, "--config", config)
+    assert result.exit_code == 1
+    assert result.output == f"Error: gunicorn is not installed beside elimu (in {tmp_path}): pip install the project\n"

@@ -122,9 +122,13 @@ def exec_gunicorn(config: Path) -> NoReturn:
         runpy.run_path(str(config), run_name="__config__")  # as gunicorn will: its checks' SystemExit passes
     except Exception as exc:  # noqa: BLE001 - any fault of the file, in one line
         raise click.ClickException(f"{config}: {type(exc).__name__}: {exc}") from None
-    gunicorn = Path(sysconfig.get_path("scripts")) / "gunicorn"
-    if not os.access(gunicorn, os.X_OK):
-        raise click.ClickException(f"gunicorn is not installed beside elimu ({gunicorn}): pip install the project")
+    # the gunicorn script of this install: beside the ``elimu`` script run (``pip install --user``
+    # puts both in ~/.local/bin), else in the environment's scripts folder; never one found on PATH
+    places = [Path(sys.argv[0]).absolute().parent, Path(sysconfig.get_path("scripts"))]
+    gunicorn = next((place / "gunicorn" for place in places
+                     if (place / "gunicorn").is_file() and os.access(place / "gunicorn", os.X_OK)), None)
+    if gunicorn is None:
+        raise click.ClickException(f"gunicorn is not installed beside elimu (in {places[-1]}): pip install the project")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(gunicorn, [str(gunicorn), "-c", str(config), WSGI_APP])
