@@ -371,3 +371,14 @@ def test_a_final_delivery_report_observes_how_long_the_message_waited_for_it(cli
     for status in ("delivered", "failed"):
         count, within_a_minute = (a - b for a, b in zip(after[status], before[status], strict=True))
         assert (count, within_a_minute) == (1, 0)  # one observation, of more than a minute (90 s)
+
+
+def test_malformed_sms_callbacks_are_counted_as_refused(client):
+    """An inbound text AT sends without a field is answered 400 and sent again for 12 hours, never
+    answered: elimu_callbacks_refused_total{reason="malformed"} shows it."""
+    before = value("elimu_callbacks_refused_total", reason="malformed")
+    inbound = client.post("/sms/africastalking/inbound", data={"to": "22384", "text": "HELP", "id": "rdm-bad-1"})
+    delivery = client.post("/sms/africastalking/delivery", data={"status": "Success"})
+    optout = client.post("/sms/africastalking/optout", data={"senderId": "ELIMU"})
+    assert (inbound.status_code, delivery.status_code, optout.status_code) == (400, 400, 400)
+    assert value("elimu_callbacks_refused_total", reason="malformed") - before == 3

@@ -18,7 +18,7 @@ from registry.services.sms_replies import set_opted_out
 from workers.inbound import receive
 from workers.reports import apply as apply_report
 
-from ..metrics import DELIVERY_REPORTS
+from ..metrics import CALLBACKS_REFUSED, DELIVERY_REPORTS
 from ..plain import plain
 from ..runtime import Runtime
 from .africastalking import DELIVERY_STATUS, BadCallback, parse_delivery, parse_inbound, parse_optout
@@ -38,6 +38,7 @@ def answer_inbound(runtime: Runtime, form: Mapping[str, str]) -> tuple[int, str]
     try:
         sms = parse_inbound(form)
     except BadCallback as exc:
+        CALLBACKS_REFUSED.labels("malformed").inc()
         return 400, f"{exc}\n"
     message_id = receive(
         runtime, provider_id=sms.provider_id, sender=sms.sender, text=sms.text, short_code=sms.short_code,
@@ -61,6 +62,7 @@ def delivery() -> Response:
     try:
         report = parse_delivery(request.form)
     except BadCallback as exc:
+        CALLBACKS_REFUSED.labels("malformed").inc()
         return plain(f"{exc}\n", 400)
     DELIVERY_REPORTS.labels(report.raw_status if report.raw_status in DELIVERY_STATUS else "other").inc()
     if report.status is None:
@@ -80,6 +82,7 @@ def optout() -> Response:
     try:
         opt_out = parse_optout(request.form)
     except BadCallback as exc:
+        CALLBACKS_REFUSED.labels("malformed").inc()
         return plain(f"{exc}\n", 400)
     with _runtime().db.transaction() as session:
         set_opted_out(session, opt_out.phone, True)
