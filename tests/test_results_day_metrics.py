@@ -382,3 +382,22 @@ def test_malformed_sms_callbacks_are_counted_as_refused(client):
     optout = client.post("/sms/africastalking/optout", data={"senderId": "ELIMU"})
     assert (inbound.status_code, delivery.status_code, optout.status_code) == (400, 400, 400)
     assert value("elimu_callbacks_refused_total", reason="malformed") - before == 3
+
+
+def test_every_way_an_audit_row_is_written_is_counted():
+    """Rows added as ``AuditEvent`` objects are counted by the insert listener; rows written in one
+    INSERT (``batched_disclosures``) only where the caller hands them to ``audited``: a new batch
+    elsewhere, or a raw INSERT, would be missing from elimu_audit_events_total."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sources = {path.relative_to(root).as_posix(): path.read_text()
+               for package in ("registry", "gateway", "workers", "menus") for path in (root / package).rglob("*.py")}
+    raw = [name for name, text in sources.items()
+           if re.search(r"insert\s+into\s+audit_events|AuditEvent\.__table__", text, re.I)]
+    assert raw == ["registry/services/audit.py"], raw  # batched_disclosures' own INSERT
+    batching = sorted(name for name, text in sources.items()
+                      if "batched_disclosures(" in text and name != "registry/services/audit.py")
+    assert batching == ["workers/inbound.py"], batching
+    assert all("audited(session" in sources[name] for name in batching)
