@@ -111,7 +111,19 @@ class Context:
 
     def t(self, key: str, **values: object) -> str:
         """The text ``key`` in the conversation's language; ``{code}`` is the USSD code."""
-        return text(self.lang, key, **{"code": self.ussd_code, **values})
+        if values:
+            return text(self.lang, key, **{"code": self.ussd_code, **values})
+        found = _FORMATTED.get((self.lang, key, self.ussd_code))
+        if found is None:
+            found = text(self.lang, key, code=self.ussd_code)
+            if len(_FORMATTED) < MAX_FORMATTED:
+                _FORMATTED[(self.lang, key, self.ussd_code)] = found
+        return found
+
+
+# Texts asked for with no values (most of a screen's), as formatted: (language, key, USSD code) -> text
+_FORMATTED: dict[tuple[str, str, str], str] = {}
+MAX_FORMATTED = 4096  # every key in both languages for a few codes; a process serves one
 
 
 @dataclass(frozen=True)
@@ -155,8 +167,18 @@ PLAIN_JSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS 
 
 
 def _copy(state: State) -> State:
-    """A deep copy of plain JSON data (faster than ``copy.deepcopy`` and proves it is JSON)."""
-    return orjson.loads(orjson.dumps(state, option=PLAIN_JSON))
+    """The state a step may change, leaving ``state`` as it was: its own dict, stack and data.
+
+    The data's values are shared: screens replace them (``ctx.data[key] = ...``), never change one
+    in place (``tests/menus/test_menu_walk.py`` holds every screen to it, and every state to JSON;
+    the gateway's ``SessionRecord.dumps`` refuses anything else). A full JSON round trip per step
+    cost more than the rest of the step's state handling."""
+    copied = dict(state)
+    if isinstance(stack := copied.get("stack"), list | tuple):
+        copied["stack"] = list(stack)
+    if isinstance(data := copied.get("data"), dict):
+        copied["data"] = dict(data)
+    return copied
 
 
 def clean_input(value: str) -> str:
@@ -285,11 +307,13 @@ class Engine:
         lines += list(view.lines) + layout.options_block(view.options)
         if state["stack"]:
             lines += layout.options_block([(BACK, ctx.t("nav.back")), (HOME, ctx.t("nav.home"))])
-        return Reply(self._fit(layout.compose(lines)), end=False), state
+        return Reply(self._fit(layout.compose(lines), plain=True), end=False), state
 
-    def _fit(self, body: str) -> str:
-        """Last guard: screens size themselves; should one not, drop whole trailing lines."""
-        body = layout.ascii_text(body)
+    def _fit(self, body: str, *, plain: bool = False) -> str:
+        """Last guard: screens size themselves; should one not, drop whole trailing lines. A body
+        not known to be printable ASCII (``plain``: ``layout.compose`` made it so) is made so first."""
+        if not plain:
+            body = layout.ascii_text(body)
         if self.strict and not layout.fits(body):
             raise ScreenTooLong(f"{len(body)} characters: {body!r}")
         while not layout.fits(body) and "\n" in body:

@@ -38,7 +38,7 @@ def ascii_text(value: str) -> str:
 
     Newlines are kept; tabs and other control characters become spaces.
     """
-    if value.isascii() and _PLAIN.fullmatch(value):
+    if is_plain(value):
         return value
     value = unicodedata.normalize("NFKD", value.translate(_QUOTES))
     out = []
@@ -98,8 +98,20 @@ def options_block(options: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def compose(lines: Sequence[str]) -> str:
-    """Join non-empty lines into one screen body (ASCII, no trailing space)."""
+    """Join non-empty lines into one screen body (ASCII, no trailing space).
+
+    Lines that are printable ASCII already (every text of the catalogues, and names once through
+    ``one_line``) are checked once, joined, instead of one by one: a trailing space or other
+    whitespace that ``rstrip`` drops is dropped alike by either way."""
+    body = "\n".join([line.rstrip() for line in lines if line])
+    if is_plain(body):
+        return body
     return "\n".join(ascii_text(line).rstrip() for line in lines if line)
+
+
+def is_plain(value: str) -> bool:
+    """Whether ``value`` is printable ASCII and newlines only (``ascii_text`` leaves it as it is)."""
+    return value.isascii() and _PLAIN.fullmatch(value) is not None
 
 
 def fits(body: str) -> bool:

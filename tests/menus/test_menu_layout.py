@@ -56,3 +56,13 @@ def test_paginate_fills_pages_and_reserves_the_more_line():
 def test_shorten_does_not_end_on_a_joining_word():
     assert layout.shorten("Kiambu Day and Boarding Academy", 16) == "Kiambu Day."
     assert layout.shorten("Shule ya Msingi ya Kilimani Mashariki", 20) == "Shule ya Msingi."
+
+
+_LINE = st.text(st.sampled_from("ab Z~\n\t\x0b\x1c\x85\xa0\u2007\u3000\u1680\u0301\u00e9\u2019\U0001f600"), max_size=12)
+
+
+@given(st.lists(st.one_of(_LINE, st.text(max_size=20)), max_size=6))
+def test_compose_checks_the_whole_screen_once_as_it_checked_each_line(lines):
+    """Lines of printable ASCII are joined as they are (one check for the screen); any other line
+    is made ASCII as before, a trailing whitespace character of any kind dropped alike."""
+    assert layout.compose(lines) == "\n".join(layout.ascii_text(line).rstrip() for line in lines if line)

@@ -84,10 +84,13 @@ def walk(lang: str, caller: dict) -> tuple[set[str], set[str]]:
     queue = deque([(start.state, 0)])
     while queue:
         state, depth = queue.popleft()
+        given = json.dumps(state)
         for value in INPUTS:
             talk = Conversation(engine, FakeServices(stored_language=lang, **caller), state=state)
             reply = talk.send(value)
             check(reply)
+            # the engine copies only the state's dict, stack and data: no screen changes a value in place
+            assert json.dumps(state) == given, (state["screen"], value)
             if reply.end:
                 endings.add(reply.text)
                 continue
@@ -115,10 +118,12 @@ def test_every_reachable_screen_fits_and_is_ascii(lang):
     saved = {"lang": lang, "screen": "act.otp", "stack": ["main", "act.id"], "data": {"learner": 1},
              "invalid": 0, "note": None}
     talk = Conversation(engine, FakeServices(stored_language=lang, linked=True, active=False))
+    given = json.dumps(saved)
     check(talk.dial(saved))
     screens.add(talk.state["screen"])
     for value in ("9", "1"):
         check(talk.send(value))
+    assert json.dumps(saved) == given  # restored as a copy
     assert screens == set(engine.screens), set(engine.screens) - screens
     # Every way a session can end was met (one generic miss message, lock, limits, status, ...),
     # and every learner's status.
