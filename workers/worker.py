@@ -140,11 +140,11 @@ class Housekeeper(threading.Thread):
         self.runtime = runtime
         self.reconcile_every = reconcile_every
         self.grace = grace
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: Thread._stop is a method join() and fork call
 
     def run(self) -> None:
         last_reconcile = 0.0
-        while not self._stop.wait(PROMOTE_EVERY):
+        while not self._stopping.wait(PROMOTE_EVERY):
             try:
                 promote_due(self.runtime)
                 if time.monotonic() - last_reconcile >= self.reconcile_every:
@@ -155,7 +155,7 @@ class Housekeeper(threading.Thread):
                 log.warning("SMS housekeeping failed: %s", type(exc).__name__)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "INFO", bulk: bool = True) -> None:

@@ -346,7 +346,8 @@ def test_the_embedded_worker_sends_in_process(tmp_path, sqlite_database):
             assert outbox_rows(runtime)[0].status is MessageStatus.DELIVERED
         finally:
             worker.stop(timeout=60)
-        assert not worker.thread.is_alive()
+            worker.keeper.join(60)
+        assert not worker.thread.is_alive() and not worker.keeper.is_alive()
 
 
 def test_a_failing_otp_job_never_logs_the_code(at_runtime, fake_at, caplog):
