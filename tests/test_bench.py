@@ -144,7 +144,7 @@ def test_the_hop_cpu_tool_drives_b1s_flow_through_the_app_and_prints_its_figures
     assert "2 rounds of 4 flows (12 hops), batches of 2 flows; SQLite, metrics multiproc" in done.stdout
     assert "hop CPU per hop (us): median " in done.stdout and "(over 4 batches)" in done.stdout
     assert "by hop (median us): dial " in done.stdout
-    assert "cProfile of one round (12 hops), by own time:" in done.stdout
+    assert "cProfile of one round (12 hops), the app's calls only, by own CPU time:" in done.stdout
 
 
 def test_the_hop_cpu_tool_compares_two_copies_batch_by_batch(redis_url):
