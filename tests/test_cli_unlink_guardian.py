@@ -78,3 +78,43 @@ def test_a_reimport_links_the_number_again_unverified(database, tmp_path):
     with database.session() as session:
         links = session.scalars(select(GuardianLink)).all()
         assert [link.verified_at for link in links] == [None]
+
+
+def test_messages_naming_the_learner_still_queued_for_the_phone_are_not_sent(database, tmp_path):
+    """A notice or UPI queued while the phone was verified for Jane, and not yet sent when it is
+    unlinked (a reassigned SIM), is withdrawn; its other learner's, and Jane's other phone's, still go."""
+    from registry.models import MessageKind, MessageStatus, OutboundMessage
+    from registry.outbox import queue_sms
+    from registry.services.guardian_links import WITHDRAWN
+    from registry.services.notices import notify_guardians
+
+    _seed(database)
+    with database.transaction() as session:
+        jane = session.scalars(select(Learner).where(Learner.upi == "ZQ6NFN")).one()
+        peter = Learner(upi="ZKA8MQ", first_name="Peter", last_name="Kamau", date_of_birth=date(2013, 9, 2),
+                        gender="M", grade="Grade 7", institution=jane.institution)
+        session.add(peter)
+        session.flush()
+        wrong = session.scalar(select(Guardian).where(Guardian.phone == WRONG))
+        session.add(GuardianLink(learner_id=peter.id, guardian_id=wrong.id, relationship_="mother", verified_at=utcnow()))
+        session.flush()
+        notify_guardians(session, jane, "released", school="Kilimani Primary", other="Kisumu Lakeside")
+        notify_guardians(session, peter, "released", school="Kilimani Primary", other="Kisumu Lakeside")
+        queue_sms(session, WRONG, MessageKind.UPI, "Elimu: the UPI of Jane K. is ZQ6NFN.")
+        queue_sms(session, WRONG, MessageKind.UPI, "Elimu: the UPI of Peter K. is ZKA8MQ.")
+
+    done = run_elimu(database, tmp_path, "registry", "unlink-guardian", "ZQ6NFN", WRONG)
+
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout.rstrip().endswith("; 2 queued message(s) naming the learner not sent")
+    with database.session() as session:
+        rows = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
+        status = {(m.recipient, m.body): (m.status, m.failure_reason) for m in rows}
+    withdrawn = [body for (phone, body), (st, why) in status.items() if st == MessageStatus.FAILED and why == WITHDRAWN]
+    assert sorted(withdrawn) == ["Elimu: Jane K. has been released by Kilimani Primary to Kisumu Lakeside.",
+                                 "Elimu: the UPI of Jane K. is ZQ6NFN."]
+    assert all(phone == WRONG for (phone, body), (st, _) in status.items() if st != MessageStatus.QUEUED)
+    assert [phone for (phone, body), (st, _) in status.items() if st == MessageStatus.QUEUED] == [MOTHER, WRONG, WRONG]
+    with database.session() as session:
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "guardian_unlinked")).one()
+        assert audit.detail.endswith("(was verified); 2 queued message(s) withdrawn")

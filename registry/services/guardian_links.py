@@ -2,7 +2,9 @@
 
 An import only adds or updates links (a school's file lists the guardians it has, not the ones it
 no longer has), so a mistyped or reassigned number stays linked, and a phone that was verified
-keeps seeing the learner, until an operator unlinks it here. Unlinking is audited.
+keeps seeing the learner, until an operator unlinks it here. Unlinking is audited, and the messages
+naming the learner still queued for the phone (a transfer notice, a UPI) are not sent: they were
+written while the phone was verified for the learner, which it no longer is.
 """
 
 from __future__ import annotations
@@ -10,14 +12,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..identifiers import InvalidMsisdn, InvalidUpi, normalize_msisdn, normalize_upi
-from ..models import Guardian, GuardianLink, Learner
+from ..models import (
+    AuditEvent,
+    Guardian,
+    GuardianLink,
+    Learner,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    utcnow,
+)
 from .audit import record_disclosure
+from .notices import NOTICE_ACTION
 
 UNLINKED_ACTION = "guardian_unlinked"
+WITHDRAWN = "not sent: the phone was unlinked from the learner"
 
 
 class UnlinkRefused(Exception):
@@ -38,6 +51,7 @@ class Unlinked:
     relationship: str
     verified_at: datetime | None  # when the phone had proved it knows the learner (None: never)
     phones_left: int  # other phones still linked to the learner
+    withdrawn: int = 0  # messages naming the learner that were still queued for the phone, now not sent
 
 
 def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institution_code: str | None = None) -> Unlinked:
@@ -64,7 +78,32 @@ def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institut
     relationship, verified_at = link.relationship_, link.verified_at
     session.execute(delete(GuardianLink).where(GuardianLink.id == link.id))
     left = session.scalar(select(func.count()).select_from(GuardianLink).where(GuardianLink.learner_id == learner.id))
+    withdrawn = withdraw_queued(session, number, learner)
+    detail = f"unlinked by {by} (was {'verified' if verified_at else 'not verified'})"
+    if withdrawn:
+        detail += f"; {withdrawn} queued message(s) withdrawn"
     record_disclosure(session, phone=number, learner_id=learner.id, action=UNLINKED_ACTION, channel="cli",
-                      detail=f"unlinked by {by} (was {'verified' if verified_at else 'not verified'})")
+                      detail=detail[:200])
     return Unlinked(upi=code, masked_name=learner.masked_name, phone=number, relationship=relationship,
-                    verified_at=verified_at, phones_left=left or 0)
+                    verified_at=verified_at, phones_left=left or 0, withdrawn=withdrawn)
+
+
+def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
+    """End the messages naming ``learner`` still queued for ``phone`` (``failed``, ``WITHDRAWN``), in
+    the caller's transaction: its transfer notices (by the message id their audit row names) and its
+    UPI messages (their text holds the UPI). A row a worker has claimed is in flight and left alone;
+    a send job of an ended row finds it no longer queued and sends nothing."""
+    references = session.scalars(select(AuditEvent.reference).where(
+        AuditEvent.phone == phone, AuditEvent.learner_id == learner.id, AuditEvent.action == NOTICE_ACTION,
+        AuditEvent.reference.is_not(None)))
+    notices = [int(ref) for ref in references if ref.isdigit()]
+    naming = (OutboundMessage.kind == MessageKind.UPI) & OutboundMessage.body.contains(learner.upi, autoescape=True)
+    if notices:
+        naming = naming | ((OutboundMessage.kind == MessageKind.NOTICE) & OutboundMessage.id.in_(notices))
+    result = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.QUEUED, naming)
+        .values(status=MessageStatus.FAILED, failure_reason=WITHDRAWN, next_attempt_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)

@@ -4,7 +4,8 @@ the phone's language.
 The learner's (masked) name and schools are learner data: only a phone verified for the learner
 (``registry.services.learners.VERIFIED``) gets them, and each such notice is an audit event. Any
 other linked phone (a school's record not yet proven on USSD) gets a generic notice with no learner
-data: an update about a learner linked to the number, and the USSD code to check it.
+data: an update about a learner linked to the number, and the USSD code to check it. A notice still
+queued when its phone is unlinked from the learner is not sent (``guardian_links``).
 
 Notices concern the guardian's own learner, so they also go to phones that sent STOP (STOP ends
 announcements). They are queued in the caller's transaction and leave through the SMS outbox.
@@ -19,13 +20,14 @@ from menus.layout import short_person, shorten
 
 from .. import gsm
 from ..models import Guardian, GuardianLink, Learner, MessageKind, PhoneSetting
-from ..outbox import queue_many
+from ..outbox import queue_sms
 from .audit import record_disclosure
 from .learners import VERIFIED
 
 DEFAULT_USSD_CODE = "*384*1234#"  # ``gateway.config``'s default for ELIMU_USSD_CODE; callers pass the configured one
 
 EVENTS = ("released", "admitted", "cancelled")
+NOTICE_ACTION = "transfer_notice"  # its reference: the notice's outbox message id
 # A notice is one SMS part: with names too long for it, the learner's is cut to NAME_LIMIT and the
 # schools' to the first of these that fits (common words abbreviated, then cut at a word with ".").
 NAME_LIMIT = 24
@@ -88,17 +90,18 @@ def notify_guardians(
     phone verified for the learner, the generic one to any other; returns how many were queued."""
     if event not in EVENTS:
         raise ValueError(f"unknown notice event {event!r}")
-    messages = []
+    queued = 0
     for phone, language, verified in _linked_phones(session, learner):
         if verified:
             body = notice_text(event, language or "en", name=learner.masked_name, school=school, other=other)
-            record_disclosure(session, phone=phone, learner_id=learner.id, action="transfer_notice", channel="sms",
-                              detail=event)
         else:
             body = generic_notice_text(language or "en", ussd_code)
-        messages.append((phone, MessageKind.NOTICE, body, None))
-    queue_many(session, messages)
-    return len(messages)
+        message = queue_sms(session, phone, MessageKind.NOTICE, body)
+        if verified:  # the message's id: a phone unlinked before it goes has it withdrawn (guardian_links)
+            record_disclosure(session, phone=phone, learner_id=learner.id, action=NOTICE_ACTION, channel="sms",
+                              reference=str(message.id), detail=event)
+        queued += 1
+    return queued
 
 
 def _linked_phones(session: Session, learner: Learner) -> list[tuple[str, str | None, bool]]:
