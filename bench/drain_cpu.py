@@ -1,0 +1,242 @@
+"""``python -m bench.drain_cpu``: the CPU the inbound drain of B2 costs a message, in process, repeatably.
+
+B2's texts (``KCSE <index> <first name>``, each from a phone of its own, a right name) are stored
+as the webhook stores them (``workers.inbound.receive``: the row, its id pushed for the drains) on a
+PostgreSQL database of its own (``elimu_drain_cpu_<pid>``, seeded with ``--results`` released
+results, dropped at the end) and a Redis database number reserved as ``bench/harness.py`` does. Then
+they are drained as a drain job does, a batch of ``workers.inbound.BATCH`` ids at a time: the claim,
+the answers and their outbox rows (``workers.inbound.answer``), then the sending of the replies
+(``workers.inbound.send_replies``) through the real Africa's Talking backend, SDK included, with
+only its HTTP exchange (``workers.backends.africastalking._post``) replaced by a stub answering as
+the bench's fake AT does, so sending costs what it costs the worker and nothing of a server.
+
+The figures: this process's CPU (``time.process_time``, every thread: the backend's sending
+threads too) per message for the drain and for the sending, median over batches, and the
+PostgreSQL server's CPU per message, read from ``/proc`` for the backends of this database only
+(the other users of the server are not counted). Every reply is checked to be the candidate's
+results. ``--profile`` adds a round under cProfile and prints its top entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import datagen
+from .figures import INBOUND_BASE, prepare
+from .harness import REDIS_BASE, SECRET, drop_database, fresh_database, release_redis_db, reserve_redis_db
+
+DATABASE = "elimu_drain_cpu"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Tally:
+    """A round's CPU, in microseconds per message: each batch's drain and send, and PostgreSQL's."""
+
+    drain: list[float] = field(default_factory=list)
+    send: list[float] = field(default_factory=list)
+    messages: int = 0
+    drain_total: float = 0.0  # seconds
+    send_total: float = 0.0
+    server_total: float = 0.0
+
+
+def stub_post(url: str, headers: Mapping[str, str], data: Mapping[str, Any], timeout: Any) -> tuple[int, str, str]:
+    """What ``bench/fake_at.py`` answers to a send, without the network: 201, one entry per recipient."""
+    numbers = [n for n in str(data.get("to", "")).split(",") if n]
+    entries = [{"statusCode": 101, "number": number, "status": "Success", "cost": "KES 0.8000",
+                "messageId": f"ATXid_drain{next(stub_post.ids)}"} for number in numbers]  # type: ignore[attr-defined]
+    body = {"SMSMessageData": {"Message": f"Sent to {len(entries)}/{len(entries)} Total Cost: KES 0.8",
+                               "Recipients": entries}}
+    stub_post.sent += len(numbers)  # type: ignore[attr-defined]
+    return 201, "application/json", json.dumps(body)
+
+
+stub_post.ids = iter(range(1, 1 << 62))  # type: ignore[attr-defined]
+stub_post.sent = 0  # type: ignore[attr-defined]
+
+
+def server_seconds(runtime: Any) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving this database (``/proc``)."""
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as connection:
+        pids = [row[0] for row in connection.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2:].split()
+            total += sum(int(f) for f in fields[11:13]) / _TICK
+    return total
+
+
+def build_runtime(database_url: str, redis_url: str, instance: Path) -> Any:
+    """A worker's runtime: production settings, the AT backend (its HTTP exchange stubbed)."""
+    from gateway.config import Settings
+    from gateway.runtime import Runtime
+    from workers import context
+    from workers.backends import africastalking
+
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "ELIMU_ENV": "production",
+           "ELIMU_SECRET_KEY": SECRET, "ELIMU_INSTANCE_PATH": str(instance), "ELIMU_LOG_FORMAT": "json",
+           "SMS_BACKEND": "africastalking", "AT_USERNAME": "benchuser", "AT_API_KEY": "bench-key",
+           "AT_API_BASE_URL": "http://127.0.0.1:9/version1", "ELIMU_SMS_RATE": "100000"}
+    africastalking._post = stub_post  # type: ignore[assignment]
+    runtime = Runtime.build(Settings.from_env(env))
+    context.use_runtime(runtime)
+    return runtime
+
+
+def seed(database_url: str, results: int) -> None:
+    """The schema at the migrations' head and ``results`` released KCSE results, as B2 seeds them."""
+    database = prepare(database_url)
+    with database.transaction() as session:
+        datagen.results(session, results)
+    datagen.analyze(database)
+    database.dispose()
+
+
+def store(runtime: Any, start: int, count: int, results: int) -> None:
+    """``count`` of B2's texts, stored as the webhook stores them (B2's message ``i`` for each)."""
+    from workers.inbound import receive
+
+    for i in range(start, start + count):
+        k = i % results
+        first, _ = datagen.candidate(k)
+        receive(runtime, provider_id=f"drain-cpu-{i}", sender=datagen.phone(INBOUND_BASE + i), text=(
+            f"KCSE {datagen.index_number(k)} {first}"), short_code="22252", network_code="63902")
+
+
+def drain_round(runtime: Any, expected: int, profiler: Any = None) -> Tally:
+    """Drain the stored texts a batch at a time as ``workers.inbound.drain`` does, timing the answer
+    and the send of each batch apart; checks that every text got its results reply."""
+    from workers.inbound import BATCH, PENDING_KEY, answer, send_replies
+
+    tally = Tally()
+    clock = time.process_time
+    sent_before = stub_post.sent  # type: ignore[attr-defined]
+    server_before = server_seconds(runtime)
+    while True:
+        raw = runtime.redis.lpop(PENDING_KEY, BATCH)
+        if not raw:
+            break
+        ids = sorted({int(x) for x in raw})
+        if profiler is not None:
+            profiler.enable()
+        began = clock()
+        claimed = answer(runtime, ids)
+        answered = clock()
+        send_replies(runtime, claimed)
+        done = clock()
+        if profiler is not None:
+            profiler.disable()
+        if len(claimed) != len(ids) or any(not c.body.startswith("KCSE 2025 ") for c in claimed):
+            raise RuntimeError(f"a batch of {len(ids)} texts got {len(claimed)} replies, or not their results: "
+                               f"{claimed[0].body[:60] if claimed else '-'!r}")
+        tally.drain.append(1e6 * (answered - began) / len(ids))
+        tally.send.append(1e6 * (done - answered) / len(ids))
+        tally.drain_total += answered - began
+        tally.send_total += done - answered
+        tally.messages += len(ids)
+    tally.server_total = server_seconds(runtime) - server_before
+    sent = stub_post.sent - sent_before  # type: ignore[attr-defined]
+    if tally.messages != expected or sent != expected:
+        raise RuntimeError(f"{expected} texts stored, {tally.messages} drained, {sent} replies sent")
+    return tally
+
+
+def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
+    """Seed, warm up, run the rounds (and the profile); print and return the figures."""
+    seed(database_url, args.results)
+    with tempfile.TemporaryDirectory(prefix="elimu-draincpu-") as instance:
+        runtime = build_runtime(database_url, redis_url, Path(instance))
+        runtime.redis.flushdb()
+        start = 0
+        store(runtime, start, args.warmup, args.results)
+        drain_round(runtime, args.warmup)
+        start += args.warmup
+        rounds: list[Tally] = []
+        for _ in range(args.rounds):
+            store(runtime, start, args.messages, args.results)
+            start += args.messages
+            rounds.append(drain_round(runtime, args.messages))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            store(runtime, start, args.messages, args.results)
+            profiler = cProfile.Profile(time.process_time)
+            drain_round(runtime, args.messages, profiler)
+            print(f"\ncProfile of one round ({args.messages} texts), drain and send, by own CPU time:", file=out)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.profile)
+        runtime.redis.flushdb()
+        runtime.close()
+    drain = [v for r in rounds for v in r.drain]
+    send = [v for r in rounds for v in r.send]
+    messages = sum(r.messages for r in rounds)
+    figures = {
+        "drain_us_median": statistics.median(drain),
+        "send_us_median": statistics.median(send),
+        "drain_us_mean": 1e6 * sum(r.drain_total for r in rounds) / messages,
+        "send_us_mean": 1e6 * sum(r.send_total for r in rounds) / messages,
+        "server_us_mean": 1e6 * sum(r.server_total for r in rounds) / messages,
+        "rounds": [(statistics.median(r.drain), statistics.median(r.send), 1e6 * r.server_total / r.messages)
+                   for r in rounds],
+    }
+    print(f"code: {Path(sys.modules['workers'].__file__ or '').parent.parent}; {args.rounds} rounds of "
+          f"{args.messages} texts against {args.results} results, batches of up to 200", file=out)
+    print(f"CPU per message (us), median over {len(drain)} batches: drain {figures['drain_us_median']:.1f}, "
+          f"send {figures['send_us_median']:.1f}; means drain {figures['drain_us_mean']:.1f}, send "
+          f"{figures['send_us_mean']:.1f}, PostgreSQL {figures['server_us_mean']:.1f}", file=out)
+    print("rounds (drain / send / PostgreSQL us): "
+          + ", ".join(f"{d:.1f}/{s:.1f}/{p:.1f}" for d, s, p in figures["rounds"]), file=out)
+    return figures
+
+
+@contextlib.contextmanager
+def _redis_db(url: str | None) -> Iterator[str]:
+    if url is not None:
+        yield url
+        return
+    reserved = reserve_redis_db()
+    try:
+        yield f"{REDIS_BASE.rstrip('/')}/{reserved}"
+    finally:
+        release_redis_db(reserved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.drain_cpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=4000, help="texts a round (4000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
+    parser.add_argument("--results", type=int, default=100_000, help="released results seeded (100000)")
+    parser.add_argument("--warmup", type=int, default=400, help="texts drained first and not counted (400)")
+    parser.add_argument("--redis-url", help="a Redis URL with a db number to use (and empty) instead of reserving one")
+    parser.add_argument("--profile", type=int, nargs="?", const=40, default=0, metavar="TOP",
+                        help="profile one more round, print its TOP entries (40)")
+    args = parser.parse_args(argv)
+    if min(args.messages, args.rounds, args.results) < 1 or args.warmup < 0:
+        parser.error("--messages, --rounds and --results must be 1 or more, --warmup 0 or more")
+    with _redis_db(args.redis_url) as redis_url:
+        try:
+            measure(fresh_database(DATABASE), redis_url, args)
+        finally:
+            drop_database(DATABASE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
