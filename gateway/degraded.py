@@ -38,6 +38,14 @@ SPOOLED_PATHS = {
     "/sms/africastalking/delivery": "delivery",
     "/ussd/africastalking/events": "ussd-events",
 }
+# The fields of each spooled callback its replay reads (``parse_delivery``, ``event_fields``); only they
+# reach the disk. AT's end-of-session event also carries ``lastAppResponse``, the last screen the
+# session showed (a learner's masked name, school, status), which nothing stores.
+SPOOLED_FIELDS = {
+    "delivery": frozenset({"id", "status", "phoneNumber", "networkCode", "failureReason", "retryCount"}),
+    "ussd-events": frozenset({"sessionId", "phoneNumber", "serviceCode", "networkCode", "status", "durationInMillis",
+                              "hopsCount", "input", "errorMessage", "cost", "date"}),
+}
 # Added to each spooled callback's form (over any such field the caller sent): the time it came,
 # which a delivery report replayed later is applied at (a message's sent_at and delivered_at).
 RECEIVED_AT = "elimu_received_at"
@@ -254,13 +262,14 @@ def answer_failure(exc: Exception) -> Response:
         try:
             from registry.models import utcnow
 
-            form = request.form.to_dict()
+            kind = SPOOLED_PATHS[path]
+            form = {key: value for key, value in request.form.items() if key in SPOOLED_FIELDS[kind]}
             form[RECEIVED_AT] = utcnow().isoformat()
             if "input" in form:  # what the caller typed never reaches the disk (``input_shape``)
                 from .ussd.events import input_shape
 
                 form["input"] = input_shape(form["input"]) or ""
-            spool(current_app.extensions["elimu"], SPOOLED_PATHS[path], form)
+            spool(current_app.extensions["elimu"], kind, form)
             _count("spooled", exc)
             return plain("OK (spooled)\n")
         except OSError:

@@ -86,6 +86,42 @@ def test_a_spooled_session_event_keeps_only_the_shape_of_what_was_typed(runtime,
         assert s.query(UssdSessionEvent.last_input).scalar() == "2*[4]*[6]"
 
 
+def test_a_spooled_session_event_leaves_its_last_screen_off_the_disk_and_replays_whole(runtime, down_db):
+    """AT's event carries the last screen the session showed (here a learner's status): nothing stores
+    it, so it is not spooled either; every field the event's row is made of still is."""
+    from gateway.ussd.events import event_fields
+    from registry.models import UssdSessionEvent
+
+    good = runtime.db
+    runtime.db = down_db
+    client = create_app(runtime=runtime).test_client()
+    event = {"sessionId": "ATUid_last", "phoneNumber": "0712345678", "serviceCode": "*384*1234#",
+             "networkCode": "63902", "status": "Failed", "durationInMillis": "41000", "hopsCount": "5",
+             "input": "3*1", "errorMessage": "timeout", "cost": "KES 0.50", "date": "2026-01-09 10:00:00",
+             "lastAppResponse": "END Jane W. Grade 4, Kilimani Primary. KCSE 2025 released.",
+             "extra": "Wanjiku"}
+    assert client.post("/ussd/africastalking/events", data=event).data.startswith(b"OK (spooled)")
+    spooled = (spool_dir(runtime) / "ussd-events.jsonl").read_text()
+    assert "Jane" not in spooled and "Kilimani" not in spooled and "Wanjiku" not in spooled
+    runtime.db = good
+    assert replay_spool(runtime) == 1
+    with good.session() as s:
+        row = s.query(UssdSessionEvent).one()
+        assert {key: getattr(row, key) for key in event_fields(event)} == event_fields(event)
+
+
+def test_a_spooled_delivery_report_keeps_what_its_replay_reads(runtime, down_db):
+    from gateway.degraded import SPOOLED_FIELDS
+
+    runtime.db = down_db
+    client = create_app(runtime=runtime).test_client()
+    report = {"id": "ATXid_9", "status": "Failed", "phoneNumber": "+254712345678", "networkCode": "63902",
+              "failureReason": "UserInBlackList", "retryCount": "1", "note": "Jane Wanjiku"}
+    assert client.post("/sms/africastalking/delivery", data=report).data.startswith(b"OK (spooled)")
+    spooled = json.loads((spool_dir(runtime) / "delivery.jsonl").read_text())
+    assert set(spooled) == SPOOLED_FIELDS["delivery"] | {"elimu_received_at"}
+
+
 def test_replay_keeps_what_it_cannot_apply(runtime, down_db):
     from gateway.degraded import spool
 
