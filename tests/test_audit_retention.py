@@ -4,6 +4,7 @@ import json
 from datetime import date, timedelta
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from registry.models import (
     Institution,
@@ -63,6 +64,62 @@ def test_purge_removes_old_bodies_and_events_only(database):
         assert sorted(m.body for m in s.query(OutboundMessage)) == [PURGED, "recent"]
     with database.transaction() as s:  # idempotent
         assert purge(s, timedelta(days=90)).outbound_bodies == 0
+
+
+def test_purge_deletes_records_past_their_age_only_when_asked(database):
+    from registry.models import AuditEvent
+
+    ancient = utcnow() - timedelta(days=2000)
+    with database.transaction() as s:
+        learner = _learner(s)
+        for at in (ancient, utcnow()):
+            record_disclosure(s, phone="+254712345678", learner_id=learner.id, action="upi_sent", channel="sms", at=at)
+            s.add(OutboundMessage(recipient="+254712345678", kind=MessageKind.UPI, body="UPI ABC234",
+                                  priority=Priority.OTP, created_at=at, updated_at=at))
+    with database.transaction() as s:
+        assert purge(s, timedelta(days=90)).audit_rows == 0  # the texts' age alone keeps every record
+    with database.transaction() as s:
+        counts = purge(s, timedelta(days=90), timedelta(days=1827))
+    assert (counts.audit_rows, counts.outbound_rows, counts.inbound_rows) == (1, 1, 0)
+    with database.session() as s:
+        assert len(s.scalars(select(AuditEvent)).all()) == len(s.scalars(select(OutboundMessage)).all()) == 1
+
+
+def test_the_records_go_after_their_own_age_the_texts_after_theirs(runtime, monkeypatch):
+    """The audit trail and the message rows (billing records) outlive the texts, but not for ever:
+    ``elimu purge`` deletes them past ELIMU_RECORDS_RETENTION_DAYS (five years by default)."""
+    from gateway import cli as cli_module
+    from registry.models import AuditEvent, InboundMessage
+
+    ancient, old = utcnow() - timedelta(days=6 * 365), utcnow() - timedelta(days=100)
+    with runtime.db.transaction() as s:
+        learner = _learner(s)
+        for at, ref in ((ancient, "ancient"), (old, "old")):
+            record_disclosure(s, phone="+254712345678", learner_id=learner.id, action="results_replied",
+                              channel="sms", reference=ref, detail="KCSE 2019 19301012001", at=at)
+            s.add_all([
+                OutboundMessage(recipient="+254712345678", kind=MessageKind.REPLY, body="KCSE 2019 Jane W. mean B+",
+                                priority=Priority.REPLY, created_at=at, updated_at=at, cost=ref),
+                InboundMessage(provider_id=ref, sender="+254712345678", text="KCSE 19301012001 Wanjiku",
+                               created_at=at, updated_at=at),
+            ])
+    monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
+    runner = CliRunner()
+    refused = runner.invoke(cli_module.cli, ["purge", "--older-than", "90"], env={"ELIMU_RECORDS_RETENTION_DAYS": "30"})
+    assert refused.exit_code == 2 and "the records outlive the texts" in refused.output
+
+    done = runner.invoke(cli_module.cli, ["purge"])
+
+    assert done.exit_code == 0, done.output
+    assert "1 audit rows, 1 outbound and 1 inbound message rows (older than 1827 days)" in done.output
+    with runtime.db.session() as s:
+        assert [e.reference for e in s.scalars(select(AuditEvent))] == ["old"]
+        assert [(m.cost, m.body) for m in s.scalars(select(OutboundMessage))] == [("old", PURGED)]
+        assert [(m.provider_id, m.text) for m in s.scalars(select(InboundMessage))] == [("old", PURGED)]
+    shorter = runner.invoke(cli_module.cli, ["purge"], env={"ELIMU_RECORDS_RETENTION_DAYS": "90"})
+    assert shorter.exit_code == 0 and "1 audit rows" in shorter.output
+    with runtime.db.session() as s:
+        assert s.scalars(select(AuditEvent)).all() == [] and s.scalars(select(InboundMessage)).all() == []
 
 
 def test_audit_cli(runtime, monkeypatch):

@@ -12,7 +12,7 @@ from registry.exams import InvalidExamData, exam_named
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.models import Learner
 from registry.services.audit import history
-from registry.services.retention import purge
+from registry.services.retention import RECORDS_DAYS, purge
 
 from ..sms.africastalking import BadCallback, sender_number
 from . import Context, pass_context
@@ -102,15 +102,25 @@ def audited_phone(raw: str, param_hint: str = "--phone") -> str:
 
 @click.command("purge")
 @click.option("--older-than", "days", default=90, show_default=True, type=click.IntRange(1, 3650),
-              help="age in days", envvar="ELIMU_RETENTION_DAYS", show_envvar=True)
+              help="age in days of the texts and session events removed", envvar="ELIMU_RETENTION_DAYS",
+              show_envvar=True)
+@click.option("--records-older-than", "records_days", default=RECORDS_DAYS, show_default=True,
+              type=click.IntRange(1, 36500), envvar="ELIMU_RECORDS_RETENTION_DAYS", show_envvar=True,
+              help="age in days of the audit rows and message rows removed (not less than --older-than)")
 @pass_context
-def purge_command(ctx: Context, days: int) -> None:
-    """Remove USSD session events and message bodies older than the retention age."""
+def purge_command(ctx: Context, days: int, records_days: int) -> None:
+    """Remove USSD session events and message texts older than the retention age, and the audit
+    trail and message rows (billing records) older than the records' age."""
+    if records_days < days:
+        raise click.BadParameter(f"{records_days} is less than --older-than ({days}): the records outlive the texts",
+                                 param_hint="'--records-older-than' / ELIMU_RECORDS_RETENTION_DAYS")
     with ctx.runtime.db.transaction() as session:
-        counts = purge(session, timedelta(days=days))
+        counts = purge(session, timedelta(days=days), timedelta(days=records_days))
     click.echo(
         f"purged: {counts.session_events} session events, {counts.outbound_bodies} outbound bodies, "
-        f"{counts.inbound_texts} inbound texts, {counts.one_time_codes} one-time codes (older than {days} days)"
+        f"{counts.inbound_texts} inbound texts, {counts.one_time_codes} one-time codes (older than {days} days); "
+        f"{counts.audit_rows} audit rows, {counts.outbound_rows} outbound and {counts.inbound_rows} inbound "
+        f"message rows (older than {records_days} days)"
     )
 
 

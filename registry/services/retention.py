@@ -1,4 +1,10 @@
-"""Storage limitation (DPA 2019 s.25): purge what the service no longer needs."""
+"""Storage limitation (DPA 2019 s.25): purge what the service no longer needs.
+
+Two ages: message texts and USSD session events go after ``ELIMU_RETENTION_DAYS`` (90 by default);
+the records kept past that (the audit trail, and the message rows both ways as billing records) go
+after ``ELIMU_RECORDS_RETENTION_DAYS`` (five years by default, the Tax Procedures Act's period for
+billing records). ``elimu purge`` (a daily timer) applies both.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from ..models import InboundMessage, OneTimeCode, OutboundMessage, UssdSessionEvent, utcnow
+from ..models import AuditEvent, InboundMessage, OneTimeCode, OutboundMessage, UssdSessionEvent, utcnow
 
 PURGED = "[purged]"
+RECORDS_DAYS = 1827  # five years (with a leap day): the default of ELIMU_RECORDS_RETENTION_DAYS
 
 
 @dataclass(frozen=True)
@@ -19,13 +26,18 @@ class PurgeCounts:
     outbound_bodies: int
     inbound_texts: int
     one_time_codes: int
+    audit_rows: int = 0
+    outbound_rows: int = 0
+    inbound_rows: int = 0
 
 
-def purge(session: Session, older_than: timedelta) -> PurgeCounts:
-    """Delete USSD session events and expired codes, and blank message bodies, older than ``older_than``.
+def purge(session: Session, older_than: timedelta, records_older_than: timedelta | None = None) -> PurgeCounts:
+    """Delete USSD session events and expired codes, and blank message bodies, older than ``older_than``;
+    with ``records_older_than``, also delete the audit rows and message rows older than that.
 
-    Message rows themselves stay (ids, statuses and costs are billing records); only their text goes.
-    The audit trail is kept: it is the record of who saw what.
+    Until then message rows stay (ids, statuses and costs are billing records), only their text goes,
+    and the audit trail is kept: it is the record of who saw what, for access requests and breach
+    notices.
     """
     cutoff = utcnow() - older_than
     events = session.execute(delete(UssdSessionEvent).where(UssdSessionEvent.created_at < cutoff)).rowcount
@@ -42,4 +54,10 @@ def purge(session: Session, older_than: timedelta) -> PurgeCounts:
     codes = session.execute(
         delete(OneTimeCode).where(OneTimeCode.expires_at < min(cutoff, utcnow() - timedelta(days=1)))
     ).rowcount
-    return PurgeCounts(events, outbound, inbound, codes)
+    if records_older_than is None:
+        return PurgeCounts(events, outbound, inbound, codes)
+    records_cutoff = utcnow() - records_older_than
+    audit = session.execute(delete(AuditEvent).where(AuditEvent.at < records_cutoff)).rowcount
+    sent = session.execute(delete(OutboundMessage).where(OutboundMessage.created_at < records_cutoff)).rowcount
+    received = session.execute(delete(InboundMessage).where(InboundMessage.created_at < records_cutoff)).rowcount
+    return PurgeCounts(events, outbound, inbound, codes, audit, sent, received)
