@@ -179,6 +179,51 @@ def test_health_readiness_and_metrics(client, runtime, monkeypatch):
     assert client.get("/healthz").status_code == 200  # the process still runs
 
 
+def test_metrics_parse_as_prometheus_text(client):
+    """``GET /metrics`` "Prometheus text format": a Prometheus parser reads every line of it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client.post("/ussd/africastalking", data=HOP)
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    families = {family.name: family for family in text_string_to_metric_families(response.get_data(as_text=True))}
+    assert families["elimu_ussd_hops"].type == "counter" and families["elimu_ussd_hops"].samples
+
+
+CHARSET_FORM = "application/x-www-form-urlencoded; charset=UTF-8"  # as AT's and many proxies' posts say
+
+
+@pytest.mark.parametrize(("path", "form", "answer"), [
+    ("/ussd/africastalking", HOP, "CON Welcome to Elimu"),
+    ("/ussd/africastalking/events", {"sessionId": "ATUid_c1", "phoneNumber": PHONE, "status": "Success",
+                                     "hopsCount": "1", "input": ""}, None),
+    ("/sms/africastalking/inbound", {"from": PHONE, "to": "22384", "text": "HELP", "date": "2026-01-09 10:00:00",
+                                     "id": "ATXid_cs1", "linkId": "SampleLinkId", "networkCode": "63902"}, None),
+    ("/sms/africastalking/delivery", {"id": "ATXid_unknown", "status": "Success", "phoneNumber": PHONE,
+                                      "networkCode": "63902"}, None),
+])
+def test_callbacks_read_a_form_whose_content_type_names_its_charset(client, runtime, path, form, answer):
+    """"POST, application/x-www-form-urlencoded": also with ``; charset=UTF-8`` after it (the
+    inbound and delivery callbacks answer 400 to a form without its ``id``)."""
+    from urllib.parse import urlencode
+
+    response = client.post(path, data=urlencode(form), content_type=CHARSET_FORM)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert answer is None or response.get_data(as_text=True).startswith(answer)
+    if path.endswith("/events"):
+        with runtime.db.session() as session:
+            [row] = session.query(UssdSessionEvent).all()
+        assert (row.session_id, row.status, row.phone) == ("ATUid_c1", "Success", PHONE)
+
+
+@pytest.mark.parametrize("form", [{"text": ""}, {**HOP, "sessionId": ""}, {**HOP, "phoneNumber": ""}])
+def test_ussd_hop_without_both_or_with_an_empty_one_is_400_with_a_one_line_reason(client, form):
+    response = client.post("/ussd/africastalking", data=form)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400 and body.strip() and body.strip().count("\n") == 0
+    assert "sessionId" in body or "phoneNumber" in body
+
+
 def test_readyz_is_503_when_the_database_does_not_answer(client, runtime, monkeypatch):
     def down():
         raise ConnectionError("database down")

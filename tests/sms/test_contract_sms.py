@@ -131,3 +131,16 @@ def test_replies_name_the_configured_ussd_code(tmp_path, sqlite_database, fake_r
         work_queues(runtime)
         replies = [row.body for row in outbox_rows(runtime)]
     assert len(replies) == 4 and all("*789*12#" in reply and "*384*1234#" not in reply for reply in replies)
+
+
+@pytest.mark.parametrize("wire", ["254712345678", "0712345678", "712345678", "+254 712 345 678"])
+def test_a_sender_written_otherwise_is_known_and_answered_as_its_e164_number(family, sms_runtime, wire):
+    """"Every phone number the project stores or compares is E.164, whatever format it arrived in":
+    the activated guardian leaves the name out from a ``from`` without its ``+``, and the reply goes
+    to the E.164 number."""
+    client = create_app(runtime=sms_runtime).test_client()
+    form = {"from": wire, "to": "22384", "text": "KCSE 36611030002", "id": f"ATXid_e{next(_ids)}"}
+    assert client.post("/sms/africastalking/inbound", data=form).status_code == 200
+    work_queues(sms_runtime)
+    [reply] = outbox_rows(sms_runtime)
+    assert reply.recipient == PHONE and reply.body.startswith("KCSE 2025 36611030002: Mean grade B+")
