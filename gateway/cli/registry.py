@@ -291,9 +291,9 @@ def _transfer_record(row: TransferInProgress) -> dict[str, object]:
 @pass_context
 def unlink_guardian_command(ctx: Context, upi: str, phone: str, code: str | None) -> None:
     """Take PHONE off learner UPI: a wrong or reassigned number an import linked. The phone stops
-    seeing the learner at once (status, UPI, results without a name, notices; a notice or UPI
-    still queued for it is not sent); the removal is audited. Importing a file that still lists
-    the number links it again, unverified."""
+    seeing the learner at once (status, UPI, results without a name, notices; a notice, UPI or
+    announcement about the learner still queued for it is not sent); the removal is audited.
+    Importing a file that still lists the number links it again, unverified."""
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:
             removed = unlink_guardian(session, upi, phone, by=operator(), institution_code=code)
@@ -302,7 +302,7 @@ def unlink_guardian_command(ctx: Context, upi: str, phone: str, code: str | None
     was = f"verified {as_utc(removed.verified_at):%Y-%m-%d}" if removed.verified_at else "never verified"
     click.echo(f"{removed.upi} ({removed.masked_name}): {removed.phone} ({removed.relationship}, {was}) unlinked; "
                f"{removed.phones_left} other phone(s) still linked"
-               + (f"; {removed.withdrawn} queued message(s) naming the learner not sent" if removed.withdrawn else ""))
+               + (f"; {removed.withdrawn} queued message(s) about the learner not sent" if removed.withdrawn else ""))
 
 
 commands = [registry_group]

@@ -3,8 +3,8 @@
 An import only adds or updates links (a school's file lists the guardians it has, not the ones it
 no longer has), so a mistyped or reassigned number stays linked, and a phone that was verified
 keeps seeing the learner, until an operator unlinks it here. Unlinking is audited, and the messages
-naming the learner still queued for the phone (a transfer notice, a UPI) are not sent: they were
-written while the phone was verified for the learner, which it no longer is.
+about the learner still queued for the phone (a transfer notice, a UPI, an announcement to its
+school or class) are not sent: they were written for a link that is gone.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..identifiers import InvalidMsisdn, InvalidUpi, normalize_msisdn, normalize_upi
 from ..models import (
+    Announcement,
     AuditEvent,
     Guardian,
     GuardianLink,
+    Institution,
     Learner,
     MessageKind,
     MessageStatus,
@@ -90,8 +92,9 @@ def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institut
 
 def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     """End the messages naming ``learner`` still queued for ``phone`` (``failed``, ``WITHDRAWN``), in
-    the caller's transaction: its transfer notices (by the message id their audit row names) and its
-    UPI messages (their text holds the UPI). A row a worker has claimed is in flight and left alone;
+    the caller's transaction: its transfer notices (by the message id their audit row names), its
+    UPI messages (their text holds the UPI) and the announcements to its school or class that no
+    other learner of the phone's is in. A row a worker has claimed is in flight and left alone;
     a send job of an ended row finds it no longer queued and sends nothing."""
     references = session.scalars(select(AuditEvent.reference).where(
         AuditEvent.phone == phone, AuditEvent.learner_id == learner.id, AuditEvent.action == NOTICE_ACTION,
@@ -100,6 +103,19 @@ def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     naming = (OutboundMessage.kind == MessageKind.UPI) & OutboundMessage.body.contains(learner.upi, autoescape=True)
     if notices:
         naming = naming | ((OutboundMessage.kind == MessageKind.NOTICE) & OutboundMessage.id.in_(notices))
+    # an announcement to the learner's school (or class) tells the phone a learner linked to it is
+    # there: withdrawn unless another learner linked to the phone still is
+    still_there = (
+        select(GuardianLink.id)
+        .join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .join(Learner, Learner.id == GuardianLink.learner_id)
+        .join(Institution, Institution.id == Learner.institution_id)
+        .where(Guardian.phone == phone, Institution.code == Announcement.institution_code,
+               or_(Announcement.grade.is_(None), func.lower(Learner.grade) == func.lower(func.trim(Announcement.grade))))
+        .exists()
+    )
+    naming = naming | ((OutboundMessage.kind == MessageKind.ANNOUNCEMENT) & select(Announcement.id).where(
+        Announcement.id == OutboundMessage.announcement_id, ~still_there).exists())
     result = session.execute(
         update(OutboundMessage)
         .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.QUEUED, naming)
