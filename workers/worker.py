@@ -18,6 +18,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
 from gateway.degraded import replay_spool
+from gateway.logs import redact
 from registry.models import Priority
 
 from .context import queues_of, use_runtime
@@ -81,6 +82,15 @@ class SmsWorker(SimpleWorker):
                 self.pubsub.unsubscribe()
             thread.join(timeout=1)
         self.pubsub.close()
+
+    def handle_job_failure(self, job: Job, queue, started_job_registry=None, exc_string: str = "",
+                           execution=None) -> None:
+        """RQ's, with the traceback it keeps in Redis masked as a log line is (``gateway.logs.redact``):
+        RQ stores it in the failed-job registry and the job's result for ``failure_ttl`` (a week),
+        where ``rq info`` and rq-dashboard show it, and an exception's text may quote a phone number,
+        an index number or a database row."""
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
+                                   exc_string=redact(exc_string), execution=execution)
 
     def handle_exception(self, job: Job, *exc_info) -> None:
         """RQ's handler logs the job's arguments as log-record extras; an OTP's clear text rides in
