@@ -144,3 +144,19 @@ def test_a_sender_written_otherwise_is_known_and_answered_as_its_e164_number(fam
     work_queues(sms_runtime)
     [reply] = outbox_rows(sms_runtime)
     assert reply.recipient == PHONE and reply.body.startswith("KCSE 2025 36611030002: Mean grade B+")
+
+
+def test_an_index_number_imported_with_leading_zeros_is_answered_as_written(sms_runtime, texts, tmp_path):
+    """results.csv "index_number kept as text (leading zeros matter)", end to end: imported and
+    released with ``elimu``, the number answers with its zeros and is another number without them."""
+    from tests.cli_support import run_elimu
+
+    results = tmp_path / "results.csv"
+    results.write_text("exam, year, index_number, upi, candidate_name, mean_grade, points, subjects\n"
+                       "KCSE,2025,00611030002,,Jane Wambui Wanjiku,A-,80,ENG:B+;KIS:A-;MAT:A\n", encoding="utf-8")
+    assert run_elimu(sms_runtime.db, tmp_path, "registry", "import-results", str(results)).exit_code == 0
+    assert run_elimu(sms_runtime.db, tmp_path, "results", "release", "KCSE", "2025").exit_code == 0
+    [answer] = texts("KCSE 00611030002 Wambui")
+    assert answer.startswith("KCSE 2025 00611030002: Mean grade A-") and "ENG:B+" in answer
+    [refused] = texts("KCSE 611030002 Wambui", sender="+254700000005")
+    assert "Mean grade" not in refused
