@@ -81,7 +81,7 @@ def test_a_reimport_links_the_number_again_unverified(database, tmp_path):
 
 
 def test_messages_naming_the_learner_still_queued_for_the_phone_are_not_sent(database, tmp_path):
-    """A notice or UPI queued while the phone was verified for Jane, or an announcement to her class,
+    """A notice, UPI or results queued while the phone was verified for Jane, or an announcement to her class,
     not yet sent when it is unlinked (a reassigned SIM), is withdrawn; its other learner's (and the
     school's announcement: he is there too), and Jane's other phone's, still go."""
     from registry.models import MessageKind, MessageStatus, OutboundMessage
@@ -89,6 +89,7 @@ def test_messages_naming_the_learner_still_queued_for_the_phone_are_not_sent(dat
     from registry.services.announcements import announce
     from registry.services.guardian_links import WITHDRAWN
     from registry.services.notices import notify_guardians
+    from tests.sms.support import add_result
 
     _seed(database)
     with database.transaction() as session:
@@ -104,25 +105,31 @@ def test_messages_naming_the_learner_still_queued_for_the_phone_are_not_sent(dat
         notify_guardians(session, peter, "released", school="Kilimani Primary", other="Kisumu Lakeside")
         queue_sms(session, WRONG, MessageKind.UPI, "Elimu: the UPI of Jane K. is ZQ6NFN.")
         queue_sms(session, WRONG, MessageKind.UPI, "Elimu: the UPI of Peter K. is ZKA8MQ.")
+        add_result(session, index="19301012001", name="Jane Kamau", learner=jane)
+        add_result(session, index="19301012002", name="Peter Kamau", learner=peter)
+        for index in ("19301012001", "19301012002"):  # nameless replies waiting out a retry (AT down)
+            queue_sms(session, WRONG, MessageKind.REPLY, f"KCSE 2025 {index}: Mean grade B+")
         announce(session, jane.institution, "Grade 4 trip on Friday.", grade="grade 4 ")  # Jane's class only
         announce(session, jane.institution, "School closes on Friday.")  # Peter is still there
 
     done = run_elimu(database, tmp_path, "registry", "unlink-guardian", "ZQ6NFN", WRONG)
 
     assert done.exit_code == 0, done.stderr
-    assert done.stdout.rstrip().endswith("; 3 queued message(s) about the learner not sent")
+    assert done.stdout.rstrip().endswith("; 4 queued message(s) about the learner not sent")
     with database.session() as session:
         rows = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
         status = {(m.recipient, m.body): (m.status, m.failure_reason) for m in rows}
     withdrawn = [body for (phone, body), (st, why) in status.items() if st == MessageStatus.FAILED and why == WITHDRAWN]
     assert sorted(withdrawn) == ["Elimu: Jane K. has been released by Kilimani Primary to Kisumu Lakeside.",
-                                 "Elimu: the UPI of Jane K. is ZQ6NFN.", "Grade 4 trip on Friday."]
+                                 "Elimu: the UPI of Jane K. is ZQ6NFN.", "Grade 4 trip on Friday.",
+                                 "KCSE 2025 19301012001: Mean grade B+"]
     assert all(phone == WRONG for (phone, body), (st, _) in status.items() if st != MessageStatus.QUEUED)
     assert sorted((phone, body) for (phone, body), (st, _) in status.items() if st == MessageStatus.QUEUED) == sorted([
         (MOTHER, "Elimu: Jane K. has been released by Kilimani Primary to Kisumu Lakeside."),
         (MOTHER, "Grade 4 trip on Friday."), (MOTHER, "School closes on Friday."),
         (WRONG, "Elimu: Peter K. has been released by Kilimani Primary to Kisumu Lakeside."),
-        (WRONG, "Elimu: the UPI of Peter K. is ZKA8MQ."), (WRONG, "School closes on Friday.")])
+        (WRONG, "Elimu: the UPI of Peter K. is ZKA8MQ."), (WRONG, "School closes on Friday."),
+        (WRONG, "KCSE 2025 19301012002: Mean grade B+")])
     with database.session() as session:
         audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "guardian_unlinked")).one()
-        assert audit.detail.endswith("(was verified); 3 queued message(s) withdrawn")
+        assert audit.detail.endswith("(was verified); 4 queued message(s) withdrawn")

@@ -291,8 +291,8 @@ def _transfer_record(row: TransferInProgress) -> dict[str, object]:
 @pass_context
 def unlink_guardian_command(ctx: Context, upi: str, phone: str, code: str | None) -> None:
     """Take PHONE off learner UPI: a wrong or reassigned number an import linked. The phone stops
-    seeing the learner at once (status, UPI, results without a name, notices; a notice, UPI or
-    announcement about the learner still queued for it is not sent); the removal is audited.
+    seeing the learner at once (status, UPI, results without a name, notices; a notice, UPI, results
+    reply or announcement about the learner still queued for it is not sent); the removal is audited.
     Importing a file that still lists the number links it again, unverified."""
     with database_errors(), ctx.runtime.db.transaction() as session:
         try:

@@ -3,8 +3,8 @@
 An import only adds or updates links (a school's file lists the guardians it has, not the ones it
 no longer has), so a mistyped or reassigned number stays linked, and a phone that was verified
 keeps seeing the learner, until an operator unlinks it here. Unlinking is audited, and the messages
-about the learner still queued for the phone (a transfer notice, a UPI, an announcement to its
-school or class) are not sent: they were written for a link that is gone.
+about the learner still queued for the phone (a transfer notice, a UPI, results, an announcement
+to its school or class) are not sent: they were written for a link that is gone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..identifiers import InvalidMsisdn, InvalidUpi, normalize_msisdn, normalize
 from ..models import (
     Announcement,
     AuditEvent,
+    ExamResult,
     Guardian,
     GuardianLink,
     Institution,
@@ -93,8 +94,9 @@ def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institut
 def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     """End the messages naming ``learner`` still queued for ``phone`` (``failed``, ``WITHDRAWN``), in
     the caller's transaction: its transfer notices (by the message id their audit row names), its
-    UPI messages (their text holds the UPI) and the announcements to its school or class that no
-    other learner of the phone's is in. A row a worker has claimed is in flight and left alone;
+    UPI messages (their text holds the UPI), its results replies (their text holds an index number
+    of the learner's) and the announcements to its school or class that no other learner of the
+    phone's is in. A row a worker has claimed is in flight and left alone;
     a send job of an ended row finds it no longer queued and sends nothing."""
     references = session.scalars(select(AuditEvent.reference).where(
         AuditEvent.phone == phone, AuditEvent.learner_id == learner.id, AuditEvent.action == NOTICE_ACTION,
@@ -103,6 +105,11 @@ def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     naming = (OutboundMessage.kind == MessageKind.UPI) & OutboundMessage.body.contains(learner.upi, autoescape=True)
     if notices:
         naming = naming | ((OutboundMessage.kind == MessageKind.NOTICE) & OutboundMessage.id.in_(notices))
+    # a results reply still waiting out a retry (AT was down) carries the learner's index number
+    numbers = set(session.scalars(select(ExamResult.index_number).where(ExamResult.learner_id == learner.id)))
+    if numbers:
+        naming = naming | ((OutboundMessage.kind == MessageKind.REPLY)
+                           & or_(*(OutboundMessage.body.contains(n, autoescape=True) for n in sorted(numbers))))
     # an announcement to the learner's school (or class) tells the phone a learner linked to it is
     # there: withdrawn unless another learner linked to the phone still is
     still_there = (
