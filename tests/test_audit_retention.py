@@ -89,7 +89,7 @@ def test_the_records_go_after_their_own_age_the_texts_after_theirs(runtime, monk
     """The audit trail and the message rows (billing records) outlive the texts, but not for ever:
     ``elimu purge`` deletes them past ELIMU_RECORDS_RETENTION_DAYS (five years by default)."""
     from gateway import cli as cli_module
-    from registry.models import AuditEvent, InboundMessage
+    from registry.models import Announcement, AuditEvent, InboundMessage
 
     ancient, old = utcnow() - timedelta(days=6 * 365), utcnow() - timedelta(days=100)
     with runtime.db.transaction() as s:
@@ -103,6 +103,9 @@ def test_the_records_go_after_their_own_age_the_texts_after_theirs(runtime, monk
                 InboundMessage(provider_id=ref, sender="+254712345678", text="KCSE 19301012001 Wanjiku",
                                created_at=at, updated_at=at),
             ])
+        s.add_all([Announcement(institution_code="WE4T", body="Well done Jane Wanjiku, our best KCSE candidate",
+                                created_at=old, updated_at=old),
+                   Announcement(institution_code="WE4T", body="School reopens on Monday")])
     monkeypatch.setattr(cli_module.Context, "runtime", property(lambda self: runtime))
     runner = CliRunner()
     refused = runner.invoke(cli_module.cli, ["purge", "--older-than", "90"], env={"ELIMU_RECORDS_RETENTION_DAYS": "30"})
@@ -112,10 +115,12 @@ def test_the_records_go_after_their_own_age_the_texts_after_theirs(runtime, monk
 
     assert done.exit_code == 0, done.output
     assert "1 audit rows, 1 outbound and 1 inbound message rows (older than 1827 days)" in done.output
+    assert "1 announcement texts" in done.output
     with runtime.db.session() as s:
         assert [e.reference for e in s.scalars(select(AuditEvent))] == ["old"]
         assert [(m.cost, m.body) for m in s.scalars(select(OutboundMessage))] == [("old", PURGED)]
         assert [(m.provider_id, m.text) for m in s.scalars(select(InboundMessage))] == [("old", PURGED)]
+        assert sorted(a.body for a in s.scalars(select(Announcement))) == sorted([PURGED, "School reopens on Monday"])
     shorter = runner.invoke(cli_module.cli, ["purge"], env={"ELIMU_RECORDS_RETENTION_DAYS": "90"})
     assert shorter.exit_code == 0 and "1 audit rows" in shorter.output
     with runtime.db.session() as s:

@@ -118,7 +118,8 @@ def purge_command(ctx: Context, days: int, records_days: int) -> None:
         counts = purge(session, timedelta(days=days), timedelta(days=records_days))
     click.echo(
         f"purged: {counts.session_events} session events, {counts.outbound_bodies} outbound bodies, "
-        f"{counts.inbound_texts} inbound texts, {counts.one_time_codes} one-time codes (older than {days} days); "
+        f"{counts.inbound_texts} inbound texts, {counts.announcement_texts} announcement texts, "
+        f"{counts.one_time_codes} one-time codes (older than {days} days); "
         f"{counts.audit_rows} audit rows, {counts.outbound_rows} outbound and {counts.inbound_rows} inbound "
         f"message rows (older than {records_days} days)"
     )

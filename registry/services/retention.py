@@ -14,7 +14,15 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from ..models import AuditEvent, InboundMessage, OneTimeCode, OutboundMessage, UssdSessionEvent, utcnow
+from ..models import (
+    Announcement,
+    AuditEvent,
+    InboundMessage,
+    OneTimeCode,
+    OutboundMessage,
+    UssdSessionEvent,
+    utcnow,
+)
 
 PURGED = "[purged]"
 RECORDS_DAYS = 1827  # five years (with a leap day): the default of ELIMU_RECORDS_RETENTION_DAYS
@@ -29,10 +37,12 @@ class PurgeCounts:
     audit_rows: int = 0
     outbound_rows: int = 0
     inbound_rows: int = 0
+    announcement_texts: int = 0
 
 
 def purge(session: Session, older_than: timedelta, records_older_than: timedelta | None = None) -> PurgeCounts:
-    """Delete USSD session events and expired codes, and blank message bodies, older than ``older_than``;
+    """Delete USSD session events and expired codes, and blank message bodies (an announcement's own
+    copy of its text too: a school may name a learner in it), older than ``older_than``;
     with ``records_older_than``, also delete the audit rows and message rows older than that.
 
     Until then message rows stay (ids, statuses and costs are billing records), only their text goes,
@@ -54,10 +64,13 @@ def purge(session: Session, older_than: timedelta, records_older_than: timedelta
     codes = session.execute(
         delete(OneTimeCode).where(OneTimeCode.expires_at < min(cutoff, utcnow() - timedelta(days=1)))
     ).rowcount
+    announcements = session.execute(
+        update(Announcement).where(Announcement.created_at < cutoff, Announcement.body != PURGED).values(body=PURGED)
+    ).rowcount
     if records_older_than is None:
-        return PurgeCounts(events, outbound, inbound, codes)
+        return PurgeCounts(events, outbound, inbound, codes, announcement_texts=announcements)
     records_cutoff = utcnow() - records_older_than
     audit = session.execute(delete(AuditEvent).where(AuditEvent.at < records_cutoff)).rowcount
     sent = session.execute(delete(OutboundMessage).where(OutboundMessage.created_at < records_cutoff)).rowcount
     received = session.execute(delete(InboundMessage).where(InboundMessage.created_at < records_cutoff)).rowcount
-    return PurgeCounts(events, outbound, inbound, codes, audit, sent, received)
+    return PurgeCounts(events, outbound, inbound, codes, audit, sent, received, announcements)
