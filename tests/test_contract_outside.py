@@ -142,3 +142,34 @@ def test_with_redis_url_elimu_serve_is_the_web_alone_and_elimu_worker_burst_send
     finally:
         served.terminate()
         served.wait(20)
+
+
+@pytest.mark.slow
+def test_elimu_serve_takes_the_ussd_code_and_the_webhook_token_from_the_environment(tmp_path):
+    """ELIMU_USSD_CODE "the service code shown in texts and used by the simulator"; ELIMU_WEBHOOK_TOKEN
+    "when set, every provider callback (the events endpoint too) must carry ``?token=<value>``, else
+    403": set in the environment of ``elimu serve``, as an operator sets them."""
+    token = "tok-0123456789abcdef"
+    env = outside_env(tmp_path, ELIMU_USSD_CODE="*789*12#", ELIMU_WEBHOOK_TOKEN=token)
+    assert elimu(env, "db", "upgrade").returncode == 0
+    served, base = _serve(env, tmp_path)
+    hop = {"sessionId": "ATUid_o1", "serviceCode": "*789*12#", "phoneNumber": "+254733999888", "networkCode": "63902",
+           "text": ""}
+    forms = {
+        "/ussd/africastalking": hop,
+        "/ussd/africastalking/events": {"sessionId": "ATUid_o0", "phoneNumber": PHONE, "status": "Success"},
+        "/sms/africastalking/inbound": {"from": PHONE, "to": "22384", "text": "HELP", "id": "ATXid_o2"},
+        "/sms/africastalking/delivery": {"id": "ATXid_unknown", "status": "Success", "phoneNumber": PHONE},
+    }
+    try:
+        for path, form in forms.items():
+            assert requests.post(f"{base}{path}", data=form, timeout=10).status_code == 403, path
+            assert requests.post(f"{base}{path}?token=nope", data=form, timeout=10).status_code == 403, path
+            assert requests.post(f"{base}{path}?token={token}", data=form, timeout=10).status_code == 200, path
+        # a phone no school linked is told to ask its school, then to dial the configured code again
+        screen = requests.post(f"{base}/ussd/africastalking?token={token}", data={**hop, "text": "1"}, timeout=10)
+        assert screen.text.startswith("END ") and "*789*12#" in screen.text and "*384*1234#" not in screen.text
+        assert "*789*12#" in requests.get(f"{base}/simulator", timeout=10).text
+    finally:
+        served.terminate()
+        served.wait(20)
