@@ -17,6 +17,7 @@ import requests
 
 from tests.conftest import TEST_SECRET
 from tests.ports import start_listening
+from tests.sms.conftest import fake_at  # noqa: F401 - the fake AT server fixture
 
 ELIMU = Path(sys.executable).parent / "elimu"  # the console script pip installed
 PHONE = "+254712345678"
@@ -173,3 +174,29 @@ def test_elimu_serve_takes_the_ussd_code_and_the_webhook_token_from_the_environm
     finally:
         served.terminate()
         served.wait(20)
+
+
+@pytest.mark.slow
+def test_sms_backend_africastalking_sends_with_the_at_variables_of_the_environment(tmp_path, fake_at):  # noqa: F811
+    """SMS_BACKEND=africastalking "sends through the AT SDK", as AT_USERNAME, AT_API_KEY, AT_SENDER_ID
+    and AT_API_BASE_URL say: ``elimu serve`` (its in-process worker) answers a text through a fake AT."""
+    env = outside_env(tmp_path, SMS_BACKEND="africastalking", AT_USERNAME="elimu", AT_API_KEY=fake_at.api_key,
+                      AT_SENDER_ID="ELIMU", AT_API_BASE_URL=fake_at.url)
+    assert elimu(env, "db", "upgrade").returncode == 0
+    served, base = _serve(env, tmp_path)
+    try:
+        text = {"from": PHONE, "to": "22384", "text": "HELP", "date": "2026-01-09 10:00:00", "id": "ATXid_o3"}
+        assert requests.post(f"{base}/sms/africastalking/inbound", data=text, timeout=10).status_code == 200
+        deadline = time.monotonic() + 60
+        while not (records := json.loads(elimu(env, "messages", "--json").stdout)) or records[0]["status"] == "queued":
+            assert time.monotonic() < deadline and served.poll() is None, "the reply was not sent"
+            time.sleep(0.2)
+    finally:
+        served.terminate()
+        served.wait(20)
+    [seen] = fake_at.requests
+    assert seen.path == "/version1/messaging" and seen.headers.get("Apikey") == fake_at.api_key
+    assert (seen.form["username"], seen.form["to"], seen.form["from"]) == ("elimu", PHONE, "ELIMU")
+    assert seen.form["message"].startswith("Elimu: for results send KCSE")
+    assert [(r["to"], r["provider_message_id"]) for r in records] == [(PHONE, "ATXid_1")]
+    assert records[0]["status"] in ("submitted", "sent")  # AT took it; its delivery report says more
