@@ -124,6 +124,7 @@ class Context:
 # Texts asked for with no values (most of a screen's), as formatted: (language, key, USSD code) -> text
 _FORMATTED: dict[tuple[str, str, str], str] = {}
 MAX_FORMATTED = 4096  # every key in both languages for a few codes; a process serves one
+MAX_FIXED = 1024  # fixed screens' bodies kept by an engine (a language read from a record is not checked)
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,14 @@ class Screen:
 
     ``enter`` may redirect before the screen is shown (e.g. nothing to choose from); ``back`` may
     take ``0`` within the screen (a list's previous page); ``resumable`` screens are offered again
-    when a session drops while on them.
+    when a session drops while on them. A ``fixed`` screen renders texts of the catalogues only
+    (``ctx.t`` without values: nothing of the caller, the data or the services), so the engine
+    composes it once per language, USSD code and place (a strict engine checks every render).
     """
 
     name: str = ""
     resumable: bool = False
+    fixed: bool = False
 
     def enter(self, ctx: Context) -> Outcome | None:
         return None
@@ -208,6 +212,8 @@ class Engine:
         self.home = home
         self.resume_screen = resume
         self.strict = strict
+        # the bodies of fixed screens shown without a note: (screen, language, code, with back/home) -> text
+        self._fixed: dict[tuple[str, str, str, bool], str] = {}
 
     # --- public API -----------------------------------------------------------------------------
 
@@ -302,12 +308,26 @@ class Engine:
         ctx.lang = state["lang"]
         ctx.data = state["data"]
         screen = self.screens[state["screen"]]
+        if not screen.fixed or state.get("note"):
+            return Reply(self._body(ctx, state, screen), end=False), state
+        key = (screen.name, ctx.lang, ctx.ussd_code, bool(state["stack"]))
+        body = self._fixed.get(key)
+        if body is None or self.strict:
+            fresh = self._body(ctx, state, screen)
+            if body is not None and fresh != body:
+                raise AssertionError(f"fixed screen {screen.name!r} rendered {fresh!r}, before {body!r}")
+            body = fresh
+            if len(self._fixed) < MAX_FIXED:
+                self._fixed[key] = body
+        return Reply(body, end=False), state
+
+    def _body(self, ctx: Context, state: State, screen: Screen) -> str:
         view = screen.render(ctx)
         lines = [state["note"]] if state.get("note") else []
         lines += list(view.lines) + layout.options_block(view.options)
         if state["stack"]:
             lines += layout.options_block([(BACK, ctx.t("nav.back")), (HOME, ctx.t("nav.home"))])
-        return Reply(self._fit(layout.compose(lines), plain=True), end=False), state
+        return self._fit(layout.compose(lines), plain=True)
 
     def _fit(self, body: str, *, plain: bool = False) -> str:
         """Last guard: screens size themselves; should one not, drop whole trailing lines. A body

@@ -31,6 +31,7 @@ class Identifier(Screen):
     """Asks for a birth certificate, assessment or index number, then goes to ``born``."""
 
     resumable = True
+    fixed = True
 
     def __init__(self, name: str = "act.id", born: str = "act.dob") -> None:
         self.name = name
@@ -63,6 +64,7 @@ class BirthDate(Screen):
     """Asks for the date of birth, then has ``start`` match the learner; a match goes to ``code``."""
 
     resumable = True
+    fixed = True
 
     def __init__(self, name: str = "act.dob", start: Start = _start_activation, code: str = "act.otp") -> None:
         self.name = name

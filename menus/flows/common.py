@@ -51,6 +51,7 @@ class PinEntry(Screen):
     """Asks for the account PIN, then goes to ``data['after']``. Wrong PINs have their own limit."""
 
     name = "pin"
+    fixed = True
 
     def enter(self, ctx: Context) -> Outcome | None:
         account = ctx.services.account(ctx.phone)
@@ -94,6 +95,7 @@ class OtpEntry(Screen):
     used (the PIN's record ended in between), the caller is asked to dial again."""
 
     resumable = True
+    fixed = True
 
     def __init__(self, name: str, purpose: Purpose, on_ok: Callable[[Context], Outcome]) -> None:
         self.name = name

@@ -8,6 +8,7 @@ from . import activate
 
 class MainMenu(Screen):
     name = "main"
+    fixed = True
 
     def render(self, ctx: Context) -> View:
         return View(
@@ -42,6 +43,7 @@ class Resume(Screen):
     """Shown instead of the main menu when this phone's last session dropped mid-flow."""
 
     name = "resume"
+    fixed = True
 
     def render(self, ctx: Context) -> View:
         return View(

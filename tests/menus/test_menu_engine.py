@@ -8,6 +8,8 @@ from datetime import date
 
 import pytest
 
+from menus.engine import Context, Engine, Outcome, Screen, Stay, View
+from menus.texts import text
 from tests.menus.menu_fakes import (
     DOB,
     ID_MATCH,
@@ -17,6 +19,8 @@ from tests.menus.menu_fakes import (
     PIN_EASY,
     PIN_OK,
     PIN_WRONG,
+    Conversation,
+    FakeServices,
 )
 
 MAIN_EN = "Welcome to Elimu\n1. Activate account\n2. Get learner UPI\n3. Learner status\n4. My account"
@@ -502,3 +506,45 @@ def test_pins_taken_then_abandoned_count_towards_the_limit(talk, fake):
     assert reply.end and reply.text.startswith("Too many PINs tried. Dial *384*1234#")
     assert judged == [f"{day:02d}09" for day in range(1, 7)]
     assert talk.state["data"]["_pins_chosen"] == 6
+
+
+class _Counted(Screen):
+    """A fixed screen that counts its renders; ``leak`` renders the caller's phone (not fixed at all)."""
+
+    name = "main"
+    fixed = True
+
+    def __init__(self, leak: bool = False) -> None:
+        self.renders = 0
+        self.leak = leak
+
+    def render(self, ctx: Context) -> View:
+        self.renders += 1
+        return View(lines=(ctx.t("main.title"), *((ctx.phone,) if self.leak else ())), options=(("1", ctx.t("main.upi")),))
+
+    def handle(self, ctx: Context, value: str) -> Outcome:
+        return Stay(ctx.t("hint.choice")) if value == "1" else Stay()
+
+
+def _dial(engine: Engine, phone: str, lang: str | None = None) -> Conversation:
+    talk = Conversation(engine, FakeServices(stored_language=lang), phone=phone)
+    talk.dial()
+    return talk
+
+
+def test_a_fixed_screen_is_composed_once_per_language_and_code():
+    screen = _Counted()
+    engine = Engine({"main": screen})
+    first = _dial(engine, "+254712000001")
+    assert _dial(engine, "+254712000002").last == first.last and screen.renders == 1
+    assert first.send("2").text == first.last.text and screen.renders == 1  # shown again, no note
+    assert first.send("1").text.startswith(text("en", "hint.choice")) and screen.renders == 2  # a note: composed
+    assert _dial(engine, "+254712000003", "sw").last.text.startswith(text("sw", "main.title"))
+    assert screen.renders == 3
+
+
+def test_a_strict_engine_refuses_a_fixed_screen_that_renders_the_caller():
+    engine = Engine({"main": _Counted(leak=True)}, strict=True)
+    _dial(engine, "+254712000001")
+    with pytest.raises(AssertionError, match="fixed screen 'main' rendered"):
+        _dial(engine, "+254712000002")
