@@ -171,6 +171,12 @@ def test_elimu_serve_takes_the_ussd_code_and_the_webhook_token_from_the_environm
         screen = requests.post(f"{base}/ussd/africastalking?token={token}", data={**hop, "text": "1"}, timeout=10)
         assert screen.text.startswith("END ") and "*789*12#" in screen.text and "*384*1234#" not in screen.text
         assert "*789*12#" in requests.get(f"{base}/simulator", timeout=10).text
+        # ``elimu simulate`` dials the same code, its requests carrying the token of its environment
+        phone = subprocess.run([str(ELIMU), "simulate", "--phone", "0733999888", "--url", base], input="1\n1\nq\n",
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert phone.returncode == 0, phone.stdout + phone.stderr
+        assert "Dial *789*12#" in phone.stdout and "Welcome to Elimu" in phone.stdout
+        assert "This phone is not on any school record" in phone.stdout
     finally:
         served.terminate()
         served.wait(20)
