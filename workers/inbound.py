@@ -290,10 +290,12 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
                     reply = Reply(sms_text("too_many", language)) if first else None
                     kind = "limited"
                 commands.append({"id": row.id, "command": kind})
-                INBOUND_COMMANDS.labels(kind).inc()
                 if reply is not None:  # the premium link only where the reply is what was paid for
                     replies.append((row.sender, reply.kind, reply.text, row.link_id if reply.charged else None))
             audited(session, (disclosure["action"] for disclosure in session.info[BATCH_KEY]))  # counted at commit
+        # one increment per command of the batch, not per message (labels() and inc() cost ~7 us a call)
+        for kind, count in Counter(command["command"] for command in commands).items():
+            INBOUND_COMMANDS.labels(kind).inc(count)
         claimed = queue_claimed(session, replies, provider)
         update_rows(session, _T, commands, handled_at=now)
         return claimed

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -333,10 +334,11 @@ def record(session: Session, claimed: Sequence[Claimed], results: Sequence[SendR
     update_rows(session, _T, failed, where=submitted, status=MessageStatus.FAILED.value, next_attempt_at=None,
                 updated_at=now)
     update_rows(session, _T, requeued, where=submitted, status=MessageStatus.QUEUED.value, updated_at=now)
-    for labels in counted:
-        SMS_MESSAGES.labels(*labels).inc()
-    for labels in errors:
-        SMS_SEND_ERRORS.labels(*labels).inc()
+    # one increment per set of labels of the batch, not per message (labels() and inc() cost ~7 us a call)
+    for labels, count in Counter(counted).items():
+        SMS_MESSAGES.labels(*labels).inc(count)
+    for labels, count in Counter(errors).items():
+        SMS_SEND_ERRORS.labels(*labels).inc(count)
     summary.accepted += len(accepted) + len(delivered)
     summary.failed += len(failed)
 
