@@ -15,6 +15,12 @@ threads too) per message for the drain and for the sending, median over batches,
 PostgreSQL server's CPU per message, read from ``/proc`` for the backends of this database only
 (the other users of the server are not counted). Every reply is checked to be the candidate's
 results. ``--profile`` adds a round under cProfile and prints its top entries.
+
+``--against TREE`` compares this code with another copy of it (``git worktree add /tmp/drain-old
+<commit>``; that copy must have this tool): the other copy's tool runs in a second process, on a
+database and Redis db of its own, and the two take turns batch by batch (``bench.hop_cpu.Turns``), so
+a neighbour's load on this shared machine hits both alike; the report adds the median of the paired
+batch ratios (this code's batch over the other's) and both sides' PostgreSQL CPU a message.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +42,7 @@ from typing import Any
 from . import datagen
 from .figures import INBOUND_BASE, prepare
 from .harness import REDIS_BASE, SECRET, drop_database, fresh_database, release_redis_db, reserve_redis_db
+from .hop_cpu import NO_TURNS, Turns
 
 DATABASE = "elimu_drain_cpu"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -120,7 +128,7 @@ def store(runtime: Any, start: int, count: int, results: int) -> None:
             f"KCSE {datagen.index_number(k)} {first}"), short_code="22252", network_code="63902")
 
 
-def drain_round(runtime: Any, expected: int, profiler: Any = None) -> Tally:
+def drain_round(runtime: Any, expected: int, profiler: Any = None, turns: Turns = NO_TURNS) -> Tally:
     """Drain the stored texts a batch at a time as ``workers.inbound.drain`` does, timing the answer
     and the send of each batch apart; checks that every text got its results reply."""
     from workers.inbound import BATCH, PENDING_KEY, answer, send_replies
@@ -129,11 +137,13 @@ def drain_round(runtime: Any, expected: int, profiler: Any = None) -> Tally:
     clock = time.process_time
     sent_before = stub_post.sent  # type: ignore[attr-defined]
     server_before = server_seconds(runtime)
-    while True:
-        raw = runtime.redis.lpop(PENDING_KEY, BATCH)
-        if not raw:
-            break
+    for _ in range(-(-expected // BATCH)):  # as many batches on both sides of --against
+        turns.begin()
+        raw = runtime.redis.lpop(PENDING_KEY, BATCH) or []
         ids = sorted({int(x) for x in raw})
+        if not ids:  # fewer texts than batches: a check below says so
+            turns.end()
+            continue
         if profiler is not None:
             profiler.enable()
         began = clock()
@@ -151,6 +161,7 @@ def drain_round(runtime: Any, expected: int, profiler: Any = None) -> Tally:
         tally.drain_total += answered - began
         tally.send_total += done - answered
         tally.messages += len(ids)
+        turns.end()
     tally.server_total = server_seconds(runtime) - server_before
     sent = stub_post.sent - sent_before  # type: ignore[attr-defined]
     if tally.messages != expected or sent != expected:
@@ -158,7 +169,8 @@ def drain_round(runtime: Any, expected: int, profiler: Any = None) -> Tally:
     return tally
 
 
-def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: Any = sys.stdout) -> dict[str, Any]:
+def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: Any = sys.stdout,
+            turns: Turns = NO_TURNS) -> dict[str, Any]:
     """Seed, warm up, run the rounds (and the profile); print and return the figures."""
     seed(database_url, args.results)
     with tempfile.TemporaryDirectory(prefix="elimu-draincpu-") as instance:
@@ -172,8 +184,8 @@ def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: An
         for _ in range(args.rounds):
             store(runtime, start, args.messages, args.results)
             start += args.messages
-            rounds.append(drain_round(runtime, args.messages))
-        if args.profile:
+            rounds.append(drain_round(runtime, args.messages, turns=turns))
+        if args.profile and turns is NO_TURNS:
             import cProfile
             import pstats
 
@@ -188,6 +200,8 @@ def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: An
     send = [v for r in rounds for v in r.send]
     messages = sum(r.messages for r in rounds)
     figures = {
+        "drain": drain,
+        "send": send,
         "drain_us_median": statistics.median(drain),
         "send_us_median": statistics.median(send),
         "drain_us_mean": 1e6 * sum(r.drain_total for r in rounds) / messages,
@@ -227,15 +241,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="a Redis URL with a db number to use (and empty) instead of reserving one")
     parser.add_argument("--profile", type=int, nargs="?", const=40, default=0, metavar="TOP",
                         help="profile one more round, print its TOP entries (40)")
+    parser.add_argument("--against", metavar="TREE", type=Path,
+                        help="another copy of the code to compare with, batch by batch in turns")
+    parser.add_argument("--taking-turns", action="store_true", help=argparse.SUPPRESS)  # the other side of --against
     args = parser.parse_args(argv)
     if min(args.messages, args.rounds, args.results) < 1 or args.warmup < 0:
         parser.error("--messages, --rounds and --results must be 1 or more, --warmup 0 or more")
-    with _redis_db(args.redis_url) as redis_url:
-        try:
-            measure(fresh_database(DATABASE), redis_url, args)
-        finally:
-            drop_database(DATABASE)
+    if args.against is not None and not (args.against / "bench" / "drain_cpu.py").is_file():
+        parser.error(f"--against: {args.against} has no bench/drain_cpu.py")
+    other = _start_other(args) if args.against is not None else None
+    try:
+        if args.taking_turns:  # stdout carries the turns, then the figures; the report goes to stderr
+            turns, out = Turns(sys.stdin, sys.stdout, first=False), sys.stderr
+        elif other is not None:
+            turns, out = Turns(other.stdout, other.stdin), sys.stdout
+        else:
+            turns, out = NO_TURNS, sys.stdout
+        with _redis_db(args.redis_url) as redis_url:
+            try:
+                figures = measure(fresh_database(DATABASE), redis_url, args, out, turns)
+            finally:
+                drop_database(DATABASE)
+        if args.taking_turns:
+            print("figures " + json.dumps(figures), flush=True)
+        elif other is not None:
+            _compare(figures, _figures_of(other), args.against)
+    finally:
+        if other is not None and other.poll() is None:
+            other.kill()
+            other.wait()
     return 0
+
+
+def _start_other(args: argparse.Namespace) -> subprocess.Popen:
+    """The tool of ``--against``'s copy, with the same measurement, taking turns with this one (its
+    own database, its own Redis db)."""
+    argv = [sys.executable, "-m", "bench.drain_cpu", "--taking-turns", "--messages", str(args.messages),
+            "--rounds", str(args.rounds), "--results", str(args.results), "--warmup", str(args.warmup)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # that copy's code, not this one's
+    return subprocess.Popen(argv, cwd=args.against, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def _figures_of(other: subprocess.Popen) -> dict[str, Any]:
+    for line in other.stdout:  # type: ignore[union-attr]
+        if line.startswith("figures "):
+            other.wait()
+            return json.loads(line[len("figures "):])
+    raise SystemExit(f"--against: the other process ended without its figures (exit {other.wait()})")
+
+
+def _compare(this: dict[str, Any], other: dict[str, Any], tree: Path) -> None:
+    """The two copies' figures side by side, and the median of their paired batches' ratios."""
+    def paired(name: str) -> float:
+        return statistics.median(a / b for a, b in zip(this[name], other[name], strict=True) if b > 0)
+
+    print(f"against {tree}: there drain {other['drain_us_median']:.1f}, send {other['send_us_median']:.1f}, "
+          f"PostgreSQL {other['server_us_mean']:.1f} us a message; here drain {this['drain_us_median']:.1f}, "
+          f"send {this['send_us_median']:.1f}, PostgreSQL {this['server_us_mean']:.1f}")
+    print(f"paired batches, here / there (median of {len(this['drain'])}): drain {paired('drain'):.3f}, "
+          f"send {paired('send'):.3f}; PostgreSQL (totals) {this['server_us_mean'] / max(other['server_us_mean'], 1e-9):.3f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ def test_the_drain_cpu_tool_answers_and_sends_b2s_texts_and_prints_its_figures(p
     assert "cProfile of one round (30 texts), drain and send, by own CPU time:" in done.stdout
 
 
+def test_the_drain_cpu_tool_compares_two_copies_batch_by_batch(pg_url, redis_url):
+    """``--against`` runs the other copy's tool in a second process, in turns (here the same copy)."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, ELIMU_BENCH_PG_URL=PG_URL)
+    done = subprocess.run([sys.executable, "-m", "bench.drain_cpu", "--redis-url", redis_url, "--messages", "250",
+                           "--rounds", "1", "--results", "300", "--warmup", "5", "--against", str(root)],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"against {root}: there drain " in done.stdout
+    assert "paired batches, here / there (median of 2): drain " in done.stdout
+
+
 def test_the_drain_cpu_tool_refuses_a_round_of_no_texts(capsys):
     from bench import drain_cpu
 
