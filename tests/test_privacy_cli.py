@@ -253,3 +253,39 @@ def test_the_export_gives_every_time_in_utc_with_its_zone(runtime, monkeypatch):
     report = _invoke(runtime, monkeypatch, "export", PHONE).output
     active = report.split("account active since ", 1)[1].split(";", 1)[0]
     assert active == record["guardian"]["activated_at"] and active.endswith("+00:00")
+
+
+def test_the_export_withholds_the_learners_of_links_the_phone_never_verified(runtime, monkeypatch):
+    """A school's import linked the phone to a second learner it never proved it knows (a mistyped
+    or reassigned number): the report, which may reach whoever holds the phone, keeps that link and
+    its dates but not the learner's UPI, name or school, nor the UPI in its audit rows; the export
+    is audited for the verified learner only."""
+    with runtime.db.transaction() as s:
+        _seed(s)
+        school = Institution(code="KS1L", name="Kisumu Lakeside", county_code="042")
+        peter = Learner(upi="ZKA8MQ", first_name="Peter", last_name="Otieno", date_of_birth=date(2013, 9, 2),
+                        gender="M", grade="Grade 7", institution=school)
+        s.add(peter)
+        s.flush()
+        guardian = s.scalar(select(Guardian).where(Guardian.phone == PHONE))
+        s.add(GuardianLink(learner_id=peter.id, guardian_id=guardian.id, relationship_="father"))
+        record_disclosure(s, phone=PHONE, learner_id=peter.id, action="results_replied", channel="sms",
+                          reference="9", detail="KCSE 2025 19301012002")
+
+    record = json.loads(_invoke(runtime, monkeypatch, "export", PHONE, "--json").output)
+    report = _invoke(runtime, monkeypatch, "export", PHONE).output
+
+    for text in (json.dumps(record), report):
+        assert "ZKA8MQ" not in text and "Peter" not in text and "Otieno" not in text and "Kisumu" not in text
+    unverified = [ln for ln in record["learners"] if not ln["verified"]]
+    assert [(ln["upi"], ln["name"], ln["school"], ln["relationship"], ln["withheld"]) for ln in unverified] == [
+        (None, None, None, "father", "link not verified: learner details withheld")]
+    assert unverified[0]["linked_at"] is not None and unverified[0]["verified_at"] is None
+    assert [(a["learner"], a["action"]) for a in record["audit"]] == [
+        ("withheld: not verified for this phone", "results_replied"), ("ZQ6NFN", "upi_sent")]
+    assert "(link not verified: learner details withheld)  father  not verified  linked 20" in report
+    assert "ZQ6NFN  Jane K.  NB7K Kilimani Primary  mother  verified " in report
+    with runtime.db.session() as s:
+        exported = s.scalars(select(Learner.upi).join(AuditEvent, AuditEvent.learner_id == Learner.id)
+                             .where(AuditEvent.action == "data_exported")).all()
+    assert exported == ["ZQ6NFN", "ZQ6NFN"]  # both exports, each naming only the verified learner

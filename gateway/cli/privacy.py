@@ -43,13 +43,15 @@ def privacy_group() -> None:
 def export_command(ctx: Context, msisdn: str, as_json: bool) -> None:
     """Everything the service holds about MSISDN (any E.164 number), for a subject access request:
     the guardian record, its learners, settings, codes, messages, USSD sessions and audit rows.
-    Never a PIN or code hash, an OTP's text or a purged body. The export is in the audit trail
-    (`data_exported`, one row per learner it names, with the operator's login)."""
+    Never a PIN or code hash, an OTP's text or a purged body, nor a learner's UPI, name or school
+    for a link the phone has not verified (the link and its dates are shown, the details withheld).
+    The export is in the audit trail (`data_exported`, one row per learner it names, with the
+    operator's login)."""
     phone = audited_phone(msisdn, "MSISDN")
     with ctx.runtime.db.transaction() as session:
         record = export_record(subject_data(session, phone))
         if record["held"]:  # nothing held, nothing disclosed: no row naming a phone the service did not know
-            audit_export(session, phone, [learner["upi"] for learner in record["learners"]])
+            audit_export(session, phone, [ln["upi"] for ln in record["learners"] if ln["upi"] is not None])
     if as_json:
         click.echo(json.dumps(record))
     elif not record["held"]:
@@ -77,7 +79,8 @@ def operator() -> str:
 
 
 def report_lines(record: dict) -> Iterator[str]:
-    """The export as a report a person reads (and may send on to the parent)."""
+    """The export as a report a person reads (and may send on to whoever holds the phone: it names
+    no learner the phone has not verified)."""
     yield f"Data held about {record['phone']} (Data Protection Act 2019, s.26)"
     guardian = record["guardian"]
     if guardian is not None:
@@ -87,8 +90,9 @@ def report_lines(record: dict) -> Iterator[str]:
             pin += f", last entered {guardian['pin_entered_at']}"
         yield f"Guardian record (from the school's import): {guardian['name'] or '(no name)'}; {account}; {pin}"
     yield from _section("Learners linked", record["learners"], lambda ln: (
-        f"{ln['upi']}  {ln['name']}  {ln['school']}  {ln['relationship']}  "
-        + (f"verified {ln['verified_at']}" if ln["verified"] else "not verified")))
+        (f"{ln['upi']}  {ln['name']}  {ln['school']}  " if ln["verified"] else f"({ln['withheld']})  ")
+        + f"{ln['relationship']}  " + (f"verified {ln['verified_at']}" if ln["verified"] else "not verified")
+        + f"  linked {ln['linked_at'] or '-'}"))
     settings = record["settings"]
     if settings is not None:
         stop = "announcements stopped (STOP)" if settings["opted_out"] else "announcements on"

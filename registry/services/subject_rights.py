@@ -46,6 +46,10 @@ VERIFIED_ONLY = (MessageKind.NOTICE, MessageKind.UPI)
 WITHDRAWN = "not sent: the phone's data was erased"
 
 
+WITHHELD = "link not verified: learner details withheld"
+AUDIT_WITHHELD = "withheld: not verified for this phone"  # an audit row's learner the phone has not verified
+
+
 @dataclass(frozen=True)
 class LinkedLearner:
     upi: str
@@ -53,6 +57,7 @@ class LinkedLearner:
     school: str  # code and name
     relationship: str
     verified_at: datetime | None  # the phone proved it knows the learner (activated for it)
+    linked_at: datetime | None = None  # when the school's import linked the phone
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ def linked_learners(session: Session, phone: str) -> list[LinkedLearner]:
         .order_by(Learner.upi)
     )
     return [LinkedLearner(learner.upi, learner.masked_name, f"{school.code} {school.name}", link.relationship_,
-                          link.verified_at) for learner, school, link in rows]
+                          link.verified_at, link.created_at) for learner, school, link in rows]
 
 
 def message_body(message: OutboundMessage) -> str | None:
@@ -122,8 +127,11 @@ def inbound_text(message: InboundMessage) -> str | None:
 
 def export_record(data: SubjectData) -> dict:
     """``data`` as plain JSON data: what ``elimu privacy export`` shows. Never a PIN or code hash,
-    an OTP's text or a purged body."""
+    an OTP's text or a purged body, and no learner datum (UPI, name, school) of a link the phone has
+    not verified: the report may reach whoever holds the phone, which the registry does not know to
+    be that learner's guardian (the link's existence and dates are the phone's own data)."""
     guardian = data.guardian
+    verified = {ln.upi for ln in data.learners if ln.verified_at is not None}
     return {
         "phone": data.phone,
         "held": data.held,
@@ -132,9 +140,7 @@ def export_record(data: SubjectData) -> dict:
             "activated_at": _iso(guardian.activated_at), "pin_locked_until": _iso(guardian.pin_locked_until),
             "pin_entered_at": _iso(data.pin_entered_at),
         },
-        "learners": [{"upi": ln.upi, "name": ln.masked_name, "school": ln.school, "relationship": ln.relationship,
-                      "verified": ln.verified_at is not None, "verified_at": _iso(ln.verified_at)}
-                     for ln in data.learners],
+        "learners": [_linked(ln) for ln in data.learners],
         "settings": None if data.setting is None else {
             "language": data.setting.language, "opted_out": data.setting.opted_out},
         "one_time_codes": [{"purpose": c.purpose, "created_at": _iso(c.created_at), "expires_at": _iso(c.expires_at),
@@ -147,9 +153,19 @@ def export_record(data: SubjectData) -> dict:
         "ussd_sessions": [{"session_id": e.session_id, "at": _iso(e.created_at), "status": e.status,
                            "hops": e.hops_count, "duration_ms": e.duration_ms, "input_shape": e.last_input}
                           for e in data.sessions],
-        "audit": [{"at": _iso(e.at), "learner": upi, "action": e.action, "channel": e.channel,
-                   "reference": e.reference, "detail": e.detail} for e, upi in data.audit],
+        "audit": [{"at": _iso(e.at), "learner": upi if upi is None or upi in verified else AUDIT_WITHHELD,
+                   "action": e.action, "channel": e.channel, "reference": e.reference, "detail": e.detail}
+                  for e, upi in data.audit],
     }
+
+
+def _linked(ln: LinkedLearner) -> dict:
+    """One link as the export shows it: the learner's details only when the phone verified it."""
+    shown = ln.verified_at is not None
+    return {"upi": ln.upi if shown else None, "name": ln.masked_name if shown else None,
+            "school": ln.school if shown else None, "withheld": None if shown else WITHHELD,
+            "relationship": ln.relationship, "linked_at": _iso(ln.linked_at), "verified": shown,
+            "verified_at": _iso(ln.verified_at)}
 
 
 def _iso(value: datetime | None) -> str | None:
