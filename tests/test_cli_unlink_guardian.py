@@ -133,3 +133,40 @@ def test_messages_naming_the_learner_still_queued_for_the_phone_are_not_sent(dat
     with database.session() as session:
         audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "guardian_unlinked")).one()
         assert audit.detail.endswith("(was verified); 4 queued message(s) withdrawn")
+
+
+def test_a_withdrawn_notice_is_not_left_in_the_audit_trail_as_a_disclosure(database, tmp_path):
+    """The transfer notice's audit row is written when it is queued; unlinked before it went, the
+    phone never got it: the trail records the withdrawal (and of its UPI message), and
+    ``elimu audit --learner`` marks the notice withdrawn, the other phone's not."""
+    import json
+
+    from registry.models import MessageKind, OutboundMessage
+    from registry.outbox import queue_sms
+    from registry.services.notices import notify_guardians
+
+    _seed(database)
+    with database.transaction() as session:
+        jane = session.scalars(select(Learner).where(Learner.upi == "ZQ6NFN")).one()
+        notify_guardians(session, jane, "released", school="Kilimani Primary", other="Kisumu Lakeside")
+        upi = queue_sms(session, WRONG, MessageKind.UPI, "Elimu: the UPI of Jane K. is ZQ6NFN.")
+        upi_id = upi.id
+
+    assert run_elimu(database, tmp_path, "registry", "unlink-guardian", "ZQ6NFN", WRONG).exit_code == 0
+
+    with database.session() as session:
+        notice_id = session.scalar(select(OutboundMessage.id).where(OutboundMessage.recipient == WRONG,
+                                                                     OutboundMessage.kind == MessageKind.NOTICE))
+        withdrawn = session.execute(select(AuditEvent.phone, Learner.upi, AuditEvent.reference, AuditEvent.detail)
+                                    .join(Learner, Learner.id == AuditEvent.learner_id)
+                                    .where(AuditEvent.action == "disclosure_withdrawn")
+                                    .order_by(AuditEvent.reference)).all()
+    assert sorted(withdrawn) == sorted([
+        (WRONG, "ZQ6NFN", str(notice_id), "notice not sent: the phone was unlinked from the learner"),
+        (WRONG, "ZQ6NFN", str(upi_id), "upi not sent: the phone was unlinked from the learner")])
+    listed = json.loads(run_elimu(database, tmp_path, "audit", "--learner", "ZQ6NFN", "--json").stdout)
+    notices = {r["phone"]: r["withdrawn"] for r in listed if r["action"] == "transfer_notice"}
+    assert notices == {WRONG: True, MOTHER: False}
+    table = run_elimu(database, tmp_path, "audit", "--learner", "ZQ6NFN").stdout.splitlines()
+    marked = [line for line in table if "(withdrawn: never sent" in line]
+    assert len(marked) == 1 and WRONG in marked[0] and "transfer_notice" in marked[0]

@@ -12,7 +12,9 @@ from registry.exams import InvalidExamData, exam_named
 from registry.identifiers import InvalidMsisdn, normalize_msisdn
 from registry.models import Learner
 from registry.services.audit import history
+from registry.services.notices import NOTICE_ACTION
 from registry.services.retention import RECORDS_DAYS, purge
+from registry.services.withdrawals import withdrawn_notices
 
 from ..sms.africastalking import BadCallback, sender_number
 from . import Context, pass_context
@@ -37,7 +39,9 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
     activation or PIN-reset check (`activation_miss`), each results SMS refused (`results_miss`:
     names that matched no candidate; `results_refused`: no name checked), each PIN chosen on USSD
     (`pin_chosen`) or not judged past the phone's 12 a day (`pin_choice_limit`), and each PIN
-    changed (`pin_changed`) or reset (`pin_reset`). --phone lists them all; --index the results
+    changed (`pin_changed`) or reset (`pin_reset`). A message naming a learner withdrawn before it
+    was sent is `disclosure_withdrawn` (its ref the message id), and a transfer notice it was is
+    marked withdrawn. --phone lists them all; --index the results
     sent and refused at that number; --learner and --series what was disclosed. Given several of
     --learner, --phone, --index and --series, it lists the rows matching any of them."""
     if not upi and not phone and not index_number and not series:
@@ -51,6 +55,7 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
             raise click.ClickException(f"no learner has UPI {upi.strip().upper()!r}: check it (a candidate's "
                                        "results sent are found by --index NUMBER too)")
         rows = history(session, upi=upi, phone=phone, index_number=index_number, series=exam_series, limit=limit)
+        withdrawn = withdrawn_notices(session, [event for event, _ in rows])
     records = [
         {
             "at": iso_utc(event.at),  # with its zone on SQLite too
@@ -60,6 +65,8 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
             "channel": event.channel,
             "reference": event.reference,
             "detail": event.detail,
+            # a disclosure recorded when its message was queued, which was then withdrawn unsent
+            "withdrawn": event.action == NOTICE_ACTION and (event.phone, event.reference) in withdrawn,
         }
         for event, learner_upi in rows
     ]
@@ -72,7 +79,8 @@ def audit(ctx: Context, upi: str | None, phone: str | None, index_number: str | 
     click.echo(f"{'at (UTC)':<32}  {'phone':<13}  {'learner':<10} {'action':<18} {'via':<5} {'ref':<8} detail")
     for r in records:
         click.echo(f"{r['at']:<32}  {r['phone']:<13}  {r['learner'] or '-':<10} {r['action']:<18} {r['channel']:<5} "
-                   f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip())
+                   f"{r['reference'] or '':<8} {r['detail'] or ''}".rstrip()
+                   + (" (withdrawn: never sent, see disclosure_withdrawn)" if r["withdrawn"] else ""))
 
 
 def _series(raw: tuple[str, str]) -> tuple[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..identifiers import InvalidMsisdn, InvalidUpi, normalize_msisdn, normalize_upi
@@ -25,12 +25,11 @@ from ..models import (
     Institution,
     Learner,
     MessageKind,
-    MessageStatus,
     OutboundMessage,
-    utcnow,
 )
 from .audit import record_disclosure
 from .notices import NOTICE_ACTION
+from .withdrawals import withdraw_messages
 
 UNLINKED_ACTION = "guardian_unlinked"
 WITHDRAWN = "not sent: the phone was unlinked from the learner"
@@ -96,8 +95,8 @@ def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     the caller's transaction: its transfer notices (by the message id their audit row names), its
     UPI messages (their text holds the UPI), its results replies (their text holds an index number
     of the learner's) and the announcements to its school or class that no other learner of the
-    phone's is in. A row a worker has claimed is in flight and left alone;
-    a send job of an ended row finds it no longer queued and sends nothing."""
+    phone's is in. A row a worker has claimed is in flight and left alone; each one withdrawn that
+    named the learner is recorded as ``disclosure_withdrawn`` (``withdrawals``)."""
     references = session.scalars(select(AuditEvent.reference).where(
         AuditEvent.phone == phone, AuditEvent.learner_id == learner.id, AuditEvent.action == NOTICE_ACTION,
         AuditEvent.reference.is_not(None)))
@@ -123,10 +122,4 @@ def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
     )
     naming = naming | ((OutboundMessage.kind == MessageKind.ANNOUNCEMENT) & select(Announcement.id).where(
         Announcement.id == OutboundMessage.announcement_id, ~still_there).exists())
-    result = session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.QUEUED, naming)
-        .values(status=MessageStatus.FAILED, failure_reason=WITHDRAWN, next_attempt_at=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return max(result.rowcount or 0, 0)
+    return len(withdraw_messages(session, phone, naming, WITHDRAWN, learner_id=learner.id))

@@ -1,0 +1,112 @@
+"""Withdrawing queued outbound messages before they reach the provider, with the audit trail's record.
+
+A message naming a learner is audited when it is queued (``transfer_notice``, ``upi_sent``,
+``results_replied``): the disclosure is recorded with the message, in its transaction. When such a
+message is withdrawn before a worker handed it to AT (its phone unlinked from the learner, the
+phone's data erased, the link found gone at send time), the learner's data never left: each
+withdrawal is recorded as ``disclosure_withdrawn`` (the phone, the learner, the message id as its
+reference, the kind and why in its detail), so ``elimu audit`` shows that the disclosure recorded
+for it did not happen. Announcements and codes are not disclosures of a learner and are not recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import Session
+
+from ..models import AuditEvent, Learner, MessageKind, MessageStatus, OutboundMessage, utcnow
+from ..models.audit import third_word
+from .audit import RESULTS_ACTION, record_disclosure
+from .notices import NOTICE_ACTION
+
+WITHDRAWN_ACTION = "disclosure_withdrawn"  # its reference: the outbound message id; its learner: the one named
+UPI_ACTION = "upi_sent"
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """One message ended unsent."""
+
+    id: int
+    kind: MessageKind
+    body: str
+
+
+def withdraw_messages(
+    session: Session, phone: str, which: ColumnElement[bool], reason: str, *, learner_id: int | None = None,
+) -> list[Withdrawn]:
+    """End ``phone``'s messages matching ``which`` still queued (``failed`` with ``reason``) in the
+    caller's transaction, and record a ``disclosure_withdrawn`` row for each learner a withdrawn
+    message named (``learner_id``: the learner its UPIs and results were about, when the caller
+    knows it). A row a worker has claimed is in flight and left alone; a send job of an ended row
+    finds it no longer queued and sends nothing."""
+    rows = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.recipient == phone, OutboundMessage.status == MessageStatus.QUEUED, which)
+        .values(status=MessageStatus.FAILED, failure_reason=reason, next_attempt_at=None, updated_at=utcnow())
+        .returning(OutboundMessage.id, OutboundMessage.kind, OutboundMessage.body)
+        .execution_options(synchronize_session=False)
+    ).all()
+    withdrawn = [Withdrawn(row.id, MessageKind(row.kind), row.body) for row in rows]
+    record_withdrawals(session, phone, withdrawn, reason, learner_id=learner_id)
+    return withdrawn
+
+
+def record_withdrawals(
+    session: Session, phone: str, messages: Iterable[Withdrawn], reason: str, *, learner_id: int | None = None,
+) -> int:
+    """Add a ``disclosure_withdrawn`` row for each (message, learner) pair among ``messages`` that
+    carried an audited disclosure to ``phone``: a transfer notice by the message id its row names;
+    a UPI or results message by ``learner_id`` when given, else by the phone's ``upi_sent`` and
+    ``results_replied`` rows whose UPI or index number its text holds. Returns the rows added."""
+    messages = [m for m in messages if m.kind in (MessageKind.NOTICE, MessageKind.UPI, MessageKind.REPLY)]
+    if not messages:
+        return 0
+    pairs = _notice_pairs(session, phone, [m.id for m in messages if m.kind == MessageKind.NOTICE])
+    others = [m for m in messages if m.kind != MessageKind.NOTICE]
+    if others and learner_id is not None:
+        pairs |= {(m.id, learner_id, m.kind.value) for m in others}
+    elif others:
+        pairs |= _content_pairs(session, phone, others)
+    for message_id, learner, kind in sorted(pairs, key=lambda p: (p[0], p[1] or 0)):
+        record_disclosure(session, phone=phone, learner_id=learner, action=WITHDRAWN_ACTION, channel="sms",
+                          reference=str(message_id), detail=f"{kind} {reason}"[:200])
+    return len(pairs)
+
+
+def _notice_pairs(session: Session, phone: str, ids: list[int]) -> set[tuple[int, int | None, str]]:
+    if not ids:
+        return set()
+    rows = session.execute(select(AuditEvent.reference, AuditEvent.learner_id).where(
+        AuditEvent.phone == phone, AuditEvent.action == NOTICE_ACTION,
+        AuditEvent.reference.in_([str(i) for i in ids])))
+    return {(int(reference), learner, MessageKind.NOTICE.value) for reference, learner in rows}
+
+
+def _content_pairs(session: Session, phone: str, messages: list[Withdrawn]) -> set[tuple[int, int | None, str]]:
+    """The learners a UPI or results message names, by the phone's own disclosure rows (an erasure:
+    a CLI command, once per phone)."""
+    upis = session.execute(select(Learner.upi, Learner.id).join(AuditEvent, AuditEvent.learner_id == Learner.id)
+                           .where(AuditEvent.phone == phone, AuditEvent.action == UPI_ACTION).distinct()).all()
+    results = session.execute(select(third_word(AuditEvent.detail), AuditEvent.learner_id).where(
+        AuditEvent.phone == phone, AuditEvent.action == RESULTS_ACTION).distinct()).all()
+    pairs: set[tuple[int, int | None, str]] = set()
+    for m in messages:
+        named = upis if m.kind == MessageKind.UPI else results
+        pairs |= {(m.id, learner, m.kind.value) for token, learner in named if token and token in m.body}
+    return pairs
+
+
+def withdrawn_notices(session: Session, events: Iterable[AuditEvent]) -> set[tuple[str, str]]:
+    """The (phone, message id) of those of ``events`` that are transfer notices later withdrawn
+    unsent: ``elimu audit`` marks them."""
+    wanted = {(e.phone, e.reference) for e in events if e.action == NOTICE_ACTION and e.reference}
+    if not wanted:
+        return set()
+    rows = session.execute(select(AuditEvent.phone, AuditEvent.reference).where(
+        AuditEvent.phone.in_(sorted({p for p, _ in wanted})), AuditEvent.action == WITHDRAWN_ACTION,
+        AuditEvent.reference.in_(sorted({r for _, r in wanted}))))
+    return {(phone, reference) for phone, reference in rows} & wanted
