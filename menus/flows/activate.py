@@ -92,8 +92,10 @@ class BirthDate(Screen):
             return Go("pin", push=False)
         result = outcome.result
         if result is ActivationResult.MATCH:
-            ctx.data["learner"] = outcome.learner_id
-            return Go(self.code, push=False)
+            # pushed, the identifier kept: ``0`` on the code screen comes back to this one (CONTRACT:
+            # back one screen), where the same date again finds the code still good
+            ctx.data.update(learner=outcome.learner_id, identifier=identifier)
+            return Go(self.code)
         if result is ActivationResult.MISS:
             misses = ctx.data.get(MISSES, 0) + 1
             ctx.data[MISSES] = misses
@@ -104,8 +106,8 @@ class BirthDate(Screen):
             # the same details again within the minute (back from the code screen, or in a new
             # session after a dropped one): the code sent for this learner is still good, says the
             # registry (not once used, from choosing the PIN it led to; tries left)
-            ctx.data["learner"] = outcome.learner_id
-            return Go(self.code, push=False, note=ctx.t("otp.sent_recently"))
+            ctx.data.update(learner=outcome.learner_id, identifier=identifier)
+            return Go(self.code, note=ctx.t("otp.sent_recently"))
         if result is ActivationResult.TOO_SOON:
             # another learner's details within the minute: the code outstanding is not for it
             return Stop(ctx.t("otp.wait"))

@@ -161,3 +161,36 @@ def test_text_is_every_input_so_far_joined_with_stars(world, ussd, stack):
                for text in ("", "1", "1*12345678")]
     assert screens[1].startswith("CON Enter the learner's birth certificate no.")
     assert screens[2].startswith("CON Enter the learner's date of birth (DDMMYYYY):")
+
+
+@pytest.mark.parametrize("opening", [["1"], ["4", "3"]])  # Activate account; My account, Forgot PIN
+def test_zero_on_the_code_screen_goes_back_one_screen_to_the_date_of_birth(world, ussd, opening):
+    """The screen before the code screen is the date of birth: ``0`` shows it (the same date again
+    finds the code still good), ``0`` there the identifier, ``00`` home, as on every other screen."""
+    world.learner()
+    if opening == ["4", "3"]:
+        world.activate()  # a PIN is reset from an active account
+    handset = ussd()
+    main = handset.dial()
+    screens = [handset.send(value) for value in [*opening, "12345678", "05092014"]]
+    identifier, born, code = screens[-3:]
+    assert born.startswith("CON Enter the learner's date of birth") and code.startswith(CODE_PROMPTS)
+    assert handset.send("0") == born
+    back = handset.send("0")  # the identifier screen (without the reset's opening line, said once)
+    assert back.startswith("CON Enter the learner's birth certificate no.") and identifier.endswith(back[4:])
+    handset.send("12345678")
+    again = handset.send("05092014")
+    assert again.startswith("CON The code sent less than a minute ago is still good.\n") and again.endswith(code[4:])
+    assert handset.send("0") == born
+    assert handset.send("00") == main
+
+
+def test_zero_on_choosing_the_pin_goes_back_past_the_code_used_to_the_date_of_birth(world, ussd):
+    """A code already accepted is a gate, not a screen to go back to (as a PIN already entered)."""
+    world.learner()
+    handset = ussd()
+    handset.dial()
+    born = [handset.send(value) for value in ["1", "12345678"]][-1]
+    handset.send("05092014")
+    assert handset.send("{otp}").startswith("CON Choose a 4-digit PIN:")
+    assert handset.send("0") == born

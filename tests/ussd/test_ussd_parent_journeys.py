@@ -73,13 +73,17 @@ def test_another_learner_within_the_minute_is_told_to_wait_in_kiswahili(world, u
 
 
 def test_back_from_choosing_a_pin_does_not_offer_the_used_code_again(world, ussd):
-    """The code was used to reach 'Choose a PIN'; 0 there and the same details within the minute
-    must not say that code is still good (it would then be refused as expired)."""
+    """The code was used to reach 'Choose a PIN'; 0 there (back past the code, to the date of birth)
+    and the same details within the minute must not say that code is still good (it would then be
+    refused as expired)."""
     world.learner()
     details = "> 12345678\n> 05092014\n"
     ussd().script("dial\n> 1\n" + details + """
     > {otp}
     < CON Choose a 4-digit PIN:
+    < ...
+    > 0
+    < CON Enter the learner's date of birth (DDMMYYYY):
     < ...
     > 0
     < CON Enter the learner's birth certificate no. or assessment/index no.:
@@ -422,6 +426,7 @@ DETAILS_AGAIN = {
 }
 RESET_DONE = {"en": "Your PIN has been reset. Use the new PIN from now on.",
               "sw": "PIN yako imewekwa upya. Tumia PIN mpya kuanzia sasa."}
+BORN = {"en": "Enter the learner's date of birth (DDMMYYYY):", "sw": "Weka tarehe ya kuzaliwa ya mwanafunzi (DDMMYYYY):"}
 JANE = "> 12345678\n> 05092014\n"
 BRIAN = "> 777\n> 01022010\n"
 
@@ -458,8 +463,9 @@ def test_activation_of_another_learner_within_the_minute_waits(world, ussd, sms,
     phone = ussd()
     if lang == "sw":
         _kiswahili(phone)
-    phone.script("dial\n> 1\n" + JANE + f"< CON {enter}\n< ...\n> 0\n< CON {identifier}\n< ...\n" + BRIAN
-                 + f"< END {wait}")
+    born = BORN[lang]  # 0 on the code screen: the date of birth, 0 again the identifier
+    phone.script("dial\n> 1\n" + JANE + f"< CON {enter}\n< ...\n> 0\n< CON {born}\n< ...\n> 0\n"
+                 f"< CON {identifier}\n< ...\n" + BRIAN + f"< END {wait}")
     phone.script("dial\n> 1\n" + BRIAN + f"< END {wait}")
     assert len(sms.otps(PHONE)) == 1
 

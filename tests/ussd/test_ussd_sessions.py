@@ -177,8 +177,9 @@ def test_too_many_invalid_answers_on_the_code_screen_can_be_resumed_without_the_
 
 
 def test_back_from_the_code_screen_and_the_same_details_again_keep_the_code_sent(world, ussd, sms):
-    """A parent whose code is slow to come goes back and types the details again within the minute:
-    the code already sent is still good, so the code screen comes back (it ended with 'wait')."""
+    """A parent whose code is slow to come goes back (to the date of birth, one screen) and types the
+    details again within the minute: the code already sent is still good, so the code screen comes
+    back (it ended with 'wait')."""
     world.learner()
     ussd().script("""
     dial
@@ -186,6 +187,9 @@ def test_back_from_the_code_screen_and_the_same_details_again_keep_the_code_sent
     > 12345678
     > 05092014
     < CON We sent a 6-digit code by SMS. Enter it:
+    < ...
+    > 0
+    < CON Enter the learner's date of birth (DDMMYYYY):
     < ...
     > 0
     < CON Enter the learner's birth certificate no. or assessment/index no.:
