@@ -314,13 +314,22 @@ def _claim(session: Session, ids: Sequence[int], now: datetime) -> list[Row]:
     """The unhandled rows among ``ids``, in id order, held by this transaction. PostgreSQL locks
     them (``FOR UPDATE SKIP LOCKED``: a row another drain holds is left to it), and the one UPDATE
     that records each command marks it handled: a row is written once, not twice. SQLite, which has
-    no row locks, marks them handled at once with a conditional UPDATE (its writers take turns)."""
+    no row locks, marks them handled at once with a conditional UPDATE (its writers take turns).
+
+    On PostgreSQL the rows are found by their ids alone and those already handled left out here, not
+    by ``handled_at IS NULL`` in the statement: that condition lets the planner read the partial index
+    of unhandled rows (``ix_inbound_messages_unhandled``), which statistics taken before a burst hold
+    to be nearly empty, and it then read the whole backlog for each batch (14 ms of server CPU a
+    batch of 200 with 8,000 texts waiting, against 0.8 ms by the primary key). A handled row among
+    ``ids`` (handed over twice) is locked to the end of the batch and not answered."""
     columns = (InboundMessage.id, InboundMessage.sender, InboundMessage.text, InboundMessage.link_id)
-    unhandled = (among(session, InboundMessage.id, ids), InboundMessage.handled_at.is_(None))
     if session.get_bind().dialect.name == "postgresql":
-        return list(session.execute(
-            select(*columns).where(*unhandled).order_by(InboundMessage.id).with_for_update(skip_locked=True)
-        ))
+        rows = session.execute(
+            select(*columns, InboundMessage.handled_at).where(among(session, InboundMessage.id, ids))
+            .order_by(InboundMessage.id).with_for_update(skip_locked=True)
+        )
+        return [row for row in rows if row.handled_at is None]  # the latest version's, once locked
+    unhandled = (among(session, InboundMessage.id, ids), InboundMessage.handled_at.is_(None))
     rows = session.execute(
         update(InboundMessage).where(*unhandled).values(handled_at=now).returning(*columns)
         .execution_options(synchronize_session=False)

@@ -55,3 +55,31 @@ def test_each_row_is_written_once_and_each_reply_claimed_at_insert(integration_r
         replies = session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)).all()
     assert [c.id for c in claimed] == [r.id for r in replies]
     assert {(r.status, r.attempts, r.provider) for r in replies} == {(MessageStatus.SUBMITTED, 1, "outbox")}
+
+
+def test_the_claim_reads_its_rows_by_their_ids_whatever_the_statistics_say(integration_runtime):
+    """Statistics taken while no text waited (as at the start of a results day) say the partial index
+    of unhandled rows is nearly empty; a claim whose statement says ``handled_at IS NULL`` was then
+    planned on it, reading the whole backlog for each batch. Its plan, as PostgreSQL makes it for the
+    statement and values the drain sends, does not read that index, and rows handled are not claimed."""
+    runtime = integration_runtime
+    with runtime.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE inbound_messages"))  # before the burst
+    ids = [inbound.receive(runtime, provider_id=f"burst-{n}", sender=f"+2547120{n:05d}", text="HELP")
+           for n in range(1500)]
+    claims: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "FOR UPDATE SKIP LOCKED" in statement:
+            claims.append((statement, parameters))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", seen)
+    try:
+        assert len(inbound.answer(runtime, ids[700:900])) == 200
+        assert inbound.answer(runtime, ids[700:702]) == []  # handled: not claimed again
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", seen)
+    statement, parameters = claims[0]
+    with runtime.db.engine.connect() as connection:
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+    assert "ix_inbound_messages_unhandled" not in plan, plan  # by the primary key, or a scan of this small table
