@@ -167,14 +167,15 @@ def _assert_erased(db, redis, trail_before=(("upi_sent", False, "ussd"),)):
         assert s.scalars(select(OneTimeCode)).all() == []
         bodies = {(m.recipient, m.kind, m.body) for m in s.scalars(select(OutboundMessage))}
         assert bodies == {(PHONE, MessageKind.OTP, PURGED), (PHONE, MessageKind.UPI, PURGED),
-                          (PHONE, MessageKind.REPLY, "a reply still queued"), (OTHER, MessageKind.REPLY,
-                                                                               "someone else's reply")}
+                          (PHONE, MessageKind.REPLY, PURGED), (OTHER, MessageKind.REPLY, "someone else's reply")}
+        assert s.scalar(select(OutboundMessage.status).where(OutboundMessage.kind == MessageKind.REPLY,
+                                                             OutboundMessage.recipient == PHONE)) == "failed"
         assert [m.text for m in s.scalars(select(InboundMessage))] == [PURGED]
         assert [e.session_id for e in s.scalars(select(UssdSessionEvent))] == ["ATUid_2"]
         trail = [(e.action, e.learner_id is None, e.channel) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
         assert trail == [*trail_before, ("data_erased", True, "cli")]
         assert s.scalar(select(AuditEvent.detail).where(AuditEvent.action == "data_erased")) == (
-            "account 1, verified_links 1, settings 1, one_time_codes 1, outbound_bodies 2, inbound_texts 1, "
+            "account 1, verified_links 1, settings 1, one_time_codes 1, outbound_bodies 3, inbound_texts 1, "
             "session_events 1")
     left = sorted(k.decode() for k in redis.scan_iter("*"))
     assert left and all(OTHER in k or k == "ussd:s:s-other" for k in left), left
@@ -187,9 +188,9 @@ def test_erase_removes_what_the_service_created_and_keeps_the_schools_records(ru
     result = _invoke(runtime, monkeypatch, "erase", "0712345678", "--yes")
     assert result.exit_code == 0, result.output
     for line in ("1 the account's activation and PIN", "1 verified mark(s)", "1 one-time code(s)",
-                 "2 text(s) of messages sent to it", "1 USSD session event(s)", "4 Redis key(s)",
+                 "3 text(s) of messages sent to it", "1 USSD session event(s)", "4 Redis key(s)",
                  "(a wrong number: elimu registry unlink-guardian UPI MSISDN", "the STOP opt-out",
-                 "the text of 1 message(s) still being sent", "the audit trail (1 rows naming the phone)",
+                 "1 message(s) still queued for it, not sent", "the audit trail (1 rows naming the phone)",
                  "erased (in the audit trail as data_erased)"):
         assert line in result.output
     _assert_erased(runtime.db, runtime.redis)
@@ -289,3 +290,39 @@ def test_the_export_withholds_the_learners_of_links_the_phone_never_verified(run
         exported = s.scalars(select(Learner.upi).join(AuditEvent, AuditEvent.learner_id == Learner.id)
                              .where(AuditEvent.action == "data_exported")).all()
     assert exported == ["ZQ6NFN", "ZQ6NFN"]  # both exports, each naming only the verified learner
+
+
+def test_erase_withdraws_every_message_still_queued_for_the_phone(runtime, monkeypatch):
+    """Not only notices and UPIs: a results reply waiting out a retry (grades and index number), an
+    announcement and a code still queued for the erased phone are not sent either, and the reply's
+    disclosure is recorded as withdrawn; a message a worker holds (submitted) still goes, and
+    another phone's messages are untouched."""
+    from registry.outbox import queue_sms
+
+    with runtime.db.transaction() as s:
+        _seed(s)
+        jane = s.scalar(select(Learner).where(Learner.upi == "ZQ6NFN"))
+        waiting = queue_sms(s, PHONE, MessageKind.REPLY, "KCSE 2025 19301012001: Mean grade B+")
+        record_disclosure(s, phone=PHONE, learner_id=jane.id, action="results_replied", channel="sms",
+                          reference="7", detail="KCSE 2025 19301012001")
+        queue_sms(s, PHONE, MessageKind.ANNOUNCEMENT, "School closes on Friday.")
+        queue_sms(s, PHONE, MessageKind.OTP, "Elimu code: ******", secret="Elimu code: 123456")
+        held = queue_sms(s, PHONE, MessageKind.REPLY, "KCSE 2025 19301012009: Mean grade A")
+        held.status = MessageStatus.SUBMITTED
+        queue_sms(s, OTHER, MessageKind.ANNOUNCEMENT, "School closes on Friday.")
+        waiting_id = waiting.id
+
+    result = _invoke(runtime, monkeypatch, "erase", PHONE, "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "4 message(s) still queued for it, not sent" in result.output  # with the seed's reply
+    with runtime.db.session() as s:
+        rows = {(m.recipient, m.kind, m.status) for m in s.scalars(select(OutboundMessage))
+                if m.status in (MessageStatus.QUEUED, MessageStatus.SUBMITTED)}
+        withdrawn = s.execute(select(AuditEvent.learner_id, AuditEvent.reference, AuditEvent.detail)
+                              .where(AuditEvent.action == "disclosure_withdrawn")).all()
+    assert rows == {(PHONE, MessageKind.REPLY, MessageStatus.SUBMITTED), (OTHER, MessageKind.ANNOUNCEMENT,
+                                                                          MessageStatus.QUEUED)}
+    assert [(ref, detail) for _, ref, detail in withdrawn] == [
+        (str(waiting_id), "reply not sent: the phone's data was erased")]
+    assert withdrawn[0][0] is not None

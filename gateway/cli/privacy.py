@@ -129,7 +129,7 @@ def _text(body: str | None) -> str:
 def erase_command(ctx: Context, msisdn: str, yes: bool) -> None:
     """Erase what the service created about MSISDN, for an erasure request or objection: its
     account (activation, PIN), verified marks, settings (a STOP is kept), one-time codes, message
-    texts, USSD session events and its state in Redis. Keeps the school's records and the audit
+    texts, USSD session events and its state in Redis; messages still queued for it are not sent. Keeps the school's records and the audit
     trail. Exit 1 when the service holds nothing about the phone."""
     phone = audited_phone(msisdn, "MSISDN")
     runtime = ctx.runtime
@@ -163,6 +163,7 @@ def _echo_erased(planned: Erasure, keys: int) -> None:
         (planned.verified_links, "verified mark(s) on its links to learners"),
         (planned.settings, "its phone settings (language)"),
         (planned.one_time_codes, "one-time code(s)"),
+        (planned.withdrawn, "message(s) still queued for it, not sent (their texts are among those below)"),
         (planned.outbound_bodies, "text(s) of messages sent to it (the rows stay: billing records)"),
         (planned.inbound_texts, "text(s) of messages received from it"),
         (planned.session_events, "USSD session event(s)"),

@@ -4,9 +4,10 @@
 what the service itself created and no law needs kept. The school's records (the guardian's name
 and phone, the links to its learners: they come from the school's import) and the audit trail (the
 record of who saw what) are kept; message rows stay as billing records, their text replaced as
-``elimu purge`` does, and a notice or UPI still queued for the phone is not sent (it was for a
-verified phone, which the phone no longer is). Redis state is not here (the registry has no
-Redis): see ``elimu privacy``.
+``elimu purge`` does, and every message still queued for the phone (not yet handed to AT) is not
+sent: a notice, UPI or results written for a verified phone, which it no longer is, an announcement
+or a code to a phone that asked to be forgotten (``withdrawals``, as unlinking does). Redis state
+is not here (the registry has no Redis): see ``elimu privacy``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.orm import Session
 
 from menus.texts import DEFAULT_LANGUAGE
@@ -34,15 +35,12 @@ from ..models import (
     UssdSessionEvent,
 )
 from ..models.accounts import PinSession
-from ..outbox import cancel_queued
 from .audit import history, record_disclosure
 from .retention import PURGED
+from .withdrawals import withdraw_messages
 
 ERASED_ACTION = "data_erased"
 IN_FLIGHT = (MessageStatus.QUEUED, MessageStatus.SUBMITTED)  # still to be sent: their text is needed
-# Kinds sent only because the phone was verified for a learner (its name, school, UPI): once the phone
-# is erased it is not, so those still queued are not sent (a retry either), and their text goes too.
-VERIFIED_ONLY = (MessageKind.NOTICE, MessageKind.UPI)
 WITHDRAWN = "not sent: the phone's data was erased"
 
 
@@ -189,6 +187,7 @@ class Erasure:
     session_events: int
     waiting_messages: int  # kept: still to be sent or answered, their text is needed until then
     kept_opt_out: bool  # the phone had sent STOP: announcements stay stopped
+    withdrawn: int = 0  # messages still queued for it, now not sent (their texts counted in outbound_bodies)
 
     @property
     def total(self) -> int:
@@ -196,15 +195,17 @@ class Erasure:
         return sum(getattr(self, name) for name in ERASED_COUNTS)
 
 
-ERASED_COUNTS = tuple(f.name for f in fields(Erasure) if f.name not in ("waiting_messages", "kept_opt_out"))
+ERASED_COUNTS = tuple(f.name for f in fields(Erasure) if f.name not in ("waiting_messages", "kept_opt_out",
+                                                                         "withdrawn"))
 
 
 def erase(session: Session, phone: str, *, audit: bool = True) -> Erasure:
-    """Erase what the service created about ``phone``, in the caller's transaction (its notices and
-    UPIs still queued are not sent: ``VERIFIED_ONLY``), and record the erasure in the audit trail
+    """Erase what the service created about ``phone``, in the caller's transaction (its messages
+    still queued are not sent, each one naming a learner recorded as ``disclosure_withdrawn``; a
+    message a worker holds is in flight and still goes), and record the erasure in the audit trail
     (``data_erased``, no learner; ``audit=False``: not recorded)."""
     kept_opt_out, settings = _erase_settings(session, phone)
-    cancel_queued(session, phone, VERIFIED_ONLY, WITHDRAWN)  # counted below with the bodies it purges
+    withdrawn = withdraw_messages(session, phone, true(), WITHDRAWN)  # their texts counted with the bodies
     erased = Erasure(
         account=_erase_account(session, phone),
         verified_links=_count(session.execute(
@@ -221,6 +222,7 @@ def erase(session: Session, phone: str, *, audit: bool = True) -> Erasure:
         session_events=_count(session.execute(delete(UssdSessionEvent).where(UssdSessionEvent.phone == phone))),
         waiting_messages=_waiting(session, phone),
         kept_opt_out=kept_opt_out,
+        withdrawn=len(withdrawn),
     )
     if audit:
         record_disclosure(session, phone=phone, learner_id=None, action=ERASED_ACTION, channel="cli",
