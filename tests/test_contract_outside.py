@@ -185,7 +185,8 @@ def test_elimu_serve_takes_the_ussd_code_and_the_webhook_token_from_the_environm
 @pytest.mark.slow
 def test_sms_backend_africastalking_sends_with_the_at_variables_of_the_environment(tmp_path, fake_at):  # noqa: F811
     """SMS_BACKEND=africastalking "sends through the AT SDK", as AT_USERNAME, AT_API_KEY, AT_SENDER_ID
-    and AT_API_BASE_URL say: ``elimu serve`` (its in-process worker) answers a text through a fake AT."""
+    and AT_API_BASE_URL say: ``elimu serve`` (its in-process worker) answers a text through a fake AT;
+    AT's delivery report for the message id it gave makes it ``delivered`` in ``elimu messages``."""
     env = outside_env(tmp_path, SMS_BACKEND="africastalking", AT_USERNAME="elimu", AT_API_KEY=fake_at.api_key,
                       AT_SENDER_ID="ELIMU", AT_API_BASE_URL=fake_at.url)
     assert elimu(env, "db", "upgrade").returncode == 0
@@ -197,6 +198,13 @@ def test_sms_backend_africastalking_sends_with_the_at_variables_of_the_environme
         while not (records := json.loads(elimu(env, "messages", "--json").stdout)) or records[0]["status"] == "queued":
             assert time.monotonic() < deadline and served.poll() is None, "the reply was not sent"
             time.sleep(0.2)
+        sent = records
+        # AT's delivery report for that id: elimu messages says delivered
+        report = {"id": "ATXid_1", "status": "Success", "phoneNumber": PHONE, "networkCode": "63902"}
+        assert requests.post(f"{base}/sms/africastalking/delivery", data=report, timeout=10).status_code == 200
+        while (records := json.loads(elimu(env, "messages", "--json").stdout))[0]["status"] != "delivered":
+            assert time.monotonic() < deadline and served.poll() is None, records
+            time.sleep(0.2)
     finally:
         served.terminate()
         served.wait(20)
@@ -204,5 +212,5 @@ def test_sms_backend_africastalking_sends_with_the_at_variables_of_the_environme
     assert seen.path == "/version1/messaging" and seen.headers.get("Apikey") == fake_at.api_key
     assert (seen.form["username"], seen.form["to"], seen.form["from"]) == ("elimu", PHONE, "ELIMU")
     assert seen.form["message"].startswith("Elimu: for results send KCSE")
-    assert [(r["to"], r["provider_message_id"]) for r in records] == [(PHONE, "ATXid_1")]
-    assert records[0]["status"] in ("submitted", "sent")  # AT took it; its delivery report says more
+    assert [(r["to"], r["provider_message_id"]) for r in sent] == [(PHONE, "ATXid_1")]
+    assert sent[0]["status"] in ("submitted", "sent")  # AT took it; its delivery report says more
