@@ -40,6 +40,7 @@ from registry.arrays import among, update_rows
 from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
 from registry.outbox import CANCELLED, OPTED_OUT, Claimed
 from registry.services.accounts import OTP_VALID
+from registry.services.withdrawals import withdraw_unverified
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
@@ -112,7 +113,8 @@ _RETURNING = (
 def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provider: str) -> list[Claimed]:
     """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
     clear text (its job was recreated from the database), or older than its code, expires at once
-    instead, and an announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent.
+    instead, and an announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent,
+    as does a transfer notice naming a learner its phone is no longer verified for (``withdraw_unverified``).
 
     A row waiting out a retry interval is not due: a job running early (its first job, still in a
     queue when the batch it shared failed) leaves it to the retry scheduled for it.
@@ -149,7 +151,7 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     if orphans:
         expire_orphaned_otps(session, orphans, MessageStatus.SUBMITTED)
         claimed = [c for c in claimed if c.id not in orphans]
-    return claimed
+    return withdraw_unverified(session, claimed)  # a notice whose phone lost its learner since it was queued
 
 
 def expire_orphaned_otps(session: Session, ids: Sequence[int], status: MessageStatus = MessageStatus.QUEUED) -> int:

@@ -3,7 +3,7 @@
 A message naming a learner is audited when it is queued (``transfer_notice``, ``upi_sent``,
 ``results_replied``): the disclosure is recorded with the message, in its transaction. When such a
 message is withdrawn before a worker handed it to AT (its phone unlinked from the learner, the
-phone's data erased, the link found gone at send time), the learner's data never left: each
+phone's data erased, the phone found no longer verified for the learner when a worker takes it), the learner's data never left: each
 withdrawal is recorded as ``disclosure_withdrawn`` (the phone, the learner, the message id as its
 reference, the kind and why in its detail), so ``elimu audit`` shows that the disclosure recorded
 for it did not happen. Announcements and codes are not disclosures of a learner and are not recorded.
@@ -11,14 +11,24 @@ for it did not happen. Announcements and codes are not disclosures of a learner 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from ..models import AuditEvent, Learner, MessageKind, MessageStatus, OutboundMessage, utcnow
+from ..models import (
+    AuditEvent,
+    Guardian,
+    GuardianLink,
+    Learner,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    utcnow,
+)
 from ..models.audit import third_word
+from ..outbox import Claimed
 from .audit import RESULTS_ACTION, record_disclosure
 from .notices import NOTICE_ACTION
 
@@ -110,3 +120,42 @@ def withdrawn_notices(session: Session, events: Iterable[AuditEvent]) -> set[tup
         AuditEvent.phone.in_(sorted({p for p, _ in wanted})), AuditEvent.action == WITHDRAWN_ACTION,
         AuditEvent.reference.in_(sorted({r for _, r in wanted}))))
     return {(phone, reference) for phone, reference in rows} & wanted
+
+
+UNVERIFIED = "not sent: the phone is no longer verified for the learner"
+
+
+def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Claimed]:
+    """The send-time check of ``workers.sending.claim``: of the rows just claimed, end the transfer
+    notices naming a learner whose phone is no longer verified for that learner (unlinked, or its
+    data erased, after the notice was queued: a transfer committing at the same moment as the
+    unlink queues one the unlink could not see), ``failed`` with ``UNVERIFIED`` and recorded as
+    ``disclosure_withdrawn``; return the others. One indexed query for a batch holding notices
+    (their audit rows by phone), none for any other batch (announcements, codes, replies)."""
+    notices = {c.id: c for c in claimed if c.kind == MessageKind.NOTICE}
+    if not notices:
+        return list(claimed)
+    verified = (
+        select(GuardianLink.id).join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Guardian.phone == AuditEvent.phone, GuardianLink.learner_id == AuditEvent.learner_id,
+               GuardianLink.verified_at.is_not(None))
+        .exists()
+    )
+    gone = session.execute(select(AuditEvent.reference, AuditEvent.phone, AuditEvent.learner_id).where(
+        AuditEvent.phone.in_(sorted({c.recipient for c in notices.values()})), AuditEvent.action == NOTICE_ACTION,
+        AuditEvent.reference.in_([str(i) for i in notices]), ~verified)).all()
+    ended = {int(reference) for reference, phone, _ in gone if notices[int(reference)].recipient == phone}
+    if not ended:
+        return list(claimed)
+    session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(sorted(ended)), OutboundMessage.status == MessageStatus.SUBMITTED)
+        .values(status=MessageStatus.FAILED, failure_reason=UNVERIFIED, next_attempt_at=None, submitted_at=None,
+                attempts=OutboundMessage.attempts - 1, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    for reference, phone, learner in gone:
+        if int(reference) in ended:
+            record_disclosure(session, phone=phone, learner_id=learner, action=WITHDRAWN_ACTION, channel="sms",
+                              reference=reference, detail=f"{MessageKind.NOTICE.value} {UNVERIFIED}"[:200])
+    return [c for c in claimed if c.id not in ended]
