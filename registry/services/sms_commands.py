@@ -106,8 +106,23 @@ _NAME_LABEL = re.compile(r"(?<![^\W\d_])(?:NAMES?|(?:MA)?JINA)\s*[:=\-\u2013\u20
 
 def parse(text: str) -> Command:
     """The command in an inbound SMS text. Never raises."""
-    words = _SEPARATORS.sub(" ", _NAME_LABEL.sub(" ", (text or "")[:MAX_TEXT])).split()
-    return _parse_tokens([token for token in (_EDGES.sub("", word) for word in words) if token])
+    text = (text or "")[:MAX_TEXT]
+    if _may_have_label(text):  # the label scan is a fifth of a parse, and nearly no text has one
+        text = _NAME_LABEL.sub(" ", text)
+    words = _SEPARATORS.sub(" ", text).split()
+    # a word of letters and digits only has no edges to strip (\W is what str.isalnum refuses, and _)
+    return _parse_tokens([token for token in (word if word.isalnum() else _EDGES.sub("", word) for word in words)
+                          if token])
+
+
+def _may_have_label(text: str) -> bool:
+    """False only when ``_NAME_LABEL`` cannot match: an ASCII text without ``nam`` or ``jina`` in any
+    case (case-insensitive matching beyond ASCII folds more letters, such as the long s and the
+    dotless i, so any other text is scanned)."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return "nam" in lowered or "jina" in lowered
 
 
 def _parse_tokens(tokens: list[str]) -> Command:
@@ -215,7 +230,7 @@ def _index_number(
 
 
 def _joined(pieces: list[str]) -> str:
-    return re.sub(r"[/-]", "", "".join(pieces))
+    return "".join(pieces).replace("/", "").replace("-", "")
 
 
 _NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]")
@@ -238,6 +253,9 @@ _DASHES = re.compile("[-\u2010-\u2015\u2212\ufe63\uff0d]")  # '-' and the dashes
 def dash_pieces(word: str) -> list[str]:
     """The keys of the parts of a word joined by dashes (``Kamau-Wa``: ``kamau``, ``wa``), whatever
     dash joins them; one part for a word without a dash. Empty parts are left out."""
+    if word.isalnum():  # no dash in it (a dash is no letter or digit): the word's own key
+        key = name_key(word)
+        return [key] if key else []
     return [key for part in _DASHES.split(word) if (key := name_key(part))]
 
 
@@ -248,6 +266,7 @@ def name_keys(full_name: str) -> set[str]:
     keys: set[str] = set()
     for word in full_name.split():
         keys.add(name_key(word))
-        keys.update(dash_pieces(word))
+        if not word.isalnum():  # else its dash pieces are the word's own key (``dash_pieces``)
+            keys.update(dash_pieces(word))
     keys.discard("")
     return keys

@@ -412,8 +412,9 @@ def subject_grades(subjects: str) -> list[tuple[str, str]]:
     pairs = []
     for item in subjects.split(";"):
         code, sep, grade = item.partition(":")
-        if sep and code.strip() and grade.strip():
-            pairs.append((code.strip(), grade.strip()))
+        code, grade = code.strip(), grade.strip()  # each stripped once
+        if sep and code and grade:
+            pairs.append((code, grade))
     return pairs
 
 
