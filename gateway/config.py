@@ -64,6 +64,8 @@ class Settings:
     db_statement_timeout_ms: int = 3000
     db_connect_timeout_s: int = 3
     ussd_hops_per_minute: int = 30  # per phone; 0 switches the limit off
+    sms_per_minute: int = 6  # inbound SMS answered per phone a minute; 0 switches the limit off
+    results_per_hour: int = 10  # results queries answered per phone an hour; 0 switches it off
     generic_ussd_fields: str = ""  # role=name pairs for the generic CON/END adapter
     # Operator experience
     simulator_enabled: bool = True
@@ -153,6 +155,8 @@ class Settings:
             db_statement_timeout_ms=_whole(env, "ELIMU_DB_STATEMENT_TIMEOUT_MS", 3000, 0, 600_000),
             db_connect_timeout_s=_whole(env, "ELIMU_DB_CONNECT_TIMEOUT_S", 3, 0, 600),
             ussd_hops_per_minute=_whole(env, "ELIMU_USSD_HOPS_PER_MINUTE", 30, 0, 100_000),
+            sms_per_minute=_whole(env, "ELIMU_SMS_PER_MINUTE", 6, 0, 100_000),
+            results_per_hour=_whole(env, "ELIMU_RESULTS_PER_HOUR", 10, 0, 100_000),
             generic_ussd_fields=_generic_fields(env.get("ELIMU_GENERIC_USSD_FIELDS", "")),
             simulator_enabled=_flag(env, "ELIMU_SIMULATOR", default=(mode == "development")),
             log_format=_log_format(env, mode),

@@ -13,7 +13,7 @@ Without the wait the drains of a results-day burst (B2, ``bench/README.md``) too
 (median) and spent 1.1 ms of CPU a message in the workers and PostgreSQL; with it, batches of
 200 and 0.8 ms. A reply leaves at most 0.2 s later.
 
-A phone over its per-minute limit (``INBOUND_PER_MINUTE``) gets one notice a window, then nothing;
+A phone over its per-minute limit (``INBOUND_PER_MINUTE``, ``ELIMU_SMS_PER_MINUTE``) gets one notice a window, then nothing;
 but STOP and START (``OPT_COMMANDS``) are applied and acknowledged whatever the limit (CONTRACT "SMS
 commands": each by one SMS, repeats too). They still count towards the limit, so they do not make room
 for other commands.
@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -253,8 +254,11 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
     replies are written claimed for this worker to send (``registry.outbox.queue_claimed``). A batch
     whose transaction fails takes back what it counted against the per-phone limits, so the batch
     redone (whole after an outage, or one message at a time) counts each message once."""
-    gate = RedisGate(runtime.redis, link=runtime.link)
-    ussd_code = runtime.settings.ussd_code
+    settings = runtime.settings
+    gate = RedisGate(runtime.redis, link=runtime.link,
+                     results_limit=replace(RESULTS_PER_HOUR, count=settings.results_per_hour),
+                     inbound_limit=replace(INBOUND_PER_MINUTE, count=settings.sms_per_minute))
+    ussd_code = settings.ussd_code
     provider = backend_of(runtime).name
     now = utcnow()
     with gate.booking(), runtime.db.transaction() as session:
@@ -408,8 +412,9 @@ class RedisGate:
         self._slots: list[str] = []  # once-a-window reply slots taken
 
     def prepare_inbound(self, messages: Counter[str]) -> None:
-        """Count each phone's messages of this batch against its per-minute window (one round trip)."""
-        if not messages:
+        """Count each phone's messages of this batch against its per-minute window (one round trip);
+        nothing when the limit is off (a count of 0: ``ELIMU_SMS_PER_MINUTE=0``)."""
+        if not messages or self.inbound_limit.count <= 0:
             return
         limit = self.inbound_limit
         self._window = int(time.time() // limit.window_s)
@@ -426,6 +431,8 @@ class RedisGate:
 
     def inbound_allowed(self, phone: str) -> bool:
         """Whether this message of ``phone`` is within its per-minute limit (in arrival order)."""
+        if self.inbound_limit.count <= 0:
+            return True
         left = self._inbound_left.get(phone, 1)
         self._inbound_left[phone] = left - 1
         return left > 0
@@ -440,7 +447,10 @@ class RedisGate:
 
     def prepare(self, results: Counter[str], unknown: Iterable[str] = ()) -> None:
         """Count ``results[phone]`` queries per phone against the hourly window, and take the
-        10-minute help slot of each phone that sent an unknown text."""
+        10-minute help slot of each phone that sent an unknown text. With the hourly limit off (a
+        count of 0: ``ELIMU_RESULTS_PER_HOUR=0``) queries are not counted."""
+        if self.results_limit.count <= 0:
+            results = Counter()
         unknown = sorted(set(unknown) - set(self._unknown_first))
         if not results and not unknown:
             return
@@ -499,6 +509,8 @@ class RedisGate:
         return first
 
     def results_allowed(self, phone: str) -> bool:
+        if self.results_limit.count <= 0:
+            return True
         if phone not in self._results_left:
             self.prepare(Counter({phone: 1}))
         left = self._results_left[phone]

@@ -173,3 +173,38 @@ def test_an_index_of_the_wrong_length_is_answered_each_time_and_counts_no_result
     assert _commands(sms_runtime) == ["results"] * 3
     assert list(sms_runtime.redis.scan_iter("elimu:sms:results-limit:*")) == []
     assert list(sms_runtime.redis.scan_iter("elimu:sms:unknown-reply:*")) == []
+
+
+@pytest.mark.parametrize(("per_minute", "answered"), [(2, 2), (0, 12)])
+def test_the_minute_limit_is_a_setting(tmp_path, sqlite_database, fake_redis, per_minute, answered):
+    """ELIMU_SMS_PER_MINUTE sets the minute's answers per phone (a shared school phone, a test bench);
+    0 answers every message."""
+    from tests.sms.support import job_runtime
+
+    with job_runtime(tmp_path, sqlite_database, fake_redis, sms_per_minute=per_minute) as runtime:
+        client = create_app(runtime=runtime).test_client()
+        for n in range(12):
+            _send(client, FLOODER, n)
+        work_queues(runtime)
+        bodies = [r.body for r in outbox_rows(runtime) if r.recipient == FLOODER]
+    assert sum(TOO_MANY not in body for body in bodies) == answered
+    assert sum(TOO_MANY in body for body in bodies) == (1 if per_minute else 0)
+
+
+@pytest.mark.parametrize(("per_hour", "graded"), [(3, 3), (0, 14)])
+def test_the_hourly_results_limit_is_a_setting(tmp_path, sqlite_database, fake_redis, per_hour, graded):
+    """ELIMU_RESULTS_PER_HOUR sets the results queries answered per phone an hour; 0 answers all
+    (the name check's daily limit on misses still holds: these queries all name the candidate)."""
+    from tests.sms.support import add_result, job_runtime
+
+    with job_runtime(tmp_path, sqlite_database, fake_redis, sms_per_minute=0,
+                     results_per_hour=per_hour) as runtime:
+        with runtime.db.transaction() as session:
+            add_result(session, name="Jane Wambui Wanjiku")
+        client = create_app(runtime=runtime).test_client()
+        for n in range(14):
+            _send(client, FLOODER, n, text="KCSE 36611030002 Wanjiku")
+        work_queues(runtime)
+        bodies = [r.body for r in outbox_rows(runtime) if r.recipient == FLOODER]
+    assert len(bodies) == 14
+    assert sum(body.startswith("Too many results requests") for body in bodies) == 14 - graded
