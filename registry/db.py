@@ -18,6 +18,8 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .arrays import send_binary_arrays
+
 log = logging.getLogger(__name__)
 
 
@@ -151,6 +153,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_recycle", 1800)
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", send_binary_arrays)  # registry.arrays.among's arrays in binary
     if isinstance(optional, OptionalOption):
         _connect_without_if_refused(engine, optional)
     if not kwargs.get("pool_pre_ping"):

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .. import gsm
-from ..arrays import among
+from ..arrays import among, binary_array
 from ..exams import STATUS_MARKS
 from ..models import AuditEvent, ExamResult, ExamSeries, Learner, MessageKind, PhoneSetting, utcnow
 from ..outbox import cancel_announcements
@@ -266,7 +266,7 @@ def prefetch_results(session: Session, commands: Iterable[Command], senders: Ite
             names_checked = names_checked or bool(c.names)
     senders = set(senders)
     if names_checked and senders and session.get_bind().dialect.name == "postgresql":
-        session.execute(_MISS_LOCKS, {"phones": sorted(senders)})  # the batch's first lock it may wait for
+        session.execute(_MISS_LOCKS, {"phones": binary_array(sorted(senders))})  # the batch's first lock it may wait for
     found: dict[tuple[str, str], list[FoundResult]] = {}
     if numbers:
         rows = session.execute(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import psycopg._queries
 import pytest
+from psycopg.adapt import PyFormat
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import event, select
 
-from registry.arrays import among, insert_rows, update_rows
+from registry.arrays import BinaryArray, among, binary_array, insert_rows, update_rows
 from registry.models import AuditEvent, MessageKind, MessageStatus, OutboundMessage, utcnow
 from registry.models.messages import Priority
 from registry.services.audit import batched_disclosures, record_disclosure
@@ -67,6 +69,42 @@ def test_among_matches_ints_strings_and_enums_like_in(database) -> None:
         assert found(OutboundMessage.kind, [MessageKind.REPLY]) == ids
         assert found(OutboundMessage.kind, [MessageKind.OTP]) == []
         assert found(OutboundMessage.id, []) == []
+
+
+def test_on_postgresql_among_sends_plain_strings_and_ints_in_binary_and_the_index_still_serves(pg_database) -> None:
+    """A list of plain strings, or of plain ints, goes to psycopg as a ``BinaryArray`` (its binary
+    format: a fifth of the CPU of text); enums, bools and mixed lists as before; the answers are
+    those of IN, and a ``varchar`` column compared with the ``text[]`` it becomes keeps its index."""
+    sent: list[object] = []
+    listener = lambda conn, cursor, sql, params, *rest: "ANY" in sql and sent.append(params)  # noqa: E731
+    event.listen(pg_database.engine, "before_cursor_execute", listener)
+    try:
+        with pg_database.transaction() as session:
+            insert_rows(session, _T, _outbox_rows(4))
+            ids = session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
+
+            def found(column, values) -> list[int]:
+                return list(session.scalars(select(OutboundMessage.id).where(among(session, column, values))
+                                            .order_by(OutboundMessage.id)))
+
+            assert found(OutboundMessage.id, [ids[3], ids[1], 10**12]) == [ids[1], ids[3]]
+            assert found(OutboundMessage.recipient, ["+254712000002", "+254712000003", 'a "quoted", {odd} one']) == ids[2:]
+            assert found(OutboundMessage.kind, [MessageKind.REPLY]) == ids
+            assert found(OutboundMessage.id, [True]) == [i for i in ids if i == 1]  # no plain int: sent as before
+            assert found(OutboundMessage.recipient, []) == []
+            connection = session.connection()
+            adapters = connection.connection.dbapi_connection.adapters  # the engine's connections dump it in binary
+            assert adapters.get_dumper(BinaryArray, PyFormat.AUTO) is ListBinaryDumper
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a small table: the index if it can
+            explained = "\n".join(connection.exec_driver_sql(
+                "EXPLAIN SELECT id FROM outbound_messages WHERE recipient = ANY(%(r)s)",
+                {"r": binary_array(["+254712000002"])}).scalars())
+    finally:
+        event.remove(pg_database.engine, "before_cursor_execute", listener)
+    kinds = [type(next(iter(params.values()))) for params in sent if isinstance(params, dict) and len(params) == 1]
+    assert kinds[:3] == [BinaryArray, BinaryArray, list]  # ids, recipients, then the enum members
+    assert kinds[3] is list and kinds[4] in (list, BinaryArray)  # the bool; an empty list says nothing of its kind
+    assert "ix_outbound_messages_recipient" in explained, explained
 
 
 def test_on_postgresql_the_text_is_the_same_for_any_batch_and_psycopg_caches_it(pg_database, monkeypatch) -> None:
