@@ -26,6 +26,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--flows, --rounds and --batch must be 1 or more, --warmup 0 or more")
     if args.against is not None and not (args.against / "bench" / "hop_cpu.py").is_file():
         parser.error(f"--against: {args.against} has no bench/hop_cpu.py")
+    # stopped (kill, a CI timeout): its database and Redis db are let go as at the end
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     reserved = None
     if args.redis_url is None:
         reserved = reserve_redis_db()
@@ -301,10 +304,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if reserved is not None:
             release_redis_db(reserved)
-        if other is not None and other.poll() is None:
-            other.kill()
-            other.wait()
+        if other is not None:
+            _stop(other)
     return 0
+
+
+def _stop(other: subprocess.Popen) -> None:
+    """Let the other side end (its turns' pipe closed, it stops at its next batch and drops its
+    database and Redis db as it would at the end); killed only if it does not within 60 s."""
+    with contextlib.suppress(OSError):
+        other.stdin.close()  # type: ignore[union-attr]
+    try:
+        other.wait(60)
+    except subprocess.TimeoutExpired:
+        other.kill()
+        other.wait()
 
 
 def _start_other(args: argparse.Namespace) -> subprocess.Popen:
