@@ -231,7 +231,9 @@ def _cause(exc: BaseException) -> str:
     return "outage" if is_outage(exc) else "error"
 
 
-def _count(answer: str, exc: BaseException) -> None:
+def count_answer(answer: str, exc: BaseException) -> None:
+    """One answer given without its work, in ``elimu_degraded_answers_total`` by what failed (a USSD
+    hop the handler caught too: ``gateway.ussd.hops``)."""
     DEGRADED_ANSWERS.labels(answer, _cause(exc)).inc()
 
 
@@ -248,9 +250,9 @@ def failed_callback(path: str, exc: Exception) -> tuple[int, str, dict[str, str]
     below and ``gateway.fastpath`` both answer with this."""
     _log_failure(path, exc)
     if path.startswith("/ussd/") and not path.endswith("/events"):
-        _count("busy", exc)
+        count_answer("busy", exc)
         return 200, busy_ussd_body(), {}
-    _count("retry_later", exc)
+    count_answer("retry_later", exc)
     return 503, BUSY_RETRY, {"Retry-After": str(RETRY_AFTER_S)}
 
 
@@ -270,17 +272,17 @@ def answer_failure(exc: Exception) -> Response:
 
                 form["input"] = input_shape(form["input"]) or ""
             spool(current_app.extensions["elimu"], kind, form)
-            _count("spooled", exc)
+            count_answer("spooled", exc)
             return plain("OK (spooled)\n")
         except OSError:
             log.error("spool not writable; %s callback refused for retry", path)
-        _count("retry_later", exc)
+        count_answer("retry_later", exc)
         return plain(BUSY_RETRY, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
     if path.startswith(("/sms/", "/ussd/")):
         status, body, headers = failed_callback(path, exc)
         return plain(body, status, headers=headers)
     _log_failure(path, exc)
-    _count("unavailable", exc)
+    count_answer("unavailable", exc)
     response = jsonify(error="Service Unavailable", reason="temporary failure, retry later")
     response.status_code = 503
     response.headers["Retry-After"] = str(RETRY_AFTER_S)

@@ -119,11 +119,27 @@ def _known_values() -> dict[tuple[str, str], set[str]]:
             ("elimu_queue_oldest_seconds", "queue"): set(metrics.QUEUES),
             ("elimu_up", "dependency"): {"redis", "database"},
             ("elimu_callbacks_refused_total", "reason"): {"token", "network", "malformed"},
+            ("elimu_ussd_hops_total", "outcome"): set(USSD_OUTCOMES),
             ("elimu_degraded_answers_total", "answer"): {"busy", "retry_later", "spooled", "unavailable"},
             ("elimu_degraded_answers_total", "cause"): {"database", "redis", "outage", "error"},
             ("elimu_reconciler_passes_total", "result"): {"done", "locked", "failed"},
             ("elimu_reconciled_total", "action"): {"recorded", "reclaimed", "enqueued", "otp_expired", "inbound",
                                                    "reports", "unconfirmed_expired"}}
+
+
+# ``gateway.ussd.hops.count_hop``'s outcomes, each documented in docs/operations.md's "USSD hops"
+USSD_OUTCOMES = ("con", "end", "replayed", "rate_limited", "not_kenyan", "busy", "locked", "other_phone")
+
+
+def test_every_ussd_hop_outcome_is_counted_and_documented():
+    """An outcome the code counts that the runbook does not explain (``locked``, ``other_phone``) is
+    a line on the dashboard no one can read; one documented but never counted is a panel that stays 0."""
+    calls = [line.split("count_hop(", 1)[1] for line in (ROOT / "gateway" / "ussd" / "hops.py").read_text().splitlines()
+             if "count_hop(" in line and "def count_hop" not in line]
+    counted = {word for call in calls for word in re.findall(r'"([a-z_]+)"', call)} - {"none", "screen"}
+    assert counted == set(USSD_OUTCOMES)
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    assert [outcome for outcome in USSD_OUTCOMES if f"`{outcome}`" not in runbook] == []
 
 
 def _mentions() -> list[tuple[str, str, dict[str, str | None]]]:

@@ -21,6 +21,7 @@ from menus.engine import Context, Engine
 from menus.services import Services
 from menus.texts import DEFAULT_LANGUAGE, LANGUAGES, text
 
+from .. import degraded
 from ..metrics import USSD_HOPS
 from ..ratelimit import Counted, Limit, RateLimiter
 from .caller import CallerServices
@@ -46,7 +47,8 @@ class HopHandler:
         self.hop_limit = Limit("ussd_hops_per_phone", hops_per_minute, 60)
 
     def handle(self, request: UssdRequest) -> UssdAnswer:
-        """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error."""
+        """Answer one hop; any failure (Redis or database down, a bug) is a polite END, never an error,
+        counted busy in ``elimu_ussd_hops_total`` and, with its cause, ``elimu_degraded_answers_total``."""
         if request.phone is None:
             count_hop("none", "not_kenyan")
             return UssdAnswer(text(DEFAULT_LANGUAGE, "end.not_kenyan"), end=True)
@@ -59,6 +61,7 @@ class HopHandler:
             # Type and place only: messages of database errors can carry phone numbers or UPIs.
             log.error("ussd hop failed: %s at %s (session %s)", type(exc).__name__, where, request.session_id[:40])
             count_hop("none", "busy")
+            degraded.count_answer("busy", exc)  # by cause: database, redis, outage or error (a bug)
             language = spoken_language(opened[0], request.phone) if opened else DEFAULT_LANGUAGE
             return UssdAnswer(text(language, "end.busy"), end=True)
 
@@ -86,11 +89,17 @@ class HopHandler:
             self.store.give_back(request.session_id, token, give_back if counted else None)
             count_hop(record.state.get("screen", "none"), "replayed")
             return known  # a retried hop: same answer, no second side effect
-        if token is None:  # a twin of the hop holding the session: not counted, it gets that hop's answer
+        if token is None:  # a twin of the hop holding the session: not counted against the limit
             self.store.give_back(request.session_id, None, give_back if counted else None)
-            return self.store.wait_for_answer(request.session_id, request.text, phone) or UssdAnswer(
-                text(spoken_language(opened, phone), "end.busy"), end=True
-            )
+            waited = self.store.wait_for_answer(request.session_id, request.text, phone)
+            mine = record is None or record.phone == phone  # None: the session's first hop still acting
+            screen = record.state.get("screen", "none") if record is not None and mine else "none"
+            if waited is not None:  # that hop's answer, given again as a retried hop's is
+                count_hop(screen, "replayed")
+                return waited
+            # busy: the other hop held the session past the wait, or the session id is another phone's
+            count_hop(screen, "locked" if mine else "other_phone")
+            return UssdAnswer(text(spoken_language(opened, phone), "end.busy"), end=True)
         if counted and not self.limiter.judge(counted[0], opened.extra).allowed:  # type: ignore[union-attr]
             self.store.give_back(request.session_id, token, give_back)
             count_hop(record.state.get("screen", "none") if record else "none", "rate_limited")
@@ -98,6 +107,7 @@ class HopHandler:
         saved = False
         try:
             if record is not None and record.phone != phone:  # a session id another phone holds
+                count_hop("none", "other_phone")
                 return UssdAnswer(text(spoken_language(opened, phone), "end.busy"), end=True)
             answer, record, resume = self._step(request, phone, record, digest, opened.resume_raw)
             if not self.store.save(record, resume, opened):

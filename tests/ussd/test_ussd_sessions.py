@@ -8,6 +8,7 @@ import re
 import threading
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import event
 
 from gateway.ussd.routes import hop_handler
@@ -60,6 +61,7 @@ def test_two_simultaneous_identical_hops_act_once(world, stack, sms, runtime):
     handler.services.start_activation = slow_start
     handler.store.wait_for_answer = wait_for_answer
     answers: dict[str, str] = {}
+    replayed = hops("replayed")
 
     def hop(name: str) -> None:
         answers[name] = post(app_client.application.test_client(), "s2", "1*12345678*05092014")
@@ -74,6 +76,7 @@ def test_two_simultaneous_identical_hops_act_once(world, stack, sms, runtime):
     assert answers["first"] == answers["second"]
     assert answers["first"].startswith("CON We sent a 6-digit code")
     assert len(sms.otps(PHONE)) == 1
+    assert hops("replayed") - replayed == 1  # the twin, given the first hop's answer
 
 
 def test_an_expired_session_starts_fresh(world, stack, clock):
@@ -302,6 +305,73 @@ def test_a_kiswahili_phone_is_told_it_is_busy_in_kiswahili(world, ussd, stack, r
     assert waited == ["s11", "s14"]
     event.remove(world.db.engine, "before_cursor_execute", count)
     assert statements == []
+
+
+def value(name: str, **labels: str) -> float:
+    """A sample of this process's metrics (0 before it was first counted)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def hops(outcome: str) -> float:
+    """``elimu_ussd_hops_total`` of ``outcome``, all screens."""
+    return sum(sample.value for metric in REGISTRY.collect() if metric.name == "elimu_ussd_hops"
+               for sample in metric.samples
+               if sample.name == "elimu_ussd_hops_total" and sample.labels["outcome"] == outcome)
+
+
+def test_busy_answers_without_an_error_are_counted_by_why(world, stack, runtime, monkeypatch):
+    """A twin that gives up waiting for the hop holding its session (``locked``), and a hop naming a
+    session id another phone holds (``other_phone``), answered busy: once counted nowhere."""
+    client = stack[3]
+    store = hop_handler(runtime).store
+    real_wait = store.wait_for_answer
+    monkeypatch.setattr(store, "wait_for_answer", lambda session_id, text, phone, timeout=3.0:
+                        real_wait(session_id, text, phone, timeout=0.0))
+    before = {outcome: hops(outcome) for outcome in ("locked", "other_phone", "busy")}
+    locked = value("elimu_ussd_hops_total", screen="acct", outcome="locked")
+    post(client, "s15", "")
+    post(client, "s15", "4")  # my account
+    runtime.redis.set("ussd:lock:s15", "another-hop", px=5000)  # a hop of the session, still working
+    assert post(client, "s15", "4*1") == BUSY_EN
+    assert post(client, "s15", "", phone=STRANGER) == BUSY_EN  # waits too, and is never handed PHONE's answer
+    runtime.redis.set("ussd:lock:s16", "another-hop", px=5000)  # a first hop still working: no record yet
+    assert post(client, "s16", "") == BUSY_EN
+    runtime.redis.delete("ussd:lock:s15")
+    assert post(client, "s15", "4*1", phone=STRANGER) == BUSY_EN
+    moved = {outcome: hops(outcome) - before[outcome] for outcome in before}
+    assert moved == {"locked": 2, "other_phone": 2, "busy": 0}
+    assert value("elimu_ussd_hops_total", screen="acct", outcome="locked") - locked == 1
+
+
+def test_a_hop_that_fails_is_counted_busy_with_its_cause(world, stack, runtime, monkeypatch):
+    """An outage and a bug both answer busy; elimu_degraded_answers_total{answer="busy"} tells them apart."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import OperationalError
+
+    world.learner()
+    client = stack[3]
+    handler = hop_handler(runtime)
+    failures = iter([OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+                     KeyError("a bug"), RedisConnectionError("Connection refused")])
+
+    def failing(*args, **kwargs):
+        raise next(failures)
+
+    causes = ("database", "error", "redis")
+    before = {cause: value("elimu_degraded_answers_total", answer="busy", cause=cause) for cause in causes}
+    busy = hops("busy")
+    monkeypatch.setattr(handler.services, "start_activation", failing)
+    for session_id in ("s17", "s18"):
+        post(client, session_id, "")
+        post(client, session_id, "1")
+        post(client, session_id, "1*12345678")
+        assert post(client, session_id, "1*12345678*05092014") == BUSY_EN
+    monkeypatch.setattr(handler.store, "open", failing)
+    assert post(client, "s19", "") == BUSY_EN
+    moved = {cause: value("elimu_degraded_answers_total", answer="busy", cause=cause) - before[cause]
+             for cause in causes}
+    assert moved == {"database": 1, "error": 1, "redis": 1}
+    assert hops("busy") - busy == 3
 
 
 def test_a_hop_that_fails_mid_session_says_busy_in_the_sessions_language(world, stack, runtime, monkeypatch):
