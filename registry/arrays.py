@@ -151,12 +151,18 @@ def insert_rows(
 
 def update_rows(
     bind: Bind, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str = "id",
-    where: Mapping[str, Any] | None = None, **same: Any,
+    where: Mapping[str, Any] | None = None, find_by_key: bool = False, **same: Any,
 ) -> None:
     """Update each row of ``table`` whose ``key`` column equals a dict's ``key`` (and whose columns
     equal ``where``'s values) with that dict's other columns and the ``same`` values for every
     row; in one statement on PostgreSQL, an executemany elsewhere. The dicts have the same keys;
-    rows are written in ``key`` order, one lock order for every writer."""
+    rows are written in ``key`` order, one lock order for every writer.
+
+    ``find_by_key``: on PostgreSQL the keys' array is also a condition on the table alone (it holds
+    for every row the join keeps), so the rows are found by the key's index; without it PostgreSQL
+    may hash the whole table to join it to the batch (10 ms a batch of 200 against 16,000 inbound
+    texts, against 3 ms). Not with ``where``: a condition whose statistics predate the rows (a
+    status) can make it misjudge the rows found and join each to every row of the batch."""
     if not rows:
         return
     rows = sorted(rows, key=lambda r: r[key])
@@ -174,6 +180,8 @@ def update_rows(
     columns = [key, *names]
     sets = [f'"{n}" = v."{n}"' for n in names] + [f'"{n}" = {_scalar(f"c_{n}", table.c[n], dialect)}' for n in fixed]
     conditions = [f't."{key}" = v."{key}"'] + [f't."{n}" = {_scalar(f"w_{n}", table.c[n], dialect)}' for n in where]
+    if find_by_key and not where:
+        conditions.append(f't."{key}" = ANY({_array(key, table.c[key], dialect)})')
     sql = (f"UPDATE {_name(table)} AS t SET {', '.join(sets)} "
            f"FROM unnest({', '.join(_array(n, table.c[n], dialect) for n in columns)}) AS v({_quoted(columns)}) "
            f"WHERE {' AND '.join(conditions)}")

@@ -301,7 +301,7 @@ def answer(runtime: Runtime, ids: Sequence[int]) -> list[Claimed]:
         for kind, count in Counter(command["command"] for command in commands).items():
             INBOUND_COMMANDS.labels(kind).inc(count)
         claimed = queue_claimed(session, replies, provider)
-        update_rows(session, _T, commands, handled_at=now)
+        update_rows(session, _T, commands, find_by_key=True, handled_at=now)  # not a hash of every text
         return claimed
 
 
