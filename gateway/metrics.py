@@ -56,6 +56,9 @@ DELIVERY_REPORTS = Counter("elimu_delivery_reports", "Delivery reports received"
 INBOUND_COMMANDS = Counter("elimu_inbound_commands", "Inbound SMS by command", ["command"])
 RATE_LIMITED = Counter("elimu_rate_limited", "Requests refused by a rate limit", ["limit"])
 CALLBACKS_REFUSED = Counter("elimu_callbacks_refused", "Provider callbacks refused at the edge", ["reason"])
+# A callback answered 400 (a field missing or unreadable, a body not UTF-8 or cut short): bound once,
+# for the USSD routes and the fast path (``labels`` checks and locks on every call)
+CALLBACKS_MALFORMED = CALLBACKS_REFUSED.labels("malformed")
 # Counted where the row is written: USSD's (PIN choices, activation misses) by the web, SMS results'
 # (replies, misses, refusals) by the workers; ``action`` is one of the names the code fixes.
 AUDIT_EVENTS = Counter("elimu_audit_events", "Audit trail rows committed, by action", ["action"])

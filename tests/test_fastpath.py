@@ -227,3 +227,31 @@ def test_a_chunked_callback_is_read_to_its_end_and_refused_over_the_limit(runtim
     assert status == 200 and text.startswith("CON Welcome to Elimu")
     status, text = _call(fast, "/ussd/africastalking", urlencode(_hop(text="1" * 5000)).encode(), **chunked)
     assert (status, text) == (413, "the body is over 1024 bytes\n")
+
+
+def _malformed() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("elimu_callbacks_refused_total", {"reason": "malformed"}) or 0.0
+
+
+def test_every_400_of_a_hop_is_counted_malformed_on_both_paths(runtime, tmp_path):
+    """A hop missing a field, a body not UTF-8 or cut short, a body that is not a form: each 400 was
+    counted nowhere, so a proxy mangling AT's hops showed on /metrics as hops that never came."""
+    _, via_fast, via_flask = _paths(runtime, tmp_path, sealed=False)
+    fast, _, _ = _paths(runtime, tmp_path)
+    before = _malformed()
+    for client in (via_fast, via_flask):
+        for form in (_hop(sessionId=""), _hop(phoneNumber="")):
+            assert client.post("/ussd/africastalking", data=form).status_code == 400
+        assert client.post("/ussd/africastalking", json=_hop()).status_code == 400  # not a form
+    assert _malformed() - before == 6
+    body = urlencode(_hop()).encode()
+    for path in ("/ussd/africastalking", "/sms/africastalking/inbound", "/ussd/africastalking/events"):
+        assert via_fast.post(path, data=b"sessionId=s\xff", content_type="application/x-www-form-urlencoded"
+                             ).status_code == 400
+        assert _call(fast, path, body[:30], CONTENT_LENGTH=str(len(body)))[0] == 400
+    assert _malformed() - before == 12
+    assert via_fast.post("/ussd/africastalking", data=_hop()).status_code == 200
+    assert _malformed() - before == 12  # a good hop is not
+

@@ -16,7 +16,7 @@ from registry.services.accounts import Keys
 from registry.services.secrets import derive_key
 from registry.services.ussd_services import RegistryServices
 
-from ..metrics import USSD_HOP_SECONDS
+from ..metrics import CALLBACKS_MALFORMED, USSD_HOP_SECONDS
 from ..plain import TEXT, plain
 from ..ratelimit import RateLimiter
 from ..runtime import Runtime
@@ -78,11 +78,13 @@ def _runtime() -> Runtime:
 
 
 def answer_hop(runtime: Runtime, adapter: UssdAdapter, form: Mapping[str, str]) -> tuple[int, str, str]:
-    """A hop's status, body and content type: 400 with the reason for a malformed request, else
-    the handler's answer. The Flask view below and ``gateway.fastpath`` both answer with this."""
+    """A hop's status, body and content type: 400 with the reason for a malformed request (counted
+    ``malformed`` in ``elimu_callbacks_refused_total``), else the handler's answer. The Flask view
+    below and ``gateway.fastpath`` both answer with this."""
     try:
         ussd_request = adapter.parse_hop(form)
     except BadUssdRequest as exc:
+        CALLBACKS_MALFORMED.inc()
         return 400, f"{exc}\n", TEXT
     began = perf_counter()  # as USSD_HOP_SECONDS.time() would, without its context manager (3 us a hop)
     try:
@@ -103,6 +105,7 @@ def hop(provider: str) -> Response:
             and not (provider in GET_ADAPTERS and request.args)):
         # not read as a form, so it would be answered as one without fields ('sessionId is required');
         # a GET-style gateway's fields may come in the query string, whatever the body
+        CALLBACKS_MALFORMED.inc()
         return plain(f"the body must be a form (application/x-www-form-urlencoded), not {request.mimetype[:100]}\n", 400)
     status, body, content_type = answer_hop(runtime, adapter, request.values if provider in GET_ADAPTERS
                                             else request.form)
