@@ -46,7 +46,8 @@ class Behind:
 
     def result(self) -> object:
         """What ``work`` returned (its exception raised here)."""
-        self._thread.join(10)
+        self._thread.join(60)  # a bound on a hang: the lock is free now, a loaded host may be slow
+        assert not self._thread.is_alive(), "the other transaction did not end within 60 s of the lock's release"
         (outcome,) = self._outcome
         if isinstance(outcome, BaseException):
             raise outcome
