@@ -69,6 +69,16 @@ _MISS_LOCKS = sql(
 )
 
 
+# The misses of a batch's senders, phone by phone through ``ix_audit_events_phone`` (a lateral count
+# per phone, which PostgreSQL cannot turn into a join): written as one IN, statistics taken while the
+# trail was small had it scan the whole trail for each batch (1.8 ms a batch with 12,000 rows, growing).
+_MISSES = sql(
+    "SELECT p.phone, m.n FROM unnest(CAST(:phones AS text[])) AS p (phone) CROSS JOIN LATERAL "
+    "(SELECT count(*) AS n FROM audit_events AS a WHERE a.phone = p.phone AND a.at >= :since "
+    "AND a.action = :action) AS m WHERE m.n > 0"
+)
+
+
 @dataclass(frozen=True)
 class Series:
     exam: str
@@ -289,7 +299,10 @@ def misses_since(session: Session, phones: Iterable[str], since: datetime) -> di
     """Each phone's results misses (:data:`MISS_ACTION` rows) since ``since``, 0 for none: one query
     for a batch's senders, served by the trail's index of phone and time."""
     counts = dict.fromkeys(phones, 0)
-    if counts:
+    if counts and session.get_bind().dialect.name == "postgresql":
+        counts.update(session.execute(_MISSES, {"phones": binary_array(sorted(counts)), "since": since,
+                                                "action": MISS_ACTION}).all())
+    elif counts:
         counts.update(session.execute(
             select(AuditEvent.phone, func.count())
             .where(among(session, AuditEvent.phone, sorted(counts)), AuditEvent.at >= since,
