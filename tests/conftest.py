@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -52,6 +53,18 @@ def _drains_do_not_linger(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process drains answer a short batch at once (``workers.inbound.LINGER_S``); the tests
     of that wait set it themselves."""
     monkeypatch.setattr("workers.inbound.LINGER_S", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """An RQ worker run in the test's own thread installs its SIGINT and SIGTERM handlers and leaves
+    them: a later test of the same process that sends itself a Ctrl-C (the import's) then met RQ's
+    StopRequested instead. Each test ends with the handlers it started with."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

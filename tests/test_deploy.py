@@ -198,7 +198,6 @@ def _healthy(port: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
 def test_the_web_as_deployed_is_gunicorns_master_and_reloads_and_stops_on_its_signals(tmp_path):
     """The Procfile's command becomes gunicorn's master in its own process (what systemd's $MAINPID
     and a Procfile runner signal): HUP starts new workers, one still on the embedded Redis whatever
