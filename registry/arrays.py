@@ -56,10 +56,15 @@ class BinaryArray(list):
 def send_binary_arrays(dbapi_connection: Any, _record: Any = None) -> None:
     """On a new psycopg connection (an engine's ``connect`` event, ``registry.db.make_engine``): a
     :class:`BinaryArray` is dumped by psycopg's binary array dumper. Per connection, since SQLAlchemy's
-    dialect gives its connections a copy of psycopg's adapters taken when the engine was made."""
+    dialect gives its connections a copy of psycopg's adapters taken when the engine was made.
+    Another driver (``postgresql+psycopg2://`` given explicitly) has no adapters: it sends the
+    arrays as plain lists."""
+    adapters = getattr(dbapi_connection, "adapters", None)
+    if adapters is None:
+        return
     from psycopg.types.array import ListBinaryDumper
 
-    dbapi_connection.adapters.register_dumper(BinaryArray, ListBinaryDumper)
+    adapters.register_dumper(BinaryArray, ListBinaryDumper)
 
 
 class _AsGiven(UserDefinedType):

@@ -180,3 +180,14 @@ def test_on_postgresql_update_rows_is_one_statement(pg_database) -> None:
         reasons = dict(session.execute(select(OutboundMessage.id, OutboundMessage.failure_reason)).all())
     assert len(seen) == 1 and "unnest" in seen[0]
     assert reasons == {i: f"r{i}" for i in ids}
+
+
+def test_a_driver_without_psycopgs_adapters_is_left_alone():
+    """``postgresql+psycopg2://`` given explicitly: its connections have no ``adapters``; the engine's
+    connect hook leaves them as they are instead of failing every connection."""
+    from registry.arrays import send_binary_arrays
+
+    class Psycopg2Connection:  # what matters of one: no ``adapters``
+        pass
+
+    send_binary_arrays(Psycopg2Connection())
