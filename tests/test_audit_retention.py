@@ -116,6 +116,7 @@ def test_the_records_go_after_their_own_age_the_texts_after_theirs(runtime, monk
     assert done.exit_code == 0, done.output
     assert "1 audit rows, 1 outbound and 1 inbound message rows (older than 1827 days)" in done.output
     assert "1 announcement texts" in done.output
+    assert "0 guardians with no learner, 0 phone settings (idle for 1827 days)" in done.output
     with runtime.db.session() as s:
         assert [e.reference for e in s.scalars(select(AuditEvent))] == ["old"]
         assert [(m.cost, m.body) for m in s.scalars(select(OutboundMessage))] == [("old", PURGED)]
@@ -346,3 +347,65 @@ def test_the_newest_replies_of_a_series_and_those_since_a_release_are_read_throu
         assert answers_since(s, "KCSE", 2025, since) == 300
     count = _plan_of(pg_database, lambda s: answers_since(s, "KCSE", 2025, since))
     assert "ix_audit_events_series" in count and "Seq Scan on audit_events" not in count, count
+
+
+def test_guardians_with_no_learner_and_idle_phone_settings_go_after_the_records_age(database):
+    """A guardian row (a parent's name and phone) left with no learner, and a phone's settings after
+    no contact, go once the records' age has passed with nothing to keep them; a STOP stays."""
+    from registry.models import Guardian, GuardianLink, InboundMessage, PhoneSetting
+    from registry.models.accounts import PinSession
+    from registry.services.guardian_links import unlink_guardian
+
+    ancient, recent = utcnow() - timedelta(days=6 * 365), utcnow() - timedelta(days=300)
+
+    def guardian(s, phone: str, at=ancient) -> Guardian:
+        row = Guardian(phone=phone, name=f"Parent {phone[-2:]}", created_at=at, updated_at=at)
+        s.add(row)
+        s.flush()
+        return row
+
+    def setting(s, phone: str, language: str = "sw", opted_out: bool = False, at=ancient) -> None:
+        s.add(PhoneSetting(phone=phone, language=language, opted_out=opted_out, created_at=at, updated_at=at))
+
+    with database.transaction() as s:
+        learner = _learner(s)
+        gone = guardian(s, "+254700000001")  # unlinked years ago (or its learner removed)
+        s.add(PinSession(guardian_id=gone.id, session_id="old", verified_at=ancient))
+        setting(s, gone.phone)  # a departed guardian's settings go with it
+        linked = guardian(s, "+254700000002")
+        s.add(GuardianLink(learner_id=learner.id, guardian_id=linked.id, created_at=ancient, updated_at=ancient))
+        setting(s, linked.phone)  # a linked guardian's language is kept, however old
+        unlinked_lately = guardian(s, "+254700000003")
+        s.add(GuardianLink(learner_id=learner.id, guardian_id=unlinked_lately.id))
+        guardian(s, "+254700000004", at=recent)  # changed within the age
+        pin_lately = guardian(s, "+254700000005")
+        s.add(PinSession(guardian_id=pin_lately.id, session_id="new", verified_at=recent))
+        setting(s, "+254711000001")  # idle for years, no guardian: goes
+        setting(s, "+254711000002", opted_out=True)  # STOP kept, its language reset
+        setting(s, "+254711000003")  # unchanged, but texted lately: kept
+        s.add(InboundMessage(provider_id="in-1", sender="+254711000003", text="HELP", created_at=recent,
+                             updated_at=recent))
+        setting(s, "+254711000004", at=recent)
+    with database.transaction() as s:
+        unlink_guardian(s, "ABC234", "+254700000003", by="test")  # writes the audit row that keeps it
+        s.get(Guardian, unlinked_lately.id).updated_at = ancient
+
+    with database.transaction() as s:
+        assert (purge(s, timedelta(days=90)).guardian_rows, purge(s, timedelta(days=90)).phone_settings) == (0, 0)
+    with database.transaction() as s:
+        counts = purge(s, timedelta(days=90), timedelta(days=1827))
+    assert (counts.guardian_rows, counts.phone_settings) == (1, 3)
+
+    with database.session() as s:
+        assert sorted(g.phone for g in s.scalars(select(Guardian))) == [
+            "+254700000002", "+254700000003", "+254700000004", "+254700000005"]
+        assert s.scalars(select(PinSession.session_id)).all() == ["new"]
+        assert sorted((p.phone, p.language, p.opted_out) for p in s.scalars(select(PhoneSetting))) == [
+            ("+254700000002", "sw", False),
+            ("+254711000002", "en", True),
+            ("+254711000003", "sw", False),
+            ("+254711000004", "sw", False),
+        ]
+    with database.transaction() as s:  # idempotent
+        again = purge(s, timedelta(days=90), timedelta(days=1827))
+    assert (again.guardian_rows, again.phone_settings) == (0, 0)

@@ -114,11 +114,14 @@ def audited_phone(raw: str, param_hint: str = "--phone") -> str:
               show_envvar=True)
 @click.option("--records-older-than", "records_days", default=RECORDS_DAYS, show_default=True,
               type=click.IntRange(1, 36500), envvar="ELIMU_RECORDS_RETENTION_DAYS", show_envvar=True,
-              help="age in days of the audit rows and message rows removed (not less than --older-than)")
+              help="age in days of the audit rows and message rows removed, and of the guardian rows with no "
+                   "learner and phone settings with no contact for so long (not less than --older-than)")
 @pass_context
 def purge_command(ctx: Context, days: int, records_days: int) -> None:
     """Remove USSD session events and message texts older than the retention age, and the audit
-    trail and message rows (billing records) older than the records' age."""
+    trail and message rows (billing records) older than the records' age; also the guardian rows
+    linked to no learner, and the settings of phones not in touch, for the records' age (a STOP
+    is kept, its language reset)."""
     if records_days < days:
         raise click.BadParameter(f"{records_days} is less than --older-than ({days}): the records outlive the texts",
                                  param_hint="'--records-older-than' / ELIMU_RECORDS_RETENTION_DAYS")
@@ -129,7 +132,8 @@ def purge_command(ctx: Context, days: int, records_days: int) -> None:
         f"{counts.inbound_texts} inbound texts, {counts.announcement_texts} announcement texts, "
         f"{counts.one_time_codes} one-time codes (older than {days} days); "
         f"{counts.audit_rows} audit rows, {counts.outbound_rows} outbound and {counts.inbound_rows} inbound "
-        f"message rows (older than {records_days} days)"
+        f"message rows (older than {records_days} days); {counts.guardian_rows} guardians with no learner, "
+        f"{counts.phone_settings} phone settings (idle for {records_days} days)"
     )
 
 
