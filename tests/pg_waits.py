@@ -1,11 +1,13 @@
-"""Forcing an interleaving on PostgreSQL: wait until another transaction waits for a row lock."""
+"""Forcing an interleaving: wait until another transaction waits for a lock (PostgreSQL: a row or
+advisory lock, as pg_locks reports; SQLite: the database's write lock, as a write started)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from registry.db import Database
@@ -27,15 +29,44 @@ def wait_until_blocked(database: Database, done: threading.Event | None = None) 
     raise AssertionError("no transaction waited for a lock")
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
 class Behind:
     """``work(session)`` in a transaction of its own on another thread, which must come to wait for
-    a lock the caller's open transaction holds (checked on start); ``result`` once that one ended."""
+    a lock the caller's open transaction holds (checked on start); ``result`` once that one ended.
+
+    On SQLite, which has no row locks and reports no waits, the caller's transaction must have
+    written (it holds the database's write lock, as every lock of the code there is): the other one
+    waits once it starts a statement that writes, which is seen as its thread hands one to the
+    driver. Its reads before that write, if any, are done, against what was committed then."""
 
     def __init__(self, database: Database, work: Callable[[Session], object]) -> None:
         self._outcome: list[object] = []
         self._thread = threading.Thread(target=self._run, args=(database, work))
-        self._thread.start()
-        wait_until_blocked(database)
+        if not database.is_sqlite:
+            self._thread.start()
+            wait_until_blocked(database)
+            return
+        writing = threading.Event()
+
+        def saw(_conn, _cursor, statement: str, *_args: object) -> None:
+            if threading.current_thread() is self._thread and statement.lstrip().upper().startswith(_WRITES):
+                writing.set()
+
+        event.listen(database.engine, "before_cursor_execute", saw)
+        try:
+            self._thread.start()
+            deadline = time.monotonic() + 60  # a bound on a hang only
+            while not writing.wait(0.005):
+                if not self._thread.is_alive():
+                    assert writing.is_set(), "the other transaction ended without a write"
+                    break
+                assert time.monotonic() < deadline, "the other transaction started no write within 60 s"
+        finally:
+            event.remove(database.engine, "before_cursor_execute", saw)
+        # the write lock is the caller's, so a thread that has started a write cannot have ended
+        assert self._thread.is_alive(), "the other transaction's write did not wait for the caller's transaction"
 
     def _run(self, database: Database, work: Callable[[Session], object]) -> None:
         try:

@@ -155,29 +155,17 @@ def test_worker_needs_a_real_redis(run):
 
 def test_two_runs_of_one_announcement_at_once_queue_it_once(pg_database):
     """The school's row lock: the second run waits for the first to commit, then sees it."""
-    import threading
-
     from registry.services.announcements import RepeatedAnnouncement, announce
+    from tests.pg_waits import Behind
 
     with pg_database.transaction() as session:
         school = add_institution(session)
         add_guardian(session, P1, add_learner(session, school))
-    outcome: list[object] = []
     with pg_database.transaction() as first:
         announce(first, first.merge(school), "Closing day is Friday.")
-
-        def second_run() -> None:
-            with pg_database.transaction() as second:
-                try:
-                    outcome.append(announce(second, second.merge(school), "Closing day is Friday."))
-                except RepeatedAnnouncement as exc:
-                    outcome.append(exc)
-
-        thread = threading.Thread(target=second_run)
-        thread.start()
-        thread.join(0.5)
-        assert thread.is_alive()  # waiting on the school's row
-    thread.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], RepeatedAnnouncement)
+        # PostgreSQL reports the second run waiting on the school's row before this one commits
+        second = Behind(pg_database, lambda s: announce(s, s.merge(school), "Closing day is Friday."))
+    with pytest.raises(RepeatedAnnouncement):
+        second.result()
     with pg_database.session() as session:
         assert session.query(Announcement).count() == 1

@@ -19,7 +19,7 @@ from registry.services.secrets import OtpHasher, PinHasher, derive_key, generate
 from registry.services.ussd_services import RegistryServices
 from registry.signals import otp_event
 from tests.conftest import TEST_SECRET
-from tests.pg_waits import wait_until_blocked
+from tests.pg_waits import Behind
 from tests.ussd.support import PHONE, STRANGER, World
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -123,8 +123,6 @@ def test_two_code_requests_for_one_phone_at_once_send_one_code(database, first):
     """Two requests for one phone at once (a callback sent twice, a burst of forged ones): the
     second waits for the first's transaction and then finds its code, so the send limits hold.
     Without the phone's sending lock each would pass them, blind to the other's uncommitted code."""
-    import threading
-
     world = World(database, TEST_SECRET)
     world.learner()
 
@@ -136,28 +134,15 @@ def test_two_code_requests_for_one_phone_at_once_send_one_code(database, first):
 
     calls = {"activation": activation, "code": code}
     second_name = "code" if first == "activation" else "activation"
-    inside, done = threading.Event(), threading.Event()
     results: dict[str, object] = {}
-
-    def run_second() -> None:
-        inside.wait(10)
-        with database.transaction() as session:
-            results["second"] = calls[second_name](session)
-        done.set()
-
-    other = threading.Thread(target=run_second)
-    other.start()
     with database.transaction() as session:
         results["first"] = calls[first](session)
-        inside.set()
-        # the second request has its own transaction now; it must wait for this one to end (on
-        # PostgreSQL for the lock, as PostgreSQL reports; SQLite's wait for its writer shows nowhere)
-        if database.is_sqlite:
-            assert not done.wait(0.5), "the second request did not wait for the first one's code"
-        else:
-            wait_until_blocked(database)
-            assert not done.is_set(), "the second request did not wait for the first one's code"
-    other.join(10)
+        # the second request, in its own transaction, is seen waiting for this one before it ends: on
+        # PostgreSQL for the phone's lock, as PostgreSQL reports; on SQLite for the database's write
+        # lock, which this one holds, as it starts a write (its lock; without one, its first write
+        # is its code, after reads of the codes that missed this one's)
+        second = Behind(database, calls[second_name])
+    results["second"] = second.result()
     sent = {"activation": ActivationResult.MATCH, "code": SendResult.SENT}
     too_soon = {"activation": ActivationResult.TOO_SOON, "code": SendResult.TOO_SOON}
     assert results == {"first": sent[first], "second": too_soon[second_name]}
