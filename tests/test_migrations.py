@@ -292,18 +292,30 @@ def test_the_invalid_index_a_concurrent_build_gave_up_on_is_rebuilt_by_the_next_
 def test_an_upgrade_waits_for_one_holding_the_migration_lock_across_its_revisions(empty_pg_url):
     """The lock is a session's, not a transaction's: each revision commits on its own now."""
     import threading
+    import time
 
-    from registry.migrate import MIGRATION_LOCK
+    from registry.migrate import MIGRATION_LOCK, POLL_S
 
     database = Database(empty_pg_url)
     other = database.engine.connect()
+    pauses: list[float] = []
+    refused = threading.Event()
+
+    def pause(seconds: float) -> None:  # the upgrade found the lock held: a state, not a duration
+        pauses.append(seconds)
+        refused.set()
+        time.sleep(seconds)
+
     try:
         other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
         other.commit()
-        thread = threading.Thread(target=upgrade, args=(database.engine,))
+        thread = threading.Thread(target=upgrade, args=(database.engine,), kwargs={"sleep": pause})
         thread.start()
-        thread.join(1.5)
-        assert thread.is_alive()
+        deadline = time.monotonic() + 60  # bounds a hang only
+        while not refused.wait(0.01):
+            assert thread.is_alive(), "the upgrade ended without finding the migration lock held"
+            assert time.monotonic() < deadline, "the upgrade did not try the migration lock within 60 s"
+        assert thread.is_alive() and pauses[0] == POLL_S  # and it cannot end while the lock is held
         assert "alembic_version" not in inspect(database.engine).get_table_names()
         other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
         other.commit()
