@@ -12,6 +12,7 @@ from . import degraded, logs, security
 from .config import Settings
 from .fastpath import CallbackFastPath
 from .logs import configure_logging
+from .metrics import CALLBACKS_TOO_LARGE
 from .plain import plain
 from .runtime import Runtime
 
@@ -60,6 +61,8 @@ def create_app(
     def _http_error(exc: HTTPException):
         headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}  # Allow...
         if security.is_callback(request.path):  # a provider reads a callback's answer as one line of text
+            if exc.code == 413:  # over ELIMU_MAX_BODY_BYTES (the fast path counts its own)
+                CALLBACKS_TOO_LARGE.inc()
             return plain(f"{exc.name}: {' '.join(str(exc.description).split())}\n", exc.code or 500, headers=headers)
         return jsonify(error=exc.name, reason=exc.description), exc.code, headers
 

@@ -18,7 +18,8 @@ is not a form with a length within the limit) goes to Flask untouched, so every 
 (404, 405, 413...) stays Flask's. A form POSTed to any callback (events and delivery reports too)
 whose bytes are not UTF-8 is answered here, 400 with that reason, after the webhook checks:
 werkzeug would read it as an empty form, and the answer would name missing fields. Each 400 is
-counted ``malformed`` in ``elimu_callbacks_refused_total``, as the views count theirs. Installed
+counted ``malformed`` in ``elimu_callbacks_refused_total``, as the views count theirs, and a 413
+(a chunked body over the limit) ``too_large``, as the app's error handler counts Flask's. Installed
 inside ``ProxyFix``, so the client address it checks is the one Flask would see.
 """
 
@@ -34,7 +35,7 @@ from urllib.parse import unquote
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler used below
 
 from . import degraded, logs, security
-from .metrics import CALLBACKS_MALFORMED
+from .metrics import CALLBACKS_MALFORMED, CALLBACKS_TOO_LARGE
 from .plain import TEXT
 from .sms.routes import answer_inbound
 from .ussd.routes import GET_ADAPTERS, adapters, answer_hop
@@ -113,8 +114,8 @@ class CallbackFastPath:
             return _answer(start_response, 403, security.FORBIDDEN, request_id)
         body, refusal = self._body(environ)
         if refusal is not None:
-            if refusal[0] == 400:  # cut short of its length; a 413 (over the limit) is not, as Flask's are not
-                CALLBACKS_MALFORMED.inc()
+            # a 400 (cut short of its length) or a 413 (a chunked body over the limit)
+            (CALLBACKS_MALFORMED if refusal[0] == 400 else CALLBACKS_TOO_LARGE).inc()
             return _answer(start_response, *refusal, request_id)
         try:
             form = first_values(body.decode())

@@ -59,6 +59,8 @@ CALLBACKS_REFUSED = Counter("elimu_callbacks_refused", "Provider callbacks refus
 # A callback answered 400 (a field missing or unreadable, a body not UTF-8 or cut short): bound once,
 # for the USSD routes and the fast path (``labels`` checks and locks on every call)
 CALLBACKS_MALFORMED = CALLBACKS_REFUSED.labels("malformed")
+# A callback answered 413 (a body over ELIMU_MAX_BODY_BYTES), by the fast path or by Flask: bound once too
+CALLBACKS_TOO_LARGE = CALLBACKS_REFUSED.labels("too_large")
 # Counted where the row is written: USSD's (PIN choices, activation misses) by the web, SMS results'
 # (replies, misses, refusals) by the workers; ``action`` is one of the names the code fixes.
 AUDIT_EVENTS = Counter("elimu_audit_events", "Audit trail rows committed, by action", ["action"])

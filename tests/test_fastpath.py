@@ -255,3 +255,28 @@ def test_every_400_of_a_hop_is_counted_malformed_on_both_paths(runtime, tmp_path
     assert via_fast.post("/ussd/africastalking", data=_hop()).status_code == 200
     assert _malformed() - before == 12  # a good hop is not
 
+
+
+def _too_large() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("elimu_callbacks_refused_total", {"reason": "too_large"}) or 0.0
+
+
+def test_every_413_of_a_callback_is_counted_too_large_on_both_paths(runtime, tmp_path):
+    """A USSD or SMS callback over ELIMU_MAX_BODY_BYTES, refused 413 by Flask (a body of a stated
+    length) or by the fast path (a chunked one), was counted nowhere."""
+    fast, via_fast, via_flask = _paths(runtime, tmp_path, sealed=False, max_body_bytes=1024)
+    big = _hop(text="1" * 5000) | {"from": "+254712345678", "id": "ATXid_big"}
+    before, malformed = _too_large(), _malformed()
+    for client in (via_fast, via_flask):
+        for path in ("/ussd/africastalking", "/sms/africastalking/inbound"):
+            assert client.post(path, data=big).status_code == 413
+    assert _too_large() - before == 4
+    chunked = {"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}
+    for path in ("/ussd/africastalking", "/sms/africastalking/inbound"):
+        assert _call(fast, path, urlencode(big).encode(), **chunked)[0] == 413
+    assert _too_large() - before == 6
+    assert via_fast.post("/ussd/africastalking", data=_hop()).status_code == 200
+    assert via_fast.post("/no/such/page", data="x" * 5000).status_code == 413  # not a callback: not counted
+    assert (_too_large() - before, _malformed() - malformed) == (6, 0)

@@ -118,7 +118,7 @@ def _known_values() -> dict[tuple[str, str], set[str]]:
             ("elimu_queue_depth", "queue"): set(metrics.QUEUES),
             ("elimu_queue_oldest_seconds", "queue"): set(metrics.QUEUES),
             ("elimu_up", "dependency"): {"redis", "database"},
-            ("elimu_callbacks_refused_total", "reason"): {"token", "network", "malformed"},
+            ("elimu_callbacks_refused_total", "reason"): {"token", "network", "malformed", "too_large"},
             ("elimu_ussd_hops_total", "outcome"): set(USSD_OUTCOMES),
             ("elimu_degraded_answers_total", "answer"): {"busy", "retry_later", "spooled", "unavailable"},
             ("elimu_degraded_answers_total", "cause"): {"database", "redis", "outage", "error"},
