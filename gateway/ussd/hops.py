@@ -95,8 +95,9 @@ class HopHandler:
             mine = record is None or record.phone == phone  # None: the session's first hop still acting
             screen = record.state.get("screen", "none") if record is not None and mine else "none"
             if waited is not None:  # that hop's answer, given again as a retried hop's is
-                count_hop(screen, "replayed")
-                return waited
+                answer, shown = waited  # counted on the screen it shows, as that hop counted it
+                count_hop(shown or screen, "replayed")
+                return answer
             # busy: the other hop held the session past the wait, or the session id is another phone's
             count_hop(screen, "locked" if mine else "other_phone")
             return UssdAnswer(text(spoken_language(opened, phone), "end.busy"), end=True)

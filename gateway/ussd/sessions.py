@@ -199,10 +199,13 @@ class SessionStore:
         if self.redis.get(key) == token.encode():
             self.redis.delete(key)
 
-    def wait_for_answer(self, session_id: str, text: str, phone: str, timeout: float = 3.0) -> UssdAnswer | None:
-        """For the losing twin of a concurrent hop: the winner's answer once stored, or None. Only
-        ``phone``'s own session answers: a hop of another phone that names the session id (and its
-        text) while its owner's hop runs must not be handed the owner's screen."""
+    def wait_for_answer(self, session_id: str, text: str, phone: str,
+                        timeout: float = 3.0) -> tuple[UssdAnswer, str | None] | None:
+        """For the losing twin of a concurrent hop: the winner's answer once stored, with the screen
+        it shows (from the record it was read in; None if the session has already moved past it, as
+        the record keeps only its latest screen), or None. Only ``phone``'s own session answers: a hop
+        of another phone that names the session id (and its text) while its owner's hop runs must
+        not be handed the owner's screen."""
         deadline = time.monotonic() + timeout
         key = self.digest(session_id, text)
         while time.monotonic() < deadline:
@@ -214,9 +217,11 @@ class SessionStore:
             time.sleep(WAIT_STEP)
         return None
 
-    def _answer_of(self, session_id: str, key: str, phone: str) -> UssdAnswer | None:
+    def _answer_of(self, session_id: str, key: str, phone: str) -> tuple[UssdAnswer, str | None] | None:
         record = self.load(session_id)
-        return record.answer_for(key) if record is not None and record.phone == phone else None
+        if record is None or record.phone != phone or (answer := record.answer_for(key)) is None:
+            return None
+        return answer, str(record.state.get("screen")) if record.last_digest == key else None
 
     def save(self, record: SessionRecord, resume: ResumeAction, held: Opened | None = None) -> bool:
         """Store the session and its resume point and release the lock, in one round trip; False

@@ -62,6 +62,9 @@ def test_two_simultaneous_identical_hops_act_once(world, stack, sms, runtime):
     handler.store.wait_for_answer = wait_for_answer
     answers: dict[str, str] = {}
     replayed = hops("replayed")
+    was_on = handler.store.load("s2").state["screen"]
+    shown = "act.otp"
+    on_shown, on_was_on = (value("elimu_ussd_hops_total", screen=screen, outcome="replayed") for screen in (shown, was_on))
 
     def hop(name: str) -> None:
         answers[name] = post(app_client.application.test_client(), "s2", "1*12345678*05092014")
@@ -76,7 +79,11 @@ def test_two_simultaneous_identical_hops_act_once(world, stack, sms, runtime):
     assert answers["first"] == answers["second"]
     assert answers["first"].startswith("CON We sent a 6-digit code")
     assert len(sms.otps(PHONE)) == 1
+    assert handler.store.load("s2").state["screen"] == shown != was_on
     assert hops("replayed") - replayed == 1  # the twin, given the first hop's answer
+    # ... counted on the screen of that answer (the code), not the one the twin was on (the date of birth)
+    assert value("elimu_ussd_hops_total", screen=shown, outcome="replayed") - on_shown == 1
+    assert value("elimu_ussd_hops_total", screen=was_on, outcome="replayed") == on_was_on
 
 
 def test_an_expired_session_starts_fresh(world, stack, clock):
