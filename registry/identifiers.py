@@ -157,6 +157,18 @@ _UPI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/")
 _UPI_FORM = re.compile(rf"[A-Z0-9/-]{{1,{_UPI_MAX_LENGTH}}}")
 
 
+# A UPI as it stands in a message's text: a run of the stored form's characters between others
+# (``ZQ6NFN`` in "Jane K. ZQ6NFN; Peter K. ZKA8MQ"). Assigned and imported UPIs alike.
+_UPI_TOKEN = re.compile(rf"(?<![A-Za-z0-9/-])[A-Z0-9/-]{{1,{_UPI_MAX_LENGTH}}}(?![A-Za-z0-9/-])")
+
+
+def upi_tokens(text: str) -> set[str]:
+    """The words of ``text`` written as a stored UPI could be (upper-case letters, digits, ``/``, ``-``).
+
+    A superset of the UPIs it holds: callers match them against ``Learner.upi``."""
+    return set(_UPI_TOKEN.findall(text or ""))
+
+
 class InvalidUpi(ValueError):
     """A UPI we cannot use, with a reason a person can act on."""
 

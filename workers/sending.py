@@ -114,7 +114,8 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     """Mark the rows among ``ids`` that are queued and due submitted. An OTP claimed without its
     clear text (its job was recreated from the database), or older than its code, expires at once
     instead, and an announcement to a phone that opted out (STOP), or of an announcement cancelled, ends failed, unsent,
-    as does a transfer notice naming a learner its phone is no longer verified for (``withdraw_unverified``).
+    as does a transfer notice or a UPI message naming a learner its phone is no longer verified for
+    (``withdraw_unverified``).
 
     A row waiting out a retry interval is not due: a job running early (its first job, still in a
     queue when the batch it shared failed) leaves it to the retry scheduled for it.
@@ -151,7 +152,7 @@ def claim(session: Session, ids: Sequence[int], clear: Mapping[int, str], provid
     if orphans:
         expire_orphaned_otps(session, orphans, MessageStatus.SUBMITTED)
         claimed = [c for c in claimed if c.id not in orphans]
-    return withdraw_unverified(session, claimed)  # a notice whose phone lost its learner since it was queued
+    return withdraw_unverified(session, claimed)  # a notice or UPI whose phone lost its learner since queued
 
 
 def expire_orphaned_otps(session: Session, ids: Sequence[int], status: MessageStatus = MessageStatus.QUEUED) -> int:

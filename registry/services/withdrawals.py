@@ -3,7 +3,8 @@
 A message naming a learner is audited when it is queued (``transfer_notice``, ``upi_sent``,
 ``results_replied``): the disclosure is recorded with the message, in its transaction. When such a
 message is withdrawn before a worker handed it to AT (its phone unlinked from the learner, the
-phone's data erased, the phone found no longer verified for the learner when a worker takes it), the learner's data never left: each
+phone's data erased, or, for a transfer notice or a UPI message, the phone found no longer verified
+for every learner it names when a worker takes it), the learner's data never left: each
 withdrawal is recorded as ``disclosure_withdrawn`` (the phone, the learner, the message id as its
 reference, the kind and why in its detail), so ``elimu audit`` shows that the disclosure recorded
 for it did not happen. Announcements and codes are not disclosures of a learner and are not recorded.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from ..identifiers import upi_tokens
 from ..models import (
     AuditEvent,
     Guardian,
@@ -126,25 +128,15 @@ UNVERIFIED = "not sent: the phone is no longer verified for the learner"
 
 
 def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Claimed]:
-    """The send-time check of ``workers.sending.claim``: of the rows just claimed, end the transfer
-    notices naming a learner whose phone is no longer verified for that learner (unlinked, or its
-    data erased, after the notice was queued: a transfer committing at the same moment as the
-    unlink queues one the unlink could not see), ``failed`` with ``UNVERIFIED`` and recorded as
-    ``disclosure_withdrawn``; return the others. One indexed query for a batch holding notices
-    (their audit rows by phone), none for any other batch (announcements, codes, replies)."""
-    notices = {c.id: c for c in claimed if c.kind == MessageKind.NOTICE}
-    if not notices:
-        return list(claimed)
-    verified = (
-        select(GuardianLink.id).join(Guardian, Guardian.id == GuardianLink.guardian_id)
-        .where(Guardian.phone == AuditEvent.phone, GuardianLink.learner_id == AuditEvent.learner_id,
-               GuardianLink.verified_at.is_not(None))
-        .exists()
-    )
-    gone = session.execute(select(AuditEvent.reference, AuditEvent.phone, AuditEvent.learner_id).where(
-        AuditEvent.phone.in_(sorted({c.recipient for c in notices.values()})), AuditEvent.action == NOTICE_ACTION,
-        AuditEvent.reference.in_([str(i) for i in notices]), ~verified)).all()
-    ended = {int(reference) for reference, phone, _ in gone if notices[int(reference)].recipient == phone}
+    """The send-time check of ``workers.sending.claim``: of the rows just claimed, end those naming a
+    learner whose phone is no longer verified for that learner (unlinked, or its data erased, after
+    the message was queued: a transfer or a UPI request committing at the same moment as the unlink
+    queues one the unlink could not see), ``failed`` with ``UNVERIFIED`` and recorded as
+    ``disclosure_withdrawn``; return the others. A transfer notice names the learner of its audit
+    row; a UPI message every learner whose UPI it holds (``_unverified_upis``). One indexed query for
+    a batch holding notices and one for a batch holding UPI messages (their audit rows by phone),
+    none for any other batch (announcements, codes, results replies)."""
+    ended = _unverified_notices(session, claimed) | _unverified_upis(session, claimed)
     if not ended:
         return list(claimed)
     session.execute(
@@ -154,8 +146,66 @@ def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Cl
                 attempts=OutboundMessage.attempts - 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    for reference, phone, learner in gone:
-        if int(reference) in ended:
+    for message_id, (kind, phone, learners) in sorted(ended.items()):
+        for learner in sorted(learners, key=lambda x: x or 0):
             record_disclosure(session, phone=phone, learner_id=learner, action=WITHDRAWN_ACTION, channel="sms",
-                              reference=reference, detail=f"{MessageKind.NOTICE.value} {UNVERIFIED}"[:200])
+                              reference=str(message_id), detail=f"{kind.value} {UNVERIFIED}"[:200])
     return [c for c in claimed if c.id not in ended]
+
+
+_Ended = dict[int, tuple[MessageKind, str, set[int | None]]]  # message id -> (kind, phone, learners named)
+
+
+def _verified(phone: ColumnElement[str], learner_id: ColumnElement[int | None]) -> ColumnElement[bool]:
+    """Whether ``phone`` is verified for ``learner_id`` (a correlated EXISTS)."""
+    return (
+        select(GuardianLink.id).join(Guardian, Guardian.id == GuardianLink.guardian_id)
+        .where(Guardian.phone == phone, GuardianLink.learner_id == learner_id, GuardianLink.verified_at.is_not(None))
+        .exists()
+    )
+
+
+def _unverified_notices(session: Session, claimed: Sequence[Claimed]) -> _Ended:
+    """The claimed transfer notices whose phone is not verified for the learner their audit row names."""
+    notices = {c.id: c for c in claimed if c.kind == MessageKind.NOTICE}
+    if not notices:
+        return {}
+    gone = session.execute(select(AuditEvent.reference, AuditEvent.phone, AuditEvent.learner_id).where(
+        AuditEvent.phone.in_(sorted({c.recipient for c in notices.values()})), AuditEvent.action == NOTICE_ACTION,
+        AuditEvent.reference.in_([str(i) for i in notices]),
+        ~_verified(AuditEvent.phone, AuditEvent.learner_id))).all()
+    ended: _Ended = {}
+    for reference, phone, learner in gone:
+        if notices[int(reference)].recipient == phone:
+            ended.setdefault(int(reference), (MessageKind.NOTICE, phone, set()))[2].add(learner)
+    return ended
+
+
+def _unverified_upis(session: Session, claimed: Sequence[Claimed]) -> _Ended:
+    """The claimed UPI messages whose phone is not verified for every learner they name, or that name
+    none still on the registry. A UPI message's audit row (``upi_sent``) names the USSD session or
+    the inbound SMS, not the message, so a message names each learner with a ``upi_sent`` row for its
+    phone whose UPI is a word of its text (``identifiers.upi_tokens``); the phone's rows only, so a
+    word of the text that happens to be another learner's UPI names nobody.
+
+    Every learner, not any: one text carries them all, and sending it discloses each UPI it holds,
+    so a phone unlinked from one of two children must not get the unlinked child's UPI because it is
+    still verified for the other; the parent asks again and gets the UPIs still theirs."""
+    upis = {c.id: (c, upi_tokens(c.body)) for c in claimed if c.kind == MessageKind.UPI}
+    if not upis:
+        return {}
+    words = sorted(set().union(*(tokens for _, tokens in upis.values())))
+    rows = session.execute(
+        select(AuditEvent.phone, Learner.id, Learner.upi, _verified(AuditEvent.phone, Learner.id))
+        .join(Learner, Learner.id == AuditEvent.learner_id)
+        .where(AuditEvent.phone.in_(sorted({c.recipient for c, _ in upis.values()})),
+               AuditEvent.action == UPI_ACTION, Learner.upi.in_(words or [""]))
+        .distinct()
+    ).all()
+    ended: _Ended = {}
+    for message_id, (message, tokens) in upis.items():
+        named = {(learner, bool(verified)) for phone, learner, upi, verified in rows
+                 if phone == message.recipient and upi in tokens}
+        if not named or not all(verified for _, verified in named):
+            ended[message_id] = (MessageKind.UPI, message.recipient, {learner for learner, _ in named} or {None})
+    return ended

@@ -31,6 +31,7 @@ from registry.identifiers import (
     normalize_upi,
     parse_msisdn,
     upi_check_char,
+    upi_tokens,
 )
 from registry.importer.fields import phone as fast_phone
 from registry.levels import SCHOOL_GRADES, InvalidGrade, normalize_school_grade
@@ -376,3 +377,12 @@ def test_a_kcpe_subject_mark_is_out_of_100():
     for bad in ("ENG:730 B+", "ENG:101 A", "ENG:999 A"):
         with pytest.raises(InvalidExamData, match="ENG mark .* above 100"):
             check_subjects(kcpe, bad)
+
+
+def test_the_upis_a_text_holds_are_among_its_upi_shaped_words():
+    """Assigned and imported UPIs alike, whole words only: a word with lower-case letters, or a UPI
+    inside a longer run of UPI characters, is no UPI."""
+    words = upi_tokens("UPI: Jane K. ZQ6NFN; Peter K. ZKA8MQ (+1 more: dial *384*12#) NEM/2017-44 xZQ6NFN ZQ6NFNx")
+    assert {"ZQ6NFN", "ZKA8MQ", "NEM/2017-44"} <= words
+    assert not words & {"Jane", "ZQ6NFNx", "xZQ6NFN", "dial"}
+    assert upi_tokens("") == set()
