@@ -9,13 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from registry.identifiers import generate_upi, is_valid_assigned_upi
 from registry.importer import LEARNER_COLUMNS, CsvFile, UnreadableFile
 from registry.importer.first_rows import FirstRows
 from registry.models import Guardian, GuardianLink, Institution, Learner
 from tests.figures import report_figure
+from tests.pg_waits import wait_until_blocked
 
 from .support import generate_learners, learner, run_learners, snapshot, write_learners
 
@@ -232,30 +233,45 @@ def test_an_institution_named_otherwise_than_on_its_first_row_is_a_warning(datab
 
 
 def test_the_first_row_names_an_institution_whichever_batch_commits_first(database, tmp_path, monkeypatch):
-    """Two writers: the second batch (line 3) looks the institution up only after the first batch
-    (line 2) committed it; it must keep line 2's name, not write its own."""
+    """Two writers, line 3's batch naming the institution otherwise than line 2's: it must keep line
+    2's name, not write its own. On PostgreSQL the second batch (line 3) has started before the
+    first (line 2) committed the institution, and looks it up only after that commit; on SQLite,
+    where a batch holds the write lock from its start, the second batch commits first."""
     import registry.importer.bulk as bulk
     import registry.importer.learners as learners
 
-    upsert, select_in = learners.LearnerWriter._upsert_institutions, bulk.Bulk.select_in
-    second = threading.local()
+    write, committed, select_in = learners.LearnerWriter.write, learners.LearnerWriter.committed, bulk.Bulk.select_in
+    batch = threading.local()
+    looking, done = threading.Event(), {2: threading.Event(), 3: threading.Event()}
 
-    def upsert_institutions(self, bulk_, rows):
-        second.batch = rows[0].line == 3
-        return upsert(self, bulk_, rows)
+    def write_in_order(self, session, rows):
+        batch.line = rows[0].line
+        if batch.line == 2 and database.is_sqlite:
+            assert done[3].wait(30), "line 3's batch did not commit"
+        outcomes = write(self, session, rows)
+        if batch.line == 2 and not database.is_sqlite:  # the institution inserted, not committed
+            assert looking.wait(30), "line 3's batch did not come to look the institution up"
+        return outcomes
 
-    def slow_select_in(self, columns, key, values):
-        if getattr(second, "batch", False) and key.table.name == "institutions":
-            time.sleep(0.3)
+    def committed_then_tell(self):
+        committed(self)
+        done[batch.line].set()
+
+    def select_after_the_commit(self, columns, key, values):
+        if batch.line == 3 and key.table.name == "institutions" and not database.is_sqlite:
+            looking.set()
+            assert done[2].wait(30), "line 2's batch did not commit"
         return select_in(self, columns, key, values)
 
-    monkeypatch.setattr(learners.LearnerWriter, "_upsert_institutions", upsert_institutions)
-    monkeypatch.setattr(bulk.Bulk, "select_in", slow_select_in)
+    monkeypatch.setattr(learners.LearnerWriter, "write", write_in_order)
+    monkeypatch.setattr(learners.LearnerWriter, "committed", committed_then_tell)
+    monkeypatch.setattr(bulk.Bulk, "select_in", select_after_the_commit)
     rows = [learner(upi="KE1"), learner(upi="KE2", birth_certificate_no="B2", institution_name="Kilimani P")]
     report, _ = run_learners(database, write_learners(tmp_path / "a.csv", rows), batch_size=1, writers=2)
     assert (report.added, report.warnings) == (2, 1)
     with database.session() as session:
         assert session.scalars(select(Institution.name)).one() == "Kilimani Primary"
+    assert looking.is_set() != database.is_sqlite  # PostgreSQL: line 3's batch looked after line 2's commit
 
 
 def test_a_learner_in_transfer_keeps_the_school_the_transfer_decides(database, tmp_path):
@@ -350,27 +366,77 @@ def test_concurrent_imports_never_give_two_learners_one_upi(database, tmp_path, 
 
 
 def test_two_imports_creating_the_same_upi_less_learner_make_one(database, tmp_path, monkeypatch):
-    """The window between looking a birth certificate up and inserting the learner is widened on
-    purpose; the second import must wait for the first and then find its learner."""
+    """The first import has looked the birth certificates up (none found) and is about to insert the
+    learners when the second starts: the second must wait for the first (PostgreSQL: seen waiting
+    on a lock; SQLite: its first write handed to the driver while the first holds the write lock)
+    and then find its learners."""
     import registry.importer.bulk as bulk
+    import registry.importer.learners as learners
 
-    insert = bulk.Bulk.insert
+    insert, write = bulk.Bulk.insert, learners.LearnerWriter.write
+    inside, go, second_done, writing = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    writers: list[object] = []
+    batch = threading.local()
 
-    def slow_insert(self, table, rows, *args, **kwargs):
-        if table.name == "learners":
-            time.sleep(0.3)
+    def insert_once_in(self, table, rows, *args, **kwargs):
+        if table.name == "learners" and not inside.is_set():  # the first import, the learners looked up
+            inside.set()
+            assert go.wait(30), "the second import was not seen waiting"
         return insert(self, table, rows, *args, **kwargs)
 
+    def write_telling_which(self, session, rows):
+        if self not in writers:
+            writers.append(self)
+        batch.second = writers.index(self) == 1
+        return write(self, session, rows)
+
+    def saw(_conn, _cursor, statement: str, *_args: object) -> None:
+        if getattr(batch, "second", False) and statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writing.set()
+
     run_learners(database, write_learners(tmp_path / "school.csv", [learner(upi="SEED", guardian_phone="")]))
-    monkeypatch.setattr(bulk.Bulk, "insert", slow_insert)
+    monkeypatch.setattr(bulk.Bulk, "insert", insert_once_in)
+    monkeypatch.setattr(learners.LearnerWriter, "write", write_telling_which)
     paths = [
         write_learners(tmp_path / f"l{t}.csv",
                        [learner(upi="", birth_certificate_no=f"SAME-{i}", guardian_phone=f"07{t}{i:07d}") for i in range(20)])
         for t in range(2)
     ]  # fmt: skip
-    assert _in_threads(lambda path: run_learners(database, path), paths) == []
+    errors: list[Exception] = []
+
+    def run(path: Path, done: threading.Event | None = None) -> None:
+        try:
+            run_learners(database, path)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+        finally:
+            if done is not None:
+                done.set()
+
+    first = threading.Thread(target=run, args=(paths[0],))
+    first.start()
+    assert inside.wait(30), "the first import did not come to insert its learners"
+    second = threading.Thread(target=run, args=(paths[1], second_done))
+    event.listen(database.engine, "before_cursor_execute", saw)
+    try:
+        second.start()
+        if database.is_sqlite:
+            deadline = time.monotonic() + 60  # a bound on a hang only
+            while not writing.wait(0.005) and not second_done.is_set():
+                assert time.monotonic() < deadline, "the second import started no write within 60 s"
+        else:
+            wait_until_blocked(database, second_done)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", saw)
+    waited = not second_done.is_set()  # the first holds its lock: a second that waits cannot have ended
+    go.set()
+    first.join(60)
+    second.join(60)
+    assert not first.is_alive() and not second.is_alive()
+    assert errors == []
     assert _count(database, Learner) == 21
     assert _count(database, GuardianLink) == 40
+    assert waited, "the second import ended while the first was inside its window"
 
 
 @pytest.mark.parametrize(
