@@ -60,12 +60,15 @@ def test_a_transfer_requested_while_an_import_moves_the_learner_leaves_them_cons
     request = threading.Thread(target=requesting)
     request.start()
     wait_until_blocked(pg_database, done)
+    waited = not done.is_set()  # the import holds the learner's row: a request that waits cannot have ended
     go.set()
-    importing.join(10)
-    request.join(10)
+    importing.join(60)
+    request.join(60)
+    assert not importing.is_alive() and not request.is_alive()
     assert outcome == ["requested"]
     with pg_database.session() as session:
         moved = session.scalars(select(Learner).where(Learner.upi == "KE1")).one()
         transfer = session.scalars(select(Transfer).where(Transfer.learner_id == moved.id)).one()
         assert transfer.from_institution_id == moved.institution_id, "the transfer leaves a school the learner is not at"
         assert moved.grade == "Grade 7"
+    assert waited, "the transfer request ended while the import was inside its window"
