@@ -18,7 +18,7 @@ results. ``--profile`` adds a round under cProfile and prints its top entries.
 
 ``--against TREE`` compares this code with another copy of it (``git worktree add /tmp/drain-old
 <commit>``; that copy must have this tool): the other copy's tool runs in a second process, on a
-database and Redis db of its own, and the two take turns batch by batch (``bench.hop_cpu.Turns``), so
+database and Redis db of its own, and the two take turns batch by batch (``bench.turns``), so
 a neighbour's load on this shared machine hits both alike; the report adds the median of the paired
 batch ratios (this code's batch over the other's) and both sides' PostgreSQL CPU a message.
 """
@@ -30,19 +30,29 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import datagen
 from .figures import INBOUND_BASE, prepare
-from .harness import REDIS_BASE, SECRET, drop_database, fresh_database, release_redis_db, reserve_redis_db
-from .hop_cpu import NO_TURNS, Turns
+from .harness import SECRET, drop_database, fresh_database
+from .turns import (
+    NO_TURNS,
+    Turns,
+    figures_of,
+    hand_back,
+    paired,
+    redis_db,
+    sides,
+    start_other,
+    stop_on_sigterm,
+    stop_other,
+)
 
 DATABASE = "elimu_drain_cpu"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -230,18 +240,6 @@ def measure(database_url: str, redis_url: str, args: argparse.Namespace, out: An
     return figures
 
 
-@contextlib.contextmanager
-def _redis_db(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    reserved = reserve_redis_db()
-    try:
-        yield f"{REDIS_BASE.rstrip('/')}/{reserved}"
-    finally:
-        release_redis_db(reserved)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drain_cpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=4000, help="texts a round (4000)")
@@ -259,58 +257,40 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages, --rounds and --results must be 1 or more, --warmup 0 or more")
     if args.against is not None and not (args.against / "bench" / "drain_cpu.py").is_file():
         parser.error(f"--against: {args.against} has no bench/drain_cpu.py")
-    other = _start_other(args) if args.against is not None else None
+    stop_on_sigterm()
+    other = start_other("bench.drain_cpu", args.against, _turns_argv(args)) if args.against is not None else None
     try:
-        if args.taking_turns:  # stdout carries the turns, then the figures; the report goes to stderr
-            turns, out = Turns(sys.stdin, sys.stdout, first=False), sys.stderr
-        elif other is not None:
-            turns, out = Turns(other.stdout, other.stdin), sys.stdout
-        else:
-            turns, out = NO_TURNS, sys.stdout
-        with _redis_db(args.redis_url) as redis_url:
+        turns, out = sides(args.taking_turns, other)
+        with redis_db(args.redis_url) as redis_url:
             try:
                 figures = measure(fresh_database(DATABASE), redis_url, args, out, turns)
             finally:
                 drop_database(DATABASE)
         if args.taking_turns:
-            print("figures " + json.dumps(figures), flush=True)
+            hand_back(figures)
         elif other is not None:
-            _compare(figures, _figures_of(other), args.against)
+            _compare(figures, figures_of(other), args.against)
     finally:
-        if other is not None and other.poll() is None:
-            other.kill()
-            other.wait()
+        if other is not None:
+            stop_other(other)
     return 0
 
 
-def _start_other(args: argparse.Namespace) -> subprocess.Popen:
-    """The tool of ``--against``'s copy, with the same measurement, taking turns with this one (its
-    own database, its own Redis db)."""
-    argv = [sys.executable, "-m", "bench.drain_cpu", "--taking-turns", "--messages", str(args.messages),
-            "--rounds", str(args.rounds), "--results", str(args.results), "--warmup", str(args.warmup)]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # that copy's code, not this one's
-    return subprocess.Popen(argv, cwd=args.against, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-
-
-def _figures_of(other: subprocess.Popen) -> dict[str, Any]:
-    for line in other.stdout:  # type: ignore[union-attr]
-        if line.startswith("figures "):
-            other.wait()
-            return json.loads(line[len("figures "):])
-    raise SystemExit(f"--against: the other process ended without its figures (exit {other.wait()})")
+def _turns_argv(args: argparse.Namespace) -> list[str]:
+    """The other copy's measurement: the same as this one's (its own database, its own Redis db)."""
+    return ["--messages", str(args.messages), "--rounds", str(args.rounds), "--results", str(args.results),
+            "--warmup", str(args.warmup)]
 
 
 def _compare(this: dict[str, Any], other: dict[str, Any], tree: Path) -> None:
     """The two copies' figures side by side, and the median of their paired batches' ratios."""
-    def paired(name: str) -> float:
-        return statistics.median(a / b for a, b in zip(this[name], other[name], strict=True) if b > 0)
-
     print(f"against {tree}: there drain {other['drain_us_median']:.1f}, send {other['send_us_median']:.1f}, "
           f"PostgreSQL {other['server_us_mean']:.1f} us a message; here drain {this['drain_us_median']:.1f}, "
           f"send {this['send_us_median']:.1f}, PostgreSQL {this['server_us_mean']:.1f}")
-    print(f"paired batches, here / there (median of {len(this['drain'])}): drain {paired('drain'):.3f}, "
-          f"send {paired('send'):.3f}; PostgreSQL (totals) {this['server_us_mean'] / max(other['server_us_mean'], 1e-9):.3f}")
+    drain, send = paired(this["drain"], other["drain"]), paired(this["send"], other["send"])
+    server = this["server_us_mean"] / max(other["server_us_mean"], 1e-9)
+    print(f"paired batches, here / there (median of {len(this['drain'])}): drain {drain:.3f}, send {send:.3f}; "
+          f"PostgreSQL (totals) {server:.3f}")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +36,19 @@ from typing import Any
 
 from . import datagen
 from .figures import FLOW_SCREENS, _flow_inputs, _hop_form
-from .harness import REDIS_BASE, SECRET, drop_database, fresh_database, release_redis_db, reserve_redis_db
+from .harness import SECRET, drop_database, fresh_database
+from .turns import (
+    NO_TURNS,
+    Turns,
+    figures_of,
+    hand_back,
+    paired,
+    redis_db,
+    sides,
+    start_other,
+    stop_on_sigterm,
+    stop_other,
+)
 
 HOPS = 3  # dial, ``1``, the birth certificate number (B1's flow)
 KINDS = ("dial", "menu", "identifier")
@@ -90,32 +99,6 @@ def _call(app: Wsgi, environ: dict[str, Any]) -> bytes:
     finally:
         if hasattr(result, "close"):
             result.close()
-
-
-class Turns:
-    """Batches taken in turn with another process over a pair of pipes (``--against``): a batch
-    runs between ``begin`` and ``end``. This side (``first``) starts; without pipes, no turns."""
-
-    def __init__(self, reader: Any = None, writer: Any = None, *, first: bool = True) -> None:
-        self.reader, self.writer, self.first = reader, writer, first
-
-    def begin(self) -> None:
-        if self.reader is not None and not self.first:
-            self._wait()
-
-    def end(self) -> None:
-        if self.writer is not None:
-            self.writer.write("go\n")
-            self.writer.flush()
-            if self.first:
-                self._wait()
-
-    def _wait(self) -> None:
-        if self.reader.readline() != "go\n":
-            raise SystemExit("--against: the other process stopped taking turns (see its errors above)")
-
-
-NO_TURNS = Turns()
 
 
 def run_round(app: Wsgi, phones: range, batch: int, label: str, *, check: bool = True,
@@ -275,21 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--flows, --rounds and --batch must be 1 or more, --warmup 0 or more")
     if args.against is not None and not (args.against / "bench" / "hop_cpu.py").is_file():
         parser.error(f"--against: {args.against} has no bench/hop_cpu.py")
-    # stopped (kill, a CI timeout): its database and Redis db are let go as at the end
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    reserved = None
-    if args.redis_url is None:
-        reserved = reserve_redis_db()
-    redis_url = args.redis_url or f"{REDIS_BASE.rstrip('/')}/{reserved}"
-    other = _start_other(args) if args.against is not None else None
+    stop_on_sigterm()
+    other = start_other("bench.hop_cpu", args.against, _turns_argv(args)) if args.against is not None else None
     try:
-        with _metrics_folder(args.metrics), tempfile.TemporaryDirectory(prefix="elimu-hopcpu-db-") as folder:
-            if args.taking_turns:  # stdout carries the turns, then the figures; the report goes to stderr
-                turns, out = Turns(sys.stdin, sys.stdout, first=False), sys.stderr
-            elif other is not None:
-                turns, out = Turns(other.stdout, other.stdin), sys.stdout
-            else:
-                turns, out = NO_TURNS, sys.stdout
+        turns, out = sides(args.taking_turns, other)
+        with redis_db(args.redis_url) as redis_url, _metrics_folder(args.metrics), \
+                tempfile.TemporaryDirectory(prefix="elimu-hopcpu-db-") as folder:
             if args.sqlite:
                 figures = measure(f"sqlite:///{folder}/hopcpu.sqlite3", redis_url, args, out, turns)
             else:
@@ -298,56 +272,28 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     drop_database("elimu_hopcpu")
         if args.taking_turns:
-            print("figures " + json.dumps(figures), flush=True)
+            hand_back(figures)
         elif other is not None:
-            _compare(figures, _figures_of(other), args.against)
+            _compare(figures, figures_of(other), args.against)
     finally:
-        if reserved is not None:
-            release_redis_db(reserved)
         if other is not None:
-            _stop(other)
+            stop_other(other)
     return 0
 
 
-def _stop(other: subprocess.Popen) -> None:
-    """Let the other side end (its turns' pipe closed, it stops at its next batch and drops its
-    database and Redis db as it would at the end); killed only if it does not within 60 s."""
-    with contextlib.suppress(OSError):
-        other.stdin.close()  # type: ignore[union-attr]
-    try:
-        other.wait(60)
-    except subprocess.TimeoutExpired:
-        other.kill()
-        other.wait()
-
-
-def _start_other(args: argparse.Namespace) -> subprocess.Popen:
-    """The tool of ``--against``'s copy, with the same measurement, taking turns with this one."""
-    argv = [sys.executable, "-m", "bench.hop_cpu", "--taking-turns", "--flows", str(args.flows), "--rounds",
-            str(args.rounds), "--batch", str(args.batch), "--warmup", str(args.warmup), "--metrics", args.metrics]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # that copy's code, not this one's
-    return subprocess.Popen([*argv, *(["--sqlite"] if args.sqlite else [])], cwd=args.against, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def _figures_of(other: subprocess.Popen) -> dict[str, Any]:
-    for line in other.stdout:  # type: ignore[union-attr]
-        if line.startswith("figures "):
-            other.wait()
-            return json.loads(line[len("figures "):])
-    raise SystemExit(f"--against: the other process ended without its figures (exit {other.wait()})")
+def _turns_argv(args: argparse.Namespace) -> list[str]:
+    """The other copy's measurement: the same as this one's."""
+    return ["--flows", str(args.flows), "--rounds", str(args.rounds), "--batch", str(args.batch), "--warmup",
+            str(args.warmup), "--metrics", args.metrics, *(["--sqlite"] if args.sqlite else [])]
 
 
 def _compare(this: dict[str, Any], other: dict[str, Any], tree: Path) -> None:
     """The two copies' figures side by side, and the median of their paired batches' ratios."""
-    def paired(name: str) -> float:
-        return statistics.median(a / b for a, b in zip(this[name], other[name], strict=True))
-
     print(f"against {tree}: hop CPU per hop median {other['hop_cpu_us_median']:.1f} us there, "
           f"{this['hop_cpu_us_median']:.1f} here; no-op {other['noop_cpu_us_median']:.1f} there, "
           f"{this['noop_cpu_us_median']:.1f} here")
-    print(f"paired batches, here / there (median of {len(this['batches'])}): hop {paired('batches'):.3f}, "
-          f"no-op {paired('noop_batches'):.3f}")
+    print(f"paired batches, here / there (median of {len(this['batches'])}): hop {paired(this['batches'], other['batches']):.3f}, "
+          f"no-op {paired(this['noop_batches'], other['noop_batches']):.3f}")
 
 
 if __name__ == "__main__":
