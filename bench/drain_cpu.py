@@ -44,6 +44,8 @@ from .harness import SECRET, drop_database, fresh_database
 from .turns import (
     NO_TURNS,
     Turns,
+    add_options,
+    check_against,
     figures_of,
     hand_back,
     paired,
@@ -246,17 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (3)")
     parser.add_argument("--results", type=int, default=100_000, help="released results seeded (100000)")
     parser.add_argument("--warmup", type=int, default=400, help="texts drained first and not counted (400)")
-    parser.add_argument("--redis-url", help="a Redis URL with a db number to use (and empty) instead of reserving one")
-    parser.add_argument("--profile", type=int, nargs="?", const=40, default=0, metavar="TOP",
-                        help="profile one more round, print its TOP entries (40)")
-    parser.add_argument("--against", metavar="TREE", type=Path,
-                        help="another copy of the code to compare with, batch by batch in turns")
-    parser.add_argument("--taking-turns", action="store_true", help=argparse.SUPPRESS)  # the other side of --against
+    add_options(parser, profile_top=40)
     args = parser.parse_args(argv)
     if min(args.messages, args.rounds, args.results) < 1 or args.warmup < 0:
         parser.error("--messages, --rounds and --results must be 1 or more, --warmup 0 or more")
-    if args.against is not None and not (args.against / "bench" / "drain_cpu.py").is_file():
-        parser.error(f"--against: {args.against} has no bench/drain_cpu.py")
+    check_against(parser, args.against, "drain_cpu")
     stop_on_sigterm()
     other = start_other("bench.drain_cpu", args.against, _turns_argv(args)) if args.against is not None else None
     try:

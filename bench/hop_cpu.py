@@ -40,6 +40,8 @@ from .harness import SECRET, drop_database, fresh_database
 from .turns import (
     NO_TURNS,
     Turns,
+    add_options,
+    check_against,
     figures_of,
     hand_back,
     paired,
@@ -246,18 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50, help="flows a batch: the median is over batches (50)")
     parser.add_argument("--warmup", type=int, default=200, help="flows sent first and not counted (200)")
     parser.add_argument("--sqlite", action="store_true", help="SQLite in a temporary folder, not PostgreSQL")
-    parser.add_argument("--redis-url", help="a Redis URL with a db number to use (and empty) instead of reserving one")
     parser.add_argument("--metrics", choices=("multiproc", "local"), default="multiproc")
-    parser.add_argument("--profile", type=int, nargs="?", const=30, default=0, metavar="TOP",
-                        help="profile one more round, print its TOP entries (30)")
-    parser.add_argument("--against", metavar="TREE", type=Path,
-                        help="another copy of the code to compare with, batch by batch in turns")
-    parser.add_argument("--taking-turns", action="store_true", help=argparse.SUPPRESS)  # the other side of --against
+    add_options(parser, profile_top=30)
     args = parser.parse_args(argv)
     if min(args.flows, args.rounds, args.batch) < 1 or args.warmup < 0:
         parser.error("--flows, --rounds and --batch must be 1 or more, --warmup 0 or more")
-    if args.against is not None and not (args.against / "bench" / "hop_cpu.py").is_file():
-        parser.error(f"--against: {args.against} has no bench/hop_cpu.py")
+    check_against(parser, args.against, "hop_cpu")
     stop_on_sigterm()
     other = start_other("bench.hop_cpu", args.against, _turns_argv(args)) if args.against is not None else None
     try:

@@ -5,6 +5,7 @@ and each side's own Redis database number, let go however the run ends."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -45,6 +46,23 @@ class Turns:
 
 
 NO_TURNS = Turns()
+
+
+def add_options(parser: argparse.ArgumentParser, profile_top: int) -> None:
+    """The options both tools take: ``--redis-url``, ``--profile [TOP]``, ``--against TREE`` and the
+    other side's hidden ``--taking-turns``."""
+    parser.add_argument("--redis-url", help="a Redis URL with a db number to use (and empty) instead of reserving one")
+    parser.add_argument("--profile", type=int, nargs="?", const=profile_top, default=0, metavar="TOP",
+                        help=f"profile one more round, print its TOP entries ({profile_top})")
+    parser.add_argument("--against", metavar="TREE", type=Path,
+                        help="another copy of the code to compare with, batch by batch in turns")
+    parser.add_argument("--taking-turns", action="store_true", help=argparse.SUPPRESS)  # the other side of --against
+
+
+def check_against(parser: argparse.ArgumentParser, tree: Path | None, tool: str) -> None:
+    """``--against``'s copy must hold this tool (``bench/<tool>.py``)."""
+    if tree is not None and not (tree / "bench" / f"{tool}.py").is_file():
+        parser.error(f"--against: {tree} has no bench/{tool}.py")
 
 
 def stop_on_sigterm() -> None:
