@@ -55,20 +55,22 @@ def test_insert_rows_sends_the_values_every_row_shares_once(database) -> None:
         assert "status" not in seen[-1] and len(seen[-1]["recipient"]) == 3
 
 
+def _found(session, column, values) -> list[int]:
+    """The ids of the outbox rows whose ``column`` is among ``values``, in order."""
+    return list(session.scalars(select(OutboundMessage.id).where(among(session, column, values))
+                                .order_by(OutboundMessage.id)))
+
+
 def test_among_matches_ints_strings_and_enums_like_in(database) -> None:
     with database.transaction() as session:
         insert_rows(session, _T, _outbox_rows(4))
         ids = session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
 
-        def found(column, values) -> list[int]:
-            return list(session.scalars(select(OutboundMessage.id).where(among(session, column, values))
-                                        .order_by(OutboundMessage.id)))
-
-        assert found(OutboundMessage.id, [ids[3], ids[1], 10**9]) == [ids[1], ids[3]]
-        assert found(OutboundMessage.recipient, {"+254712000002"}) == [ids[2]]
-        assert found(OutboundMessage.kind, [MessageKind.REPLY]) == ids
-        assert found(OutboundMessage.kind, [MessageKind.OTP]) == []
-        assert found(OutboundMessage.id, []) == []
+        assert _found(session, OutboundMessage.id, [ids[3], ids[1], 10**9]) == [ids[1], ids[3]]
+        assert _found(session, OutboundMessage.recipient, {"+254712000002"}) == [ids[2]]
+        assert _found(session, OutboundMessage.kind, [MessageKind.REPLY]) == ids
+        assert _found(session, OutboundMessage.kind, [MessageKind.OTP]) == []
+        assert _found(session, OutboundMessage.id, []) == []
 
 
 def test_on_postgresql_among_sends_plain_strings_and_ints_in_binary_and_the_index_still_serves(pg_database) -> None:
@@ -83,15 +85,11 @@ def test_on_postgresql_among_sends_plain_strings_and_ints_in_binary_and_the_inde
             insert_rows(session, _T, _outbox_rows(4))
             ids = session.scalars(select(OutboundMessage.id).order_by(OutboundMessage.id)).all()
 
-            def found(column, values) -> list[int]:
-                return list(session.scalars(select(OutboundMessage.id).where(among(session, column, values))
-                                            .order_by(OutboundMessage.id)))
-
-            assert found(OutboundMessage.id, [ids[3], ids[1], 10**12]) == [ids[1], ids[3]]
-            assert found(OutboundMessage.recipient, ["+254712000002", "+254712000003", 'a "quoted", {odd} one']) == ids[2:]
-            assert found(OutboundMessage.kind, [MessageKind.REPLY]) == ids
-            assert found(OutboundMessage.id, [True]) == [i for i in ids if i == 1]  # no plain int: sent as before
-            assert found(OutboundMessage.recipient, []) == []
+            assert _found(session, OutboundMessage.id, [ids[3], ids[1], 10**12]) == [ids[1], ids[3]]
+            assert _found(session, OutboundMessage.recipient, ["+254712000002", "+254712000003", 'a "quoted", {odd} one']) == ids[2:]
+            assert _found(session, OutboundMessage.kind, [MessageKind.REPLY]) == ids
+            assert _found(session, OutboundMessage.id, [True]) == [i for i in ids if i == 1]  # no plain int: sent as before
+            assert _found(session, OutboundMessage.recipient, []) == []
             connection = session.connection()
             adapters = connection.connection.dbapi_connection.adapters  # the engine's connections dump it in binary
             assert adapters.get_dumper(BinaryArray, PyFormat.AUTO) is ListBinaryDumper
