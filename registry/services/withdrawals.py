@@ -125,6 +125,7 @@ def withdrawn_notices(session: Session, events: Iterable[AuditEvent]) -> set[tup
 
 
 UNVERIFIED = "not sent: the phone is no longer verified for the learner"
+_ITEMS = "; "  # between the learners of a UPI text (``sms_replies._upi_reply``); USSD's names one
 
 
 def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Claimed]:
@@ -182,15 +183,20 @@ def _unverified_notices(session: Session, claimed: Sequence[Claimed]) -> _Ended:
 
 
 def _unverified_upis(session: Session, claimed: Sequence[Claimed]) -> _Ended:
-    """The claimed UPI messages whose phone is not verified for every learner they name, or that name
-    none still on the registry. A UPI message's audit row (``upi_sent``) names the USSD session or
-    the inbound SMS, not the message, so a message names each learner with a ``upi_sent`` row for its
-    phone whose UPI is a word of its text (``identifiers.upi_tokens``); the phone's rows only, so a
-    word of the text that happens to be another learner's UPI names nobody.
+    """The claimed UPI messages whose phone is not verified for every learner they name, or that hold
+    a UPI naming no learner still on the registry. A UPI message's audit row (``upi_sent``) names the
+    USSD session or the inbound SMS, not the message, so a message names each learner with a
+    ``upi_sent`` row for its phone whose UPI is a word of its text (``identifiers.upi_tokens``); the
+    phone's rows only, so a word of the text that happens to be another learner's UPI names nobody.
 
     Every learner, not any: one text carries them all, and sending it discloses each UPI it holds,
     so a phone unlinked from one of two children must not get the unlinked child's UPI because it is
-    still verified for the other; the parent asks again and gets the UPIs still theirs."""
+    still verified for the other; the parent asks again and gets the UPIs still theirs.
+
+    A learner deleted after the message was queued leaves its UPI in the text but no learner behind
+    it (its ``upi_sent`` rows lose their learner, its links go): the text lists more learners (one a
+    ``_ITEMS``-separated item) than the UPIs still naming one, and is ended, its audit row for the
+    deleted learner naming none."""
     upis = {c.id: (c, upi_tokens(c.body)) for c in claimed if c.kind == MessageKind.UPI}
     if not upis:
         return {}
@@ -206,6 +212,8 @@ def _unverified_upis(session: Session, claimed: Sequence[Claimed]) -> _Ended:
     for message_id, (message, tokens) in upis.items():
         named = {(learner, bool(verified)) for phone, learner, upi, verified in rows
                  if phone == message.recipient and upi in tokens}
-        if not named or not all(verified for _, verified in named):
-            ended[message_id] = (MessageKind.UPI, message.recipient, {learner for learner, _ in named} or {None})
+        learners: set[int | None] = {learner for learner, _ in named}
+        gone = len(learners) < message.body.count(_ITEMS) + 1  # a UPI whose learner was deleted
+        if gone or not all(verified for _, verified in named):
+            ended[message_id] = (MessageKind.UPI, message.recipient, learners | {None} if gone else learners)
     return ended
