@@ -58,7 +58,7 @@ from registry.signals import audited
 
 from .context import backend_of, queues_of
 from .queues import FAILURE_TTL, INBOUND_QUEUE
-from .sending import schedule_retries, send_claimed
+from .sending import check_claimed, schedule_retries, send_claimed
 
 if TYPE_CHECKING:
     from gateway.redis_link import ThreadLink
@@ -342,8 +342,21 @@ def _claim(session: Session, ids: Sequence[int], now: datetime) -> list[Row]:
 
 
 def send_replies(runtime: Runtime, claimed: Sequence[Claimed]) -> None:
-    """Send a batch's replies in this job; if that fails outright (the rows are then back to
-    ``queued``), one RQ job per reply instead."""
+    """Send a batch's replies in this job, once the claim's disclosure check has ended those naming a
+    learner the phone lost since the batch committed (``check_claimed``: a UPI text to a phone
+    unlinked meanwhile); if the send fails outright (the rows are then back to ``queued``), one RQ
+    job per reply instead. A check that fails leaves the rows claimed: the reconciler puts them back
+    to ``queued`` after their lease, and a worker's claim checks them then."""
+    if not claimed:
+        return
+    try:
+        claimed = check_claimed(runtime, claimed)
+    except Exception as exc:
+        if isinstance(exc, JobTimeoutException):
+            raise
+        log.warning("checking %d replies before sending failed (%s); the reconciler sends them after their lease",
+                    len(claimed), type(exc).__name__, exc_info=not is_outage(exc))
+        return
     if not claimed:
         return
     try:

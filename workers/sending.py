@@ -5,7 +5,8 @@
    claimed only together with its clear text; without it the row expires (never sent redacted).
    A bulk message brings along other queued rows of its announcement (one request per batch).
    The inbound drain skips this step: it writes its replies already claimed
-   (``registry.outbox.queue_claimed``) and sends them with ``send_claimed``.
+   (``registry.outbox.queue_claimed``), runs the claim's disclosure check on them after its commit
+   (``check_claimed``) and sends them with ``send_claimed``.
 2. **Send** outside any transaction.
 3. **Record** per message: accepted (provider id, status code, cost; never submitted again),
    unconfirmed (a premium reply whose answer was lost: recorded as accepted without a provider
@@ -40,7 +41,7 @@ from registry.arrays import among, update_rows
 from registry.models import Announcement, MessageKind, MessageStatus, OutboundMessage, PhoneSetting, utcnow
 from registry.outbox import CANCELLED, OPTED_OUT, Claimed
 from registry.services.accounts import OTP_VALID
-from registry.services.withdrawals import withdraw_unverified
+from registry.services.withdrawals import names_learners, withdraw_unverified
 
 from . import unrecorded
 from .backends import Backend, Outcome, Outgoing, SendInterrupted, SendResult
@@ -204,6 +205,18 @@ def deliver(
     if joined:
         drop_waiting_jobs(runtime, [c.id for c in joined])
     return send_claimed(runtime, claimed, clear, backend=backend)
+
+
+def check_claimed(runtime: Runtime, claimed: Sequence[Claimed]) -> list[Claimed]:
+    """The send-time disclosure check of ``claim`` (``withdraw_unverified``) for rows written already
+    claimed, which never pass through it: the inbound drain's replies, run after the commit that
+    wrote them, so an unlink, erasure or learner deletion committing before the send is seen (one
+    that commits later finds them in flight, as it finds a claimed row). Returns those still to
+    send. A batch holding no UPI message or notice opens no transaction (``names_learners``)."""
+    if not names_learners(claimed):
+        return list(claimed)
+    with runtime.db.transaction() as session:
+        return withdraw_unverified(session, claimed)
 
 
 def send_claimed(runtime: Runtime, claimed: Sequence[Claimed], clear: Mapping[int, str] | None = None, *,

@@ -125,7 +125,14 @@ def withdrawn_notices(session: Session, events: Iterable[AuditEvent]) -> set[tup
 
 
 UNVERIFIED = "not sent: the phone is no longer verified for the learner"
+# The kinds ``withdraw_unverified`` checks: a batch without any costs no query.
+CHECKED_KINDS = frozenset({MessageKind.NOTICE.value, MessageKind.UPI.value})
 _ITEMS = "; "  # between the learners of a UPI text (``sms_replies._upi_reply``); USSD's names one
+
+
+def names_learners(claimed: Iterable[Claimed]) -> bool:
+    """Whether any of ``claimed`` is of a kind ``withdraw_unverified`` checks."""
+    return any(c.kind in CHECKED_KINDS for c in claimed)
 
 
 def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Claimed]:
@@ -136,7 +143,8 @@ def withdraw_unverified(session: Session, claimed: Sequence[Claimed]) -> list[Cl
     ``disclosure_withdrawn``; return the others. A transfer notice names the learner of its audit
     row; a UPI message every learner whose UPI it holds (``_unverified_upis``). One indexed query for
     a batch holding notices and one for a batch holding UPI messages (their audit rows by phone),
-    none for any other batch (announcements, codes, results replies)."""
+    none for any other batch (announcements, codes, results replies: ``names_learners``). Rows
+    written already claimed (the inbound drain's) get it from ``workers.sending.check_claimed``."""
     ended = _unverified_notices(session, claimed) | _unverified_upis(session, claimed)
     if not ended:
         return list(claimed)
