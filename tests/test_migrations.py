@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from registry.db import Database
@@ -466,8 +466,9 @@ def test_a_database_gets_an_audit_expression_index_and_back(backend, revision, t
         seen = _pg_statements(database.engine) if backend == "postgresql" else []
         upgrade(database.engine, revision)
         assert index in _audit_index_names(database.engine)
-        later = {name for rev, (name, _, _) in _AUDIT_INDEXES.items() if rev > revision}
-        assert {change[1].name for change in pending_changes(database.engine)} <= later
+        later = {name for rev, (name, _, _) in _AUDIT_INDEXES.items() if rev > revision} | {"unlinked_at"}  # 0009's
+        assert {(change[3] if change[0] == "add_column" else change[1]).name
+                for change in pending_changes(database.engine)} <= later
         with database.session() as s:
             assert [e.phone for e, _ in history(s, **filters)] == ["+447700900123"]
         if backend == "sqlite":  # SQLite's planner takes the index for the same expression, too
@@ -513,3 +514,116 @@ def test_the_audit_index_is_built_and_dropped_concurrently_outside_a_transaction
     finally:
         database.dispose()
 
+
+
+def _at(backend: str, when: str) -> str:
+    """A time as each backend stores it (SQLite: as SQLAlchemy writes a ``DateTime``, text)."""
+    return f"'{when}.000000'" if backend == "sqlite" else f"'{when}+00'"
+
+
+def _utc(value):  # noqa: ANN001, ANN202 - a datetime or None
+    """A stored time as naive UTC (SQLite's come back naive, PostgreSQL's aware)."""
+    from datetime import UTC
+
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_database_at_0008_gets_guardian_unlinked_at_and_back(backend, tmp_path, request):
+    """0009 adds ``guardians.unlinked_at``, filled for the guardians already with no link from the
+    later of the phone's last unlink audit row and the row's last change, and the trigger that sets
+    it when a learner's deletion takes a guardian's last link; a downgrade drops both and keeps
+    every link and PIN session (SQLite: no batch copy of ``guardians``, whose cascade would take them)."""
+    from datetime import datetime
+
+    from registry.models import Guardian
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    database = Database(url)
+    old, older, unlinked = _at(backend, "2020-01-01 00:00:00"), _at(backend, "2019-06-01 00:00:00"), "2021-03-04 05:06:07"
+    try:
+        upgrade(database.engine, "0008")
+        with database.engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO institutions (id, code, name, county_code, created_at, updated_at) "
+                              f"VALUES (1, 'WE4T', 'Kamukunji High', '047', {old}, {old})"))
+            conn.execute(text("INSERT INTO learners (id, upi, first_name, last_name, date_of_birth, gender, grade, "
+                              "institution_id, enrolment_state, created_at, updated_at) VALUES "
+                              f"(1, 'ABC234', 'Jane', 'Wanjiku', '2010-01-02', 'F', 'Form 3', 1, 'enrolled', {old}, {old})"))
+            conn.execute(text("INSERT INTO guardians (id, phone, pin_failures, created_at, updated_at) VALUES "
+                              f"(1, '+254700000001', 0, {old}, {old}), (2, '+254700000002', 0, {old}, {old}), "
+                              f"(3, '+254700000003', 0, {old}, {old}), (4, '+254700000004', 0, {old}, {old})"))
+            conn.execute(text("INSERT INTO guardian_links (learner_id, guardian_id, relationship, created_at, updated_at) "
+                              f"VALUES (1, 1, 'mother', {old}, {old})"))
+            conn.execute(text(f"INSERT INTO pin_sessions (guardian_id, session_id, verified_at) VALUES (1, 'ATUid_1', {old})"))
+            conn.execute(text("INSERT INTO audit_events (at, phone, action, channel) VALUES "
+                              f"({_at(backend, unlinked)}, '+254700000002', 'guardian_unlinked', 'cli'), "
+                              f"({older}, '+254700000002', 'guardian_unlinked', 'cli'), "
+                              f"({older}, '+254700000003', 'guardian_unlinked', 'cli'), "
+                              f"({_at(backend, unlinked)}, '+254700000004', 'status_shown', 'ussd')"))
+        upgrade(database.engine)
+        assert _revision(database.engine) == revisions()[-1] and pending_changes(database.engine) == []
+
+        def unlinked_at() -> dict[str, object]:
+            with database.session() as s:
+                return {phone: _utc(at) for phone, at in s.execute(select(Guardian.phone, Guardian.unlinked_at))}
+
+        assert unlinked_at() == {
+            "+254700000001": None,  # linked
+            "+254700000002": datetime(2021, 3, 4, 5, 6, 7),  # its last unlink, after its row's last change
+            "+254700000003": datetime(2020, 1, 1),  # its row changed after its unlink
+            "+254700000004": datetime(2020, 1, 1),  # no unlink recorded: its row's last change
+        }
+        with database.engine.begin() as conn:
+            conn.execute(text("DELETE FROM learners"))
+        assert unlinked_at()["+254700000001"].date() == datetime.now().date()  # noqa: DTZ005 - the date alone
+
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO learners (id, upi, first_name, last_name, date_of_birth, gender, grade, "
+                              "institution_id, enrolment_state, created_at, updated_at) VALUES "
+                              f"(2, 'DEF567', 'Jane', 'Wanjiku', '2010-01-02', 'F', 'Form 3', 1, 'enrolled', {old}, {old})"))
+            conn.execute(text("INSERT INTO guardian_links (learner_id, guardian_id, relationship, created_at, updated_at) "
+                              f"VALUES (2, 1, 'mother', {old}, {old})"))
+        downgrade(database.engine, "0008")
+        assert _revision(database.engine) == "0008"
+        assert "unlinked_at" not in {c["name"] for c in inspect(database.engine).get_columns("guardians")}
+        with database.engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM guardians")).scalar() == 4
+            assert conn.execute(text("SELECT count(*) FROM guardian_links")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM pin_sessions")).scalar() == 1
+            conn.execute(text("DELETE FROM learners"))  # no trigger left to write a column that is gone
+            assert conn.execute(text("SELECT count(*) FROM guardian_links")).scalar() == 0
+    finally:
+        database.dispose()
+
+
+def _unlinked_trigger(engine) -> list[str]:
+    """The definition of the trigger (and on PostgreSQL its function) that sets ``unlinked_at``."""
+    query = ("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'guardian_links'"
+             if engine.dialect.name == "sqlite" else
+             "SELECT pg_get_triggerdef(t.oid) || ' ' || pg_get_functiondef(t.tgfoid) FROM pg_trigger t "
+             "WHERE t.tgrelid = 'guardian_links'::regclass AND NOT t.tgisinternal")
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(query)).scalars())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migrated_schema_and_the_models_hold_the_same_unlinked_trigger(backend, tmp_path, request):
+    """Autogenerate compares no trigger: a schema made from the models (the tests') must get the one
+    0009 makes, as ``registry.models.unlinking`` declares it."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else request.getfixturevalue("empty_pg_url")
+    migrated = Database(url)
+    made = (Database(f"sqlite:///{tmp_path / 'made.sqlite3'}") if backend == "sqlite"
+            else request.getfixturevalue("pg_database"))
+    try:
+        if backend == "sqlite":
+            Base.metadata.create_all(made.engine)
+        upgrade(migrated.engine)
+        found = _unlinked_trigger(migrated.engine)
+        assert len(found) == 1 and "unlinked_at" in found[0]
+        assert _unlinked_trigger(made.engine) == found
+    finally:
+        migrated.dispose()
+        if backend == "sqlite":
+            made.dispose()

@@ -71,7 +71,7 @@ class Bulk:
         """
         return insert_rows(self.session, table, rows, returning, order)
 
-    def update_by_id(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Set columns by primary key ``id``: each row is ``{"id": …, column: value, …}``, written in
-        id order (one lock order for every writer)."""
-        update_rows(self.session, table, rows)
+    def update_by_id(self, table: Table, rows: list[dict[str, Any]], **same: Any) -> None:
+        """Set columns by primary key ``id``: each row is ``{"id": …, column: value, …}``, and the
+        ``same`` values for every row, written in id order (one lock order for every writer)."""
+        update_rows(self.session, table, rows, **same)

@@ -388,7 +388,8 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         raise RuntimeError("no free UPI found in 100 attempts: is the UPI space exhausted?")
 
     def _upsert_guardians(self, bulk: Bulk, rows: list[LearnerRow]) -> tuple[dict[str, int], set[str]]:
-        """Guardian ids by phone, and the phones whose missing name this batch filled in."""
+        """Guardian ids by phone, and the phones whose missing name this batch filled in. Each is
+        linked by the batch: one whose last link had come off is no longer unlinked."""
         names: dict[str, str | None] = {}
         for row in rows:
             if not names.get(row.guardian_phone):  # type: ignore[arg-type]
@@ -396,11 +397,17 @@ class LearnerWriter(BatchWriter[LearnerRow]):
         t = _guardians
         ids: dict[str, int] = {}
         fills: dict[str, dict[str, Any]] = {}
-        for gid, phone, name in bulk.select_in((t.c.id, t.c.phone, t.c.name), t.c.phone, names):
+        relinked: list[dict[str, Any]] = []
+        for gid, phone, name, unlinked_at in bulk.select_in(
+            (t.c.id, t.c.phone, t.c.name, t.c.unlinked_at), t.c.phone, names
+        ):
             ids[phone] = gid
             if name is None and names[phone]:
                 fills[phone] = {"id": gid, "name": names[phone]}
+            if unlinked_at is not None:
+                relinked.append({"id": gid})
         bulk.update_by_id(t, list(fills.values()))
+        bulk.update_by_id(t, relinked, unlinked_at=None)
         inserted = bulk.insert(
             t, [{"phone": p, "name": n} for p, n in names.items() if p not in ids], returning=("id", "phone"),
             order=("phone",),

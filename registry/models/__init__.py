@@ -1,5 +1,6 @@
 """All tables, importable from one place (Alembic reads ``Base.metadata``)."""
 
+from . import unlinking  # noqa: F401 - registers the trigger that sets guardians.unlinked_at
 from .accounts import OneTimeCode
 from .audit import AuditEvent, UssdSessionEvent
 from .base import Base, Timestamped, utcnow

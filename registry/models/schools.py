@@ -80,6 +80,9 @@ class Guardian(Timestamped, Base):
     activated_at: Mapped[datetime | None]
     pin_failures: Mapped[int] = mapped_column(default=0)
     pin_locked_until: Mapped[datetime | None]
+    # When its last link came off (set by the database on every path: ``unlinking``); cleared when
+    # a link is added again. ``elimu purge`` counts a guardian's records' age from it.
+    unlinked_at: Mapped[datetime | None]
 
     links: Mapped[list[GuardianLink]] = relationship(back_populates="guardian")
 

@@ -6,7 +6,8 @@ after ``ELIMU_RECORDS_RETENTION_DAYS`` (five years by default, the Tax Procedure
 billing records). ``elimu purge`` (a daily timer) applies both.
 
 The records' age also ends two kinds of registry data that nothing else ends: a guardian row (a
-parent's name and phone) left with no learner, and a phone's settings (language) after no contact.
+parent's name and phone) left with no learner (counted from when its last link came off), and a
+phone's settings (language) after no contact.
 An opt-out (STOP) is kept for good, its language reset: it is the subject's own wish, and the phone
 may be imported again by a school, when deleting it would make announcements resume.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, exists, update
+from sqlalchemy import ColumnElement, delete, exists, func, update
 from sqlalchemy.orm import Session
 
 from menus.texts import DEFAULT_LANGUAGE
@@ -57,7 +58,7 @@ def purge(session: Session, older_than: timedelta, records_older_than: timedelta
     """Delete USSD session events and expired codes, and blank message bodies (an announcement's own
     copy of its text too: a school may name a learner in it), older than ``older_than``;
     with ``records_older_than``, also delete the audit rows and message rows older than that, the
-    guardian rows with no learner and no activity for that long (``forget_unlinked_guardians``) and
+    guardian rows with no learner and no contact for that long (``forget_unlinked_guardians``) and
     the settings of phones with no contact for that long (``forget_idle_settings``).
 
     Until then message rows stay (ids, statuses and costs are billing records), only their text goes,
@@ -107,16 +108,17 @@ def _contact_since(phone: ColumnElement[str], cutoff: datetime) -> ColumnElement
 
 
 def forget_unlinked_guardians(session: Session, cutoff: datetime) -> int:
-    """Delete the guardian rows (name, phone, account) linked to no learner, unchanged since
-    ``cutoff``, with no PIN entered and no contact since then; their PIN sessions go with them.
+    """Delete the guardian rows (name, phone, account) linked to no learner since before ``cutoff``,
+    with no PIN entered and no contact since then; their PIN sessions go with them.
 
-    The schema records no time a link came off; ``unlink-guardian`` and ``privacy erase`` write an
-    audit row of the phone when they do, which keeps the row until the records' age has passed since
-    then. A link removed with its learner leaves no such row: the guardian's own ``updated_at`` judges.
-    The phone's audit rows and message rows are not the guardian's and keep their own age.
+    The age counts from ``unlinked_at``, when the last link came off (set by the database on every
+    path: ``unlink-guardian``, a learner deleted with its links; ``models.unlinking``), however
+    lately the row itself changed; a guardian never linked (the importer makes none) counts from
+    its row's last change. The phone's audit rows and message rows are not the guardian's and keep
+    their own age.
     """
     forgotten = (
-        Guardian.updated_at < cutoff,
+        func.coalesce(Guardian.unlinked_at, Guardian.updated_at) < cutoff,
         ~exists().where(GuardianLink.guardian_id == Guardian.id),
         ~exists().where(PinSession.guardian_id == Guardian.id, PinSession.verified_at >= cutoff),
         ~_contact_since(Guardian.phone, cutoff),
