@@ -138,3 +138,60 @@ def test_a_resp2_connection_is_read_the_same_way(real_redis, redis_url: str) -> 
     link = ThreadLink(redis_lib.Redis.from_url(redis_url, protocol=2))
     assert _batch(link, ("SET", "k", "v"), ("GET", "k"), ("INCRBY", "n", 2)) == [b"OK", b"v", 2]
     assert link._local.wire is not None
+
+
+def _send(link: ThreadLink, *commands: tuple) -> None:
+    batch = link.pipeline()
+    for command in commands:
+        batch.execute_command(*command)
+    batch.send()
+
+
+def test_commands_sent_without_waiting_run_before_any_sent_after_them(client) -> None:
+    link = ThreadLink(client)
+    _send(link, ("SET", "session", "new"), ("DEL", "lock"))
+    assert client.get("session") == b"new"  # another connection, sent after: finds them run
+    # the next round trip on the link reads their replies first and answers only its own
+    assert _batch(link, ("GET", "session"), ("INCR", "n")) == [b"new", 1]
+    assert _batch(link, ("INCR", "n")) == [2]
+
+
+def test_sending_without_waiting_takes_no_round_trip_on_a_socket(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    _batch(link, ("SET", "k", "v"))
+    wire = link._local.wire
+    _send(link, ("SET", "a", "1"), ("SET", "b", "2"))
+    _send(link, ("SET", "c", "3"))
+    assert wire.unread == 3 and link._local.wire is wire  # nothing read yet, same connection
+    assert _batch(link, ("MGET", "a", "b", "c")) == [[b"1", b"2", b"3"]]
+    assert wire.unread == 0
+
+
+def test_an_error_reply_to_a_command_sent_without_waiting_is_logged_not_raised(real_redis, caplog) -> None:
+    link = ThreadLink(real_redis)
+    real_redis.set("text", "v")
+    _send(link, ("LPUSH", "text", "x"), ("SET", "after", "1"))
+    with caplog.at_level("WARNING", logger="gateway.redis_link"):
+        assert _batch(link, ("GET", "after"), ("GET", "text")) == [b"1", b"v"]
+    assert "refused 1 commands sent without waiting" in caplog.text and "ResponseError" in caplog.text
+    assert "WRONGTYPE" not in caplog.text  # by class only
+
+
+def test_a_connection_the_server_closed_is_replaced_before_sending_without_waiting(real_redis) -> None:
+    link = ThreadLink(real_redis)
+    (first,) = _batch(link, ("CLIENT", "ID"))
+    real_redis.execute_command("CLIENT", "KILL", "ID", first)
+    _send(link, ("SET", "saved", "1"))  # on the dead connection it would be lost unseen
+    assert real_redis.get("saved") == b"1"
+    (second,) = _batch(link, ("CLIENT", "ID"))
+    assert second != first
+
+
+def test_replies_lost_with_their_connection_are_logged(real_redis, caplog) -> None:
+    link = ThreadLink(real_redis)
+    (first,) = _batch(link, ("CLIENT", "ID"))
+    _send(link, ("SET", "saved", "1"))
+    link._local.wire.sock.shutdown(2)  # the connection breaks before its replies are read
+    with caplog.at_level("WARNING", logger="gateway.redis_link"):
+        assert _batch(link, ("GET", "saved")) == [b"1"]  # sent again on a new connection
+    assert "replies of 1 commands sent without waiting" in caplog.text
