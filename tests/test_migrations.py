@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from registry.db import Database
@@ -627,3 +627,40 @@ def test_the_migrated_schema_and_the_models_hold_the_same_unlinked_trigger(backe
         migrated.dispose()
         if backend == "sqlite":
             made.dispose()
+
+
+def test_0009_retried_after_its_backfill_gave_up_on_a_lock_ends_at_the_head(empty_pg_url):
+    """0009 commits its column and trigger before its backfill; a backfill that gives up on a row
+    lock (a guardian with no link being written) is retried as every revision is, and the retry
+    finds the column and the trigger there already, not a DuplicateColumn for ever after."""
+    database = Database(empty_pg_url)
+    try:
+        upgrade(database.engine, "0008")
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO guardians (id, phone, pin_failures, created_at, updated_at) VALUES "
+                              "(1, '+254700000001', 0, now(), now())"))
+        holder = database.engine.connect()
+
+        def lock_first(conn, cursor, statement, *args) -> None:  # noqa: ANN001 - an engine event's
+            if statement.startswith("UPDATE guardians SET unlinked_at") and not pauses:
+                holder.execute(text("SELECT id FROM guardians FOR UPDATE"))  # once the column has committed
+
+        pauses: list[float] = []
+        event.listen(database.engine, "before_cursor_execute", lock_first)
+
+        def pause(seconds: float) -> None:
+            pauses.append(seconds)
+            holder.rollback()  # the other session ends while the upgrade waits to retry
+
+        try:
+            upgrade(database.engine, lock_timeout_ms=200, sleep=pause)
+        finally:
+            event.remove(database.engine, "before_cursor_execute", lock_first)
+            holder.close()
+        assert pauses == [2]
+        assert _revision(database.engine) == revisions()[-1] and pending_changes(database.engine) == []
+        assert len(_unlinked_trigger(database.engine)) == 1
+        with database.engine.connect() as conn:
+            assert conn.execute(text("SELECT unlinked_at IS NOT NULL FROM guardians")).scalar() is True
+    finally:
+        database.dispose()

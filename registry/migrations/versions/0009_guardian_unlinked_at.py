@@ -21,7 +21,9 @@ On PostgreSQL a nullable column with no default (a catalogue change under a mome
 EXCLUSIVE`` lock of ``guardians``) and the trigger (``SHARE ROW EXCLUSIVE`` on ``guardian_links``)
 commit first; then one ``UPDATE`` outside that transaction reads every guardian for a link (an
 anti-join) and writes the few with none (an import links every guardian it makes), holding only
-their row locks. The downgrade drops the trigger and the column; on SQLite with ``ALTER TABLE ...
+their row locks. That ``UPDATE`` giving up on a row lock (the lock timeout) leaves the revision
+unrecorded and is retried: the retry finds the column and the trigger committed, and makes them
+again only when missing. The downgrade drops the trigger and the column; on SQLite with ``ALTER TABLE ...
 DROP COLUMN`` (3.35): a batch copy would drop ``guardians``, whose cascade would take every link
 and PIN session with it.
 
@@ -76,7 +78,13 @@ LATEST = {
 def upgrade() -> None:
     ctx = op.get_context()
     dialect = ctx.dialect.name
-    op.add_column('guardians', sa.Column('unlinked_at', sa.DateTime(timezone=True), nullable=True))
+    if dialect == 'postgresql':
+        # A backfill that gave up on a lock is retried (registry.migrate) after the column and the
+        # trigger have committed: the retry finds them there, and makes them again only if missing.
+        op.execute("ALTER TABLE guardians ADD COLUMN IF NOT EXISTS unlinked_at TIMESTAMP WITH TIME ZONE")
+        op.execute(DROP[dialect][0])
+    else:
+        op.add_column('guardians', sa.Column('unlinked_at', sa.DateTime(timezone=True), nullable=True))
     for statement in CREATE[dialect]:
         op.execute(statement)
     # Only the rows the trigger has not marked: a link taken off once it is in place has its time.
