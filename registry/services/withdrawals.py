@@ -203,8 +203,8 @@ def _unverified_upis(session: Session, claimed: Sequence[Claimed]) -> _Ended:
 
     A learner deleted after the message was queued leaves its UPI in the text but no learner behind
     it (its ``upi_sent`` rows lose their learner, its links go): the text lists more learners (one a
-    ``_ITEMS``-separated item) than the UPIs still naming one, and is ended, its audit row for the
-    deleted learner naming none."""
+    ``_ITEMS``-separated item, ``_items``) than the UPIs still naming one, and is ended, its audit
+    row for the deleted learner naming none."""
     upis = {c.id: (c, upi_tokens(c.body)) for c in claimed if c.kind == MessageKind.UPI}
     if not upis:
         return {}
@@ -221,7 +221,15 @@ def _unverified_upis(session: Session, claimed: Sequence[Claimed]) -> _Ended:
         named = {(learner, bool(verified)) for phone, learner, upi, verified in rows
                  if phone == message.recipient and upi in tokens}
         learners: set[int | None] = {learner for learner, _ in named}
-        gone = len(learners) < message.body.count(_ITEMS) + 1  # a UPI whose learner was deleted
+        gone = len(learners) < _items(message.body, tokens)  # a UPI whose learner was deleted
         if gone or not all(verified for _, verified in named):
             ended[message_id] = (MessageKind.UPI, message.recipient, learners | {None} if gone else learners)
     return ended
+
+
+def _items(body: str, tokens: set[str]) -> int:
+    """How many learners a UPI text lists: each item ends with its UPI, so a separator counts only
+    after a word a UPI could be (one of ``tokens``); a '; ' inside a learner's name (a school's file
+    may run two first names together so) splits no item."""
+    parts = body.split(_ITEMS)
+    return 1 + sum(1 for part in parts[:-1] if part.rpartition(" ")[2] in tokens)

@@ -170,3 +170,31 @@ def test_a_two_learner_upi_text_waiting_while_one_learner_is_deleted_is_ended(in
         assert (row.status, row.failure_reason, row.attempts) == (MessageStatus.FAILED, UNVERIFIED, 0)
     assert _withdrawn(runtime) == _in_order([(str(both), learners[JANE], f"upi {UNVERIFIED}"),
                                              (str(both), None, f"upi {UNVERIFIED}")])
+
+
+def test_a_upi_text_of_one_learner_whose_name_holds_the_separator_goes(runtime):
+    """A school's file may give a first name with '; ' in it (two names run together): the text of
+    that one learner, by SMS or by USSD, still lists one learner, is sent, and no withdrawal naming
+    nobody is recorded; a UPI of a deleted learner beside it still ends the text."""
+    from registry.models import utcnow
+    from registry.services.accounts import _send_upi
+    from registry.services.sms_replies import _upi_reply
+
+    with runtime.db.transaction() as session:
+        school = add_institution(session)
+        akinyi = add_learner(session, school, first="Akinyi; Grace", last="Otieno", upi=JANE)
+        add_guardian(session, PARENT, akinyi, active=True)
+        verify(session, PARENT, akinyi)
+        by_sms = queue_sms(session, PARENT, MessageKind.UPI, _upi_reply(session, PARENT, 9, "en", "*384#").text).id
+        _send_upi(session, PARENT, akinyi, "ATUid_1", utcnow())
+        by_ussd = session.scalar(select(OutboundMessage.id).where(OutboundMessage.id != by_sms))
+        texts = [session.get(OutboundMessage, i).body for i in (by_sms, by_ussd)]
+        with_gone = _upi_text(session, f"UPI: Akinyi; Grace O. {JANE}; Peter K. {PETER}", akinyi)
+        akinyi_id = akinyi.id
+    assert all("Akinyi; Grace" in body for body in texts)
+
+    with runtime.db.transaction() as session:
+        sent = claim(session, [by_sms, by_ussd, with_gone], {}, "test")
+    assert sorted(c.id for c in sent) == sorted([by_sms, by_ussd])
+    assert _withdrawn(runtime) == _in_order([(str(with_gone), akinyi_id, f"upi {UNVERIFIED}"),
+                                             (str(with_gone), None, f"upi {UNVERIFIED}")])
