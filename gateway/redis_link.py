@@ -21,23 +21,11 @@ The answers are Redis's raw replies: ``SET ... NX`` gives ``b"OK"`` or None, cou
 drops the connection and the round trip is sent once more on a new one, as redis-py's default
 retry does (an error reply of the connection kind, LOADING, counts as one); any other error reply
 is raised once every reply of the round trip has been read, so the connection stays in step.
-
-``Batch.send`` sends a round trip's commands without waiting for their replies (a hop's session
-save: nothing in the hop depends on them): the thread reads them, already arrived, at the start of
-its next round trip on the connection, so the hop spends no blocking wait on them (a sleep, a
-wake-up and a hand-over of the GIL: about 25 us of CPU a hop in process). Redis runs a connection's
-commands in the order they arrive, and they are in its socket before ``send`` returns, so any
-command sent after it, on any connection, finds them done. Before sending, a connection the server
-has closed is noticed (a FIN waiting on the socket) and replaced, as a round trip would; an error
-reply among them, or their connection lost before they were read, is logged (its commands may not
-have run), not raised into an unrelated round trip.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import select
 import socket
 import threading
 from collections.abc import Sequence
@@ -53,11 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
 
-log = logging.getLogger(__name__)
-
 READ_SIZE = 65536
-# the peer's FIN (POLLRDHUP, Linux), or the connection broken or closed
-_CLOSED = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR | select.POLLNVAL
 _MORE = object()  # the reader's answer while a reply is still incomplete
 _PUSH = getattr(hiredis, "PushNotification", None)  # hiredis 3.2+: how a RESP3 push message reads
 
@@ -78,12 +62,6 @@ class Batch:
         commands, self.commands = self.commands, []
         return self._link.run(commands) if commands else []
 
-    def send(self) -> None:
-        """Send the queued commands without waiting for their replies (``ThreadLink.send``)."""
-        commands, self.commands = self.commands, []
-        if commands:
-            self._link.send(commands)
-
 
 class _Wire:
     """A connected socket of a thread's connection, with the hiredis reader for its replies."""
@@ -97,34 +75,13 @@ class _Wire:
             options.update(encoding=encoder.encoding, errors=encoder.encoding_errors)
         self.reader = hiredis.Reader(**options)
         self.buffer = bytearray(READ_SIZE)
-        self.unread = 0  # replies of commands sent by ``send``, read at the start of the next exchange
-        self.poll = select.poll()
-        self.poll.register(sock, _CLOSED)
-
-    def closed_by_server(self) -> bool:
-        """Whether the server has closed this connection (its FIN waits on the socket): a poll that
-        does not block and reads nothing. A reply or push message waiting is not a close."""
-        return any(events & _CLOSED for _, events in self.poll.poll(0))
-
-    def send(self, payload: bytes, count: int) -> None:
-        """Send ``payload`` (``count`` packed commands); their replies are read by the next exchange."""
-        try:
-            self.sock.sendall(payload)
-        except TimeoutError as exc:  # socket.timeout
-            raise RedisTimeoutError("Timeout talking to Redis") from exc
-        except OSError as exc:
-            raise RedisConnectionError(f"Error talking to Redis: {exc}") from exc
-        self.unread += count
 
     def exchange(self, payload: bytes, count: int) -> list[Any]:
-        """Send ``payload`` (``count`` packed commands) and read their ``count`` replies, after the
-        replies still unread of commands ``send`` sent before them."""
+        """Send ``payload`` (``count`` packed commands) and read their ``count`` replies."""
         sock, reader, buffer = self.sock, self.reader, self.buffer
-        unread = self.unread
         try:
             sock.sendall(payload)
             replies = []
-            count += unread
             while len(replies) < count:
                 reply = reader.gets()
                 if reply is _MORE:
@@ -138,10 +95,6 @@ class _Wire:
             raise RedisTimeoutError("Timeout talking to Redis") from exc
         except OSError as exc:
             raise RedisConnectionError(f"Error talking to Redis: {exc}") from exc
-        if unread:
-            self.unread = 0
-            _log_failed_sends([reply for reply in replies[:unread] if isinstance(reply, RedisError)])
-            replies = replies[unread:]
         for reply in replies:
             if isinstance(reply, RedisError):
                 raise reply
@@ -183,26 +136,6 @@ class ThreadLink:
                 raise
         raise AssertionError("unreachable")
 
-    def send(self, commands: Sequence[Command]) -> None:
-        """Send ``commands`` without waiting for their replies (see the module docstring). A
-        connection that is not a plain one on a socket (fakeredis, Sentinel's) runs them as a round
-        trip; so does a send that fails on a connection, sent once more on a new one, as ``run`` does."""
-        connection = self._connection()
-        wire = None
-        try:
-            wire = self._wire(connection)
-            if wire is not None and not wire.closed_by_server():
-                wire.send(b"".join([hiredis.pack_command(command) for command in commands]), len(commands))
-                return
-        except (RedisConnectionError, RedisTimeoutError):
-            pass
-        except BaseException:
-            self._drop(connection)
-            raise
-        if wire is not None:
-            self._drop(connection)  # closed by the server, or the send failed: ``run`` reconnects
-        self.run(commands)
-
     def _connection(self) -> Any:
         connection = getattr(self._local, "connection", None)
         if connection is None or connection.pid != os.getpid():  # none yet, or inherited over a fork
@@ -231,21 +164,9 @@ class ThreadLink:
 
     def _drop(self, connection: Any) -> None:
         """Close the connection and hand it back to the pool, which reconnects it when next used."""
-        wire = self._local.wire
-        if wire is not None and wire.unread:
-            log.warning("Redis connection lost before the replies of %d commands sent without waiting were "
-                        "read: they may not have run (a USSD session's last save may be lost)", wire.unread)
         self._local.connection = None
         self._local.wire = None
         try:
             connection.disconnect()
         finally:
             self.client.connection_pool.release(connection)
-
-
-def _log_failed_sends(errors: list[RedisError]) -> None:
-    """Error replies to commands ``send`` sent: nobody waits for them any more, so they are logged
-    (by class: an error's text may name a key)."""
-    if errors:
-        log.warning("Redis refused %d commands sent without waiting for their replies (%s)", len(errors),
-                    ", ".join(sorted({type(error).__name__ for error in errors})))

@@ -11,9 +11,8 @@
 
 A hop costs two round trips: ``open`` takes the lock and reads the session and the phone's resume
 point in one batch of commands (the caller may add its own, e.g. the hop count of the rate limit),
-and ``save`` writes and unlocks in another, sent without waiting for its replies (nothing the hop
-answers depends on them; ``gateway.redis_link``'s ``Batch.send``). Both go through
-``gateway.redis_link``, on a connection the calling thread keeps.
+and ``save`` writes and unlocks in another. Both go through ``gateway.redis_link``, on a
+connection the calling thread keeps.
 
 Expiry is judged by the injected clock (the Redis TTL is the backstop), so tests move time
 without sleeping.
@@ -225,10 +224,8 @@ class SessionStore:
         return answer, str(record.state.get("screen")) if record.last_digest == key else None
 
     def save(self, record: SessionRecord, resume: ResumeAction, held: Opened | None = None) -> bool:
-        """Store the session and its resume point and release the lock, in one round trip whose
-        replies the thread reads later (``Batch.send``: the commands are in Redis's socket when this
-        returns, so any hop sent after the answer finds them run); False when nothing was stored
-        because another hop of the session holds the lock now.
+        """Store the session and its resume point and release the lock, in one round trip; False
+        when nothing was stored because another hop of the session holds the lock now.
 
         The commands run in this order (a pipeline, without ``MULTI``: the session is one ``SET``,
         so a reader finds the old record or the new one, and the lock goes only after it).
@@ -242,7 +239,7 @@ class SessionStore:
         pipe = self.link.pipeline()
         self._queue_save(pipe, record, resume)
         pipe.execute_command("DEL", self._lock_key(record.session_id))
-        pipe.send()
+        pipe.execute()
         return True
 
     def _queue_save(self, pipe: Any, record: SessionRecord, resume: ResumeAction) -> None:
