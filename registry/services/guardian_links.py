@@ -71,6 +71,7 @@ def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institut
         raise UnlinkRefused(f"no learner has UPI {code}")
     if institution_code is not None and learner.institution.code != institution_code.strip().upper():
         raise UnlinkRefused(f"{code} is not enrolled at {institution_code.strip().upper()}")
+    lock_guardian(session, number)
     link = session.scalars(
         select(GuardianLink).join(Guardian, Guardian.id == GuardianLink.guardian_id)
         .where(GuardianLink.learner_id == learner.id, Guardian.phone == number)
@@ -88,6 +89,15 @@ def unlink_guardian(session: Session, upi: str, phone: str, *, by: str, institut
                       detail=detail[:200])
     return Unlinked(upi=code, masked_name=learner.masked_name, phone=number, relationship=relationship,
                     verified_at=verified_at, phones_left=left or 0, withdrawn=withdrawn)
+
+
+def lock_guardian(session: Session, phone: str) -> None:
+    """Lock the guardian row of ``phone`` (PostgreSQL: ``FOR NO KEY UPDATE``) before one of its
+    links is deleted. The trigger that marks a guardian left with no link (``models.unlinking``)
+    locks that row after the delete; an activation locks it first and then writes the link, so a
+    delete that took the link's row before the guardian's deadlocked with it. A path deleting the
+    links of several guardians must lock them all first, in id order."""
+    session.execute(select(Guardian.id).where(Guardian.phone == phone).with_for_update(key_share=True))
 
 
 def withdraw_queued(session: Session, phone: str, learner: Learner) -> int:
