@@ -69,6 +69,13 @@ def on_reload(server):
         server.num_workers = 1
 
 
+def post_worker_init(worker):
+    """The app is loaded: its start-up objects out of the cyclic collector's full passes (``gateway.heap``)."""
+    from gateway.heap import freeze_start_up_objects
+
+    freeze_start_up_objects()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -18,6 +18,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
 from gateway.degraded import replay_spool
+from gateway.heap import freeze_start_up_objects
 from gateway.logs import redact
 from registry.models import Priority
 
@@ -191,6 +192,8 @@ def run_worker(runtime: Runtime, *, burst: bool = False, logging_level: str = "I
     keeper = Housekeeper(runtime)
     keeper.start()
     try:
-        build_worker(runtime, bulk=bulk).work(logging_level=logging_level)
+        worker = build_worker(runtime, bulk=bulk)
+        freeze_start_up_objects()  # a code's send must not wait out a full pass over them (gateway.heap)
+        worker.work(logging_level=logging_level)
     finally:
         keeper.stop()
