@@ -39,7 +39,10 @@ def test_the_objects_alive_at_start_are_frozen_and_garbage_is_not() -> None:
     assert gc.get_freeze_count() == frozen
 
 
-def test_gunicorn_conf_freezes_each_worker_once_the_app_is_loaded() -> None:
+def test_gunicorn_conf_freezes_each_worker_once_the_app_is_loaded(monkeypatch, tmp_path) -> None:
+    # the file sets PROMETHEUS_MULTIPROC_DIR when unset: kept to this test, or the processes later
+    # tests start would inherit a metrics folder nobody made
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"), run_name="__config__")
     assert gc.get_freeze_count() == 0
     config["post_worker_init"](object())
