@@ -15,6 +15,7 @@ _shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK
 _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
                                      os.path.join(_shm or tempfile.gettempdir(), "elimu-metrics"))
 
+from gateway.heap import post_worker_init  # noqa: E402, F401 - the hook: the app's start-up objects frozen
 from gateway.logs import ACCESS_LOG_FORMAT  # noqa: E402 - after the line above
 
 
@@ -67,13 +68,6 @@ def on_reload(server):
     if embedded_redis and server.cfg.workers > 1:
         server.cfg.set("workers", 1)
         server.num_workers = 1
-
-
-def post_worker_init(worker):
-    """The app is loaded: its start-up objects out of the cyclic collector's full passes (``gateway.heap``)."""
-    from gateway.heap import freeze_start_up_objects
-
-    freeze_start_up_objects()
 
 
 def child_exit(server, worker):

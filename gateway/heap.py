@@ -19,3 +19,8 @@ def freeze_start_up_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def post_worker_init(_worker: object) -> None:
+    """gunicorn's hook once a worker has loaded the app (gunicorn.conf.py, ``elimu serve``)."""
+    freeze_start_up_objects()

@@ -24,7 +24,7 @@ from typing import NoReturn
 import click
 
 from ..config import ConfigError, Settings
-from ..heap import freeze_start_up_objects
+from ..heap import post_worker_init
 from ..logs import ACCESS_LOG_FORMAT
 from . import Context, pass_context
 
@@ -45,11 +45,6 @@ def _gunicorn(app_factory, options: dict[str, object]):
             return app_factory()
 
     return Gunicorn()
-
-
-def _freeze_after_load(_worker: object) -> None:
-    """gunicorn's post_worker_init: the app is loaded, its objects out of the collector's full passes."""
-    freeze_start_up_objects()
 
 
 def check_web_concurrency() -> None:
@@ -103,7 +98,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, debug: bool, config:
     }
     if child_exit is not None:
         options["child_exit"] = child_exit
-    options["post_worker_init"] = _freeze_after_load
+    options["post_worker_init"] = post_worker_init
     click.echo(f"Elimu Gateway on http://{host}:{port} ({'embedded' if embedded else 'production'} mode)")
     _gunicorn(lambda: create_app(settings=settings, start_embedded_worker=embedded), options).run()
 
